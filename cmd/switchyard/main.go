@@ -1,0 +1,59 @@
+// Command switchyard is the one binary of the switchyard WAMP router: `switchyard start`
+// runs a complete node; later subcommands run the cluster roles and the load generator.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at release build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "start":
+		err = runStart(os.Args[2:])
+	case "version", "--version", "-v":
+		fmt.Println(versionString())
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "switchyard: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `switchyard: a WAMP router
+
+Usage:
+  switchyard start [flags]   run a standalone node (realm1, anonymous, ws://127.0.0.1:8080/ws)
+  switchyard version         print the version
+Run "switchyard start -h" for the flags.
+`)
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		return fmt.Sprintf("switchyard %s %s", v, bi.GoVersion)
+	}
+	return "switchyard " + v
+}

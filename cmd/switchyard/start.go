@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"html"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/node"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// startFlags are the flags of `switchyard start`; their zero config is the embedded default.
+type startFlags struct {
+	listen, rawsocket, wsPath string
+	realms                    stringList
+	maxMsg, outboundLimit     int
+	pingInterval, pingTimeout time.Duration
+	loops                     int
+	logLevel                  string
+	shutdownGrace             time.Duration
+}
+
+func runStart(args []string) error {
+	var f startFlags
+	fs := flag.NewFlagSet("start", flag.ContinueOnError)
+	fs.StringVar(&f.listen, "listen", ":8080", "universal listener: WebSocket at --ws-path, RawSocket, and the status page at /")
+	fs.StringVar(&f.rawsocket, "rawsocket", ":8081", "RawSocket-only listener (empty to disable)")
+	fs.StringVar(&f.wsPath, "ws-path", "/ws", "WebSocket path on the universal listener")
+	fs.Var(&f.realms, "realm", "realm to serve (repeatable; default realm1)")
+	fs.IntVar(&f.maxMsg, "max-message-size", 1<<20, "largest inbound message in bytes")
+	fs.IntVar(&f.outboundLimit, "outbound-limit", 4<<20, "bytes queued per connection before a slow consumer is disconnected")
+	fs.DurationVar(&f.pingInterval, "ping-interval", 10*time.Second, "WebSocket ping after this much idle time")
+	fs.DurationVar(&f.pingTimeout, "ping-timeout", 5*time.Second, "close a connection whose ping is not answered within this")
+	fs.IntVar(&f.loops, "loops", 0, "event loops (default: one per CPU)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "time to flush GOODBYE to sessions on SIGINT/SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(f.realms) == 0 {
+		f.realms = stringList{"realm1"}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	n, err := node.Start(node.Config{
+		Listen:         f.listen,
+		RawSocket:      f.rawsocket,
+		WSPath:         f.wsPath,
+		Realms:         f.realms,
+		MaxMessageSize: f.maxMsg,
+		OutboundLimit:  f.outboundLimit,
+		PingInterval:   f.pingInterval,
+		PingTimeout:    f.pingTimeout,
+		Loops:          f.loops,
+		Logger:         log,
+		StatusPage:     func(n *node.Node) []byte { return statusPage(n, f.wsPath) },
+	})
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	srv := n.Server
+	attrs := []any{"version", version, "realms", strings.Join(f.realms, ","),
+		"websocket", fmt.Sprintf("ws://%s%s", srv.UniversalAddr(), f.wsPath),
+		"rawsocket", fmt.Sprintf("rs://%s", srv.UniversalAddr())}
+	if a := srv.RawSocketAddr(); a != nil {
+		attrs = append(attrs, "rawsocket_only", fmt.Sprintf("rs://%s", a))
+	}
+	log.Info("switchyard node started", attrs...)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String(), "sessions", n.Router.SessionCount())
+	ctx, cancel := context.WithTimeout(context.Background(), f.shutdownGrace)
+	defer cancel()
+	if err := n.Stop(ctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// statusPage is the small HTML page served at "/" of the universal listener.
+func statusPage(n *node.Node, wsPath string) []byte {
+	router := n.Router
+	var b strings.Builder
+	b.WriteString("<!doctype html><html><head><meta charset=\"utf-8\"><title>switchyard</title></head><body>")
+	fmt.Fprintf(&b, "<h1>switchyard</h1><p>%s: a WAMP router is running on this port.</p>", html.EscapeString(versionString()))
+	fmt.Fprintf(&b, "<p>WebSocket: <code>%s</code> (wamp.2.json, wamp.2.msgpack, wamp.2.cbor and .batched); RawSocket on the same port.</p>", html.EscapeString(wsPath))
+	b.WriteString("<p>Realms: ")
+	for i, r := range router.RealmNames() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "<code>%s</code>", html.EscapeString(r))
+	}
+	fmt.Fprintf(&b, "</p><p>Sessions: %d</p></body></html>\n", router.SessionCount())
+	return []byte(b.String())
+}

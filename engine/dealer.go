@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+// registration is one procedure's registration (router scope ID) and its callee.
+type registration struct {
+	id        uint64
+	procedure string
+	callee    *Session
+}
+
+func (r *registration) entryURI() string { return r.procedure }
+
+// dealer holds a realm's registrations by procedure.
+type dealer struct {
+	regs *uriTable[*registration]
+}
+
+func newDealer() *dealer { return &dealer{regs: newURITable[*registration]()} }
+
+// add registers procedure for callee; nil when it is already registered.
+func (d *dealer) add(r *Router, procedure []byte, callee *Session) *registration {
+	t := d.regs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.getLocked(string(procedure)); ok {
+		return nil
+	}
+	reg := &registration{id: r.regIDs.next(), procedure: string(procedure), callee: callee}
+	t.putLocked(reg)
+	return reg
+}
+
+// remove drops reg from the table if it is still the registration for its procedure.
+func (d *dealer) remove(reg *registration) {
+	t := d.regs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.getLocked(reg.procedure); ok && cur == reg {
+		t.deleteLocked(reg.procedure)
+	}
+}
+
+func (s *Session) register(m *codec.Message, sc *scratch) {
+	if m.Details.Has&codec.KeyMatch != 0 && string(m.Details.Match) != "exact" {
+		s.sendErrorMsg(codec.REGISTER, m.Request, ErrOptionNotAllowed,
+			"match policy "+string(m.Details.Match)+" is not supported", sc)
+		return
+	}
+	if m.Details.Has&codec.KeyInvoke != 0 && string(m.Details.Invoke) != "single" {
+		s.sendErrorMsg(codec.REGISTER, m.Request, ErrOptionNotAllowed,
+			"invocation policy "+string(m.Details.Invoke)+" is not supported", sc)
+		return
+	}
+	if !validURI(m.URI, false) {
+		s.sendError(codec.REGISTER, m.Request, ErrInvalidURI, sc)
+		return
+	}
+	s.pending.init()
+	reg := s.realm.dealer.add(s.realm.router, m.URI, s)
+	if reg == nil {
+		s.sendError(codec.REGISTER, m.Request, ErrProcedureAlreadyExists, sc)
+		return
+	}
+	if !s.track(func() { s.regs = append(s.regs, reg) }) {
+		s.realm.dealer.remove(reg)
+		return
+	}
+	sc.m = codec.Message{Type: codec.REGISTERED, Request: m.Request, Registration: reg.id}
+	s.sendAck(&sc.m, sc)
+}
+
+func (s *Session) unregister(m *codec.Message, sc *scratch) {
+	var reg *registration
+	s.mu.Lock()
+	for i, x := range s.regs {
+		if x.id == m.Registration {
+			reg = x
+			s.regs = append(s.regs[:i], s.regs[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	if reg == nil {
+		s.sendError(codec.UNREGISTER, m.Request, ErrNoSuchRegistration, sc)
+		return
+	}
+	s.realm.dealer.remove(reg)
+	sc.m = codec.Message{Type: codec.UNREGISTERED, Request: m.Request}
+	s.sendAck(&sc.m, sc)
+}
+
+// call routes a CALL to the callee as an INVOCATION and remembers who waits for it.
+// No lock, no allocation in steady state.
+func (s *Session) call(m *codec.Message, sc *scratch) {
+	if !validURI(m.URI, false) {
+		s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
+		return
+	}
+	reg, ok := s.realm.dealer.regs.Get(m.URI)
+	if !ok {
+		s.sendError(codec.CALL, m.Request, ErrNoSuchProcedure, sc)
+		return
+	}
+	callee := reg.callee
+	inv := callee.invIDs.next()
+	if !callee.pending.put(inv, pendingCall{caller: s, request: m.Request}) ||
+		callee.state.Load() != sessionOpen {
+		// The callee is leaving: take the entry back unless its leave already did and
+		// answered the caller.
+		if _, mine := callee.pending.take(inv); mine {
+			s.sendErrorMsg(codec.CALL, m.Request, ErrCanceled, "callee disconnected from in-flight request", sc)
+		}
+		return
+	}
+	args, kw, _, err := sc.payloadFor(callee.ser, s.ser, m.Args, m.Kwargs, nil)
+	if err != nil {
+		callee.pending.take(inv)
+		s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, "payload cannot be transcoded: "+err.Error(), sc)
+		return
+	}
+	sc.m = codec.Message{Type: codec.INVOCATION, Request: inv, Registration: reg.id, Args: args, Kwargs: kw}
+	if sc.out, err = callee.codec.Append(sc.out[:0], &sc.m); err == nil {
+		err = callee.peer.Send(sc.out)
+	}
+	if err != nil {
+		if _, mine := callee.pending.take(inv); mine {
+			s.sendErrorMsg(codec.CALL, m.Request, ErrCanceled, "callee unreachable: "+err.Error(), sc)
+		}
+	}
+}
+
+// yield routes a callee's YIELD back to the caller as RESULT.
+func (s *Session) yield(m *codec.Message, sc *scratch) {
+	pc, ok := s.pending.take(m.Request)
+	if !ok {
+		// The call is gone (caller left, or a duplicate YIELD): nothing to answer.
+		return
+	}
+	caller := pc.caller
+	args, kw, _, err := sc.payloadFor(caller.ser, s.ser, m.Args, m.Kwargs, nil)
+	if err != nil {
+		caller.sendErrorMsg(codec.CALL, pc.request, ErrInvalidArgument, "result cannot be transcoded: "+err.Error(), sc)
+		return
+	}
+	sc.m = codec.Message{Type: codec.RESULT, Request: pc.request, Args: args, Kwargs: kw}
+	caller.sendMsg(&sc.m, sc)
+}
+
+// invocationError routes a callee's ERROR for an INVOCATION back to the caller.
+func (s *Session) invocationError(m *codec.Message, sc *scratch) {
+	pc, ok := s.pending.take(m.Request)
+	if !ok {
+		return
+	}
+	caller := pc.caller
+	if !validURI(m.URI, false) {
+		caller.sendErrorMsg(codec.CALL, pc.request, ErrInvalidURI, "callee answered with an invalid error URI", sc)
+		return
+	}
+	args, kw, dict, err := sc.payloadFor(caller.ser, s.ser, m.Args, m.Kwargs, m.Dict)
+	if err != nil {
+		caller.sendErrorMsg(codec.CALL, pc.request, ErrInvalidArgument, "error payload cannot be transcoded: "+err.Error(), sc)
+		return
+	}
+	sc.m = codec.Message{Type: codec.ERROR, ErrType: codec.CALL, Request: pc.request,
+		URI: m.URI, Dict: dict, Args: args, Kwargs: kw}
+	caller.sendMsg(&sc.m, sc)
+}
+
+// failPending answers every call in flight to s (as callee) with wamp.error.canceled.
+func (s *Session) failPending() {
+	sc := getScratch()
+	defer putScratch(sc)
+	s.pending.drain(func(pc pendingCall) {
+		pc.caller.sendErrorMsg(codec.CALL, pc.request, ErrCanceled, "callee disconnected from in-flight request", sc)
+	})
+}

@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/puzpuzpuz/xsync/v3"
+)
+
+// pendingCall is a CALL waiting for its callee's YIELD or ERROR.
+type pendingCall struct {
+	caller  *Session
+	request uint64
+}
+
+// pendingSlots is the fixed ring of a callee's in-flight calls, indexed by INVOCATION
+// id. IDs are sequential per callee, so slots are reused in order and collide only when
+// more than len(slots) calls are in flight at once: those go to the overflow map.
+const pendingSlots = 256
+
+// Slot states.
+const (
+	slotFree uint32 = iota
+	slotWriting
+	slotReady
+	slotReading
+)
+
+type pendingSlot struct {
+	state atomic.Uint32
+	id    uint64
+	call  pendingCall
+}
+
+// pendingTable holds a callee's in-flight calls. put runs on callers' goroutines and take
+// on the callee's, concurrently: each slot is claimed with a CAS, so neither side locks
+// and neither allocates unless the ring overflows.
+type pendingTable struct {
+	once     sync.Once
+	slots    atomic.Pointer[[pendingSlots]pendingSlot]
+	overflow *xsync.MapOf[uint64, pendingCall]
+}
+
+// init allocates the table; sessions that never register pay nothing. Safe for
+// concurrent use.
+func (p *pendingTable) init() {
+	p.once.Do(func() {
+		p.overflow = xsync.NewMapOf[uint64, pendingCall]()
+		p.slots.Store(new([pendingSlots]pendingSlot))
+	})
+}
+
+// put records call under id. It returns false if the table was never initialised (the
+// session never registered, so it cannot be a callee).
+func (p *pendingTable) put(id uint64, call pendingCall) bool {
+	slots := p.slots.Load()
+	if slots == nil {
+		return false
+	}
+	sl := &slots[id%pendingSlots]
+	if sl.state.CompareAndSwap(slotFree, slotWriting) {
+		sl.id = id
+		sl.call = call
+		sl.state.Store(slotReady)
+		return true
+	}
+	p.overflow.Store(id, call)
+	return true
+}
+
+// take removes and returns the call recorded under id.
+func (p *pendingTable) take(id uint64) (pendingCall, bool) {
+	slots := p.slots.Load()
+	if slots == nil {
+		return pendingCall{}, false
+	}
+	sl := &slots[id%pendingSlots]
+	for {
+		st := sl.state.Load()
+		if st == slotReady {
+			if !sl.state.CompareAndSwap(slotReady, slotReading) {
+				continue
+			}
+			if sl.id == id {
+				c := sl.call
+				sl.call = pendingCall{}
+				sl.state.Store(slotFree)
+				return c, true
+			}
+			sl.state.Store(slotReady)
+		} else if st == slotWriting || st == slotReading {
+			runtime.Gosched() // another goroutine is mid-update of this slot: a few instructions
+			continue
+		}
+		break
+	}
+	return p.overflow.LoadAndDelete(id)
+}
+
+// drain removes every recorded call and passes it to f.
+func (p *pendingTable) drain(f func(pendingCall)) {
+	slots := p.slots.Load()
+	if slots == nil {
+		return
+	}
+	for i := range slots {
+		sl := &slots[i]
+		for {
+			st := sl.state.Load()
+			if st == slotReady {
+				if !sl.state.CompareAndSwap(slotReady, slotReading) {
+					continue
+				}
+				c := sl.call
+				sl.call = pendingCall{}
+				sl.state.Store(slotFree)
+				f(c)
+			} else if st == slotWriting || st == slotReading {
+				runtime.Gosched()
+				continue
+			}
+			break
+		}
+	}
+	p.overflow.Range(func(id uint64, c pendingCall) bool {
+		if _, ok := p.overflow.LoadAndDelete(id); ok {
+			f(c)
+		}
+		return true
+	})
+}
+
+// count returns the number of calls in flight. Safe for concurrent use; approximate.
+func (p *pendingTable) count() int {
+	slots := p.slots.Load()
+	if slots == nil {
+		return 0
+	}
+	n := p.overflow.Size()
+	for i := range slots {
+		if slots[i].state.Load() == slotReady {
+			n++
+		}
+	}
+	return n
+}

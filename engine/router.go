@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/puzpuzpuz/xsync/v3"
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+// Router holds the realms of one engine and the router-scope ID sequences.
+// All methods are safe for concurrent use.
+type Router struct {
+	realms *xsync.MapOf[string, *Realm]
+	// subIDs and regIDs are router-scope sequences shared by every realm.
+	subIDs idSeq
+	regIDs idSeq
+	log    *slog.Logger
+}
+
+// NewRouter returns a router with no realms. A nil logger means slog.Default().
+func NewRouter(log *slog.Logger) *Router {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Router{realms: xsync.NewMapOf[string, *Realm](), log: log}
+}
+
+// AddRealm creates realm name if it does not exist and returns it. Safe for concurrent use.
+func (r *Router) AddRealm(name string) *Realm {
+	rl, _ := r.realms.LoadOrCompute(name, func() *Realm {
+		return &Realm{
+			name:     name,
+			router:   r,
+			sessions: xsync.NewMapOf[uint64, *Session](),
+			broker:   newBroker(),
+			dealer:   newDealer(),
+		}
+	})
+	return rl
+}
+
+// Realm returns the realm called name. Safe for concurrent use.
+func (r *Router) Realm(name string) (*Realm, bool) { return r.realms.Load(name) }
+
+// RealmNames returns the realm names, sorted. Safe for concurrent use.
+func (r *Router) RealmNames() []string {
+	var names []string
+	r.realms.Range(func(k string, _ *Realm) bool { names = append(names, k); return true })
+	sort.Strings(names)
+	return names
+}
+
+// SessionCount returns the number of joined sessions across realms. Safe for concurrent use.
+func (r *Router) SessionCount() int {
+	n := 0
+	r.realms.Range(func(_ string, rl *Realm) bool { n += rl.sessions.Size(); return true })
+	return n
+}
+
+// Shutdown says GOODBYE with reason (e.g. wamp.close.system_shutdown) to every session
+// of every realm. The transports stay open so that the GOODBYE can be flushed; closing
+// them is the caller's job. Safe for concurrent use.
+func (r *Router) Shutdown(reason string) {
+	r.realms.Range(func(_ string, rl *Realm) bool {
+		rl.sessions.Range(func(_ uint64, s *Session) bool {
+			s.Goodbye(reason)
+			return true
+		})
+		return true
+	})
+}
+
+// Realm is one routing namespace: its sessions, broker and dealer.
+// All methods are safe for concurrent use.
+type Realm struct {
+	name     string
+	router   *Router
+	sessions *xsync.MapOf[uint64, *Session]
+	broker   *broker
+	dealer   *dealer
+}
+
+// Name returns the realm's URI.
+func (rl *Realm) Name() string { return rl.name }
+
+// SessionCount returns the number of sessions joined to the realm.
+func (rl *Realm) SessionCount() int { return rl.sessions.Size() }
+
+// Join adds a session for peer with the given identity and returns it. The caller sends
+// WELCOME (see WelcomeDetails). Safe for concurrent use.
+func (rl *Realm) Join(peer Peer, auth AuthInfo) *Session {
+	s := &Session{realm: rl, peer: peer, ser: peer.Serializer(), auth: auth}
+	s.codec = codec.For(s.ser)
+	for {
+		s.id = globalID()
+		if _, loaded := rl.sessions.LoadOrStore(s.id, s); !loaded {
+			break
+		}
+	}
+	return s
+}
+
+// RouterRoles is the WELCOME.Details.roles dict: exactly the roles and features this
+// engine implements.
+func RouterRoles() map[string]any {
+	return map[string]any{
+		"broker": map[string]any{"features": map[string]any{
+			"publisher_exclusion": true,
+		}},
+		"dealer": map[string]any{"features": map[string]any{}},
+	}
+}
+
+// WelcomeDetails returns WELCOME.Details for s: roles plus the authentication facts.
+// Safe for concurrent use.
+func (s *Session) WelcomeDetails() map[string]any {
+	return map[string]any{
+		"roles":        RouterRoles(),
+		"realm":        s.realm.name,
+		"authid":       s.auth.AuthID,
+		"authrole":     s.auth.AuthRole,
+		"authmethod":   s.auth.AuthMethod,
+		"authprovider": s.auth.AuthProvider,
+	}
+}
+
+// String describes the session for logs.
+func (s *Session) String() string {
+	return fmt.Sprintf("session %d (realm %s, authid %s)", s.id, s.realm.name, s.auth.AuthID)
+}

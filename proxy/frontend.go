@@ -1,0 +1,181 @@
+// Package proxy is the client-facing side of a node: it takes WAMP transports from
+// netpoll, runs the opening handshake (HELLO, authentication, WELCOME or ABORT) and hands
+// each established session to the engine that owns its realm. In `switchyard start` the
+// engine is in the same process; in a cluster the same handshake forwards to a router
+// shard over a link.
+package proxy
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/netpoll"
+)
+
+// Frontend implements netpoll.Handler for a standalone node: every connection is decoded
+// here and its messages are handed to the in-process engine. Its methods are called by
+// netpoll on the connection's event loop.
+type Frontend struct {
+	router *engine.Router
+	log    *slog.Logger
+}
+
+// NewFrontend returns a Frontend that joins sessions to router's realms. A nil logger means
+// slog.Default().
+func NewFrontend(router *engine.Router, log *slog.Logger) *Frontend {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Frontend{router: router, log: log}
+}
+
+// conn is the per-connection state: nil session until WELCOME.
+type conn struct {
+	codec codec.Codec
+	sess  *engine.Session
+	done  bool
+}
+
+// msgPool holds decode targets: a Message is ~200 bytes, too much to keep per idle
+// connection, and decoding happens on many loops at once.
+var msgPool = sync.Pool{New: func() any { return new(codec.Message) }}
+
+// OnOpen implements netpoll.Handler.
+func (f *Frontend) OnOpen(c *netpoll.Conn) {
+	c.SetContext(&conn{codec: codec.For(c.Serializer())})
+}
+
+// OnMessage implements netpoll.Handler: decode, then handshake or route.
+func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
+	st, _ := c.Context().(*conn)
+	if st == nil || st.done {
+		return
+	}
+	m := msgPool.Get().(*codec.Message)
+	defer func() { m.Reset(); msgPool.Put(m) }()
+	if err := st.codec.Decode(msg, m); err != nil {
+		f.log.Warn("undecodable message", "remote", c.RemoteAddr().String(),
+			"serializer", c.Serializer().String(), "err", err)
+		if st.sess != nil {
+			st.sess.Abort(engine.ErrProtocolViolation, err.Error())
+		} else {
+			f.abort(c, st, engine.ErrProtocolViolation, err.Error())
+		}
+		st.done = true
+		return
+	}
+	if st.sess != nil {
+		if !st.sess.Receive(m) {
+			st.done = true
+		}
+		return
+	}
+	f.hello(c, st, m)
+}
+
+// OnClose implements netpoll.Handler: the session leaves its realm.
+func (f *Frontend) OnClose(c *netpoll.Conn, err error) {
+	st, _ := c.Context().(*conn)
+	if st == nil {
+		return
+	}
+	if st.sess != nil {
+		st.sess.Leave()
+	}
+	st.done = true
+}
+
+// hello runs the opening handshake for the first message of a connection.
+func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
+	if m.Type != codec.HELLO {
+		f.abort(c, st, engine.ErrProtocolViolation, "expected HELLO, got "+m.Type.String())
+		return
+	}
+	realmName := string(m.URI)
+	details, err := codec.DecodeDict(c.Serializer(), m.Dict)
+	if err != nil {
+		f.abort(c, st, engine.ErrProtocolViolation, "HELLO.Details: "+err.Error())
+		return
+	}
+	roles, _ := details["roles"].(map[string]any)
+	if !hasClientRole(roles) {
+		f.abort(c, st, engine.ErrProtocolViolation, "HELLO.Details.roles must name at least one client role")
+		return
+	}
+	realm, ok := f.router.Realm(realmName)
+	if !ok {
+		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realmName))
+		return
+	}
+	if methods, ok := details["authmethods"].([]any); ok && len(methods) > 0 && !contains(methods, "anonymous") {
+		f.abort(c, st, engine.ErrNoAuthMethod, "this realm offers the authentication method anonymous only")
+		return
+	}
+	sess := realm.Join(c, engine.AuthInfo{
+		AuthID:       anonymousAuthID(),
+		AuthRole:     "anonymous",
+		AuthMethod:   "anonymous",
+		AuthProvider: "static",
+	})
+	st.sess = sess
+	w := codec.Message{Type: codec.WELCOME, Session: sess.ID(), DictAny: sess.WelcomeDetails()}
+	f.send(c, &w)
+	f.log.Debug("session joined", "session", sess.ID(), "realm", realmName,
+		"remote", c.RemoteAddr().String(), "transport", c.Transport(), "serializer", c.Serializer().String())
+}
+
+// abort ends a connection that has no session yet with ABORT reason.
+func (f *Frontend) abort(c *netpoll.Conn, st *conn, reason, message string) {
+	f.log.Warn("session aborted", "remote", c.RemoteAddr().String(), "reason", reason, "message", message)
+	a := codec.Message{Type: codec.ABORT, URI: []byte(reason), DictAny: map[string]any{"message": message}}
+	f.send(c, &a)
+	st.done = true
+	c.Close()
+}
+
+func (f *Frontend) send(c *netpoll.Conn, m *codec.Message) {
+	b, err := codec.For(c.Serializer()).Append(nil, m)
+	if err != nil {
+		f.log.Error("encode failed", "type", m.Type.String(), "err", err)
+		return
+	}
+	_ = c.Send(b)
+}
+
+func hasClientRole(roles map[string]any) bool {
+	for _, r := range []string{"publisher", "subscriber", "caller", "callee"} {
+		if _, ok := roles[r]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []any, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// anonymousAuthID returns a random authid in Crossbar's XXXX-XXXX-XXXX-XXXX-XXXX-XXXX
+// style, so that anonymous sessions are distinguishable in logs and meta events.
+func anonymousAuthID() string {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXY3456789"
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	out := make([]byte, 0, 29)
+	for i, x := range b {
+		if i > 0 && i%4 == 0 {
+			out = append(out, '-')
+		}
+		out = append(out, alphabet[int(x)%len(alphabet)])
+	}
+	return string(out)
+}
