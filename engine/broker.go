@@ -153,9 +153,10 @@ func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, exclud
 					"topic", sub.topic, "to", ser.String(), "err", err)
 				continue
 			}
-			ev := codec.Message{Type: codec.EVENT, Subscription: sub.id, Publication: pub,
+			// sc.m, not a local: a Message passed to the Codec interface escapes.
+			sc.m = codec.Message{Type: codec.EVENT, Subscription: sub.id, Publication: pub,
 				Args: args, Kwargs: kw}
-			sc.frame[ser], err = r.codec.Append(sc.frame[ser][:0], &ev)
+			sc.frame[ser], err = r.codec.Append(sc.frame[ser][:0], &sc.m)
 			if err != nil {
 				s.logger().Warn("publish: encode failed", "session", s.id, "err", err)
 				continue

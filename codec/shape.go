@@ -1,0 +1,364 @@
+package codec
+
+import "fmt"
+
+// This file holds the one table that describes the shape of every WAMP message; the
+// JSON, MessagePack and CBOR codecs all walk it, so the per-type layout lives here once.
+
+// elemKind is the kind of one message element after the type code.
+type elemKind uint8
+
+const (
+	eRequest      elemKind = iota + 1 // id -> Message.Request
+	eSession                          // id -> Message.Session
+	eSubscription                     // id -> Message.Subscription
+	eRegistration                     // id -> Message.Registration
+	ePublication                      // id -> Message.Publication
+	eErrType                          // integer -> Message.ErrType
+	eURI                              // string -> Message.URI
+	eDict                             // dict -> Message.Dict (+ Details)
+	eArgs                             // list (or payload bytes) -> Message.Args
+	eKwargs                           // dict -> Message.Kwargs
+)
+
+var elemNames = [...]string{
+	eRequest: "Request", eSession: "Session", eSubscription: "Subscription",
+	eRegistration: "Registration", ePublication: "Publication", eErrType: "REQUEST.Type",
+	eURI: "URI", eDict: "Dict", eArgs: "Arguments", eKwargs: "ArgumentsKw",
+}
+
+func (k elemKind) String() string { return elemNames[k] }
+
+// shape is the layout of one message type: the elements after the type code, how many
+// of them are required (min) and allowed (max), and which Details keys its dict feeds.
+type shape struct {
+	elems [6]elemKind
+	min   uint8
+	max   uint8
+	keys  uint32
+}
+
+const maxID = 1 << 53
+
+// idKeys are the Details keys holding ids; boolKeys booleans; strKeys strings.
+const (
+	boolKeys = KeyAcknowledge | KeyExcludeMe | KeyDiscloseMe | KeyReceiveProgress | KeyProgress
+	strKeys  = KeyMatch | KeyInvoke | KeyTopic | KeyProcedure | KeyMessage
+	idKeys   = KeyPublisher | KeyCaller
+	intKeys  = KeyTimeout
+)
+
+func mk(keys uint32, min int, elems ...elemKind) shape {
+	s := shape{min: uint8(min), max: uint8(len(elems)), keys: keys}
+	copy(s.elems[:], elems)
+	return s
+}
+
+// shapes is indexed by MessageType; max == 0 marks an unknown type.
+var shapes = [...]shape{
+	HELLO:        mk(0, 2, eURI, eDict),
+	WELCOME:      mk(0, 2, eSession, eDict),
+	ABORT:        mk(KeyMessage, 2, eDict, eURI),
+	CHALLENGE:    mk(0, 2, eURI, eDict),
+	AUTHENTICATE: mk(0, 2, eURI, eDict),
+	GOODBYE:      mk(KeyMessage, 2, eDict, eURI),
+	ERROR:        mk(0, 4, eErrType, eRequest, eDict, eURI, eArgs, eKwargs),
+	PUBLISH:      mk(KeyAcknowledge|KeyExcludeMe|KeyDiscloseMe, 3, eRequest, eDict, eURI, eArgs, eKwargs),
+	PUBLISHED:    mk(0, 2, eRequest, ePublication),
+	SUBSCRIBE:    mk(KeyMatch, 3, eRequest, eDict, eURI),
+	SUBSCRIBED:   mk(0, 2, eRequest, eSubscription),
+	UNSUBSCRIBE:  mk(0, 2, eRequest, eSubscription),
+	UNSUBSCRIBED: mk(0, 1, eRequest, eDict), // advanced: revocation carries Details
+	EVENT:        mk(KeyTopic|KeyPublisher, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
+	CALL:         mk(KeyDiscloseMe|KeyReceiveProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
+	CANCEL:       mk(0, 2, eRequest, eDict),
+	RESULT:       mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
+	REGISTER:     mk(KeyMatch|KeyInvoke, 3, eRequest, eDict, eURI),
+	REGISTERED:   mk(0, 2, eRequest, eRegistration),
+	UNREGISTER:   mk(0, 2, eRequest, eRegistration),
+	UNREGISTERED: mk(0, 1, eRequest, eDict),
+	INVOCATION:   mk(KeyReceiveProgress|KeyProcedure|KeyCaller|KeyTimeout, 3, eRequest, eRegistration, eDict, eArgs, eKwargs),
+	INTERRUPT:    mk(0, 2, eRequest, eDict),
+	YIELD:        mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
+}
+
+// shapeOf returns the shape of type code t, or nil for an unknown type.
+func shapeOf(t uint64) *shape {
+	if t < uint64(len(shapes)) && shapes[t].max != 0 {
+		return &shapes[t]
+	}
+	return nil
+}
+
+// setID stores an integer element of kind k into m.
+func setID(m *Message, k elemKind, v uint64) {
+	switch k {
+	case eRequest:
+		m.Request = v
+	case eSession:
+		m.Session = v
+	case eSubscription:
+		m.Subscription = v
+	case eRegistration:
+		m.Registration = v
+	case ePublication:
+		m.Publication = v
+	case eErrType:
+		m.ErrType = MessageType(v)
+	}
+}
+
+// getID is the inverse of setID.
+func getID(m *Message, k elemKind) uint64 {
+	switch k {
+	case eRequest:
+		return m.Request
+	case eSession:
+		return m.Session
+	case eSubscription:
+		return m.Subscription
+	case eRegistration:
+		return m.Registration
+	case ePublication:
+		return m.Publication
+	case eErrType:
+		return uint64(m.ErrType)
+	}
+	return 0
+}
+
+// idLimit is the largest value allowed for an integer element of kind k.
+func idLimit(k elemKind) uint64 {
+	if k == eErrType {
+		return 255
+	}
+	return maxID
+}
+
+// detailKey maps a dict key to its Details bit (0 for keys the router does not read).
+// The switch on string(key) does not allocate.
+func detailKey(key []byte) uint32 {
+	switch string(key) {
+	case "acknowledge":
+		return KeyAcknowledge
+	case "exclude_me":
+		return KeyExcludeMe
+	case "disclose_me":
+		return KeyDiscloseMe
+	case "receive_progress":
+		return KeyReceiveProgress
+	case "progress":
+		return KeyProgress
+	case "match":
+		return KeyMatch
+	case "invoke":
+		return KeyInvoke
+	case "timeout":
+		return KeyTimeout
+	case "topic":
+		return KeyTopic
+	case "procedure":
+		return KeyProcedure
+	case "publisher":
+		return KeyPublisher
+	case "caller":
+		return KeyCaller
+	case "message":
+		return KeyMessage
+	}
+	return 0
+}
+
+// detailOrder lists the Details keys in encoding order with their names.
+var detailOrder = [...]struct {
+	bit  uint32
+	name string
+}{
+	{KeyAcknowledge, "acknowledge"}, {KeyExcludeMe, "exclude_me"},
+	{KeyDiscloseMe, "disclose_me"}, {KeyReceiveProgress, "receive_progress"},
+	{KeyProgress, "progress"}, {KeyMatch, "match"}, {KeyInvoke, "invoke"},
+	{KeyTimeout, "timeout"}, {KeyTopic, "topic"}, {KeyProcedure, "procedure"},
+	{KeyPublisher, "publisher"}, {KeyCaller, "caller"}, {KeyMessage, "message"},
+}
+
+func keyName(bit uint32) string {
+	for _, d := range detailOrder {
+		if d.bit == bit {
+			return d.name
+		}
+	}
+	return "?"
+}
+
+func (d *Details) setBool(bit uint32, v bool) {
+	d.Has |= bit
+	switch bit {
+	case KeyAcknowledge:
+		d.Acknowledge = v
+	case KeyExcludeMe:
+		d.ExcludeMe = v
+	case KeyDiscloseMe:
+		d.DiscloseMe = v
+	case KeyReceiveProgress:
+		d.ReceiveProgress = v
+	case KeyProgress:
+		d.Progress = v
+	}
+}
+
+func (d *Details) getBool(bit uint32) bool {
+	switch bit {
+	case KeyAcknowledge:
+		return d.Acknowledge
+	case KeyExcludeMe:
+		return d.ExcludeMe
+	case KeyDiscloseMe:
+		return d.DiscloseMe
+	case KeyReceiveProgress:
+		return d.ReceiveProgress
+	case KeyProgress:
+		return d.Progress
+	}
+	return false
+}
+
+// setStr stores a string detail; it reports false when the value is not allowed
+// (match must be exact, prefix or wildcard).
+func (d *Details) setStr(bit uint32, v []byte) bool {
+	d.Has |= bit
+	switch bit {
+	case KeyMatch:
+		switch string(v) {
+		case "exact", "prefix", "wildcard":
+		default:
+			return false
+		}
+		d.Match = v
+	case KeyInvoke:
+		d.Invoke = v
+	case KeyTopic:
+		d.Topic = v
+	case KeyProcedure:
+		d.Procedure = v
+	case KeyMessage:
+		d.Message = v
+	}
+	return true
+}
+
+func (d *Details) getStr(bit uint32) []byte {
+	switch bit {
+	case KeyMatch:
+		return d.Match
+	case KeyInvoke:
+		return d.Invoke
+	case KeyTopic:
+		return d.Topic
+	case KeyProcedure:
+		return d.Procedure
+	case KeyMessage:
+		return d.Message
+	}
+	return nil
+}
+
+func (d *Details) setUint(bit uint32, v uint64) {
+	d.Has |= bit
+	switch bit {
+	case KeyPublisher:
+		d.Publisher = v
+	case KeyCaller:
+		d.Caller = v
+	}
+}
+
+func (d *Details) getUint(bit uint32) uint64 {
+	switch bit {
+	case KeyPublisher:
+		return d.Publisher
+	case KeyCaller:
+		return d.Caller
+	}
+	return 0
+}
+
+// numDetails counts the keys Append writes for d.
+func numDetails(d *Details) int {
+	n := 0
+	for _, k := range detailOrder {
+		if d.Has&k.bit != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// appendCount returns how many elements after the type code Append writes for m.
+func appendCount(sh *shape, m *Message) int {
+	n := int(sh.min)
+	for i := n; i < int(sh.max); i++ {
+		switch sh.elems[i] {
+		case eDict:
+			if m.Dict != nil || m.DictAny != nil || m.Details.Has != 0 {
+				n = i + 1
+			}
+		case eArgs:
+			if m.Args != nil || m.Kwargs != nil {
+				n = i + 1
+			}
+		case eKwargs:
+			if m.Kwargs != nil {
+				n = i + 1
+			}
+		}
+	}
+	return n
+}
+
+// invalid builds an error wrapping ErrInvalid: "codec: <serializer>: <msg>: invalid ...".
+func invalid(s Serializer, format string, args ...any) error {
+	return fmt.Errorf("codec: %s: %s: %w", s, fmt.Sprintf(format, args...), ErrInvalid)
+}
+
+// wrap turns a lower-level error into one wrapping ErrInvalid.
+func wrap(s Serializer, what string, err error) error {
+	return fmt.Errorf("codec: %s: %s: %v: %w", s, what, err, ErrInvalid)
+}
+
+// Append-side errors (bad Message, not bad input) do not wrap ErrInvalid.
+func encErr(s Serializer, format string, args ...any) error {
+	return fmt.Errorf("codec: %s: encode: %s", s, fmt.Sprintf(format, args...))
+}
+
+// For returns the codec for s (JSON, MsgPack or CBOR). It panics on an unknown
+// serializer. The returned codecs are stateless and safe for concurrent use.
+//
+// Decode rules common to all three codecs:
+//   - the message is one list whose first element is a known type code; element count and
+//     element types follow the WAMP spec for that type (ids are integers in [0, 2^53],
+//     ERROR's REQUEST.Type an integer in [0, 255], URIs strings, Details/Options dicts,
+//     Arguments a list, ArgumentsKw a dict). UNSUBSCRIBED and UNREGISTERED accept the
+//     advanced-profile trailing Details dict. Arguments may also be a byte string (or, in
+//     JSON, a string) carrying a Payload Passthru Mode payload; ArgumentsKw must then be
+//     absent. Anything else, trailing bytes included, is an error wrapping ErrInvalid.
+//   - the dict's well-known keys that the message type uses (see Details) are parsed and
+//     type-checked: a wrong type, or a match other than exact/prefix/wildcard, is an
+//     error naming the key; a null value counts as absent; other keys are skipped.
+//   - Decode aliases b and does not allocate, except for a URI, dict key or Details string
+//     written with JSON escapes or as a CBOR indefinite-length (chunked) string: those are
+//     unescaped/joined into a new slice. Strings are not checked for valid UTF-8.
+//
+// Append writes ids as unsigned integers in their smallest encoding, JSON without spaces,
+// CBOR with definite lengths. An optional trailing dict (UNSUBSCRIBED, UNREGISTERED) is
+// written only when Dict, DictAny or Details.Has is set.
+func For(s Serializer) Codec {
+	switch s {
+	case JSON:
+		return jsonCodec{}
+	case MsgPack:
+		return msgpackCodec{}
+	case CBOR:
+		return cborCodec{}
+	}
+	panic(fmt.Sprintf("codec: unknown serializer %d", uint8(s)))
+}
