@@ -84,7 +84,7 @@ func TestPubSubAcrossSerializers(t *testing.T) {
 					t.Fatalf("bad SUBSCRIBED %+v", subd)
 				}
 				m := codec.Message{Type: codec.PUBLISH, Request: 1, URI: []byte("com.example.topic"),
-					Args: raw(t, from, []any{"hello", int64(-3), uint64(1) << 40, 1.5, []byte{0, 1, 2}}),
+					Args:   raw(t, from, []any{"hello", int64(-3), uint64(1) << 40, 1.5, []byte{0, 1, 2}}),
 					Kwargs: raw(t, from, map[string]any{"k": "v"})}
 				m.Details.Has, m.Details.Acknowledge = codec.KeyAcknowledge, true
 				pub.Receive(&m)
