@@ -1,0 +1,376 @@
+package netpoll
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+// Transport names returned by Conn.Transport.
+const (
+	transportWebSocket = "websocket"
+	transportRawSocket = "rawsocket"
+)
+
+// Conn states (Conn.state, atomic).
+const (
+	stActive  int32 = iota // accepting Sends
+	stClosing              // Close requested or protocol close: flush, then close
+	stSlow                 // closed by the slow-consumer policy: no flush
+	stClosed               // gnet closed it
+)
+
+// Loop-side protocol phases (Conn.phase, event-loop only).
+const (
+	phaseSniff       uint8 = iota // universal port, nothing read yet
+	phaseHTTP                     // accumulating an HTTP request
+	phaseRSHandshake              // waiting for the 4-byte RawSocket handshake
+	phaseWS                       // WebSocket frames
+	phaseRS                       // RawSocket frames
+	phaseDone                     // closing: inbound is discarded
+)
+
+// Close reasons set from other goroutines (Conn.reason, atomic).
+const (
+	reasonNone int32 = iota
+	reasonPingTimeout
+	reasonHandshakeTimeout
+)
+
+var (
+	errPingTimeout      = errors.New("netpoll: ping timeout")
+	errHandshakeTimeout = errors.New("netpoll: handshake timeout")
+	errNoCloseFrame     = errors.New("netpoll: websocket closed without close frame")
+)
+
+// Conn is one client connection (WebSocket or RawSocket) owned by one event loop.
+// Send, Close, SetContext, Context and the getters are safe for concurrent use from any
+// goroutine; everything else in Conn runs on its event loop.
+type Conn struct {
+	srv    *Server
+	gc     gnet.Conn
+	loop   *loopState
+	remote net.Addr
+
+	// Outbound queue: Treiber stack of framed messages, drained by the loop.
+	q      atomic.Pointer[outNode]
+	queued atomic.Int64 // bytes in q
+	// inTraffic is true while the loop is inside OnTraffic before its final drain: a
+	// Send that sees it needs no Wake (the loop drains after it anyway).
+	inTraffic atomic.Bool
+
+	state    atomic.Int32
+	reason   atomic.Int32
+	isOpen   atomic.Bool // OnOpen done (ticker reads it; fields below are then immutable)
+	lastRead atomic.Int64
+	pingAt   atomic.Int64 // when the outstanding keepalive ping was queued; 0 = none
+	born     int64
+	ctx      atomic.Pointer[ctxBox]
+
+	// Fixed before OnOpen (published by isOpen / the Handler).
+	transport string
+	ser       codec.Serializer
+	batched   bool
+	wsOpcode  byte // opText or opBinary
+	peerMax   int  // RawSocket: the client's max message length
+
+	// Event-loop only.
+	phase      uint8
+	opened     bool // OnOpen was called
+	closedLoop bool // onClosed ran (gnet may close synchronously inside Write)
+	closeSent  bool // WebSocket close frame queued
+	peerClosed bool // WebSocket close frame received
+	closeCode  uint16
+	closeErr   error // reported to Handler.OnClose
+	leftover   int   // inbound bytes left unconsumed by the previous OnTraffic
+	fragOp     byte
+	frag       []byte // WebSocket fragmented message being reassembled (nil when none)
+	fragActive bool
+}
+
+type ctxBox struct{ v any }
+
+// Serializer returns the negotiated serializer. Safe for concurrent use.
+func (c *Conn) Serializer() codec.Serializer { return c.ser }
+
+// Transport returns "websocket" or "rawsocket". Safe for concurrent use.
+func (c *Conn) Transport() string { return c.transport }
+
+// Batched reports whether a batched WebSocket subprotocol was negotiated. Safe for
+// concurrent use.
+func (c *Conn) Batched() bool { return c.batched }
+
+// RemoteAddr returns the peer address. Safe for concurrent use.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// SetContext stores the upper layer's per-conn state (usually in OnOpen). Safe for
+// concurrent use.
+func (c *Conn) SetContext(v any) { c.ctx.Store(&ctxBox{v}) }
+
+// Context returns the value stored by SetContext, or nil. Safe for concurrent use.
+func (c *Conn) Context() any {
+	if b := c.ctx.Load(); b != nil {
+		return b.v
+	}
+	return nil
+}
+
+// Close flushes what is queued, then closes the connection (WebSocket: close frame
+// 1000 first). Later Sends return ErrClosed. Safe for concurrent use; never blocks and
+// never calls into Handler (OnClose follows on the loop).
+func (c *Conn) Close() {
+	if c.state.CompareAndSwap(stActive, stClosing) {
+		c.wake()
+	}
+}
+
+func (c *Conn) wake() {
+	if c.srv.stopped.Load() {
+		return
+	}
+	// gnet's Wake allocates one closure per call; it is called once per batch (queue
+	// empty -> non-empty), not once per message.
+	_ = c.gc.Wake(nil)
+}
+
+// onTraffic runs on the loop for readable data and for Wake.
+func (c *Conn) onTraffic() gnet.Action {
+	if c.closedLoop {
+		return gnet.None
+	}
+	s := c.srv
+	ls := c.loop
+	c.inTraffic.Store(true)
+	ls.wbuf = ls.wbuf[:0]
+	if in := c.gc.InboundBuffered(); in > c.leftover {
+		c.lastRead.Store(s.now())
+		c.pingAt.Store(0)
+	}
+	consumed := c.readFrames()
+	ls.bytesIn.Add(uint64(consumed))
+	c.leftover = c.gc.InboundBuffered()
+	if c.closedLoop {
+		return gnet.None
+	}
+	c.inTraffic.Store(false)
+	// Load the state before draining: a Send that happened before Close() is then
+	// guaranteed to be in the queue this drain takes.
+	closing := c.phase == phaseDone || c.state.Load() != stActive
+	c.drain()
+	if c.closedLoop {
+		return gnet.None
+	}
+	if closing {
+		return c.finishClose()
+	}
+	if c.gc.OutboundBuffered() > s.cfg.OutboundLimit {
+		c.slowConsumer(int64(c.gc.OutboundBuffered()))
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// readFrames handles every complete inbound frame and returns the bytes consumed.
+func (c *Conn) readFrames() (consumed int) {
+	for !c.closedLoop {
+		var n int
+		switch c.phase {
+		case phaseSniff:
+			if c.gc.InboundBuffered() == 0 {
+				return
+			}
+			b, _ := c.gc.Peek(1)
+			if b[0] == rsMagic {
+				c.phase = phaseRSHandshake
+			} else {
+				c.phase = phaseHTTP
+			}
+			continue
+		case phaseHTTP:
+			n = c.readHTTP()
+		case phaseRSHandshake:
+			n = c.readRSHandshake()
+		case phaseWS:
+			n = c.readWS()
+		case phaseRS:
+			n = c.readRS()
+		case phaseDone:
+			n, _ = c.gc.Discard(-1)
+			consumed += n
+			return
+		}
+		if n == 0 {
+			return
+		}
+		consumed += n
+		if c.state.Load() != stActive && c.phase != phaseDone {
+			c.phase = phaseDone // Close() called from OnMessage: stop reading
+		}
+	}
+	return
+}
+
+// protocolClose closes the conn from the loop after a protocol violation: counts it,
+// logs it, sends a WebSocket close frame with code when the WS is open.
+func (c *Conn) protocolClose(code uint16, msg string, err error, attrs ...any) {
+	c.srv.protoErrs.Add(1)
+	if err == nil {
+		err = errors.New("netpoll: " + msg)
+	}
+	c.srv.log.Info("netpoll: "+msg+", closing", append([]any{"remote", c.remote.String(), "transport", c.transportName(), "error", err}, attrs...)...)
+	c.closeWith(code, err)
+}
+
+// closeWith starts the close on the loop; err is reported to Handler.OnClose.
+func (c *Conn) closeWith(code uint16, err error) {
+	if c.phase == phaseDone {
+		return
+	}
+	c.phase = phaseDone
+	c.closeCode = code
+	c.closeErr = err
+	c.state.CompareAndSwap(stActive, stClosing)
+}
+
+func (c *Conn) transportName() string {
+	if c.transport != "" {
+		return c.transport
+	}
+	switch c.phase {
+	case phaseHTTP:
+		return "http"
+	case phaseRSHandshake:
+		return transportRawSocket
+	}
+	return "unknown"
+}
+
+// finishClose runs on the loop once the conn is closing: queue the WebSocket close
+// frame, then close as soon as gnet's outbound backlog has been written.
+func (c *Conn) finishClose() gnet.Action {
+	c.phase = phaseDone
+	if c.state.Load() == stSlow {
+		return gnet.Close
+	}
+	if c.opened && c.transport == transportWebSocket && !c.closeSent {
+		c.closeSent = true
+		code := c.closeCode
+		if code == 0 && !c.peerClosed {
+			code = 1000
+		}
+		c.loop.wbuf = appendCloseFrame(c.loop.wbuf[:0], code)
+		c.write()
+		if c.closedLoop {
+			return gnet.None
+		}
+	}
+	s := c.srv
+	if c.gc.OutboundBuffered() == 0 {
+		return gnet.Close
+	}
+	dl, loaded := s.flushing.LoadOrStore(c, s.now()+int64(s.cfg.PingTimeout))
+	if loaded && s.now() >= dl {
+		return gnet.Close
+	}
+	return gnet.None // the ticker wakes us to check again
+}
+
+// write hands the loop's write buffer to gnet (one write syscall, or a copy into
+// gnet's outbound buffer when the socket is full) and resets it.
+func (c *Conn) write() {
+	ls := c.loop
+	if len(ls.wbuf) == 0 {
+		return
+	}
+	ls.bytesOut.Add(uint64(len(ls.wbuf)))
+	_, _ = c.gc.Write(ls.wbuf) // on error gnet closes the conn (onClosed runs inside)
+	if cap(ls.wbuf) > maxKeptBuf {
+		ls.wbuf = nil
+	} else {
+		ls.wbuf = ls.wbuf[:0]
+	}
+}
+
+// slowConsumer applies the slow-consumer policy once: mark, log, count, close.
+func (c *Conn) slowConsumer(queued int64) {
+	for {
+		st := c.state.Load()
+		if st == stSlow || st == stClosed {
+			return
+		}
+		if c.state.CompareAndSwap(st, stSlow) {
+			break
+		}
+	}
+	s := c.srv
+	s.slowClosed.Add(1)
+	s.log.Warn("netpoll: slow consumer, closing", "remote", c.remote.String(),
+		"transport", c.transport, "queued_bytes", queued, "limit", s.cfg.OutboundLimit)
+	if !s.stopped.Load() {
+		_ = c.gc.Close()
+	}
+}
+
+// onClosed runs on the loop when gnet closed the connection.
+func (c *Conn) onClosed(err error) {
+	if c.closedLoop {
+		return
+	}
+	c.closedLoop = true
+	// Keep stSlow so that later Sends report ErrSlowConsumer.
+	var st int32
+	for {
+		st = c.state.Load()
+		if st == stSlow || c.state.CompareAndSwap(st, stClosed) {
+			break
+		}
+	}
+	s := c.srv
+	s.conns.Delete(c)
+	s.flushing.Delete(c)
+	// Recycle what is still queued (Sends racing with this are dropped: the conn is gone).
+	for n := c.q.Swap(nil); n != nil; {
+		next := n.next
+		putNode(n)
+		n = next
+	}
+	c.queued.Store(0)
+	c.frag = nil
+	if !c.opened {
+		return
+	}
+	s.open.Add(-1)
+	var reported error
+	switch {
+	case st == stSlow:
+		reported = ErrSlowConsumer
+	case c.reason.Load() == reasonPingTimeout:
+		reported = errPingTimeout
+	case c.closeErr != nil:
+		reported = c.closeErr
+	case c.phase == phaseDone:
+		reported = nil // we or the peer closed it cleanly
+	case err == nil || errors.Is(err, io.EOF):
+		if c.transport == transportWebSocket {
+			reported = errNoCloseFrame
+		}
+	default:
+		reported = err
+	}
+	s.h.OnClose(c, reported)
+}
+
+// markOpen completes the handshake: the transport fields are set; call OnOpen.
+func (c *Conn) markOpen() {
+	s := c.srv
+	c.opened = true
+	c.lastRead.Store(s.now())
+	c.isOpen.Store(true)
+	s.open.Add(1)
+	s.h.OnOpen(c)
+}

@@ -1,0 +1,183 @@
+package netpoll
+
+import (
+	"encoding/binary"
+	"sync"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+const (
+	// writeChunk: the loop hands its write buffer to gnet whenever it grows past this,
+	// so the per-loop buffer stays small while one write still carries many frames.
+	writeChunk = 64 << 10
+	// maxKeptBuf: buffers (pooled nodes, loop buffers) grown past this are dropped
+	// after use instead of being kept, so one huge message does not pin memory.
+	maxKeptBuf = 1 << 20
+)
+
+// outNode is one framed message (or control frame) in a Conn's outbound queue.
+type outNode struct {
+	next *outNode
+	buf  []byte
+	msg  bool // a WAMP message (counted in MessagesOut), not a control frame
+}
+
+var nodePool = sync.Pool{New: func() any { return &outNode{buf: make([]byte, 0, 256)} }}
+
+func getNode() *outNode { return nodePool.Get().(*outNode) }
+
+func putNode(n *outNode) {
+	n.next = nil
+	n.msg = false
+	if cap(n.buf) > maxKeptBuf {
+		n.buf = make([]byte, 0, 256)
+	}
+	n.buf = n.buf[:0]
+	nodePool.Put(n)
+}
+
+// Send frames msg for this conn's transport (WebSocket server frame header, batched
+// framing, or RawSocket 4-byte header) and queues a copy; the conn's event loop writes
+// it. Safe for concurrent use from any goroutine, including Handler callbacks of any
+// conn. It never blocks and never calls into Handler. Messages from one goroutine are
+// written in the order of their Send calls.
+//
+// It returns ErrClosed if the conn is closing or closed (also when msg exceeds a
+// RawSocket client's announced maximum length: that is logged and the conn closed), and
+// ErrSlowConsumer if the queue went over Config.OutboundLimit (the conn is then closed).
+func (c *Conn) Send(msg []byte) error {
+	if st := c.state.Load(); st != stActive {
+		return stateErr(st)
+	}
+	n := getNode()
+	n.msg = true
+	b := n.buf[:0]
+	if c.transport == transportRawSocket {
+		if len(msg) > c.peerMax {
+			putNode(n)
+			c.srv.log.Warn("netpoll: message over the rawsocket client's max length, closing",
+				"remote", c.remote.String(), "size", len(msg), "max", c.peerMax)
+			c.Close()
+			return ErrClosed
+		}
+		b = append(b, rsRegular, byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg)))
+		b = append(b, msg...)
+	} else {
+		switch {
+		case !c.batched:
+			b = appendWSHeader(b, c.wsOpcode, len(msg))
+			b = append(b, msg...)
+		case c.ser == codec.JSON:
+			b = appendWSHeader(b, c.wsOpcode, len(msg)+1)
+			b = append(b, msg...)
+			b = append(b, jsonBatchSep)
+		default:
+			b = appendWSHeader(b, c.wsOpcode, len(msg)+4)
+			b = binary.BigEndian.AppendUint32(b, uint32(len(msg)))
+			b = append(b, msg...)
+		}
+	}
+	n.buf = b
+	return c.enqueue(n)
+}
+
+func stateErr(st int32) error {
+	if st == stSlow {
+		return ErrSlowConsumer
+	}
+	return ErrClosed
+}
+
+// enqueue pushes a framed node, enforcing OutboundLimit, and wakes the loop when the
+// queue was empty (lock-free; safe from any goroutine).
+func (c *Conn) enqueue(n *outNode) error {
+	size := int64(len(n.buf))
+	if q := c.queued.Add(size); q > int64(c.srv.cfg.OutboundLimit) {
+		c.queued.Add(-size)
+		putNode(n)
+		c.slowConsumer(q)
+		return ErrSlowConsumer
+	}
+	for {
+		old := c.q.Load()
+		n.next = old
+		if c.q.CompareAndSwap(old, n) {
+			if old == nil && !c.inTraffic.Load() {
+				c.wake()
+			}
+			return nil
+		}
+	}
+}
+
+// drain runs on the loop: it takes the whole queue, restores FIFO order and appends
+// every frame to the loop's write buffer, handing it to gnet once (or once per
+// writeChunk). Frames already in the buffer (pongs, handshake replies) go first.
+func (c *Conn) drain() {
+	head := c.q.Swap(nil)
+	if head == nil {
+		c.write()
+		return
+	}
+	var fifo *outNode
+	for head != nil {
+		next := head.next
+		head.next = fifo
+		fifo = head
+		head = next
+	}
+	ls := c.loop
+	var bytes, msgs int
+	for n := fifo; n != nil; {
+		next := n.next
+		bytes += len(n.buf)
+		if n.msg {
+			msgs++
+		}
+		if len(n.buf) >= writeChunk {
+			// Big frame: write what is buffered, then the frame itself, without a copy.
+			c.write()
+			if c.closedLoop {
+				return
+			}
+			ls.bytesOut.Add(uint64(len(n.buf)))
+			_, _ = c.gc.Write(n.buf)
+		} else {
+			ls.wbuf = append(ls.wbuf, n.buf...)
+			if len(ls.wbuf) >= writeChunk {
+				c.write()
+			}
+		}
+		putNode(n)
+		if c.closedLoop {
+			return
+		}
+		n = next
+	}
+	c.queued.Add(-int64(bytes))
+	ls.msgsOut.Add(uint64(msgs))
+	c.write()
+}
+
+// appendWSHeader appends an unmasked (server) WebSocket header for a final frame.
+func appendWSHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n <= 125:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		return binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+}
+
+// appendCloseFrame appends a WebSocket close frame (code 0: no body).
+func appendCloseFrame(b []byte, code uint16) []byte {
+	if code == 0 {
+		return append(b, 0x80|opClose, 0)
+	}
+	return append(b, 0x80|opClose, 2, byte(code>>8), byte(code))
+}
