@@ -1,0 +1,146 @@
+// Package loadgen drives real WAMP load at a switchyard node (or any WAMP router) and
+// reports throughput, latency percentiles and the router's CPU and memory cost.
+//
+// A Scenario is one kind of load (pubsub, rpc, connect); Run looks one up by name and
+// runs it with Options, returning a Result that prints as a table (Format) or as JSON.
+// All sessions use the client package over one URL, so loadgen also exercises the client.
+package loadgen
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+// Options configures a run. The zero value plus Defaults is a small valid run; the
+// `switchyard loadgen` flags map one to one onto these fields.
+type Options struct {
+	URL        string           // --url: router URL (ws://, rs://, ...)
+	Realm      string           // --realm
+	Serializer codec.Serializer // --serializer: json, msgpack or cbor
+
+	Publishers  int // --publishers (pubsub)
+	Subscribers int // --subscribers (pubsub); subscriber i subscribes to topic i%Topics
+	Topics      int // --topics (pubsub); publishers publish to the topics round-robin
+
+	Callers  int // --callers (rpc)
+	Callees  int // --callees (rpc); callee i registers its own procedure, callers spread over them
+	Inflight int // --inflight: calls in flight per caller (rpc)
+
+	Sessions    int // --sessions (connect): idle sessions to join and hold
+	Concurrency int // --concurrency (connect): joining workers
+
+	Size int // --size: encoded size of the args payload in bytes (carries an 8-byte send time)
+
+	// Rate is the total send rate in messages (publications, calls) per second, or joins
+	// per second for connect. 0 means as fast as possible; for pubsub without loss: the
+	// publishers pause while more than Window events are undelivered.
+	Rate   float64 // --rate
+	Window int     // --window (pubsub, Rate 0): undelivered events allowed in flight (at least 128 x fan-out)
+
+	Count    int64         // --count: stop after this many sends in the measured window (0: by Duration)
+	Duration time.Duration // --duration: measured window (connect: how long sessions are held idle)
+	Warmup   time.Duration // --warmup: load before the measured window starts (pubsub, rpc)
+
+	RouterPID int  // --router-pid: read router CPU and RSS from /proc/<pid> (0: not measured)
+	JSON      bool // --json: print the Result as JSON (used by the command, not by Run)
+}
+
+// Scenario defaults that Defaults applies when a field is zero.
+const (
+	DefaultURL             = "ws://127.0.0.1:8080/ws"
+	DefaultRealm           = "realm1"
+	DefaultSize            = 64
+	DefaultWindow          = 2048
+	DefaultDuration        = 10 * time.Second
+	DefaultConnectHold     = 2 * time.Second
+	DefaultConcurrency     = 64
+	defaultConnectSessions = 1000
+)
+
+// Defaults fills the zero fields of o for scenario kind ("pubsub", "rpc", "connect").
+func (o *Options) Defaults(kind string) {
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	if o.Realm == "" {
+		o.Realm = DefaultRealm
+	}
+	if o.Serializer == 0 {
+		o.Serializer = codec.JSON
+	}
+	if o.Size == 0 {
+		o.Size = DefaultSize
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Publishers == 0 {
+		o.Publishers = 1
+	}
+	if o.Subscribers == 0 {
+		o.Subscribers = 1
+	}
+	if o.Topics == 0 {
+		o.Topics = 1
+	}
+	if o.Callers == 0 {
+		o.Callers = 1
+	}
+	if o.Callees == 0 {
+		o.Callees = 1
+	}
+	if o.Inflight == 0 {
+		o.Inflight = 1
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.Sessions == 0 {
+		o.Sessions = defaultConnectSessions
+	}
+	if o.Duration == 0 && (o.Count == 0 || kind == "connect") {
+		if kind == "connect" {
+			o.Duration = DefaultConnectHold
+		} else {
+			o.Duration = DefaultDuration
+		}
+	}
+}
+
+// Validate reports the first invalid field.
+func (o *Options) Validate() error {
+	switch {
+	case o.Serializer != codec.JSON && o.Serializer != codec.MsgPack && o.Serializer != codec.CBOR:
+		return fmt.Errorf("loadgen: unknown serializer %v", o.Serializer)
+	case o.Publishers < 0, o.Subscribers < 0, o.Topics < 0, o.Callers < 0, o.Callees < 0,
+		o.Inflight < 0, o.Sessions < 0, o.Concurrency < 0, o.Window < 0:
+		return fmt.Errorf("loadgen: counts must not be negative")
+	case o.Rate < 0:
+		return fmt.Errorf("loadgen: --rate must not be negative")
+	case o.Count < 0:
+		return fmt.Errorf("loadgen: --count must not be negative")
+	case o.Duration < 0, o.Warmup < 0:
+		return fmt.Errorf("loadgen: durations must not be negative")
+	case o.Size < minSize(o.Serializer):
+		return fmt.Errorf("loadgen: --size %d is below the smallest payload for %v (%d bytes)", o.Size, o.Serializer, minSize(o.Serializer))
+	case o.Size > 16<<20:
+		return fmt.Errorf("loadgen: --size %d is above 16 MiB", o.Size)
+	}
+	return nil
+}
+
+// ParseSerializer parses "json", "msgpack" or "cbor".
+func ParseSerializer(s string) (codec.Serializer, error) {
+	switch strings.ToLower(s) {
+	case "json", "":
+		return codec.JSON, nil
+	case "msgpack", "messagepack":
+		return codec.MsgPack, nil
+	case "cbor":
+		return codec.CBOR, nil
+	}
+	return 0, fmt.Errorf("loadgen: unknown serializer %q (json, msgpack, cbor)", s)
+}

@@ -1,0 +1,170 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is what a run measured. Counters other than Errors and Lost cover the measured
+// window only (after Warmup); Errors and Lost cover the whole run.
+type Result struct {
+	Scenario   string `json:"scenario"`
+	URL        string `json:"url"`
+	Realm      string `json:"realm"`
+	Serializer string `json:"serializer"`
+
+	Publishers  int     `json:"publishers,omitempty"`
+	Subscribers int     `json:"subscribers,omitempty"`
+	Topics      int     `json:"topics,omitempty"`
+	Callers     int     `json:"callers,omitempty"`
+	Callees     int     `json:"callees,omitempty"`
+	Inflight    int     `json:"inflight,omitempty"`
+	Sessions    int     `json:"sessions,omitempty"`
+	Concurrency int     `json:"concurrency,omitempty"`
+	Size        int     `json:"size,omitempty"`
+	Rate        float64 `json:"rate"`
+
+	Elapsed time.Duration `json:"elapsed_ns"` // length of the measured window
+
+	// Sent: publications, calls or join attempts in the window. Delivered: events
+	// received by subscribers, results received by callers, or sessions joined.
+	Sent      int64 `json:"sent"`
+	Delivered int64 `json:"delivered"`
+	Errors    int64 `json:"errors"`
+	// Lost: pubsub events expected (publications x matching subscribers) and never
+	// delivered after the drain; rpc calls never answered.
+	Lost int64 `json:"lost"`
+
+	MsgsPerSec float64 `json:"msgs_per_sec"` // Delivered per second of the window
+	MBPerSec   float64 `json:"mb_per_sec"`   // payload (args) megabytes (1e6) delivered per second
+
+	// Latency: pubsub publish-to-event from the send time in the payload; rpc call
+	// round trip; connect dial-to-WELCOME. Only sends inside the window are counted.
+	Latency *Latency `json:"latency,omitempty"`
+
+	Router *RouterStats `json:"router,omitempty"`
+
+	LoadgenCPUSeconds float64 `json:"loadgen_cpu_seconds"` // this process, over the window
+	// HostCPUBusyPercent: all cores of the machine, busy over the window (/proc/stat);
+	// well below 100 while router+loadgen do not account for it means other load.
+	HostCPUBusyPercent float64 `json:"host_cpu_busy_percent"`
+	HostCPUs           int     `json:"host_cpus"`
+
+	ErrorSamples []string `json:"error_samples,omitempty"` // the first few distinct errors
+}
+
+// Latency is a latency summary in microseconds.
+type Latency struct {
+	Count  uint64  `json:"count"`
+	MinUs  float64 `json:"min_us"`
+	MeanUs float64 `json:"mean_us"`
+	P50Us  float64 `json:"p50_us"`
+	P90Us  float64 `json:"p90_us"`
+	P99Us  float64 `json:"p99_us"`
+	P999Us float64 `json:"p999_us"`
+	MaxUs  float64 `json:"max_us"`
+}
+
+// RouterStats is the router process's cost, from /proc/<pid> (--router-pid).
+type RouterStats struct {
+	PID        int     `json:"pid"`
+	CPUSeconds float64 `json:"cpu_seconds"` // utime+stime over the window (10 ms ticks)
+	CPUPercent float64 `json:"cpu_percent"` // of one core, over the window
+	// CPUPerMsgUs: router CPU microseconds per delivered event, completed call, or join.
+	CPUPerMsgUs    float64 `json:"cpu_per_msg_us"`
+	RSSBeforeBytes int64   `json:"rss_before_bytes,omitempty"` // connect: before joining
+	RSSBytes       int64   `json:"rss_bytes"`                  // at the end of the window (connect: after the hold)
+	// RSSPerSessionBytes: connect only, (RSSBytes - RSSBeforeBytes) / sessions joined.
+	RSSPerSessionBytes float64 `json:"rss_per_session_bytes,omitempty"`
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Result) WriteJSON(w io.Writer) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(r)
+}
+
+// Format writes r as a readable two-column table.
+func (r *Result) Format(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
+	row("scenario", "%s", r.Scenario)
+	row("url", "%s (realm %s, %s)", r.URL, r.Realm, r.Serializer)
+	var shape []string
+	add := func(name string, v int) {
+		if v != 0 {
+			shape = append(shape, fmt.Sprintf("%s=%d", name, v))
+		}
+	}
+	add("publishers", r.Publishers)
+	add("subscribers", r.Subscribers)
+	add("topics", r.Topics)
+	add("callers", r.Callers)
+	add("callees", r.Callees)
+	add("inflight", r.Inflight)
+	add("sessions", r.Sessions)
+	add("concurrency", r.Concurrency)
+	add("size", r.Size)
+	rate := "max"
+	if r.Rate > 0 {
+		rate = fmt.Sprintf("%g/s", r.Rate)
+	}
+	shape = append(shape, "rate="+rate)
+	row("load", "%s", strings.Join(shape, " "))
+	row("window", "%.3f s", r.Elapsed.Seconds())
+	row("sent", "%d", r.Sent)
+	row("delivered", "%d", r.Delivered)
+	row("errors", "%d", r.Errors)
+	row("lost", "%d", r.Lost)
+	unit := "msgs/s"
+	if r.Scenario == "connect" {
+		unit = "joins/s"
+	}
+	row("throughput", "%.0f %s, %.2f MB/s payload", r.MsgsPerSec, unit, r.MBPerSec)
+	if l := r.Latency; l != nil {
+		row("latency (us)", "p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f, n=%d)",
+			l.P50Us, l.P90Us, l.P99Us, l.P999Us, l.MaxUs, l.MeanUs, l.Count)
+	}
+	if rs := r.Router; rs != nil {
+		row("router cpu", "%.2f s (%.0f%% of a core), %.2f us per %s", rs.CPUSeconds, rs.CPUPercent, rs.CPUPerMsgUs, perWhat(r.Scenario))
+		if rs.RSSBeforeBytes > 0 {
+			row("router rss", "%.1f MiB -> %.1f MiB, %.0f bytes per session", mib(rs.RSSBeforeBytes), mib(rs.RSSBytes), rs.RSSPerSessionBytes)
+		} else {
+			row("router rss", "%.1f MiB", mib(rs.RSSBytes))
+		}
+	}
+	row("loadgen cpu", "%.2f s (%.0f%% of a core)", r.LoadgenCPUSeconds, pct(r.LoadgenCPUSeconds, r.Elapsed))
+	if r.HostCPUs > 0 {
+		row("host cpu", "%.0f%% busy of %d cores", r.HostCPUBusyPercent, r.HostCPUs)
+	}
+	for _, e := range r.ErrorSamples {
+		row("error", "%s", e)
+	}
+	return tw.Flush()
+}
+
+func perWhat(scenario string) string {
+	switch scenario {
+	case "pubsub":
+		return "delivered event"
+	case "rpc":
+		return "call"
+	case "connect":
+		return "join"
+	}
+	return "message"
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func pct(cpu float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return 100 * cpu / d.Seconds()
+}
