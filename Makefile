@@ -14,8 +14,8 @@ build:
 
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 $(PKGS)
-	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 8m $(PKGS)
+	$(GO) test -count=1 -timeout 8m -race $(RACE_PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./codec/... ./engine/... ./netpoll/... | tee bench.out
