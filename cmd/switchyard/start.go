@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,7 @@ type startFlags struct {
 	loops                     int
 	logLevel                  string
 	shutdownGrace             time.Duration
+	cpuProfile                string
 }
 
 func runStart(args []string) error {
@@ -46,8 +48,19 @@ func runStart(args []string) error {
 	fs.IntVar(&f.loops, "loops", 0, "event loops (default: one per CPU)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "time to flush GOODBYE to sessions on SIGINT/SIGTERM")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	if len(f.realms) == 0 {
 		f.realms = stringList{"realm1"}
