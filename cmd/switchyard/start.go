@@ -2,18 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"html"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/node"
+	"github.com/switchyard-wamp/switchyard/profiles"
 )
 
 // stringList is a repeatable string flag.
@@ -31,7 +33,8 @@ type startFlags struct {
 	loops                     int
 	logLevel                  string
 	shutdownGrace             time.Duration
-	cpuProfile                string
+	admin                     string
+	prof                      profiles.Flags
 }
 
 func runStart(args []string) error {
@@ -48,20 +51,20 @@ func runStart(args []string) error {
 	fs.IntVar(&f.loops, "loops", 0, "event loops (default: one per CPU)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "time to flush GOODBYE to sessions on SIGINT/SIGTERM")
-	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
+	fs.StringVar(&f.admin, "admin", "", "internal admin listener for /debug/pprof and /debug/stats, e.g. 127.0.0.1:9090 (off by default; never the public port)")
+	f.prof.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	stopProfile, err := f.prof.Start()
+	if err != nil {
+		return err
 	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard:", err)
+		}
+	}()
 	if len(f.realms) == 0 {
 		f.realms = stringList{"realm1"}
 	}
@@ -88,6 +91,17 @@ func runStart(args []string) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	srv := n.Server
+	if f.admin != "" {
+		adm, addr, err := profiles.ServeAdmin(f.admin, profiles.AdminHandler(map[string]http.Handler{
+			"/debug/stats": statsHandler(n),
+		}))
+		if err != nil {
+			_ = n.Stop(context.Background())
+			return fmt.Errorf("start: %w", err)
+		}
+		defer adm.Close()
+		log.Info("admin listener", "addr", addr.String(), "paths", "/debug/pprof/ /debug/stats")
+	}
 	attrs := []any{"version", version, "realms", strings.Join(f.realms, ","),
 		"websocket", fmt.Sprintf("ws://%s%s", srv.UniversalAddr(), f.wsPath),
 		"rawsocket", fmt.Sprintf("rs://%s", srv.UniversalAddr())}
@@ -107,6 +121,17 @@ func runStart(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// statsHandler serves the node's counters as JSON on the admin listener.
+func statsHandler(n *node.Node) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"sessions": n.Router.SessionCount(),
+			"netpoll":  n.Server.Stats(),
+		})
+	})
 }
 
 // statusPage is the small HTML page served at "/" of the universal listener.
