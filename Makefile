@@ -4,7 +4,7 @@ PKGS := ./...
 # Packages with concurrency: the race detector runs on them in `make test`.
 RACE_PKGS := ./engine/... ./netpoll/... ./client/... ./proxy/... ./node/... ./loadgen/...
 
-.PHONY: run build test test-short race interop bench lint
+.PHONY: run build test bench lint profile pgo release bench-e2e
 
 run:
 	$(GO) run ./cmd/switchyard start
@@ -23,3 +23,16 @@ bench:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
+
+# Captures router CPU profiles under load into profiles/ (see profiles/NOTES.md).
+profile:
+	profiles/capture.sh
+
+# Refreshes the PGO profile the release build uses from the last `make profile`.
+pgo: profile
+	cp profiles/merged.pprof cmd/switchyard/default.pgo
+	@echo "cmd/switchyard/default.pgo refreshed; measure the gain with profiles/pgo-ab.sh"
+
+# Release build: uses cmd/switchyard/default.pgo (go build's -pgo=auto).
+release:
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/switchyard ./cmd/switchyard
