@@ -97,16 +97,7 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 }
 
 func (s *Session) unsubscribe(m *codec.Message, sc *scratch) {
-	var sub *subscription
-	s.mu.Lock()
-	for i, x := range s.subs {
-		if x.id == m.Subscription {
-			sub = x
-			s.subs = append(s.subs[:i], s.subs[i+1:]...)
-			break
-		}
-	}
-	s.mu.Unlock()
+	sub := untrack(s, &s.subs, func(x *subscription) bool { return x.id == m.Subscription })
 	if sub == nil {
 		s.sendError(codec.UNSUBSCRIBE, m.Request, ErrNoSuchSubscription, sc)
 		return

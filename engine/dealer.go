@@ -73,16 +73,7 @@ func (s *Session) register(m *codec.Message, sc *scratch) {
 }
 
 func (s *Session) unregister(m *codec.Message, sc *scratch) {
-	var reg *registration
-	s.mu.Lock()
-	for i, x := range s.regs {
-		if x.id == m.Registration {
-			reg = x
-			s.regs = append(s.regs[:i], s.regs[i+1:]...)
-			break
-		}
-	}
-	s.mu.Unlock()
+	reg := untrack(s, &s.regs, func(x *registration) bool { return x.id == m.Registration })
 	if reg == nil {
 		s.sendError(codec.UNREGISTER, m.Request, ErrNoSuchRegistration, sc)
 		return

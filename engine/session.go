@@ -238,4 +238,18 @@ func (s *Session) track(add func()) bool {
 	return true
 }
 
+// untrack removes and returns the first element of *list (s.subs or s.regs) that match
+// accepts, under s.mu; nil when there is none.
+func untrack[T any](s *Session, list *[]*T, match func(*T) bool) *T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range *list {
+		if match(x) {
+			*list = append((*list)[:i], (*list)[i+1:]...)
+			return x
+		}
+	}
+	return nil
+}
+
 func (s *Session) logger() *slog.Logger { return s.realm.router.log }
