@@ -36,3 +36,8 @@ pgo: profile
 # Release build: uses cmd/switchyard/default.pgo (go build's -pgo=auto).
 release:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/switchyard ./cmd/switchyard
+
+# End-to-end scenarios against a fresh router per scenario; results, table and chart
+# land in bench/out/ (see bench/RESULTS.md for the recorded runs).
+bench-e2e:
+	$(GO) build -o bin/switchyard ./cmd/switchyard && bin/switchyard bench run all

@@ -20,6 +20,8 @@ func main() {
 	switch os.Args[1] {
 	case "start":
 		err = runStart(os.Args[2:])
+	case "bench":
+		err = runBench(os.Args[2:])
 	case "loadgen":
 		err = runLoadgen(os.Args[2:])
 	case "version", "--version", "-v":
@@ -43,6 +45,7 @@ func usage() {
 Usage:
   switchyard start [flags]   run a standalone node (realm1, anonymous, ws://127.0.0.1:8080/ws)
   switchyard loadgen SCENARIO drive WAMP load at a router (pubsub, rpc, connect)
+  switchyard bench run|list|report   end-to-end benchmark scenarios, results and chart
   switchyard version         print the version
 Run "switchyard start -h" or "switchyard loadgen -h" for the flags.
 `)

@@ -1,0 +1,130 @@
+// Package bench is switchyard's end-to-end benchmark harness: it starts a fresh router
+// per scenario, drives it with the loadgen package over loopback, and writes the results
+// as JSON, a Markdown table and an SVG chart. `switchyard bench` and `make bench-e2e` run it.
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/loadgen"
+)
+
+// Scenario groups: the chart has one panel per group with an X axis.
+const (
+	GroupFanout = "fanout" // X = subscribers
+	GroupRPC    = "rpc"    // X = callers
+	GroupIdle   = "idle"   // X = sessions
+	GroupMixed  = "mixed"
+)
+
+// Scenario is one fixed entry of the benchmark: a loadgen scenario (Kind) with its shape.
+type Scenario struct {
+	Name  string // fanout-10, rpc-64, idle-10k, ...
+	Kind  string // the loadgen scenario: pubsub, rpc, connect, mixed
+	Group string // GroupFanout, GroupRPC, GroupIdle, GroupMixed
+	X     int    // subscribers, callers or sessions: the chart's X value
+	// Duration is the default measured window (connect: how long the sessions are held).
+	Duration time.Duration
+	// Warmup is the default load before the window (pubsub, rpc, mixed).
+	Warmup time.Duration
+	about  string
+	shape  func(o *loadgen.Options)
+}
+
+// About says in a few words what the scenario does.
+func (s Scenario) About() string { return s.about }
+
+// Default timings of the scenarios.
+const (
+	DefaultDuration = 10 * time.Second
+	DefaultWarmup   = 2 * time.Second
+	DefaultIdleHold = 3 * time.Second
+	DefaultSize     = 64
+)
+
+func fanout(n int) Scenario {
+	return Scenario{Name: fmt.Sprintf("fanout-%d", n), Kind: "pubsub", Group: GroupFanout, X: n,
+		Duration: DefaultDuration, Warmup: DefaultWarmup,
+		about: fmt.Sprintf("1 publisher, %d subscriber(s) on one topic, as fast as possible without loss", n),
+		shape: func(o *loadgen.Options) { o.Publishers, o.Subscribers, o.Topics = 1, n, 1 }}
+}
+
+func rpc(n int) Scenario {
+	return Scenario{Name: fmt.Sprintf("rpc-%d", n), Kind: "rpc", Group: GroupRPC, X: n,
+		Duration: DefaultDuration, Warmup: DefaultWarmup,
+		about: fmt.Sprintf("%d caller(s), 1 call in flight each, 1 echo callee", n),
+		shape: func(o *loadgen.Options) { o.Callers, o.Callees, o.Inflight = n, 1, 1 }}
+}
+
+// scenarios is the fixed list, in run order.
+var scenarios = []Scenario{
+	fanout(1), fanout(10), fanout(100), fanout(1000),
+	rpc(1), rpc(16), rpc(64),
+	{Name: "idle-10k", Kind: "connect", Group: GroupIdle, X: 10000, Duration: DefaultIdleHold,
+		about: "join 10,000 idle sessions (64 joining workers), hold them: joins/s, router RSS per session",
+		shape: func(o *loadgen.Options) { o.Sessions, o.Concurrency = 10000, 64 }},
+	{Name: "mixed", Kind: "mixed", Group: GroupMixed, Duration: DefaultDuration, Warmup: DefaultWarmup,
+		about: "loadgen's mixed scenario: pub/sub and RPC at once",
+		shape: func(o *loadgen.Options) {}},
+}
+
+// Scenarios returns the fixed scenario list in run order.
+func Scenarios() []Scenario { return slices.Clone(scenarios) }
+
+// Lookup returns the scenario called name.
+func Lookup(name string) (Scenario, bool) {
+	i := slices.IndexFunc(scenarios, func(s Scenario) bool { return s.Name == name })
+	if i < 0 {
+		return Scenario{}, false
+	}
+	return scenarios[i], true
+}
+
+// Select resolves scenario names ("all" or none: every scenario) in run order, without
+// duplicates.
+func Select(names []string) ([]Scenario, error) {
+	if len(names) == 0 || slices.Contains(names, "all") {
+		return Scenarios(), nil
+	}
+	var out []Scenario
+	for _, n := range names {
+		s, ok := Lookup(n)
+		if !ok {
+			return nil, fmt.Errorf("bench: unknown scenario %q (one of %s, or all)", n, strings.Join(Names(), ", "))
+		}
+		if !slices.ContainsFunc(out, func(x Scenario) bool { return x.Name == n }) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Names returns the scenario names in run order.
+func Names() []string {
+	names := make([]string, len(scenarios))
+	for i, s := range scenarios {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// Options returns the loadgen options of s against url: 64-byte payloads, JSON (the
+// loadgen default serializer), the scenario's window and warm-up unless duration or
+// warmup override them (0: the scenario's default; warmup < 0: none).
+func (s Scenario) Options(url string, routerPID int, duration, warmup time.Duration) loadgen.Options {
+	o := loadgen.Options{URL: url, Size: DefaultSize, RouterPID: routerPID,
+		Duration: s.Duration, Warmup: s.Warmup}
+	if duration > 0 {
+		o.Duration = duration
+	}
+	if warmup != 0 && s.Warmup > 0 {
+		o.Warmup = max(warmup, 0)
+	}
+	if s.shape != nil {
+		s.shape(&o)
+	}
+	return o
+}

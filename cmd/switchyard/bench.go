@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/bench"
+	"github.com/switchyard-wamp/switchyard/loadgen"
+)
+
+const benchUsage = `Usage:
+  switchyard bench run [SCENARIO ...|all] [flags]   run scenarios against a fresh router each
+  switchyard bench list                             list the scenarios
+  switchyard bench report DIR                       re-render DIR/results.md and chart.svg from DIR/results.json
+
+bench run starts "switchyard start" as a separate process on a free loopback port for each
+scenario (so that router CPU and RSS are its own), drives it with loadgen, stops it with
+SIGTERM, and writes results.json, results.md and chart.svg into --out. With --target, every
+scenario also runs against that router and the report shows switchyard/target ratios.
+
+Flags of bench run:
+`
+
+// runBench runs `switchyard bench run|list|report`.
+func runBench(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, benchUsage)
+		benchRunFlags(new(benchRunOpts)).PrintDefaults()
+		return errors.New("bench: run, list or report")
+	}
+	switch args[0] {
+	case "run":
+		return benchRun(args[1:])
+	case "list":
+		for _, s := range bench.Scenarios() {
+			fmt.Printf("%-11s %-8s %s\n", s.Name, s.Kind, s.About())
+		}
+		return nil
+	case "report":
+		if len(args) != 2 {
+			return errors.New("bench report: want one results directory")
+		}
+		res, err := bench.ReadJSON(filepath.Join(args[1], "results.json"))
+		if err != nil {
+			return err
+		}
+		if err := bench.WriteReport(args[1], res); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %s and %s\n", filepath.Join(args[1], "results.md"), filepath.Join(args[1], "chart.svg"))
+		return nil
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(os.Stderr, benchUsage)
+		benchRunFlags(new(benchRunOpts)).PrintDefaults()
+		return nil
+	}
+	return fmt.Errorf("bench: unknown subcommand %q (run, list, report)", args[0])
+}
+
+type benchRunOpts struct {
+	duration, warmup time.Duration
+	out              string
+	target           string
+	targetPID        int
+	routerBin        string
+	inProcess        bool
+	ports            string
+	serializer       string
+}
+
+func benchRunFlags(o *benchRunOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet("bench run", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), benchUsage)
+		fs.PrintDefaults()
+	}
+	fs.DurationVar(&o.duration, "duration", 0, "measured window of every scenario (default 10s; idle-10k: hold time, default 3s)")
+	fs.DurationVar(&o.warmup, "warmup", 0, "warm-up before the window (default 2s; negative: none)")
+	fs.StringVar(&o.out, "out", "", "output directory (default bench/out/<date>-<commit>)")
+	fs.StringVar(&o.target, "target", "", "URL of a second router (e.g. ws://127.0.0.1:8080/ws) to run the same scenarios against")
+	fs.IntVar(&o.targetPID, "target-pid", 0, "process id of the --target router, for its CPU and RSS")
+	fs.StringVar(&o.routerBin, "router-bin", "", "switchyard binary to start as the router (default: this binary)")
+	fs.BoolVar(&o.inProcess, "in-process", false, "run the router inside this process (no router CPU/RSS figures)")
+	fs.StringVar(&o.ports, "ports", "", "loopback port range for the routers, LO-HI (default: ports the kernel picks)")
+	fs.StringVar(&o.serializer, "serializer", "json", "json, msgpack or cbor")
+	return fs
+}
+
+func benchRun(args []string) error {
+	var o benchRunOpts
+	fs := benchRunFlags(&o)
+	// Scenario names and flags may come in any order.
+	var names []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		names = append(names, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	scs, err := bench.Select(names)
+	if err != nil {
+		return err
+	}
+	ser, err := loadgen.ParseSerializer(o.serializer)
+	if err != nil {
+		return err
+	}
+	ports, err := bench.ParsePorts(o.ports)
+	if err != nil {
+		return err
+	}
+	cfg := bench.Config{Scenarios: scs, Duration: o.duration, Warmup: o.warmup, Serializer: ser,
+		Target: o.target, TargetPID: o.targetPID, OutDir: o.out, Log: os.Stderr}
+	if o.inProcess {
+		cfg.Router, cfg.RouterName = &bench.InProcess{Ports: ports}, "in-process (node.Start)"
+	} else {
+		bin := o.routerBin
+		if bin == "" {
+			if bin, err = os.Executable(); err != nil {
+				return fmt.Errorf("bench: this binary's path: %w (use --router-bin)", err)
+			}
+		}
+		cfg.Router, cfg.RouterName = &bench.Subprocess{Bin: bin, Ports: ports}, "subprocess `switchyard start`"
+	}
+	if cfg.OutDir == "" {
+		cfg.OutDir = filepath.Join("bench", "out", time.Now().Format("2006-01-02T1504")+"-"+bench.Commit())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunAll(ctx, cfg)
+	if res != nil {
+		fmt.Println()
+		bench.WriteTable(os.Stdout, res)
+		fmt.Printf("\nresults: %s\n", cfg.OutDir)
+	}
+	return err
+}
