@@ -40,21 +40,30 @@ func (connectScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 		stop                   atomic.Bool
 		wg                     sync.WaitGroup
 	)
+	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
 	workers := min(o.Concurrency, o.Sessions)
 	hists := make([]*histogram, workers)
+	prog := newProgress(o, func() (int64, int64, int64) { return attempts.Load(), joined.Load(), errs.n.Load() })
+	defer prog.stop()
+	prog.setPhase("join")
 	var w window
 	w.begin(o.RouterPID)
 	for k := range workers {
 		h := newHistogram()
 		hists[k] = h
 		wg.Go(func() {
-			pace := newPacer(o.Rate, workers)
+			pace := newPacer(o.Rate, workers, k, w.start)
 			for !stop.Load() && ctx.Err() == nil {
 				i := next.Add(1) - 1
 				if i >= int64(o.Sessions) {
 					return
 				}
-				pace.wait(&stop)
+				if o.Rate > 0 {
+					if pace.waitDue(1, &stop) == 0 {
+						return
+					}
+					pace.took(1)
+				}
 				attempts.Add(1)
 				t0 := time.Now()
 				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -77,7 +86,9 @@ func (connectScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 	res.Sent, res.Delivered = attempts.Load(), joined.Load()
 
 	// Hold the sessions idle, then measure what they cost the router.
+	prog.setPhase("hold")
 	sleepCtx(ctx, o.Duration)
+	prog.stop()
 	var live []*client.Session
 	for _, s := range ss {
 		if s != nil {
@@ -97,6 +108,6 @@ func (connectScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 			rs.RSSPerSessionBytes = float64(rs.RSSBytes-rssBefore) / float64(res.Delivered)
 		}
 	}
-	errs.fill(res)
+	res.addErrors(&errs)
 	return res, nil
 }

@@ -2,109 +2,78 @@ package loadgen
 
 import (
 	"math"
-	"math/bits"
+	"runtime"
 	"sync"
 	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// histogram is a log-linear latency histogram of nanosecond values with 128 sub-buckets
-// per power of two (relative error below 0.8 %), covering the whole int64 range. It is a
-// stand-in for an HDR histogram; Merge and Quantile are all the results need.
-// Not safe for concurrent use; lockedHist is.
+// Latencies are recorded in nanoseconds in HDR histograms (HdrHistogram/hdrhistogram-go)
+// with 3 significant digits (0.1 % relative error) from 1 ns to histMax; longer values
+// count as histMax. One histogram costs about 220 KB.
+const (
+	histMax     = int64(time.Minute)
+	histSigFigs = 3
+)
+
+// histogram is one recorder's HDR histogram plus the exact minimum, maximum and sum (HDR
+// reports those at bucket precision). Not safe for concurrent use: each recording
+// goroutine owns one (or one shard of a histSet), and Merge combines them at the end.
 type histogram struct {
-	counts   []uint64
-	n        uint64
+	h        *hdr.Histogram
 	sum      float64
 	min, max int64
 }
 
-const (
-	histSubBits = 7
-	histBuckets = (64-histSubBits)<<histSubBits + 1<<histSubBits
-)
-
 func newHistogram() *histogram {
-	return &histogram{counts: make([]uint64, histBuckets), min: math.MaxInt64}
+	return &histogram{h: hdr.New(1, histMax, histSigFigs), min: math.MaxInt64}
 }
 
-func histIndex(v uint64) int {
-	if v < 1<<histSubBits {
-		return int(v)
-	}
-	l := bits.Len64(v)
-	s := l - histSubBits - 1
-	return (l-histSubBits)<<histSubBits + int(v>>s) - 1<<histSubBits
-}
-
-// histUpper is the largest value of bucket i.
-func histUpper(i int) int64 {
-	if i < 1<<histSubBits {
-		return int64(i)
-	}
-	l := i>>histSubBits + histSubBits
-	s := l - histSubBits - 1
-	m := uint64(i&(1<<histSubBits-1)) + 1<<histSubBits
-	u := (m+1)<<s - 1
-	if u > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(u)
-}
-
-// Record adds one value; negative values (clock steps) count as 0.
+// Record adds one value in ns; negative values (clock steps) count as 0, values above
+// histMax as histMax.
 func (h *histogram) Record(ns int64) {
-	if ns < 0 {
-		ns = 0
-	}
-	h.counts[histIndex(uint64(ns))]++
-	h.n++
+	ns = min(max(ns, 0), histMax)
+	_ = h.h.RecordValue(ns) // cannot fail: ns is within the trackable range
 	h.sum += float64(ns)
 	h.min = min(h.min, ns)
 	h.max = max(h.max, ns)
 }
 
+// Count is the number of recorded values.
+func (h *histogram) Count() int64 { return h.h.TotalCount() }
+
 // Merge adds o's values to h.
 func (h *histogram) Merge(o *histogram) {
-	if o.n == 0 {
+	if o.Count() == 0 {
 		return
 	}
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
-	h.n += o.n
+	h.h.Merge(o.h)
 	h.sum += o.sum
 	h.min = min(h.min, o.min)
 	h.max = max(h.max, o.max)
 }
 
-// Quantile returns the value at quantile q (0..1), within the bucket precision, never
-// above the recorded maximum.
+// Quantile returns the value at quantile q (0..1) at HDR precision, never above the
+// recorded maximum.
 func (h *histogram) Quantile(q float64) int64 {
-	if h.n == 0 {
+	if h.Count() == 0 {
 		return 0
 	}
-	rank := uint64(math.Ceil(q * float64(h.n)))
-	rank = max(rank, 1)
-	var seen uint64
-	for i, c := range h.counts {
-		seen += c
-		if seen >= rank {
-			return min(histUpper(i), h.max)
-		}
-	}
-	return h.max
+	return min(h.h.ValueAtQuantile(q*100), h.max)
 }
 
 // Latency returns the summary for a Result, nil when nothing was recorded.
 func (h *histogram) Latency() *Latency {
-	if h.n == 0 {
+	n := h.Count()
+	if n == 0 {
 		return nil
 	}
 	us := func(ns int64) float64 { return float64(ns) / float64(time.Microsecond) }
 	return &Latency{
-		Count:  h.n,
+		Count:  uint64(n),
 		MinUs:  us(h.min),
-		MeanUs: h.sum / float64(h.n) / float64(time.Microsecond),
+		MeanUs: h.sum / float64(n) / float64(time.Microsecond),
 		P50Us:  us(h.Quantile(0.50)),
 		P90Us:  us(h.Quantile(0.90)),
 		P99Us:  us(h.Quantile(0.99)),
@@ -113,14 +82,34 @@ func (h *histogram) Latency() *Latency {
 	}
 }
 
-// lockedHist is a histogram behind a mutex: each recorder (session reader, caller
-// goroutine) owns one, so the lock is uncontended until the final merge.
+// histSet is the latency histograms of many recording goroutines (connection readers):
+// recorder k records into shard k%len(shards) under the shard's mutex. With no more
+// recorders than shards, every goroutine has a histogram of its own and the lock is never
+// contended; beyond that the shards bound the memory (a histogram is ~220 KB).
+type histSet struct {
+	shards []lockedHist
+}
+
 type lockedHist struct {
 	mu sync.Mutex
 	h  *histogram
+	_  [40]byte // keep neighbouring shards' mutexes off one cache line
 }
 
-func newLockedHist() *lockedHist { return &lockedHist{h: newHistogram()} }
+// maxHistShards bounds the histograms of a histSet.
+func maxHistShards() int { return max(8, 2*runtime.GOMAXPROCS(0)) }
+
+func newHistSet(recorders int) *histSet {
+	n := min(max(recorders, 1), maxHistShards())
+	s := &histSet{shards: make([]lockedHist, n)}
+	for i := range s.shards {
+		s.shards[i].h = newHistogram()
+	}
+	return s
+}
+
+// recorder returns the shard of recorder k.
+func (s *histSet) recorder(k int) *lockedHist { return &s.shards[k%len(s.shards)] }
 
 func (l *lockedHist) Record(ns int64) {
 	l.mu.Lock()
@@ -128,8 +117,14 @@ func (l *lockedHist) Record(ns int64) {
 	l.mu.Unlock()
 }
 
-func (l *lockedHist) mergeInto(dst *histogram) {
-	l.mu.Lock()
-	dst.Merge(l.h)
-	l.mu.Unlock()
+// merged returns one histogram with the values of every shard.
+func (s *histSet) merged() *histogram {
+	h := newHistogram()
+	for i := range s.shards {
+		l := &s.shards[i]
+		l.mu.Lock()
+		h.Merge(l.h)
+		l.mu.Unlock()
+	}
+	return h
 }

@@ -14,7 +14,7 @@ import (
 
 // Scenario is one kind of load.
 type Scenario interface {
-	// Name is the subcommand name: "pubsub", "rpc", "connect".
+	// Name is the subcommand name: "pubsub", "rpc", "connect", "mixed".
 	Name() string
 	// Run drives the load described by o (Defaults applied, Validate passed) until the
 	// measured window ends, ctx ends, or Count sends were made, and reports it. When ctx
@@ -26,6 +26,7 @@ var scenarios = map[string]Scenario{
 	"pubsub":  pubsubScenario{},
 	"rpc":     rpcScenario{},
 	"connect": connectScenario{},
+	"mixed":   mixedScenario{},
 }
 
 // Scenarios returns the scenario names, sorted.
@@ -64,45 +65,13 @@ func newResult(name string, o *Options) *Result {
 }
 
 func (o *Options) clientConfig() client.Config {
-	return client.Config{URL: o.URL, Realm: o.Realm, Serializer: o.Serializer}
-}
-
-// connectAll joins n sessions with up to workers concurrent joins.
-func connectAll(ctx context.Context, o *Options, n, workers int) ([]*client.Session, error) {
-	ss := make([]*client.Session, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range min(workers, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-				s, err := client.Connect(cctx, o.clientConfig())
-				ccancel()
-				if err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-					return
-				}
-				ss[i] = s
-			}
-		})
+	a := o.auth()
+	c := client.Config{URL: o.URL, Realm: o.Realm, Serializer: o.Serializer, AuthID: o.AuthID,
+		OnChallenge: a.onChallenge}
+	if o.Ticket != "" {
+		c.AuthMethods = []string{"ticket"}
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
-	}
-	if firstErr != nil {
-		closeAll(ss)
-		return nil, fmt.Errorf("loadgen: joining %s realm %s: %w", o.URL, o.Realm, firstErr)
-	}
-	return ss, nil
+	return c
 }
 
 // closeAll closes the sessions (no GOODBYE: a load generator does not wait).
@@ -138,16 +107,25 @@ func (l *errorLog) add(err error) {
 	l.n.Add(1)
 	msg := err.Error()
 	l.mu.Lock()
-	if len(l.samples) < maxErrorSamples && !slices.Contains(l.samples, msg) {
-		l.samples = append(l.samples, msg)
-	}
+	l.samples = appendSample(l.samples, msg)
 	l.mu.Unlock()
 }
 
-func (l *errorLog) fill(r *Result) {
-	r.Errors = l.n.Load()
+// appendSample adds msg to the samples unless they are full or hold it already.
+func appendSample(samples []string, msg string) []string {
+	if len(samples) < maxErrorSamples && !slices.Contains(samples, msg) {
+		samples = append(samples, msg)
+	}
+	return samples
+}
+
+// addErrors adds l's count and samples to r's.
+func (r *Result) addErrors(l *errorLog) {
+	r.Errors += l.n.Load()
 	l.mu.Lock()
-	r.ErrorSamples = slices.Clone(l.samples)
+	for _, m := range l.samples {
+		r.ErrorSamples = appendSample(r.ErrorSamples, m)
+	}
 	l.mu.Unlock()
 }
 
@@ -186,14 +164,12 @@ func (w *window) elapsed() time.Duration { return w.end.Sub(w.start) }
 // r.Delivered.
 func (w *window) fill(r *Result, errs *errorLog) {
 	r.Elapsed = w.elapsed()
-	if s := r.Elapsed.Seconds(); s > 0 {
-		r.MsgsPerSec = float64(r.Delivered) / s
-		if r.Scenario != "connect" {
-			r.MBPerSec = r.MsgsPerSec * float64(r.Size) / 1e6
-		}
-	}
+	r.rates()
 	if w.self0.err == nil && w.self1.err == nil {
 		r.LoadgenCPUSeconds = w.self1.cpu - w.self0.cpu
+		if n := r.Sent + r.Delivered; n > 0 && r.Scenario != "connect" {
+			r.LoadgenCPUPerMsgUs = r.LoadgenCPUSeconds / float64(n) * 1e6
+		}
 	}
 	if w.host0.err == nil && w.host1.err == nil && w.host1.total > w.host0.total {
 		r.HostCPUBusyPercent = 100 * float64(w.host1.busy-w.host0.busy) / float64(w.host1.total-w.host0.total)
@@ -229,36 +205,6 @@ func cmpOr(errs ...error) error {
 		}
 	}
 	return nil
-}
-
-// pacer spaces sends of one sender at interval; zero interval never waits.
-type pacer struct {
-	interval time.Duration
-	next     time.Time
-}
-
-func newPacer(rate float64, senders int) *pacer {
-	p := &pacer{next: time.Now()}
-	if rate > 0 {
-		p.interval = time.Duration(float64(senders) / rate * float64(time.Second))
-	}
-	return p
-}
-
-// wait blocks until the next send is due (or stop is set). Sends that fall behind are
-// made at once, up to one second of backlog; older ones are skipped.
-func (p *pacer) wait(stop *atomic.Bool) {
-	if p.interval <= 0 {
-		return
-	}
-	now := time.Now()
-	if lag := now.Sub(p.next); lag > time.Second {
-		p.next = now
-	}
-	for d := p.next.Sub(now); d > 0 && !stop.Load(); d = p.next.Sub(time.Now()) {
-		time.Sleep(min(d, 100*time.Millisecond))
-	}
-	p.next = p.next.Add(p.interval)
 }
 
 // sleepCtx sleeps d or until ctx ends; false when ctx ended.

@@ -1,13 +1,15 @@
 // Package loadgen drives real WAMP load at a switchyard node (or any WAMP router) and
 // reports throughput, latency percentiles and the router's CPU and memory cost.
 //
-// A Scenario is one kind of load (pubsub, rpc, connect); Run looks one up by name and
-// runs it with Options, returning a Result that prints as a table (Format) or as JSON.
-// All sessions use the client package over one URL, so loadgen also exercises the client.
+// A Scenario is one kind of load (pubsub, rpc, connect, mixed); Run looks one up by name
+// and runs it with Options, returning a Result that prints as a table (Format) or as
+// JSON. The connect scenario uses client.Session; the load paths drive client.Transport
+// by hand with batched writes (see wire.go) so that loadgen is not the bottleneck.
 package loadgen
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -17,17 +19,21 @@ import (
 // Options configures a run. The zero value plus Defaults is a small valid run; the
 // `switchyard loadgen` flags map one to one onto these fields.
 type Options struct {
-	URL        string           // --url: router URL (ws://, rs://, ...)
+	URL        string           // --url: router URL (ws://, wss://, rs://, rss://, tcp://, tcps://)
 	Realm      string           // --realm
 	Serializer codec.Serializer // --serializer: json, msgpack or cbor
+	AuthID     string           // --authid: HELLO.Details.authid
+	Ticket     string           // --ticket: authmethods ["ticket"], AUTHENTICATE with it on CHALLENGE
 
-	Publishers  int // --publishers (pubsub)
-	Subscribers int // --subscribers (pubsub); subscriber i subscribes to topic i%Topics
-	Topics      int // --topics (pubsub); publishers publish to the topics round-robin
+	Publishers  int  // --publishers (pubsub, mixed)
+	Subscribers int  // --subscribers (pubsub, mixed); subscriber i subscribes to topic i%Topics
+	PublishOnly bool // --subscribers 0: no subscribers (router ingest; the no-op sink)
+	Topics      int  // --topics (pubsub, mixed); publishers publish to the topics round-robin
+	Ack         bool // --ack: publish with acknowledge=true and count the PUBLISHED replies
 
-	Callers  int // --callers (rpc)
-	Callees  int // --callees (rpc); callee i registers its own procedure, callers spread over them
-	Inflight int // --inflight: calls in flight per caller (rpc)
+	Callers  int // --callers (rpc, mixed)
+	Callees  int // --callees (rpc, mixed); callee i registers its own procedure, callers spread over them
+	Inflight int // --inflight: calls in flight per caller (rpc, mixed)
 
 	Sessions    int // --sessions (connect): idle sessions to join and hold
 	Concurrency int // --concurrency (connect): joining workers
@@ -36,16 +42,22 @@ type Options struct {
 
 	// Rate is the total send rate in messages (publications, calls) per second, or joins
 	// per second for connect. 0 means as fast as possible; for pubsub without loss: the
-	// publishers pause while more than Window events are undelivered.
+	// publishers pause while more than Window events are undelivered. mixed splits it
+	// evenly between its pubsub and rpc shares.
 	Rate   float64 // --rate
 	Window int     // --window (pubsub, Rate 0): undelivered events allowed in flight (at least 128 x fan-out)
 
 	Count    int64         // --count: stop after this many sends in the measured window (0: by Duration)
 	Duration time.Duration // --duration: measured window (connect: how long sessions are held idle)
-	Warmup   time.Duration // --warmup: load before the measured window starts (pubsub, rpc)
+	Warmup   time.Duration // --warmup: load before the measured window starts (pubsub, rpc, mixed)
 
 	RouterPID int  // --router-pid: read router CPU and RSS from /proc/<pid> (0: not measured)
 	JSON      bool // --json: print the Result as JSON (used by the command, not by Run)
+
+	// Progress receives a progress line during the run (nil: none): rewritten in place
+	// every second when ProgressLive (a terminal), else one plain line every 5 s.
+	Progress     io.Writer
+	ProgressLive bool
 }
 
 // Scenario defaults that Defaults applies when a field is zero.
@@ -60,7 +72,8 @@ const (
 	defaultConnectSessions = 1000
 )
 
-// Defaults fills the zero fields of o for scenario kind ("pubsub", "rpc", "connect").
+// Defaults fills the zero fields of o for scenario kind ("pubsub", "rpc", "connect",
+// "mixed"). Subscribers stays 0 with PublishOnly.
 func (o *Options) Defaults(kind string) {
 	if o.URL == "" {
 		o.URL = DefaultURL
@@ -80,7 +93,7 @@ func (o *Options) Defaults(kind string) {
 	if o.Publishers == 0 {
 		o.Publishers = 1
 	}
-	if o.Subscribers == 0 {
+	if o.Subscribers == 0 && !o.PublishOnly {
 		o.Subscribers = 1
 	}
 	if o.Topics == 0 {
@@ -118,6 +131,8 @@ func (o *Options) Validate() error {
 	case o.Publishers < 0, o.Subscribers < 0, o.Topics < 0, o.Callers < 0, o.Callees < 0,
 		o.Inflight < 0, o.Sessions < 0, o.Concurrency < 0, o.Window < 0:
 		return fmt.Errorf("loadgen: counts must not be negative")
+	case o.PublishOnly && o.Subscribers > 0:
+		return fmt.Errorf("loadgen: PublishOnly with %d subscribers", o.Subscribers)
 	case o.Rate < 0:
 		return fmt.Errorf("loadgen: --rate must not be negative")
 	case o.Count < 0:

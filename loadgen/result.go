@@ -27,6 +27,7 @@ type Result struct {
 	Concurrency int     `json:"concurrency,omitempty"`
 	Size        int     `json:"size,omitempty"`
 	Rate        float64 `json:"rate"`
+	Ack         bool    `json:"ack,omitempty"`
 
 	Elapsed time.Duration `json:"elapsed_ns"` // length of the measured window
 
@@ -38,9 +39,21 @@ type Result struct {
 	// Lost: pubsub events expected (publications x matching subscribers) and never
 	// delivered after the drain; rpc calls never answered.
 	Lost int64 `json:"lost"`
+	// Acked: pubsub with Ack, PUBLISHED replies in the window; Unacked: publications of
+	// the whole run never acknowledged after the drain.
+	Acked   int64 `json:"acked,omitempty"`
+	Unacked int64 `json:"unacked,omitempty"`
 
-	MsgsPerSec float64 `json:"msgs_per_sec"` // Delivered per second of the window
-	MBPerSec   float64 `json:"mb_per_sec"`   // payload (args) megabytes (1e6) delivered per second
+	MsgsPerSec         float64 `json:"msgs_per_sec"`           // Delivered per second of the window
+	MBPerSec           float64 `json:"mb_per_sec"`             // payload (args) megabytes (1e6) delivered per second
+	SentPerSec         float64 `json:"sent_per_sec"`           // Sent per second of the window
+	SentMBPerSec       float64 `json:"sent_mb_per_sec"`        // payload megabytes sent per second
+	LoadgenCPUPerMsgUs float64 `json:"loadgen_cpu_per_msg_us"` // loadgen CPU us per message sent + delivered
+
+	// Frames and Writes: messages loadgen queued on its load connections in the window,
+	// and the write syscalls that carried them (pubsub, rpc, mixed).
+	Frames int64 `json:"frames,omitempty"`
+	Writes int64 `json:"writes,omitempty"`
 
 	// Latency: pubsub publish-to-event from the send time in the payload; rpc call
 	// round trip; connect dial-to-WELCOME. Only sends inside the window are counted.
@@ -55,6 +68,24 @@ type Result struct {
 	HostCPUs           int     `json:"host_cpus"`
 
 	ErrorSamples []string `json:"error_samples,omitempty"` // the first few distinct errors
+
+	// Parts: mixed only, the pubsub and the rpc share, each with its own counters,
+	// rates and latency (CPU figures are on the mixed Result).
+	Parts []*Result `json:"parts,omitempty"`
+}
+
+// rates sets the per-second figures from the counters and Elapsed.
+func (r *Result) rates() {
+	s := r.Elapsed.Seconds()
+	if s <= 0 {
+		return
+	}
+	r.MsgsPerSec = float64(r.Delivered) / s
+	r.SentPerSec = float64(r.Sent) / s
+	if r.Scenario != "connect" {
+		r.MBPerSec = r.MsgsPerSec * float64(r.Size) / 1e6
+		r.SentMBPerSec = r.SentPerSec * float64(r.Size) / 1e6
+	}
 }
 
 // Latency is a latency summary in microseconds.
@@ -117,28 +148,30 @@ func (r *Result) Format(w io.Writer) error {
 	shape = append(shape, "rate="+rate)
 	row("load", "%s", strings.Join(shape, " "))
 	row("window", "%.3f s", r.Elapsed.Seconds())
-	row("sent", "%d", r.Sent)
-	row("delivered", "%d", r.Delivered)
-	row("errors", "%d", r.Errors)
-	row("lost", "%d", r.Lost)
-	unit := "msgs/s"
-	if r.Scenario == "connect" {
-		unit = "joins/s"
-	}
-	row("throughput", "%.0f %s, %.2f MB/s payload", r.MsgsPerSec, unit, r.MBPerSec)
-	if l := r.Latency; l != nil {
-		row("latency (us)", "p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f, n=%d)",
-			l.P50Us, l.P90Us, l.P99Us, l.P999Us, l.MaxUs, l.MeanUs, l.Count)
+	r.formatCounts(row, "")
+	for _, p := range r.Parts {
+		p.formatCounts(row, p.Scenario+" ")
 	}
 	if rs := r.Router; rs != nil {
-		row("router cpu", "%.2f s (%.0f%% of a core), %.2f us per %s", rs.CPUSeconds, rs.CPUPercent, rs.CPUPerMsgUs, perWhat(r.Scenario))
+		cpu := fmt.Sprintf("%.2f s (%.0f%% of a core)", rs.CPUSeconds, rs.CPUPercent)
+		if r.Delivered > 0 {
+			cpu += fmt.Sprintf(", %.2f us per %s", rs.CPUPerMsgUs, perWhat(r.Scenario))
+		}
+		row("router cpu", "%s", cpu)
 		if rs.RSSBeforeBytes > 0 {
 			row("router rss", "%.1f MiB -> %.1f MiB, %.0f bytes per session", mib(rs.RSSBeforeBytes), mib(rs.RSSBytes), rs.RSSPerSessionBytes)
 		} else {
 			row("router rss", "%.1f MiB", mib(rs.RSSBytes))
 		}
 	}
-	row("loadgen cpu", "%.2f s (%.0f%% of a core)", r.LoadgenCPUSeconds, pct(r.LoadgenCPUSeconds, r.Elapsed))
+	lg := fmt.Sprintf("%.2f s (%.0f%% of a core)", r.LoadgenCPUSeconds, pct(r.LoadgenCPUSeconds, r.Elapsed))
+	if r.LoadgenCPUPerMsgUs > 0 {
+		lg += fmt.Sprintf(", %.2f us per message sent or received", r.LoadgenCPUPerMsgUs)
+	}
+	row("loadgen cpu", "%s", lg)
+	if r.Writes > 0 {
+		row("loadgen writes", "%s messages in %s write syscalls (%.1f per write)", thousands(r.Frames), thousands(r.Writes), float64(r.Frames)/float64(r.Writes))
+	}
 	if r.HostCPUs > 0 {
 		row("host cpu", "%.0f%% busy of %d cores", r.HostCPUBusyPercent, r.HostCPUs)
 	}
@@ -146,6 +179,34 @@ func (r *Result) Format(w io.Writer) error {
 		row("error", "%s", e)
 	}
 	return tw.Flush()
+}
+
+// formatCounts writes the counters, rates and latency rows, their names prefixed.
+func (r *Result) formatCounts(row func(k, format string, a ...any), prefix string) {
+	if len(r.Parts) > 0 && prefix == "" {
+		row("sent", "%s", thousands(r.Sent))
+		row("delivered", "%s", thousands(r.Delivered))
+		row("errors", "%d", r.Errors)
+		row("lost", "%d", r.Lost)
+		row("throughput", "%s msgs/s ~ %.2f MB/s payload (sum of the parts)", thousands(int64(r.MsgsPerSec+0.5)), r.MBPerSec)
+		return
+	}
+	row(prefix+"sent", "%s (%s msgs/s ~ %.2f MB/s)", thousands(r.Sent), thousands(int64(r.SentPerSec+0.5)), r.SentMBPerSec)
+	row(prefix+"delivered", "%s", thousands(r.Delivered))
+	if r.Ack {
+		row(prefix+"acked", "%s (%d never acknowledged)", thousands(r.Acked), r.Unacked)
+	}
+	row(prefix+"errors", "%d", r.Errors)
+	row(prefix+"lost", "%d", r.Lost)
+	unit := "msgs/s"
+	if r.Scenario == "connect" {
+		unit = "joins/s"
+	}
+	row(prefix+"throughput", "%s %s ~ %.2f MB/s payload delivered", thousands(int64(r.MsgsPerSec+0.5)), unit, r.MBPerSec)
+	if l := r.Latency; l != nil {
+		row(prefix+"latency (us)", "p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f, n=%d)",
+			l.P50Us, l.P90Us, l.P99Us, l.P999Us, l.MaxUs, l.MeanUs, l.Count)
+	}
 }
 
 func perWhat(scenario string) string {
@@ -156,6 +217,8 @@ func perWhat(scenario string) string {
 		return "call"
 	case "connect":
 		return "join"
+	case "mixed":
+		return "delivered event or call"
 	}
 	return "message"
 }

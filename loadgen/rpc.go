@@ -2,157 +2,289 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/switchyard-wamp/switchyard/client"
+	"github.com/switchyard-wamp/switchyard/codec"
 )
 
 // rpcScenario: Callees sessions each register an echo procedure; Callers sessions each
-// keep Inflight calls in flight, spread over the procedures. Delivered counts RESULTs;
-// latency is the call round trip.
+// keep Inflight calls in flight, spread round-robin over the procedures. Delivered counts
+// RESULTs; latency is the call round trip, from the send time in the echoed payload.
+//
+// Without Rate, a caller's next call is sent by its reader as soon as a RESULT arrives
+// (no goroutine hop); with Rate, a sender goroutine per caller paces the calls and waits
+// for a free in-flight slot.
 type rpcScenario struct{}
 
 func (rpcScenario) Name() string { return "rpc" }
 
-func echo(_ context.Context, inv *client.Invocation) (*client.Result, error) {
-	return &client.Result{Args: inv.Args}, nil
+func (rpcScenario) Run(ctx context.Context, o *Options) (*Result, error) {
+	p := newRPCPart(o, o.Rate)
+	rs, w, err := drive(ctx, o, p)
+	if err != nil {
+		return nil, err
+	}
+	res := rs[0]
+	var errs errorLog
+	w.fill(res, &errs)
+	res.addErrors(&errs)
+	return res, nil
 }
 
-func (rpcScenario) Run(ctx context.Context, o *Options) (*Result, error) {
-	res := newResult("rpc", o)
-	res.Callers, res.Callees, res.Inflight = o.Callers, o.Callees, o.Inflight
-	var errs errorLog
-	prefix := runPrefix()
-	procs := make([]string, o.Callees)
-	for i := range procs {
-		procs[i] = fmt.Sprintf("%s.echo.%d", prefix, i)
-	}
-	calleeSessions, err := connectAll(ctx, o, o.Callees, o.Concurrency)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(calleeSessions)
-	for i, s := range calleeSessions {
-		if _, err := s.Register(ctx, procs[i], echo, nil, client.InlineInvocations()); err != nil {
-			return nil, fmt.Errorf("loadgen: register %s: %w", procs[i], err)
-		}
-	}
-	callerSessions, err := connectAll(ctx, o, o.Callers, o.Concurrency)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(callerSessions)
-	p, err := newPayload(o.Serializer, o.Size)
-	if err != nil {
-		return nil, err
-	}
+type rpcCaller struct {
+	c    *wconn
+	id   atomic.Uint64 // last request id
+	proc atomic.Uint32 // next procedure (round-robin)
+	free chan struct{} // in-flight slots (paced mode)
+	pl   *payload      // the reader goroutine's payload and message buffer
+	buf  []byte
+}
 
-	var (
-		sent, done, lost atomic.Int64
-		stop             atomic.Bool
-		from, to         atomic.Int64
-		countAt          atomic.Int64
-		countHit         = make(chan struct{})
-		hitOnce          sync.Once
-		wg               sync.WaitGroup
-	)
-	from.Store(math.MaxInt64)
-	to.Store(math.MaxInt64)
-	countAt.Store(math.MaxInt64)
-	callCtx, cancelCalls := context.WithCancel(context.Background())
-	defer cancelCalls()
-	workers := o.Callers * o.Inflight
-	hists := make([]*histogram, workers)
-	for k := range workers {
-		s := callerSessions[k%o.Callers]
-		proc := procs[k%o.Callees]
-		h := newHistogram()
-		hists[k] = h
-		wg.Go(func() {
-			pace := newPacer(o.Rate, workers)
-			for !stop.Load() {
-				if o.Rate > 0 {
-					pace.wait(&stop)
-					if stop.Load() {
+type rpcPart struct {
+	o           *Options
+	rate        float64
+	errs        errorLog
+	procs       []string
+	tmpls       []*template
+	calleeConns []*wconn
+	callers     []*rpcCaller
+	hists       *histSet
+	win         *timeWindow
+	cnt         *countStop
+
+	sent, done, failed atomic.Int64 // calls sent, RESULTs, ERRORs
+	stop               atomic.Bool
+	stopCh             chan struct{}
+	stopOnce           sync.Once
+	senders            sync.WaitGroup
+	allLost            chan struct{}
+
+	sent0, done0, sent1, done1 int64
+	frames0, writes0           int64
+	frames1, writes1           int64
+}
+
+func newRPCPart(o *Options, rate float64) *rpcPart {
+	return &rpcPart{o: o, rate: rate, win: newTimeWindow(), cnt: newCountStop(),
+		stopCh: make(chan struct{}), allLost: make(chan struct{})}
+}
+
+func (p *rpcPart) conns() []*wconn {
+	cs := make([]*wconn, len(p.callers))
+	for i, c := range p.callers {
+		cs[i] = c.c
+	}
+	return cs
+}
+
+func (p *rpcPart) setup(ctx context.Context) error {
+	o := p.o
+	prefix := runPrefix()
+	p.procs = make([]string, o.Callees)
+	p.tmpls = make([]*template, o.Callees)
+	for i := range p.procs {
+		p.procs[i] = fmt.Sprintf("%s.echo.%d", prefix, i)
+		t, err := newTemplate(o.Serializer, codec.Message{Type: codec.CALL, URI: []byte(p.procs[i])})
+		if err != nil {
+			return err
+		}
+		p.tmpls[i] = t
+	}
+	yield, err := newTemplate(o.Serializer, codec.Message{Type: codec.YIELD})
+	if err != nil {
+		return err
+	}
+	if p.calleeConns, err = dialAll(ctx, o, o.Callees, o.Concurrency); err != nil {
+		return err
+	}
+	for i, c := range p.calleeConns {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := c.request(rctx, &codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte(p.procs[i])}, codec.REGISTERED)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("loadgen: register %s: %w", p.procs[i], err)
+		}
+		var buf []byte
+		c.start(func(m *codec.Message) {
+			switch m.Type {
+			case codec.INVOCATION: // echo the arguments
+				buf = yield.build(buf[:0], m.Request, m.Args)
+				_ = c.send(buf) // a failed connection is reported by its reader
+			case codec.ERROR:
+				p.errs.add(fmt.Errorf("callee: ERROR %s", m.URI))
+			}
+		}, p.errs.add)
+	}
+	conns, err := dialAll(ctx, o, o.Callers, o.Concurrency)
+	if err != nil {
+		return err
+	}
+	p.callers = make([]*rpcCaller, len(conns))
+	p.hists = newHistSet(len(conns))
+	for i, c := range conns {
+		pl, err := newPayload(o.Serializer, o.Size)
+		if err != nil {
+			return err
+		}
+		k := &rpcCaller{c: c, pl: pl}
+		k.proc.Store(uint32(i % o.Callees))
+		p.callers[i] = k
+		if p.rate > 0 {
+			k.free = make(chan struct{}, o.Inflight)
+			for range o.Inflight {
+				k.free <- struct{}{}
+			}
+		}
+		rec := p.hists.recorder(i)
+		c.start(func(m *codec.Message) {
+			switch m.Type {
+			case codec.RESULT:
+				p.done.Add(1)
+				if ts, ok := payloadTime(o.Serializer, m.Args); !ok {
+					p.errs.add(errors.New("result payload without a send time"))
+				} else if p.win.in(ts) {
+					rec.Record(time.Now().UnixNano() - ts)
+				}
+			case codec.ERROR:
+				p.failed.Add(1)
+				p.errs.add(fmt.Errorf("call: ERROR %s", m.URI))
+			default:
+				return
+			}
+			p.next(k)
+		}, p.errs.add)
+	}
+	go func() {
+		for _, c := range conns {
+			<-c.Done()
+		}
+		close(p.allLost)
+	}()
+	return nil
+}
+
+// call sends one CALL from caller k with the send time in its payload; buf is the
+// sending goroutine's buffer.
+func (p *rpcPart) call(k *rpcCaller, pl *payload, buf []byte) ([]byte, error) {
+	proc := int(k.proc.Add(1)-1) % len(p.procs)
+	buf = p.tmpls[proc].build(buf[:0], k.id.Add(1), pl.stamp(time.Now().UnixNano()))
+	if err := k.c.send(buf); err != nil {
+		return buf, err
+	}
+	p.cnt.sent(p.sent.Add(1))
+	return buf, nil
+}
+
+// next follows a reply to caller k: the freed slot goes back to the sender (paced), or
+// the reader sends the next call itself.
+func (p *rpcPart) next(k *rpcCaller) {
+	if k.free != nil {
+		k.free <- struct{}{}
+		return
+	}
+	if p.stop.Load() {
+		return
+	}
+	k.buf, _ = p.call(k, k.pl, k.buf)
+}
+
+func (p *rpcPart) start() {
+	now := time.Now()
+	senders := len(p.callers)
+	for i, k := range p.callers {
+		p.senders.Go(func() {
+			pl, err := newPayload(p.o.Serializer, p.o.Size)
+			if err != nil {
+				p.errs.add(err)
+				return
+			}
+			var buf []byte
+			if k.free == nil { // as fast as possible: the reader keeps Inflight calls going
+				for range p.o.Inflight {
+					if buf, err = p.call(k, pl, buf); err != nil {
 						return
 					}
 				}
-				t0 := time.Now()
-				ns := t0.UnixNano()
-				sent.Add(1)
-				_, err := s.Call(callCtx, proc, []any{ns, p.pad}, nil, nil)
-				if err != nil {
-					if callCtx.Err() != nil {
-						lost.Add(1)
-						return
-					}
-					errs.add(fmt.Errorf("call: %w", err))
-					select {
-					case <-s.Done():
-						return
-					default:
-					}
-					continue
-				}
-				done.Add(1)
-				if ns >= from.Load() && ns < to.Load() {
-					h.Record(int64(time.Since(t0)))
-				}
-				if n := sent.Load(); n >= countAt.Load() {
-					hitOnce.Do(func() { close(countHit) })
+				return
+			}
+			pace := newPacer(p.rate, senders, i, now)
+			for {
+				n := pace.waitDue(1, &p.stop)
+				if n == 0 {
 					return
 				}
+				select {
+				case <-k.free:
+				case <-p.stopCh:
+					return
+				}
+				if buf, err = p.call(k, pl, buf); err != nil {
+					return
+				}
+				pace.took(1)
 			}
 		})
 	}
-	workersDone := make(chan struct{})
-	go func() { wg.Wait(); close(workersDone) }()
+}
 
-	var w window
-	sleepCtx(ctx, o.Warmup)
-	w.begin(o.RouterPID)
-	sent0, done0 := sent.Load(), done.Load()
-	from.Store(w.start.UnixNano())
-	if o.Count > 0 {
-		countAt.Store(sent0 + o.Count)
+func (p *rpcPart) beginWindow(now time.Time) {
+	p.sent0, p.done0 = p.sent.Load(), p.done.Load()
+	p.frames0, p.writes0 = ioStats(p.calleeConns, p.conns())
+	p.win.from.Store(now.UnixNano())
+	if p.o.Count > 0 {
+		p.cnt.at.Store(p.sent0 + p.o.Count)
 	}
-	var timeout <-chan time.Time
-	if o.Duration > 0 {
-		t := time.NewTimer(o.Duration)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case <-timeout:
-	case <-ctx.Done():
-	case <-countHit:
-	case <-workersDone:
-	}
-	to.Store(time.Now().UnixNano())
-	stop.Store(true)
-	w.finish()
-	res.Sent, res.Delivered = sent.Load()-sent0, done.Load()-done0
+}
 
-	// Calls still in flight get up to 5 s to complete; the rest are lost.
-	select {
-	case <-workersDone:
-	case <-time.After(5 * time.Second):
-		cancelCalls()
-		<-workersDone
+func (p *rpcPart) countReached() <-chan struct{} { return p.cnt.hit }
+func (p *rpcPart) senderDone() <-chan struct{}   { return p.allLost }
+
+func (p *rpcPart) endWindow(now time.Time) {
+	p.win.to.Store(now.UnixNano())
+	p.sent1, p.done1 = p.sent.Load(), p.done.Load()
+	p.frames1, p.writes1 = ioStats(p.calleeConns, p.conns())
+	p.stop.Store(true)
+	p.stopOnce.Do(func() { close(p.stopCh) })
+}
+
+func (p *rpcPart) outstanding() int64 { return p.sent.Load() - p.done.Load() - p.failed.Load() }
+
+// drain gives the calls in flight up to 5 s (and 1 s without progress) to complete.
+func (p *rpcPart) drain() {
+	p.senders.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	last, lastChange := p.outstanding(), time.Now()
+	for p.outstanding() > 0 && time.Now().Before(deadline) && time.Since(lastChange) < time.Second {
+		time.Sleep(5 * time.Millisecond)
+		if n := p.outstanding(); n != last {
+			last, lastChange = n, time.Now()
+		}
 	}
-	res.Lost = lost.Load()
-	deadSessions(calleeSessions, &errs)
-	deadSessions(callerSessions, &errs)
-	h := newHistogram()
-	for _, x := range hists {
-		h.Merge(x)
-	}
-	res.Latency = h.Latency()
-	w.fill(res, &errs)
-	errs.fill(res)
-	return res, nil
+}
+
+func (p *rpcPart) fill(r *Result) {
+	o := p.o
+	r.Scenario = "rpc"
+	r.Rate = p.rate
+	r.Callers, r.Callees, r.Inflight = o.Callers, o.Callees, o.Inflight
+	r.Sent, r.Delivered = p.sent1-p.sent0, p.done1-p.done0
+	r.Lost = max(0, p.outstanding())
+	r.Latency = p.hists.merged().Latency()
+	r.Frames, r.Writes = p.frames1-p.frames0, p.writes1-p.writes0
+	r.addErrors(&p.errs)
+}
+
+func (p *rpcPart) progress() (sent, delivered, errors int64) {
+	return p.sent.Load(), p.done.Load(), p.errs.n.Load()
+}
+
+func (p *rpcPart) close() {
+	p.stop.Store(true)
+	p.stopOnce.Do(func() { close(p.stopCh) })
+	closeConns(p.calleeConns)
+	closeConns(p.conns())
 }

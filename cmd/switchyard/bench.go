@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/bench"
 	"github.com/switchyard-wamp/switchyard/loadgen"
+	"github.com/switchyard-wamp/switchyard/profiles"
 )
 
 const benchUsage = `Usage:
@@ -73,6 +74,7 @@ type benchRunOpts struct {
 	inProcess        bool
 	ports            string
 	serializer       string
+	prof             profiles.Flags
 }
 
 func benchRunFlags(o *benchRunOpts) *flag.FlagSet {
@@ -90,6 +92,7 @@ func benchRunFlags(o *benchRunOpts) *flag.FlagSet {
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the router inside this process (no router CPU/RSS figures)")
 	fs.StringVar(&o.ports, "ports", "", "loopback port range for the routers, LO-HI (default: ports the kernel picks)")
 	fs.StringVar(&o.serializer, "serializer", "json", "json, msgpack or cbor")
+	o.prof.Register(fs)
 	return fs
 }
 
@@ -115,6 +118,15 @@ func benchRun(args []string) error {
 	if err != nil {
 		return err
 	}
+	stopProfile, err := o.prof.Start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard: bench:", err)
+		}
+	}()
 	ser, err := loadgen.ParseSerializer(o.serializer)
 	if err != nil {
 		return err

@@ -11,19 +11,38 @@ import (
 	"syscall"
 
 	"github.com/switchyard-wamp/switchyard/loadgen"
+	"github.com/switchyard-wamp/switchyard/profiles"
 )
 
 const loadgenUsage = `Usage: switchyard loadgen <scenario> [flags]
 
+Drives WAMP load at any router (switchyard, Crossbar.io, nexus, ...) by URL and reports
+throughput, latency percentiles (HDR histograms, from send times carried in the payload),
+errors and losses, loadgen's own CPU and, with --router-pid, the router's CPU and RSS.
+The warm-up is excluded from every figure. A progress line goes to stderr (live on a
+terminal, every 5 s otherwise); the result goes to stdout (a table, or JSON with --json).
+
 Scenarios:
-  pubsub    publishers publish to topics, subscribers receive (delivered events/s, latency)
-  rpc       callers call echo procedures of callees (calls/s, round-trip latency)
-  connect   join --sessions idle sessions, hold them, close them (joins/s, router RSS per session)
+  pubsub    publishers publish to topics, subscribers receive (delivered events/s, latency);
+            --rate 0 publishes as fast as the router delivers without loss; --ack asks for
+            PUBLISHED; --subscribers 0 publishes only (router ingest)
+  rpc       callers keep --inflight calls each to echo procedures of callees (calls/s, round trip)
+  connect   join --sessions idle sessions at --rate joins/s, hold them --duration, close them
+            (joins/s, join latency, router RSS per session with --router-pid)
+  mixed     pubsub and rpc at once on the same router, each with its own sessions
+            (--publishers/--subscribers/--topics and --callers/--callees/--inflight);
+            --rate is split evenly; both shares are reported
+  sink      not a load: a no-op router (accepts ws and rs on --listen, answers HELLO with
+            WELCOME, discards the rest) to measure loadgen's own ceiling
 
 Examples:
   switchyard loadgen pubsub --url ws://127.0.0.1:8080/ws --subscribers 10 --duration 10s --router-pid PID
-  switchyard loadgen rpc --callers 64 --router-pid PID
-  switchyard loadgen connect --sessions 10000 --concurrency 64 --router-pid PID
+  switchyard loadgen pubsub --url rs://127.0.0.1:8080 --serializer msgpack --publishers 4 --topics 4 --size 256 --rate 50000
+  switchyard loadgen rpc --callers 64 --callees 4 --inflight 8 --router-pid PID
+  switchyard loadgen connect --sessions 10000 --rate 2000 --router-pid PID
+  switchyard loadgen mixed --subscribers 10 --callers 8 --duration 30s --warmup 5s --json
+  switchyard loadgen pubsub --url wss://router.example/ws --realm prod --authid bench --ticket SECRET
+  switchyard loadgen sink --listen 127.0.0.1:9999 &   switchyard loadgen pubsub --url rs://127.0.0.1:9999 --subscribers 0
 
 Flags:
 `
@@ -31,7 +50,7 @@ Flags:
 // runLoadgen runs `switchyard loadgen <scenario> [flags]`.
 func runLoadgen(args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs := loadgenFlags(new(loadgen.Options), new(string))
+		fs := loadgenFlags(new(loadgen.Options), new(string), new(profiles.Flags))
 		fs.SetOutput(os.Stderr)
 		fs.Usage()
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
@@ -40,12 +59,16 @@ func runLoadgen(args []string) error {
 		return errors.New("loadgen: a scenario is required")
 	}
 	name := args[0]
+	if name == "sink" {
+		return runSink(args[1:])
+	}
 	if _, ok := loadgen.Lookup(name); !ok {
 		return fmt.Errorf("loadgen: unknown scenario %q (one of %s)", name, strings.Join(loadgen.Scenarios(), ", "))
 	}
 	var o loadgen.Options
 	var ser string
-	fs := loadgenFlags(&o, &ser)
+	var prof profiles.Flags
+	fs := loadgenFlags(&o, &ser, &prof)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -55,6 +78,15 @@ func runLoadgen(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("loadgen: unexpected arguments %q", fs.Args())
 	}
+	if o.Subscribers == 0 {
+		o.PublishOnly = true // an explicit --subscribers 0: publish only
+	}
+	if fs.Lookup("progress").Value.(flag.Getter).Get().(bool) {
+		o.Progress = os.Stderr
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			o.ProgressLive = true
+		}
+	}
 	var err error
 	if o.Serializer, err = loadgen.ParseSerializer(ser); err != nil {
 		return err
@@ -62,6 +94,15 @@ func runLoadgen(args []string) error {
 	if _, err := loadgen.RaiseFileLimit(); err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard: loadgen: cannot raise the open file limit:", err)
 	}
+	stopProfile, err := prof.Start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard: loadgen:", err)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := loadgen.Run(ctx, name, o)
@@ -74,30 +115,58 @@ func runLoadgen(args []string) error {
 	return res.Format(os.Stdout)
 }
 
-func loadgenFlags(o *loadgen.Options, ser *string) *flag.FlagSet {
+func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags) *flag.FlagSet {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), loadgenUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.URL, "url", loadgen.DefaultURL, "router URL (ws://, wss://, rs://, tcp://, ...)")
+	fs.StringVar(&o.URL, "url", loadgen.DefaultURL, "router URL: ws://, wss:// (WebSocket), rs://, rss://, tcp://, tcps:// (RawSocket)")
 	fs.StringVar(&o.Realm, "realm", loadgen.DefaultRealm, "realm to join")
 	fs.StringVar(ser, "serializer", "json", "json, msgpack or cbor")
-	fs.IntVar(&o.Publishers, "publishers", 1, "pubsub: publishing sessions")
-	fs.IntVar(&o.Subscribers, "subscribers", 1, "pubsub: subscribing sessions (subscriber i on topic i%topics)")
-	fs.IntVar(&o.Topics, "topics", 1, "pubsub: topics, published to round-robin")
-	fs.IntVar(&o.Callers, "callers", 1, "rpc: calling sessions")
-	fs.IntVar(&o.Callees, "callees", 1, "rpc: callee sessions, one echo procedure each")
-	fs.IntVar(&o.Inflight, "inflight", 1, "rpc: calls in flight per caller")
+	fs.StringVar(&o.AuthID, "authid", "", "authid to join with (HELLO details)")
+	fs.StringVar(&o.Ticket, "ticket", "", "ticket authentication: HELLO authmethods [\"ticket\"], AUTHENTICATE with this ticket")
+	fs.IntVar(&o.Publishers, "publishers", 1, "pubsub, mixed: publishing sessions")
+	fs.IntVar(&o.Subscribers, "subscribers", 1, "pubsub, mixed: subscribing sessions (subscriber i on topic i%topics); 0 = publish only")
+	fs.IntVar(&o.Topics, "topics", 1, "pubsub, mixed: topics, published to round-robin")
+	fs.BoolVar(&o.Ack, "ack", false, "pubsub, mixed: publish with acknowledge=true and count PUBLISHED replies")
+	fs.IntVar(&o.Callers, "callers", 1, "rpc, mixed: calling sessions")
+	fs.IntVar(&o.Callees, "callees", 1, "rpc, mixed: callee sessions, one echo procedure each")
+	fs.IntVar(&o.Inflight, "inflight", 1, "rpc, mixed: calls in flight per caller")
 	fs.IntVar(&o.Sessions, "sessions", 1000, "connect: idle sessions to join")
-	fs.IntVar(&o.Concurrency, "concurrency", loadgen.DefaultConcurrency, "connect: joining workers (also used to set up the other scenarios)")
+	fs.IntVar(&o.Concurrency, "concurrency", loadgen.DefaultConcurrency, "connect: joining workers (also how many sessions the other scenarios join at once)")
 	fs.IntVar(&o.Size, "size", loadgen.DefaultSize, "encoded args payload in bytes (carries the send time)")
-	fs.Float64Var(&o.Rate, "rate", 0, "total messages (connect: joins) per second; 0 = as fast as possible without loss")
+	fs.Float64Var(&o.Rate, "rate", 0, "total messages (connect: joins) per second; 0 = as fast as possible (pubsub: without loss)")
 	fs.IntVar(&o.Window, "window", loadgen.DefaultWindow, "pubsub with --rate 0: undelivered events (publications x subscribers) allowed in flight; at least 128 publications")
 	fs.Int64Var(&o.Count, "count", 0, "stop after this many sends in the measured window (0 = by --duration)")
 	fs.DurationVar(&o.Duration, "duration", 0, "measured window (default 10s; connect: how long sessions are held idle, default 2s)")
-	fs.DurationVar(&o.Warmup, "warmup", 0, "load before the measured window (pubsub, rpc)")
-	fs.IntVar(&o.RouterPID, "router-pid", 0, "router process id: report its CPU and RSS from /proc")
-	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	fs.DurationVar(&o.Warmup, "warmup", 0, "load before the measured window, excluded from the figures (pubsub, rpc, mixed)")
+	fs.IntVar(&o.RouterPID, "router-pid", 0, "router process id: report its CPU, CPU per message and RSS (connect: RSS per session) from /proc")
+	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON on stdout")
+	prof.Register(fs)
+	fs.Bool("progress", true, "print a progress line to stderr (rewritten every second on a terminal, a line every 5s otherwise)")
 	return fs
+}
+
+// runSink runs `switchyard loadgen sink`: a no-op router until SIGINT/SIGTERM.
+func runSink(args []string) error {
+	fs := flag.NewFlagSet("loadgen sink", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:9999", "address to accept WebSocket (any path) and RawSocket on")
+	ticket := fs.String("ticket", "", "require ticket authentication with this ticket")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	s, err := loadgen.StartSink(*listen, *ticket)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "switchyard: loadgen sink on %s and %s (pid %d)\n", s.WebSocketURL(), s.RawSocketURL(), os.Getpid())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	fmt.Fprintf(os.Stderr, "switchyard: loadgen sink: %d sessions, %d bytes discarded\n", s.Joined(), s.Bytes())
+	return s.Close()
 }

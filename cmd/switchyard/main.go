@@ -44,7 +44,7 @@ func usage() {
 
 Usage:
   switchyard start [flags]   run a standalone node (realm1, anonymous, ws://127.0.0.1:8080/ws)
-  switchyard loadgen SCENARIO drive WAMP load at a router (pubsub, rpc, connect)
+  switchyard loadgen SCENARIO drive WAMP load at a router (pubsub, rpc, connect, mixed)
   switchyard bench run|list|report   end-to-end benchmark scenarios, results and chart
   switchyard version         print the version
 Run "switchyard start -h" or "switchyard loadgen -h" for the flags.
