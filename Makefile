@@ -17,8 +17,9 @@ test:
 	$(GO) test -count=1 -timeout 8m $(PKGS)
 	$(GO) test -count=1 -timeout 8m -race $(RACE_PKGS)
 
+# Micro-benchmarks with -count, compared by benchstat against the previous commit.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./codec/... ./engine/... ./netpoll/... | tee bench.out
+	bench/micro.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
