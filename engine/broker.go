@@ -4,12 +4,17 @@ import (
 	"sync/atomic"
 
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
-// subscription is one topic's subscription (router scope ID) and its subscribers.
+// subscription is one (topic or pattern, match policy) subscription (router scope ID)
+// and its subscribers.
 type subscription struct {
 	id    uint64
 	topic string
+	// pattern is false for exact subscriptions; kind is the match policy otherwise.
+	pattern bool
+	kind    match.Kind
 	// subscribers is an immutable snapshot, replaced on every change (copy on write)
 	// under the broker table's mutex; PUBLISH only loads it.
 	subscribers atomic.Pointer[[]*Session]
@@ -17,25 +22,51 @@ type subscription struct {
 
 func (s *subscription) entryURI() string { return s.topic }
 
-// broker holds a realm's subscriptions by topic.
-type broker struct {
-	subs *uriTable[*subscription]
+// patternKey names a pattern subscription in broker.byPattern.
+type patternKey struct {
+	pattern string
+	kind    match.Kind
 }
 
-func newBroker() *broker { return &broker{subs: newURITable[*subscription]()} }
+// broker holds a realm's subscriptions: exact ones by topic (O(1) lookup) and pattern
+// ones (prefix, wildcard) in a token tree whose cost grows with the URI's depth, not
+// with the number of subscriptions.
+type broker struct {
+	subs     *uriTable[*subscription]
+	patterns *match.Tree[*subscription]
+	// byPattern finds the subscription of a (pattern, kind); guarded by subs.mu.
+	byPattern map[patternKey]*subscription
+}
 
-// add subscribes s to topic and returns the subscription and whether s was newly added
-// (false: s already held it, the spec says to answer with the same ID).
-func (b *broker) add(r *Router, topic []byte, s *Session) (*subscription, bool) {
+func newBroker() *broker {
+	return &broker{subs: newURITable[*subscription](), patterns: match.New[*subscription](),
+		byPattern: map[patternKey]*subscription{}}
+}
+
+// add subscribes s to topic under the match policy (exact when !pattern) and returns the
+// subscription and whether s was newly added (false: s already held it, the spec says
+// to answer with the same ID).
+func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *Session) (*subscription, bool) {
 	t := b.subs
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sub, ok := t.getLocked(string(topic))
+	var sub *subscription
+	var ok bool
+	if pattern {
+		sub, ok = b.byPattern[patternKey{string(topic), kind}]
+	} else {
+		sub, ok = t.getLocked(string(topic))
+	}
 	if !ok {
-		sub = &subscription{id: r.subIDs.next(), topic: string(topic)}
+		sub = &subscription{id: r.subIDs.next(), topic: string(topic), pattern: pattern, kind: kind}
 		empty := []*Session{}
 		sub.subscribers.Store(&empty)
-		t.putLocked(sub)
+		if pattern {
+			b.byPattern[patternKey{sub.topic, kind}] = sub
+			b.patterns.Insert(sub.topic, kind, sub)
+		} else {
+			t.putLocked(sub)
+		}
 	}
 	old := *sub.subscribers.Load()
 	for _, x := range old {
@@ -50,7 +81,7 @@ func (b *broker) add(r *Router, topic []byte, s *Session) (*subscription, bool) 
 	return sub, true
 }
 
-// remove drops s from sub, and sub from the table when it has no subscribers left.
+// remove drops s from sub, and sub from the broker when it has no subscribers left.
 // It reports whether s was a subscriber.
 func (b *broker) remove(sub *subscription, s *Session) bool {
 	t := b.subs
@@ -72,22 +103,39 @@ func (b *broker) remove(sub *subscription, s *Session) bool {
 	next = append(next, old[idx+1:]...)
 	sub.subscribers.Store(&next)
 	if len(next) == 0 {
-		t.deleteLocked(sub.topic)
+		if sub.pattern {
+			delete(b.byPattern, patternKey{sub.topic, sub.kind})
+			b.patterns.Remove(sub.topic, sub.kind, sub)
+		} else {
+			t.deleteLocked(sub.topic)
+		}
 	}
 	return true
 }
 
-func (s *Session) subscribe(m *codec.Message, sc *scratch) {
-	if m.Details.Has&codec.KeyMatch != 0 && string(m.Details.Match) != "exact" {
-		s.sendErrorMsg(codec.SUBSCRIBE, m.Request, ErrOptionNotAllowed,
-			"match policy "+string(m.Details.Match)+" is not supported", sc)
-		return
+// matchPolicy reads SUBSCRIBE/REGISTER.Options.match: exact (pattern false), prefix or
+// wildcard. The codec has already rejected other values.
+func matchPolicy(m *codec.Message) (pattern bool, kind match.Kind) {
+	if m.Details.Has&codec.KeyMatch == 0 {
+		return false, 0
 	}
-	if !validURI(m.URI, false) {
+	k, ok := match.ParseKind(string(m.Details.Match))
+	return ok, k
+}
+
+// validPattern checks a SUBSCRIBE/REGISTER URI under its match policy: wildcard
+// patterns may have empty components, and a prefix may end in a dot.
+func validPattern(u []byte, pattern bool) bool {
+	return validURI(u, pattern)
+}
+
+func (s *Session) subscribe(m *codec.Message, sc *scratch) {
+	pattern, kind := matchPolicy(m)
+	if !validPattern(m.URI, pattern) {
 		s.sendError(codec.SUBSCRIBE, m.Request, ErrInvalidURI, sc)
 		return
 	}
-	sub, added := s.realm.broker.add(s.realm.router, m.URI, s)
+	sub, added := s.realm.broker.add(s.realm.router, m.URI, pattern, kind, s)
 	if added && !s.track(func() { s.subs = append(s.subs, sub) }) {
 		s.realm.broker.remove(sub, s) // the session left meanwhile
 		return
@@ -119,9 +167,17 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 		return
 	}
 	pub := globalID()
-	if sub, ok := s.realm.broker.subs.Get(m.URI); ok {
-		excludeMe := m.Details.Has&codec.KeyExcludeMe == 0 || m.Details.ExcludeMe
+	excludeMe := m.Details.Has&codec.KeyExcludeMe == 0 || m.Details.ExcludeMe
+	b := s.realm.broker
+	if sub, ok := b.subs.Get(m.URI); ok {
 		s.fanOut(sub, pub, m, excludeMe, sc)
+	}
+	if b.patterns.Len() > 0 {
+		sc.matches = b.patterns.AppendMatches(sc.matches[:0], m.URI)
+		for i := range sc.matches {
+			s.fanOut(sc.matches[i].Value, pub, m, excludeMe, sc)
+		}
+		clear(sc.matches) // drop the references for the pool
 	}
 	if ack {
 		sc.m = codec.Message{Type: codec.PUBLISHED, Request: m.Request, Publication: pub}
@@ -147,6 +203,10 @@ func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, exclud
 			// sc.m, not a local: a Message passed to the Codec interface escapes.
 			sc.m = codec.Message{Type: codec.EVENT, Subscription: sub.id, Publication: pub,
 				Args: args, Kwargs: kw}
+			if sub.pattern {
+				// A pattern match tells the subscriber which topic the event was for.
+				sc.m.Details.Has, sc.m.Details.Topic = codec.KeyTopic, m.URI
+			}
 			sc.frame[ser], err = r.codec.Append(sc.frame[ser][:0], &sc.m)
 			if err != nil {
 				s.logger().Warn("publish: encode failed", "session", s.id, "err", err)

@@ -2,64 +2,104 @@ package engine
 
 import (
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
-// registration is one procedure's registration (router scope ID) and its callee.
+// registration is one procedure's (or pattern's) registration (router scope ID) and its
+// callee.
 type registration struct {
 	id        uint64
 	procedure string
+	pattern   bool
+	kind      match.Kind
 	callee    *Session
 }
 
 func (r *registration) entryURI() string { return r.procedure }
 
-// dealer holds a realm's registrations by procedure.
+// dealer holds a realm's registrations: exact ones by procedure and pattern ones (prefix,
+// wildcard) in a token tree. A CALL goes to the exact registration if there is one, else
+// to the best pattern: the longest prefix, then the wildcard with the longest literal
+// components before its wildcards (the spec's precedence).
 type dealer struct {
-	regs *uriTable[*registration]
+	regs     *uriTable[*registration]
+	patterns *match.Tree[*registration]
+	// byPattern finds the registration of a (pattern, kind); guarded by regs.mu.
+	byPattern map[patternKey]*registration
 }
 
-func newDealer() *dealer { return &dealer{regs: newURITable[*registration]()} }
+func newDealer() *dealer {
+	return &dealer{regs: newURITable[*registration](), patterns: match.New[*registration](),
+		byPattern: map[patternKey]*registration{}}
+}
 
-// add registers procedure for callee; nil when it is already registered.
-func (d *dealer) add(r *Router, procedure []byte, callee *Session) *registration {
+// add registers procedure (under the match policy) for callee; nil when it is already
+// registered.
+func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind, callee *Session) *registration {
 	t := d.regs
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.getLocked(string(procedure)); ok {
+	if pattern {
+		if _, ok := d.byPattern[patternKey{string(procedure), kind}]; ok {
+			return nil
+		}
+	} else if _, ok := t.getLocked(string(procedure)); ok {
 		return nil
 	}
-	reg := &registration{id: r.regIDs.next(), procedure: string(procedure), callee: callee}
-	t.putLocked(reg)
+	reg := &registration{id: r.regIDs.next(), procedure: string(procedure), pattern: pattern,
+		kind: kind, callee: callee}
+	if pattern {
+		d.byPattern[patternKey{reg.procedure, kind}] = reg
+		d.patterns.Insert(reg.procedure, kind, reg)
+	} else {
+		t.putLocked(reg)
+	}
 	return reg
 }
 
-// remove drops reg from the table if it is still the registration for its procedure.
+// remove drops reg if it is still registered.
 func (d *dealer) remove(reg *registration) {
 	t := d.regs
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if reg.pattern {
+		key := patternKey{reg.procedure, reg.kind}
+		if d.byPattern[key] == reg {
+			delete(d.byPattern, key)
+			d.patterns.Remove(reg.procedure, reg.kind, reg)
+		}
+		return
+	}
 	if cur, ok := t.getLocked(reg.procedure); ok && cur == reg {
 		t.deleteLocked(reg.procedure)
 	}
 }
 
-func (s *Session) register(m *codec.Message, sc *scratch) {
-	if m.Details.Has&codec.KeyMatch != 0 && string(m.Details.Match) != "exact" {
-		s.sendErrorMsg(codec.REGISTER, m.Request, ErrOptionNotAllowed,
-			"match policy "+string(m.Details.Match)+" is not supported", sc)
-		return
+// lookup finds the registration a CALL to procedure goes to. Lock-free.
+func (d *dealer) lookup(procedure []byte) (*registration, bool) {
+	if reg, ok := d.regs.Get(procedure); ok {
+		return reg, true
 	}
+	if d.patterns.Len() == 0 {
+		return nil, false
+	}
+	_, _, reg, ok := d.patterns.Best(procedure)
+	return reg, ok
+}
+
+func (s *Session) register(m *codec.Message, sc *scratch) {
+	pattern, kind := matchPolicy(m)
 	if m.Details.Has&codec.KeyInvoke != 0 && string(m.Details.Invoke) != "single" {
 		s.sendErrorMsg(codec.REGISTER, m.Request, ErrOptionNotAllowed,
 			"invocation policy "+string(m.Details.Invoke)+" is not supported", sc)
 		return
 	}
-	if !validURI(m.URI, false) {
+	if !validPattern(m.URI, pattern) {
 		s.sendError(codec.REGISTER, m.Request, ErrInvalidURI, sc)
 		return
 	}
 	s.pending.init()
-	reg := s.realm.dealer.add(s.realm.router, m.URI, s)
+	reg := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, s)
 	if reg == nil {
 		s.sendError(codec.REGISTER, m.Request, ErrProcedureAlreadyExists, sc)
 		return
@@ -90,7 +130,7 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
 		return
 	}
-	reg, ok := s.realm.dealer.regs.Get(m.URI)
+	reg, ok := s.realm.dealer.lookup(m.URI)
 	if !ok {
 		s.sendError(codec.CALL, m.Request, ErrNoSuchProcedure, sc)
 		return
@@ -113,6 +153,10 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		return
 	}
 	sc.m = codec.Message{Type: codec.INVOCATION, Request: inv, Registration: reg.id, Args: args, Kwargs: kw}
+	if reg.pattern {
+		// A pattern registration tells the callee which procedure was called.
+		sc.m.Details.Has, sc.m.Details.Procedure = codec.KeyProcedure, m.URI
+	}
 	if sc.out, err = callee.codec.Append(sc.out[:0], &sc.m); err == nil {
 		err = callee.peer.Send(sc.out)
 	}

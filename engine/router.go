@@ -107,9 +107,12 @@ func (rl *Realm) Join(peer Peer, auth AuthInfo) *Session {
 func RouterRoles() map[string]any {
 	return map[string]any{
 		"broker": map[string]any{"features": map[string]any{
-			"publisher_exclusion": true,
+			"publisher_exclusion":        true,
+			"pattern_based_subscription": true,
 		}},
-		"dealer": map[string]any{"features": map[string]any{}},
+		"dealer": map[string]any{"features": map[string]any{
+			"pattern_based_registration": true,
+		}},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
 // scratch is the working memory for routing one message: encode and transcode buffers
@@ -19,6 +20,8 @@ type scratch struct {
 	args  [codec.NumSerializers][]byte // Args transcoded per target serializer
 	kw    [codec.NumSerializers][]byte // Kwargs transcoded per target serializer
 	dict  [codec.NumSerializers][]byte // Details transcoded per target serializer
+	// matches holds the pattern subscriptions matching one PUBLISH.
+	matches []match.Match[*subscription]
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

@@ -375,3 +375,38 @@ func TestLeave(t *testing.T) {
 		t.Fatalf("%d sessions after GOODBYE", c)
 	}
 }
+
+// TestPatternBasedRouting: prefix and wildcard subscriptions and registrations over real
+// sockets, with the concrete URI in EVENT/INVOCATION details.
+func TestPatternBasedRouting(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := ctxT(t)
+	a := connect(t, endpoints(n)[0], codec.JSON)
+	b := connect(t, endpoints(n)[2], codec.MsgPack)
+	got := make(chan *client.Event, 2)
+	if _, err := b.Subscribe(ctx, "com.sensors.", func(e *client.Event) { got <- e }, map[string]any{"match": "prefix"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx, "com.sensors.kitchen.temp", []any{21.5}, nil, client.Acknowledge()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e.Details["topic"] != "com.sensors.kitchen.temp" || e.Args[0] != 21.5 {
+			t.Fatalf("event %+v", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("no EVENT for the prefix subscription")
+	}
+	if _, err := b.Register(ctx, "com.rooms..light", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{inv.Details["procedure"]}}, nil
+	}, map[string]any{"match": "wildcard"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Call(ctx, "com.rooms.kitchen.light", nil, nil, nil)
+	if err != nil || res.Args[0] != "com.rooms.kitchen.light" {
+		t.Fatalf("wildcard call: %v %v", res, err)
+	}
+	_, err = a.Call(ctx, "com.rooms.kitchen.main.light", nil, nil, nil)
+	wampErr(t, err, "wamp.error.no_such_procedure")
+}

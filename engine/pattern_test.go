@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+func withMatch(m codec.Message, policy string) *codec.Message {
+	m.Details.Has, m.Details.Match = codec.KeyMatch, []byte(policy)
+	return &m
+}
+
+func TestPatternSubscriptions(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	pub, _ := join(t, rl, codec.JSON)
+	exact, ep := join(t, rl, codec.JSON)
+	prefix, pp := join(t, rl, codec.MsgPack)
+	wild, wp := join(t, rl, codec.CBOR)
+	exact.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("com.myapp.topic.emergency")})
+	prefix.Receive(withMatch(codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("com.myapp.topic.emerg")}, "prefix"))
+	wild.Receive(withMatch(codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("com.myapp..emergency")}, "wildcard"))
+	esub, psub, wsub := ep.one(t, codec.SUBSCRIBED), pp.one(t, codec.SUBSCRIBED), wp.one(t, codec.SUBSCRIBED)
+	if esub.Subscription == psub.Subscription || psub.Subscription == wsub.Subscription {
+		t.Fatal("pattern subscriptions share an id with another policy")
+	}
+
+	pub.Receive(&codec.Message{Type: codec.PUBLISH, Request: 2, URI: []byte("com.myapp.topic.emergency")})
+	if e := ep.one(t, codec.EVENT); e.Details.Has&codec.KeyTopic != 0 {
+		t.Fatalf("exact match must not carry details.topic: %+v", e.Details)
+	}
+	for _, p := range []*memPeer{pp, wp} {
+		e := p.one(t, codec.EVENT)
+		if string(e.Details.Topic) != "com.myapp.topic.emergency" {
+			t.Fatalf("pattern EVENT without the concrete topic: %+v", e.Details)
+		}
+	}
+	// Prefix is a string prefix (spec: com.myapp.topic.emerg matches ...emergency-low);
+	// wildcard needs the same number of components.
+	pub.Receive(&codec.Message{Type: codec.PUBLISH, Request: 3, URI: []byte("com.myapp.topic.emergency-low")})
+	pp.one(t, codec.EVENT)
+	pub.Receive(&codec.Message{Type: codec.PUBLISH, Request: 4, URI: []byte("com.myapp.other.emergency")})
+	wp.one(t, codec.EVENT)
+	pub.Receive(&codec.Message{Type: codec.PUBLISH, Request: 5, URI: []byte("com.myapp.a.b.emergency")})
+	for _, p := range []*memPeer{ep, pp, wp} {
+		if ms := p.take(t); len(ms) != 0 {
+			t.Fatalf("unexpected events %+v", ms)
+		}
+	}
+	prefix.Leave()
+	wild.Receive(&codec.Message{Type: codec.UNSUBSCRIBE, Request: 9, Subscription: wsub.Subscription})
+	wp.one(t, codec.UNSUBSCRIBED)
+	if rl.broker.patterns.Len() != 0 || len(rl.broker.byPattern) != 0 {
+		t.Fatalf("pattern subscriptions left: %d", rl.broker.patterns.Len())
+	}
+}
+
+func TestPatternRegistrationsPrecedence(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	caller, cp := join(t, rl, codec.JSON)
+	type callee struct {
+		s *Session
+		p *memPeer
+	}
+	reg := func(uri, policy string) callee {
+		s, p := join(t, rl, codec.JSON)
+		m := &codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte(uri)}
+		if policy != "" {
+			m = withMatch(*m, policy)
+		}
+		s.Receive(m)
+		p.one(t, codec.REGISTERED)
+		return callee{s, p}
+	}
+	exact := reg("com.myapp.myobject1.myprocedure1", "")
+	short := reg("com.myapp", "prefix")
+	long := reg("com.myapp.myobject1", "prefix")
+	wild := reg("com.myapp..myprocedure1", "wildcard")
+	wild2 := reg("com...myprocedure1", "wildcard")
+
+	expect := func(uri string, want callee, pattern bool) {
+		t.Helper()
+		caller.Receive(&codec.Message{Type: codec.CALL, Request: 7, URI: []byte(uri)})
+		inv := want.p.one(t, codec.INVOCATION)
+		if pattern != (inv.Details.Has&codec.KeyProcedure != 0) || (pattern && string(inv.Details.Procedure) != uri) {
+			t.Fatalf("%s: details %+v", uri, inv.Details)
+		}
+		want.s.Receive(&codec.Message{Type: codec.YIELD, Request: inv.Request})
+		cp.one(t, codec.RESULT)
+	}
+	expect("com.myapp.myobject1.myprocedure1", exact, false) // exact beats every pattern
+	expect("com.myapp.myobject1.other", long, true)          // longest prefix wins
+	expect("com.myapp.myobject2.myprocedure1", short, true)  // any prefix beats a wildcard
+	exact.s.Leave()
+	short.s.Leave()
+	long.s.Leave()
+	expect("com.myapp.myobject2.myprocedure1", wild, true) // more literal components first
+	expect("com.other.x.myprocedure1", wild2, true)
+
+	dup, dp := join(t, rl, codec.JSON)
+	dup.Receive(withMatch(codec.Message{Type: codec.REGISTER, Request: 3, URI: []byte("com.myapp..myprocedure1")}, "wildcard"))
+	if e := dp.one(t, codec.ERROR); string(e.URI) != ErrProcedureAlreadyExists {
+		t.Fatalf("%+v", e)
+	}
+	// The same string under another policy is another registration.
+	dup.Receive(withMatch(codec.Message{Type: codec.REGISTER, Request: 4, URI: []byte("com.myapp..myprocedure1")}, "prefix"))
+	dp.one(t, codec.REGISTERED)
+}
