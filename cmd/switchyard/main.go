@@ -20,6 +20,10 @@ func main() {
 	switch os.Args[1] {
 	case "start":
 		err = runStart(os.Args[2:])
+	case "init":
+		err = runInit(os.Args[2:])
+	case "check":
+		err = runCheck(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:])
 	case "loadgen":
@@ -44,6 +48,8 @@ func usage() {
 
 Usage:
   switchyard start [flags]   run a standalone node (realm1, anonymous, ws://127.0.0.1:8080/ws)
+  switchyard init [DIR]      write a commented DIR/switchyard.yaml equal to the default
+  switchyard check FILE...   validate config files (each problem with its field path)
   switchyard loadgen SCENARIO drive WAMP load at a router (pubsub, rpc, connect, mixed)
   switchyard bench run|list|report   end-to-end benchmark scenarios, results and chart
   switchyard version         print the version

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/node"
 	"github.com/switchyard-wamp/switchyard/profiles"
 )
@@ -34,6 +35,7 @@ type startFlags struct {
 	logLevel                  string
 	shutdownGrace             time.Duration
 	admin                     string
+	configFile                string
 	prof                      profiles.Flags
 }
 
@@ -52,9 +54,32 @@ func runStart(args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "time to flush GOODBYE to sessions on SIGINT/SIGTERM")
 	fs.StringVar(&f.admin, "admin", "", "internal admin listener for /debug/pprof and /debug/stats, e.g. 127.0.0.1:9090 (off by default; never the public port)")
+	fs.StringVar(&f.configFile, "config", "", "node config file (YAML or JSON; see docs/config.md and `switchyard init`); flags given here override it")
 	f.prof.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	cfg := config.Default()
+	if f.configFile != "" {
+		var err error
+		if cfg, err = config.Load(f.configFile); err != nil {
+			return err
+		}
+	}
+	if err := cfg.ApplyEnv(os.Getenv); err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	applyStartFlags(cfg, fs, &f)
+	if problems := cfg.Validate(); len(problems) > 0 {
+		var b strings.Builder
+		for _, p := range problems {
+			b.WriteString("\n  " + p.String())
+		}
+		return fmt.Errorf("invalid configuration:%s", b.String())
+	}
+	nc, err := nodeConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
 	}
 	stopProfile, err := f.prof.Start()
 	if err != nil {
@@ -65,34 +90,21 @@ func runStart(args []string) error {
 			fmt.Fprintln(os.Stderr, "switchyard:", err)
 		}
 	}()
-	if len(f.realms) == 0 {
-		f.realms = stringList{"realm1"}
-	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	if err := level.UnmarshalText([]byte(cfg.Node.LogLevel)); err != nil {
+		return fmt.Errorf("log level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	n, err := node.Start(node.Config{
-		Listen:         f.listen,
-		RawSocket:      f.rawsocket,
-		WSPath:         f.wsPath,
-		Realms:         f.realms,
-		MaxMessageSize: f.maxMsg,
-		OutboundLimit:  f.outboundLimit,
-		PingInterval:   f.pingInterval,
-		PingTimeout:    f.pingTimeout,
-		Loops:          f.loops,
-		Logger:         log,
-		StatusPage:     func(n *node.Node) []byte { return statusPage(n, f.wsPath) },
-	})
+	nc.Logger = log
+	nc.StatusPage = func(n *node.Node) []byte { return statusPage(n, nc.WSPath) }
+	n, err := node.Start(nc)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	srv := n.Server
-	if f.admin != "" {
-		adm, addr, err := profiles.ServeAdmin(f.admin, profiles.AdminHandler(map[string]http.Handler{
+	if cfg.Node.Admin != "" {
+		adm, addr, err := profiles.ServeAdmin(cfg.Node.Admin, profiles.AdminHandler(map[string]http.Handler{
 			"/debug/stats": statsHandler(n),
 		}))
 		if err != nil {
@@ -102,8 +114,8 @@ func runStart(args []string) error {
 		defer adm.Close()
 		log.Info("admin listener", "addr", addr.String(), "paths", "/debug/pprof/ /debug/stats")
 	}
-	attrs := []any{"version", version, "realms", strings.Join(f.realms, ","),
-		"websocket", fmt.Sprintf("ws://%s%s", srv.UniversalAddr(), f.wsPath),
+	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ","),
+		"websocket", fmt.Sprintf("ws://%s%s", srv.UniversalAddr(), nc.WSPath),
 		"rawsocket", fmt.Sprintf("rs://%s", srv.UniversalAddr())}
 	if a := srv.RawSocketAddr(); a != nil {
 		attrs = append(attrs, "rawsocket_only", fmt.Sprintf("rs://%s", a))
@@ -114,7 +126,7 @@ func runStart(args []string) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String(), "sessions", n.Router.SessionCount())
-	ctx, cancel := context.WithTimeout(context.Background(), f.shutdownGrace)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
 	defer cancel()
 	if err := n.Stop(ctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)

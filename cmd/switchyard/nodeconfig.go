@@ -1,0 +1,163 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/config"
+	"github.com/switchyard-wamp/switchyard/node"
+)
+
+// applyStartFlags writes the flags the user set on the command line over cfg (a loaded
+// file or the embedded default): flags win over the file, defaults of unset flags do not.
+func applyStartFlags(cfg *config.Config, fs *flag.FlagSet, f *startFlags) {
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "listen":
+			listenerOf(cfg, config.KindUniversal, true).Address = f.listen
+		case "ws-path":
+			listenerOf(cfg, config.KindUniversal, true).Path = f.wsPath
+		case "rawsocket":
+			if f.rawsocket == "" {
+				dropListeners(cfg, config.KindRawSocket)
+			} else {
+				listenerOf(cfg, config.KindRawSocket, true).Address = f.rawsocket
+			}
+		case "realm":
+			cfg.Realms = nil
+			for _, name := range f.realms {
+				r := config.DefaultRealms()[0]
+				r.Name = name
+				cfg.Realms = append(cfg.Realms, r)
+			}
+		case "max-message-size", "ping-interval", "ping-timeout":
+			for i := range cfg.Listeners {
+				l := &cfg.Listeners[i]
+				l.MaxMessageSize = f.maxMsg
+				l.PingInterval = config.Duration(f.pingInterval)
+				l.PingTimeout = config.Duration(f.pingTimeout)
+			}
+		case "outbound-limit":
+			cfg.Node.OutboundLimit = f.outboundLimit
+		case "loops":
+			cfg.Node.Loops = f.loops
+		case "log-level":
+			cfg.Node.LogLevel = f.logLevel
+		case "shutdown-grace":
+			cfg.Node.ShutdownGrace = config.Duration(f.shutdownGrace)
+		case "admin":
+			cfg.Node.Admin = f.admin
+		}
+	})
+}
+
+// listenerOf returns the first listener of kind, adding a default one if create is set.
+func listenerOf(cfg *config.Config, kind string, create bool) *config.Listener {
+	for i := range cfg.Listeners {
+		if cfg.Listeners[i].Kind == kind {
+			return &cfg.Listeners[i]
+		}
+	}
+	if !create {
+		return nil
+	}
+	for _, l := range config.DefaultListeners() {
+		if l.Kind == kind {
+			cfg.Listeners = append(cfg.Listeners, l)
+			return &cfg.Listeners[len(cfg.Listeners)-1]
+		}
+	}
+	panic("no default listener of kind " + kind)
+}
+
+func dropListeners(cfg *config.Config, kind string) {
+	kept := cfg.Listeners[:0]
+	for _, l := range cfg.Listeners {
+		if l.Kind != kind {
+			kept = append(kept, l)
+		}
+	}
+	cfg.Listeners = kept
+}
+
+// errNotYet marks configuration the schema accepts but this version cannot run yet.
+var errNotYet = errors.New("not supported by this version yet")
+
+// nodeConfig maps a validated config onto what a standalone node runs today. Anything the
+// node cannot honour yet (TLS, authentication other than anonymous, permissions other
+// than allow-all, unix or websocket-only listeners, several listeners of a kind,
+// per-listener serializer lists) is refused with its path rather than silently ignored.
+func nodeConfig(cfg *config.Config) (node.Config, error) {
+	var nc node.Config
+	var problems []string
+	notYet := func(path, what string) { problems = append(problems, path+": "+what) }
+	var uni, raw *config.Listener
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		path := fmt.Sprintf("listeners[%d]", i)
+		switch {
+		case l.Kind == config.KindUniversal && uni == nil:
+			uni = l
+		case l.Kind == config.KindRawSocket && raw == nil:
+			raw = l
+		default:
+			notYet(path, "a "+l.Kind+" listener here (one universal and one rawsocket listener are supported)")
+			continue
+		}
+		if l.TLS != nil {
+			notYet(path+".tls", "TLS listeners")
+		}
+		if len(l.Serializers) != 3 {
+			notYet(path+".serializers", "restricting serializers per listener")
+		}
+		for _, m := range l.Auth {
+			if m != config.MethodAnonymous {
+				notYet(path+".auth", "auth method "+m)
+			}
+		}
+	}
+	if uni != nil {
+		nc.Listen, nc.WSPath = uni.Address, uni.Path
+	}
+	if raw != nil {
+		nc.RawSocket = raw.Address
+	}
+	for _, l := range []*config.Listener{uni, raw} {
+		if l == nil {
+			continue
+		}
+		if nc.MaxMessageSize != 0 && (nc.MaxMessageSize != l.MaxMessageSize ||
+			nc.PingInterval != time.Duration(l.PingInterval) || nc.PingTimeout != time.Duration(l.PingTimeout)) {
+			notYet("listeners", "different max_message_size or ping settings per listener")
+		}
+		nc.MaxMessageSize = l.MaxMessageSize
+		nc.PingInterval, nc.PingTimeout = time.Duration(l.PingInterval), time.Duration(l.PingTimeout)
+	}
+	if uni == nil {
+		notYet("listeners", "a node without a universal listener")
+	}
+	allowAll := config.DefaultRealms()[0]
+	for i, r := range cfg.Realms {
+		path := fmt.Sprintf("realms[%d]", i)
+		if r.Auth.Anonymous == nil || !reflect.DeepEqual(r.Auth, allowAll.Auth) {
+			notYet(path+".auth", "authentication other than anonymous with role anonymous")
+		}
+		if !reflect.DeepEqual(r.Roles, allowAll.Roles) {
+			notYet(path+".roles", "permissions other than the default allow-all anonymous role")
+		}
+		if r.Authorizer != nil {
+			notYet(path+".authorizer", "dynamic authorizers")
+		}
+		nc.Realms = append(nc.Realms, r.Name)
+	}
+	nc.OutboundLimit = cfg.Node.OutboundLimit
+	nc.Loops = cfg.Node.Loops
+	if len(problems) > 0 {
+		return nc, fmt.Errorf("%w:\n  %s", errNotYet, strings.Join(problems, "\n  "))
+	}
+	return nc, nil
+}

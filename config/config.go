@@ -1,0 +1,258 @@
+// Package config is the node configuration file of switchyard: one schema, read from YAML
+// or JSON, loaded into one Go struct (Config).
+//
+// The struct tags of Config drive everything else:
+//
+//	json:"key"           the key in YAML and JSON (the same schema for both)
+//	default:"value"      the value of a key the file leaves out (lists: comma separated)
+//	env:"SWITCHYARD_X"   ApplyEnv overrides the field from this environment variable;
+//	                     "{i}" stands for the index of the enclosing list element
+//	enum:"a,b,c"         the allowed values (checked by Validate, listed in the docs)
+//	secret:"true"        the value may be an environment reference "${env:NAME}",
+//	                     resolved at load time
+//	file:"true"          a file path; a relative path is relative to the config file
+//	doc:"..."            the description in the generated reference docs/config.md
+//
+// A key that is absent from the file takes its default; an explicit value, even a zero
+// one, is kept (and then checked by Validate). An unknown key is an error that names
+// its path. With no file at all, a node runs Default(), the embedded default of
+// `switchyard start`; `switchyard init` writes the same configuration as a commented
+// YAML file (InitFile).
+//
+// Concurrency: a *Config is plain data. Load, Parse and Default return a fresh value
+// owned by the caller; ApplyEnv mutates it and must not run concurrently with any other
+// use of the same value. Validate, Equal-style comparisons and reads are safe from many
+// goroutines at once as long as nobody mutates the value.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+//go:generate go run ./internal/gendoc -o ../docs/config.md
+
+// Config is the whole node configuration file. The zero value is not useful: use
+// Default, Load or Parse. See the package comment for the tags and concurrency.
+type Config struct {
+	Version   int        `json:"version" default:"1" doc:"Schema version of this file. Only 1 exists."`
+	Node      Node       `json:"node" doc:"Process-wide settings of the node."`
+	Listeners []Listener `json:"listeners" doc:"Where the node accepts client connections. Left out: the embedded default (universal on :8080 with WebSocket at /ws, RawSocket on :8081), both offering anonymous."`
+	Realms    []Realm    `json:"realms" doc:"The realms the node routes. Left out: the embedded default (realm1, anonymous with authrole anonymous allowed everything)."`
+}
+
+// Node holds the process-wide settings. Plain data; see Config for concurrency.
+type Node struct {
+	LogLevel      string   `json:"log_level" default:"info" env:"SWITCHYARD_LOG_LEVEL" enum:"debug,info,warn,error" doc:"Log level."`
+	Loops         int      `json:"loops" default:"0" env:"SWITCHYARD_LOOPS" doc:"Event loops; 0 = one per CPU."`
+	OutboundLimit int      `json:"outbound_limit" default:"4194304" env:"SWITCHYARD_OUTBOUND_LIMIT" doc:"Bytes queued to one connection before it counts as a slow consumer and is disconnected (a log line and a counter)."`
+	ShutdownGrace Duration `json:"shutdown_grace" default:"2s" env:"SWITCHYARD_SHUTDOWN_GRACE" doc:"On SIGINT/SIGTERM, time to flush GOODBYE to every session before closing."`
+	Admin         string   `json:"admin" default:"" env:"SWITCHYARD_ADMIN" doc:"Internal admin listener (/debug/pprof, /debug/stats), e.g. 127.0.0.1:9090; empty disables. Never the public port."`
+}
+
+// Listener kinds (Listener.Kind).
+const (
+	KindUniversal = "universal" // WebSocket at Path, RawSocket and the status page on one TCP port
+	KindWebSocket = "websocket" // WebSocket only, at Path
+	KindRawSocket = "rawsocket" // RawSocket only
+	KindUnix      = "unix"      // universal on a Unix domain socket; Address is its path
+)
+
+// Auth method names, as WAMP spells them in HELLO.Details.authmethods.
+const (
+	MethodAnonymous  = "anonymous"
+	MethodTicket     = "ticket"
+	MethodWAMPCRA    = "wampcra"
+	MethodCryptosign = "cryptosign"
+	MethodTLS        = "tls"
+	MethodCookie     = "cookie"
+)
+
+// AuthMethods lists every auth method name in the order the docs present them.
+// Read-only; do not modify.
+var AuthMethods = []string{MethodAnonymous, MethodTicket, MethodWAMPCRA, MethodCryptosign, MethodTLS, MethodCookie}
+
+// Listener is one listening socket. Plain data; see Config for concurrency.
+type Listener struct {
+	Address        string   `json:"address" env:"SWITCHYARD_LISTENERS_{i}_ADDRESS" doc:"host:port to listen on (\":8080\" = every interface); for kind unix, the socket's file path. Required."`
+	Kind           string   `json:"kind" default:"universal" enum:"universal,websocket,rawsocket,unix" doc:"universal: WebSocket at path, RawSocket (first byte 0x7F) and the status page on one port; websocket: WebSocket only; rawsocket: RawSocket only; unix: universal on a Unix domain socket."`
+	Path           string   `json:"path" default:"/ws" doc:"WebSocket path (kinds universal, websocket and unix)."`
+	TLS            *TLS     `json:"tls" doc:"Serve TLS on this listener; left out: plain TCP."`
+	Serializers    []string `json:"serializers" default:"json,msgpack,cbor" enum:"json,msgpack,cbor" doc:"Serializers a client may pick (WebSocket subprotocols wamp.2.NAME and wamp.2.NAME.batched; RawSocket serializer ids 1, 2, 3)."`
+	MaxMessageSize int      `json:"max_message_size" default:"1048576" env:"SWITCHYARD_LISTENERS_{i}_MAX_MESSAGE_SIZE" doc:"Largest inbound message in bytes."`
+	PingInterval   Duration `json:"ping_interval" default:"10s" env:"SWITCHYARD_LISTENERS_{i}_PING_INTERVAL" doc:"Send a ping after a connection has been idle this long."`
+	PingTimeout    Duration `json:"ping_timeout" default:"5s" env:"SWITCHYARD_LISTENERS_{i}_PING_TIMEOUT" doc:"Close a connection whose ping is not answered within this."`
+	Auth           []string `json:"auth" enum:"anonymous,ticket,wampcra,cryptosign,tls,cookie" doc:"Auth methods this listener offers. Left out: every method some realm configures. Each listed method must be configured in at least one realm."`
+}
+
+// TLS is the TLS setup of a listener. Plain data; see Config for concurrency.
+type TLS struct {
+	CertFile     string `json:"cert_file" file:"true" env:"SWITCHYARD_LISTENERS_{i}_TLS_CERT_FILE" doc:"PEM certificate chain. Required."`
+	KeyFile      string `json:"key_file" file:"true" env:"SWITCHYARD_LISTENERS_{i}_TLS_KEY_FILE" doc:"PEM private key of the certificate. Required."`
+	MinVersion   string `json:"min_version" default:"1.2" enum:"1.2,1.3" doc:"Lowest TLS version accepted."`
+	ClientCAFile string `json:"client_ca_file" file:"true" doc:"PEM CA certificates that sign client certificates. Set: clients are asked for a certificate (needed by the tls auth method); empty: no client certificates."`
+}
+
+// Realm is one routing realm with its roles and authentication. Plain data; see Config
+// for concurrency.
+type Realm struct {
+	Name       string      `json:"name" doc:"Realm URI, e.g. realm1. Required and unique."`
+	Roles      []Role      `json:"roles" doc:"The roles (authroles) of this realm and what each may do."`
+	Auth       Auth        `json:"auth" doc:"Who may join this realm and with which role."`
+	Authorizer *Authorizer `json:"authorizer" doc:"Dynamic authorizer: a WAMP procedure that decides each action; left out: the static role permissions decide."`
+}
+
+// Role is an authrole and its permissions. Plain data; see Config for concurrency.
+type Role struct {
+	Name        string       `json:"name" doc:"authrole name. Required and unique in the realm."`
+	Permissions []Permission `json:"permissions" doc:"What a session with this role may do. The most specific match wins: exact, then the longest prefix, then wildcard. Nothing matches: denied."`
+}
+
+// Permission grants actions on the URIs that match. Plain data; see Config for
+// concurrency.
+type Permission struct {
+	URI      string   `json:"uri" doc:"URI, prefix or wildcard pattern (empty components match any, e.g. com..update). The prefix \"\" matches every URI."`
+	Match    string   `json:"match" default:"exact" enum:"exact,prefix,wildcard" doc:"How uri matches."`
+	Allow    Allow    `json:"allow" doc:"Allowed actions; left out: none."`
+	Disclose Disclose `json:"disclose" doc:"Identity disclosed to the other side."`
+}
+
+// Allow lists the actions a permission allows. Plain data.
+type Allow struct {
+	Call      bool `json:"call" default:"false" doc:"CALL matching procedures."`
+	Register  bool `json:"register" default:"false" doc:"REGISTER matching procedures."`
+	Publish   bool `json:"publish" default:"false" doc:"PUBLISH to matching topics."`
+	Subscribe bool `json:"subscribe" default:"false" doc:"SUBSCRIBE to matching topics."`
+}
+
+// Disclose says whose identity a permission discloses. Plain data.
+type Disclose struct {
+	Caller    bool `json:"caller" default:"false" doc:"Disclose the caller's session id, authid and authrole to the callee."`
+	Publisher bool `json:"publisher" default:"false" doc:"Disclose the publisher's session id, authid and authrole to subscribers."`
+}
+
+// Auth configures the authentication methods of a realm: static principals per method
+// and an optional dynamic authenticator. Plain data; see Config for concurrency.
+type Auth struct {
+	Anonymous     *Anonymous            `json:"anonymous" doc:"Allow anonymous sessions; left out: no anonymous access."`
+	Ticket        []TicketPrincipal     `json:"ticket" doc:"Principals that log in with a ticket (a shared secret, sent in the clear: use TLS)."`
+	WAMPCRA       []WAMPCRAPrincipal    `json:"wampcra" doc:"Principals that log in with WAMP-CRA (challenge-response on a shared secret)."`
+	Cryptosign    []CryptosignPrincipal `json:"cryptosign" doc:"Principals that log in with WAMP-Cryptosign (Ed25519 keys)."`
+	TLS           []TLSPrincipal        `json:"tls" doc:"Principals identified by their TLS client certificate (listener needs tls.client_ca_file)."`
+	Cookie        *Cookie               `json:"cookie" doc:"WAMP-Cookie: a WebSocket client that authenticated once gets a cookie and rejoins with it; left out: off."`
+	Authenticator *Authenticator        `json:"authenticator" doc:"Dynamic authenticator: a WAMP procedure that authenticates principals not listed here."`
+}
+
+// Anonymous enables anonymous access to a realm. Plain data.
+type Anonymous struct {
+	Role string `json:"role" default:"anonymous" doc:"authrole of anonymous sessions."`
+}
+
+// TicketPrincipal is a principal of the ticket method. Plain data.
+type TicketPrincipal struct {
+	AuthID string `json:"authid" doc:"authid the client sends. Required."`
+	Ticket string `json:"ticket" secret:"true" doc:"The ticket (password). Required."`
+	Role   string `json:"role" doc:"authrole given on success. Required."`
+}
+
+// WAMPCRAPrincipal is a principal of the wampcra method. Plain data.
+type WAMPCRAPrincipal struct {
+	AuthID     string `json:"authid" doc:"authid the client sends. Required."`
+	Secret     string `json:"secret" secret:"true" doc:"Shared secret. With salt: the secret the client derives with PBKDF2. Required."`
+	Salt       string `json:"salt" doc:"PBKDF2 salt; empty: the secret is used as is."`
+	Iterations int    `json:"iterations" default:"1000" doc:"PBKDF2 iterations (used with salt)."`
+	KeyLen     int    `json:"keylen" default:"32" doc:"PBKDF2 derived key length in bytes (used with salt)."`
+	Role       string `json:"role" doc:"authrole given on success. Required."`
+}
+
+// CryptosignPrincipal is a principal of the cryptosign method. Plain data.
+type CryptosignPrincipal struct {
+	AuthID         string   `json:"authid" doc:"authid the client sends. Required."`
+	AuthorizedKeys []string `json:"authorized_keys" doc:"Ed25519 public keys (64 hex digits each) this principal may sign with. At least one."`
+	Role           string   `json:"role" doc:"authrole given on success. Required."`
+}
+
+// TLSPrincipal is a principal of the tls (client certificate) method. Plain data.
+type TLSPrincipal struct {
+	AuthID      string `json:"authid" doc:"authid given to the session. Required."`
+	Fingerprint string `json:"fingerprint" doc:"SHA-256 fingerprint of the client certificate: 64 hex digits, colons allowed. Required."`
+	Role        string `json:"role" doc:"authrole given on success. Required."`
+}
+
+// Cookie configures WAMP-Cookie authentication. Plain data.
+type Cookie struct {
+	Name   string   `json:"name" default:"cbtid" doc:"Cookie name."`
+	MaxAge Duration `json:"max_age" default:"168h" doc:"Cookie lifetime."`
+	File   string   `json:"file" file:"true" doc:"File that keeps cookies across restarts; empty: in memory only."`
+}
+
+// Authenticator is a dynamic authenticator: a WAMP procedure called with (realm, authid,
+// details) that returns the authrole. Plain data.
+type Authenticator struct {
+	Realm     string   `json:"realm" doc:"Realm where the procedure is registered. Required."`
+	Procedure string   `json:"procedure" doc:"URI of the procedure. Required."`
+	Methods   []string `json:"methods" default:"ticket,wampcra,cryptosign" enum:"ticket,wampcra,cryptosign,tls" doc:"Auth methods handed to the authenticator when no static principal matches."`
+}
+
+// Authorizer is a dynamic authorizer: a WAMP procedure called with (session, uri,
+// action) that returns whether the action is allowed. Plain data.
+type Authorizer struct {
+	Procedure string `json:"procedure" doc:"URI of the procedure (registered in this realm). Required."`
+	CacheSize int    `json:"cache_size" default:"1000" doc:"Decisions cached per realm (by authrole, uri, action); 0 disables the cache."`
+}
+
+// Duration is a time.Duration written as a Go duration string ("10s", "1m30s") in YAML,
+// JSON and environment variables. Convert with time.Duration(d).
+type Duration time.Duration
+
+// String returns the Go duration string, e.g. "10s".
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText encodes d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. \"10s\", \"500ms\", \"1m30s\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default returns the embedded default configuration of `switchyard start`: realm1 with
+// anonymous access (authrole anonymous, allowed everything), a universal listener on
+// :8080 (WebSocket at /ws, RawSocket, status page) and a RawSocket listener on :8081.
+// Every other field takes its default tag. Each call returns a new value.
+func Default() *Config {
+	c := &Config{}
+	setDefaults(c)
+	c.Listeners = DefaultListeners()
+	c.Realms = DefaultRealms()
+	return c
+}
+
+// DefaultListeners returns the default listener list (see Default). Each call returns a
+// new slice.
+func DefaultListeners() []Listener {
+	u := Listener{Address: ":8080", Kind: KindUniversal}
+	r := Listener{Address: ":8081", Kind: KindRawSocket}
+	setDefaults(&u)
+	setDefaults(&r)
+	u.Auth = []string{MethodAnonymous}
+	r.Auth = []string{MethodAnonymous}
+	return []Listener{u, r}
+}
+
+// DefaultRealms returns the default realm list (see Default). Each call returns a new
+// slice.
+func DefaultRealms() []Realm {
+	p := Permission{URI: "", Match: "prefix",
+		Allow: Allow{Call: true, Register: true, Publish: true, Subscribe: true}}
+	return []Realm{{
+		Name:  "realm1",
+		Roles: []Role{{Name: "anonymous", Permissions: []Permission{p}}},
+		Auth:  Auth{Anonymous: &Anonymous{Role: "anonymous"}},
+	}}
+}

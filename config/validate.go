@@ -1,0 +1,469 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// rawSocketMaxMessage is the largest message a RawSocket handshake can announce (2^24).
+const rawSocketMaxMessage = 1 << 24
+
+// Validate checks c and returns every problem found, each with its field path, in schema
+// order; nil means c is usable. It reads the TLS files named by listeners (existence,
+// readability, that the certificate and key pair up, that the client CA holds
+// certificates). Validate does not modify c and is safe for concurrent use as long as
+// nobody mutates c.
+func (c *Config) Validate() []Problem {
+	v := &validator{c: c}
+	v.enums(reflect.ValueOf(c).Elem(), "")
+	if c.Version != 1 {
+		v.add("version", "unsupported schema version %d (this switchyard reads version 1)", c.Version)
+	}
+	v.node(&c.Node)
+	if len(c.Listeners) == 0 {
+		v.add("listeners", "no listeners: the node would accept no connections")
+	}
+	addrs := map[string]int{}
+	for i := range c.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		l := &c.Listeners[i]
+		if j, dup := addrs[l.Address]; dup && l.Address != "" {
+			v.add(p+".address", "%q is also the address of listeners[%d]", l.Address, j)
+		} else {
+			addrs[l.Address] = i
+		}
+		v.listener(l, p)
+	}
+	if len(c.Realms) == 0 {
+		v.add("realms", "no realms: no session could join")
+	}
+	names := map[string]int{}
+	for i := range c.Realms {
+		p := fmt.Sprintf("realms[%d]", i)
+		r := &c.Realms[i]
+		if j, dup := names[r.Name]; dup && r.Name != "" {
+			v.add(p+".name", "realm %q is also realms[%d]", r.Name, j)
+		} else {
+			names[r.Name] = i
+		}
+		v.realm(r, p)
+	}
+	slices.SortStableFunc(v.problems, func(a, b Problem) int {
+		return slices.Compare(pathOrder(a.Path), pathOrder(b.Path))
+	})
+	return v.problems
+}
+
+// pathOrder turns a field path into a key that sorts problems in schema order: field
+// positions for keys, numbers for list indices.
+func pathOrder(path string) []int {
+	var key []int
+	t := reflect.TypeFor[Config]()
+	for seg := range strings.SplitSeq(path, ".") {
+		name, rest, _ := strings.Cut(seg, "[")
+		pos := -1
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t != nil && t.Kind() == reflect.Struct {
+			for i := range t.NumField() {
+				if jsonName(t.Field(i)) == name {
+					pos, t = i, t.Field(i).Type
+					break
+				}
+			}
+		}
+		if pos < 0 {
+			t = nil
+		}
+		key = append(key, pos)
+		for rest != "" {
+			var n int
+			var idx string
+			idx, rest, _ = strings.Cut(rest, "]")
+			n, _ = strconv.Atoi(idx)
+			key = append(key, n)
+			rest = strings.TrimPrefix(rest, "[")
+			if t != nil && t.Kind() == reflect.Slice {
+				t = t.Elem()
+			}
+		}
+	}
+	return key
+}
+
+type validator struct {
+	c        *Config
+	problems []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// enums checks every field with an enum tag (strings and lists of strings).
+func (v *validator) enums(val reflect.Value, path string) {
+	t := val.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := jsonName(f)
+		if name == "" {
+			continue
+		}
+		fv, p := val.Field(i), join(path, name)
+		if enum := f.Tag.Get("enum"); enum != "" {
+			allowed := strings.Split(enum, ",")
+			check := func(s, p string) {
+				if !slices.Contains(allowed, s) {
+					v.add(p, "%q is not one of %s", s, strings.Join(allowed, ", "))
+				}
+			}
+			if fv.Kind() == reflect.String {
+				check(fv.String(), p)
+			} else {
+				for j := range fv.Len() {
+					check(fv.Index(j).String(), fmt.Sprintf("%s[%d]", p, j))
+				}
+			}
+			continue
+		}
+		switch {
+		case fv.Kind() == reflect.Struct && !fv.Addr().Type().Implements(textUnmarshaler):
+			v.enums(fv, p)
+		case fv.Kind() == reflect.Pointer && !fv.IsNil():
+			v.enums(fv.Elem(), p)
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
+			for j := range fv.Len() {
+				v.enums(fv.Index(j), fmt.Sprintf("%s[%d]", p, j))
+			}
+		}
+	}
+}
+
+func (v *validator) node(n *Node) {
+	if n.Loops < 0 {
+		v.add("node.loops", "must be 0 (one per CPU) or more, got %d", n.Loops)
+	}
+	if n.OutboundLimit <= 0 {
+		v.add("node.outbound_limit", "must be a positive number of bytes, got %d", n.OutboundLimit)
+	}
+	if n.ShutdownGrace < 0 {
+		v.add("node.shutdown_grace", "must not be negative, got %s", n.ShutdownGrace)
+	}
+	if n.Admin != "" {
+		if err := checkHostPort(n.Admin); err != nil {
+			v.add("node.admin", "%v", err)
+		}
+	}
+}
+
+func (v *validator) listener(l *Listener, p string) {
+	switch {
+	case l.Address == "":
+		v.add(p+".address", "required")
+	case l.Kind == KindUnix:
+		if strings.ContainsRune(l.Address, 0) {
+			v.add(p+".address", "not a file path")
+		}
+	default:
+		if err := checkHostPort(l.Address); err != nil {
+			v.add(p+".address", "%v", err)
+		}
+	}
+	if l.Kind != KindRawSocket && !strings.HasPrefix(l.Path, "/") {
+		v.add(p+".path", "must start with /, got %q", l.Path)
+	}
+	if len(l.Serializers) == 0 {
+		v.add(p+".serializers", "at least one serializer (json, msgpack, cbor)")
+	}
+	if l.MaxMessageSize <= 0 {
+		v.add(p+".max_message_size", "must be a positive number of bytes, got %d", l.MaxMessageSize)
+	} else if l.MaxMessageSize > rawSocketMaxMessage && l.Kind != KindWebSocket {
+		v.add(p+".max_message_size", "RawSocket messages are limited to %d bytes (16 MiB), got %d", rawSocketMaxMessage, l.MaxMessageSize)
+	}
+	if l.PingInterval <= 0 {
+		v.add(p+".ping_interval", "must be positive, got %s", l.PingInterval)
+	}
+	if l.PingTimeout <= 0 {
+		v.add(p+".ping_timeout", "must be positive, got %s", l.PingTimeout)
+	}
+	if l.TLS != nil {
+		if l.Kind == KindUnix {
+			v.add(p+".tls", "TLS is not served on Unix domain sockets")
+		}
+		v.tls(l.TLS, p+".tls")
+	}
+	for j, m := range l.Auth {
+		mp := fmt.Sprintf("%s.auth[%d]", p, j)
+		if !slices.Contains(AuthMethods, m) {
+			continue // the enum check reports it
+		}
+		if !v.methodConfigured(m) {
+			v.add(mp, "auth method %q is offered but no realm configures it", m)
+		}
+		if m == MethodTLS && (l.TLS == nil || l.TLS.ClientCAFile == "") {
+			v.add(mp, "auth method tls needs tls.client_ca_file on this listener")
+		}
+		if m == MethodCookie && l.Kind == KindRawSocket {
+			v.add(mp, "auth method cookie needs WebSocket (not a rawsocket listener)")
+		}
+	}
+}
+
+// methodConfigured reports whether some realm can authenticate with method m.
+func (v *validator) methodConfigured(m string) bool {
+	for _, r := range v.c.Realms {
+		a := &r.Auth
+		if a.Authenticator != nil && slices.Contains(a.Authenticator.Methods, m) {
+			return true
+		}
+		switch m {
+		case MethodAnonymous:
+			if a.Anonymous != nil {
+				return true
+			}
+		case MethodTicket:
+			if len(a.Ticket) > 0 {
+				return true
+			}
+		case MethodWAMPCRA:
+			if len(a.WAMPCRA) > 0 {
+				return true
+			}
+		case MethodCryptosign:
+			if len(a.Cryptosign) > 0 {
+				return true
+			}
+		case MethodTLS:
+			if len(a.TLS) > 0 {
+				return true
+			}
+		case MethodCookie:
+			if a.Cookie != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (v *validator) tls(t *TLS, p string) {
+	certOK := v.readable(t.CertFile, p+".cert_file")
+	keyOK := v.readable(t.KeyFile, p+".key_file")
+	if certOK && keyOK {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			v.add(p+".cert_file", "certificate and key do not load as a pair: %v", err)
+		}
+	}
+	if t.ClientCAFile != "" && v.readable(t.ClientCAFile, p+".client_ca_file") {
+		pem, _ := os.ReadFile(t.ClientCAFile)
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			v.add(p+".client_ca_file", "%s holds no PEM certificate", t.ClientCAFile)
+		}
+	}
+}
+
+// readable reports whether the required file name exists and can be read.
+func (v *validator) readable(name, p string) bool {
+	if name == "" {
+		v.add(p, "required")
+		return false
+	}
+	st, err := os.Stat(name)
+	if err != nil {
+		v.add(p, "cannot read: %v", err)
+		return false
+	}
+	if !st.Mode().IsRegular() {
+		v.add(p, "%s is not a regular file", name)
+		return false
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		v.add(p, "cannot read: %v", err)
+		return false
+	}
+	f.Close()
+	return true
+}
+
+func (v *validator) realm(r *Realm, p string) {
+	if r.Name == "" {
+		v.add(p+".name", "required")
+	} else if err := checkURI(r.Name, "exact"); err != nil {
+		v.add(p+".name", "%v", err)
+	}
+	roles := map[string]int{}
+	for i, role := range r.Roles {
+		rp := fmt.Sprintf("%s.roles[%d]", p, i)
+		if role.Name == "" {
+			v.add(rp+".name", "required")
+		} else if j, dup := roles[role.Name]; dup {
+			v.add(rp+".name", "role %q is also roles[%d]", role.Name, j)
+		} else {
+			roles[role.Name] = i
+		}
+		for j, perm := range role.Permissions {
+			pp := fmt.Sprintf("%s.permissions[%d]", rp, j)
+			if perm.Match != "exact" && perm.Match != "prefix" && perm.Match != "wildcard" {
+				continue // the enum check reports it
+			}
+			if err := checkURI(perm.URI, perm.Match); err != nil {
+				v.add(pp+".uri", "%v", err)
+			}
+		}
+	}
+	role := func(path, name string) {
+		if name == "" {
+			v.add(path, "required")
+		} else if _, ok := roles[name]; !ok && r.Authorizer == nil {
+			v.add(path, "role %q is not defined in %s.roles", name, p)
+		}
+	}
+	a := &r.Auth
+	ap := p + ".auth"
+	if a.Anonymous != nil {
+		role(ap+".anonymous.role", a.Anonymous.Role)
+	}
+	ids := map[string]bool{}
+	authid := func(path, method, id string) {
+		if id == "" {
+			v.add(path, "required")
+		} else if ids[method+"\x00"+id] {
+			v.add(path, "authid %q is listed twice for %s", id, method)
+		}
+		ids[method+"\x00"+id] = true
+	}
+	for i, t := range a.Ticket {
+		pp := fmt.Sprintf("%s.ticket[%d]", ap, i)
+		authid(pp+".authid", MethodTicket, t.AuthID)
+		if t.Ticket == "" {
+			v.add(pp+".ticket", "required")
+		}
+		role(pp+".role", t.Role)
+	}
+	for i, w := range a.WAMPCRA {
+		pp := fmt.Sprintf("%s.wampcra[%d]", ap, i)
+		authid(pp+".authid", MethodWAMPCRA, w.AuthID)
+		if w.Secret == "" {
+			v.add(pp+".secret", "required")
+		}
+		if w.Iterations <= 0 {
+			v.add(pp+".iterations", "must be positive, got %d", w.Iterations)
+		}
+		if w.KeyLen <= 0 {
+			v.add(pp+".keylen", "must be positive, got %d", w.KeyLen)
+		}
+		role(pp+".role", w.Role)
+	}
+	for i, cs := range a.Cryptosign {
+		pp := fmt.Sprintf("%s.cryptosign[%d]", ap, i)
+		authid(pp+".authid", MethodCryptosign, cs.AuthID)
+		if len(cs.AuthorizedKeys) == 0 {
+			v.add(pp+".authorized_keys", "at least one Ed25519 public key")
+		}
+		for j, k := range cs.AuthorizedKeys {
+			if err := checkHex32(k, false); err != nil {
+				v.add(fmt.Sprintf("%s.authorized_keys[%d]", pp, j), "not an Ed25519 public key: %v", err)
+			}
+		}
+		role(pp+".role", cs.Role)
+	}
+	for i, t := range a.TLS {
+		pp := fmt.Sprintf("%s.tls[%d]", ap, i)
+		authid(pp+".authid", MethodTLS, t.AuthID)
+		if err := checkHex32(t.Fingerprint, true); err != nil {
+			v.add(pp+".fingerprint", "not a SHA-256 fingerprint: %v", err)
+		}
+		role(pp+".role", t.Role)
+	}
+	if ck := a.Cookie; ck != nil {
+		if ck.Name == "" || strings.ContainsAny(ck.Name, " \t\r\n;,=\"()<>@:\\/[]?{}") {
+			v.add(ap+".cookie.name", "%q is not a valid cookie name", ck.Name)
+		}
+		if ck.MaxAge <= 0 {
+			v.add(ap+".cookie.max_age", "must be positive, got %s", ck.MaxAge)
+		}
+	}
+	if au := a.Authenticator; au != nil {
+		pp := ap + ".authenticator"
+		if au.Realm == "" {
+			v.add(pp+".realm", "required")
+		} else if !slices.ContainsFunc(v.c.Realms, func(r Realm) bool { return r.Name == au.Realm }) {
+			v.add(pp+".realm", "realm %q is not configured on this node", au.Realm)
+		}
+		v.procedure(pp+".procedure", au.Procedure)
+		if len(au.Methods) == 0 {
+			v.add(pp+".methods", "at least one auth method")
+		}
+	}
+	if az := r.Authorizer; az != nil {
+		v.procedure(p+".authorizer.procedure", az.Procedure)
+		if az.CacheSize < 0 {
+			v.add(p+".authorizer.cache_size", "must be 0 (no cache) or more, got %d", az.CacheSize)
+		}
+	}
+}
+
+func (v *validator) procedure(p, uri string) {
+	if uri == "" {
+		v.add(p, "required")
+	} else if err := checkURI(uri, "exact"); err != nil {
+		v.add(p, "%v", err)
+	}
+}
+
+// checkHostPort accepts "host:port" and ":port" with a numeric port 0-65535.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. \":8080\", \"127.0.0.1:8080\", \"[::1]:8080\")", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
+}
+
+// checkURI checks a WAMP URI (loose rules: no whitespace or '#'); exact URIs must not
+// have empty components, prefixes may end in '.', wildcards may have empty components.
+func checkURI(uri, match string) error {
+	if strings.ContainsAny(uri, " \t\r\n#") {
+		return fmt.Errorf("%q is not a WAMP URI: no whitespace or '#'", uri)
+	}
+	switch match {
+	case "exact":
+		if uri == "" || slices.Contains(strings.Split(uri, "."), "") {
+			return fmt.Errorf("%q is not a WAMP URI: empty component (for patterns, set match: prefix or wildcard)", uri)
+		}
+	case "prefix":
+		if uri != "" && slices.Contains(strings.Split(strings.TrimSuffix(uri, "."), "."), "") {
+			return fmt.Errorf("%q: empty component inside a prefix", uri)
+		}
+	}
+	return nil
+}
+
+// checkHex32 checks that s is 32 bytes in hex (colons between bytes allowed if colons).
+func checkHex32(s string, colons bool) error {
+	h := s
+	if colons {
+		h = strings.ReplaceAll(s, ":", "")
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return fmt.Errorf("%q is not hex", s)
+	}
+	if len(b) != 32 {
+		return fmt.Errorf("%q is %d bytes, want 32 (64 hex digits)", s, len(b))
+	}
+	return nil
+}
