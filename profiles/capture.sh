@@ -20,7 +20,7 @@ capture() { # name, loadgen args...
   local pid=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
   "$BIN" loadgen "$@" --url ws://127.0.0.1:$PORT/ws --duration "$DURATION" --warmup 2s \
-    --router-pid $pid > "profiles/loadgen-$name.txt"
+    --router-pid $pid --progress=false > "profiles/loadgen-$name.txt"
   kill -INT $pid
   wait $pid
 }

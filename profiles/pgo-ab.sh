@@ -19,14 +19,14 @@ run() { # bin, loadgen args... ; prints router cpu us per msg
   local pid=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
   "$D/off" loadgen "$@" --url ws://127.0.0.1:$PORT/ws --duration "$DURATION" --warmup 2s \
-    --router-pid $pid --json > "$D/r.json"
+    --router-pid $pid --json --progress=false > "$D/r.json"
   kill -INT $pid; wait $pid
   python3 -c "import json; r=json.load(open('$D/r.json')); print(r['router']['cpu_per_msg_us'], r['msgs_per_sec'])"
 }
 
 for sc in "pubsub --subscribers 100" "rpc --callers 64"; do
   off=(); pgo=()
-  for _ in 1 2; do
+  for _ in 1 2 3; do
     off+=("$(run off $sc)"); pgo+=("$(run pgo $sc)")
   done
   python3 - "$sc" "${off[@]}" "${pgo[@]}" <<'PY'
