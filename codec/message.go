@@ -152,6 +152,11 @@ type Details struct {
 	Publisher       uint64 // EVENT.Details.publisher
 	Caller          uint64 // INVOCATION.Details.caller
 	Message         []byte // ABORT/GOODBYE.Details.message
+
+	PublisherAuthID   []byte // EVENT.Details.publisher_authid
+	PublisherAuthRole []byte // EVENT.Details.publisher_authrole
+	CallerAuthID      []byte // INVOCATION.Details.caller_authid
+	CallerAuthRole    []byte // INVOCATION.Details.caller_authrole
 }
 
 // Bits of Details.Has, one per key.
@@ -169,6 +174,10 @@ const (
 	KeyPublisher
 	KeyCaller
 	KeyMessage
+	KeyPublisherAuthID
+	KeyPublisherAuthRole
+	KeyCallerAuthID
+	KeyCallerAuthRole
 )
 
 // Codec decodes and encodes WAMP messages in one serializer.

@@ -43,9 +43,10 @@ const maxID = 1 << 53
 // idKeys are the Details keys holding ids; boolKeys booleans; strKeys strings.
 const (
 	boolKeys = KeyAcknowledge | KeyExcludeMe | KeyDiscloseMe | KeyReceiveProgress | KeyProgress
-	strKeys  = KeyMatch | KeyInvoke | KeyTopic | KeyProcedure | KeyMessage
-	idKeys   = KeyPublisher | KeyCaller
-	intKeys  = KeyTimeout
+	strKeys  = KeyMatch | KeyInvoke | KeyTopic | KeyProcedure | KeyMessage |
+		KeyPublisherAuthID | KeyPublisherAuthRole | KeyCallerAuthID | KeyCallerAuthRole
+	idKeys  = KeyPublisher | KeyCaller
+	intKeys = KeyTimeout
 )
 
 func mk(keys uint32, min int, elems ...elemKind) shape {
@@ -69,7 +70,7 @@ var shapes = [...]shape{
 	SUBSCRIBED:   mk(0, 2, eRequest, eSubscription),
 	UNSUBSCRIBE:  mk(0, 2, eRequest, eSubscription),
 	UNSUBSCRIBED: mk(0, 1, eRequest, eDict), // advanced: revocation carries Details
-	EVENT:        mk(KeyTopic|KeyPublisher, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
+	EVENT:        mk(KeyTopic|KeyPublisher|KeyPublisherAuthID|KeyPublisherAuthRole, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
 	CALL:         mk(KeyDiscloseMe|KeyReceiveProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
 	CANCEL:       mk(0, 2, eRequest, eDict),
 	RESULT:       mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
@@ -77,7 +78,7 @@ var shapes = [...]shape{
 	REGISTERED:   mk(0, 2, eRequest, eRegistration),
 	UNREGISTER:   mk(0, 2, eRequest, eRegistration),
 	UNREGISTERED: mk(0, 1, eRequest, eDict),
-	INVOCATION:   mk(KeyReceiveProgress|KeyProcedure|KeyCaller|KeyTimeout, 3, eRequest, eRegistration, eDict, eArgs, eKwargs),
+	INVOCATION:   mk(KeyReceiveProgress|KeyProcedure|KeyCaller|KeyCallerAuthID|KeyCallerAuthRole|KeyTimeout, 3, eRequest, eRegistration, eDict, eArgs, eKwargs),
 	INTERRUPT:    mk(0, 2, eRequest, eDict),
 	YIELD:        mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
 }
@@ -165,6 +166,14 @@ func detailKey(key []byte) uint32 {
 		return KeyCaller
 	case "message":
 		return KeyMessage
+	case "publisher_authid":
+		return KeyPublisherAuthID
+	case "publisher_authrole":
+		return KeyPublisherAuthRole
+	case "caller_authid":
+		return KeyCallerAuthID
+	case "caller_authrole":
+		return KeyCallerAuthRole
 	}
 	return 0
 }
@@ -179,6 +188,8 @@ var detailOrder = [...]struct {
 	{KeyProgress, "progress"}, {KeyMatch, "match"}, {KeyInvoke, "invoke"},
 	{KeyTimeout, "timeout"}, {KeyTopic, "topic"}, {KeyProcedure, "procedure"},
 	{KeyPublisher, "publisher"}, {KeyCaller, "caller"}, {KeyMessage, "message"},
+	{KeyPublisherAuthID, "publisher_authid"}, {KeyPublisherAuthRole, "publisher_authrole"},
+	{KeyCallerAuthID, "caller_authid"}, {KeyCallerAuthRole, "caller_authrole"},
 }
 
 func keyName(bit uint32) string {
@@ -242,6 +253,14 @@ func (d *Details) setStr(bit uint32, v []byte) bool {
 		d.Procedure = v
 	case KeyMessage:
 		d.Message = v
+	case KeyPublisherAuthID:
+		d.PublisherAuthID = v
+	case KeyPublisherAuthRole:
+		d.PublisherAuthRole = v
+	case KeyCallerAuthID:
+		d.CallerAuthID = v
+	case KeyCallerAuthRole:
+		d.CallerAuthRole = v
 	}
 	return true
 }
@@ -258,6 +277,14 @@ func (d *Details) getStr(bit uint32) []byte {
 		return d.Procedure
 	case KeyMessage:
 		return d.Message
+	case KeyPublisherAuthID:
+		return d.PublisherAuthID
+	case KeyPublisherAuthRole:
+		return d.PublisherAuthRole
+	case KeyCallerAuthID:
+		return d.CallerAuthID
+	case KeyCallerAuthRole:
+		return d.CallerAuthRole
 	}
 	return nil
 }

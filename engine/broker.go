@@ -207,6 +207,11 @@ func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, exclud
 				// A pattern match tells the subscriber which topic the event was for.
 				sc.m.Details.Has, sc.m.Details.Topic = codec.KeyTopic, m.URI
 			}
+			if m.Details.DiscloseMe {
+				d := &sc.m.Details
+				d.Has |= codec.KeyPublisher | codec.KeyPublisherAuthID | codec.KeyPublisherAuthRole
+				d.Publisher, d.PublisherAuthID, d.PublisherAuthRole = s.id, s.authID, s.authRole
+			}
 			sc.frame[ser], err = r.codec.Append(sc.frame[ser][:0], &sc.m)
 			if err != nil {
 				s.logger().Warn("publish: encode failed", "session", s.id, "err", err)

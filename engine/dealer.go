@@ -157,6 +157,11 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		// A pattern registration tells the callee which procedure was called.
 		sc.m.Details.Has, sc.m.Details.Procedure = codec.KeyProcedure, m.URI
 	}
+	if m.Details.DiscloseMe {
+		d := &sc.m.Details
+		d.Has |= codec.KeyCaller | codec.KeyCallerAuthID | codec.KeyCallerAuthRole
+		d.Caller, d.CallerAuthID, d.CallerAuthRole = s.id, s.authID, s.authRole
+	}
 	if sc.out, err = callee.codec.Append(sc.out[:0], &sc.m); err == nil {
 		err = callee.peer.Send(sc.out)
 	}

@@ -106,3 +106,30 @@ func TestPatternRegistrationsPrecedence(t *testing.T) {
 	dup.Receive(withMatch(codec.Message{Type: codec.REGISTER, Request: 4, URI: []byte("com.myapp..myprocedure1")}, "prefix"))
 	dp.one(t, codec.REGISTERED)
 }
+
+func TestDisclosure(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	pub, _ := join(t, rl, codec.JSON)
+	sub, sp := join(t, rl, codec.CBOR)
+	sub.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("t")})
+	sub.Receive(&codec.Message{Type: codec.REGISTER, Request: 2, URI: []byte("p")})
+	sp.take(t)
+	m := codec.Message{Type: codec.PUBLISH, Request: 3, URI: []byte("t")}
+	pub.Receive(&m)
+	if e := sp.one(t, codec.EVENT); e.Details.Has != 0 {
+		t.Fatalf("publisher disclosed without disclose_me: %+v", e.Details)
+	}
+	m.Details.Has, m.Details.DiscloseMe = codec.KeyDiscloseMe, true
+	pub.Receive(&m)
+	e := sp.one(t, codec.EVENT)
+	if e.Details.Publisher != pub.ID() || string(e.Details.PublisherAuthID) != "a" || string(e.Details.PublisherAuthRole) != "anonymous" {
+		t.Fatalf("EVENT details %+v", e.Details)
+	}
+	c := codec.Message{Type: codec.CALL, Request: 4, URI: []byte("p")}
+	c.Details.Has, c.Details.DiscloseMe = codec.KeyDiscloseMe, true
+	pub.Receive(&c)
+	inv := sp.one(t, codec.INVOCATION)
+	if inv.Details.Caller != pub.ID() || string(inv.Details.CallerAuthID) != "a" || string(inv.Details.CallerAuthRole) != "anonymous" {
+		t.Fatalf("INVOCATION details %+v", inv.Details)
+	}
+}

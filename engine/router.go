@@ -91,7 +91,8 @@ func (rl *Realm) SessionCount() int { return rl.sessions.Size() }
 // Join adds a session for peer with the given identity and returns it. The caller sends
 // WELCOME (see WelcomeDetails). Safe for concurrent use.
 func (rl *Realm) Join(peer Peer, auth AuthInfo) *Session {
-	s := &Session{realm: rl, peer: peer, ser: peer.Serializer(), auth: auth}
+	s := &Session{realm: rl, peer: peer, ser: peer.Serializer(), auth: auth,
+		authID: []byte(auth.AuthID), authRole: []byte(auth.AuthRole)}
 	s.codec = codec.For(s.ser)
 	for {
 		s.id = globalID()
@@ -108,9 +109,11 @@ func RouterRoles() map[string]any {
 	return map[string]any{
 		"broker": map[string]any{"features": map[string]any{
 			"publisher_exclusion":        true,
+			"publisher_identification":   true,
 			"pattern_based_subscription": true,
 		}},
 		"dealer": map[string]any{"features": map[string]any{
+			"caller_identification":      true,
 			"pattern_based_registration": true,
 		}},
 	}

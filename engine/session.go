@@ -39,6 +39,9 @@ type Session struct {
 	ser   codec.Serializer
 	codec codec.Codec
 	auth  AuthInfo
+	// authID and authRole are auth's strings as bytes, for disclosure without a
+	// per-message conversion.
+	authID, authRole []byte
 
 	// state is one of the session* constants.
 	state atomic.Uint32
