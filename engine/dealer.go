@@ -1,21 +1,55 @@
 package engine
 
 import (
+	"math/rand/v2"
+	"sync/atomic"
+
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
+// Invocation policies of shared registrations (REGISTER.Options.invoke).
+const (
+	invokeSingle     = "single"
+	invokeRoundRobin = "roundrobin"
+	invokeRandom     = "random"
+	invokeFirst      = "first"
+	invokeLast       = "last"
+)
+
 // registration is one procedure's (or pattern's) registration (router scope ID) and its
-// callee.
+// callees: one for the single policy, several for a shared registration.
 type registration struct {
 	id        uint64
 	procedure string
 	pattern   bool
 	kind      match.Kind
-	callee    *Session
+	invoke    string
+	// callees is an immutable snapshot in registration order, replaced under the
+	// dealer table's mutex; CALL only loads it.
+	callees atomic.Pointer[[]*Session]
+	rr      atomic.Uint64 // round-robin position
 }
 
 func (r *registration) entryURI() string { return r.procedure }
+
+// pick chooses the callee of one CALL by the invocation policy; nil when the registration
+// has just lost its last callee. Lock-free.
+func (r *registration) pick() *Session {
+	cs := *r.callees.Load()
+	switch n := len(cs); {
+	case n == 0:
+		return nil
+	case n == 1 || r.invoke == invokeFirst || r.invoke == invokeSingle:
+		return cs[0]
+	case r.invoke == invokeLast:
+		return cs[n-1]
+	case r.invoke == invokeRoundRobin:
+		return cs[(r.rr.Add(1)-1)%uint64(n)]
+	default: // random
+		return cs[rand.IntN(n)]
+	}
+}
 
 // dealer holds a realm's registrations: exact ones by procedure and pattern ones (prefix,
 // wildcard) in a token tree. A CALL goes to the exact registration if there is one, else
@@ -33,21 +67,38 @@ func newDealer() *dealer {
 		byPattern: map[patternKey]*registration{}}
 }
 
-// add registers procedure (under the match policy) for callee; nil when it is already
-// registered.
-func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind, callee *Session) *registration {
+// add registers procedure (under the match policy and invocation policy) for callee.
+// A shared registration takes more callees with the same policy. It returns nil when
+// the procedure is registered already under the single policy, under another policy,
+// or by this callee.
+func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind, invoke string, callee *Session) *registration {
 	t := d.regs
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var reg *registration
+	var ok bool
 	if pattern {
-		if _, ok := d.byPattern[patternKey{string(procedure), kind}]; ok {
+		reg, ok = d.byPattern[patternKey{string(procedure), kind}]
+	} else {
+		reg, ok = t.getLocked(string(procedure))
+	}
+	if ok {
+		if reg.invoke == invokeSingle || reg.invoke != invoke {
 			return nil
 		}
-	} else if _, ok := t.getLocked(string(procedure)); ok {
-		return nil
+		old := *reg.callees.Load()
+		for _, c := range old {
+			if c == callee {
+				return nil
+			}
+		}
+		next := append(old[:len(old):len(old)], callee)
+		reg.callees.Store(&next)
+		return reg
 	}
-	reg := &registration{id: r.regIDs.next(), procedure: string(procedure), pattern: pattern,
-		kind: kind, callee: callee}
+	reg = &registration{id: r.regIDs.next(), procedure: string(procedure), pattern: pattern,
+		kind: kind, invoke: invoke}
+	reg.callees.Store(&[]*Session{callee})
 	if pattern {
 		d.byPattern[patternKey{reg.procedure, kind}] = reg
 		d.patterns.Insert(reg.procedure, kind, reg)
@@ -57,11 +108,22 @@ func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind,
 	return reg
 }
 
-// remove drops reg if it is still registered.
-func (d *dealer) remove(reg *registration) {
+// remove drops callee from reg, and reg from the dealer when no callee is left.
+func (d *dealer) remove(reg *registration, callee *Session) {
 	t := d.regs
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	old := *reg.callees.Load()
+	next := make([]*Session, 0, len(old))
+	for _, c := range old {
+		if c != callee {
+			next = append(next, c)
+		}
+	}
+	reg.callees.Store(&next)
+	if len(next) > 0 {
+		return
+	}
 	if reg.pattern {
 		key := patternKey{reg.procedure, reg.kind}
 		if d.byPattern[key] == reg {
@@ -89,23 +151,29 @@ func (d *dealer) lookup(procedure []byte) (*registration, bool) {
 
 func (s *Session) register(m *codec.Message, sc *scratch) {
 	pattern, kind := matchPolicy(m)
-	if m.Details.Has&codec.KeyInvoke != 0 && string(m.Details.Invoke) != "single" {
-		s.sendErrorMsg(codec.REGISTER, m.Request, ErrOptionNotAllowed,
-			"invocation policy "+string(m.Details.Invoke)+" is not supported", sc)
-		return
+	invoke := invokeSingle
+	if m.Details.Has&codec.KeyInvoke != 0 {
+		switch p := string(m.Details.Invoke); p {
+		case invokeSingle, invokeRoundRobin, invokeRandom, invokeFirst, invokeLast:
+			invoke = p
+		default:
+			s.sendErrorMsg(codec.REGISTER, m.Request, ErrOptionNotAllowed,
+				"invocation policy "+p+" is not supported", sc)
+			return
+		}
 	}
 	if !validPattern(m.URI, pattern) {
 		s.sendError(codec.REGISTER, m.Request, ErrInvalidURI, sc)
 		return
 	}
 	s.pending.init()
-	reg := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, s)
+	reg := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, invoke, s)
 	if reg == nil {
 		s.sendError(codec.REGISTER, m.Request, ErrProcedureAlreadyExists, sc)
 		return
 	}
 	if !s.track(func() { s.regs = append(s.regs, reg) }) {
-		s.realm.dealer.remove(reg)
+		s.realm.dealer.remove(reg, s)
 		return
 	}
 	sc.m = codec.Message{Type: codec.REGISTERED, Request: m.Request, Registration: reg.id}
@@ -118,7 +186,7 @@ func (s *Session) unregister(m *codec.Message, sc *scratch) {
 		s.sendError(codec.UNREGISTER, m.Request, ErrNoSuchRegistration, sc)
 		return
 	}
-	s.realm.dealer.remove(reg)
+	s.realm.dealer.remove(reg, s)
 	sc.m = codec.Message{Type: codec.UNREGISTERED, Request: m.Request}
 	s.sendAck(&sc.m, sc)
 }
@@ -135,7 +203,11 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		s.sendError(codec.CALL, m.Request, ErrNoSuchProcedure, sc)
 		return
 	}
-	callee := reg.callee
+	callee := reg.pick()
+	if callee == nil {
+		s.sendError(codec.CALL, m.Request, ErrNoSuchProcedure, sc)
+		return
+	}
 	inv := callee.invIDs.next()
 	if !callee.pending.put(inv, pendingCall{caller: s, request: m.Request}) ||
 		callee.state.Load() != sessionOpen {

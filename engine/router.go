@@ -115,6 +115,7 @@ func RouterRoles() map[string]any {
 		"dealer": map[string]any{"features": map[string]any{
 			"caller_identification":      true,
 			"pattern_based_registration": true,
+			"shared_registration":        true,
 		}},
 	}
 }

@@ -188,7 +188,7 @@ func (s *Session) leaveRealm() {
 		r.broker.remove(sub, s)
 	}
 	for _, reg := range regs {
-		r.dealer.remove(reg)
+		r.dealer.remove(reg, s)
 	}
 	s.failPending()
 }
