@@ -157,6 +157,8 @@ type Details struct {
 	PublisherAuthRole []byte // EVENT.Details.publisher_authrole
 	CallerAuthID      []byte // INVOCATION.Details.caller_authid
 	CallerAuthRole    []byte // INVOCATION.Details.caller_authrole
+	Mode              []byte // CANCEL/INTERRUPT.Options.mode: skip, kill, killnowait
+	Reason            []byte // INTERRUPT.Options.reason
 }
 
 // Bits of Details.Has, one per key.
@@ -178,6 +180,8 @@ const (
 	KeyPublisherAuthRole
 	KeyCallerAuthID
 	KeyCallerAuthRole
+	KeyMode
+	KeyReason
 )
 
 // Codec decodes and encodes WAMP messages in one serializer.

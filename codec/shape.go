@@ -44,7 +44,8 @@ const maxID = 1 << 53
 const (
 	boolKeys = KeyAcknowledge | KeyExcludeMe | KeyDiscloseMe | KeyReceiveProgress | KeyProgress
 	strKeys  = KeyMatch | KeyInvoke | KeyTopic | KeyProcedure | KeyMessage |
-		KeyPublisherAuthID | KeyPublisherAuthRole | KeyCallerAuthID | KeyCallerAuthRole
+		KeyPublisherAuthID | KeyPublisherAuthRole | KeyCallerAuthID | KeyCallerAuthRole |
+		KeyMode | KeyReason
 	idKeys  = KeyPublisher | KeyCaller
 	intKeys = KeyTimeout
 )
@@ -72,14 +73,14 @@ var shapes = [...]shape{
 	UNSUBSCRIBED: mk(0, 1, eRequest, eDict), // advanced: revocation carries Details
 	EVENT:        mk(KeyTopic|KeyPublisher|KeyPublisherAuthID|KeyPublisherAuthRole, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
 	CALL:         mk(KeyDiscloseMe|KeyReceiveProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
-	CANCEL:       mk(0, 2, eRequest, eDict),
+	CANCEL:       mk(KeyMode, 2, eRequest, eDict),
 	RESULT:       mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
 	REGISTER:     mk(KeyMatch|KeyInvoke, 3, eRequest, eDict, eURI),
 	REGISTERED:   mk(0, 2, eRequest, eRegistration),
 	UNREGISTER:   mk(0, 2, eRequest, eRegistration),
 	UNREGISTERED: mk(0, 1, eRequest, eDict),
 	INVOCATION:   mk(KeyReceiveProgress|KeyProcedure|KeyCaller|KeyCallerAuthID|KeyCallerAuthRole|KeyTimeout, 3, eRequest, eRegistration, eDict, eArgs, eKwargs),
-	INTERRUPT:    mk(0, 2, eRequest, eDict),
+	INTERRUPT:    mk(KeyMode|KeyReason, 2, eRequest, eDict),
 	YIELD:        mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
 }
 
@@ -174,6 +175,10 @@ func detailKey(key []byte) uint32 {
 		return KeyCallerAuthID
 	case "caller_authrole":
 		return KeyCallerAuthRole
+	case "mode":
+		return KeyMode
+	case "reason":
+		return KeyReason
 	}
 	return 0
 }
@@ -190,6 +195,7 @@ var detailOrder = [...]struct {
 	{KeyPublisher, "publisher"}, {KeyCaller, "caller"}, {KeyMessage, "message"},
 	{KeyPublisherAuthID, "publisher_authid"}, {KeyPublisherAuthRole, "publisher_authrole"},
 	{KeyCallerAuthID, "caller_authid"}, {KeyCallerAuthRole, "caller_authrole"},
+	{KeyMode, "mode"}, {KeyReason, "reason"},
 }
 
 func keyName(bit uint32) string {
@@ -261,6 +267,15 @@ func (d *Details) setStr(bit uint32, v []byte) bool {
 		d.CallerAuthID = v
 	case KeyCallerAuthRole:
 		d.CallerAuthRole = v
+	case KeyMode:
+		switch string(v) {
+		case "skip", "kill", "killnowait":
+		default:
+			return false
+		}
+		d.Mode = v
+	case KeyReason:
+		d.Reason = v
 	}
 	return true
 }
@@ -285,6 +300,10 @@ func (d *Details) getStr(bit uint32) []byte {
 		return d.CallerAuthID
 	case KeyCallerAuthRole:
 		return d.CallerAuthRole
+	case KeyMode:
+		return d.Mode
+	case KeyReason:
+		return d.Reason
 	}
 	return nil
 }

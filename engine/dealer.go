@@ -3,6 +3,7 @@ package engine
 import (
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine/match"
@@ -236,6 +237,9 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 	}
 	if sc.out, err = callee.codec.Append(sc.out[:0], &sc.m); err == nil {
 		err = callee.peer.Send(sc.out)
+	}
+	if err == nil && m.Details.Timeout > 0 {
+		armTimeout(callee, inv, time.Duration(m.Details.Timeout)*time.Millisecond)
 	}
 	if err != nil {
 		if _, mine := callee.pending.take(inv); mine {

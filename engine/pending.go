@@ -131,6 +131,37 @@ func (p *pendingTable) drain(f func(pendingCall)) {
 	})
 }
 
+// find returns the id of the first call for which match is true, without removing it.
+// Each slot is claimed while it is looked at, so this is safe against concurrent put and
+// take. It scans the whole table: for rare operations (CANCEL) only.
+func (p *pendingTable) find(match func(pendingCall) bool) (uint64, bool) {
+	slots := p.slots.Load()
+	if slots == nil {
+		return 0, false
+	}
+	for i := range slots {
+		sl := &slots[i]
+		if sl.state.Load() != slotReady || !sl.state.CompareAndSwap(slotReady, slotReading) {
+			continue
+		}
+		id, hit := sl.id, match(sl.call)
+		sl.state.Store(slotReady)
+		if hit {
+			return id, true
+		}
+	}
+	var found uint64
+	var ok bool
+	p.overflow.Range(func(id uint64, c pendingCall) bool {
+		if match(c) {
+			found, ok = id, true
+			return false
+		}
+		return true
+	})
+	return found, ok
+}
+
 // count returns the number of calls in flight. Safe for concurrent use; approximate.
 func (p *pendingTable) count() int {
 	slots := p.slots.Load()

@@ -91,8 +91,14 @@ func (rl *Realm) SessionCount() int { return rl.sessions.Size() }
 // Join adds a session for peer with the given identity and returns it. The caller sends
 // WELCOME (see WelcomeDetails). Safe for concurrent use.
 func (rl *Realm) Join(peer Peer, auth AuthInfo) *Session {
+	return rl.JoinWith(peer, auth, Features{})
+}
+
+// JoinWith is Join for a client that announced advanced features in HELLO.
+// Safe for concurrent use.
+func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 	s := &Session{realm: rl, peer: peer, ser: peer.Serializer(), auth: auth,
-		authID: []byte(auth.AuthID), authRole: []byte(auth.AuthRole)}
+		authID: []byte(auth.AuthID), authRole: []byte(auth.AuthRole), features: f}
 	s.codec = codec.For(s.ser)
 	for {
 		s.id = globalID()
@@ -113,6 +119,8 @@ func RouterRoles() map[string]any {
 			"pattern_based_subscription": true,
 		}},
 		"dealer": map[string]any{"features": map[string]any{
+			"call_canceling":             true,
+			"call_timeout":               true,
 			"caller_identification":      true,
 			"pattern_based_registration": true,
 			"shared_registration":        true,

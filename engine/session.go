@@ -42,6 +42,7 @@ type Session struct {
 	// authID and authRole are auth's strings as bytes, for disclosure without a
 	// per-message conversion.
 	authID, authRole []byte
+	features         Features
 
 	// state is one of the session* constants.
 	state atomic.Uint32
@@ -107,6 +108,8 @@ func (s *Session) Receive(m *codec.Message) bool {
 		s.unsubscribe(m, sc)
 	case codec.CALL:
 		s.call(m, sc)
+	case codec.CANCEL:
+		s.cancel(m, sc)
 	case codec.YIELD:
 		s.yield(m, sc)
 	case codec.REGISTER:

@@ -410,3 +410,25 @@ func TestPatternBasedRouting(t *testing.T) {
 	_, err = a.Call(ctx, "com.rooms.kitchen.main.light", nil, nil, nil)
 	wampErr(t, err, "wamp.error.no_such_procedure")
 }
+
+// TestCallTimeoutOverSockets: CALL.Options.timeout is enforced by the router.
+func TestCallTimeoutOverSockets(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := ctxT(t)
+	a := connect(t, endpoints(n)[0], codec.JSON)
+	b := connect(t, endpoints(n)[3], codec.CBOR)
+	release := make(chan struct{})
+	defer close(release)
+	if _, err := b.Register(ctx, "com.slow", func(context.Context, *client.Invocation) (*client.Result, error) {
+		<-release
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := a.Call(ctx, "com.slow", nil, nil, map[string]any{"timeout": 100})
+	wampErr(t, err, "wamp.error.timeout")
+	if d := time.Since(start); d < 90*time.Millisecond {
+		t.Fatalf("timed out after %v, before the 100 ms asked", d)
+	}
+}

@@ -115,12 +115,12 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 		f.abort(c, st, engine.ErrNoAuthMethod, "this realm offers the authentication method anonymous only")
 		return
 	}
-	sess := realm.Join(c, engine.AuthInfo{
+	sess := realm.JoinWith(c, engine.AuthInfo{
 		AuthID:       anonymousAuthID(),
 		AuthRole:     "anonymous",
 		AuthMethod:   "anonymous",
 		AuthProvider: "static",
-	})
+	}, clientFeatures(roles))
 	st.sess = sess
 	w := codec.Message{Type: codec.WELCOME, Session: sess.ID(), DictAny: sess.WelcomeDetails()}
 	f.send(c, &w)
@@ -153,6 +153,15 @@ func hasClientRole(roles map[string]any) bool {
 		}
 	}
 	return false
+}
+
+// clientFeatures reads the advanced features the router must know about from
+// HELLO.Details.roles.
+func clientFeatures(roles map[string]any) engine.Features {
+	callee, _ := roles["callee"].(map[string]any)
+	features, _ := callee["features"].(map[string]any)
+	cc, _ := features["call_canceling"].(bool)
+	return engine.Features{CallCanceling: cc}
 }
 
 func contains(list []any, s string) bool {

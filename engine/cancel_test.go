@@ -1,0 +1,112 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+func cancelMsg(req uint64, mode string) *codec.Message {
+	m := &codec.Message{Type: codec.CANCEL, Request: req}
+	if mode != "" {
+		m.Details.Has, m.Details.Mode = codec.KeyMode, []byte(mode)
+	}
+	return m
+}
+
+func TestCancel(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		canceling bool // callee announced call_canceling
+		mode      string
+		interrupt string // INTERRUPT mode the callee must get; "" for none
+		waits     bool   // caller waits for the callee's answer
+	}{
+		{"skip", true, "skip", "", false},
+		{"default-is-skip", true, "", "", false},
+		{"killnowait", true, "killnowait", "killnowait", false},
+		{"kill", true, "kill", "kill", true},
+		{"kill-without-call_canceling", false, "kill", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rl := NewRouter(nil).AddRealm("realm1")
+			caller, cp := join(t, rl, codec.JSON)
+			ep := &memPeer{ser: codec.MsgPack}
+			callee := rl.JoinWith(ep, AuthInfo{AuthRole: "anonymous"}, Features{CallCanceling: tc.canceling})
+			callee.Receive(&codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("slow")})
+			ep.one(t, codec.REGISTERED)
+			caller.Receive(&codec.Message{Type: codec.CALL, Request: 42, URI: []byte("slow")})
+			inv := ep.one(t, codec.INVOCATION)
+			caller.Receive(cancelMsg(42, tc.mode))
+			if tc.interrupt != "" {
+				in := ep.one(t, codec.INTERRUPT)
+				if in.Request != inv.Request || string(in.Details.Mode) != tc.interrupt || string(in.Details.Reason) != ErrCanceled {
+					t.Fatalf("INTERRUPT %+v", in)
+				}
+			} else if ms := ep.take(t); len(ms) != 0 {
+				t.Fatalf("callee got %+v", ms)
+			}
+			if tc.waits {
+				if ms := cp.take(t); len(ms) != 0 {
+					t.Fatalf("kill answered the caller before the callee: %+v", ms)
+				}
+				callee.Receive(&codec.Message{Type: codec.ERROR, ErrType: codec.INVOCATION, Request: inv.Request, URI: []byte(ErrCanceled)})
+			}
+			if e := cp.one(t, codec.ERROR); e.Request != 42 || string(e.URI) != ErrCanceled {
+				t.Fatalf("caller got %+v", e)
+			}
+			// A late answer from the callee is dropped.
+			callee.Receive(&codec.Message{Type: codec.YIELD, Request: inv.Request})
+			if ms := cp.take(t); len(ms) != 0 {
+				t.Fatalf("late YIELD reached the caller: %+v", ms)
+			}
+			// CANCEL of an answered or unknown call is ignored.
+			caller.Receive(cancelMsg(42, "kill"))
+			if ms := append(cp.take(t), ep.take(t)...); len(ms) != 0 {
+				t.Fatalf("stale CANCEL produced %+v", ms)
+			}
+		})
+	}
+}
+
+func TestCallTimeout(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	caller, cp := join(t, rl, codec.JSON)
+	ep := &memPeer{ser: codec.CBOR}
+	callee := rl.JoinWith(ep, AuthInfo{AuthRole: "anonymous"}, Features{CallCanceling: true})
+	callee.Receive(&codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("slow")})
+	ep.one(t, codec.REGISTERED)
+	call := func(req uint64, ms int64) codec.Message {
+		m := codec.Message{Type: codec.CALL, Request: req, URI: []byte("slow")}
+		m.Details.Has, m.Details.Timeout = codec.KeyTimeout, ms
+		caller.Receive(&m)
+		return ep.one(t, codec.INVOCATION)
+	}
+	// Answered in time: no timeout error afterwards.
+	inv := call(1, 200)
+	callee.Receive(&codec.Message{Type: codec.YIELD, Request: inv.Request})
+	cp.one(t, codec.RESULT)
+	// Never answered: the router ends it.
+	inv = call(2, 30)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		cp.mu.Lock()
+		n := len(cp.msgs)
+		cp.mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if e := cp.one(t, codec.ERROR); e.Request != 2 || string(e.URI) != ErrTimeout {
+		t.Fatalf("caller got %+v", e)
+	}
+	if in := ep.one(t, codec.INTERRUPT); in.Request != inv.Request || string(in.Details.Reason) != ErrTimeout {
+		t.Fatalf("callee got %+v", in)
+	}
+	time.Sleep(250 * time.Millisecond) // the first call's timer fires into nothing
+	if ms := cp.take(t); len(ms) != 0 {
+		t.Fatalf("answered call timed out later: %+v", ms)
+	}
+}
