@@ -113,3 +113,29 @@ func BenchmarkCall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProgressiveResult is one progressive YIELD -> progressive RESULT of an open call.
+func BenchmarkProgressiveResult(b *testing.B) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	callee, ep := joinSink(rl, codec.JSON)
+	callee.Receive(&codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("com.example.stream")})
+	caller, cp := joinSink(rl, codec.JSON)
+	call := codec.Message{Type: codec.CALL, Request: 1, URI: []byte("com.example.stream")}
+	call.Details.Has, call.Details.ReceiveProgress = codec.KeyReceiveProgress, true
+	caller.Receive(&call)
+	var inv codec.Message
+	if err := codec.For(codec.JSON).Decode(ep.last, &inv); err != nil {
+		b.Fatal(err)
+	}
+	y := codec.Message{Type: codec.YIELD, Request: inv.Request, Args: payload64(b, codec.JSON)}
+	y.Details.Has, y.Details.Progress = codec.KeyProgress, true
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		callee.Receive(&y)
+	}
+	b.StopTimer()
+	if cp.n != b.N {
+		b.Fatalf("%d progressive results for %d yields", cp.n, b.N)
+	}
+}

@@ -110,3 +110,45 @@ func TestCallTimeout(t *testing.T) {
 		t.Fatalf("answered call timed out later: %+v", ms)
 	}
 }
+
+func TestProgressiveCallResults(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	caller, cp := join(t, rl, codec.JSON)
+	callee, ep := join(t, rl, codec.MsgPack)
+	callee.Receive(&codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("stream")})
+	ep.one(t, codec.REGISTERED)
+	yield := func(req uint64, progress bool, v int) {
+		m := codec.Message{Type: codec.YIELD, Request: req, Args: raw(t, codec.MsgPack, []any{v})}
+		if progress {
+			m.Details.Has, m.Details.Progress = codec.KeyProgress, true
+		}
+		callee.Receive(&m)
+	}
+	c := codec.Message{Type: codec.CALL, Request: 5, URI: []byte("stream")}
+	c.Details.Has, c.Details.ReceiveProgress = codec.KeyReceiveProgress, true
+	caller.Receive(&c)
+	inv := ep.one(t, codec.INVOCATION)
+	if !inv.Details.ReceiveProgress {
+		t.Fatalf("INVOCATION without receive_progress: %+v", inv.Details)
+	}
+	for i := 1; i <= 3; i++ {
+		yield(inv.Request, true, i)
+		r := cp.one(t, codec.RESULT)
+		if !r.Details.Progress || r.Request != 5 || value(t, codec.JSON, r.Args).([]any)[0] != uint64(i) {
+			t.Fatalf("progressive RESULT %d: %+v", i, r)
+		}
+	}
+	yield(inv.Request, false, 4)
+	if r := cp.one(t, codec.RESULT); r.Details.Progress || value(t, codec.JSON, r.Args).([]any)[0] != uint64(4) {
+		t.Fatalf("final RESULT %+v", r)
+	}
+	// A caller that did not ask gets no progressive results, only the final one.
+	caller.Receive(&codec.Message{Type: codec.CALL, Request: 6, URI: []byte("stream")})
+	inv = ep.one(t, codec.INVOCATION)
+	yield(inv.Request, true, 1)
+	if ms := cp.take(t); len(ms) != 0 {
+		t.Fatalf("unasked progressive result delivered: %+v", ms)
+	}
+	yield(inv.Request, false, 2)
+	cp.one(t, codec.RESULT)
+}

@@ -210,7 +210,8 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		return
 	}
 	inv := callee.invIDs.next()
-	if !callee.pending.put(inv, pendingCall{caller: s, request: m.Request}) ||
+	progress := m.Details.ReceiveProgress
+	if !callee.pending.put(inv, pendingCall{caller: s, request: m.Request, progress: progress}) ||
 		callee.state.Load() != sessionOpen {
 		// The callee is leaving: take the entry back unless its leave already did and
 		// answered the caller.
@@ -230,6 +231,9 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		// A pattern registration tells the callee which procedure was called.
 		sc.m.Details.Has, sc.m.Details.Procedure = codec.KeyProcedure, m.URI
 	}
+	if progress {
+		sc.m.Details.Has, sc.m.Details.ReceiveProgress = sc.m.Details.Has|codec.KeyReceiveProgress, true
+	}
 	if m.Details.DiscloseMe {
 		d := &sc.m.Details
 		d.Has |= codec.KeyCaller | codec.KeyCallerAuthID | codec.KeyCallerAuthRole
@@ -248,9 +252,21 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 	}
 }
 
-// yield routes a callee's YIELD back to the caller as RESULT.
+// yield routes a callee's YIELD back to the caller as RESULT. A progressive YIELD
+// (progress=true) for a caller that asked receive_progress becomes a progressive RESULT
+// and keeps the call open; one the caller did not ask for is dropped.
 func (s *Session) yield(m *codec.Message, sc *scratch) {
-	pc, ok := s.pending.take(m.Request)
+	progress := m.Details.Progress
+	var pc pendingCall
+	var ok bool
+	if progress {
+		pc, ok = s.pending.peek(m.Request)
+		if ok && !pc.progress {
+			return
+		}
+	} else {
+		pc, ok = s.pending.take(m.Request)
+	}
 	if !ok {
 		// The call is gone (caller left, or a duplicate YIELD): nothing to answer.
 		return
@@ -262,6 +278,9 @@ func (s *Session) yield(m *codec.Message, sc *scratch) {
 		return
 	}
 	sc.m = codec.Message{Type: codec.RESULT, Request: pc.request, Args: args, Kwargs: kw}
+	if progress {
+		sc.m.Details.Has, sc.m.Details.Progress = codec.KeyProgress, true
+	}
 	caller.sendMsg(&sc.m, sc)
 }
 

@@ -12,6 +12,8 @@ import (
 type pendingCall struct {
 	caller  *Session
 	request uint64
+	// progress: the caller asked for progressive results (receive_progress).
+	progress bool
 }
 
 // pendingSlots is the fixed ring of a callee's in-flight calls, indexed by INVOCATION
@@ -129,6 +131,34 @@ func (p *pendingTable) drain(f func(pendingCall)) {
 		}
 		return true
 	})
+}
+
+// peek returns the call recorded under id without removing it (progressive results keep
+// the call open). Safe against concurrent put and take.
+func (p *pendingTable) peek(id uint64) (pendingCall, bool) {
+	slots := p.slots.Load()
+	if slots == nil {
+		return pendingCall{}, false
+	}
+	sl := &slots[id%pendingSlots]
+	for {
+		st := sl.state.Load()
+		if st == slotReady {
+			if !sl.state.CompareAndSwap(slotReady, slotReading) {
+				continue
+			}
+			c, hit := sl.call, sl.id == id
+			sl.state.Store(slotReady)
+			if hit {
+				return c, true
+			}
+		} else if st == slotWriting || st == slotReading {
+			runtime.Gosched()
+			continue
+		}
+		break
+	}
+	return p.overflow.Load(id)
 }
 
 // find returns the id of the first call for which match is true, without removing it.

@@ -123,6 +123,7 @@ func RouterRoles() map[string]any {
 			"call_timeout":               true,
 			"caller_identification":      true,
 			"pattern_based_registration": true,
+			"progressive_call_results":   true,
 			"shared_registration":        true,
 		}},
 	}
