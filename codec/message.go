@@ -159,6 +159,9 @@ type Details struct {
 	CallerAuthRole    []byte // INVOCATION.Details.caller_authrole
 	Mode              []byte // CANCEL/INTERRUPT.Options.mode: skip, kill, killnowait
 	Reason            []byte // INTERRUPT.Options.reason
+	Retain            bool   // PUBLISH.Options.retain
+	GetRetained       bool   // SUBSCRIBE.Options.get_retained
+	Retained          bool   // EVENT.Details.retained
 }
 
 // Bits of Details.Has, one per key.
@@ -182,6 +185,9 @@ const (
 	KeyCallerAuthRole
 	KeyMode
 	KeyReason
+	KeyRetain
+	KeyGetRetained
+	KeyRetained
 )
 
 // Codec decodes and encodes WAMP messages in one serializer.

@@ -42,8 +42,9 @@ const maxID = 1 << 53
 
 // idKeys are the Details keys holding ids; boolKeys booleans; strKeys strings.
 const (
-	boolKeys = KeyAcknowledge | KeyExcludeMe | KeyDiscloseMe | KeyReceiveProgress | KeyProgress
-	strKeys  = KeyMatch | KeyInvoke | KeyTopic | KeyProcedure | KeyMessage |
+	boolKeys = KeyAcknowledge | KeyExcludeMe | KeyDiscloseMe | KeyReceiveProgress | KeyProgress |
+		KeyRetain | KeyGetRetained | KeyRetained
+	strKeys = KeyMatch | KeyInvoke | KeyTopic | KeyProcedure | KeyMessage |
 		KeyPublisherAuthID | KeyPublisherAuthRole | KeyCallerAuthID | KeyCallerAuthRole |
 		KeyMode | KeyReason
 	idKeys  = KeyPublisher | KeyCaller
@@ -65,13 +66,13 @@ var shapes = [...]shape{
 	AUTHENTICATE: mk(0, 2, eURI, eDict),
 	GOODBYE:      mk(KeyMessage, 2, eDict, eURI),
 	ERROR:        mk(0, 4, eErrType, eRequest, eDict, eURI, eArgs, eKwargs),
-	PUBLISH:      mk(KeyAcknowledge|KeyExcludeMe|KeyDiscloseMe, 3, eRequest, eDict, eURI, eArgs, eKwargs),
+	PUBLISH:      mk(KeyAcknowledge|KeyExcludeMe|KeyDiscloseMe|KeyRetain, 3, eRequest, eDict, eURI, eArgs, eKwargs),
 	PUBLISHED:    mk(0, 2, eRequest, ePublication),
-	SUBSCRIBE:    mk(KeyMatch, 3, eRequest, eDict, eURI),
+	SUBSCRIBE:    mk(KeyMatch|KeyGetRetained, 3, eRequest, eDict, eURI),
 	SUBSCRIBED:   mk(0, 2, eRequest, eSubscription),
 	UNSUBSCRIBE:  mk(0, 2, eRequest, eSubscription),
 	UNSUBSCRIBED: mk(0, 1, eRequest, eDict), // advanced: revocation carries Details
-	EVENT:        mk(KeyTopic|KeyPublisher|KeyPublisherAuthID|KeyPublisherAuthRole, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
+	EVENT:        mk(KeyTopic|KeyPublisher|KeyPublisherAuthID|KeyPublisherAuthRole|KeyRetained, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
 	CALL:         mk(KeyDiscloseMe|KeyReceiveProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
 	CANCEL:       mk(KeyMode, 2, eRequest, eDict),
 	RESULT:       mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
@@ -175,6 +176,12 @@ func detailKey(key []byte) uint32 {
 		return KeyCallerAuthID
 	case "caller_authrole":
 		return KeyCallerAuthRole
+	case "retain":
+		return KeyRetain
+	case "get_retained":
+		return KeyGetRetained
+	case "retained":
+		return KeyRetained
 	case "mode":
 		return KeyMode
 	case "reason":
@@ -196,6 +203,7 @@ var detailOrder = [...]struct {
 	{KeyPublisherAuthID, "publisher_authid"}, {KeyPublisherAuthRole, "publisher_authrole"},
 	{KeyCallerAuthID, "caller_authid"}, {KeyCallerAuthRole, "caller_authrole"},
 	{KeyMode, "mode"}, {KeyReason, "reason"},
+	{KeyRetain, "retain"}, {KeyGetRetained, "get_retained"}, {KeyRetained, "retained"},
 }
 
 func keyName(bit uint32) string {
@@ -220,6 +228,12 @@ func (d *Details) setBool(bit uint32, v bool) {
 		d.ReceiveProgress = v
 	case KeyProgress:
 		d.Progress = v
+	case KeyRetain:
+		d.Retain = v
+	case KeyGetRetained:
+		d.GetRetained = v
+	case KeyRetained:
+		d.Retained = v
 	}
 }
 
@@ -235,6 +249,12 @@ func (d *Details) getBool(bit uint32) bool {
 		return d.ReceiveProgress
 	case KeyProgress:
 		return d.Progress
+	case KeyRetain:
+		return d.Retain
+	case KeyGetRetained:
+		return d.GetRetained
+	case KeyRetained:
+		return d.Retained
 	}
 	return false
 }

@@ -36,11 +36,12 @@ type broker struct {
 	patterns *match.Tree[*subscription]
 	// byPattern finds the subscription of a (pattern, kind); guarded by subs.mu.
 	byPattern map[patternKey]*subscription
+	retained  retainedStore
 }
 
 func newBroker() *broker {
 	return &broker{subs: newURITable[*subscription](), patterns: match.New[*subscription](),
-		byPattern: map[patternKey]*subscription{}}
+		byPattern: map[patternKey]*subscription{}, retained: newRetainedStore()}
 }
 
 // add subscribes s to topic under the match policy (exact when !pattern) and returns the
@@ -142,6 +143,9 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 	}
 	sc.m = codec.Message{Type: codec.SUBSCRIBED, Request: m.Request, Subscription: sub.id}
 	s.sendAck(&sc.m, sc)
+	if m.Details.GetRetained {
+		s.sendRetained(sub, sc)
+	}
 }
 
 func (s *Session) unsubscribe(m *codec.Message, sc *scratch) {
@@ -178,6 +182,9 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 			s.fanOut(sc.matches[i].Value, pub, m, excludeMe, sc)
 		}
 		clear(sc.matches) // drop the references for the pool
+	}
+	if m.Details.Retain {
+		b.retained.keep(m, s.ser, pub)
 	}
 	if ack {
 		sc.m = codec.Message{Type: codec.PUBLISHED, Request: m.Request, Publication: pub}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
 func withMatch(m codec.Message, policy string) *codec.Message {
@@ -131,5 +132,51 @@ func TestDisclosure(t *testing.T) {
 	inv := sp.one(t, codec.INVOCATION)
 	if inv.Details.Caller != pub.ID() || string(inv.Details.CallerAuthID) != "a" || string(inv.Details.CallerAuthRole) != "anonymous" {
 		t.Fatalf("INVOCATION details %+v", inv.Details)
+	}
+}
+
+func TestEventRetention(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	pub, _ := join(t, rl, codec.JSON)
+	publish := func(topic string, v any, retain bool) {
+		m := codec.Message{Type: codec.PUBLISH, Request: 1, URI: []byte(topic), Args: raw(t, codec.JSON, []any{v})}
+		if retain {
+			m.Details.Has, m.Details.Retain = codec.KeyRetain, true
+		}
+		pub.Receive(&m)
+	}
+	publish("com.room.temp", 20.5, true)
+	publish("com.room.temp", 21.5, true)
+	publish("com.room.temp", 99.0, false) // not retained: the retained one stays 21.5
+	publish("com.room.light", "on", true)
+
+	s, p := join(t, rl, codec.CBOR)
+	sub := codec.Message{Type: codec.SUBSCRIBE, Request: 2, URI: []byte("com.room.temp")}
+	sub.Details.Has, sub.Details.GetRetained = codec.KeyGetRetained, true
+	s.Receive(&sub)
+	ms := p.take(t)
+	if len(ms) != 2 || ms[0].Type != codec.SUBSCRIBED || ms[1].Type != codec.EVENT {
+		t.Fatalf("want SUBSCRIBED then the retained EVENT, got %+v", ms)
+	}
+	if !ms[1].Details.Retained || value(t, codec.CBOR, ms[1].Args).([]any)[0] != 21.5 || ms[1].Subscription != ms[0].Subscription {
+		t.Fatalf("retained EVENT %+v", ms[1])
+	}
+	// Without get_retained nothing is replayed; a prefix pattern gets every match.
+	s.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 3, URI: []byte("com.room.light")})
+	p.one(t, codec.SUBSCRIBED)
+	pat := withMatch(codec.Message{Type: codec.SUBSCRIBE, Request: 4, URI: []byte("com.room.")}, "prefix")
+	pat.Details.Has |= codec.KeyGetRetained
+	pat.Details.GetRetained = true
+	s.Receive(pat)
+	ms = p.take(t)
+	topics := map[string]bool{}
+	for _, m := range ms[1:] {
+		topics[string(m.Details.Topic)] = m.Details.Retained
+	}
+	if len(ms) != 3 || !topics["com.room.temp"] || !topics["com.room.light"] {
+		t.Fatalf("pattern replay %+v", ms)
+	}
+	if !patternMatches("a..c", match.Wildcard, "a.b.c") || patternMatches("a..c", match.Wildcard, "a.b.b.c") {
+		t.Fatal("patternMatches wildcard")
 	}
 }

@@ -114,6 +114,7 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 func RouterRoles() map[string]any {
 	return map[string]any{
 		"broker": map[string]any{"features": map[string]any{
+			"event_retention":            true,
 			"publisher_exclusion":        true,
 			"publisher_identification":   true,
 			"pattern_based_subscription": true,
