@@ -199,6 +199,9 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
 		return
 	}
+	if isMetaURI(m.URI) && s.metaCall(m, sc) {
+		return
+	}
 	reg, ok := s.realm.dealer.lookup(m.URI)
 	if !ok {
 		s.sendError(codec.CALL, m.Request, ErrNoSuchProcedure, sc)

@@ -106,6 +106,7 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 			break
 		}
 	}
+	rl.publishMeta(metaOnJoin, []any{s.metaDetails()}, s)
 	return s
 }
 
@@ -116,6 +117,7 @@ func RouterRoles() map[string]any {
 		"broker": map[string]any{"features": map[string]any{
 			"event_retention":            true,
 			"publisher_exclusion":        true,
+			"session_meta_api":           true,
 			"publisher_identification":   true,
 			"pattern_based_subscription": true,
 		}},
@@ -125,6 +127,7 @@ func RouterRoles() map[string]any {
 			"caller_identification":      true,
 			"pattern_based_registration": true,
 			"progressive_call_results":   true,
+			"session_meta_api":           true,
 			"shared_registration":        true,
 		}},
 	}

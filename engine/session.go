@@ -46,6 +46,8 @@ type Session struct {
 
 	// state is one of the session* constants.
 	state atomic.Uint32
+	// leftMeta: wamp.session.on_leave was published (leaveRealm can run twice).
+	leftMeta atomic.Bool
 
 	// mu guards subs and regs: the owner goroutine adds to them, Leave (possibly from
 	// another goroutine) empties them. Never taken on the publish or call path.
@@ -136,12 +138,19 @@ func (s *Session) Receive(m *codec.Message) bool {
 
 // Goodbye starts a router-initiated close: GOODBYE with reason to the client, which
 // should answer with GOODBYE; the session leaves the realm now. Safe for concurrent use.
-func (s *Session) Goodbye(reason string) {
+func (s *Session) Goodbye(reason string) { s.goodbye(reason, "") }
+
+// goodbye is Goodbye with an optional GOODBYE.Details.message.
+func (s *Session) goodbye(reason, message string) {
 	if !s.state.CompareAndSwap(sessionOpen, sessionClosing) {
 		return
 	}
 	sc := getScratch()
-	s.sendGoodbye(reason, sc)
+	sc.m = codec.Message{Type: codec.GOODBYE, URI: append(sc.uri[:0], reason...)}
+	if message != "" {
+		sc.m.Details.Has, sc.m.Details.Message = codec.KeyMessage, append(sc.text[:0], message...)
+	}
+	s.sendMsg(&sc.m, sc)
 	putScratch(sc)
 	s.leaveRealm()
 }
@@ -194,6 +203,9 @@ func (s *Session) leaveRealm() {
 		r.dealer.remove(reg, s)
 	}
 	s.failPending()
+	if !s.leftMeta.Swap(true) {
+		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole}, s)
+	}
 }
 
 // sendMsg encodes m in the session's serializer and queues it. m's raw parts must already

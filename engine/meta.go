@@ -1,0 +1,210 @@
+package engine
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+// Session Meta API (WAMP advanced profile): the router answers the wamp.session.*
+// procedures itself and publishes wamp.session.on_join / on_leave. None of this is on the
+// routing hot path: a CALL pays one prefix check for it, and meta payloads go through the
+// slow-path value codec.
+
+// Meta URIs.
+const (
+	ErrNoSuchSession = "wamp.error.no_such_session"
+	CloseNormal      = "wamp.close.normal"
+
+	metaOnJoin  = "wamp.session.on_join"
+	metaOnLeave = "wamp.session.on_leave"
+)
+
+var metaPrefix = []byte("wamp.")
+
+// metaCall answers CALLs to the router's own wamp.session.* procedures. It reports false
+// for any other URI, which then goes to the dealer (and so to no_such_procedure).
+func (s *Session) metaCall(m *codec.Message, sc *scratch) bool {
+	var result []any
+	args, kwargs, err := s.decodePayload(m)
+	if err != nil {
+		s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, err.Error(), sc)
+		return true
+	}
+	rl := s.realm
+	switch string(m.URI) {
+	case "wamp.session.count", "wamp.session.list":
+		var roles []any
+		if len(args) > 0 {
+			roles, _ = args[0].([]any)
+		}
+		ids := []any{}
+		rl.sessions.Range(func(id uint64, x *Session) bool {
+			if roles == nil || slices.Contains(roles, any(x.auth.AuthRole)) {
+				ids = append(ids, id)
+			}
+			return true
+		})
+		if string(m.URI) == "wamp.session.count" {
+			result = []any{uint64(len(ids))}
+		} else {
+			result = []any{ids}
+		}
+	case "wamp.session.get":
+		x := rl.sessionArg(args)
+		if x == nil {
+			s.sendError(codec.CALL, m.Request, ErrNoSuchSession, sc)
+			return true
+		}
+		result = []any{x.metaDetails()}
+	case "wamp.session.kill", "wamp.session.kill_by_authid", "wamp.session.kill_by_authrole", "wamp.session.kill_all":
+		reason, _ := kwargs["reason"].(string)
+		if reason == "" {
+			reason = CloseNormal
+		}
+		if !validURI([]byte(reason), false) {
+			s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
+			return true
+		}
+		message, _ := kwargs["message"].(string)
+		var victims []*Session
+		switch string(m.URI) {
+		case "wamp.session.kill":
+			x := rl.sessionArg(args)
+			if x == nil || x == s {
+				s.sendError(codec.CALL, m.Request, ErrNoSuchSession, sc)
+				return true
+			}
+			victims = []*Session{x}
+		default:
+			var want string
+			if len(args) > 0 {
+				want, _ = args[0].(string)
+			}
+			rl.sessions.Range(func(_ uint64, x *Session) bool {
+				hit := x != s && (string(m.URI) == "wamp.session.kill_all" ||
+					(string(m.URI) == "wamp.session.kill_by_authid" && x.auth.AuthID == want) ||
+					(string(m.URI) == "wamp.session.kill_by_authrole" && x.auth.AuthRole == want))
+				if hit {
+					victims = append(victims, x)
+				}
+				return true
+			})
+			result = []any{uint64(len(victims))}
+		}
+		for _, x := range victims {
+			x.goodbye(reason, message)
+		}
+	default:
+		return false
+	}
+	s.sendResultValues(m.Request, result, sc)
+	return true
+}
+
+// decodePayload decodes a meta CALL's arguments (slow path).
+func (s *Session) decodePayload(m *codec.Message) ([]any, map[string]any, error) {
+	var args []any
+	var kwargs map[string]any
+	if m.Args != nil {
+		v, err := codec.DecodeValue(s.ser, m.Args)
+		if err != nil {
+			return nil, nil, err
+		}
+		args, _ = v.([]any)
+	}
+	if m.Kwargs != nil {
+		v, err := codec.DecodeValue(s.ser, m.Kwargs)
+		if err != nil {
+			return nil, nil, err
+		}
+		kwargs, _ = v.(map[string]any)
+	}
+	return args, kwargs, nil
+}
+
+// sessionArg reads args[0] as a session id of this realm.
+func (rl *Realm) sessionArg(args []any) *Session {
+	if len(args) == 0 {
+		return nil
+	}
+	id, ok := args[0].(uint64)
+	if !ok {
+		return nil
+	}
+	x, _ := rl.sessions.Load(id)
+	return x
+}
+
+func (s *Session) metaDetails() map[string]any {
+	return map[string]any{
+		"session": s.id, "authid": s.auth.AuthID, "authrole": s.auth.AuthRole,
+		"authmethod": s.auth.AuthMethod, "authprovider": s.auth.AuthProvider,
+	}
+}
+
+// sendResultValues answers a CALL with RESULT carrying result as Arguments.
+func (s *Session) sendResultValues(request uint64, result []any, sc *scratch) {
+	sc.m = codec.Message{Type: codec.RESULT, Request: request}
+	if result != nil {
+		b, err := codec.AppendValue(sc.args[0][:0], s.ser, result)
+		if err != nil {
+			s.sendErrorMsg(codec.CALL, request, ErrInvalidArgument, err.Error(), sc)
+			return
+		}
+		sc.args[0], sc.m.Args = b, b
+	}
+	s.sendMsg(&sc.m, sc)
+}
+
+// publishMeta sends a router-originated event on topic to its subscribers in this realm
+// (exact and pattern subscriptions), except the session it is about.
+func (rl *Realm) publishMeta(topic string, args []any, about *Session) {
+	b := rl.broker
+	uri := []byte(topic)
+	sub, exact := b.subs.Get(uri)
+	if !exact && b.patterns.Len() == 0 {
+		return // nobody listens: the common case costs one lookup
+	}
+	subs := []*subscription{}
+	if exact {
+		subs = append(subs, sub)
+	}
+	for _, mt := range b.patterns.AppendMatches(nil, uri) {
+		subs = append(subs, mt.Value)
+	}
+	if len(subs) == 0 {
+		return
+	}
+	sc := getScratch()
+	defer putScratch(sc)
+	pub := globalID()
+	for _, sub := range subs {
+		var built [codec.NumSerializers]bool
+		for _, r := range *sub.subscribers.Load() {
+			if r == about {
+				continue
+			}
+			ser := r.ser
+			if !built[ser] {
+				a, err := codec.AppendValue(sc.args[ser][:0], ser, args)
+				if err != nil {
+					continue
+				}
+				sc.args[ser] = a
+				sc.m = codec.Message{Type: codec.EVENT, Subscription: sub.id, Publication: pub, Args: a}
+				if sub.pattern {
+					sc.m.Details.Has, sc.m.Details.Topic = codec.KeyTopic, uri
+				}
+				if sc.frame[ser], err = r.codec.Append(sc.frame[ser][:0], &sc.m); err != nil {
+					continue
+				}
+				built[ser] = true
+			}
+			_ = r.peer.Send(sc.frame[ser])
+		}
+	}
+}
+
+func isMetaURI(u []byte) bool { return bytes.HasPrefix(u, metaPrefix) }

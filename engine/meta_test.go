@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+func metaCall(t *testing.T, s *Session, p *memPeer, proc string, args []any, kwargs map[string]any) codec.Message {
+	t.Helper()
+	m := codec.Message{Type: codec.CALL, Request: 77, URI: []byte(proc)}
+	if args != nil {
+		m.Args = raw(t, s.ser, args)
+	}
+	if kwargs != nil {
+		m.Kwargs = raw(t, s.ser, kwargs)
+	}
+	s.Receive(&m)
+	for _, r := range p.take(t) {
+		if r.Request == 77 && (r.Type == codec.RESULT || r.Type == codec.ERROR) {
+			return r
+		}
+	}
+	t.Fatalf("no answer to %s", proc)
+	return codec.Message{}
+}
+
+func TestSessionMetaAPI(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	watcher, wp := join(t, rl, codec.JSON)
+	watcher.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("wamp.session.on_join")})
+	watcher.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 2, URI: []byte("wamp.session.on_leave")})
+	wp.take(t)
+
+	pm := &memPeer{ser: codec.MsgPack}
+	other := rl.Join(pm, AuthInfo{AuthID: "bob", AuthRole: "user", AuthMethod: "ticket", AuthProvider: "static"})
+	ev := wp.one(t, codec.EVENT)
+	d := value(t, codec.JSON, ev.Args).([]any)[0].(map[string]any)
+	if d["session"] != other.ID() || d["authid"] != "bob" || d["authrole"] != "user" || d["authmethod"] != "ticket" {
+		t.Fatalf("on_join %v", d)
+	}
+
+	res := metaCall(t, watcher, wp, "wamp.session.count", nil, nil)
+	if value(t, codec.JSON, res.Args).([]any)[0] != uint64(2) {
+		t.Fatalf("count %+v", res)
+	}
+	res = metaCall(t, watcher, wp, "wamp.session.count", []any{[]any{"user"}}, nil)
+	if value(t, codec.JSON, res.Args).([]any)[0] != uint64(1) {
+		t.Fatalf("count by role %+v", res)
+	}
+	res = metaCall(t, watcher, wp, "wamp.session.list", []any{[]any{"user"}}, nil)
+	if ids := value(t, codec.JSON, res.Args).([]any)[0].([]any); len(ids) != 1 || ids[0] != other.ID() {
+		t.Fatalf("list %v", ids)
+	}
+	res = metaCall(t, watcher, wp, "wamp.session.get", []any{other.ID()}, nil)
+	if g := value(t, codec.JSON, res.Args).([]any)[0].(map[string]any); g["authid"] != "bob" {
+		t.Fatalf("get %v", g)
+	}
+	if e := metaCall(t, watcher, wp, "wamp.session.get", []any{uint64(12345)}, nil); e.Type != codec.ERROR || string(e.URI) != ErrNoSuchSession {
+		t.Fatalf("get unknown %+v", e)
+	}
+	if e := metaCall(t, watcher, wp, "wamp.session.kill", []any{watcher.ID()}, nil); string(e.URI) != ErrNoSuchSession {
+		t.Fatalf("kill self %+v", e)
+	}
+	if e := metaCall(t, watcher, wp, "wamp.session.kill", []any{other.ID()}, map[string]any{"reason": "bad uri"}); string(e.URI) != ErrInvalidURI {
+		t.Fatalf("kill with a bad reason %+v", e)
+	}
+	kill := codec.Message{Type: codec.CALL, Request: 78, URI: []byte("wamp.session.kill_by_authid"),
+		Args: raw(t, codec.JSON, []any{"bob"}), Kwargs: raw(t, codec.JSON, map[string]any{"reason": "com.example.bye", "message": "go"})}
+	watcher.Receive(&kill)
+	if g := pm.one(t, codec.GOODBYE); string(g.URI) != "com.example.bye" || string(g.Details.Message) != "go" {
+		t.Fatalf("killed session got %+v", g)
+	}
+	ms := wp.take(t) // on_leave, then the RESULT
+	if len(ms) != 2 || ms[0].Type != codec.EVENT || ms[1].Type != codec.RESULT ||
+		value(t, codec.JSON, ms[1].Args).([]any)[0] != uint64(1) {
+		t.Fatalf("kill_by_authid answered %+v", ms)
+	}
+	if leave := value(t, codec.JSON, ms[0].Args).([]any); leave[0] != other.ID() || leave[1] != "bob" || leave[2] != "user" {
+		t.Fatalf("on_leave %v", leave)
+	}
+	if rl.SessionCount() != 1 {
+		t.Fatalf("%d sessions after kill", rl.SessionCount())
+	}
+	if e := metaCall(t, watcher, wp, "wamp.session.nonexistent", nil, nil); string(e.URI) != ErrNoSuchProcedure {
+		t.Fatalf("unknown meta procedure %+v", e)
+	}
+}
