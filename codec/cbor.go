@@ -357,6 +357,14 @@ func cborDict(b []byte, i int, m *Message, mask uint32) (int, error) {
 			}
 			i = next
 			m.Details.setUint(bit, v)
+		case bit&rawKeys != 0:
+			start := i
+			if i, err = cborSkip(b, i, 0); err == nil {
+				if msg := checkRawKey(CBOR, bit, b[start:i]); msg != "" {
+					return 0, cbFail(m, "option %s: %s", keyName(bit), msg)
+				}
+				m.Details.setRaw(bit, b[start:i])
+			}
 		default:
 			var major, info byte
 			var arg uint64

@@ -261,6 +261,14 @@ func (d *jdec) detail(m *Message, bit uint32) error {
 			err = errSyntax
 		}
 		m.Details.setUint(bit, v)
+	case bit&rawKeys != 0:
+		start := d.i
+		if d.i, err = jskip(b, d.i, 0); err == nil {
+			if msg := checkRawKey(JSON, bit, b[start:d.i]); msg != "" {
+				return d.fail(m, "option %s: %s", keyName(bit), msg)
+			}
+			m.Details.setRaw(bit, b[start:d.i])
+		}
 	case bit&intKeys != 0:
 		v, ok := d.int()
 		if !ok {
@@ -339,6 +347,8 @@ func appendDict(dst []byte, s Serializer, m *Message) ([]byte, error) {
 			dst = appendStrBytes(dst, s, d.getStr(k.bit))
 		case k.bit&idKeys != 0:
 			dst = appendUint(dst, s, d.getUint(k.bit))
+		case k.bit&rawKeys != 0:
+			dst = append(dst, *d.rawField(k.bit)...)
 		default:
 			dst = appendInt(dst, s, d.Timeout)
 		}

@@ -162,6 +162,11 @@ type Details struct {
 	Retain            bool   // PUBLISH.Options.retain
 	GetRetained       bool   // SUBSCRIBE.Options.get_retained
 	Retained          bool   // EVENT.Details.retained
+
+	// Subscriber black- and whitelisting (PUBLISH.Options): the raw encoded lists, in
+	// the message's serializer; decode them with DecodeValue when present.
+	Exclude, ExcludeAuthID, ExcludeAuthRole    Raw
+	Eligible, EligibleAuthID, EligibleAuthRole Raw
 }
 
 // Bits of Details.Has, one per key.
@@ -188,6 +193,12 @@ const (
 	KeyRetain
 	KeyGetRetained
 	KeyRetained
+	KeyExclude
+	KeyExcludeAuthID
+	KeyExcludeAuthRole
+	KeyEligible
+	KeyEligibleAuthID
+	KeyEligibleAuthRole
 )
 
 // Codec decodes and encodes WAMP messages in one serializer.

@@ -137,6 +137,15 @@ func mpDict(b []byte, m *Message, mask uint32) ([]byte, error) {
 				err = errNumber
 			}
 			m.Details.setUint(bit, v)
+		case bit&rawKeys != 0:
+			start := o
+			if o, err = msgp.Skip(o); err == nil {
+				v := start[:len(start)-len(o)]
+				if msg := checkRawKey(MsgPack, bit, v); msg != "" {
+					return nil, mpFail(m, "option %s: %s", keyName(bit), msg)
+				}
+				m.Details.setRaw(bit, v)
+			}
 		default:
 			m.Details.Has |= bit
 			m.Details.Timeout, o, err = msgp.ReadInt64Bytes(o)

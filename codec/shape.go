@@ -49,6 +49,9 @@ const (
 		KeyMode | KeyReason
 	idKeys  = KeyPublisher | KeyCaller
 	intKeys = KeyTimeout
+	// rawKeys are kept as raw encoded values (lists).
+	rawKeys = KeyExclude | KeyExcludeAuthID | KeyExcludeAuthRole | KeyEligible |
+		KeyEligibleAuthID | KeyEligibleAuthRole
 )
 
 func mk(keys uint32, min int, elems ...elemKind) shape {
@@ -66,7 +69,7 @@ var shapes = [...]shape{
 	AUTHENTICATE: mk(0, 2, eURI, eDict),
 	GOODBYE:      mk(KeyMessage, 2, eDict, eURI),
 	ERROR:        mk(0, 4, eErrType, eRequest, eDict, eURI, eArgs, eKwargs),
-	PUBLISH:      mk(KeyAcknowledge|KeyExcludeMe|KeyDiscloseMe|KeyRetain, 3, eRequest, eDict, eURI, eArgs, eKwargs),
+	PUBLISH:      mk(KeyAcknowledge|KeyExcludeMe|KeyDiscloseMe|KeyRetain|rawKeys, 3, eRequest, eDict, eURI, eArgs, eKwargs),
 	PUBLISHED:    mk(0, 2, eRequest, ePublication),
 	SUBSCRIBE:    mk(KeyMatch|KeyGetRetained, 3, eRequest, eDict, eURI),
 	SUBSCRIBED:   mk(0, 2, eRequest, eSubscription),
@@ -176,6 +179,18 @@ func detailKey(key []byte) uint32 {
 		return KeyCallerAuthID
 	case "caller_authrole":
 		return KeyCallerAuthRole
+	case "exclude":
+		return KeyExclude
+	case "exclude_authid":
+		return KeyExcludeAuthID
+	case "exclude_authrole":
+		return KeyExcludeAuthRole
+	case "eligible":
+		return KeyEligible
+	case "eligible_authid":
+		return KeyEligibleAuthID
+	case "eligible_authrole":
+		return KeyEligibleAuthRole
 	case "retain":
 		return KeyRetain
 	case "get_retained":
@@ -204,6 +219,9 @@ var detailOrder = [...]struct {
 	{KeyCallerAuthID, "caller_authid"}, {KeyCallerAuthRole, "caller_authrole"},
 	{KeyMode, "mode"}, {KeyReason, "reason"},
 	{KeyRetain, "retain"}, {KeyGetRetained, "get_retained"}, {KeyRetained, "retained"},
+	{KeyExclude, "exclude"}, {KeyExcludeAuthID, "exclude_authid"},
+	{KeyExcludeAuthRole, "exclude_authrole"}, {KeyEligible, "eligible"},
+	{KeyEligibleAuthID, "eligible_authid"}, {KeyEligibleAuthRole, "eligible_authrole"},
 }
 
 func keyName(bit uint32) string {
@@ -326,6 +344,58 @@ func (d *Details) getStr(bit uint32) []byte {
 		return d.Reason
 	}
 	return nil
+}
+
+// rawField returns the Details field of a raw (list) key.
+func (d *Details) rawField(bit uint32) *Raw {
+	switch bit {
+	case KeyExclude:
+		return &d.Exclude
+	case KeyExcludeAuthID:
+		return &d.ExcludeAuthID
+	case KeyExcludeAuthRole:
+		return &d.ExcludeAuthRole
+	case KeyEligible:
+		return &d.Eligible
+	case KeyEligibleAuthID:
+		return &d.EligibleAuthID
+	case KeyEligibleAuthRole:
+		return &d.EligibleAuthRole
+	}
+	return nil
+}
+
+// checkRawKey validates a list-valued option: exclude and eligible hold session ids,
+// the *_authid and *_authrole keys strings. It decodes the list (these options are
+// opt-in, so the allocation stays off the plain publish path) and returns a message
+// naming the problem, or "".
+func checkRawKey(s Serializer, bit uint32, raw []byte) string {
+	v, err := DecodeValue(s, raw)
+	if err != nil {
+		return err.Error()
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return "must be a list"
+	}
+	ids := bit == KeyExclude || bit == KeyEligible
+	for _, it := range list {
+		if ids {
+			if id, ok := it.(uint64); !ok || id > maxID {
+				return "items must be session ids"
+			}
+		} else if _, ok := it.(string); !ok {
+			return "items must be strings"
+		}
+	}
+	return ""
+}
+
+func (d *Details) setRaw(bit uint32, v []byte) {
+	if f := d.rawField(bit); f != nil {
+		d.Has |= bit
+		*f = v
+	}
 }
 
 func (d *Details) setUint(bit uint32, v uint64) {

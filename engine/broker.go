@@ -172,14 +172,15 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 	}
 	pub := globalID()
 	excludeMe := m.Details.Has&codec.KeyExcludeMe == 0 || m.Details.ExcludeMe
+	elig := newEligibility(s.ser, &m.Details)
 	b := s.realm.broker
 	if sub, ok := b.subs.Get(m.URI); ok {
-		s.fanOut(sub, pub, m, excludeMe, sc)
+		s.fanOut(sub, pub, m, excludeMe, elig, sc)
 	}
 	if b.patterns.Len() > 0 {
 		sc.matches = b.patterns.AppendMatches(sc.matches[:0], m.URI)
 		for i := range sc.matches {
-			s.fanOut(sc.matches[i].Value, pub, m, excludeMe, sc)
+			s.fanOut(sc.matches[i].Value, pub, m, excludeMe, elig, sc)
 		}
 		clear(sc.matches) // drop the references for the pool
 	}
@@ -192,11 +193,12 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 	}
 }
 
-// fanOut queues the EVENT for pub to every subscriber of sub.
-func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, excludeMe bool, sc *scratch) {
+// fanOut queues the EVENT for pub to every subscriber of sub that the publisher's
+// exclusion and black/whitelists (elig, nil for none) allow.
+func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, excludeMe bool, elig *eligibility, sc *scratch) {
 	var built [codec.NumSerializers]bool
 	for _, r := range *sub.subscribers.Load() {
-		if r == s && excludeMe {
+		if (r == s && excludeMe) || (elig != nil && !elig.allows(r)) {
 			continue
 		}
 		ser := r.ser

@@ -180,3 +180,55 @@ func TestEventRetention(t *testing.T) {
 		t.Fatal("patternMatches wildcard")
 	}
 }
+
+func TestBlackWhiteListing(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	pub, _ := join(t, rl, codec.JSON)
+	type rcv struct {
+		s *Session
+		p *memPeer
+	}
+	var rs []rcv
+	for i, a := range []AuthInfo{{AuthID: "alice", AuthRole: "admin"}, {AuthID: "bob", AuthRole: "user"}, {AuthID: "carol", AuthRole: "user"}} {
+		p := &memPeer{ser: serializers[i]}
+		s := rl.Join(p, a)
+		s.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("t")})
+		p.take(t)
+		rs = append(rs, rcv{s, p})
+	}
+	got := func(opts map[string]any) string {
+		t.Helper()
+		m := codec.Message{Type: codec.PUBLISH, Request: 2, URI: []byte("t")}
+		// Encode the options as a client would and decode them with the codec.
+		b, err := codec.AppendValue(nil, codec.JSON, []any{16, 2, opts, "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := codec.For(codec.JSON).Decode(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		pub.Receive(&m)
+		out := ""
+		for _, r := range rs {
+			if len(r.p.take(t)) > 0 {
+				out += r.s.auth.AuthID[:1]
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		opts map[string]any
+		want string
+	}{
+		{map[string]any{}, "abc"},
+		{map[string]any{"exclude": []any{rs[1].s.ID()}}, "ac"},
+		{map[string]any{"eligible": []any{rs[0].s.ID(), rs[2].s.ID()}}, "ac"},
+		{map[string]any{"exclude_authrole": []any{"user"}}, "a"},
+		{map[string]any{"eligible_authrole": []any{"user"}, "exclude_authid": []any{"carol"}}, "b"},
+		{map[string]any{"eligible_authid": []any{"alice", "carol"}, "eligible": []any{rs[2].s.ID()}}, "c"},
+	} {
+		if g := got(tc.opts); g != tc.want {
+			t.Errorf("%v: delivered to %q, want %q", tc.opts, g, tc.want)
+		}
+	}
+}
