@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -84,5 +85,50 @@ func TestSessionMetaAPI(t *testing.T) {
 	}
 	if e := metaCall(t, watcher, wp, "wamp.session.nonexistent", nil, nil); string(e.URI) != ErrNoSuchProcedure {
 		t.Fatalf("unknown meta procedure %+v", e)
+	}
+}
+
+func TestTestaments(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	watcher, wp := join(t, rl, codec.CBOR)
+	watcher.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("com.app.gone")})
+	wp.take(t)
+	for _, tc := range []struct {
+		name  string
+		flush string // scope flushed before leaving; "" none
+		end   func(*Session)
+		want  []string
+	}{
+		{"goodbye", "", func(s *Session) { s.Receive(&codec.Message{Type: codec.GOODBYE, URI: []byte(CloseRealm)}) }, []string{"detached", "destroyed"}},
+		{"lost-transport", "", func(s *Session) { s.Leave() }, []string{"detached", "destroyed"}},
+		{"flushed", "destroyed", func(s *Session) { s.Leave() }, []string{"detached"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, p := join(t, rl, codec.JSON)
+			// destroyed first, detached second: the router must still send detached first.
+			for _, scope := range []string{"destroyed", "detached"} {
+				r := metaCall(t, s, p, "wamp.session.add_testament",
+					[]any{"com.app.gone", []any{scope}, map[string]any{"who": "app1"}}, map[string]any{"scope": scope})
+				if r.Type != codec.RESULT {
+					t.Fatalf("add_testament: %+v", r)
+				}
+			}
+			if tc.flush != "" {
+				metaCall(t, s, p, "wamp.session.flush_testaments", nil, map[string]any{"scope": tc.flush})
+			}
+			tc.end(s)
+			var got []string
+			for _, m := range wp.take(t) {
+				a := value(t, codec.CBOR, m.Args).([]any)
+				kw := value(t, codec.CBOR, m.Kwargs).(map[string]any)
+				if kw["who"] != "app1" {
+					t.Fatalf("testament kwargs %v", kw)
+				}
+				got = append(got, a[0].(string))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("testaments %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

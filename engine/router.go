@@ -129,6 +129,7 @@ func RouterRoles() map[string]any {
 			"progressive_call_results":   true,
 			"session_meta_api":           true,
 			"shared_registration":        true,
+			"testament_meta_api":         true,
 		}},
 	}
 }

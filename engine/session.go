@@ -51,9 +51,10 @@ type Session struct {
 
 	// mu guards subs and regs: the owner goroutine adds to them, Leave (possibly from
 	// another goroutine) empties them. Never taken on the publish or call path.
-	mu   sync.Mutex
-	subs []*subscription
-	regs []*registration
+	mu         sync.Mutex
+	subs       []*subscription
+	regs       []*registration
+	testaments map[string][]testament // by scope; also guarded by mu
 
 	// Callee side: INVOCATION ids (session scope) and the calls awaiting YIELD.
 	invIDs  idSeq
@@ -204,6 +205,7 @@ func (s *Session) leaveRealm() {
 	}
 	s.failPending()
 	if !s.leftMeta.Swap(true) {
+		s.publishTestaments()
 		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole}, s)
 	}
 }

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+// testament is an event the router publishes for a session when it goes away
+// (wamp.session.add_testament), kept encoded in the session's serializer.
+type testament struct {
+	topic    []byte
+	args, kw codec.Raw
+}
+
+// Testament scopes. Without session resumption both fire when the session ends,
+// detached first, as the spec requires.
+const (
+	scopeDetached  = "detached"
+	scopeDestroyed = "destroyed"
+)
+
+// testamentCall answers wamp.session.add_testament and flush_testaments.
+func (s *Session) testamentCall(m *codec.Message, args []any, kwargs map[string]any, sc *scratch) {
+	scope, _ := kwargs["scope"].(string)
+	if scope == "" {
+		scope = scopeDestroyed
+	}
+	if scope != scopeDetached && scope != scopeDestroyed {
+		s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, "scope must be detached or destroyed", sc)
+		return
+	}
+	if string(m.URI) == "wamp.session.flush_testaments" {
+		s.mu.Lock()
+		s.testaments[scope] = nil
+		s.mu.Unlock()
+		s.sendResultValues(m.Request, nil, sc)
+		return
+	}
+	var t testament
+	topic, _ := argAt(args, 0).(string)
+	if !validURI([]byte(topic), false) {
+		s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
+		return
+	}
+	t.topic = []byte(topic)
+	var err error
+	if a, ok := argAt(args, 1).([]any); ok {
+		if t.args, err = codec.AppendValue(nil, s.ser, a); err != nil {
+			s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, err.Error(), sc)
+			return
+		}
+	}
+	if kw, ok := argAt(args, 2).(map[string]any); ok {
+		if t.kw, err = codec.AppendValue(nil, s.ser, kw); err != nil {
+			s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, err.Error(), sc)
+			return
+		}
+	}
+	s.mu.Lock()
+	if s.testaments == nil {
+		s.testaments = map[string][]testament{}
+	}
+	s.testaments[scope] = append(s.testaments[scope], t)
+	s.mu.Unlock()
+	s.sendResultValues(m.Request, nil, sc)
+}
+
+func argAt(args []any, i int) any {
+	if i < len(args) {
+		return args[i]
+	}
+	return nil
+}
+
+// publishTestaments publishes s's testaments (detached, then destroyed) as if s had
+// published them, and forgets them. Called once when s leaves its realm.
+func (s *Session) publishTestaments() {
+	s.mu.Lock()
+	ts := append(s.testaments[scopeDetached], s.testaments[scopeDestroyed]...)
+	s.testaments = nil
+	s.mu.Unlock()
+	if len(ts) == 0 {
+		return
+	}
+	sc := getScratch()
+	defer putScratch(sc)
+	for _, t := range ts {
+		m := codec.Message{Type: codec.PUBLISH, URI: t.topic, Args: t.args, Kwargs: t.kw}
+		s.publish(&m, sc)
+	}
+}
