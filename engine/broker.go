@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine/match"
@@ -10,8 +11,9 @@ import (
 // subscription is one (topic or pattern, match policy) subscription (router scope ID)
 // and its subscribers.
 type subscription struct {
-	id    uint64
-	topic string
+	id      uint64
+	topic   string
+	created time.Time
 	// pattern is false for exact subscriptions; kind is the match policy otherwise.
 	pattern bool
 	kind    match.Kind
@@ -47,11 +49,10 @@ func newBroker() *broker {
 // add subscribes s to topic under the match policy (exact when !pattern) and returns the
 // subscription and whether s was newly added (false: s already held it, the spec says
 // to answer with the same ID).
-func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *Session) (*subscription, bool) {
+func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *Session) (sub *subscription, added, created bool) {
 	t := b.subs
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var sub *subscription
 	var ok bool
 	if pattern {
 		sub, ok = b.byPattern[patternKey{string(topic), kind}]
@@ -59,7 +60,9 @@ func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *
 		sub, ok = t.getLocked(string(topic))
 	}
 	if !ok {
-		sub = &subscription{id: r.subIDs.next(), topic: string(topic), pattern: pattern, kind: kind}
+		created = true
+		sub = &subscription{id: r.subIDs.next(), topic: string(topic), pattern: pattern, kind: kind,
+			created: time.Now()}
 		empty := []*Session{}
 		sub.subscribers.Store(&empty)
 		if pattern {
@@ -72,19 +75,19 @@ func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *
 	old := *sub.subscribers.Load()
 	for _, x := range old {
 		if x == s {
-			return sub, false
+			return sub, false, false
 		}
 	}
 	next := make([]*Session, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, s)
 	sub.subscribers.Store(&next)
-	return sub, true
+	return sub, true, created
 }
 
 // remove drops s from sub, and sub from the broker when it has no subscribers left.
-// It reports whether s was a subscriber.
-func (b *broker) remove(sub *subscription, s *Session) bool {
+// It reports whether s was a subscriber and whether sub was deleted.
+func (b *broker) remove(sub *subscription, s *Session) (removed, deleted bool) {
 	t := b.subs
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -97,7 +100,7 @@ func (b *broker) remove(sub *subscription, s *Session) bool {
 		}
 	}
 	if idx < 0 {
-		return false
+		return false, false
 	}
 	next := make([]*Session, 0, len(old)-1)
 	next = append(next, old[:idx]...)
@@ -111,7 +114,7 @@ func (b *broker) remove(sub *subscription, s *Session) bool {
 			t.deleteLocked(sub.topic)
 		}
 	}
-	return true
+	return true, len(next) == 0
 }
 
 // matchPolicy reads SUBSCRIBE/REGISTER.Options.match: exact (pattern false), prefix or
@@ -136,7 +139,7 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 		s.sendError(codec.SUBSCRIBE, m.Request, ErrInvalidURI, sc)
 		return
 	}
-	sub, added := s.realm.broker.add(s.realm.router, m.URI, pattern, kind, s)
+	sub, added, created := s.realm.broker.add(s.realm.router, m.URI, pattern, kind, s)
 	if added && !s.track(func() { s.subs = append(s.subs, sub) }) {
 		s.realm.broker.remove(sub, s) // the session left meanwhile
 		return
@@ -146,6 +149,7 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 	if m.Details.GetRetained {
 		s.sendRetained(sub, sc)
 	}
+	s.realm.subscribed(s, sub, added, created)
 }
 
 func (s *Session) unsubscribe(m *codec.Message, sc *scratch) {
@@ -154,7 +158,7 @@ func (s *Session) unsubscribe(m *codec.Message, sc *scratch) {
 		s.sendError(codec.UNSUBSCRIBE, m.Request, ErrNoSuchSubscription, sc)
 		return
 	}
-	s.realm.broker.remove(sub, s)
+	s.realm.unsubscribed(s, sub)
 	sc.m = codec.Message{Type: codec.UNSUBSCRIBED, Request: m.Request}
 	s.sendAck(&sc.m, sc)
 }

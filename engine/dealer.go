@@ -26,6 +26,7 @@ type registration struct {
 	pattern   bool
 	kind      match.Kind
 	invoke    string
+	created   time.Time
 	// callees is an immutable snapshot in registration order, replaced under the
 	// dealer table's mutex; CALL only loads it.
 	callees atomic.Pointer[[]*Session]
@@ -72,11 +73,10 @@ func newDealer() *dealer {
 // A shared registration takes more callees with the same policy. It returns nil when
 // the procedure is registered already under the single policy, under another policy,
 // or by this callee.
-func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind, invoke string, callee *Session) *registration {
+func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind, invoke string, callee *Session) (reg *registration, created bool) {
 	t := d.regs
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var reg *registration
 	var ok bool
 	if pattern {
 		reg, ok = d.byPattern[patternKey{string(procedure), kind}]
@@ -85,20 +85,20 @@ func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind,
 	}
 	if ok {
 		if reg.invoke == invokeSingle || reg.invoke != invoke {
-			return nil
+			return nil, false
 		}
 		old := *reg.callees.Load()
 		for _, c := range old {
 			if c == callee {
-				return nil
+				return nil, false
 			}
 		}
 		next := append(old[:len(old):len(old)], callee)
 		reg.callees.Store(&next)
-		return reg
+		return reg, false
 	}
 	reg = &registration{id: r.regIDs.next(), procedure: string(procedure), pattern: pattern,
-		kind: kind, invoke: invoke}
+		kind: kind, invoke: invoke, created: time.Now()}
 	reg.callees.Store(&[]*Session{callee})
 	if pattern {
 		d.byPattern[patternKey{reg.procedure, kind}] = reg
@@ -106,11 +106,12 @@ func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind,
 	} else {
 		t.putLocked(reg)
 	}
-	return reg
+	return reg, true
 }
 
-// remove drops callee from reg, and reg from the dealer when no callee is left.
-func (d *dealer) remove(reg *registration, callee *Session) {
+// remove drops callee from reg, and reg from the dealer when no callee is left (then it
+// reports true).
+func (d *dealer) remove(reg *registration, callee *Session) (deleted bool) {
 	t := d.regs
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -122,8 +123,8 @@ func (d *dealer) remove(reg *registration, callee *Session) {
 		}
 	}
 	reg.callees.Store(&next)
-	if len(next) > 0 {
-		return
+	if len(next) > 0 || len(old) == 0 {
+		return false
 	}
 	if reg.pattern {
 		key := patternKey{reg.procedure, reg.kind}
@@ -131,11 +132,12 @@ func (d *dealer) remove(reg *registration, callee *Session) {
 			delete(d.byPattern, key)
 			d.patterns.Remove(reg.procedure, reg.kind, reg)
 		}
-		return
+		return true
 	}
 	if cur, ok := t.getLocked(reg.procedure); ok && cur == reg {
 		t.deleteLocked(reg.procedure)
 	}
+	return true
 }
 
 // lookup finds the registration a CALL to procedure goes to. Lock-free.
@@ -168,7 +170,7 @@ func (s *Session) register(m *codec.Message, sc *scratch) {
 		return
 	}
 	s.pending.init()
-	reg := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, invoke, s)
+	reg, created := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, invoke, s)
 	if reg == nil {
 		s.sendError(codec.REGISTER, m.Request, ErrProcedureAlreadyExists, sc)
 		return
@@ -179,6 +181,7 @@ func (s *Session) register(m *codec.Message, sc *scratch) {
 	}
 	sc.m = codec.Message{Type: codec.REGISTERED, Request: m.Request, Registration: reg.id}
 	s.sendAck(&sc.m, sc)
+	s.realm.registered(s, reg, created)
 }
 
 func (s *Session) unregister(m *codec.Message, sc *scratch) {
@@ -187,7 +190,7 @@ func (s *Session) unregister(m *codec.Message, sc *scratch) {
 		s.sendError(codec.UNREGISTER, m.Request, ErrNoSuchRegistration, sc)
 		return
 	}
-	s.realm.dealer.remove(reg, s)
+	s.realm.unregistered(s, reg)
 	sc.m = codec.Message{Type: codec.UNREGISTERED, Request: m.Request}
 	s.sendAck(&sc.m, sc)
 }

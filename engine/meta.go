@@ -100,6 +100,12 @@ func (s *Session) metaCall(m *codec.Message, sc *scratch) bool {
 		s.testamentCall(m, args, kwargs, sc)
 		return true
 	default:
+		switch {
+		case bytes.HasPrefix(m.URI, []byte("wamp.subscription.")):
+			return s.subscriptionMeta(m, args, sc)
+		case bytes.HasPrefix(m.URI, []byte("wamp.registration.")):
+			return s.registrationMeta(m, args, sc)
+		}
 		return false
 	}
 	s.sendResultValues(m.Request, result, sc)

@@ -132,3 +132,82 @@ func TestTestaments(t *testing.T) {
 		})
 	}
 }
+
+func TestSubscriptionAndRegistrationMeta(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	w, wp := join(t, rl, codec.JSON)
+	for i, topic := range []string{"wamp.subscription.on_create", "wamp.subscription.on_subscribe",
+		"wamp.subscription.on_unsubscribe", "wamp.subscription.on_delete", "wamp.registration.on_create",
+		"wamp.registration.on_register", "wamp.registration.on_unregister", "wamp.registration.on_delete"} {
+		w.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: uint64(i + 1), URI: []byte(topic)})
+	}
+	wp.take(t)
+	// The meta subscriptions themselves produced on_create/on_subscribe for the later ones;
+	// start counting from here.
+	s, sp := join(t, rl, codec.MsgPack)
+	s.Receive(withMatch(codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("com.a.")}, "prefix"))
+	sid := sp.one(t, codec.SUBSCRIBED).Subscription
+	s.Receive(&codec.Message{Type: codec.REGISTER, Request: 2, URI: []byte("com.a.p")})
+	rid := sp.one(t, codec.REGISTERED).Registration
+	events := func() []string {
+		var out []string
+		for _, m := range wp.take(t) {
+			if m.Type != codec.EVENT {
+				continue
+			}
+			a := value(t, codec.JSON, m.Args).([]any)
+			if a[0] != s.ID() {
+				t.Fatalf("meta event about session %v, want %d", a[0], s.ID())
+			}
+			out = append(out, fmt.Sprint(len(a)))
+		}
+		return out
+	}
+	if ev := events(); len(ev) != 4 {
+		t.Fatalf("want on_create+on_subscribe+on_create+on_register, got %v", ev)
+	}
+
+	res := metaCall(t, w, wp, "wamp.subscription.lookup", []any{"com.a.", map[string]any{"match": "prefix"}}, nil)
+	if value(t, codec.JSON, res.Args).([]any)[0] != sid {
+		t.Fatalf("lookup %+v", res)
+	}
+	res = metaCall(t, w, wp, "wamp.subscription.lookup", []any{"com.a."}, nil)
+	if value(t, codec.JSON, res.Args).([]any)[0] != nil {
+		t.Fatalf("exact lookup of a prefix subscription must be null: %+v", res)
+	}
+	res = metaCall(t, w, wp, "wamp.subscription.match", []any{"com.a.b"}, nil)
+	if ids := value(t, codec.JSON, res.Args).([]any)[0].([]any); len(ids) != 1 || ids[0] != sid {
+		t.Fatalf("match %v", ids)
+	}
+	res = metaCall(t, w, wp, "wamp.subscription.get", []any{sid}, nil)
+	if d := value(t, codec.JSON, res.Args).([]any)[0].(map[string]any); d["uri"] != "com.a." || d["match"] != "prefix" {
+		t.Fatalf("get %v", d)
+	}
+	res = metaCall(t, w, wp, "wamp.subscription.list_subscribers", []any{sid}, nil)
+	if ids := value(t, codec.JSON, res.Args).([]any)[0].([]any); len(ids) != 1 || ids[0] != s.ID() {
+		t.Fatalf("list_subscribers %v", ids)
+	}
+	if e := metaCall(t, w, wp, "wamp.subscription.count_subscribers", []any{uint64(999999)}, nil); string(e.URI) != ErrNoSuchSubscription {
+		t.Fatalf("%+v", e)
+	}
+	res = metaCall(t, w, wp, "wamp.registration.match", []any{"com.a.p"}, nil)
+	if value(t, codec.JSON, res.Args).([]any)[0] != rid {
+		t.Fatalf("registration.match %+v", res)
+	}
+	res = metaCall(t, w, wp, "wamp.registration.get", []any{rid}, nil)
+	if d := value(t, codec.JSON, res.Args).([]any)[0].(map[string]any); d["uri"] != "com.a.p" || d["invoke"] != "single" || d["match"] != "exact" {
+		t.Fatalf("registration.get %v", d)
+	}
+	res = metaCall(t, w, wp, "wamp.registration.count_callees", []any{rid}, nil)
+	if value(t, codec.JSON, res.Args).([]any)[0] != uint64(1) {
+		t.Fatalf("count_callees %+v", res)
+	}
+	res = metaCall(t, w, wp, "wamp.registration.list", nil, nil)
+	if l := value(t, codec.JSON, res.Args).([]any)[0].(map[string]any); len(l["exact"].([]any)) != 1 {
+		t.Fatalf("registration.list %v", l)
+	}
+	s.Leave()
+	if ev := events(); len(ev) != 4 {
+		t.Fatalf("want on_unsubscribe+on_delete+on_unregister+on_delete, got %v", ev)
+	}
+}

@@ -127,6 +127,7 @@ func RouterRoles() map[string]any {
 			"caller_identification":      true,
 			"pattern_based_registration": true,
 			"progressive_call_results":   true,
+			"registration_meta_api":      true,
 			"session_meta_api":           true,
 			"shared_registration":        true,
 			"testament_meta_api":         true,

@@ -198,10 +198,10 @@ func (s *Session) leaveRealm() {
 	s.subs, s.regs = nil, nil
 	s.mu.Unlock()
 	for _, sub := range subs {
-		r.broker.remove(sub, s)
+		r.unsubscribed(s, sub)
 	}
 	for _, reg := range regs {
-		r.dealer.remove(reg, s)
+		r.unregistered(s, reg)
 	}
 	s.failPending()
 	if !s.leftMeta.Swap(true) {
