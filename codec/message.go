@@ -133,6 +133,17 @@ type Message struct {
 // Reset clears m for reuse, keeping no references to old buffers.
 func (m *Message) Reset() { *m = Message{} }
 
+// Init prepares m for building a message of type t on a hot path: every field is cleared
+// except the Details values, which Append reads only for keys whose Has bit is set, so
+// clearing Has is enough. It saves zeroing the ~450-byte Details per message; the old
+// values may keep their buffers reachable until overwritten.
+func (m *Message) Init(t MessageType) {
+	m.Type, m.ErrType = t, 0
+	m.Request, m.Session, m.Subscription, m.Registration, m.Publication = 0, 0, 0, 0, 0
+	m.URI, m.Dict, m.DictAny, m.Args, m.Kwargs = nil, nil, nil, nil, nil
+	m.Details.Has = 0
+}
+
 // Details is the set of well-known Options/Details keys the router reads or writes on the
 // routing path. Byte slices alias the decoded buffer. Has records which keys were present
 // (decode) or are to be written (encode); see the Key* bits.

@@ -214,8 +214,8 @@ func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, exclud
 				continue
 			}
 			// sc.m, not a local: a Message passed to the Codec interface escapes.
-			sc.m = codec.Message{Type: codec.EVENT, Subscription: sub.id, Publication: pub,
-				Args: args, Kwargs: kw}
+			sc.m.Init(codec.EVENT)
+			sc.m.Subscription, sc.m.Publication, sc.m.Args, sc.m.Kwargs = sub.id, pub, args, kw
 			if sub.pattern {
 				// A pattern match tells the subscriber which topic the event was for.
 				sc.m.Details.Has, sc.m.Details.Topic = codec.KeyTopic, m.URI

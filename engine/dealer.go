@@ -232,7 +232,8 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, "payload cannot be transcoded: "+err.Error(), sc)
 		return
 	}
-	sc.m = codec.Message{Type: codec.INVOCATION, Request: inv, Registration: reg.id, Args: args, Kwargs: kw}
+	sc.m.Init(codec.INVOCATION)
+	sc.m.Request, sc.m.Registration, sc.m.Args, sc.m.Kwargs = inv, reg.id, args, kw
 	if reg.pattern {
 		// A pattern registration tells the callee which procedure was called.
 		sc.m.Details.Has, sc.m.Details.Procedure = codec.KeyProcedure, m.URI
@@ -283,7 +284,8 @@ func (s *Session) yield(m *codec.Message, sc *scratch) {
 		caller.sendErrorMsg(codec.CALL, pc.request, ErrInvalidArgument, "result cannot be transcoded: "+err.Error(), sc)
 		return
 	}
-	sc.m = codec.Message{Type: codec.RESULT, Request: pc.request, Args: args, Kwargs: kw}
+	sc.m.Init(codec.RESULT)
+	sc.m.Request, sc.m.Args, sc.m.Kwargs = pc.request, args, kw
 	if progress {
 		sc.m.Details.Has, sc.m.Details.Progress = codec.KeyProgress, true
 	}

@@ -33,7 +33,7 @@ func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 const maxKeep = 64 << 10
 
 func putScratch(sc *scratch) {
-	sc.m = codec.Message{}
+	sc.m.Init(0) // not a full zeroing: see codec.Message.Init
 	if cap(sc.out) > maxKeep {
 		sc.out = nil
 	}
