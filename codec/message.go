@@ -178,6 +178,10 @@ type Details struct {
 	// the message's serializer; decode them with DecodeValue when present.
 	Exclude, ExcludeAuthID, ExcludeAuthRole    Raw
 	Eligible, EligibleAuthID, EligibleAuthRole Raw
+
+	// Payload passthru mode (PUBLISH/EVENT, CALL/INVOCATION, YIELD/RESULT): forwarded
+	// untouched by the router.
+	PptScheme, PptSerializer, PptCipher, PptKeyID []byte
 }
 
 // Bits of Details.Has, one per key.
@@ -210,6 +214,10 @@ const (
 	KeyEligible
 	KeyEligibleAuthID
 	KeyEligibleAuthRole
+	KeyPptScheme
+	KeyPptSerializer
+	KeyPptCipher
+	KeyPptKeyID
 )
 
 // Codec decodes and encodes WAMP messages in one serializer.

@@ -46,9 +46,11 @@ const (
 		KeyRetain | KeyGetRetained | KeyRetained
 	strKeys = KeyMatch | KeyInvoke | KeyTopic | KeyProcedure | KeyMessage |
 		KeyPublisherAuthID | KeyPublisherAuthRole | KeyCallerAuthID | KeyCallerAuthRole |
-		KeyMode | KeyReason
+		KeyMode | KeyReason | pptKeys
 	idKeys  = KeyPublisher | KeyCaller
 	intKeys = KeyTimeout
+	// pptKeys are the payload passthru mode options.
+	pptKeys = KeyPptScheme | KeyPptSerializer | KeyPptCipher | KeyPptKeyID
 	// rawKeys are kept as raw encoded values (lists).
 	rawKeys = KeyExclude | KeyExcludeAuthID | KeyExcludeAuthRole | KeyEligible |
 		KeyEligibleAuthID | KeyEligibleAuthRole
@@ -69,23 +71,23 @@ var shapes = [...]shape{
 	AUTHENTICATE: mk(0, 2, eURI, eDict),
 	GOODBYE:      mk(KeyMessage, 2, eDict, eURI),
 	ERROR:        mk(0, 4, eErrType, eRequest, eDict, eURI, eArgs, eKwargs),
-	PUBLISH:      mk(KeyAcknowledge|KeyExcludeMe|KeyDiscloseMe|KeyRetain|rawKeys, 3, eRequest, eDict, eURI, eArgs, eKwargs),
+	PUBLISH:      mk(pptKeys|KeyAcknowledge|KeyExcludeMe|KeyDiscloseMe|KeyRetain|rawKeys, 3, eRequest, eDict, eURI, eArgs, eKwargs),
 	PUBLISHED:    mk(0, 2, eRequest, ePublication),
 	SUBSCRIBE:    mk(KeyMatch|KeyGetRetained, 3, eRequest, eDict, eURI),
 	SUBSCRIBED:   mk(0, 2, eRequest, eSubscription),
 	UNSUBSCRIBE:  mk(0, 2, eRequest, eSubscription),
 	UNSUBSCRIBED: mk(0, 1, eRequest, eDict), // advanced: revocation carries Details
-	EVENT:        mk(KeyTopic|KeyPublisher|KeyPublisherAuthID|KeyPublisherAuthRole|KeyRetained, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
-	CALL:         mk(KeyDiscloseMe|KeyReceiveProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
+	EVENT:        mk(pptKeys|KeyTopic|KeyPublisher|KeyPublisherAuthID|KeyPublisherAuthRole|KeyRetained, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
+	CALL:         mk(pptKeys|KeyDiscloseMe|KeyReceiveProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
 	CANCEL:       mk(KeyMode, 2, eRequest, eDict),
-	RESULT:       mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
+	RESULT:       mk(pptKeys|KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
 	REGISTER:     mk(KeyMatch|KeyInvoke, 3, eRequest, eDict, eURI),
 	REGISTERED:   mk(0, 2, eRequest, eRegistration),
 	UNREGISTER:   mk(0, 2, eRequest, eRegistration),
 	UNREGISTERED: mk(0, 1, eRequest, eDict),
-	INVOCATION:   mk(KeyReceiveProgress|KeyProcedure|KeyCaller|KeyCallerAuthID|KeyCallerAuthRole|KeyTimeout, 3, eRequest, eRegistration, eDict, eArgs, eKwargs),
+	INVOCATION:   mk(pptKeys|KeyReceiveProgress|KeyProcedure|KeyCaller|KeyCallerAuthID|KeyCallerAuthRole|KeyTimeout, 3, eRequest, eRegistration, eDict, eArgs, eKwargs),
 	INTERRUPT:    mk(KeyMode|KeyReason, 2, eRequest, eDict),
-	YIELD:        mk(KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
+	YIELD:        mk(pptKeys|KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
 }
 
 // shapeOf returns the shape of type code t, or nil for an unknown type.
@@ -179,6 +181,14 @@ func detailKey(key []byte) uint32 {
 		return KeyCallerAuthID
 	case "caller_authrole":
 		return KeyCallerAuthRole
+	case "ppt_scheme":
+		return KeyPptScheme
+	case "ppt_serializer":
+		return KeyPptSerializer
+	case "ppt_cipher":
+		return KeyPptCipher
+	case "ppt_keyid":
+		return KeyPptKeyID
 	case "exclude":
 		return KeyExclude
 	case "exclude_authid":
@@ -222,6 +232,8 @@ var detailOrder = [...]struct {
 	{KeyExclude, "exclude"}, {KeyExcludeAuthID, "exclude_authid"},
 	{KeyExcludeAuthRole, "exclude_authrole"}, {KeyEligible, "eligible"},
 	{KeyEligibleAuthID, "eligible_authid"}, {KeyEligibleAuthRole, "eligible_authrole"},
+	{KeyPptScheme, "ppt_scheme"}, {KeyPptSerializer, "ppt_serializer"},
+	{KeyPptCipher, "ppt_cipher"}, {KeyPptKeyID, "ppt_keyid"},
 }
 
 func keyName(bit uint32) string {
@@ -305,6 +317,14 @@ func (d *Details) setStr(bit uint32, v []byte) bool {
 		d.CallerAuthID = v
 	case KeyCallerAuthRole:
 		d.CallerAuthRole = v
+	case KeyPptScheme:
+		d.PptScheme = v
+	case KeyPptSerializer:
+		d.PptSerializer = v
+	case KeyPptCipher:
+		d.PptCipher = v
+	case KeyPptKeyID:
+		d.PptKeyID = v
 	case KeyMode:
 		switch string(v) {
 		case "skip", "kill", "killnowait":
@@ -338,6 +358,14 @@ func (d *Details) getStr(bit uint32) []byte {
 		return d.CallerAuthID
 	case KeyCallerAuthRole:
 		return d.CallerAuthRole
+	case KeyPptScheme:
+		return d.PptScheme
+	case KeyPptSerializer:
+		return d.PptSerializer
+	case KeyPptCipher:
+		return d.PptCipher
+	case KeyPptKeyID:
+		return d.PptKeyID
 	case KeyMode:
 		return d.Mode
 	case KeyReason:

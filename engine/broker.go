@@ -220,6 +220,7 @@ func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, exclud
 				// A pattern match tells the subscriber which topic the event was for.
 				sc.m.Details.Has, sc.m.Details.Topic = codec.KeyTopic, m.URI
 			}
+			forwardPpt(&sc.m.Details, &m.Details)
 			if m.Details.DiscloseMe {
 				d := &sc.m.Details
 				d.Has |= codec.KeyPublisher | codec.KeyPublisherAuthID | codec.KeyPublisherAuthRole

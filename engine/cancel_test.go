@@ -152,3 +152,40 @@ func TestProgressiveCallResults(t *testing.T) {
 	yield(inv.Request, false, 2)
 	cp.one(t, codec.RESULT)
 }
+
+func TestPayloadPassthru(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	a, ap := join(t, rl, codec.JSON)
+	b, bp := join(t, rl, codec.CBOR)
+	b.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("t")})
+	b.Receive(&codec.Message{Type: codec.REGISTER, Request: 2, URI: []byte("p")})
+	bp.take(t)
+	ppt := func(m *codec.Message) *codec.Message {
+		m.Details.Has |= pptKeys
+		m.Details.PptScheme, m.Details.PptSerializer = []byte("x_e2ee"), []byte("cbor")
+		m.Details.PptCipher, m.Details.PptKeyID = []byte("xsalsa20poly1305"), []byte("k1")
+		// The payload is one opaque binary blob.
+		m.Args = raw(t, codec.JSON, []any{[]byte{1, 2, 3, 255}})
+		return m
+	}
+	check := func(d codec.Details, args codec.Raw, ser codec.Serializer) {
+		t.Helper()
+		if string(d.PptScheme) != "x_e2ee" || string(d.PptSerializer) != "cbor" || string(d.PptCipher) != "xsalsa20poly1305" || string(d.PptKeyID) != "k1" {
+			t.Fatalf("ppt options lost: %+v", d)
+		}
+		if blob := value(t, ser, args).([]any)[0].([]byte); string(blob) != "\x01\x02\x03\xff" {
+			t.Fatalf("payload changed: %x", blob)
+		}
+	}
+	a.Receive(ppt(&codec.Message{Type: codec.PUBLISH, Request: 3, URI: []byte("t")}))
+	ev := bp.one(t, codec.EVENT)
+	check(ev.Details, ev.Args, codec.CBOR)
+	a.Receive(ppt(&codec.Message{Type: codec.CALL, Request: 4, URI: []byte("p")}))
+	inv := bp.one(t, codec.INVOCATION)
+	check(inv.Details, inv.Args, codec.CBOR)
+	y := ppt(&codec.Message{Type: codec.YIELD, Request: inv.Request})
+	y.Args = raw(t, codec.CBOR, []any{[]byte{1, 2, 3, 255}})
+	b.Receive(y)
+	res := ap.one(t, codec.RESULT)
+	check(res.Details, res.Args, codec.JSON)
+}

@@ -241,6 +241,7 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 	if progress {
 		sc.m.Details.Has, sc.m.Details.ReceiveProgress = sc.m.Details.Has|codec.KeyReceiveProgress, true
 	}
+	forwardPpt(&sc.m.Details, &m.Details)
 	if m.Details.DiscloseMe {
 		d := &sc.m.Details
 		d.Has |= codec.KeyCaller | codec.KeyCallerAuthID | codec.KeyCallerAuthRole
@@ -289,6 +290,7 @@ func (s *Session) yield(m *codec.Message, sc *scratch) {
 	if progress {
 		sc.m.Details.Has, sc.m.Details.Progress = codec.KeyProgress, true
 	}
+	forwardPpt(&sc.m.Details, &m.Details)
 	caller.sendMsg(&sc.m, sc)
 }
 
