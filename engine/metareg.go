@@ -95,48 +95,94 @@ func idArg(args []any) uint64 {
 	return id
 }
 
-// lookupPolicy reads the match policy from a lookup's options dict (args[1]).
-func lookupPolicy(args []any) (bool, match.Kind) {
-	opts, _ := argAt(args, 1).(map[string]any)
-	k, ok := match.ParseKind(stringOf(opts["match"]))
-	return ok, k
+func stringOf(v any) string { s, _ := v.(string); return s }
+
+// metaEntry is what the subscription and registration meta procedures read of a
+// subscription or a registration.
+type metaEntry interface {
+	metaID() uint64
+	metaURI() string
+	metaPolicy() string
+	metaMembers() []*Session
+	metaDetails() map[string]any
 }
 
-func stringOf(v any) string { s, _ := v.(string); return s }
+func (sub *subscription) metaID() uint64          { return sub.id }
+func (sub *subscription) metaURI() string         { return sub.topic }
+func (sub *subscription) metaPolicy() string      { return policyName(sub.pattern, sub.kind) }
+func (sub *subscription) metaMembers() []*Session { return *sub.subscribers.Load() }
+func (reg *registration) metaID() uint64          { return reg.id }
+func (reg *registration) metaURI() string         { return reg.procedure }
+func (reg *registration) metaPolicy() string      { return policyName(reg.pattern, reg.kind) }
+func (reg *registration) metaMembers() []*Session { return *reg.callees.Load() }
+
+// entityMeta answers the procedures shared by wamp.subscription.* and
+// wamp.registration.*: list, lookup, match, get, list_<members>, count_<members>.
+// matchIDs gives match's result for a URI; noSuch is the error for an unknown id.
+func (s *Session) entityMeta(m *codec.Message, args []any, sc *scratch, prefix, members string,
+	all []metaEntry, matchIDs func([]byte) any, noSuch string) bool {
+	var result []any
+	switch string(m.URI)[len(prefix):] {
+	case "list":
+		lists := map[string]any{"exact": []any{}, "prefix": []any{}, "wildcard": []any{}}
+		for _, e := range all {
+			lists[e.metaPolicy()] = append(lists[e.metaPolicy()].([]any), e.metaID())
+		}
+		result = []any{lists}
+	case "lookup":
+		uri := stringOf(argAt(args, 0))
+		opts, _ := argAt(args, 1).(map[string]any)
+		policy := stringOf(opts["match"])
+		if policy == "" {
+			policy = "exact"
+		}
+		var found any
+		for _, e := range all {
+			if e.metaURI() == uri && e.metaPolicy() == policy {
+				found = e.metaID()
+			}
+		}
+		result = []any{found}
+	case "match":
+		result = []any{matchIDs([]byte(stringOf(argAt(args, 0))))}
+	case "get", "list_" + members, "count_" + members:
+		var e metaEntry
+		for _, x := range all {
+			if x.metaID() == idArg(args) {
+				e = x
+			}
+		}
+		if e == nil {
+			s.sendError(codec.CALL, m.Request, noSuch, sc)
+			return true
+		}
+		switch ms := e.metaMembers(); string(m.URI)[len(prefix):] {
+		case "get":
+			result = []any{e.metaDetails()}
+		case "count_" + members:
+			result = []any{uint64(len(ms))}
+		default:
+			ids := make([]any, len(ms))
+			for i, x := range ms {
+				ids[i] = x.id
+			}
+			result = []any{ids}
+		}
+	default:
+		return false
+	}
+	s.sendResultValues(m.Request, result, sc)
+	return true
+}
 
 // subscriptionMeta answers wamp.subscription.*; false for an unknown procedure.
 func (s *Session) subscriptionMeta(m *codec.Message, args []any, sc *scratch) bool {
 	b := s.realm.broker
-	byID := func() *subscription {
-		id := idArg(args)
-		for _, sub := range b.all() {
-			if sub.id == id {
-				return sub
-			}
-		}
-		return nil
+	var all []metaEntry
+	for _, sub := range b.all() {
+		all = append(all, sub)
 	}
-	var result []any
-	switch string(m.URI) {
-	case "wamp.subscription.list":
-		lists := map[string]any{"exact": []any{}, "prefix": []any{}, "wildcard": []any{}}
-		for _, sub := range b.all() {
-			p := policyName(sub.pattern, sub.kind)
-			lists[p] = append(lists[p].([]any), sub.id)
-		}
-		result = []any{lists}
-	case "wamp.subscription.lookup":
-		topic := stringOf(argAt(args, 0))
-		pattern, kind := lookupPolicy(args)
-		var found any
-		for _, sub := range b.all() {
-			if sub.topic == topic && sub.pattern == pattern && (!pattern || sub.kind == kind) {
-				found = sub.id
-			}
-		}
-		result = []any{found}
-	case "wamp.subscription.match":
-		topic := []byte(stringOf(argAt(args, 0)))
+	matchIDs := func(topic []byte) any {
 		var ids []any
 		if sub, ok := b.subs.Get(topic); ok {
 			ids = append(ids, sub.id)
@@ -145,92 +191,25 @@ func (s *Session) subscriptionMeta(m *codec.Message, args []any, sc *scratch) bo
 			ids = append(ids, mt.Value.id)
 		}
 		if ids == nil {
-			result = []any{nil}
-		} else {
-			result = []any{ids}
+			return nil
 		}
-	case "wamp.subscription.get", "wamp.subscription.list_subscribers", "wamp.subscription.count_subscribers":
-		sub := byID()
-		if sub == nil {
-			s.sendError(codec.CALL, m.Request, ErrNoSuchSubscription, sc)
-			return true
-		}
-		subs := *sub.subscribers.Load()
-		switch string(m.URI) {
-		case "wamp.subscription.get":
-			result = []any{sub.metaDetails()}
-		case "wamp.subscription.count_subscribers":
-			result = []any{uint64(len(subs))}
-		default:
-			ids := make([]any, len(subs))
-			for i, x := range subs {
-				ids[i] = x.id
-			}
-			result = []any{ids}
-		}
-	default:
-		return false
+		return ids
 	}
-	s.sendResultValues(m.Request, result, sc)
-	return true
+	return s.entityMeta(m, args, sc, "wamp.subscription.", "subscribers", all, matchIDs, ErrNoSuchSubscription)
 }
 
 // registrationMeta answers wamp.registration.*; false for an unknown procedure.
 func (s *Session) registrationMeta(m *codec.Message, args []any, sc *scratch) bool {
 	d := s.realm.dealer
-	var result []any
-	switch string(m.URI) {
-	case "wamp.registration.list":
-		lists := map[string]any{"exact": []any{}, "prefix": []any{}, "wildcard": []any{}}
-		for _, reg := range d.all() {
-			p := policyName(reg.pattern, reg.kind)
-			lists[p] = append(lists[p].([]any), reg.id)
-		}
-		result = []any{lists}
-	case "wamp.registration.lookup":
-		proc := stringOf(argAt(args, 0))
-		pattern, kind := lookupPolicy(args)
-		var found any
-		for _, reg := range d.all() {
-			if reg.procedure == proc && reg.pattern == pattern && (!pattern || reg.kind == kind) {
-				found = reg.id
-			}
-		}
-		result = []any{found}
-	case "wamp.registration.match":
-		var found any
-		if reg, ok := d.lookup([]byte(stringOf(argAt(args, 0)))); ok {
-			found = reg.id
-		}
-		result = []any{found}
-	case "wamp.registration.get", "wamp.registration.list_callees", "wamp.registration.count_callees":
-		id := idArg(args)
-		var reg *registration
-		for _, r := range d.all() {
-			if r.id == id {
-				reg = r
-			}
-		}
-		if reg == nil {
-			s.sendError(codec.CALL, m.Request, ErrNoSuchRegistration, sc)
-			return true
-		}
-		callees := *reg.callees.Load()
-		switch string(m.URI) {
-		case "wamp.registration.get":
-			result = []any{reg.metaDetails()}
-		case "wamp.registration.count_callees":
-			result = []any{uint64(len(callees))}
-		default:
-			ids := make([]any, len(callees))
-			for i, x := range callees {
-				ids[i] = x.id
-			}
-			result = []any{ids}
-		}
-	default:
-		return false
+	var all []metaEntry
+	for _, reg := range d.all() {
+		all = append(all, reg)
 	}
-	s.sendResultValues(m.Request, result, sc)
-	return true
+	matchIDs := func(procedure []byte) any {
+		if reg, ok := d.lookup(procedure); ok {
+			return reg.id
+		}
+		return nil
+	}
+	return s.entityMeta(m, args, sc, "wamp.registration.", "callees", all, matchIDs, ErrNoSuchRegistration)
 }
