@@ -139,3 +139,30 @@ func BenchmarkProgressiveResult(b *testing.B) {
 		b.Fatalf("%d progressive results for %d yields", cp.n, b.N)
 	}
 }
+
+// BenchmarkSharedRegistrationPick is the callee choice of a shared registration with 16
+// callees (per invocation policy): the part of CALL that shared registrations add.
+func BenchmarkSharedRegistrationPick(b *testing.B) {
+	for _, policy := range []string{"roundrobin", "random", "first", "last"} {
+		b.Run(policy, func(b *testing.B) {
+			rl := NewRouter(nil).AddRealm("realm1")
+			for i := 0; i < 16; i++ {
+				s, _ := joinSink(rl, codec.JSON)
+				m := codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("com.example.svc")}
+				m.Details.Has, m.Details.Invoke = codec.KeyInvoke, []byte(policy)
+				s.Receive(&m)
+			}
+			reg, ok := rl.dealer.lookup([]byte("com.example.svc"))
+			if !ok || len(*reg.callees.Load()) != 16 {
+				b.Fatal("shared registration not set up")
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if reg.pick() == nil {
+					b.Fatal("no callee")
+				}
+			}
+		})
+	}
+}
