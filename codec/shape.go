@@ -78,14 +78,14 @@ var shapes = [...]shape{
 	UNSUBSCRIBE:  mk(0, 2, eRequest, eSubscription),
 	UNSUBSCRIBED: mk(0, 1, eRequest, eDict), // advanced: revocation carries Details
 	EVENT:        mk(pptKeys|KeyTopic|KeyPublisher|KeyPublisherAuthID|KeyPublisherAuthRole|KeyRetained, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
-	CALL:         mk(pptKeys|KeyDiscloseMe|KeyReceiveProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
+	CALL:         mk(pptKeys|KeyDiscloseMe|KeyReceiveProgress|KeyProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
 	CANCEL:       mk(KeyMode, 2, eRequest, eDict),
 	RESULT:       mk(pptKeys|KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
 	REGISTER:     mk(KeyMatch|KeyInvoke, 3, eRequest, eDict, eURI),
 	REGISTERED:   mk(0, 2, eRequest, eRegistration),
 	UNREGISTER:   mk(0, 2, eRequest, eRegistration),
 	UNREGISTERED: mk(0, 1, eRequest, eDict),
-	INVOCATION:   mk(pptKeys|KeyReceiveProgress|KeyProcedure|KeyCaller|KeyCallerAuthID|KeyCallerAuthRole|KeyTimeout, 3, eRequest, eRegistration, eDict, eArgs, eKwargs),
+	INVOCATION:   mk(pptKeys|KeyProgress|KeyReceiveProgress|KeyProcedure|KeyCaller|KeyCallerAuthID|KeyCallerAuthRole|KeyTimeout, 3, eRequest, eRegistration, eDict, eArgs, eKwargs),
 	INTERRUPT:    mk(KeyMode|KeyReason, 2, eRequest, eDict),
 	YIELD:        mk(pptKeys|KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
 }

@@ -11,6 +11,9 @@ import (
 type Features struct {
 	// CallCanceling: the callee understands INTERRUPT (roles.callee.features.call_canceling).
 	CallCanceling bool
+	// ProgressiveCallInvocations: the client (as caller and/or callee) announced
+	// progressive_call_invocations.
+	ProgressiveCallInvocations bool
 }
 
 // Cancel modes (CANCEL.Options.mode).

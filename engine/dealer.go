@@ -198,6 +198,16 @@ func (s *Session) unregister(m *codec.Message, sc *scratch) {
 // call routes a CALL to the callee as an INVOCATION and remembers who waits for it.
 // No lock, no allocation in steady state.
 func (s *Session) call(m *codec.Message, sc *scratch) {
+	if s.openCount.Load() > 0 {
+		if oc, ok := s.openCall(m.Request); ok {
+			s.callChunk(oc, m, sc)
+			return
+		}
+	}
+	if m.Details.Progress && !s.features.ProgressiveCallInvocations {
+		s.Abort(ErrProtocolViolation, "CALL with progress=true from a caller that did not announce progressive_call_invocations")
+		return
+	}
 	if !validURI(m.URI, false) {
 		s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
 		return
@@ -215,9 +225,17 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		s.sendError(codec.CALL, m.Request, ErrNoSuchProcedure, sc)
 		return
 	}
+	if m.Details.Progress && !(callee.features.ProgressiveCallInvocations && callee.features.CallCanceling) {
+		s.sendErrorMsg(codec.CALL, m.Request, ErrFeatureNotSupported, "the callee does not support progressive call invocations", sc)
+		return
+	}
 	inv := callee.invIDs.next()
-	progress := m.Details.ReceiveProgress
-	if !callee.pending.put(inv, pendingCall{caller: s, request: m.Request, progress: progress}) ||
+	opts := invocationOptions{receiveProgress: m.Details.ReceiveProgress, disclose: m.Details.DiscloseMe}
+	if reg.pattern {
+		opts.procedure = m.URI
+	}
+	forwardPpt(&opts.ppt, &m.Details)
+	if !callee.pending.put(inv, pendingCall{caller: s, request: m.Request, progress: opts.receiveProgress}) ||
 		callee.state.Load() != sessionOpen {
 		// The callee is leaving: take the entry back unless its leave already did and
 		// answered the caller.
@@ -226,30 +244,7 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		}
 		return
 	}
-	args, kw, _, err := sc.payloadFor(callee.ser, s.ser, m.Args, m.Kwargs, nil)
-	if err != nil {
-		callee.pending.take(inv)
-		s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, "payload cannot be transcoded: "+err.Error(), sc)
-		return
-	}
-	sc.m.Init(codec.INVOCATION)
-	sc.m.Request, sc.m.Registration, sc.m.Args, sc.m.Kwargs = inv, reg.id, args, kw
-	if reg.pattern {
-		// A pattern registration tells the callee which procedure was called.
-		sc.m.Details.Has, sc.m.Details.Procedure = codec.KeyProcedure, m.URI
-	}
-	if progress {
-		sc.m.Details.Has, sc.m.Details.ReceiveProgress = sc.m.Details.Has|codec.KeyReceiveProgress, true
-	}
-	forwardPpt(&sc.m.Details, &m.Details)
-	if m.Details.DiscloseMe {
-		d := &sc.m.Details
-		d.Has |= codec.KeyCaller | codec.KeyCallerAuthID | codec.KeyCallerAuthRole
-		d.Caller, d.CallerAuthID, d.CallerAuthRole = s.id, s.authID, s.authRole
-	}
-	if sc.out, err = callee.codec.Append(sc.out[:0], &sc.m); err == nil {
-		err = callee.peer.Send(sc.out)
-	}
+	err := s.sendInvocation(callee, inv, reg.id, m, &opts, sc)
 	if err == nil && m.Details.Timeout > 0 {
 		armTimeout(callee, inv, time.Duration(m.Details.Timeout)*time.Millisecond)
 	}
@@ -257,7 +252,66 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		if _, mine := callee.pending.take(inv); mine {
 			s.sendErrorMsg(codec.CALL, m.Request, ErrCanceled, "callee unreachable: "+err.Error(), sc)
 		}
+		return
 	}
+	if m.Details.Progress {
+		s.openProgressive(m.Request, &openCall{callee: callee, inv: inv, reg: reg.id, opts: opts.frozen()})
+	}
+}
+
+// invocationOptions are the INVOCATION details that come from the initiating CALL (and
+// stay frozen for the later chunks of a progressive call).
+type invocationOptions struct {
+	procedure       []byte // concrete procedure, for pattern registrations
+	receiveProgress bool
+	disclose        bool
+	ppt             codec.Details // only the ppt_* keys
+}
+
+// frozen copies o so that it outlives the CALL's buffer.
+func (o invocationOptions) frozen() invocationOptions {
+	o.procedure = clone(o.procedure)
+	o.ppt.PptScheme, o.ppt.PptSerializer = clone(o.ppt.PptScheme), clone(o.ppt.PptSerializer)
+	o.ppt.PptCipher, o.ppt.PptKeyID = clone(o.ppt.PptCipher), clone(o.ppt.PptKeyID)
+	return o
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// sendInvocation sends INVOCATION inv for registration regID to callee with m's payload
+// and the details of opts (plus progress when m is a non-final progressive chunk).
+func (s *Session) sendInvocation(callee *Session, inv, regID uint64, m *codec.Message, opts *invocationOptions, sc *scratch) error {
+	args, kw, _, err := sc.payloadFor(callee.ser, s.ser, m.Args, m.Kwargs, nil)
+	if err != nil {
+		return err
+	}
+	sc.m.Init(codec.INVOCATION)
+	sc.m.Request, sc.m.Registration, sc.m.Args, sc.m.Kwargs = inv, regID, args, kw
+	d := &sc.m.Details
+	if opts.procedure != nil {
+		// A pattern registration tells the callee which procedure was called.
+		d.Has, d.Procedure = codec.KeyProcedure, opts.procedure
+	}
+	if opts.receiveProgress {
+		d.Has, d.ReceiveProgress = d.Has|codec.KeyReceiveProgress, true
+	}
+	if m.Details.Progress {
+		d.Has, d.Progress = d.Has|codec.KeyProgress, true
+	}
+	forwardPpt(d, &opts.ppt)
+	if opts.disclose {
+		d.Has |= codec.KeyCaller | codec.KeyCallerAuthID | codec.KeyCallerAuthRole
+		d.Caller, d.CallerAuthID, d.CallerAuthRole = s.id, s.authID, s.authRole
+	}
+	if sc.out, err = callee.codec.Append(sc.out[:0], &sc.m); err != nil {
+		return err
+	}
+	return callee.peer.Send(sc.out)
 }
 
 // yield routes a callee's YIELD back to the caller as RESULT. A progressive YIELD

@@ -55,6 +55,8 @@ type Session struct {
 	subs       []*subscription
 	regs       []*registration
 	testaments map[string][]testament // by scope; also guarded by mu
+	open       map[uint64]*openCall   // progressive calls by request id; guarded by mu
+	openCount  atomic.Int64           // len(open), read without mu on every CALL
 
 	// Callee side: INVOCATION ids (session scope) and the calls awaiting YIELD.
 	invIDs  idSeq
@@ -134,7 +136,8 @@ func (s *Session) Receive(m *codec.Message) bool {
 		s.Abort(ErrProtocolViolation, "message type "+m.Type.String()+" is not valid in an established session")
 		return false
 	}
-	return true
+	// A handler may have aborted the session (protocol violation found late).
+	return s.state.Load() != sessionClosed
 }
 
 // Goodbye starts a router-initiated close: GOODBYE with reason to the client, which
@@ -204,6 +207,7 @@ func (s *Session) leaveRealm() {
 		r.unregistered(s, reg)
 	}
 	s.failPending()
+	s.interruptOpenCalls()
 	if !s.leftMeta.Swap(true) {
 		s.publishTestaments()
 		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole}, s)

@@ -158,10 +158,17 @@ func hasClientRole(roles map[string]any) bool {
 // clientFeatures reads the advanced features the router must know about from
 // HELLO.Details.roles.
 func clientFeatures(roles map[string]any) engine.Features {
-	callee, _ := roles["callee"].(map[string]any)
-	features, _ := callee["features"].(map[string]any)
-	cc, _ := features["call_canceling"].(bool)
-	return engine.Features{CallCanceling: cc}
+	feature := func(role, name string) bool {
+		r, _ := roles[role].(map[string]any)
+		features, _ := r["features"].(map[string]any)
+		on, _ := features[name].(bool)
+		return on
+	}
+	// The spec spells it call_canceling; some clients (and the progressive call
+	// invocations text) write call_cancelling.
+	cc := feature("callee", "call_canceling") || feature("callee", "call_cancelling")
+	pci := feature("caller", "progressive_call_invocations") || feature("callee", "progressive_call_invocations")
+	return engine.Features{CallCanceling: cc, ProgressiveCallInvocations: pci}
 }
 
 func contains(list []any, s string) bool {
