@@ -61,7 +61,7 @@ function usage(msg) {
 }
 
 const opts = parseArgs(process.argv);
-const tag = `[js ${opts.role} ${opts.url.split(':')[0]} ${opts.serializer}]`;
+let tag = `[js ${opts.role} ${opts.url.split(':')[0]} ${opts.serializer}]`;
 
 // ---------------------------------------------------------------------------- checks
 
@@ -466,8 +466,17 @@ async function main() {
   finish();
 }
 
-main().catch((e) => {
-  if (e && e.closeReason !== undefined) fail('join', `connection closed before join: ${e.closeReason} ${describe(e.details)}`);
-  else fail('scenario', fmtErr(e));
-  finish(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    if (e && e.closeReason !== undefined) fail('join', `connection closed before join: ${e.closeReason} ${describe(e.details)}`);
+    else fail('scenario', fmtErr(e));
+    finish(1);
+  });
+}
+
+// features.js reuses the option parsing, checks, hard timeout and connection helpers.
+module.exports = {
+  opts, ok, fail, check, finish, deepDiff, describe, fmtErr, connect, closeConn, sleep, withTimeout,
+  checkProtocol, transportFor,
+  setTag(t) { tag = t; },
+};
