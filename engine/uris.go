@@ -13,6 +13,7 @@ const (
 	ErrCanceled               = "wamp.error.canceled"
 	ErrNotAuthorized          = "wamp.error.not_authorized"
 	ErrNoAuthMethod           = "wamp.error.no_auth_method"
+	ErrAuthenticationFailed   = "wamp.error.authentication_failed"
 	ErrOptionNotAllowed       = "wamp.error.option_not_allowed"
 
 	CloseSystemShutdown = "wamp.close.system_shutdown"

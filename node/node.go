@@ -28,6 +28,8 @@ type Config struct {
 	Loops          int           // event loops; 0 = one per CPU
 	StatusPage     func(*Node) []byte
 	Logger         *slog.Logger
+	// Auth says who may join each realm; a realm without an entry is anonymous-only.
+	Auth map[string]*proxy.RealmAuth
 }
 
 // Defaults fills the zero fields of c with the embedded default node.
@@ -84,7 +86,7 @@ func Start(cfg Config) (*Node, error) {
 		Loops:          cfg.Loops,
 		Logger:         cfg.Logger,
 		StatusPage:     page,
-	}, proxy.NewFrontend(n.Router, cfg.Logger))
+	}, proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth))
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

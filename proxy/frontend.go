@@ -22,15 +22,17 @@ import (
 type Frontend struct {
 	router *engine.Router
 	log    *slog.Logger
+	auth   map[string]*RealmAuth
 }
 
 // NewFrontend returns a Frontend that joins sessions to router's realms. A nil logger means
-// slog.Default().
-func NewFrontend(router *engine.Router, log *slog.Logger) *Frontend {
+// slog.Default(). auth maps realm names to who may join them; a realm without an entry
+// is open to anonymous sessions. auth must not change afterwards.
+func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*RealmAuth) *Frontend {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Frontend{router: router, log: log}
+	return &Frontend{router: router, log: log, auth: auth}
 }
 
 // conn is the per-connection state: nil session until WELCOME.
@@ -38,6 +40,7 @@ type conn struct {
 	codec codec.Codec
 	sess  *engine.Session
 	done  bool
+	auth  *pendingAuth // CHALLENGE sent, AUTHENTICATE awaited
 }
 
 // msgPool holds decode targets: a Message is ~200 bytes, too much to keep per idle
@@ -72,6 +75,10 @@ func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
 		if !st.sess.Receive(m) {
 			st.done = true
 		}
+		return
+	}
+	if st.auth != nil {
+		f.authenticate(c, st, m)
 		return
 	}
 	f.hello(c, st, m)
@@ -111,21 +118,77 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realmName))
 		return
 	}
-	if methods, ok := details["authmethods"].([]any); ok && len(methods) > 0 && !contains(methods, "anonymous") {
-		f.abort(c, st, engine.ErrNoAuthMethod, "this realm offers the authentication method anonymous only")
+	ra := f.auth[realmName]
+	if ra == nil {
+		anon := "anonymous"
+		ra = &RealmAuth{Anonymous: &anon}
+	}
+	var methods []any
+	if list, ok := details["authmethods"].([]any); ok && len(list) > 0 {
+		methods = list
+	} else {
+		methods = []any{"anonymous"}
+	}
+	features := clientFeatures(roles)
+	for _, mv := range methods {
+		method, _ := mv.(string)
+		if !ra.offers(method) {
+			continue
+		}
+		if method == "anonymous" {
+			f.welcome(c, st, realm, engine.AuthInfo{AuthID: anonymousAuthID(), AuthRole: *ra.Anonymous,
+				AuthMethod: "anonymous", AuthProvider: "static"}, features)
+			return
+		}
+		authid, _ := details["authid"].(string)
+		p, known, err := ra.challengeFor(method, authid, 0)
+		if err != nil {
+			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
+			return
+		}
+		if !known {
+			f.log.Warn("authentication: unknown authid", "realm", realmName, "authid", authid,
+				"method", method, "remote", c.RemoteAddr().String())
+		}
+		p.realm, p.features = realm, features
+		if !known {
+			p.expected = nil // no signature matches
+		}
+		st.auth = p
+		ch := codec.Message{Type: codec.CHALLENGE, URI: []byte(method), DictAny: p.challenge}
+		f.send(c, &ch)
 		return
 	}
-	sess := realm.JoinWith(c, engine.AuthInfo{
-		AuthID:       anonymousAuthID(),
-		AuthRole:     "anonymous",
-		AuthMethod:   "anonymous",
-		AuthProvider: "static",
-	}, clientFeatures(roles))
+	f.abort(c, st, engine.ErrNoAuthMethod, "no authentication method offered by the client is available on this realm")
+}
+
+// authenticate checks AUTHENTICATE against the pending CHALLENGE.
+func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
+	p := st.auth
+	st.auth = nil
+	if m.Type != codec.AUTHENTICATE {
+		f.abort(c, st, engine.ErrProtocolViolation, "expected AUTHENTICATE, got "+m.Type.String())
+		return
+	}
+	if p.expected == nil || !p.verify(string(m.URI)) {
+		f.log.Warn("authentication failed", "realm", p.realm.Name(), "authid", p.authid,
+			"method", p.method, "remote", c.RemoteAddr().String())
+		f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
+		return
+	}
+	f.welcome(c, st, p.realm, engine.AuthInfo{AuthID: p.authid, AuthRole: p.role,
+		AuthMethod: p.method, AuthProvider: "static"}, p.features)
+}
+
+// welcome joins the session and sends WELCOME.
+func (f *Frontend) welcome(c *netpoll.Conn, st *conn, realm *engine.Realm, info engine.AuthInfo, features engine.Features) {
+	sess := realm.JoinWith(c, info, features)
 	st.sess = sess
 	w := codec.Message{Type: codec.WELCOME, Session: sess.ID(), DictAny: sess.WelcomeDetails()}
 	f.send(c, &w)
-	f.log.Debug("session joined", "session", sess.ID(), "realm", realmName,
-		"remote", c.RemoteAddr().String(), "transport", c.Transport(), "serializer", c.Serializer().String())
+	f.log.Debug("session joined", "session", sess.ID(), "realm", realm.Name(), "authid", info.AuthID,
+		"authmethod", info.AuthMethod, "remote", c.RemoteAddr().String(), "transport", c.Transport(),
+		"serializer", c.Serializer().String())
 }
 
 // abort ends a connection that has no session yet with ABORT reason.
@@ -169,15 +232,6 @@ func clientFeatures(roles map[string]any) engine.Features {
 	cc := feature("callee", "call_canceling") || feature("callee", "call_cancelling")
 	pci := feature("caller", "progressive_call_invocations") || feature("callee", "progressive_call_invocations")
 	return engine.Features{CallCanceling: cc, ProgressiveCallInvocations: pci}
-}
-
-func contains(list []any, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // anonymousAuthID returns a random authid in Crossbar's XXXX-XXXX-XXXX-XXXX-XXXX-XXXX

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/node"
+	"github.com/switchyard-wamp/switchyard/proxy"
 )
 
 // applyStartFlags writes the flags the user set on the command line over cfg (a loaded
@@ -115,7 +116,9 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 			notYet(path+".serializers", "restricting serializers per listener")
 		}
 		for _, m := range l.Auth {
-			if m != config.MethodAnonymous {
+			switch m {
+			case config.MethodAnonymous, config.MethodTicket, config.MethodWAMPCRA:
+			default:
 				notYet(path+".auth", "auth method "+m)
 			}
 		}
@@ -140,19 +143,36 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 	if uni == nil {
 		notYet("listeners", "a node without a universal listener")
 	}
-	allowAll := config.DefaultRealms()[0]
+	allowAll := config.DefaultRealms()[0].Roles[0].Permissions
+	nc.Auth = map[string]*proxy.RealmAuth{}
 	for i, r := range cfg.Realms {
 		path := fmt.Sprintf("realms[%d]", i)
-		if r.Auth.Anonymous == nil || !reflect.DeepEqual(r.Auth, allowAll.Auth) {
-			notYet(path+".auth", "authentication other than anonymous with role anonymous")
+		ra := &proxy.RealmAuth{Tickets: map[string]proxy.TicketPrincipal{}, CRA: map[string]proxy.CRAPrincipal{}}
+		if r.Auth.Anonymous != nil {
+			role := r.Auth.Anonymous.Role
+			ra.Anonymous = &role
 		}
-		if !reflect.DeepEqual(r.Roles, allowAll.Roles) {
-			notYet(path+".roles", "permissions other than the default allow-all anonymous role")
+		for _, t := range r.Auth.Ticket {
+			ra.Tickets[t.AuthID] = proxy.TicketPrincipal{Ticket: t.Ticket, Role: t.Role}
+		}
+		for _, c := range r.Auth.WAMPCRA {
+			ra.CRA[c.AuthID] = proxy.CRAPrincipal{Secret: c.Secret, Salt: c.Salt,
+				Iterations: c.Iterations, KeyLen: c.KeyLen, Role: c.Role}
+		}
+		if len(r.Auth.Cryptosign) > 0 || len(r.Auth.TLS) > 0 || r.Auth.Cookie != nil || r.Auth.Authenticator != nil {
+			notYet(path+".auth", "authentication methods other than anonymous, ticket and wampcra")
+		}
+		for j, role := range r.Roles {
+			if !reflect.DeepEqual(role.Permissions, allowAll) {
+				notYet(fmt.Sprintf("%s.roles[%d].permissions", path, j),
+					"permissions other than allow-all (authorization is not enforced yet)")
+			}
 		}
 		if r.Authorizer != nil {
 			notYet(path+".authorizer", "dynamic authorizers")
 		}
 		nc.Realms = append(nc.Realms, r.Name)
+		nc.Auth[r.Name] = ra
 	}
 	nc.OutboundLimit = cfg.Node.OutboundLimit
 	nc.Loops = cfg.Node.Loops

@@ -53,7 +53,7 @@ func TestWhatTheNodeCannotRunIsRefused(t *testing.T) {
 	cfg.Realms[0].Roles[0].Permissions[0].Allow.Publish = false
 	_, err := nodeConfig(cfg)
 	if !errors.Is(err, errNotYet) || !strings.Contains(err.Error(), "listeners[0].tls") ||
-		!strings.Contains(err.Error(), "realms[0].roles") {
+		!strings.Contains(err.Error(), "realms[0].roles[0].permissions") {
 		t.Fatalf("want not-yet errors naming the paths, got %v", err)
 	}
 }

@@ -1,0 +1,114 @@
+package node
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"testing"
+
+	"github.com/switchyard-wamp/switchyard/client"
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/proxy"
+)
+
+// craSign is the client side of WAMP-CRA, written from the spec (not from our router).
+func craSign(secret string, extra map[string]any) string {
+	key := []byte(secret)
+	if salt, ok := extra["salt"].(string); ok {
+		it, kl := toInt(extra["iterations"]), toInt(extra["keylen"])
+		dk, _ := pbkdf2.Key(sha256.New, secret, []byte(salt), it, kl)
+		key = []byte(base64.StdEncoding.EncodeToString(dk))
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(extra["challenge"].(string)))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func toInt(v any) int {
+	switch x := v.(type) {
+	case uint64:
+		return int(x)
+	case int64:
+		return int(x)
+	}
+	return 0
+}
+
+func TestAuthentication(t *testing.T) {
+	anon := "guest"
+	n := startNode(t, func(c *Config) {
+		c.Realms = []string{"realm1", "closed"}
+		c.Auth = map[string]*proxy.RealmAuth{
+			"realm1": {Anonymous: &anon,
+				Tickets: map[string]proxy.TicketPrincipal{"joe": {Ticket: "s3cret", Role: "user"}},
+				CRA: map[string]proxy.CRAPrincipal{
+					"ann":  {Secret: "plain-secret", Role: "admin"},
+					"salt": {Secret: "salted-secret", Salt: "NaCl", Iterations: 100, KeyLen: 32, Role: "user"},
+				}},
+			"closed": {Tickets: map[string]proxy.TicketPrincipal{"joe": {Ticket: "s3cret", Role: "user"}}},
+		}
+	})
+	for _, tc := range []struct {
+		name, realm, authid string
+		methods             []string
+		answer              func(method string, extra map[string]any) (string, error)
+		wantErr             string
+		wantRole, wantMeth  string
+	}{
+		{name: "anonymous", realm: "realm1", wantRole: "guest", wantMeth: "anonymous"},
+		{name: "ticket", realm: "realm1", authid: "joe", methods: []string{"ticket"},
+			answer: func(string, map[string]any) (string, error) { return "s3cret", nil }, wantRole: "user", wantMeth: "ticket"},
+		{name: "ticket-wrong", realm: "realm1", authid: "joe", methods: []string{"ticket"},
+			answer: func(string, map[string]any) (string, error) { return "guess", nil }, wantErr: "wamp.error.authentication_failed"},
+		{name: "ticket-unknown-authid", realm: "realm1", authid: "nobody", methods: []string{"ticket"},
+			answer: func(string, map[string]any) (string, error) { return "s3cret", nil }, wantErr: "wamp.error.authentication_failed"},
+		{name: "wampcra", realm: "realm1", authid: "ann", methods: []string{"wampcra"},
+			answer: func(_ string, x map[string]any) (string, error) { return craSign("plain-secret", x), nil }, wantRole: "admin", wantMeth: "wampcra"},
+		{name: "wampcra-salted", realm: "realm1", authid: "salt", methods: []string{"wampcra"},
+			answer: func(_ string, x map[string]any) (string, error) { return craSign("salted-secret", x), nil }, wantRole: "user", wantMeth: "wampcra"},
+		{name: "wampcra-wrong", realm: "realm1", authid: "ann", methods: []string{"wampcra"},
+			answer: func(_ string, x map[string]any) (string, error) { return craSign("not-it", x), nil }, wantErr: "wamp.error.authentication_failed"},
+		{name: "first-offered-method-wins", realm: "realm1", authid: "joe", methods: []string{"cryptosign", "ticket", "anonymous"},
+			answer: func(string, map[string]any) (string, error) { return "s3cret", nil }, wantRole: "user", wantMeth: "ticket"},
+		{name: "no-anonymous-on-closed-realm", realm: "closed", wantErr: "wamp.error.no_auth_method"},
+		{name: "no-matching-method", realm: "realm1", authid: "x", methods: []string{"cryptosign"}, wantErr: "wamp.error.no_auth_method"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, ep := range endpoints(n)[:3] {
+				s, err := client.Connect(ctxT(t), client.Config{URL: ep.url, Batched: ep.batched, Realm: tc.realm,
+					Serializer: codec.CBOR, AuthID: tc.authid, AuthMethods: tc.methods, OnChallenge: tc.answer})
+				if tc.wantErr != "" {
+					wampErr(t, err, tc.wantErr)
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", ep.name, err)
+				}
+				d := s.WelcomeDetails()
+				if s.AuthRole() != tc.wantRole || d["authmethod"] != tc.wantMeth || (tc.authid != "" && s.AuthID() != tc.authid) {
+					t.Fatalf("%s: WELCOME %v", ep.name, d)
+				}
+				s.Close()
+			}
+		})
+	}
+	// An authenticated session routes like any other.
+	joe, err := client.Connect(ctxT(t), client.Config{URL: n.WebSocketURL(), Realm: "closed", AuthID: "joe",
+		AuthMethods: []string{"ticket"}, OnChallenge: func(string, map[string]any) (string, error) { return "s3cret", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer joe.Close()
+	if _, err := joe.Register(ctxT(t), "com.who", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"joe"}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := joe.Call(ctxT(t), "com.who", nil, nil, nil)
+	if err != nil || fmt.Sprint(res.Args) != "[joe]" {
+		t.Fatalf("%v %v", res, err)
+	}
+}
