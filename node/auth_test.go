@@ -112,3 +112,31 @@ func TestAuthentication(t *testing.T) {
 		t.Fatalf("%v %v", res, err)
 	}
 }
+
+// TestAuthFailuresAreRateLimited: after 10 failures from one address within a minute the
+// router stops sending CHALLENGEs to it.
+func TestAuthFailuresAreRateLimited(t *testing.T) {
+	n := startNode(t, func(c *Config) {
+		c.Auth = map[string]*proxy.RealmAuth{"realm1": {Tickets: map[string]proxy.TicketPrincipal{"joe": {Ticket: "s3cret", Role: "user"}}}}
+	})
+	challenges := 0
+	try := func(ticket string) error {
+		_, err := client.Connect(ctxT(t), client.Config{URL: n.RawSocketURL(), Realm: "realm1", AuthID: "joe",
+			AuthMethods: []string{"ticket"}, OnChallenge: func(string, map[string]any) (string, error) {
+				challenges++
+				return ticket, nil
+			}})
+		return err
+	}
+	for i := 0; i < 10; i++ {
+		wampErr(t, try("wrong"), "wamp.error.authentication_failed")
+	}
+	if challenges != 10 {
+		t.Fatalf("%d challenges for 10 attempts", challenges)
+	}
+	// Now even the right ticket is refused, without a CHALLENGE.
+	wampErr(t, try("s3cret"), "wamp.error.authentication_failed")
+	if challenges != 10 {
+		t.Fatal("a CHALLENGE was sent to a rate-limited address")
+	}
+}

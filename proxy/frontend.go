@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -23,6 +24,7 @@ type Frontend struct {
 	router *engine.Router
 	log    *slog.Logger
 	auth   map[string]*RealmAuth
+	limit  *failLimiter
 }
 
 // NewFrontend returns a Frontend that joins sessions to router's realms. A nil logger means
@@ -32,7 +34,8 @@ func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*Realm
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Frontend{router: router, log: log, auth: auth}
+	// 10 failed authentications per source address per minute, then a minute's rest.
+	return &Frontend{router: router, log: log, auth: auth, limit: newFailLimiter(10, time.Minute)}
 }
 
 // conn is the per-connection state: nil session until WELCOME.
@@ -141,6 +144,12 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			return
 		}
 		authid, _ := details["authid"].(string)
+		if f.limit.blocked(c.RemoteAddr()) {
+			f.log.Warn("authentication: too many failures from this address", "remote", c.RemoteAddr().String(),
+				"realm", realmName, "authid", authid)
+			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
+			return
+		}
 		p, known, err := ra.challengeFor(method, authid, 0)
 		if err != nil {
 			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
@@ -171,6 +180,7 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 		return
 	}
 	if p.expected == nil || !p.verify(string(m.URI)) {
+		f.limit.failed(c.RemoteAddr())
 		f.log.Warn("authentication failed", "realm", p.realm.Name(), "authid", p.authid,
 			"method", p.method, "remote", c.RemoteAddr().String())
 		f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
