@@ -139,6 +139,9 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 		s.sendError(codec.SUBSCRIBE, m.Request, ErrInvalidURI, sc)
 		return
 	}
+	if !s.authorized(codec.SUBSCRIBE, m, sc) {
+		return
+	}
 	sub, added, created := s.realm.broker.add(s.realm.router, m.URI, pattern, kind, s)
 	if added && !s.track(func() { s.subs = append(s.subs, sub) }) {
 		s.realm.broker.remove(sub, s) // the session left meanwhile
@@ -172,6 +175,9 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 		if ack {
 			s.sendError(codec.PUBLISH, m.Request, ErrInvalidURI, sc)
 		}
+		return
+	}
+	if !s.authorized(codec.PUBLISH, m, sc) {
 		return
 	}
 	pub := globalID()

@@ -169,6 +169,9 @@ func (s *Session) register(m *codec.Message, sc *scratch) {
 		s.sendError(codec.REGISTER, m.Request, ErrInvalidURI, sc)
 		return
 	}
+	if !s.authorized(codec.REGISTER, m, sc) {
+		return
+	}
 	s.pending.init()
 	reg, created := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, invoke, s)
 	if reg == nil {
@@ -210,6 +213,9 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 	}
 	if !validURI(m.URI, false) {
 		s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
+		return
+	}
+	if !s.authorized(codec.CALL, m, sc) {
 		return
 	}
 	if isMetaURI(m.URI) && s.metaCall(m, sc) {

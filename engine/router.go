@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync/atomic"
 
 	"github.com/puzpuzpuz/xsync/v3"
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -80,6 +81,7 @@ type Realm struct {
 	sessions *xsync.MapOf[uint64, *Session]
 	broker   *broker
 	dealer   *dealer
+	roles    atomic.Pointer[map[string]*RolePermissions]
 }
 
 // Name returns the realm's URI.
@@ -98,7 +100,8 @@ func (rl *Realm) Join(peer Peer, auth AuthInfo) *Session {
 // Safe for concurrent use.
 func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 	s := &Session{realm: rl, peer: peer, ser: peer.Serializer(), auth: auth,
-		authID: []byte(auth.AuthID), authRole: []byte(auth.AuthRole), features: f}
+		authID: []byte(auth.AuthID), authRole: []byte(auth.AuthRole), features: f,
+		perms: rl.permissionsFor(auth.AuthRole)}
 	s.codec = codec.For(s.ser)
 	for {
 		s.id = globalID()

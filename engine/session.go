@@ -43,6 +43,8 @@ type Session struct {
 	// per-message conversion.
 	authID, authRole []byte
 	features         Features
+	// perms are the authrole's permissions; nil means everything is allowed.
+	perms *RolePermissions
 
 	// state is one of the session* constants.
 	state atomic.Uint32

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
 	"github.com/switchyard-wamp/switchyard/proxy"
 )
 
@@ -139,4 +140,31 @@ func TestAuthFailuresAreRateLimited(t *testing.T) {
 	if challenges != 10 {
 		t.Fatal("a CHALLENGE was sent to a rate-limited address")
 	}
+}
+
+// TestAuthorizationOverSockets: a role's permissions decide every action.
+func TestAuthorizationOverSockets(t *testing.T) {
+	viewer, err := engine.NewRolePermissions([]engine.Rule{
+		{URI: "com.public.", Match: "prefix", Allow: engine.Permission{Subscribe: true, Call: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, func(c *Config) {
+		c.Roles = map[string]map[string]*engine.RolePermissions{"realm1": {"anonymous": viewer}}
+	})
+	s := connect(t, endpoints(n)[0], codec.JSON)
+	ctx := ctxT(t)
+	if _, err := s.Subscribe(ctx, "com.public.news", func(*client.Event) {}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Subscribe(ctx, "com.private.news", func(*client.Event) {}, nil)
+	wampErr(t, err, "wamp.error.not_authorized")
+	wampErr(t, s.Publish(ctx, "com.public.news", nil, nil, client.Acknowledge()), "wamp.error.not_authorized")
+	_, err = s.Register(ctx, "com.public.proc", func(context.Context, *client.Invocation) (*client.Result, error) { return nil, nil }, nil)
+	wampErr(t, err, "wamp.error.not_authorized")
+	_, err = s.Call(ctx, "com.public.nothing", nil, nil, nil)
+	wampErr(t, err, "wamp.error.no_such_procedure") // allowed, just not there
+	_, err = s.Call(ctx, "com.private.proc", nil, nil, nil)
+	wampErr(t, err, "wamp.error.not_authorized")
 }

@@ -30,6 +30,9 @@ type Config struct {
 	Logger         *slog.Logger
 	// Auth says who may join each realm; a realm without an entry is anonymous-only.
 	Auth map[string]*proxy.RealmAuth
+	// Roles are each realm's authroles and their permissions; a realm without an entry
+	// lets every session do everything.
+	Roles map[string]map[string]*engine.RolePermissions
 }
 
 // Defaults fills the zero fields of c with the embedded default node.
@@ -69,7 +72,10 @@ func Start(cfg Config) (*Node, error) {
 	cfg.Defaults()
 	n := &Node{Router: engine.NewRouter(cfg.Logger), cfg: cfg}
 	for _, r := range cfg.Realms {
-		n.Router.AddRealm(r)
+		rl := n.Router.AddRealm(r)
+		if roles, ok := cfg.Roles[r]; ok {
+			rl.SetRoles(roles)
+		}
 	}
 	var page func() []byte
 	if cfg.StatusPage != nil {

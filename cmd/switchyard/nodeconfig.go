@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/config"
+	"github.com/switchyard-wamp/switchyard/engine"
 	"github.com/switchyard-wamp/switchyard/node"
 	"github.com/switchyard-wamp/switchyard/proxy"
 )
@@ -162,11 +163,32 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		if len(r.Auth.Cryptosign) > 0 || len(r.Auth.TLS) > 0 || r.Auth.Cookie != nil || r.Auth.Authenticator != nil {
 			notYet(path+".auth", "authentication methods other than anonymous, ticket and wampcra")
 		}
+		// A realm whose every role may do everything runs without authorization checks.
+		open := true
+		roles := map[string]*engine.RolePermissions{}
 		for j, role := range r.Roles {
-			if !reflect.DeepEqual(role.Permissions, allowAll) {
-				notYet(fmt.Sprintf("%s.roles[%d].permissions", path, j),
-					"permissions other than allow-all (authorization is not enforced yet)")
+			open = open && reflect.DeepEqual(role.Permissions, allowAll)
+			var rules []engine.Rule
+			for k, p := range role.Permissions {
+				if p.Disclose.Caller || p.Disclose.Publisher {
+					notYet(fmt.Sprintf("%s.roles[%d].permissions[%d].disclose", path, j, k),
+						"forced disclosure (clients can ask with disclose_me)")
+				}
+				rules = append(rules, engine.Rule{URI: p.URI, Match: p.Match, Allow: engine.Permission{
+					Call: p.Allow.Call, Register: p.Allow.Register, Publish: p.Allow.Publish, Subscribe: p.Allow.Subscribe}})
 			}
+			perms, err := engine.NewRolePermissions(rules)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s.roles[%d]: %v", path, j, err))
+				continue
+			}
+			roles[role.Name] = perms
+		}
+		if !open {
+			if nc.Roles == nil {
+				nc.Roles = map[string]map[string]*engine.RolePermissions{}
+			}
+			nc.Roles[r.Name] = roles
 		}
 		if r.Authorizer != nil {
 			notYet(path+".authorizer", "dynamic authorizers")

@@ -50,10 +50,23 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 func TestWhatTheNodeCannotRunIsRefused(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listeners[0].TLS = &config.TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2"}
-	cfg.Realms[0].Roles[0].Permissions[0].Allow.Publish = false
+	cfg.Realms[0].Roles[0].Permissions[0].Disclose.Caller = true
 	_, err := nodeConfig(cfg)
 	if !errors.Is(err, errNotYet) || !strings.Contains(err.Error(), "listeners[0].tls") ||
-		!strings.Contains(err.Error(), "realms[0].roles[0].permissions") {
+		!strings.Contains(err.Error(), "realms[0].roles[0].permissions[0].disclose") {
 		t.Fatalf("want not-yet errors naming the paths, got %v", err)
+	}
+}
+
+func TestRolesBecomePermissions(t *testing.T) {
+	cfg := config.Default()
+	nc, err := nodeConfig(cfg)
+	if err != nil || nc.Roles != nil {
+		t.Fatalf("the allow-all default must run without checks: %v %v", nc.Roles, err)
+	}
+	cfg.Realms[0].Roles[0].Permissions[0].Allow.Publish = false
+	nc, err = nodeConfig(cfg)
+	if err != nil || nc.Roles["realm1"]["anonymous"] == nil {
+		t.Fatalf("roles not compiled: %v %v", nc.Roles, err)
 	}
 }
