@@ -1,0 +1,112 @@
+package interop
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/node"
+	"github.com/switchyard-wamp/switchyard/proxy"
+)
+
+// authTimeout is the hard timeout of auth.js / auth.py.
+const authTimeout = 15 * time.Second
+
+// startAuthNode starts a node whose realm1 admits anonymous sessions, ticket joe and the
+// WAMP-CRA principals ann (plain secret) and salty (PBKDF2-salted secret): the principals
+// js/auth.js and python/auth.py log in as.
+func startAuthNode(t *testing.T) *routerNode {
+	t.Helper()
+	logs := &syncBuffer{}
+	anon := "anonymous"
+	n, err := node.Start(node.Config{
+		Listen:    "127.0.0.1:0",
+		RawSocket: "127.0.0.1:0",
+		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Auth: map[string]*proxy.RealmAuth{
+			"realm1": {
+				Anonymous: &anon,
+				Tickets:   map[string]proxy.TicketPrincipal{"joe": {Ticket: "s3cret", Role: "user"}},
+				CRA: map[string]proxy.CRAPrincipal{
+					"ann":   {Secret: "plain-secret", Role: "admin"},
+					"salty": {Secret: "salted-secret", Salt: "NaCl", Iterations: 100, KeyLen: 32, Role: "user"},
+				},
+			},
+		},
+	})
+	if err != nil {
+		t.Fatalf("node.Start: %v", err)
+	}
+	rn := &routerNode{Node: n, log: logs, urls: map[string]string{
+		"ws":     n.WebSocketURL(),
+		"rs":     n.RawSocketURL(),
+		"rsonly": "rs://" + n.Server.RawSocketAddr().String(),
+	}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.Stop(ctx); err != nil {
+			t.Errorf("node.Stop: %v", err)
+		}
+		t.Logf("router log:\n%s", logs.String())
+	})
+	t.Logf("router: %v", rn.urls)
+	return rn
+}
+
+// TestAuth runs the authentication scenario (js/auth.js, python/auth.py) once per client
+// and transport family against a router with static ticket and WAMP-CRA principals:
+// ticket ok / wrong / unknown authid, WAMP-CRA ok, salted ok, wrong secret, and a HELLO
+// offering only an authmethod the realm does not offer (wamp.error.no_auth_method).
+// Same skip rule as the other tests: a missing client skips, unless CI is set.
+func TestAuth(t *testing.T) {
+	js, py := clients()
+	for _, tc := range []struct {
+		name   string
+		c      client
+		script string
+		e      endpoint
+	}{
+		{"js/ws/json", js, "auth.js", endpoint{c: js, transport: "ws", serializer: "json"}},
+		{"js/rs/json", js, "auth.js", endpoint{c: js, transport: "rs", serializer: "json"}},
+		{"py/ws/msgpack", py, "auth.py", endpoint{c: py, transport: "ws", serializer: "msgpack"}},
+		{"py/rs/cbor/twisted", py, "auth.py", endpoint{c: py, transport: "rs", serializer: "cbor"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require(t, tc.c)
+			t.Parallel()
+			rn := startAuthNode(t)
+			runAuth(t, rn, tc.e, tc.script)
+		})
+	}
+}
+
+// runAuth runs one auth script against rn and fails t with its output on error.
+func runAuth(t *testing.T, rn *routerNode, e endpoint, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout+5*time.Second)
+	defer cancel()
+	// scriptCmd runs scenario.{js,py}; swap in the auth script next to it.
+	cmd := rn.scriptCmd(ctx, e, "solo", uniquePrefix(t.Name()))
+	for i, a := range cmd.Args {
+		if base := filepath.Base(a); base == "scenario.js" || base == "scenario.py" {
+			cmd.Args[i] = filepath.Join(filepath.Dir(a), name)
+		}
+		if a == "--timeout" && i+1 < len(cmd.Args) {
+			cmd.Args[i+1] = strings.TrimSuffix(authTimeout.String(), "s")
+		}
+	}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	report(t, err, time.Since(start), script{e.String() + " " + name, &out})
+	if err == nil && strings.Contains(out.String(), "\nFAIL ") {
+		t.Errorf("%s exited 0 but printed FAIL lines", name)
+	}
+	if err == nil && !strings.Contains(out.String(), "PASS ") {
+		t.Errorf("%s exited 0 but printed no PASS line", name)
+	}
+}
