@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"testing"
 
@@ -167,4 +169,57 @@ func TestAuthorizationOverSockets(t *testing.T) {
 	wampErr(t, err, "wamp.error.no_such_procedure") // allowed, just not there
 	_, err = s.Call(ctx, "com.private.proc", nil, nil, nil)
 	wampErr(t, err, "wamp.error.not_authorized")
+}
+
+func TestCryptosign(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil) // generated per run: no key material in the repo
+	otherPub, otherPriv, _ := ed25519.GenerateKey(nil)
+	_ = otherPub
+	n := startNode(t, func(c *Config) {
+		c.Auth = map[string]*proxy.RealmAuth{"realm1": {Cryptosign: map[string]proxy.CryptosignPrincipal{
+			"device-1": {AuthorizedKeys: []ed25519.PublicKey{pub}, Role: "device"}}}}
+	})
+	sign := func(key ed25519.PrivateKey, withChallenge bool) func(string, map[string]any) (string, error) {
+		return func(_ string, extra map[string]any) (string, error) {
+			ch, err := hex.DecodeString(extra["challenge"].(string))
+			if err != nil {
+				return "", err
+			}
+			sig := ed25519.Sign(key, ch)
+			if withChallenge {
+				sig = append(sig, ch...) // Autobahn sends signature || challenge
+			}
+			return hex.EncodeToString(sig), nil
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		claimed ed25519.PublicKey
+		key     ed25519.PrivateKey
+		full    bool
+		wantErr string
+	}{
+		{"signature", pub, priv, false, ""},
+		{"signature-and-challenge", pub, priv, true, ""},
+		{"wrong-private-key", pub, otherPriv, false, "wamp.error.authentication_failed"},
+		{"unauthorized-public-key", otherPub, otherPriv, false, "wamp.error.authentication_failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := client.Connect(ctxT(t), client.Config{URL: n.WebSocketURL(), Realm: "realm1", Serializer: codec.MsgPack,
+				AuthID: "device-1", AuthMethods: []string{"cryptosign"},
+				AuthExtra:   map[string]any{"pubkey": hex.EncodeToString(tc.claimed)},
+				OnChallenge: sign(tc.key, tc.full)})
+			if tc.wantErr != "" {
+				wampErr(t, err, tc.wantErr)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.AuthRole() != "device" || s.WelcomeDetails()["authmethod"] != "cryptosign" {
+				t.Fatalf("%v", s.WelcomeDetails())
+			}
+		})
+	}
 }

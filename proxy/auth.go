@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -24,6 +26,15 @@ type RealmAuth struct {
 	Tickets map[string]TicketPrincipal
 	// CRA by authid (WAMP-CRA, optionally with a PBKDF2-salted secret).
 	CRA map[string]CRAPrincipal
+	// Cryptosign by authid (WAMP-Cryptosign, Ed25519).
+	Cryptosign map[string]CryptosignPrincipal
+}
+
+// CryptosignPrincipal is one WAMP-Cryptosign login: the Ed25519 public keys it may
+// sign with.
+type CryptosignPrincipal struct {
+	AuthorizedKeys []ed25519.PublicKey
+	Role           string
 }
 
 // TicketPrincipal is one ticket login.
@@ -51,6 +62,8 @@ func (a *RealmAuth) offers(method string) bool {
 		return len(a.Tickets) > 0
 	case "wampcra":
 		return len(a.CRA) > 0
+	case "cryptosign":
+		return len(a.Cryptosign) > 0
 	}
 	return false
 }
@@ -64,14 +77,33 @@ type pendingAuth struct {
 	role      string
 	expected  []byte // the ticket, or the WAMP-CRA signature, to compare in constant time
 	challenge map[string]any
+	// cryptosign: the challenge bytes and the key the client claimed in authextra.
+	nonce  []byte
+	pubkey ed25519.PublicKey
 }
 
 // challengeFor starts method for authid: the CHALLENGE extra and what AUTHENTICATE must
 // prove. ok is false when authid is unknown: the caller still sends a CHALLENGE (with a
 // throwaway secret) so that an attacker cannot tell unknown authids from bad secrets.
-func (a *RealmAuth) challengeFor(method, authid string, session uint64) (p *pendingAuth, ok bool, err error) {
+// authextra is HELLO.Details.authextra (cryptosign: the client's pubkey).
+func (a *RealmAuth) challengeFor(method, authid string, authextra map[string]any) (p *pendingAuth, ok bool, err error) {
 	p = &pendingAuth{method: method, authid: authid, challenge: map[string]any{}}
 	switch method {
+	case "cryptosign":
+		cs, known := a.Cryptosign[authid]
+		p.role = cs.Role
+		p.nonce = make([]byte, 32)
+		_, _ = rand.Read(p.nonce)
+		p.challenge["challenge"] = hex.EncodeToString(p.nonce)
+		if pk, err := hex.DecodeString(stringOf(authextra["pubkey"])); err == nil && len(pk) == ed25519.PublicKeySize {
+			for _, k := range cs.AuthorizedKeys {
+				if subtle.ConstantTimeCompare(k, pk) == 1 {
+					p.pubkey = ed25519.PublicKey(pk)
+				}
+			}
+		}
+		p.expected = []byte{1} // checked by verify with the key, not compared
+		return p, known && p.pubkey != nil, nil
 	case "ticket":
 		t, known := a.Tickets[authid]
 		if !known {
@@ -87,7 +119,7 @@ func (a *RealmAuth) challengeFor(method, authid string, session uint64) (p *pend
 		p.role = cra.Role
 		body, err := json.Marshal(map[string]any{
 			"authid": authid, "authrole": cra.Role, "authmethod": "wampcra",
-			"authprovider": "static", "session": session, "nonce": randomString(),
+			"authprovider": "static", "nonce": randomString(),
 			"timestamp": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 		})
 		if err != nil {
@@ -111,10 +143,25 @@ func (a *RealmAuth) challengeFor(method, authid string, session uint64) (p *pend
 	return nil, false, fmt.Errorf("unknown method %q", method)
 }
 
-// verify compares the AUTHENTICATE signature in constant time.
+// verify checks the AUTHENTICATE signature: constant-time comparison for ticket and
+// WAMP-CRA; for cryptosign, an Ed25519 signature of the challenge by the claimed key,
+// sent as hex of the 64-byte signature (optionally followed by the 32-byte challenge,
+// as Autobahn sends it).
 func (p *pendingAuth) verify(signature string) bool {
-	return subtle.ConstantTimeCompare(p.expected, []byte(signature)) == 1
+	if p.method != "cryptosign" {
+		return subtle.ConstantTimeCompare(p.expected, []byte(signature)) == 1
+	}
+	sig, err := hex.DecodeString(signature)
+	if err != nil || p.pubkey == nil || (len(sig) != 64 && len(sig) != 96) {
+		return false
+	}
+	if len(sig) == 96 && subtle.ConstantTimeCompare(sig[64:], p.nonce) != 1 {
+		return false
+	}
+	return ed25519.Verify(p.pubkey, p.nonce, sig[:64])
 }
+
+func stringOf(v any) string { s, _ := v.(string); return s }
 
 func randomString() string {
 	var b [18]byte

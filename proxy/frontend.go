@@ -150,7 +150,8 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return
 		}
-		p, known, err := ra.challengeFor(method, authid, 0)
+		authextra, _ := details["authextra"].(map[string]any)
+		p, known, err := ra.challengeFor(method, authid, authextra)
 		if err != nil {
 			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return

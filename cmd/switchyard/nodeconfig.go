@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -118,7 +120,7 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		}
 		for _, m := range l.Auth {
 			switch m {
-			case config.MethodAnonymous, config.MethodTicket, config.MethodWAMPCRA:
+			case config.MethodAnonymous, config.MethodTicket, config.MethodWAMPCRA, config.MethodCryptosign:
 			default:
 				notYet(path+".auth", "auth method "+m)
 			}
@@ -160,8 +162,18 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 			ra.CRA[c.AuthID] = proxy.CRAPrincipal{Secret: c.Secret, Salt: c.Salt,
 				Iterations: c.Iterations, KeyLen: c.KeyLen, Role: c.Role}
 		}
-		if len(r.Auth.Cryptosign) > 0 || len(r.Auth.TLS) > 0 || r.Auth.Cookie != nil || r.Auth.Authenticator != nil {
-			notYet(path+".auth", "authentication methods other than anonymous, ticket and wampcra")
+		ra.Cryptosign = map[string]proxy.CryptosignPrincipal{}
+		for _, c := range r.Auth.Cryptosign {
+			p := proxy.CryptosignPrincipal{Role: c.Role}
+			for _, k := range c.AuthorizedKeys {
+				if b, err := hex.DecodeString(k); err == nil && len(b) == ed25519.PublicKeySize {
+					p.AuthorizedKeys = append(p.AuthorizedKeys, ed25519.PublicKey(b))
+				}
+			}
+			ra.Cryptosign[c.AuthID] = p
+		}
+		if len(r.Auth.TLS) > 0 || r.Auth.Cookie != nil || r.Auth.Authenticator != nil {
+			notYet(path+".auth", "authentication methods other than anonymous, ticket, wampcra and cryptosign")
 		}
 		// A realm whose every role may do everything runs without authorization checks.
 		open := true
