@@ -64,6 +64,7 @@ func (c *Config) Defaults() {
 type Node struct {
 	Router *engine.Router
 	Server *netpoll.Server
+	front  *proxy.Frontend
 	cfg    Config
 }
 
@@ -81,6 +82,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.StatusPage != nil {
 		page = func() []byte { return cfg.StatusPage(n) }
 	}
+	n.front = proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth)
 	srv, err := netpoll.NewServer(netpoll.Config{
 		Universal:      cfg.Listen,
 		RawSocket:      cfg.RawSocket,
@@ -92,7 +94,7 @@ func Start(cfg Config) (*Node, error) {
 		Loops:          cfg.Loops,
 		Logger:         cfg.Logger,
 		StatusPage:     page,
-	}, proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth))
+	}, n.front)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -101,6 +103,19 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.Server = srv
 	return n, nil
+}
+
+// Reload applies the realms, principals and roles of cfg to the running node without
+// dropping sessions: new realms are added, every realm's roles and auth are replaced
+// (new handshakes and sessions joining afterwards see them). Realms missing from cfg
+// keep running (removing a realm would end its sessions); listeners, sizes and loops
+// need a restart. Safe for concurrent use.
+func (n *Node) Reload(cfg Config) {
+	for _, r := range cfg.Realms {
+		rl := n.Router.AddRealm(r)
+		rl.SetRoles(cfg.Roles[r]) // nil: everything allowed
+	}
+	n.front.SetAuth(cfg.Auth)
 }
 
 // WebSocketURL returns the ws:// URL of the universal listener.

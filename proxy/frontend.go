@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -23,7 +24,7 @@ import (
 type Frontend struct {
 	router *engine.Router
 	log    *slog.Logger
-	auth   map[string]*RealmAuth
+	auth   atomic.Pointer[map[string]*RealmAuth]
 	limit  *failLimiter
 }
 
@@ -35,8 +36,14 @@ func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*Realm
 		log = slog.Default()
 	}
 	// 10 failed authentications per source address per minute, then a minute's rest.
-	return &Frontend{router: router, log: log, auth: auth, limit: newFailLimiter(10, time.Minute)}
+	f := &Frontend{router: router, log: log, limit: newFailLimiter(10, time.Minute)}
+	f.SetAuth(auth)
+	return f
 }
+
+// SetAuth replaces who may join which realm (a config reload); handshakes that start
+// afterwards use it, established sessions are not touched. Safe for concurrent use.
+func (f *Frontend) SetAuth(auth map[string]*RealmAuth) { f.auth.Store(&auth) }
 
 // conn is the per-connection state: nil session until WELCOME.
 type conn struct {
@@ -121,7 +128,7 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realmName))
 		return
 	}
-	ra := f.auth[realmName]
+	ra := (*f.auth.Load())[realmName]
 	if ra == nil {
 		anon := "anonymous"
 		ra = &RealmAuth{Anonymous: &anon}

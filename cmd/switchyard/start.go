@@ -59,23 +59,9 @@ func runStart(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := config.Default()
-	if f.configFile != "" {
-		var err error
-		if cfg, err = config.Load(f.configFile); err != nil {
-			return err
-		}
-	}
-	if err := cfg.ApplyEnv(os.Getenv); err != nil {
-		return fmt.Errorf("environment: %w", err)
-	}
-	applyStartFlags(cfg, fs, &f)
-	if problems := cfg.Validate(); len(problems) > 0 {
-		var b strings.Builder
-		for _, p := range problems {
-			b.WriteString("\n  " + p.String())
-		}
-		return fmt.Errorf("invalid configuration:%s", b.String())
+	cfg, err := loadStartConfig(&f, fs)
+	if err != nil {
+		return err
 	}
 	nc, err := nodeConfig(cfg)
 	if err != nil {
@@ -123,8 +109,12 @@ func runStart(args []string) error {
 	log.Info("switchyard node started", attrs...)
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s := <-sig
+	for s == syscall.SIGHUP {
+		reload(n, fs, &f, log)
+		s = <-sig
+	}
 	log.Info("shutting down", "signal", s.String(), "sessions", n.Router.SessionCount())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
 	defer cancel()
@@ -133,6 +123,50 @@ func runStart(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// loadStartConfig builds the config start runs: the file (or the embedded default), the
+// SWITCHYARD_* environment, then the flags the user set; validated.
+func loadStartConfig(f *startFlags, fs *flag.FlagSet) (*config.Config, error) {
+	cfg := config.Default()
+	if f.configFile != "" {
+		var err error
+		if cfg, err = config.Load(f.configFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.ApplyEnv(os.Getenv); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	applyStartFlags(cfg, fs, f)
+	if problems := cfg.Validate(); len(problems) > 0 {
+		var b strings.Builder
+		for _, p := range problems {
+			b.WriteString("\n  " + p.String())
+		}
+		return nil, fmt.Errorf("invalid configuration:%s", b.String())
+	}
+	return cfg, nil
+}
+
+// reload re-reads --config on SIGHUP and applies its realms, principals and roles. A bad
+// file is refused with a log line and the running config stays in force.
+func reload(n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger) {
+	if f.configFile == "" {
+		log.Warn("SIGHUP: nothing to reload (started without --config)")
+		return
+	}
+	cfg, err := loadStartConfig(f, fs)
+	var nc node.Config
+	if err == nil {
+		nc, err = nodeConfig(cfg)
+	}
+	if err != nil {
+		log.Error("SIGHUP: config reload refused, the running config stays in force", "file", f.configFile, "err", err)
+		return
+	}
+	n.Reload(nc)
+	log.Info("SIGHUP: config reloaded", "file", f.configFile, "realms", strings.Join(nc.Realms, ","))
 }
 
 // statsHandler serves the node's counters as JSON on the admin listener.
