@@ -3,8 +3,6 @@ package interop
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -86,27 +84,5 @@ func TestAuth(t *testing.T) {
 
 // runAuth runs one auth script against rn and fails t with its output on error.
 func runAuth(t *testing.T, rn *routerNode, e endpoint, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), authTimeout+5*time.Second)
-	defer cancel()
-	// scriptCmd runs scenario.{js,py}; swap in the auth script next to it.
-	cmd := rn.scriptCmd(ctx, e, "solo", uniquePrefix(t.Name()))
-	for i, a := range cmd.Args {
-		if base := filepath.Base(a); base == "scenario.js" || base == "scenario.py" {
-			cmd.Args[i] = filepath.Join(filepath.Dir(a), name)
-		}
-		if a == "--timeout" && i+1 < len(cmd.Args) {
-			cmd.Args[i+1] = strings.TrimSuffix(authTimeout.String(), "s")
-		}
-	}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	report(t, err, time.Since(start), script{e.String() + " " + name, &out})
-	if err == nil && strings.Contains(out.String(), "\nFAIL ") {
-		t.Errorf("%s exited 0 but printed FAIL lines", name)
-	}
-	if err == nil && !strings.Contains(out.String(), "PASS ") {
-		t.Errorf("%s exited 0 but printed no PASS line", name)
-	}
+	runScript(t, rn, e, name, authTimeout, true)
 }

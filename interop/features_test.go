@@ -40,16 +40,22 @@ func TestFeatures(t *testing.T) {
 
 // runFeatures runs one features script against rn and fails t with its output on error.
 func runFeatures(t *testing.T, rn *routerNode, e endpoint, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), featuresTimeout+5*time.Second)
+	runScript(t, rn, e, name, featuresTimeout, false)
+}
+
+// runScript runs the script name (in place of scenario.{js,py}, with the same command
+// line) against rn with a hard timeout, and fails t with its output on error, on FAIL
+// lines, and, when needPass is set, when it printed no PASS line.
+func runScript(t *testing.T, rn *routerNode, e endpoint, name string, timeout time.Duration, needPass bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
-	// scriptCmd runs scenario.{js,py}; swap in the features script next to it.
 	cmd := rn.scriptCmd(ctx, e, "solo", uniquePrefix(t.Name()))
 	for i, a := range cmd.Args {
 		if base := filepath.Base(a); base == "scenario.js" || base == "scenario.py" {
 			cmd.Args[i] = filepath.Join(filepath.Dir(a), name)
 		}
 		if a == "--timeout" && i+1 < len(cmd.Args) {
-			cmd.Args[i+1] = strings.TrimSuffix(featuresTimeout.String(), "s")
+			cmd.Args[i+1] = strings.TrimSuffix(timeout.String(), "s")
 		}
 	}
 	var out syncBuffer
@@ -59,5 +65,8 @@ func runFeatures(t *testing.T, rn *routerNode, e endpoint, name string) {
 	report(t, err, time.Since(start), script{e.String() + " " + name, &out})
 	if err == nil && strings.Contains(out.String(), "\nFAIL ") {
 		t.Errorf("%s exited 0 but printed FAIL lines", name)
+	}
+	if err == nil && needPass && !strings.Contains(out.String(), "PASS ") {
+		t.Errorf("%s exited 0 but printed no PASS line", name)
 	}
 }
