@@ -14,6 +14,9 @@ type Features struct {
 	// ProgressiveCallInvocations: the client (as caller and/or callee) announced
 	// progressive_call_invocations.
 	ProgressiveCallInvocations bool
+	// SubscriptionRevocation / RegistrationRevocation: the client understands
+	// UNSUBSCRIBED / UNREGISTERED sent by the router on its own.
+	SubscriptionRevocation, RegistrationRevocation bool
 }
 
 // Cancel modes (CANCEL.Options.mode).

@@ -100,6 +100,9 @@ func (s *Session) metaCall(m *codec.Message, sc *scratch) bool {
 		s.testamentCall(m, args, kwargs, sc)
 		return true
 	default:
+		if s.revoke(m, args, kwargs, sc) {
+			return true
+		}
 		switch {
 		case bytes.HasPrefix(m.URI, []byte("wamp.subscription.")):
 			return s.subscriptionMeta(m, args, sc)

@@ -211,3 +211,68 @@ func TestSubscriptionAndRegistrationMeta(t *testing.T) {
 		t.Fatalf("want on_unsubscribe+on_delete+on_unregister+on_delete, got %v", ev)
 	}
 }
+
+// TestAnnouncedFeatures pins WELCOME's feature list to what docs/features.md documents:
+// a feature is announced exactly when it works, so adding one must be deliberate.
+func TestAnnouncedFeatures(t *testing.T) {
+	want := map[string][]string{
+		"broker": {"event_retention", "pattern_based_subscription", "payload_passthru_mode",
+			"publisher_exclusion", "publisher_identification", "session_meta_api",
+			"subscriber_blackwhite_listing", "subscription_meta_api", "subscription_revocation"},
+		"dealer": {"call_canceling", "call_timeout", "caller_identification", "pattern_based_registration",
+			"payload_passthru_mode", "progressive_call_invocations", "progressive_call_results",
+			"registration_meta_api", "registration_revocation", "session_meta_api",
+			"shared_registration", "testament_meta_api"},
+	}
+	roles := RouterRoles()
+	if len(roles) != len(want) {
+		t.Fatalf("roles %v", roles)
+	}
+	for role, names := range want {
+		features := roles[role].(map[string]any)["features"].(map[string]any)
+		if len(features) != len(names) {
+			t.Errorf("%s announces %d features, want %d: %v", role, len(features), len(names), features)
+		}
+		for _, n := range names {
+			if features[n] != true {
+				t.Errorf("%s does not announce %s", role, n)
+			}
+		}
+	}
+}
+
+func TestRevocation(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	admin, ap := join(t, rl, codec.JSON)
+	sp := &memPeer{ser: codec.MsgPack}
+	s := rl.JoinWith(sp, AuthInfo{AuthRole: "anonymous"}, Features{SubscriptionRevocation: true})
+	s.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte("t")})
+	subID := sp.one(t, codec.SUBSCRIBED).Subscription
+	old, op := join(t, rl, codec.JSON) // announced no revocation support
+	old.Receive(&codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("p")})
+	regID := op.one(t, codec.REGISTERED).Registration
+
+	if r := metaCall(t, admin, ap, "wamp.subscription.remove_subscriber", []any{subID, s.ID()}, map[string]any{"reason": "bye"}); r.Type != codec.RESULT {
+		t.Fatalf("%+v", r)
+	}
+	u := sp.one(t, codec.UNSUBSCRIBED)
+	if u.Request != 0 {
+		t.Fatalf("revocation UNSUBSCRIBED %+v", u)
+	}
+	if d := value(t, codec.MsgPack, u.Dict).(map[string]any); d["subscription"] != subID || d["reason"] != "bye" {
+		t.Fatalf("revocation details %v", d)
+	}
+	if r := metaCall(t, admin, ap, "wamp.registration.remove_callee", []any{regID, old.ID()}, nil); r.Type != codec.RESULT {
+		t.Fatalf("%+v", r)
+	}
+	if ms := op.take(t); len(ms) != 0 {
+		t.Fatalf("a callee without registration_revocation was told: %+v", ms)
+	}
+	admin.Receive(&codec.Message{Type: codec.CALL, Request: 3, URI: []byte("p")})
+	if e := ap.one(t, codec.ERROR); string(e.URI) != ErrNoSuchProcedure {
+		t.Fatalf("registration survived its revoked callee: %+v", e)
+	}
+	if e := metaCall(t, admin, ap, "wamp.subscription.remove_subscriber", []any{subID, s.ID()}, nil); string(e.URI) != ErrNoSuchSubscription {
+		t.Fatalf("%+v", e)
+	}
+}

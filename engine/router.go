@@ -118,12 +118,15 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 func RouterRoles() map[string]any {
 	return map[string]any{
 		"broker": map[string]any{"features": map[string]any{
-			"event_retention":            true,
-			"publisher_exclusion":        true,
-			"session_meta_api":           true,
-			"publisher_identification":   true,
-			"pattern_based_subscription": true,
-			"payload_passthru_mode":      true,
+			"event_retention":               true,
+			"publisher_exclusion":           true,
+			"session_meta_api":              true,
+			"publisher_identification":      true,
+			"pattern_based_subscription":    true,
+			"payload_passthru_mode":         true,
+			"subscriber_blackwhite_listing": true,
+			"subscription_meta_api":         true,
+			"subscription_revocation":       true,
 		}},
 		"dealer": map[string]any{"features": map[string]any{
 			"call_canceling":               true,
@@ -134,6 +137,7 @@ func RouterRoles() map[string]any {
 			"progressive_call_invocations": true,
 			"progressive_call_results":     true,
 			"registration_meta_api":        true,
+			"registration_revocation":      true,
 			"session_meta_api":             true,
 			"shared_registration":          true,
 			"testament_meta_api":           true,

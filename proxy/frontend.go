@@ -249,7 +249,9 @@ func clientFeatures(roles map[string]any) engine.Features {
 	// invocations text) write call_cancelling.
 	cc := feature("callee", "call_canceling") || feature("callee", "call_cancelling")
 	pci := feature("caller", "progressive_call_invocations") || feature("callee", "progressive_call_invocations")
-	return engine.Features{CallCanceling: cc, ProgressiveCallInvocations: pci}
+	return engine.Features{CallCanceling: cc, ProgressiveCallInvocations: pci,
+		SubscriptionRevocation: feature("subscriber", "subscription_revocation"),
+		RegistrationRevocation: feature("callee", "registration_revocation")}
 }
 
 // anonymousAuthID returns a random authid in Crossbar's XXXX-XXXX-XXXX-XXXX-XXXX-XXXX
