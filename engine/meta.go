@@ -170,53 +170,23 @@ func (s *Session) sendResultValues(request uint64, result []any, sc *scratch) {
 	s.sendMsg(&sc.m, sc)
 }
 
-// publishMeta sends a router-originated event on topic to its subscribers in this realm
-// (exact and pattern subscriptions), except the session it is about.
-func (rl *Realm) publishMeta(topic string, args []any, about *Session) {
+// publishMeta publishes a router-originated event on topic to its subscribers in this
+// realm, through the ordinary publish path (exact and pattern subscriptions, one frame
+// per serializer) with the realm's meta publisher as the publisher. When nobody listens
+// it costs one lookup and encodes nothing.
+func (rl *Realm) publishMeta(topic string, args []any) {
 	b := rl.broker
 	uri := []byte(topic)
-	sub, exact := b.subs.Get(uri)
-	if !exact && b.patterns.Len() == 0 {
-		return // nobody listens: the common case costs one lookup
+	if _, ok := b.subs.Get(uri); !ok && b.patterns.Len() == 0 {
+		return
 	}
-	subs := []*subscription{}
-	if exact {
-		subs = append(subs, sub)
-	}
-	for _, mt := range b.patterns.AppendMatches(nil, uri) {
-		subs = append(subs, mt.Value)
-	}
-	if len(subs) == 0 {
+	raw, err := codec.AppendValue(nil, codec.JSON, args)
+	if err != nil {
 		return
 	}
 	sc := getScratch()
 	defer putScratch(sc)
-	pub := globalID()
-	for _, sub := range subs {
-		var built [codec.NumSerializers]bool
-		for _, r := range *sub.subscribers.Load() {
-			if r == about {
-				continue
-			}
-			ser := r.ser
-			if !built[ser] {
-				a, err := codec.AppendValue(sc.args[ser][:0], ser, args)
-				if err != nil {
-					continue
-				}
-				sc.args[ser] = a
-				sc.m = codec.Message{Type: codec.EVENT, Subscription: sub.id, Publication: pub, Args: a}
-				if sub.pattern {
-					sc.m.Details.Has, sc.m.Details.Topic = codec.KeyTopic, uri
-				}
-				if sc.frame[ser], err = r.codec.Append(sc.frame[ser][:0], &sc.m); err != nil {
-					continue
-				}
-				built[ser] = true
-			}
-			_ = r.peer.Send(sc.frame[ser])
-		}
-	}
+	rl.metaPublisher.publish(&codec.Message{Type: codec.PUBLISH, URI: uri, Args: raw}, sc)
 }
 
 func isMetaURI(u []byte) bool { return bytes.HasPrefix(u, metaPrefix) }

@@ -14,10 +14,10 @@ import (
 // subscribed publishes on_create / on_subscribe after a SUBSCRIBE.
 func (rl *Realm) subscribed(s *Session, sub *subscription, added, created bool) {
 	if created {
-		rl.publishMeta("wamp.subscription.on_create", []any{s.id, sub.metaDetails()}, nil)
+		rl.publishMeta("wamp.subscription.on_create", []any{s.id, sub.metaDetails()})
 	}
 	if added {
-		rl.publishMeta("wamp.subscription.on_subscribe", []any{s.id, sub.id}, nil)
+		rl.publishMeta("wamp.subscription.on_subscribe", []any{s.id, sub.id})
 	}
 }
 
@@ -25,27 +25,27 @@ func (rl *Realm) subscribed(s *Session, sub *subscription, added, created bool) 
 func (rl *Realm) unsubscribed(s *Session, sub *subscription) {
 	removed, deleted := rl.broker.remove(sub, s)
 	if removed {
-		rl.publishMeta("wamp.subscription.on_unsubscribe", []any{s.id, sub.id}, nil)
+		rl.publishMeta("wamp.subscription.on_unsubscribe", []any{s.id, sub.id})
 	}
 	if deleted {
-		rl.publishMeta("wamp.subscription.on_delete", []any{s.id, sub.id}, nil)
+		rl.publishMeta("wamp.subscription.on_delete", []any{s.id, sub.id})
 	}
 }
 
 // registered publishes on_create / on_register after a REGISTER.
 func (rl *Realm) registered(s *Session, reg *registration, created bool) {
 	if created {
-		rl.publishMeta("wamp.registration.on_create", []any{s.id, reg.metaDetails()}, nil)
+		rl.publishMeta("wamp.registration.on_create", []any{s.id, reg.metaDetails()})
 	}
-	rl.publishMeta("wamp.registration.on_register", []any{s.id, reg.id}, nil)
+	rl.publishMeta("wamp.registration.on_register", []any{s.id, reg.id})
 }
 
 // unregistered removes s from reg and publishes on_unregister / on_delete.
 func (rl *Realm) unregistered(s *Session, reg *registration) {
 	deleted := rl.dealer.remove(reg, s)
-	rl.publishMeta("wamp.registration.on_unregister", []any{s.id, reg.id}, nil)
+	rl.publishMeta("wamp.registration.on_unregister", []any{s.id, reg.id})
 	if deleted {
-		rl.publishMeta("wamp.registration.on_delete", []any{s.id, reg.id}, nil)
+		rl.publishMeta("wamp.registration.on_delete", []any{s.id, reg.id})
 	}
 }
 

@@ -31,13 +31,18 @@ func NewRouter(log *slog.Logger) *Router {
 // AddRealm creates realm name if it does not exist and returns it. Safe for concurrent use.
 func (r *Router) AddRealm(name string) *Realm {
 	rl, _ := r.realms.LoadOrCompute(name, func() *Realm {
-		return &Realm{
+		rl := &Realm{
 			name:     name,
 			router:   r,
 			sessions: xsync.NewMapOf[uint64, *Session](),
 			broker:   newBroker(),
 			dealer:   newDealer(),
 		}
+		// The meta publisher never joins: it only publishes meta events (JSON payloads,
+		// transcoded per subscriber serializer like any publication).
+		rl.metaPublisher = &Session{realm: rl, ser: codec.JSON, codec: codec.For(codec.JSON),
+			auth: AuthInfo{AuthID: "router", AuthRole: "trusted"}}
+		return rl
 	})
 	return rl
 }
@@ -82,6 +87,8 @@ type Realm struct {
 	broker   *broker
 	dealer   *dealer
 	roles    atomic.Pointer[map[string]*RolePermissions]
+	// metaPublisher publishes the wamp.session/subscription/registration meta events.
+	metaPublisher *Session
 }
 
 // Name returns the realm's URI.
@@ -109,7 +116,7 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 			break
 		}
 	}
-	rl.publishMeta(metaOnJoin, []any{s.metaDetails()}, s)
+	rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
 	return s
 }
 

@@ -212,7 +212,7 @@ func (s *Session) leaveRealm() {
 	s.interruptOpenCalls()
 	if !s.leftMeta.Swap(true) {
 		s.publishTestaments()
-		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole}, s)
+		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole})
 	}
 }
 
