@@ -1,12 +1,9 @@
 package interop
 
 import (
-	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/switchyard-wamp/switchyard/node"
 	"github.com/switchyard-wamp/switchyard/proxy"
 )
 
@@ -18,41 +15,17 @@ const authTimeout = 15 * time.Second
 // js/auth.js and python/auth.py log in as.
 func startAuthNode(t *testing.T) *routerNode {
 	t.Helper()
-	logs := &syncBuffer{}
 	anon := "anonymous"
-	n, err := node.Start(node.Config{
-		Listen:    "127.0.0.1:0",
-		RawSocket: "127.0.0.1:0",
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Auth: map[string]*proxy.RealmAuth{
-			"realm1": {
-				Anonymous: &anon,
-				Tickets:   map[string]proxy.TicketPrincipal{"joe": {Ticket: "s3cret", Role: "user"}},
-				CRA: map[string]proxy.CRAPrincipal{
-					"ann":   {Secret: "plain-secret", Role: "admin"},
-					"salty": {Secret: "salted-secret", Salt: "NaCl", Iterations: 100, KeyLen: 32, Role: "user"},
-				},
+	return startNodeWith(t, map[string]*proxy.RealmAuth{
+		"realm1": {
+			Anonymous: &anon,
+			Tickets:   map[string]proxy.TicketPrincipal{"joe": {Ticket: "s3cret", Role: "user"}},
+			CRA: map[string]proxy.CRAPrincipal{
+				"ann":   {Secret: "plain-secret", Role: "admin"},
+				"salty": {Secret: "salted-secret", Salt: "NaCl", Iterations: 100, KeyLen: 32, Role: "user"},
 			},
 		},
 	})
-	if err != nil {
-		t.Fatalf("node.Start: %v", err)
-	}
-	rn := &routerNode{Node: n, log: logs, urls: map[string]string{
-		"ws":     n.WebSocketURL(),
-		"rs":     n.RawSocketURL(),
-		"rsonly": "rs://" + n.Server.RawSocketAddr().String(),
-	}}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := n.Stop(ctx); err != nil {
-			t.Errorf("node.Stop: %v", err)
-		}
-		t.Logf("router log:\n%s", logs.String())
-	})
-	t.Logf("router: %v", rn.urls)
-	return rn
 }
 
 // TestAuth runs the authentication scenario (js/auth.js, python/auth.py) once per client

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/node"
+	"github.com/switchyard-wamp/switchyard/proxy"
 )
 
 const (
@@ -149,13 +150,18 @@ type routerNode struct {
 	urls map[string]string
 }
 
-func startNode(t *testing.T) *routerNode {
+func startNode(t *testing.T) *routerNode { return startNodeWith(t, nil) }
+
+// startNodeWith starts a node on loopback port 0 with the given realm auth (nil: realm1
+// anonymous) and stops it when t ends, logging the router's log.
+func startNodeWith(t *testing.T, auth map[string]*proxy.RealmAuth) *routerNode {
 	t.Helper()
 	logs := &syncBuffer{}
 	n, err := node.Start(node.Config{
 		Listen:    "127.0.0.1:0",
 		RawSocket: "127.0.0.1:0",
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Auth:      auth,
 	})
 	if err != nil {
 		t.Fatalf("node.Start: %v", err)

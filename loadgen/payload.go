@@ -32,6 +32,26 @@ func payloadOverhead(ser codec.Serializer) int {
 }
 
 // strHead is the size of the string header for a string of n bytes.
+// strMarkers are the string header bytes per length class (fix, 1-, 2-, 4-byte length).
+var strMarkers = map[codec.Serializer][4]byte{
+	codec.MsgPack: {0xa0, 0xd9, 0xda, 0xdb},
+	codec.CBOR:    {0x60, 0x78, 0x79, 0x7a},
+}
+
+// appendStrHead appends the MessagePack or CBOR header of an n-byte text string.
+func appendStrHead(b []byte, ser codec.Serializer, n int) []byte {
+	m := strMarkers[ser]
+	switch strHead(ser, n) {
+	case 1:
+		return append(b, m[0]|byte(n))
+	case 2:
+		return append(b, m[1], byte(n))
+	case 3:
+		return append(b, m[2], byte(n>>8), byte(n))
+	}
+	return append(b, m[3], byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
 func strHead(ser codec.Serializer, n int) int {
 	switch ser {
 	case codec.MsgPack:
@@ -83,29 +103,11 @@ func newPayload(ser codec.Serializer, size int) (*payload, error) {
 		b = append(b, '"', ']')
 	case codec.MsgPack:
 		b = append(b, 0x92, 0xcf, 0, 0, 0, 0, 0, 0, 0, 0)
-		switch h := strHead(ser, n); h {
-		case 1:
-			b = append(b, 0xa0|byte(n))
-		case 2:
-			b = append(b, 0xd9, byte(n))
-		case 3:
-			b = append(b, 0xda, byte(n>>8), byte(n))
-		default:
-			b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-		}
+		b = appendStrHead(b, ser, n)
 		b = append(b, pad...)
 	case codec.CBOR:
 		b = append(b, 0x82, 0x1b, 0, 0, 0, 0, 0, 0, 0, 0)
-		switch h := strHead(ser, n); h {
-		case 1:
-			b = append(b, 0x60|byte(n))
-		case 2:
-			b = append(b, 0x78, byte(n))
-		case 3:
-			b = append(b, 0x79, byte(n>>8), byte(n))
-		default:
-			b = append(b, 0x7a, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-		}
+		b = appendStrHead(b, ser, n)
 		b = append(b, pad...)
 	default:
 		return nil, fmt.Errorf("loadgen: unknown serializer %v", ser)
