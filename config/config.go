@@ -99,7 +99,7 @@ type Realm struct {
 	Name       string      `json:"name" doc:"Realm URI, e.g. realm1. Required and unique."`
 	Roles      []Role      `json:"roles" doc:"The roles (authroles) of this realm and what each may do."`
 	Auth       Auth        `json:"auth" doc:"Who may join this realm and with which role."`
-	Authorizer *Authorizer `json:"authorizer" doc:"Dynamic authorizer: a WAMP procedure that decides each action; left out: the static role permissions decide."`
+	Authorizer *Authorizer `json:"authorizer" doc:"Dynamic authorizer: a WAMP procedure that decides each action of the roles not listed in roles; left out: the static role permissions decide."`
 }
 
 // Role is an authrole and its permissions. Plain data; see Config for concurrency.
@@ -194,11 +194,13 @@ type Authenticator struct {
 	Methods   []string `json:"methods" default:"ticket,wampcra,cryptosign" enum:"ticket,wampcra,cryptosign,tls" doc:"Auth methods handed to the authenticator when no static principal matches."`
 }
 
-// Authorizer is a dynamic authorizer: a WAMP procedure called with (session, uri,
-// action) that returns whether the action is allowed. Plain data.
+// Authorizer is a dynamic authorizer: a WAMP procedure called with (session details,
+// uri, action, options) that answers true/false or {"allow", "disclose", "cache"}.
+// Plain data.
 type Authorizer struct {
-	Procedure string `json:"procedure" doc:"URI of the procedure (registered in this realm). Required."`
-	CacheSize int    `json:"cache_size" default:"1000" doc:"Decisions cached per realm (by authrole, uri, action); 0 disables the cache."`
+	Procedure string   `json:"procedure" doc:"URI of the procedure (registered in this realm by a session whose role is listed in roles). It decides every action of sessions whose authrole is not listed in roles. Required."`
+	CacheSize int      `json:"cache_size" default:"1000" doc:"Decisions cached per session and action (by uri); 0 disables the cache. An answer with \"cache\": false is never cached."`
+	Timeout   Duration `json:"timeout" default:"5s" doc:"An authorizer that has not answered within this denies the action."`
 }
 
 // Duration is a time.Duration written as a Go duration string ("10s", "1m30s") in YAML,

@@ -410,6 +410,9 @@ func (v *validator) realm(r *Realm, p string) {
 		if az.CacheSize < 0 {
 			v.add(p+".authorizer.cache_size", "must be 0 (no cache) or more, got %d", az.CacheSize)
 		}
+		if az.Timeout < 0 {
+			v.add(p+".authorizer.timeout", "must be positive (0: the default 5s), got %s", az.Timeout)
+		}
 	}
 }
 

@@ -7,9 +7,11 @@ import (
 	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
-// Permission is what a role may do on the URIs a rule matches.
+// Permission is what a role may do on the URIs a rule matches, and whose identity the
+// router discloses whether or not the client asked (disclose_me).
 type Permission struct {
 	Call, Register, Publish, Subscribe bool
+	DiscloseCaller, DisclosePublisher  bool
 }
 
 // Rule grants Permission on URIs matching URI under Match ("exact", "prefix" or
@@ -91,6 +93,9 @@ func (rl *Realm) permissionsFor(authrole string) *RolePermissions {
 // wamp.error.not_authorized (a PUBLISH only when acknowledged) and returns false.
 func (s *Session) authorized(reqType codec.MessageType, m *codec.Message, sc *scratch) bool {
 	if s.perms == nil {
+		if s.authz != nil {
+			return s.authorizeDynamic(reqType, m, sc)
+		}
 		return true
 	}
 	perm, _ := s.perms.lookup(m.URI)
@@ -98,10 +103,13 @@ func (s *Session) authorized(reqType codec.MessageType, m *codec.Message, sc *sc
 	switch reqType {
 	case codec.CALL:
 		ok = perm.Call
+		// Forced disclosure: the rule discloses the caller even without disclose_me.
+		m.Details.DiscloseMe = m.Details.DiscloseMe || perm.DiscloseCaller
 	case codec.REGISTER:
 		ok = perm.Register
 	case codec.PUBLISH:
 		ok = perm.Publish
+		m.Details.DiscloseMe = m.Details.DiscloseMe || perm.DisclosePublisher
 	case codec.SUBSCRIBE:
 		ok = perm.Subscribe
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/puzpuzpuz/xsync/v3"
@@ -89,6 +90,11 @@ type Realm struct {
 	roles    atomic.Pointer[map[string]*RolePermissions]
 	// metaPublisher publishes the wamp.session/subscription/registration meta events.
 	metaPublisher *Session
+	// authorizer, when set, decides the actions of roles without static permissions.
+	authorizer atomic.Pointer[Authorizer]
+	// internal is the router's own caller session (CallProcedure), made on first use.
+	callerOnce sync.Once
+	internal   *internalCaller
 }
 
 // Name returns the realm's URI.
@@ -109,6 +115,7 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 	s := &Session{realm: rl, peer: peer, ser: peer.Serializer(), auth: auth,
 		authID: []byte(auth.AuthID), authRole: []byte(auth.AuthRole), features: f,
 		perms: rl.permissionsFor(auth.AuthRole)}
+	s.useAuthorizer()
 	s.codec = codec.For(s.ser)
 	for {
 		s.id = globalID()

@@ -45,6 +45,8 @@ type Session struct {
 	features         Features
 	// perms are the authrole's permissions; nil means everything is allowed.
 	perms *RolePermissions
+	// authz is set when a dynamic authorizer decides this session's actions.
+	authz *authzState
 
 	// state is one of the session* constants.
 	state atomic.Uint32
@@ -104,8 +106,17 @@ func (s *Session) Receive(m *codec.Message) bool {
 		}
 		return true
 	}
+	if s.authz != nil && s.holdIfDeferred(m) {
+		return true
+	}
 	sc := getScratch()
 	defer putScratch(sc)
+	return s.dispatch(m, sc)
+}
+
+// dispatch routes one message of an open session; it reports false when the session
+// ended.
+func (s *Session) dispatch(m *codec.Message, sc *scratch) bool {
 	switch m.Type {
 	case codec.PUBLISH:
 		s.publish(m, sc)

@@ -33,6 +33,8 @@ type Config struct {
 	// Roles are each realm's authroles and their permissions; a realm without an entry
 	// lets every session do everything.
 	Roles map[string]map[string]*engine.RolePermissions
+	// Authorizers are the realms' dynamic authorizers (realms without one: none).
+	Authorizers map[string]*engine.Authorizer
 }
 
 // Defaults fills the zero fields of c with the embedded default node.
@@ -77,6 +79,7 @@ func Start(cfg Config) (*Node, error) {
 		if roles, ok := cfg.Roles[r]; ok {
 			rl.SetRoles(roles)
 		}
+		rl.SetAuthorizer(cfg.Authorizers[r])
 	}
 	var page func() []byte
 	if cfg.StatusPage != nil {
@@ -114,6 +117,7 @@ func (n *Node) Reload(cfg Config) {
 	for _, r := range cfg.Realms {
 		rl := n.Router.AddRealm(r)
 		rl.SetRoles(cfg.Roles[r]) // nil: everything allowed
+		rl.SetAuthorizer(cfg.Authorizers[r])
 	}
 	n.front.SetAuth(cfg.Auth)
 }

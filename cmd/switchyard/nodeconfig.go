@@ -181,13 +181,10 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		for j, role := range r.Roles {
 			open = open && reflect.DeepEqual(role.Permissions, allowAll)
 			var rules []engine.Rule
-			for k, p := range role.Permissions {
-				if p.Disclose.Caller || p.Disclose.Publisher {
-					notYet(fmt.Sprintf("%s.roles[%d].permissions[%d].disclose", path, j, k),
-						"forced disclosure (clients can ask with disclose_me)")
-				}
+			for _, p := range role.Permissions {
 				rules = append(rules, engine.Rule{URI: p.URI, Match: p.Match, Allow: engine.Permission{
-					Call: p.Allow.Call, Register: p.Allow.Register, Publish: p.Allow.Publish, Subscribe: p.Allow.Subscribe}})
+					Call: p.Allow.Call, Register: p.Allow.Register, Publish: p.Allow.Publish, Subscribe: p.Allow.Subscribe,
+					DiscloseCaller: p.Disclose.Caller, DisclosePublisher: p.Disclose.Publisher}})
 			}
 			perms, err := engine.NewRolePermissions(rules)
 			if err != nil {
@@ -196,14 +193,18 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 			}
 			roles[role.Name] = perms
 		}
-		if !open {
+		if !open || r.Authorizer != nil {
 			if nc.Roles == nil {
 				nc.Roles = map[string]map[string]*engine.RolePermissions{}
 			}
 			nc.Roles[r.Name] = roles
 		}
 		if r.Authorizer != nil {
-			notYet(path+".authorizer", "dynamic authorizers")
+			if nc.Authorizers == nil {
+				nc.Authorizers = map[string]*engine.Authorizer{}
+			}
+			nc.Authorizers[r.Name] = &engine.Authorizer{Procedure: r.Authorizer.Procedure,
+				CacheSize: r.Authorizer.CacheSize, Timeout: time.Duration(r.Authorizer.Timeout)}
 		}
 		nc.Realms = append(nc.Realms, r.Name)
 		nc.Auth[r.Name] = ra

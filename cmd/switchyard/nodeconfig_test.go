@@ -50,10 +50,10 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 func TestWhatTheNodeCannotRunIsRefused(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listeners[0].TLS = &config.TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2"}
-	cfg.Realms[0].Roles[0].Permissions[0].Disclose.Caller = true
+	cfg.Realms[0].Auth.Cookie = &config.Cookie{Name: "cbtid"}
 	_, err := nodeConfig(cfg)
 	if !errors.Is(err, errNotYet) || !strings.Contains(err.Error(), "listeners[0].tls") ||
-		!strings.Contains(err.Error(), "realms[0].roles[0].permissions[0].disclose") {
+		!strings.Contains(err.Error(), "realms[0].auth") {
 		t.Fatalf("want not-yet errors naming the paths, got %v", err)
 	}
 }
