@@ -79,7 +79,7 @@ func (rl *Realm) caller() *internalCaller {
 	rl.callerOnce.Do(func() {
 		ic := &internalCaller{waiting: xsync.NewMapOf[uint64, func(CallResult)]()}
 		ic.sess = &Session{realm: rl, peer: internalPeer{ic}, ser: codec.JSON, codec: codec.For(codec.JSON),
-			auth: AuthInfo{AuthID: "router", AuthRole: "trusted", AuthMethod: "internal", AuthProvider: "router"},
+			auth:   AuthInfo{AuthID: "router", AuthRole: "trusted", AuthMethod: "internal", AuthProvider: "router"},
 			authID: []byte("router"), authRole: []byte("trusted")}
 		ic.sess.id = globalID()
 		rl.internal = ic
