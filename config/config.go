@@ -192,6 +192,7 @@ type Authenticator struct {
 	Realm     string   `json:"realm" doc:"Realm where the procedure is registered. Required."`
 	Procedure string   `json:"procedure" doc:"URI of the procedure. Required."`
 	Methods   []string `json:"methods" default:"ticket,wampcra,cryptosign" enum:"ticket,wampcra,cryptosign,tls" doc:"Auth methods handed to the authenticator when no static principal matches."`
+	Timeout   Duration `json:"timeout" default:"10s" doc:"A handshake whose authenticator has not answered within this fails with wamp.error.authentication_failed."`
 }
 
 // Authorizer is a dynamic authorizer: a WAMP procedure called with (session details,

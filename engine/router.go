@@ -162,7 +162,7 @@ func RouterRoles() map[string]any {
 // WelcomeDetails returns WELCOME.Details for s: roles plus the authentication facts.
 // Safe for concurrent use.
 func (s *Session) WelcomeDetails() map[string]any {
-	return map[string]any{
+	d := map[string]any{
 		"roles":        RouterRoles(),
 		"realm":        s.realm.name,
 		"authid":       s.auth.AuthID,
@@ -170,6 +170,10 @@ func (s *Session) WelcomeDetails() map[string]any {
 		"authmethod":   s.auth.AuthMethod,
 		"authprovider": s.auth.AuthProvider,
 	}
+	if s.auth.Extra != nil {
+		d["authextra"] = s.auth.Extra
+	}
+	return d
 }
 
 // String describes the session for logs.

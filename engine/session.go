@@ -28,6 +28,8 @@ type AuthInfo struct {
 	AuthRole     string
 	AuthMethod   string
 	AuthProvider string
+	// Extra is WELCOME.Details.authextra (e.g. from a dynamic authenticator); nil: none.
+	Extra map[string]any
 }
 
 // Session is one joined WAMP session. Receive must be called from one goroutine at a time

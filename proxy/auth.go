@@ -28,6 +28,9 @@ type RealmAuth struct {
 	CRA map[string]CRAPrincipal
 	// Cryptosign by authid (WAMP-Cryptosign, Ed25519).
 	Cryptosign map[string]CryptosignPrincipal
+	// Authenticator, when set, authenticates principals of its methods that the maps
+	// above do not list.
+	Authenticator *Authenticator
 }
 
 // CryptosignPrincipal is one WAMP-Cryptosign login: the Ed25519 public keys it may
@@ -55,6 +58,9 @@ type CRAPrincipal struct {
 
 // methods lists the methods a realm offers, in the router's order of preference.
 func (a *RealmAuth) offers(method string) bool {
+	if a.dynamicFor(method) {
+		return true
+	}
 	switch method {
 	case "anonymous":
 		return a.Anonymous != nil
@@ -80,35 +86,32 @@ type pendingAuth struct {
 	// cryptosign: the challenge bytes and the key the client claimed in authextra.
 	nonce  []byte
 	pubkey ed25519.PublicKey
+	// provider is WELCOME's authprovider ("static" when empty); extra its authextra.
+	provider string
+	extra    map[string]any
+	// dynamic: a ticket handshake whose AUTHENTICATE goes to this authenticator, with
+	// the HELLO details it was started with.
+	dynamic *Authenticator
+	hello   map[string]any
 }
 
-// challengeFor starts method for authid: the CHALLENGE extra and what AUTHENTICATE must
-// prove. ok is false when authid is unknown: the caller still sends a CHALLENGE (with a
-// throwaway secret) so that an attacker cannot tell unknown authids from bad secrets.
-// authextra is HELLO.Details.authextra (cryptosign: the client's pubkey).
+// challengeFor starts method for authid with a static principal: the CHALLENGE extra and
+// what AUTHENTICATE must prove. ok is false when authid is unknown: the caller still
+// sends a CHALLENGE (with a throwaway secret) so that an attacker cannot tell unknown
+// authids from bad secrets. authextra is HELLO.Details.authextra (cryptosign: the
+// client's pubkey).
 func (a *RealmAuth) challengeFor(method, authid string, authextra map[string]any) (p *pendingAuth, ok bool, err error) {
-	p = &pendingAuth{method: method, authid: authid, challenge: map[string]any{}}
 	switch method {
 	case "cryptosign":
 		cs, known := a.Cryptosign[authid]
-		p.role = cs.Role
-		p.nonce = make([]byte, 32)
-		_, _ = rand.Read(p.nonce)
-		p.challenge["challenge"] = hex.EncodeToString(p.nonce)
-		if pk, err := hex.DecodeString(stringOf(authextra["pubkey"])); err == nil && len(pk) == ed25519.PublicKeySize {
-			for _, k := range cs.AuthorizedKeys {
-				if subtle.ConstantTimeCompare(k, pk) == 1 {
-					p.pubkey = ed25519.PublicKey(pk)
-				}
-			}
-		}
-		p.expected = []byte{1} // checked by verify with the key, not compared
+		p = challengeCryptosign(authid, cs, authextra)
 		return p, known && p.pubkey != nil, nil
 	case "ticket":
 		t, known := a.Tickets[authid]
 		if !known {
 			t = TicketPrincipal{Ticket: randomString()}
 		}
+		p = &pendingAuth{method: method, authid: authid, challenge: map[string]any{}}
 		p.role, p.expected = t.Role, []byte(t.Ticket)
 		return p, known, nil
 	case "wampcra":
@@ -116,31 +119,56 @@ func (a *RealmAuth) challengeFor(method, authid string, authextra map[string]any
 		if !known {
 			cra = CRAPrincipal{Secret: randomString()}
 		}
-		p.role = cra.Role
-		body, err := json.Marshal(map[string]any{
-			"authid": authid, "authrole": cra.Role, "authmethod": "wampcra",
-			"authprovider": "static", "nonce": randomString(),
-			"timestamp": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		})
-		if err != nil {
-			return nil, false, err
-		}
-		p.challenge["challenge"] = string(body)
-		key := []byte(cra.Secret)
-		if cra.Salt != "" {
-			p.challenge["salt"], p.challenge["iterations"], p.challenge["keylen"] = cra.Salt, cra.Iterations, cra.KeyLen
-			dk, err := pbkdf2.Key(sha256.New, cra.Secret, []byte(cra.Salt), cra.Iterations, cra.KeyLen)
-			if err != nil {
-				return nil, false, fmt.Errorf("wampcra: %w", err)
-			}
-			key = []byte(base64.StdEncoding.EncodeToString(dk))
-		}
-		mac := hmac.New(sha256.New, key)
-		mac.Write(body)
-		p.expected = []byte(base64.StdEncoding.EncodeToString(mac.Sum(nil)))
-		return p, known, nil
+		p, err = challengeCRA(authid, cra, "static")
+		return p, known, err
 	}
 	return nil, false, fmt.Errorf("unknown method %q", method)
+}
+
+// challengeCryptosign starts WAMP-Cryptosign for authid: a random 32-byte challenge;
+// the key the client claims in authextra.pubkey must be one of cs's authorized keys.
+func challengeCryptosign(authid string, cs CryptosignPrincipal, authextra map[string]any) *pendingAuth {
+	p := &pendingAuth{method: "cryptosign", authid: authid, role: cs.Role, challenge: map[string]any{}}
+	p.nonce = make([]byte, 32)
+	_, _ = rand.Read(p.nonce)
+	p.challenge["challenge"] = hex.EncodeToString(p.nonce)
+	if pk, err := hex.DecodeString(stringOf(authextra["pubkey"])); err == nil && len(pk) == ed25519.PublicKeySize {
+		for _, k := range cs.AuthorizedKeys {
+			if subtle.ConstantTimeCompare(k, pk) == 1 {
+				p.pubkey = ed25519.PublicKey(pk)
+			}
+		}
+	}
+	p.expected = []byte{1} // checked by verify with the key, not compared
+	return p
+}
+
+// challengeCRA starts WAMP-CRA for authid with cra's secret: the signed challenge string
+// (naming provider as authprovider) and the signature AUTHENTICATE must carry.
+func challengeCRA(authid string, cra CRAPrincipal, provider string) (*pendingAuth, error) {
+	p := &pendingAuth{method: "wampcra", authid: authid, role: cra.Role, challenge: map[string]any{}}
+	body, err := json.Marshal(map[string]any{
+		"authid": authid, "authrole": cra.Role, "authmethod": "wampcra",
+		"authprovider": provider, "nonce": randomString(),
+		"timestamp": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.challenge["challenge"] = string(body)
+	key := []byte(cra.Secret)
+	if cra.Salt != "" {
+		p.challenge["salt"], p.challenge["iterations"], p.challenge["keylen"] = cra.Salt, cra.Iterations, cra.KeyLen
+		dk, err := pbkdf2.Key(sha256.New, cra.Secret, []byte(cra.Salt), cra.Iterations, cra.KeyLen)
+		if err != nil {
+			return nil, fmt.Errorf("wampcra: %w", err)
+		}
+		key = []byte(base64.StdEncoding.EncodeToString(dk))
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	p.expected = []byte(base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	return p, nil
 }
 
 // verify checks the AUTHENTICATE signature: constant-time comparison for ticket and

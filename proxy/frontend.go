@@ -45,12 +45,17 @@ func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*Realm
 // afterwards use it, established sessions are not touched. Safe for concurrent use.
 func (f *Frontend) SetAuth(auth map[string]*RealmAuth) { f.auth.Store(&auth) }
 
-// conn is the per-connection state: nil session until WELCOME.
+// conn is the per-connection state: nil session until WELCOME. After WELCOME only sess
+// and done are read, without a lock; the handshake fields are guarded by mu because a
+// dynamic authenticator answers on another goroutine.
 type conn struct {
 	codec codec.Codec
-	sess  *engine.Session
-	done  bool
-	auth  *pendingAuth // CHALLENGE sent, AUTHENTICATE awaited
+	sess  atomic.Pointer[engine.Session]
+	done  atomic.Bool
+
+	mu      sync.Mutex
+	auth    *pendingAuth // CHALLENGE sent, AUTHENTICATE awaited
+	waiting bool         // a dynamic authenticator call is outstanding
 }
 
 // msgPool holds decode targets: a Message is ~600 bytes, too much to keep per idle
@@ -65,7 +70,7 @@ func (f *Frontend) OnOpen(c *netpoll.Conn) {
 // OnMessage implements netpoll.Handler: decode, then handshake or route.
 func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
 	st, _ := c.Context().(*conn)
-	if st == nil || st.done {
+	if st == nil || st.done.Load() {
 		return
 	}
 	m := msgPool.Get().(*codec.Message)
@@ -75,25 +80,35 @@ func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
 	if err := st.codec.Decode(msg, m); err != nil {
 		f.log.Warn("undecodable message", "remote", c.RemoteAddr().String(),
 			"serializer", c.Serializer().String(), "err", err)
-		if st.sess != nil {
-			st.sess.Abort(engine.ErrProtocolViolation, err.Error())
+		if sess := st.sess.Load(); sess != nil {
+			sess.Abort(engine.ErrProtocolViolation, err.Error())
 		} else {
 			f.abort(c, st, engine.ErrProtocolViolation, err.Error())
 		}
-		st.done = true
+		st.done.Store(true)
 		return
 	}
-	if st.sess != nil {
-		if !st.sess.Receive(m) {
-			st.done = true
+	if sess := st.sess.Load(); sess != nil {
+		if !sess.Receive(m) {
+			st.done.Store(true)
 		}
 		return
 	}
-	if st.auth != nil {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch sess := st.sess.Load(); {
+	case sess != nil: // joined by a dynamic authenticator's answer meanwhile
+		if !sess.Receive(m) {
+			st.done.Store(true)
+		}
+	case st.done.Load():
+	case st.waiting:
+		f.abort(c, st, engine.ErrProtocolViolation, m.Type.String()+" while the router is authenticating")
+	case st.auth != nil:
 		f.authenticate(c, st, m)
-		return
+	default:
+		f.hello(c, st, m)
 	}
-	f.hello(c, st, m)
 }
 
 // OnClose implements netpoll.Handler: the session leaves its realm.
@@ -102,10 +117,13 @@ func (f *Frontend) OnClose(c *netpoll.Conn, err error) {
 	if st == nil {
 		return
 	}
-	if st.sess != nil {
-		st.sess.Leave()
+	st.mu.Lock()
+	st.done.Store(true)
+	sess := st.sess.Load()
+	st.mu.Unlock()
+	if sess != nil {
+		sess.Leave()
 	}
-	st.done = true
 }
 
 // hello runs the opening handshake for the first message of a connection.
@@ -159,6 +177,10 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return
 		}
+		if ra.dynamicFor(method) && !ra.hasStatic(method, authid) {
+			f.dynamicHello(c, st, ra, realm, method, authid, details, features)
+			return
+		}
 		authextra, _ := details["authextra"].(map[string]any)
 		p, known, err := ra.challengeFor(method, authid, authextra)
 		if err != nil {
@@ -189,21 +211,26 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 		f.abort(c, st, engine.ErrProtocolViolation, "expected AUTHENTICATE, got "+m.Type.String())
 		return
 	}
-	if p.expected == nil || !p.verify(string(m.URI)) {
-		f.limit.failed(c.RemoteAddr())
-		f.log.Warn("authentication failed", "realm", p.realm.Name(), "authid", p.authid,
-			"method", p.method, "remote", c.RemoteAddr().String())
-		f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
+	if p.dynamic != nil {
+		f.authenticateDynamic(c, st, p, string(m.URI))
 		return
 	}
+	if p.expected == nil || !p.verify(string(m.URI)) {
+		f.authFailed(c, st, p.realm.Name(), p.authid, p.method, engine.ErrAuthenticationFailed, "wrong signature or secret")
+		return
+	}
+	provider := p.provider
+	if provider == "" {
+		provider = "static"
+	}
 	f.welcome(c, st, p.realm, engine.AuthInfo{AuthID: p.authid, AuthRole: p.role,
-		AuthMethod: p.method, AuthProvider: "static"}, p.features)
+		AuthMethod: p.method, AuthProvider: provider, Extra: p.extra}, p.features)
 }
 
 // welcome joins the session and sends WELCOME.
 func (f *Frontend) welcome(c *netpoll.Conn, st *conn, realm *engine.Realm, info engine.AuthInfo, features engine.Features) {
 	sess := realm.JoinWith(c, info, features)
-	st.sess = sess
+	st.sess.Store(sess)
 	w := codec.Message{Type: codec.WELCOME, Session: sess.ID(), DictAny: sess.WelcomeDetails()}
 	f.send(c, &w)
 	f.log.Debug("session joined", "session", sess.ID(), "realm", realm.Name(), "authid", info.AuthID,
@@ -216,7 +243,7 @@ func (f *Frontend) abort(c *netpoll.Conn, st *conn, reason, message string) {
 	f.log.Warn("session aborted", "remote", c.RemoteAddr().String(), "reason", reason, "message", message)
 	a := codec.Message{Type: codec.ABORT, URI: []byte(reason), DictAny: map[string]any{"message": message}}
 	f.send(c, &a)
-	st.done = true
+	st.done.Store(true)
 	c.Close()
 }
 

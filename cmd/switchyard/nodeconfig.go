@@ -172,7 +172,11 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 			}
 			ra.Cryptosign[c.AuthID] = p
 		}
-		if len(r.Auth.TLS) > 0 || r.Auth.Cookie != nil || r.Auth.Authenticator != nil {
+		if au := r.Auth.Authenticator; au != nil {
+			ra.Authenticator = &proxy.Authenticator{Realm: au.Realm, Procedure: au.Procedure,
+				Methods: au.Methods, Timeout: time.Duration(au.Timeout)}
+		}
+		if len(r.Auth.TLS) > 0 || r.Auth.Cookie != nil {
 			notYet(path+".auth", "authentication methods other than anonymous, ticket, wampcra and cryptosign")
 		}
 		// A realm whose every role may do everything runs without authorization checks.
