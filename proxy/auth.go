@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -83,8 +84,9 @@ type pendingAuth struct {
 	role      string
 	expected  []byte // the ticket, or the WAMP-CRA signature, to compare in constant time
 	challenge map[string]any
-	// cryptosign: the challenge bytes and the key the client claimed in authextra.
-	nonce  []byte
+	// cryptosign: the message the client must sign (the challenge, XOR the channel id
+	// with channel binding) and the key the client claimed in authextra.
+	signed []byte
 	pubkey ed25519.PublicKey
 	// provider is WELCOME's authprovider ("static" when empty); extra its authextra.
 	provider string
@@ -100,11 +102,11 @@ type pendingAuth struct {
 // sends a CHALLENGE (with a throwaway secret) so that an attacker cannot tell unknown
 // authids from bad secrets. authextra is HELLO.Details.authextra (cryptosign: the
 // client's pubkey).
-func (a *RealmAuth) challengeFor(method, authid string, authextra map[string]any) (p *pendingAuth, ok bool, err error) {
+func (a *RealmAuth) challengeFor(method, authid string, authextra map[string]any, tlsState *tls.ConnectionState) (p *pendingAuth, ok bool, err error) {
 	switch method {
 	case "cryptosign":
 		cs, known := a.Cryptosign[authid]
-		p = challengeCryptosign(authid, cs, authextra)
+		p = challengeCryptosign(authid, cs, authextra, tlsState)
 		return p, known && p.pubkey != nil, nil
 	case "ticket":
 		t, known := a.Tickets[authid]
@@ -127,11 +129,20 @@ func (a *RealmAuth) challengeFor(method, authid string, authextra map[string]any
 
 // challengeCryptosign starts WAMP-Cryptosign for authid: a random 32-byte challenge;
 // the key the client claims in authextra.pubkey must be one of cs's authorized keys.
-func challengeCryptosign(authid string, cs CryptosignPrincipal, authextra map[string]any) *pendingAuth {
+// With authextra.channel_binding on a TLS connection that provides it, the client must
+// sign challenge XOR channel id (the spec's TLS channel binding).
+func challengeCryptosign(authid string, cs CryptosignPrincipal, authextra map[string]any, tlsState *tls.ConnectionState) *pendingAuth {
 	p := &pendingAuth{method: "cryptosign", authid: authid, role: cs.Role, challenge: map[string]any{}}
-	p.nonce = make([]byte, 32)
-	_, _ = rand.Read(p.nonce)
-	p.challenge["challenge"] = hex.EncodeToString(p.nonce)
+	nonce := make([]byte, 32)
+	_, _ = rand.Read(nonce)
+	p.challenge["challenge"] = hex.EncodeToString(nonce)
+	p.signed = nonce
+	if kind := stringOf(authextra["channel_binding"]); kind != "" {
+		if cid := channelID(tlsState, kind); cid != nil {
+			p.signed = xor32(nonce, cid)
+			p.challenge["channel_binding"] = kind
+		}
+	}
 	if pk, err := hex.DecodeString(stringOf(authextra["pubkey"])); err == nil && len(pk) == ed25519.PublicKeySize {
 		for _, k := range cs.AuthorizedKeys {
 			if subtle.ConstantTimeCompare(k, pk) == 1 {
@@ -183,10 +194,10 @@ func (p *pendingAuth) verify(signature string) bool {
 	if err != nil || p.pubkey == nil || (len(sig) != 64 && len(sig) != 96) {
 		return false
 	}
-	if len(sig) == 96 && subtle.ConstantTimeCompare(sig[64:], p.nonce) != 1 {
+	if len(sig) == 96 && subtle.ConstantTimeCompare(sig[64:], p.signed) != 1 {
 		return false
 	}
-	return ed25519.Verify(p.pubkey, p.nonce, sig[:64])
+	return ed25519.Verify(p.pubkey, p.signed, sig[:64])
 }
 
 func stringOf(v any) string { s, _ := v.(string); return s }

@@ -182,7 +182,7 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			return
 		}
 		authextra, _ := details["authextra"].(map[string]any)
-		p, known, err := ra.challengeFor(method, authid, authextra)
+		p, known, err := ra.challengeFor(method, authid, authextra, nil)
 		if err != nil {
 			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return
