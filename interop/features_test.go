@@ -45,11 +45,13 @@ func runFeatures(t *testing.T, rn *routerNode, e endpoint, name string) {
 
 // runScript runs the script name (in place of scenario.{js,py}, with the same command
 // line) against rn with a hard timeout, and fails t with its output on error, on FAIL
-// lines, and, when needPass is set, when it printed no PASS line.
-func runScript(t *testing.T, rn *routerNode, e endpoint, name string, timeout time.Duration, needPass bool) {
+// lines, and, when needPass is set, when it printed no PASS line. env ("KEY=value") is
+// added to the script's environment.
+func runScript(t *testing.T, rn *routerNode, e endpoint, name string, timeout time.Duration, needPass bool, env ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
 	cmd := rn.scriptCmd(ctx, e, "solo", uniquePrefix(t.Name()))
+	cmd.Env = append(cmd.Env, env...)
 	for i, a := range cmd.Args {
 		if base := filepath.Base(a); base == "scenario.js" || base == "scenario.py" {
 			cmd.Args[i] = filepath.Join(filepath.Dir(a), name)

@@ -11,7 +11,7 @@
 // installs them (.ci/run) and a skip would hide a broken install. Install locally with
 //
 //	cd interop/js && npm ci
-//	sudo apt-get install python3-autobahn python3-msgpack python3-cbor2 python3-twisted
+//	sudo apt-get install python3-autobahn python3-msgpack python3-cbor2 python3-twisted python3-nacl
 package interop
 
 import (
@@ -106,14 +106,15 @@ func detectPython() client {
 		// The Debian packages live in the system interpreter, not in a pyenv on PATH.
 		py = "/usr/bin/python3"
 	}
-	const install = "sudo apt-get install python3-autobahn python3-msgpack python3-cbor2 python3-twisted"
+	const install = "sudo apt-get install python3-autobahn python3-msgpack python3-cbor2 python3-twisted python3-nacl"
 	if _, err := os.Stat(py); err != nil {
 		c.missing = fmt.Sprintf("AutobahnPython: %s not found; %s", py, install)
 		return c
 	}
-	out, err := exec.Command(py, "-c", "import autobahn, msgpack, cbor2, twisted.internet; print(autobahn.__version__)").CombinedOutput()
+	// nacl (PyNaCl) is what autobahn.wamp.cryptosign needs (auth.py).
+	out, err := exec.Command(py, "-c", "import autobahn, msgpack, cbor2, twisted.internet, nacl; print(autobahn.__version__)").CombinedOutput()
 	if err != nil {
-		c.missing = fmt.Sprintf("AutobahnPython: `%s -c 'import autobahn, msgpack, cbor2, twisted.internet'` failed (%v: %s); %s",
+		c.missing = fmt.Sprintf("AutobahnPython: `%s -c 'import autobahn, msgpack, cbor2, twisted.internet, nacl'` failed (%v: %s); %s",
 			py, err, strings.TrimSpace(string(out)), install)
 		return c
 	}
@@ -156,13 +157,24 @@ func startNode(t *testing.T) *routerNode { return startNodeWith(t, nil) }
 // anonymous) and stops it when t ends, logging the router's log.
 func startNodeWith(t *testing.T, auth map[string]*proxy.RealmAuth) *routerNode {
 	t.Helper()
+	return startNodeConfig(t, func(c *node.Config) { c.Auth = auth })
+}
+
+// startNodeConfig is startNodeWith for any node config: configure sets the fields it
+// needs (realms, auth, roles, authorizers) on a config that listens on loopback port 0
+// and logs into the routerNode.
+func startNodeConfig(t *testing.T, configure func(*node.Config)) *routerNode {
+	t.Helper()
 	logs := &syncBuffer{}
-	n, err := node.Start(node.Config{
+	cfg := node.Config{
 		Listen:    "127.0.0.1:0",
 		RawSocket: "127.0.0.1:0",
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Auth:      auth,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	n, err := node.Start(cfg)
 	if err != nil {
 		t.Fatalf("node.Start: %v", err)
 	}
