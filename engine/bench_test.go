@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -141,16 +142,22 @@ func BenchmarkProgressiveResult(b *testing.B) {
 }
 
 // BenchmarkSharedRegistrationPick is the callee choice of a shared registration with 16
-// callees (per invocation policy): the part of CALL that shared registrations add.
+// callees (per invocation policy): the part of CALL that shared registrations add. hash
+// is keyed by the first positional argument; hash-rkey by CALL.Options.rkey.
 func BenchmarkSharedRegistrationPick(b *testing.B) {
-	for _, policy := range []string{"roundrobin", "random", "first", "last"} {
+	for _, policy := range []string{"roundrobin", "random", "first", "last", "hash", "hash-rkey"} {
 		b.Run(policy, func(b *testing.B) {
 			rl := NewRouter(nil).AddRealm("realm1")
 			for i := 0; i < 16; i++ {
 				s, _ := joinSink(rl, codec.JSON)
 				m := codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("com.example.svc")}
-				m.Details.Has, m.Details.Invoke = codec.KeyInvoke, []byte(policy)
+				m.Details.Has, m.Details.Invoke = codec.KeyInvoke, []byte(strings.TrimSuffix(policy, "-rkey"))
 				s.Receive(&m)
+			}
+			call := codec.Message{Type: codec.CALL, Request: 1, URI: []byte("com.example.svc"),
+				Args: payload64(b, codec.JSON)}
+			if policy == "hash-rkey" {
+				call.Details.Has, call.Details.RKey = codec.KeyRKey, []byte("user-1234")
 			}
 			reg, ok := rl.dealer.lookup([]byte("com.example.svc"))
 			if !ok || len(*reg.callees.Load()) != 16 {
@@ -159,7 +166,7 @@ func BenchmarkSharedRegistrationPick(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if reg.pick() == nil {
+				if reg.pick(&call, codec.JSON) == nil {
 					b.Fatal("no callee")
 				}
 			}
