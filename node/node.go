@@ -33,6 +33,10 @@ type Config struct {
 	// Roles are each realm's authroles and their permissions; a realm without an entry
 	// lets every session do everything.
 	Roles map[string]map[string]*engine.RolePermissions
+	// Store is each realm's event history rules and bounds on stored topics; a realm
+	// without an entry keeps no history and at most engine.DefaultStoredTopics
+	// retained topics.
+	Store map[string]engine.StoreConfig
 }
 
 // Defaults fills the zero fields of c with the embedded default node.
@@ -77,6 +81,9 @@ func Start(cfg Config) (*Node, error) {
 		if roles, ok := cfg.Roles[r]; ok {
 			rl.SetRoles(roles)
 		}
+		if err := rl.SetStore(cfg.Store[r]); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
 	}
 	var page func() []byte
 	if cfg.StatusPage != nil {
@@ -105,7 +112,7 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Reload applies the realms, principals and roles of cfg to the running node without
+// Reload applies the realms, principals, roles and store settings of cfg to the running node without
 // dropping sessions: new realms are added, every realm's roles and auth are replaced
 // (new handshakes and sessions joining afterwards see them). Realms missing from cfg
 // keep running (removing a realm would end its sessions); listeners, sizes and loops
@@ -114,6 +121,9 @@ func (n *Node) Reload(cfg Config) {
 	for _, r := range cfg.Realms {
 		rl := n.Router.AddRealm(r)
 		rl.SetRoles(cfg.Roles[r]) // nil: everything allowed
+		if err := rl.SetStore(cfg.Store[r]); err != nil {
+			n.cfg.Logger.Error("reload: store config refused", "realm", r, "err", err)
+		}
 	}
 	n.front.SetAuth(cfg.Auth)
 }
