@@ -162,6 +162,7 @@ func startNodeWith(t *testing.T, auth map[string]*proxy.RealmAuth) *routerNode {
 		RawSocket: "127.0.0.1:0",
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Auth:      auth,
+		Store:     interopStore,
 	})
 	if err != nil {
 		t.Fatalf("node.Start: %v", err)
