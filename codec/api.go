@@ -14,6 +14,7 @@ var ErrInvalid = errors.New("invalid WAMP message")
 //	DecodeValue(s Serializer, raw Raw) (any, error)                  value.go
 //	DecodeDict(s Serializer, raw Raw) (map[string]any, error)        value.go
 //	AppendValue(dst []byte, s Serializer, v any) ([]byte, error)     value.go
+//	FirstElement(s Serializer, list Raw) (Raw, bool)                 first.go
 //
 // Files: shape.go holds the one per-type shape table all codecs walk; json.go/jsonscan.go,
 // msgpack.go and cbor.go the serializers; enc.go the token writers shared by Append,

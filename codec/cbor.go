@@ -307,7 +307,7 @@ func (cborCodec) Decode(b []byte, m *Message) error {
 }
 
 // cborDict validates the dict at b[i] and fills m.Details with the keys in mask.
-func cborDict(b []byte, i int, m *Message, mask uint32) (int, error) {
+func cborDict(b []byte, i int, m *Message, mask uint64) (int, error) {
 	n, indef, j, err := cborContainer(b, i, cborMap)
 	if err != nil {
 		return 0, cbFailErr(m, "Details/Options: want dict", err)

@@ -24,7 +24,7 @@ func mustValue(t testing.TB, s Serializer, v any) Raw {
 func sampleMessages(t testing.TB, s Serializer) []Message {
 	args := mustValue(t, s, []any{"hello", uint64(123), map[string]any{"k": 1.5}})
 	kwargs := mustValue(t, s, map[string]any{"a": []any{true, nil, int64(-7)}})
-	d := func(has uint32, f func(*Details)) Details {
+	d := func(has uint64, f func(*Details)) Details {
 		var x Details
 		if f != nil {
 			f(&x)
@@ -53,6 +53,7 @@ func sampleMessages(t testing.TB, s Serializer) []Message {
 		{Type: EVENT, Subscription: 5, Publication: 6, Details: d(KeyTopic|KeyPublisher, func(x *Details) { x.Topic = []byte("com.topic.x"); x.Publisher = 42 }), Args: args, Kwargs: kwargs},
 		{Type: EVENT, Subscription: 5, Publication: 7},
 		{Type: CALL, Request: 4, URI: []byte("com.proc"), Details: d(KeyReceiveProgress|KeyTimeout|KeyDiscloseMe, func(x *Details) { x.ReceiveProgress = true; x.Timeout = 1000 }), Args: args},
+		{Type: CALL, Request: 9, URI: []byte("com.proc"), Details: d(KeyRKey, func(x *Details) { x.RKey = []byte("user-7") }), Args: args},
 		{Type: CANCEL, Request: 4},
 		{Type: RESULT, Request: 4, Details: d(KeyProgress, func(x *Details) { x.Progress = true }), Args: args, Kwargs: kwargs},
 		{Type: REGISTER, Request: 5, URI: []byte("com.proc"), Details: d(KeyMatch|KeyInvoke, func(x *Details) { x.Match = []byte("wildcard"); x.Invoke = []byte("roundrobin") })},
@@ -324,5 +325,29 @@ func TestMessageTypeString(t *testing.T) {
 	}
 	if fmt.Sprint(JSON, MsgPack, CBOR) != "json msgpack cbor" {
 		t.Error(fmt.Sprint(JSON, MsgPack, CBOR))
+	}
+}
+
+func TestFirstElement(t *testing.T) {
+	for _, s := range []Serializer{JSON, MsgPack, CBOR} {
+		list, err := AppendValue(nil, s, []any{"key-1", int64(2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, _ := AppendValue(nil, s, "key-1")
+		got, ok := FirstElement(s, list)
+		if !ok || string(got) != string(one) {
+			t.Errorf("%s: FirstElement = %q, %v; want %q", s, got, ok, one)
+		}
+		empty, _ := AppendValue(nil, s, []any{})
+		if _, ok := FirstElement(s, empty); ok {
+			t.Errorf("%s: FirstElement of [] ok", s)
+		}
+		if _, ok := FirstElement(s, nil); ok {
+			t.Errorf("%s: FirstElement of nil ok", s)
+		}
+		if n := testing.AllocsPerRun(100, func() { FirstElement(s, list) }); n != 0 {
+			t.Errorf("%s: FirstElement allocates %v", s, n)
+		}
 	}
 }

@@ -172,7 +172,7 @@ func (jsonCodec) Decode(b []byte, m *Message) error {
 }
 
 // dict validates the dict at d.i and fills m.Details with the keys in mask.
-func (d *jdec) dict(m *Message, mask uint32) error {
+func (d *jdec) dict(m *Message, mask uint64) error {
 	b := d.b
 	if d.i >= len(b) || b[d.i] != '{' {
 		return d.fail(m, "Details/Options: want dict")
@@ -230,7 +230,7 @@ func (d *jdec) dict(m *Message, mask uint32) error {
 }
 
 // detail reads one dict value into the Details field for bit (skips it when bit is 0).
-func (d *jdec) detail(m *Message, bit uint32) error {
+func (d *jdec) detail(m *Message, bit uint64) error {
 	b := d.b
 	var err error
 	switch {

@@ -148,7 +148,7 @@ func (m *Message) Init(t MessageType) {
 // routing path. Byte slices alias the decoded buffer. Has records which keys were present
 // (decode) or are to be written (encode); see the Key* bits.
 type Details struct {
-	Has uint32
+	Has uint64
 
 	Acknowledge     bool   // PUBLISH.Options.acknowledge
 	ExcludeMe       bool   // PUBLISH.Options.exclude_me
@@ -182,11 +182,13 @@ type Details struct {
 	// Payload passthru mode (PUBLISH/EVENT, CALL/INVOCATION, YIELD/RESULT): forwarded
 	// untouched by the router.
 	PptScheme, PptSerializer, PptCipher, PptKeyID []byte
+
+	RKey []byte // CALL.Options.rkey: the routing key of the consistent-hash invocation policy
 }
 
-// Bits of Details.Has, one per key.
+// Bits of Details.Has, one per key (32 of the 64 bits are free).
 const (
-	KeyAcknowledge uint32 = 1 << iota
+	KeyAcknowledge uint64 = 1 << iota
 	KeyExcludeMe
 	KeyDiscloseMe
 	KeyReceiveProgress
@@ -218,6 +220,7 @@ const (
 	KeyPptSerializer
 	KeyPptCipher
 	KeyPptKeyID
+	KeyRKey
 )
 
 // Codec decodes and encodes WAMP messages in one serializer.

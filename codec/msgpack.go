@@ -94,7 +94,7 @@ func (msgpackCodec) Decode(b []byte, m *Message) error {
 }
 
 // mpDict validates the dict at b and fills m.Details with the keys in mask.
-func mpDict(b []byte, m *Message, mask uint32) ([]byte, error) {
+func mpDict(b []byte, m *Message, mask uint64) ([]byte, error) {
 	if msgp.NextType(b) != msgp.MapType {
 		return nil, mpFail(m, "Details/Options: want dict")
 	}

@@ -35,7 +35,7 @@ type shape struct {
 	elems [6]elemKind
 	min   uint8
 	max   uint8
-	keys  uint32
+	keys  uint64
 }
 
 const maxID = 1 << 53
@@ -46,7 +46,7 @@ const (
 		KeyRetain | KeyGetRetained | KeyRetained
 	strKeys = KeyMatch | KeyInvoke | KeyTopic | KeyProcedure | KeyMessage |
 		KeyPublisherAuthID | KeyPublisherAuthRole | KeyCallerAuthID | KeyCallerAuthRole |
-		KeyMode | KeyReason | pptKeys
+		KeyMode | KeyReason | KeyRKey | pptKeys
 	idKeys  = KeyPublisher | KeyCaller
 	intKeys = KeyTimeout
 	// pptKeys are the payload passthru mode options.
@@ -56,7 +56,7 @@ const (
 		KeyEligibleAuthID | KeyEligibleAuthRole
 )
 
-func mk(keys uint32, min int, elems ...elemKind) shape {
+func mk(keys uint64, min int, elems ...elemKind) shape {
 	s := shape{min: uint8(min), max: uint8(len(elems)), keys: keys}
 	copy(s.elems[:], elems)
 	return s
@@ -78,7 +78,7 @@ var shapes = [...]shape{
 	UNSUBSCRIBE:  mk(0, 2, eRequest, eSubscription),
 	UNSUBSCRIBED: mk(0, 1, eRequest, eDict), // advanced: revocation carries Details
 	EVENT:        mk(pptKeys|KeyTopic|KeyPublisher|KeyPublisherAuthID|KeyPublisherAuthRole|KeyRetained, 3, eSubscription, ePublication, eDict, eArgs, eKwargs),
-	CALL:         mk(pptKeys|KeyDiscloseMe|KeyReceiveProgress|KeyProgress|KeyTimeout, 3, eRequest, eDict, eURI, eArgs, eKwargs),
+	CALL:         mk(pptKeys|KeyDiscloseMe|KeyReceiveProgress|KeyProgress|KeyTimeout|KeyRKey, 3, eRequest, eDict, eURI, eArgs, eKwargs),
 	CANCEL:       mk(KeyMode, 2, eRequest, eDict),
 	RESULT:       mk(pptKeys|KeyProgress, 2, eRequest, eDict, eArgs, eKwargs),
 	REGISTER:     mk(KeyMatch|KeyInvoke, 3, eRequest, eDict, eURI),
@@ -145,7 +145,7 @@ func idLimit(k elemKind) uint64 {
 
 // detailKey maps a dict key to its Details bit (0 for keys the router does not read).
 // The switch on string(key) does not allocate.
-func detailKey(key []byte) uint32 {
+func detailKey(key []byte) uint64 {
 	switch string(key) {
 	case "acknowledge":
 		return KeyAcknowledge
@@ -211,13 +211,15 @@ func detailKey(key []byte) uint32 {
 		return KeyMode
 	case "reason":
 		return KeyReason
+	case "rkey":
+		return KeyRKey
 	}
 	return 0
 }
 
 // detailOrder lists the Details keys in encoding order with their names.
 var detailOrder = [...]struct {
-	bit  uint32
+	bit  uint64
 	name string
 }{
 	{KeyAcknowledge, "acknowledge"}, {KeyExcludeMe, "exclude_me"},
@@ -233,10 +235,10 @@ var detailOrder = [...]struct {
 	{KeyExcludeAuthRole, "exclude_authrole"}, {KeyEligible, "eligible"},
 	{KeyEligibleAuthID, "eligible_authid"}, {KeyEligibleAuthRole, "eligible_authrole"},
 	{KeyPptScheme, "ppt_scheme"}, {KeyPptSerializer, "ppt_serializer"},
-	{KeyPptCipher, "ppt_cipher"}, {KeyPptKeyID, "ppt_keyid"},
+	{KeyPptCipher, "ppt_cipher"}, {KeyPptKeyID, "ppt_keyid"}, {KeyRKey, "rkey"},
 }
 
-func keyName(bit uint32) string {
+func keyName(bit uint64) string {
 	for _, d := range detailOrder {
 		if d.bit == bit {
 			return d.name
@@ -245,7 +247,7 @@ func keyName(bit uint32) string {
 	return "?"
 }
 
-func (d *Details) setBool(bit uint32, v bool) {
+func (d *Details) setBool(bit uint64, v bool) {
 	d.Has |= bit
 	switch bit {
 	case KeyAcknowledge:
@@ -267,7 +269,7 @@ func (d *Details) setBool(bit uint32, v bool) {
 	}
 }
 
-func (d *Details) getBool(bit uint32) bool {
+func (d *Details) getBool(bit uint64) bool {
 	switch bit {
 	case KeyAcknowledge:
 		return d.Acknowledge
@@ -291,7 +293,7 @@ func (d *Details) getBool(bit uint32) bool {
 
 // setStr stores a string detail; it reports false when the value is not allowed
 // (match must be exact, prefix or wildcard).
-func (d *Details) setStr(bit uint32, v []byte) bool {
+func (d *Details) setStr(bit uint64, v []byte) bool {
 	d.Has |= bit
 	switch bit {
 	case KeyMatch:
@@ -334,11 +336,13 @@ func (d *Details) setStr(bit uint32, v []byte) bool {
 		d.Mode = v
 	case KeyReason:
 		d.Reason = v
+	case KeyRKey:
+		d.RKey = v
 	}
 	return true
 }
 
-func (d *Details) getStr(bit uint32) []byte {
+func (d *Details) getStr(bit uint64) []byte {
 	switch bit {
 	case KeyMatch:
 		return d.Match
@@ -370,12 +374,14 @@ func (d *Details) getStr(bit uint32) []byte {
 		return d.Mode
 	case KeyReason:
 		return d.Reason
+	case KeyRKey:
+		return d.RKey
 	}
 	return nil
 }
 
 // rawField returns the Details field of a raw (list) key.
-func (d *Details) rawField(bit uint32) *Raw {
+func (d *Details) rawField(bit uint64) *Raw {
 	switch bit {
 	case KeyExclude:
 		return &d.Exclude
@@ -397,7 +403,7 @@ func (d *Details) rawField(bit uint32) *Raw {
 // the *_authid and *_authrole keys strings. It decodes the list (these options are
 // opt-in, so the allocation stays off the plain publish path) and returns a message
 // naming the problem, or "".
-func checkRawKey(s Serializer, bit uint32, raw []byte) string {
+func checkRawKey(s Serializer, bit uint64, raw []byte) string {
 	v, err := DecodeValue(s, raw)
 	if err != nil {
 		return err.Error()
@@ -419,14 +425,14 @@ func checkRawKey(s Serializer, bit uint32, raw []byte) string {
 	return ""
 }
 
-func (d *Details) setRaw(bit uint32, v []byte) {
+func (d *Details) setRaw(bit uint64, v []byte) {
 	if f := d.rawField(bit); f != nil {
 		d.Has |= bit
 		*f = v
 	}
 }
 
-func (d *Details) setUint(bit uint32, v uint64) {
+func (d *Details) setUint(bit uint64, v uint64) {
 	d.Has |= bit
 	switch bit {
 	case KeyPublisher:
@@ -436,7 +442,7 @@ func (d *Details) setUint(bit uint32, v uint64) {
 	}
 }
 
-func (d *Details) getUint(bit uint32) uint64 {
+func (d *Details) getUint(bit uint64) uint64 {
 	switch bit {
 	case KeyPublisher:
 		return d.Publisher

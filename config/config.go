@@ -100,6 +100,24 @@ type Realm struct {
 	Roles      []Role      `json:"roles" doc:"The roles (authroles) of this realm and what each may do."`
 	Auth       Auth        `json:"auth" doc:"Who may join this realm and with which role."`
 	Authorizer *Authorizer `json:"authorizer" doc:"Dynamic authorizer: a WAMP procedure that decides each action of the roles not listed in roles; left out: the static role permissions decide."`
+	History    []History   `json:"history" doc:"Topics whose events the router keeps for wamp.subscription.get_events (Event History), and how many per topic. Left out: no history."`
+	Limits     RealmLimits `json:"limits" doc:"Bounds on what clients can make the router store in this realm."`
+}
+
+// History is one event history rule: topics matching URI keep their last Limit events.
+// When several rules match a topic, the most specific wins (exact, then the longest
+// prefix, then wildcard). Plain data; see Config for concurrency.
+type History struct {
+	URI   string `json:"uri" doc:"Topic URI, prefix or wildcard pattern (as in permissions). Required."`
+	Match string `json:"match" default:"exact" enum:"exact,prefix,wildcard" doc:"How uri matches topics."`
+	Limit int    `json:"limit" default:"100" doc:"Events kept per topic (the oldest is dropped when a new one comes). At least 1."`
+}
+
+// RealmLimits bounds the router state that clients create in a realm. Plain data; see
+// Config for concurrency.
+type RealmLimits struct {
+	RetainedTopics int `json:"retained_topics" default:"10000" doc:"Topics with a retained event (publish with retain=true). When full, the oldest-stored retained event is dropped to make room. At least 1."`
+	HistoryTopics  int `json:"history_topics" default:"10000" doc:"Topics with an event history (see history). When full, the history of the topic whose history was created first is dropped to make room. At least 1."`
 }
 
 // Role is an authrole and its permissions. Plain data; see Config for concurrency.
@@ -253,9 +271,11 @@ func DefaultListeners() []Listener {
 func DefaultRealms() []Realm {
 	p := Permission{URI: "", Match: "prefix",
 		Allow: Allow{Call: true, Register: true, Publish: true, Subscribe: true}}
-	return []Realm{{
+	r := Realm{
 		Name:  "realm1",
 		Roles: []Role{{Name: "anonymous", Permissions: []Permission{p}}},
 		Auth:  Auth{Anonymous: &Anonymous{Role: "anonymous"}},
-	}}
+	}
+	setDefaults(&r.Limits)
+	return []Realm{r}
 }

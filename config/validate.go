@@ -405,6 +405,23 @@ func (v *validator) realm(r *Realm, p string) {
 			v.add(pp+".methods", "at least one auth method")
 		}
 	}
+	for i, h := range r.History {
+		hp := fmt.Sprintf("%s.history[%d]", p, i)
+		if h.Match == "exact" || h.Match == "prefix" || h.Match == "wildcard" {
+			if err := checkURI(h.URI, h.Match); err != nil {
+				v.add(hp+".uri", "%v", err)
+			}
+		}
+		if h.Limit < 1 {
+			v.add(hp+".limit", "must be at least 1, got %d", h.Limit)
+		}
+	}
+	if n := r.Limits.RetainedTopics; n < 1 {
+		v.add(p+".limits.retained_topics", "must be at least 1, got %d", n)
+	}
+	if n := r.Limits.HistoryTopics; n < 1 {
+		v.add(p+".limits.history_topics", "must be at least 1, got %d", n)
+	}
 	if az := r.Authorizer; az != nil {
 		v.procedure(p+".authorizer.procedure", az.Procedure)
 		if az.CacheSize < 0 {

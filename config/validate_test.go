@@ -73,7 +73,9 @@ func TestValidateRules(t *testing.T) {
 		return c.Listeners[0].TLS
 	}
 	withAuth := func(c *Config) *Realm {
-		c.Realms = append(c.Realms, authRealm())
+		r := authRealm()
+		setDefaults(&r.Limits)
+		c.Realms = append(c.Realms, r)
 		return &c.Realms[1]
 	}
 	type mut func(c *Config)
@@ -232,5 +234,34 @@ func TestDurationsParse(t *testing.T) {
 		if _, err := Parse([]byte(strings.Replace(key, "%s", "48h", 1)), ParseOptions{}); err != nil {
 			t.Errorf("%s: %v", key, err)
 		}
+	}
+}
+
+func TestValidateHistoryAndLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		mut       func(r *Realm)
+		path, msg string
+	}{
+		{"history uri", func(r *Realm) { r.History = []History{{URI: "a..b", Match: "exact", Limit: 1}} }, "realms[0].history[0].uri", "empty component"},
+		{"history limit", func(r *Realm) { r.History = []History{{URI: "a.", Match: "prefix", Limit: 0}} }, "realms[0].history[0].limit", "at least 1"},
+		{"retained topics", func(r *Realm) { r.Limits.RetainedTopics = 0 }, "realms[0].limits.retained_topics", "at least 1"},
+		{"history topics", func(r *Realm) { r.Limits.HistoryTopics = -1 }, "realms[0].limits.history_topics", "at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mut(&c.Realms[0])
+			found := false
+			for _, p := range c.Validate() {
+				found = found || p.Path == tc.path && strings.Contains(p.Message, tc.msg)
+			}
+			if !found {
+				t.Errorf("want %s: ...%s...; got %v", tc.path, tc.msg, c.Validate())
+			}
+		})
+	}
+	c := parse(t, "realms:\n  - name: r\n    history:\n      - uri: com.log.\n        match: prefix\n", FormatYAML)
+	if h := c.Realms[0].History; len(h) != 1 || h[0].Limit != 100 || c.Realms[0].Limits.RetainedTopics != 10000 {
+		t.Fatalf("defaults: %+v %+v", h, c.Realms[0].Limits)
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -141,16 +142,22 @@ func BenchmarkProgressiveResult(b *testing.B) {
 }
 
 // BenchmarkSharedRegistrationPick is the callee choice of a shared registration with 16
-// callees (per invocation policy): the part of CALL that shared registrations add.
+// callees (per invocation policy): the part of CALL that shared registrations add. hash
+// is keyed by the first positional argument; hash-rkey by CALL.Options.rkey.
 func BenchmarkSharedRegistrationPick(b *testing.B) {
-	for _, policy := range []string{"roundrobin", "random", "first", "last"} {
+	for _, policy := range []string{"roundrobin", "random", "first", "last", "hash", "hash-rkey"} {
 		b.Run(policy, func(b *testing.B) {
 			rl := NewRouter(nil).AddRealm("realm1")
 			for i := 0; i < 16; i++ {
 				s, _ := joinSink(rl, codec.JSON)
 				m := codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("com.example.svc")}
-				m.Details.Has, m.Details.Invoke = codec.KeyInvoke, []byte(policy)
+				m.Details.Has, m.Details.Invoke = codec.KeyInvoke, []byte(strings.TrimSuffix(policy, "-rkey"))
 				s.Receive(&m)
+			}
+			call := codec.Message{Type: codec.CALL, Request: 1, URI: []byte("com.example.svc"),
+				Args: payload64(b, codec.JSON)}
+			if policy == "hash-rkey" {
+				call.Details.Has, call.Details.RKey = codec.KeyRKey, []byte("user-1234")
 			}
 			reg, ok := rl.dealer.lookup([]byte("com.example.svc"))
 			if !ok || len(*reg.callees.Load()) != 16 {
@@ -159,9 +166,42 @@ func BenchmarkSharedRegistrationPick(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if reg.pick() == nil {
+				if reg.pick(&call, codec.JSON) == nil {
 					b.Fatal("no callee")
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkHistoryPublish is PUBLISH to one subscriber in a realm with event history
+// rules (an exact and a prefix rule): other-topic publishes to a topic no rule names
+// (the cost every publish pays once a realm has rules; 0 allocs), history-topic to a
+// topic with a 100-event history (one copy of the event per publish).
+func BenchmarkHistoryPublish(b *testing.B) {
+	for _, tc := range []struct{ name, topic string }{
+		{"other-topic", "com.example.topic"},
+		{"history-topic", "com.log.auth"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			rl := NewRouter(nil).AddRealm("realm1")
+			if err := rl.SetStore(StoreConfig{History: []HistoryRule{
+				{URI: "com.log.auth", Limit: 100}, {URI: "com.audit.", Match: "prefix", Limit: 100}}}); err != nil {
+				b.Fatal(err)
+			}
+			s, sink := joinSink(rl, codec.JSON)
+			s.Receive(&codec.Message{Type: codec.SUBSCRIBE, Request: 1, URI: []byte(tc.topic)})
+			pub, _ := joinSink(rl, codec.JSON)
+			m := codec.Message{Type: codec.PUBLISH, Request: 1, URI: []byte(tc.topic), Args: payload64(b, codec.JSON)}
+			pub.Receive(&m)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				pub.Receive(&m)
+			}
+			b.StopTimer()
+			if sink.n < b.N {
+				b.Fatalf("subscriber got %d events for %d publishes", sink.n, b.N)
 			}
 		})
 	}

@@ -38,12 +38,13 @@ type broker struct {
 	patterns *match.Tree[*subscription]
 	// byPattern finds the subscription of a (pattern, kind); guarded by subs.mu.
 	byPattern map[patternKey]*subscription
-	retained  retainedStore
+	retained  *retainedStore
+	history   *historyStore
 }
 
 func newBroker() *broker {
 	return &broker{subs: newURITable[*subscription](), patterns: match.New[*subscription](),
-		byPattern: map[patternKey]*subscription{}, retained: newRetainedStore()}
+		byPattern: map[patternKey]*subscription{}, retained: newRetainedStore(), history: newHistoryStore()}
 }
 
 // add subscribes s to topic under the match policy (exact when !pattern) and returns the
@@ -196,6 +197,9 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 	}
 	if m.Details.Retain {
 		b.retained.keep(m, s.ser, pub)
+	}
+	if rules := b.history.rules.Load(); rules != nil {
+		b.history.record(rules, m, s, pub, elig)
 	}
 	if ack {
 		sc.m = codec.Message{Type: codec.PUBLISHED, Request: m.Request, Publication: pub}

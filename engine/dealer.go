@@ -16,6 +16,12 @@ const (
 	invokeRandom     = "random"
 	invokeFirst      = "first"
 	invokeLast       = "last"
+	// invokeHash is the consistent-hash policy (beyond the spec's five): the CALL's
+	// rkey option, else its first positional argument, picks the callee by rendezvous
+	// hashing over the callees' session ids. invokeHashBondy is Bondy's name for the
+	// same contract, accepted as an alias.
+	invokeHash      = "hash"
+	invokeHashBondy = "jump_consistent_hash"
 )
 
 // registration is one procedure's (or pattern's) registration (router scope ID) and its
@@ -35,9 +41,10 @@ type registration struct {
 
 func (r *registration) entryURI() string { return r.procedure }
 
-// pick chooses the callee of one CALL by the invocation policy; nil when the registration
-// has just lost its last callee. Lock-free.
-func (r *registration) pick() *Session {
+// pick chooses the callee of CALL m (from a caller speaking ser) by the invocation
+// policy; nil when the registration has just lost its last callee. Lock-free; does not
+// allocate.
+func (r *registration) pick(m *codec.Message, ser codec.Serializer) *Session {
 	cs := *r.callees.Load()
 	switch n := len(cs); {
 	case n == 0:
@@ -48,6 +55,8 @@ func (r *registration) pick() *Session {
 		return cs[n-1]
 	case r.invoke == invokeRoundRobin:
 		return cs[(r.rr.Add(1)-1)%uint64(n)]
+	case r.invoke == invokeHash:
+		return rendezvous(cs, routingKey(m, ser))
 	default: // random
 		return cs[rand.IntN(n)]
 	}
@@ -157,8 +166,10 @@ func (s *Session) register(m *codec.Message, sc *scratch) {
 	invoke := invokeSingle
 	if m.Details.Has&codec.KeyInvoke != 0 {
 		switch p := string(m.Details.Invoke); p {
-		case invokeSingle, invokeRoundRobin, invokeRandom, invokeFirst, invokeLast:
+		case invokeSingle, invokeRoundRobin, invokeRandom, invokeFirst, invokeLast, invokeHash:
 			invoke = p
+		case invokeHashBondy:
+			invoke = invokeHash
 		default:
 			s.sendErrorMsg(codec.REGISTER, m.Request, ErrOptionNotAllowed,
 				"invocation policy "+p+" is not supported", sc)
@@ -226,7 +237,7 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		s.sendError(codec.CALL, m.Request, ErrNoSuchProcedure, sc)
 		return
 	}
-	callee := reg.pick()
+	callee := reg.pick(m, s.ser)
 	if callee == nil {
 		s.sendError(codec.CALL, m.Request, ErrNoSuchProcedure, sc)
 		return

@@ -96,6 +96,9 @@ func (s *Session) metaCall(m *codec.Message, sc *scratch) bool {
 		for _, x := range victims {
 			x.goodbye(reason, message)
 		}
+	case "wamp.subscription.get_events":
+		s.getEvents(m, args, kwargs, sc)
+		return true
 	case "wamp.session.add_testament", "wamp.session.flush_testaments":
 		s.testamentCall(m, args, kwargs, sc)
 		return true

@@ -216,7 +216,7 @@ func TestSubscriptionAndRegistrationMeta(t *testing.T) {
 // a feature is announced exactly when it works, so adding one must be deliberate.
 func TestAnnouncedFeatures(t *testing.T) {
 	want := map[string][]string{
-		"broker": {"event_retention", "pattern_based_subscription", "payload_passthru_mode",
+		"broker": {"event_history", "event_retention", "pattern_based_subscription", "payload_passthru_mode",
 			"publisher_exclusion", "publisher_identification", "session_meta_api",
 			"subscriber_blackwhite_listing", "subscription_meta_api", "subscription_revocation"},
 		"dealer": {"call_canceling", "call_timeout", "caller_identification", "pattern_based_registration",

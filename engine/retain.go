@@ -2,6 +2,8 @@ package engine
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/puzpuzpuz/xsync/v3"
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -17,18 +19,30 @@ type retainedEvent struct {
 	args, kw    codec.Raw
 }
 
-// retainedStore keeps one retained event per topic. Only PUBLISH with retain=true and
-// SUBSCRIBE with get_retained=true touch it, so its copies stay off the hot path.
+// retainedStore keeps one retained event per topic, for at most max topics: when a new
+// topic would exceed it, the retained event stored longest ago is dropped (a topic
+// retained again counts from its latest store). Only PUBLISH with retain=true and
+// SUBSCRIBE with get_retained=true touch it, so its copies and its mutex stay off the
+// plain publish path; readers (get_retained) never lock.
 type retainedStore struct {
 	m *xsync.MapOf[string, *retainedEvent]
+	// mu orders writers: the map update, order and the eviction happen together.
+	mu sync.Mutex
+	// order lists events in store order, oldest first; an entry whose topic has been
+	// retained again since is stale and skipped. Guarded by mu.
+	order []*retainedEvent
+	max   atomic.Int64
 }
 
-func newRetainedStore() retainedStore {
-	return retainedStore{m: xsync.NewMapOf[string, *retainedEvent]()}
+func newRetainedStore() *retainedStore {
+	r := &retainedStore{m: xsync.NewMapOf[string, *retainedEvent]()}
+	r.max.Store(DefaultStoredTopics)
+	return r
 }
 
-// keep retains a copy of m as the topic's last event.
-func (r retainedStore) keep(m *codec.Message, ser codec.Serializer, pub uint64) {
+// keep retains a copy of m as the topic's last event, dropping the oldest retained
+// event when the store is full.
+func (r *retainedStore) keep(m *codec.Message, ser codec.Serializer, pub uint64) {
 	ev := &retainedEvent{topic: string(m.URI), publication: pub, ser: ser}
 	if m.Args != nil {
 		ev.args = append(codec.Raw(nil), m.Args...)
@@ -36,7 +50,45 @@ func (r retainedStore) keep(m *codec.Message, ser codec.Serializer, pub uint64) 
 	if m.Kwargs != nil {
 		ev.kw = append(codec.Raw(nil), m.Kwargs...)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.m.Store(ev.topic, ev)
+	r.order = append(r.order, ev)
+	r.trimLocked()
+}
+
+// trimLocked drops the oldest retained events beyond max and compacts order. Caller
+// holds mu.
+func (r *retainedStore) trimLocked() {
+	max := int(r.max.Load())
+	i := 0
+	for ; r.m.Size() > max && i < len(r.order); i++ {
+		old := r.order[i]
+		if cur, ok := r.m.Load(old.topic); ok && cur == old {
+			r.m.Delete(old.topic)
+		}
+	}
+	r.order = r.order[i:]
+	if len(r.order) > 2*r.m.Size()+16 {
+		live := make([]*retainedEvent, 0, r.m.Size())
+		for _, ev := range r.order {
+			if cur, ok := r.m.Load(ev.topic); ok && cur == ev {
+				live = append(live, ev)
+			}
+		}
+		r.order = live
+	}
+}
+
+// setMax changes the bound (n < 1: DefaultStoredTopics) and applies it now.
+func (r *retainedStore) setMax(n int) {
+	if n < 1 {
+		n = DefaultStoredTopics
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.max.Store(int64(n))
+	r.trimLocked()
 }
 
 // sendRetained sends sub's subscriber s the retained events its topic or pattern

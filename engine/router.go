@@ -132,6 +132,7 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 func RouterRoles() map[string]any {
 	return map[string]any{
 		"broker": map[string]any{"features": map[string]any{
+			"event_history":                 true,
 			"event_retention":               true,
 			"publisher_exclusion":           true,
 			"session_meta_api":              true,

@@ -6,7 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-wamp/switchyard/engine"
 )
+
+// interopStore gives realm1 of every interop node an event history for the topics
+// <prefix>history (the prefix is interop.tN.name., see uniquePrefix), which the
+// features scripts read with wamp.subscription.get_events.
+var interopStore = map[string]engine.StoreConfig{"realm1": {History: []engine.HistoryRule{
+	{URI: "interop...history", Match: "wildcard", Limit: 10}}}}
 
 // featuresTimeout is the hard timeout of features.js / features.py.
 const featuresTimeout = 20 * time.Second
@@ -15,7 +23,8 @@ const featuresTimeout = 20 * time.Second
 // see docs/features.md) once per client, on one serializer each: publisher and caller
 // identification, pattern-based subscriptions and registrations, shared registrations,
 // progressive call results, call canceling and timeout, the meta API, event retention,
-// testaments and subscriber black/whitelisting. Each script opens several sessions in
+// event history, the consistent-hash invocation policy, testaments and subscriber
+// black/whitelisting. Each script opens several sessions in
 // one process. Same skip rule as the other tests: a missing client skips, unless CI is set.
 func TestFeatures(t *testing.T) {
 	js, py := clients()

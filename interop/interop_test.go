@@ -170,6 +170,7 @@ func startNodeConfig(t *testing.T, configure func(*node.Config)) *routerNode {
 		Listen:    "127.0.0.1:0",
 		RawSocket: "127.0.0.1:0",
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Store:     interopStore,
 	}
 	if configure != nil {
 		configure(&cfg)

@@ -35,6 +35,10 @@ type Config struct {
 	Roles map[string]map[string]*engine.RolePermissions
 	// Authorizers are the realms' dynamic authorizers (realms without one: none).
 	Authorizers map[string]*engine.Authorizer
+	// Store is each realm's event history rules and bounds on stored topics; a realm
+	// without an entry keeps no history and at most engine.DefaultStoredTopics
+	// retained topics.
+	Store map[string]engine.StoreConfig
 }
 
 // Defaults fills the zero fields of c with the embedded default node.
@@ -80,6 +84,9 @@ func Start(cfg Config) (*Node, error) {
 			rl.SetRoles(roles)
 		}
 		rl.SetAuthorizer(cfg.Authorizers[r])
+		if err := rl.SetStore(cfg.Store[r]); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
 	}
 	var page func() []byte
 	if cfg.StatusPage != nil {
@@ -108,7 +115,7 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Reload applies the realms, principals and roles of cfg to the running node without
+// Reload applies the realms, principals, roles and store settings of cfg to the running node without
 // dropping sessions: new realms are added, every realm's roles and auth are replaced
 // (new handshakes and sessions joining afterwards see them). Realms missing from cfg
 // keep running (removing a realm would end its sessions); listeners, sizes and loops
@@ -118,6 +125,9 @@ func (n *Node) Reload(cfg Config) {
 		rl := n.Router.AddRealm(r)
 		rl.SetRoles(cfg.Roles[r]) // nil: everything allowed
 		rl.SetAuthorizer(cfg.Authorizers[r])
+		if err := rl.SetStore(cfg.Store[r]); err != nil {
+			n.cfg.Logger.Error("reload: store config refused", "realm", r, "err", err)
+		}
 	}
 	n.front.SetAuth(cfg.Auth)
 }

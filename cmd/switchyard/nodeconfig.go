@@ -212,6 +212,14 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		}
 		nc.Realms = append(nc.Realms, r.Name)
 		nc.Auth[r.Name] = ra
+		st := engine.StoreConfig{RetainedTopics: r.Limits.RetainedTopics, HistoryTopics: r.Limits.HistoryTopics}
+		for _, h := range r.History {
+			st.History = append(st.History, engine.HistoryRule{URI: h.URI, Match: h.Match, Limit: h.Limit})
+		}
+		if nc.Store == nil {
+			nc.Store = map[string]engine.StoreConfig{}
+		}
+		nc.Store[r.Name] = st
 	}
 	nc.OutboundLimit = cfg.Node.OutboundLimit
 	nc.Loops = cfg.Node.Loops

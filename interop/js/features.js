@@ -8,7 +8,8 @@
 // router announces (docs/features.md): publisher/caller identification, pattern-based
 // subscriptions and registrations, shared registrations, progressive call results, call
 // canceling and call timeout, the session/subscription/registration meta API, event
-// retention, testaments and subscriber black/whitelisting.
+// retention, event history, the consistent-hash invocation policy, testaments and
+// subscriber black/whitelisting.
 //
 // Prints "ok   <check>" or "FAIL <check>: <detail>" per check ("skip <check>: <reason>"
 // where AutobahnJS cannot express a feature) and exits non-zero on any failure or after
@@ -124,6 +125,22 @@ async function main() {
     check('shared registration roundrobin: 4 calls alternate between the two callees', alt, describe(got));
   });
 
+  await section('consistent-hash invocation', async () => {
+    await a.session.register(P + 'hashed', () => 'a', { invoke: 'hash' });
+    await b.session.register(P + 'hashed', () => 'b', { invoke: 'hash' });
+    const seen = {};
+    let moved = [];
+    for (let k = 0; k < 12; k++) {
+      const call = () => withTimeout(d.session.call(P + 'hashed', [], {}, { rkey: 'key-' + k }), 3000, 'hash call');
+      const first = await call();
+      const again = await call();
+      if (first !== again) moved.push(`key-${k}: ${first} then ${again}`);
+      seen[first] = true;
+    }
+    check('consistent hash: the same rkey reaches the same callee', moved.length === 0, moved.join(', '));
+    check('consistent hash: 12 keys spread over both callees', seen.a && seen.b, describe(seen));
+  });
+
   // ------------------------------------------------------------------ progressive results
   await section('progressive call results', async () => {
     await a.session.register(P + 'progress', async (args, kwargs, inv) => {
@@ -227,6 +244,22 @@ async function main() {
     const r = await withTimeout(got.promise, 3000, 'retained event');
     check('retention: new subscriber gets the retained event', !deepDiff(r.args, ['kept']) && !deepDiff(r.kwargs, { v: 1 }), `${describe(r.args)} ${describe(r.kwargs)}`);
     check('retention: details.retained is true', r.ev.retained === true, describe(r.ev));
+  });
+
+  // ------------------------------------------------------------------ history
+  await section('event history', async () => {
+    // The interop node keeps history for interop.*.*.history (interop/features_test.go).
+    const sub = await b.session.subscribe(P + 'history', () => {});
+    for (let i = 1; i <= 3; i++) await d.session.publish(P + 'history', [i], {}, { acknowledge: true });
+    const res = await withTimeout(b.session.call('wamp.subscription.get_events', [sub.id], { limit: 2, reverse: true }), 3000, 'get_events');
+    // Arguments are the events and ArgumentsKw {subscription, count}: AutobahnJS gives a Result.
+    const evs = res && res.args;
+    check('event history: get_events returns the last 2 events, newest first',
+      Array.isArray(evs) && evs.length === 2 && !deepDiff(evs[0].args, [3]) && !deepDiff(evs[1].args, [2]), describe(res));
+    const e = (evs && evs[0]) || {};
+    check('event history: events carry subscription, publication and timestamp',
+      e.subscription === sub.id && typeof e.publication === 'number' && typeof e.timestamp === 'string', describe(e));
+    check('event history: ArgumentsKw count', res.kwargs && res.kwargs.count === 2, describe(res.kwargs));
   });
 
   // ------------------------------------------------------------------ testament

@@ -18,6 +18,10 @@ Client limits (not router limits), worked around or skipped with a printed line:
   session's incoming messages.
 - On asyncio, when the router's INTERRUPT cancels the callee's coroutine, txaio logs an
   "Exception in callback ... CancelledError" traceback. It is noise from the client.
+- RegisterOptions and message.Register assert that invoke is one of the spec's five
+  policies; the script registers with roundrobin and rewrites invoke to "hash" in the
+  REGISTER options of one URI (wrapping marshal_options, as for disclose_me). CallOptions
+  has no rkey, so the consistent-hash check keys by the first positional argument.
 - CallOptions(timeout=...) is documented in seconds but sent as is; the WAMP option is in
   milliseconds, so the script passes 100.
 """
@@ -52,6 +56,22 @@ def _with_disclose(cls, attr):
 
 _with_disclose(message.Publish, "topic")
 _with_disclose(message.Call, "procedure")
+
+# ---------------------------------------------------------------------------- invoke=hash
+HASHED = set()
+
+
+def _marshal_register_options(orig):
+    def marshal_options(self):
+        o = orig(self)
+        if self.procedure in HASHED:
+            o["invoke"] = "hash"
+        return o
+
+    return marshal_options
+
+
+message.Register.marshal_options = _marshal_register_options(message.Register.marshal_options)
 
 
 def skip(name, reason):
@@ -167,6 +187,42 @@ async def shared(a, b, d):
     alt = (len(got) == 4 and got[0] != got[1] and got[0] == got[2] and got[1] == got[3]
            and set(got) == {"a", "b"})
     check("shared registration roundrobin: 4 calls alternate between the two callees", alt, short(got))
+
+
+async def hashed(a, b, d):
+    # RegisterOptions and message.Register accept only the spec's five policies: register
+    # with roundrobin and let the REGISTER marshaller send "hash" (HASHED, above).
+    HASHED.add(P + "hashed")
+    for s, name in ((a, "a"), (b, "b")):
+        await s.register(lambda *args, name=name: name, P + "hashed", options=RegisterOptions(invoke="roundrobin"))
+    seen, moved = set(), []
+    for k in range(12):
+        # No rkey in CallOptions: the key is the first positional argument.
+        first = await timeout(d.call(P + "hashed", "key-%d" % k), 3, "hash call")
+        again = await timeout(d.call(P + "hashed", "key-%d" % k), 3, "hash call")
+        if first != again:
+            moved.append("key-%d: %s then %s" % (k, first, again))
+        seen.add(first)
+    check("consistent hash: the same first argument reaches the same callee", not moved, ", ".join(moved))
+    check("consistent hash: 12 keys spread over both callees", seen == {"a", "b"}, short(sorted(seen)))
+
+
+async def history(b, d):
+    # The interop node keeps history for interop.*.*.history (interop/features_test.go).
+    sub = await b.subscribe(lambda *args, **kw: None, P + "history")
+    for i in range(1, 4):
+        await d.publish(P + "history", i, options=PublishOptions(acknowledge=True))
+    res = await timeout(b.call("wamp.subscription.get_events", sub.id, limit=2, reverse=True), 3, "get_events")
+    # Arguments are the events and ArgumentsKw {subscription, count}: a CallResult.
+    evs = list(getattr(res, "results", []) or [])
+    kw = getattr(res, "kwresults", {}) or {}
+    check("event history: get_events returns the last 2 events, newest first",
+          len(evs) == 2 and evs[0].get("args") == [3] and evs[1].get("args") == [2], short(res))
+    e = evs[0] if evs else {}
+    check("event history: events carry subscription, publication and timestamp",
+          e.get("subscription") == sub.id and isinstance(e.get("publication"), int) and isinstance(e.get("timestamp"), str),
+          short(e))
+    check("event history: ArgumentsKw count", kw.get("count") == 2, short(kw))
 
 
 async def progressive(a, d):
@@ -318,10 +374,12 @@ async def main():
     await section("identification", identification(a, d))
     await section("patterns", patterns(a, d))
     await section("shared registration", shared(a, b, d))
+    await section("consistent-hash invocation", hashed(a, b, d))
     await section("progressive call results", progressive(a, d))
     await section("call canceling/timeout", cancel_and_timeout(a, d))
     await section("meta API", meta(a, d))
     await section("event retention", retention(b, d))
+    await section("event history", history(b, d))
     await section("testament", testament(a))
     await section("subscriber black/whitelisting", blackwhite(a, b, d))
     for s in (a, b, d):
