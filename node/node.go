@@ -83,17 +83,25 @@ func Start(cfg Config) (*Node, error) {
 		page = func() []byte { return cfg.StatusPage(n) }
 	}
 	n.front = proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth)
+	lt := netpoll.Listener{Path: cfg.WSPath, MaxMessageSize: cfg.MaxMessageSize,
+		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}
+	var lns []netpoll.Listener
+	if cfg.Listen != "" {
+		u := lt
+		u.Address, u.Kind = cfg.Listen, netpoll.KindUniversal
+		lns = append(lns, u)
+	}
+	if cfg.RawSocket != "" {
+		r := lt
+		r.Address, r.Kind = cfg.RawSocket, netpoll.KindRawSocket
+		lns = append(lns, r)
+	}
 	srv, err := netpoll.NewServer(netpoll.Config{
-		Universal:      cfg.Listen,
-		RawSocket:      cfg.RawSocket,
-		WSPath:         cfg.WSPath,
-		MaxMessageSize: cfg.MaxMessageSize,
-		PingInterval:   cfg.PingInterval,
-		PingTimeout:    cfg.PingTimeout,
-		OutboundLimit:  cfg.OutboundLimit,
-		Loops:          cfg.Loops,
-		Logger:         cfg.Logger,
-		StatusPage:     page,
+		Listeners:     lns,
+		OutboundLimit: cfg.OutboundLimit,
+		Loops:         cfg.Loops,
+		Logger:        cfg.Logger,
+		StatusPage:    page,
 	}, n.front)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
