@@ -158,8 +158,7 @@ func startNodeWith(t *testing.T, auth map[string]*proxy.RealmAuth) *routerNode {
 	t.Helper()
 	logs := &syncBuffer{}
 	n, err := node.Start(node.Config{
-		Listen:    "127.0.0.1:0",
-		RawSocket: "127.0.0.1:0",
+		Listeners: []node.Listener{{Address: "127.0.0.1:0"}, {Address: "127.0.0.1:0", Kind: node.KindRawSocket}},
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Auth:      auth,
 	})
