@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-wamp/switchyard/client"
@@ -142,5 +144,25 @@ func TestTLSStartRefusesBadFiles(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: started", name)
 		}
+	}
+}
+
+func TestUnixListenerJoin(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "switchyard.sock")
+	n := startNode(t, func(c *Config) {
+		c.Listeners = []Listener{{Network: "unix", Address: sock}, {Address: "127.0.0.1:0"}}
+	})
+	if u := n.URLs(0); len(u) != 1 || !strings.HasPrefix(u[0], "unix:"+sock) {
+		t.Fatalf("URLs %v", u)
+	}
+	if !strings.HasPrefix(n.WebSocketURL(), "ws://127.0.0.1:") {
+		t.Fatalf("WebSocketURL %s: want the first TCP universal listener", n.WebSocketURL())
+	}
+	for _, ser := range sers {
+		s, err := client.Connect(ctxT(t), client.Config{URL: "rs+unix://" + sock, Realm: "realm1", Serializer: ser})
+		if err != nil {
+			t.Fatalf("%v: %v", ser, err)
+		}
+		s.Close()
 	}
 }
