@@ -153,7 +153,7 @@ func (l *InProcess) Launch(ctx context.Context, _ string) (Router, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	n, err := node.Start(node.Config{Listen: addr, Logger: log})
+	n, err := node.Start(node.Config{Listeners: []node.Listener{{Address: addr}}, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}

@@ -36,13 +36,19 @@ func dialRawSocket(ctx context.Context, u *url.URL, useTLS bool, ser codec.Seria
 	if o.batched {
 		return nil, fmt.Errorf("rawsocket: there is no batched RawSocket mode")
 	}
-	if u.Port() == "" {
+	network, addr := "tcp", u.Host
+	if u.Scheme == "rs+unix" {
+		network, addr = "unix", u.Path
+		if addr == "" {
+			return nil, fmt.Errorf("rawsocket: URL %q needs a socket path", u.Redacted())
+		}
+	} else if u.Port() == "" {
 		return nil, fmt.Errorf("rawsocket: URL %q needs a port", u.Redacted())
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("rawsocket: dial %s: %w", u.Host, err)
+		return nil, fmt.Errorf("rawsocket: dial %s: %w", addr, err)
 	}
 	if useTLS {
 		cfg := &tls.Config{}

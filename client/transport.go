@@ -2,8 +2,8 @@
 // the cluster control plane use it.
 //
 // It has two layers. A Transport (Dial) carries encoded WAMP messages over WebSocket
-// (ws://, wss://, optionally batched) or RawSocket (rs://, rss://, tcp://, tcps://) on a
-// plain net.Conn. A Session (Connect) runs the WAMP session on a Transport: HELLO,
+// (ws://, wss://, optionally batched) or RawSocket (rs://, rss://, tcp://, tcps://, and
+// rs+unix:///path/to.sock on a Unix domain socket) on a plain net.Conn. A Session (Connect) runs the WAMP session on a Transport: HELLO,
 // authentication, WELCOME, then publish/subscribe and call/register, with one reader
 // goroutine per session.
 package client
@@ -104,12 +104,12 @@ func Dial(ctx context.Context, rawURL string, ser codec.Serializer, opts ...Dial
 	switch u.Scheme {
 	case "ws", "wss":
 		return dialWebSocket(ctx, rawURL, ser, &o)
-	case "rs", "tcp":
+	case "rs", "tcp", "rs+unix":
 		return dialRawSocket(ctx, u, false, ser, &o)
 	case "rss", "tcps":
 		return dialRawSocket(ctx, u, true, ser, &o)
 	}
-	return nil, fmt.Errorf("client: unsupported URL scheme %q (want ws, wss, rs, rss, tcp or tcps)", u.Scheme)
+	return nil, fmt.Errorf("client: unsupported URL scheme %q (want ws, wss, rs, rss, tcp, tcps or rs+unix)", u.Scheme)
 }
 
 func newTransport(conn net.Conn, r io.Reader, ser codec.Serializer) *Transport {

@@ -167,8 +167,7 @@ func startNodeConfig(t *testing.T, configure func(*node.Config)) *routerNode {
 	t.Helper()
 	logs := &syncBuffer{}
 	cfg := node.Config{
-		Listen:    "127.0.0.1:0",
-		RawSocket: "127.0.0.1:0",
+		Listeners: []node.Listener{{Address: "127.0.0.1:0"}, {Address: "127.0.0.1:0", Kind: node.KindRawSocket}},
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Store:     interopStore,
 	}

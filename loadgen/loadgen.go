@@ -67,7 +67,7 @@ func newResult(name string, o *Options) *Result {
 func (o *Options) clientConfig() client.Config {
 	a := o.auth()
 	c := client.Config{URL: o.URL, Realm: o.Realm, Serializer: o.Serializer, AuthID: o.AuthID,
-		OnChallenge: a.onChallenge}
+		OnChallenge: a.onChallenge, TLSConfig: o.TLS}
 	if o.Ticket != "" {
 		c.AuthMethods = []string{"ticket"}
 	}

@@ -19,7 +19,7 @@ import (
 // startNode runs a node on a loopback port for one test.
 func startNode(t *testing.T) *node.Node {
 	t.Helper()
-	n, err := node.Start(node.Config{Listen: "127.0.0.1:0", RawSocket: "",
+	n, err := node.Start(node.Config{Listeners: []node.Listener{{Address: "127.0.0.1:0"}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

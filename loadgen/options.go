@@ -8,8 +8,11 @@
 package loadgen
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -24,6 +27,7 @@ type Options struct {
 	Serializer codec.Serializer // --serializer: json, msgpack or cbor
 	AuthID     string           // --authid: HELLO.Details.authid
 	Ticket     string           // --ticket: authmethods ["ticket"], AUTHENTICATE with it on CHALLENGE
+	TLS        *tls.Config      // --tls-ca, --tls-insecure, --tls-cert, --tls-key: for wss:// and rss:// (nil: system roots)
 
 	Publishers  int  // --publishers (pubsub, mixed)
 	Subscribers int  // --subscribers (pubsub, mixed); subscriber i subscribes to topic i%Topics
@@ -158,4 +162,33 @@ func ParseSerializer(s string) (codec.Serializer, error) {
 		return codec.CBOR, nil
 	}
 	return 0, fmt.Errorf("loadgen: unknown serializer %q (json, msgpack, cbor)", s)
+}
+
+// TLSConfig builds the client TLS configuration of the --tls-* flags: caFile (PEM) is
+// the only trusted root when set, insecure skips verifying the router's certificate,
+// certFile and keyFile (both or neither) are the client certificate. Safe for
+// concurrent use.
+func TLSConfig(caFile string, insecure bool, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{InsecureSkipVerify: insecure, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: --tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("loadgen: --tls-ca %s: no PEM certificate in it", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("loadgen: --tls-cert and --tls-key go together")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }

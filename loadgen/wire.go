@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -44,10 +45,11 @@ type authConfig struct {
 	realm  string
 	authID string
 	ticket string
+	tls    *tls.Config
 }
 
 func (o *Options) auth() authConfig {
-	return authConfig{realm: o.Realm, authID: o.AuthID, ticket: o.Ticket}
+	return authConfig{realm: o.Realm, authID: o.AuthID, ticket: o.Ticket, tls: o.TLS}
 }
 
 // helloDetails is the HELLO details dict for a.
@@ -105,10 +107,10 @@ func isWebSocket(rawURL string) (bool, error) {
 	switch u.Scheme {
 	case "ws", "wss":
 		return true, nil
-	case "rs", "rss", "tcp", "tcps":
+	case "rs", "rss", "tcp", "tcps", "rs+unix":
 		return false, nil
 	}
-	return false, fmt.Errorf("loadgen: unsupported URL scheme %q (ws, wss, rs, rss, tcp, tcps)", u.Scheme)
+	return false, fmt.Errorf("loadgen: unsupported URL scheme %q (ws, wss, rs, rss, tcp, tcps, rs+unix)", u.Scheme)
 }
 
 // dialSession connects to rawURL and joins the realm by hand. ctx bounds the handshake.
@@ -117,7 +119,7 @@ func dialSession(ctx context.Context, rawURL string, ser codec.Serializer, a aut
 	if err != nil {
 		return nil, err
 	}
-	t, err := client.Dial(ctx, rawURL, ser)
+	t, err := client.Dial(ctx, rawURL, ser, client.WithTLS(a.tls))
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -46,16 +47,35 @@ var (
 	errPingTimeout      = errors.New("netpoll: ping timeout")
 	errHandshakeTimeout = errors.New("netpoll: handshake timeout")
 	errNoCloseFrame     = errors.New("netpoll: websocket closed without close frame")
+	errRSOnWebSocket    = errors.New("netpoll: rawsocket handshake on a websocket-only listener")
 )
 
-// Conn is one client connection (WebSocket or RawSocket) owned by one event loop.
-// Send, Close, SetContext, Context and the getters are safe for concurrent use from any
-// goroutine; everything else in Conn runs on its event loop.
+// connIO is what the protocol code needs from a socket: the subset of gnet.Conn it
+// calls. gnet.Conn satisfies it for plain listeners, *tlsConn for TLS listeners.
+// InboundBuffered, Peek, Discard, Write and OutboundBuffered are called only by the
+// conn's "loop" (the gnet event loop, or whoever holds a TLS conn's protocol lock);
+// Wake and Close may be called from any goroutine.
+type connIO interface {
+	InboundBuffered() int
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+	Write(b []byte) (int, error)
+	OutboundBuffered() int
+	Wake(cb gnet.AsyncCallback) error
+	Close() error
+}
+
+// Conn is one client connection (WebSocket or RawSocket) owned by one event loop (or,
+// for TLS listeners, by its own reader and writer goroutines that take turns under a
+// per-conn lock). Send, Close, SetContext, Context and the getters are safe for
+// concurrent use from any goroutine; everything else in Conn runs on its loop.
 type Conn struct {
 	srv    *Server
-	gc     gnet.Conn
+	gc     connIO
+	ln     *listener
 	loop   *loopState
 	remote net.Addr
+	tlsSt  *tls.ConnectionState // nil on plain conns; immutable
 
 	// Outbound queue: Treiber stack of framed messages, drained by the loop.
 	q      atomic.Pointer[outNode]
@@ -78,6 +98,8 @@ type Conn struct {
 	batched   bool
 	wsOpcode  byte // opText or opBinary
 	peerMax   int  // RawSocket: the client's max message length
+	cookieID  string
+	cookieNew bool
 
 	// Event-loop only.
 	phase      uint8
@@ -107,6 +129,25 @@ func (c *Conn) Batched() bool { return c.batched }
 
 // RemoteAddr returns the peer address. Safe for concurrent use.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// TLS returns the state of the TLS connection (a copy taken after the handshake:
+// negotiated version, peer certificates, channel-binding material via
+// ExportKeyingMaterial), or nil on a plain conn. Safe for concurrent use; do not modify
+// the result.
+func (c *Conn) TLS() *tls.ConnectionState { return c.tlsSt }
+
+// Listener returns the name of the listener the conn came in on (Listener.Name). Safe
+// for concurrent use.
+func (c *Conn) Listener() string { return c.ln.Name }
+
+// CookieID returns the cookie token of a WebSocket conn on a listener with a Cookie
+// option: the one the client sent, or the fresh one set in the upgrade response. ""
+// for RawSocket conns and listeners without the option. Safe for concurrent use.
+func (c *Conn) CookieID() string { return c.cookieID }
+
+// CookieIsNew reports whether CookieID was generated for this upgrade (the client sent
+// no valid cookie). Safe for concurrent use.
+func (c *Conn) CookieIsNew() bool { return c.cookieNew }
 
 // SetContext stores the upper layer's per-conn state (usually in OnOpen). Safe for
 // concurrent use.
@@ -185,9 +226,14 @@ func (c *Conn) readFrames() (consumed int) {
 				return
 			}
 			b, _ := c.gc.Peek(1)
-			if b[0] == rsMagic {
+			switch {
+			case b[0] == rsMagic && c.ln.Kind == KindWebSocket:
+				c.protocolClose(0, "rawsocket on a websocket-only listener", errRSOnWebSocket)
+				n, _ = c.gc.Discard(-1)
+				return consumed + n
+			case b[0] == rsMagic:
 				c.phase = phaseRSHandshake
-			} else {
+			default:
 				c.phase = phaseHTTP
 			}
 			continue
@@ -273,7 +319,7 @@ func (c *Conn) finishClose() gnet.Action {
 	if c.gc.OutboundBuffered() == 0 {
 		return gnet.Close
 	}
-	dl, loaded := s.flushing.LoadOrStore(c, s.now()+int64(s.cfg.PingTimeout))
+	dl, loaded := s.flushing.LoadOrStore(c, s.now()+int64(c.ln.PingTimeout))
 	if loaded && s.now() >= dl {
 		return gnet.Close
 	}

@@ -89,11 +89,19 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// twoListeners returns a universal and a RawSocket-only listener on loopback port 0,
+// both with the settings of tmpl.
+func twoListeners(tmpl Listener) []Listener {
+	u, r := tmpl, tmpl
+	u.Address, u.Kind = "127.0.0.1:0", KindUniversal
+	r.Address, r.Kind = "127.0.0.1:0", KindRawSocket
+	return []Listener{u, r}
+}
+
 func startServer(t testing.TB, cfg Config, h Handler) *Server {
 	t.Helper()
-	if cfg.Universal == "" && cfg.RawSocket == "" {
-		cfg.Universal = "127.0.0.1:0"
-		cfg.RawSocket = "127.0.0.1:0"
+	if len(cfg.Listeners) == 0 {
+		cfg.Listeners = twoListeners(Listener{})
 	}
 	if cfg.Loops == 0 {
 		cfg.Loops = 2
@@ -135,7 +143,7 @@ func dialWS(t testing.TB, s *Server, protos ...string) *wsClient {
 
 func tryDialWS(s *Server, protos ...string) (*wsClient, error) {
 	d := ws.Dialer{Protocols: protos, Timeout: 5 * time.Second}
-	conn, br, hs, err := d.Dial(context.Background(), "ws://"+s.UniversalAddr().String()+s.cfg.WSPath)
+	conn, br, hs, err := d.Dial(context.Background(), "ws://"+s.UniversalAddr().String()+"/ws")
 	if err != nil {
 		return nil, err
 	}

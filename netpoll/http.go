@@ -18,8 +18,8 @@ var (
 )
 
 // readHTTP accumulates an HTTP request head in gnet's buffer; once complete it either
-// upgrades to WebSocket (GET WSPath with Upgrade: websocket) or serves the status page
-// and closes. Returns the bytes consumed (0 while the head is incomplete).
+// upgrades to WebSocket (GET Path with Upgrade: websocket) or serves the status page
+// (universal listeners; websocket-only listeners answer 404) and closes. Returns the bytes consumed (0 while the head is incomplete).
 func (c *Conn) readHTTP() int {
 	gc := c.gc
 	avail := gc.InboundBuffered()
@@ -42,16 +42,16 @@ func (c *Conn) readHTTP() int {
 	}
 	s := c.srv
 	switch {
-	case path == s.cfg.WSPath && hasUpgradeWebSocket(req):
+	case path == c.ln.Path && hasUpgradeWebSocket(req):
 		c.upgradeWS(req)
-	case path == s.cfg.WSPath:
+	case path == c.ln.Path:
 		c.loop.wbuf = appendHTTPResponse(c.loop.wbuf, 426, "Upgrade Required",
 			[]byte("WebSocket upgrade required\n"), method == "HEAD")
 		c.closeWith(0, nil)
 	case method != "GET" && method != "HEAD":
 		c.loop.wbuf = appendHTTPResponse(c.loop.wbuf, 405, "Method Not Allowed", nil, false)
 		c.closeWith(0, nil)
-	case path == "/":
+	case path == "/" && c.ln.Kind == KindUniversal:
 		body := defaultPage
 		if s.cfg.StatusPage != nil {
 			body = s.cfg.StatusPage()

@@ -2,16 +2,27 @@ package netpoll
 
 import "time"
 
-// onTick runs on gnet's ticker goroutine (not on an event loop): it refreshes the
-// coarse clock, wakes closing conns that wait for their socket backlog to drain, and
-// every sweepEvery walks all conns for keepalive and handshake timeouts. Everything it
-// touches on a Conn is atomic or goes through the concurrency-safe gnet calls.
-func (s *Server) onTick() time.Duration {
+// tickLoop is the server's ticker goroutine: every tick it runs onTick until the
+// server has stopped.
+func (s *Server) tickLoop() {
+	defer close(s.tickDone)
+	t := time.NewTicker(s.tick)
+	defer t.Stop()
+	for range t.C {
+		if s.stopped.Load() {
+			return
+		}
+		s.onTick()
+	}
+}
+
+// onTick runs on the ticker goroutine (not on an event loop): it refreshes the coarse
+// clock, wakes closing conns that wait for their socket backlog to drain, and every
+// sweepEvery walks all conns for keepalive and handshake timeouts. Everything it
+// touches on a Conn is atomic or goes through the concurrency-safe connIO calls.
+func (s *Server) onTick() {
 	now := time.Now().UnixNano()
 	s.clock.Store(now)
-	if s.stopped.Load() {
-		return s.tick
-	}
 	s.flushing.Range(func(c *Conn, _ int64) bool {
 		c.wake()
 		return true
@@ -20,14 +31,14 @@ func (s *Server) onTick() time.Duration {
 		s.lastSweep = now
 		s.sweep(now)
 	}
-	return s.tick
 }
 
 // sweep pings idle conns, closes conns whose ping went unanswered for PingTimeout and
-// conns that did not finish their handshake within PingInterval+PingTimeout.
+// conns that did not finish their handshake within PingInterval+PingTimeout (each
+// listener's own settings).
 func (s *Server) sweep(now int64) {
-	interval, timeout := int64(s.cfg.PingInterval), int64(s.cfg.PingTimeout)
 	s.conns.Range(func(c *Conn, _ struct{}) bool {
+		interval, timeout := int64(c.ln.PingInterval), int64(c.ln.PingTimeout)
 		if c.state.Load() != stActive {
 			return true
 		}
@@ -42,7 +53,7 @@ func (s *Server) sweep(now int64) {
 		if p := c.pingAt.Load(); p != 0 {
 			if now-p >= timeout && c.reason.CompareAndSwap(reasonNone, reasonPingTimeout) {
 				s.log.Info("netpoll: ping timeout, closing", "remote", c.remote.String(),
-					"transport", c.transport, "timeout", s.cfg.PingTimeout)
+					"transport", c.transport, "timeout", c.ln.PingTimeout)
 				_ = c.gc.Close()
 			}
 			return true

@@ -131,7 +131,7 @@ func TestConcurrentSendOrdering(t *testing.T) {
 
 func TestStopFlushesQueuedFrames(t *testing.T) {
 	h := newEchoHandler()
-	s, err := NewServer(Config{Universal: "127.0.0.1:0", RawSocket: "127.0.0.1:0", Loops: 2, Logger: testLogger(t)}, h)
+	s, err := NewServer(Config{Listeners: twoListeners(Listener{}), Loops: 2, Logger: testLogger(t)}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestStopFlushesQueuedFrames(t *testing.T) {
 
 func TestSameAddressBothListeners(t *testing.T) {
 	h := newEchoHandler()
-	s := startServer(t, Config{Universal: "127.0.0.1:0", RawSocket: "127.0.0.1:0"}, h)
+	s := startServer(t, Config{Listeners: twoListeners(Listener{})}, h)
 	if s.UniversalAddr().String() == s.RawSocketAddr().String() {
 		t.Fatalf("same bound address %v", s.UniversalAddr())
 	}
@@ -215,11 +215,11 @@ func (s *stubConn) Close() error                               { return nil }
 func (s *stubConn) CloseWithCallback(gnet.AsyncCallback) error { return nil }
 
 func benchConn(b *testing.B, transport string, batched bool) *Conn {
-	s, err := NewServer(Config{RawSocket: "127.0.0.1:0", Logger: testLogger(b)}, newEchoHandler())
+	s, err := NewServer(Config{Listeners: []Listener{{Address: "127.0.0.1:0", Kind: KindRawSocket}}, Logger: testLogger(b)}, newEchoHandler())
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &Conn{srv: s, gc: &stubConn{}, loop: &loopState{}, remote: &net.TCPAddr{}}
+	c := &Conn{srv: s, gc: &stubConn{}, ln: s.lns[0], loop: &loopState{}, remote: &net.TCPAddr{}}
 	c.transport, c.ser, c.batched, c.wsOpcode, c.peerMax = transport, 2, batched, opBinary, 1<<24-1
 	return c
 }

@@ -54,11 +54,11 @@ func (c *Conn) readRSHandshake() int {
 	case hb[2] != 0 || hb[3] != 0:
 		ls.wbuf = append(ls.wbuf, rsMagic, rsErrReserved<<4, 0, 0)
 		c.protocolClose(0, "rawsocket handshake refused", errRSReserved)
-	case ser < byte(codec.JSON) || ser > byte(codec.CBOR):
+	case ser < byte(codec.JSON) || ser > byte(codec.CBOR) || !c.ln.allows(codec.Serializer(ser)):
 		ls.wbuf = append(ls.wbuf, rsMagic, rsErrSerializer<<4, 0, 0)
 		c.protocolClose(0, "rawsocket handshake refused", errRSSerializer, "serializer", ser)
 	default:
-		ls.wbuf = append(ls.wbuf, rsMagic, c.srv.rsNibble<<4|ser, 0, 0)
+		ls.wbuf = append(ls.wbuf, rsMagic, c.ln.rsNibble<<4|ser, 0, 0)
 		c.transport = transportRawSocket
 		c.ser = codec.Serializer(ser)
 		c.peerMax = min(1<<(9+int(lenExp)), 1<<24-1)
@@ -87,9 +87,9 @@ func (c *Conn) readRS() int {
 		c.protocolClose(0, "rawsocket bad frame", errRSFrameType, "type", typ)
 		return 0
 	}
-	if plen > c.srv.rsMax {
+	if plen > c.ln.rsMax {
 		c.protocolClose(0, "rawsocket message over max length", errRSMsgTooLarge,
-			"size", plen, "max", c.srv.rsMax)
+			"size", plen, "max", c.ln.rsMax)
 		return 0
 	}
 	total := 4 + plen

@@ -106,7 +106,7 @@ func TestRawSocketPingPong(t *testing.T) {
 
 func TestRawSocketKeepalive(t *testing.T) {
 	h := newEchoHandler()
-	s := startServer(t, Config{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond}, h)
+	s := startServer(t, Config{Listeners: twoListeners(Listener{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})}, h)
 	c := dialRS(t, s.RawSocketAddr())
 	c.handshake(t, 15, 1)
 	h.waitOpen(t)
@@ -148,7 +148,7 @@ func TestRawSocketClientMaxLengthHonoured(t *testing.T) {
 
 func TestRawSocketOversize(t *testing.T) {
 	h := newEchoHandler()
-	s := startServer(t, Config{MaxMessageSize: 1500}, h) // announces 2^10
+	s := startServer(t, Config{Listeners: twoListeners(Listener{MaxMessageSize: 1500})}, h) // announces 2^10
 	c := dialRS(t, s.UniversalAddr())
 	if rep := c.handshake(t, 15, 1); rep[1] != 1<<4|1 {
 		t.Fatalf("reply %x", rep)

@@ -6,12 +6,26 @@
 // semantics: the layer above implements Handler and gets one callback per complete,
 // unmasked, un-batched WAMP message.
 //
-// Threading model: every connection belongs to one gnet event loop; all reads, all
-// Handler calls for that connection and all socket writes happen on that loop. Any
+// A Server serves a list of listeners (Config.Listeners): each is TCP or a Unix domain
+// socket, of kind universal, websocket-only or rawsocket-only, plain or TLS, with its
+// own serializers, message size limit, keepalive and optional WebSocket cookie.
+//
+// Threading model: every plain connection belongs to one gnet event loop; all reads,
+// all Handler calls for that connection and all socket writes happen on that loop. Any
 // goroutine may call Conn.Send: it frames the message, copies it into a lock-free
 // per-connection queue and wakes the loop once when the queue goes from empty to
 // non-empty. The loop drains the queue after it has processed every inbound frame of a
 // read batch, into one contiguous buffer and one write call (many frames per syscall).
+//
+// TLS connections do not run on gnet loops but on goroutines: gnet has no TLS, and
+// crypto/tls needs a blocking net.Conn (its handshake and record layer read and write
+// the socket themselves), so a TLS listener is a net.Listener with an accept goroutine,
+// and each TLS conn has a reader goroutine and a writer goroutine that take turns
+// running the same protocol code (the one copy of HTTP sniffing, WebSocket and
+// RawSocket framing, keepalive, outbound queue and slow-consumer policy) under a
+// per-conn lock. The Handler contract is unchanged: calls for one Conn never overlap,
+// but for a TLS conn they run on that conn's goroutines, not on an event loop. Each TLS
+// conn costs two goroutines and its own buffers; see tlsconn.go and docs/tls.md.
 package netpoll
 
 import (
@@ -22,6 +36,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,8 +47,8 @@ import (
 )
 
 // Handler is implemented by the layer above. All calls for one Conn run on that Conn's
-// event loop, one at a time; calls for different Conns may run concurrently on
-// different loops. Handler methods must not block: they run on the event loop.
+// event loop (TLS conns: on its goroutines), one at a time; calls for different Conns
+// may run concurrently. Handler methods must not block: they run on the event loop.
 type Handler interface {
 	// OnOpen is called when the transport is ready: WebSocket upgraded with a WAMP
 	// subprotocol, or RawSocket handshake done.
@@ -47,36 +62,22 @@ type Handler interface {
 }
 
 // Config configures a Server. Zero values select the documented defaults.
-// A Config is read by NewServer and not retained by reference.
+// A Config is read by NewServer and not retained by reference (the TLS configs of its
+// listeners are, see Listener).
 type Config struct {
-	// Universal is the address of the universal listener (e.g. "127.0.0.1:8080"):
-	// HTTP page at "/", WebSocket at WSPath, RawSocket (first byte 0x7F) on the same
-	// port. "" disables it. Port 0 picks a free port (see Server.UniversalAddr).
-	Universal string
-	// RawSocket is the address of a RawSocket-only listener, e.g. ":8081"; "" disables.
-	RawSocket string
-	// WSPath is the WebSocket endpoint path; default "/ws".
-	WSPath string
-	// MaxMessageSize bounds inbound messages; default 1 MiB. Over it the conn is closed
-	// (WebSocket: close 1009). RawSocket announces the largest power of two <= it
-	// (minimum 512, the protocol's smallest) in the handshake and enforces that.
-	MaxMessageSize int
-	// PingInterval: a conn idle (nothing received) for this long gets a ping
-	// (WebSocket ping frame, RawSocket PING); default 10s.
-	PingInterval time.Duration
-	// PingTimeout: no pong (or any other traffic) within it after a ping closes the
-	// conn; default 5s. A connection must also finish its handshake (HTTP upgrade or
-	// RawSocket) within PingInterval+PingTimeout.
-	PingTimeout time.Duration
+	// Listeners are the sockets to serve; at least one. Each has its own kind,
+	// optional TLS, serializers, message size limit, keepalive and cookie settings.
+	Listeners []Listener
 	// OutboundLimit is the number of bytes that may be queued per conn before the
 	// slow-consumer policy (log, count, disconnect) fires; default 4 MiB. It bounds the
-	// Send queue and, separately, the socket backlog held by gnet, so the memory held
-	// for one conn stays below about 2*OutboundLimit.
+	// Send queue and, separately, the socket backlog held by gnet (or by the TLS
+	// writer), so the memory held for one conn stays below about 2*OutboundLimit.
 	OutboundLimit int
 	// Loops is the number of gnet event loops; default runtime.GOMAXPROCS(0).
 	Loops int
-	// StatusPage returns the body (text/html) served at "/" (and, with status 404, for
-	// other non-WebSocket paths). nil serves a minimal built-in page.
+	// StatusPage returns the body (text/html) served at "/" of universal listeners
+	// (and, with status 404, for other non-WebSocket paths). nil serves a minimal
+	// built-in page.
 	StatusPage func() []byte
 	// Logger receives structured logs, one per abnormal close; default slog.Default().
 	Logger *slog.Logger
@@ -103,33 +104,33 @@ var (
 	ErrSlowConsumer = errors.New("netpoll: slow consumer, connection closed")
 )
 
-// Server runs the gnet engine that serves the configured listeners.
-// Its methods are safe for concurrent use.
+// Server runs the gnet engine and the TLS acceptors that serve the configured
+// listeners. Its methods are safe for concurrent use.
 type Server struct {
 	cfg Config
 	h   Handler
 	log *slog.Logger
-
-	rsNibble byte // RawSocket max-length exponent we announce (2^(9+n))
-	rsMax    int  // inbound RawSocket limit: 1<<(9+rsNibble)
+	lns []*listener // every listener, in Config order
+	gln []*listener // the plain listeners gnet serves
 
 	startOnce sync.Once
 	eng       gnet.Engine
+	hasEng    bool // gnet runs (at least one plain listener)
 	booted    chan struct{}
 	runDone   chan struct{}
 	runErr    error
-	uniAddr   net.Addr
-	rawAddr   net.Addr
-	rawPort   int // port of the RawSocket-only listener, to tell listeners apart
-	uniSpec   string
-	rawSpec   string
 	bootErr   error
 	stopping  atomic.Bool
 	stopped   atomic.Bool
+	tickDone  chan struct{}
+	tlsWG     sync.WaitGroup // TLS accept loops
 
-	conns    *xsync.MapOf[*Conn, struct{}] // every live gnet conn (pre-open too)
-	flushing *xsync.MapOf[*Conn, int64]    // closing conns waiting for gnet's backlog to drain: deadline
-	loops    *xsync.MapOf[gnet.EventLoop, *loopState]
+	conns       *xsync.MapOf[*Conn, struct{}] // every live conn (pre-open too)
+	flushing    *xsync.MapOf[*Conn, int64]    // closing conns waiting for their socket backlog to drain: deadline
+	loops       *xsync.MapOf[gnet.EventLoop, *loopState]
+	tlsStates   *xsync.MapOf[*loopState, struct{}] // one per live TLS conn
+	handshaking *xsync.MapOf[net.Conn, struct{}]   // TLS conns in their TLS handshake
+	retired     loopState                          // counters of closed TLS conns
 
 	clock      atomic.Int64 // coarse now (unix nanos), refreshed by the ticker
 	lastSweep  int64        // ticker goroutine only
@@ -142,9 +143,9 @@ type Server struct {
 	protoErrs  atomic.Uint64
 }
 
-// loopState is per gnet event loop: buffers and counters used only on that loop
-// (counters are atomics so that Stats can read them; each loop has its own, so there is
-// no cross-core contention on the hot path).
+// loopState is per gnet event loop (and per TLS conn): buffers and counters used only
+// by the code that holds that loop (counters are atomics so that Stats can read them;
+// each loop has its own, so there is no cross-core contention on the hot path).
 type loopState struct {
 	wbuf                               []byte // contiguous write buffer: one conn's frames of one batch
 	scratch                            []byte // unmasked WebSocket payloads, valid during one OnMessage
@@ -159,20 +160,8 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if h == nil {
 		return nil, errors.New("netpoll: nil Handler")
 	}
-	if cfg.Universal == "" && cfg.RawSocket == "" {
-		return nil, errors.New("netpoll: no listener configured")
-	}
-	if cfg.WSPath == "" {
-		cfg.WSPath = "/ws"
-	}
-	if cfg.MaxMessageSize <= 0 {
-		cfg.MaxMessageSize = 1 << 20
-	}
-	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = 10 * time.Second
-	}
-	if cfg.PingTimeout <= 0 {
-		cfg.PingTimeout = 5 * time.Second
+	if len(cfg.Listeners) == 0 {
+		return nil, errNoListener
 	}
 	if cfg.OutboundLimit <= 0 {
 		cfg.OutboundLimit = 4 << 20
@@ -184,34 +173,38 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		cfg:      cfg,
-		h:        h,
-		log:      cfg.Logger,
-		booted:   make(chan struct{}),
-		runDone:  make(chan struct{}),
-		conns:    xsync.NewMapOf[*Conn, struct{}](),
-		flushing: xsync.NewMapOf[*Conn, int64](),
-		loops:    xsync.NewMapOf[gnet.EventLoop, *loopState](),
+		cfg:         cfg,
+		h:           h,
+		log:         cfg.Logger,
+		booted:      make(chan struct{}),
+		runDone:     make(chan struct{}),
+		tickDone:    make(chan struct{}),
+		conns:       xsync.NewMapOf[*Conn, struct{}](),
+		flushing:    xsync.NewMapOf[*Conn, int64](),
+		loops:       xsync.NewMapOf[gnet.EventLoop, *loopState](),
+		tlsStates:   xsync.NewMapOf[*loopState, struct{}](),
+		handshaking: xsync.NewMapOf[net.Conn, struct{}](),
 	}
-	// Largest n with 2^(9+n) <= MaxMessageSize, 0..15.
-	for n := byte(15); ; n-- {
-		if 1<<(9+int(n)) <= cfg.MaxMessageSize || n == 0 {
-			s.rsNibble = n
-			break
+	s.sweepEvery = time.Second
+	for i, l := range cfg.Listeners {
+		ln, err := newListener(i, l)
+		if err != nil {
+			return nil, fmt.Errorf("netpoll: %w", err)
 		}
+		s.lns = append(s.lns, ln)
+		if ln.TLS == nil {
+			s.gln = append(s.gln, ln)
+		}
+		s.sweepEvery = min(s.sweepEvery, ln.PingInterval/4, ln.PingTimeout/4)
 	}
-	s.rsMax = 1 << (9 + int(s.rsNibble))
-	if s.rsMax > 1<<24-1 {
-		s.rsMax = 1<<24 - 1 // a RawSocket frame length has 24 bits
-	}
-	s.sweepEvery = min(cfg.PingInterval, cfg.PingTimeout) / 4
-	s.sweepEvery = max(min(s.sweepEvery, time.Second), 5*time.Millisecond)
+	s.cfg.Listeners = nil
+	s.sweepEvery = max(s.sweepEvery, 5*time.Millisecond)
 	s.tick = min(s.sweepEvery, 50*time.Millisecond)
 	return s, nil
 }
 
-// Start binds the listeners (port 0 allowed) and starts the event loops. It returns
-// once the listeners accept connections. It may be called once.
+// Start binds the listeners (port 0 allowed) and starts the event loops and the TLS
+// acceptors. It returns once the listeners accept connections. It may be called once.
 func (s *Server) Start() error {
 	err := errors.New("netpoll: Start called twice")
 	s.startOnce.Do(func() { err = s.start() })
@@ -220,95 +213,156 @@ func (s *Server) Start() error {
 
 func (s *Server) start() error {
 	s.clock.Store(time.Now().UnixNano())
-	var addrs []string
-	uni, raw := s.cfg.Universal, s.cfg.RawSocket
-	if uni != "" {
-		addrs = append(addrs, "tcp://"+uni)
+	specs, err := gnetSpecs(s.lns)
+	if err != nil {
+		return err
 	}
-	if raw != "" {
-		if raw == uni {
-			// Both on the same "host:0": gnet finds listeners by their address string,
-			// so spell port 0 differently ("00" resolves to the same port 0).
-			host, port, err := net.SplitHostPort(raw)
-			if err != nil || port != "0" {
-				return fmt.Errorf("netpoll: universal and rawsocket listeners both on %q", raw)
+	for _, l := range s.lns {
+		if l.TLS == nil {
+			continue
+		}
+		if err := s.listenTLS(l); err != nil {
+			s.closeTLSListeners()
+			return err
+		}
+	}
+	if len(specs) == 0 {
+		close(s.booted)
+		close(s.runDone)
+	} else {
+		s.hasEng = true
+		eh := &engineHandler{s: s}
+		go func() {
+			defer close(s.runDone)
+			s.runErr = gnet.Rotate(eh, specs,
+				gnet.WithMulticore(true),
+				gnet.WithNumEventLoop(s.cfg.Loops),
+				gnet.WithReusePort(false),
+				// A restarted node must bind while its old connections sit in TIME_WAIT.
+				gnet.WithReuseAddr(true),
+				gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+				gnet.WithLogger(gnetLogger{s.log}),
+			)
+		}()
+		select {
+		case <-s.booted:
+			if s.bootErr != nil {
+				<-s.runDone
+				s.closeTLSListeners()
+				return s.bootErr
 			}
-			raw = net.JoinHostPort(host, "00")
+		case <-s.runDone:
+			s.closeTLSListeners()
+			if s.runErr != nil {
+				return fmt.Errorf("netpoll: start: %w", s.runErr)
+			}
+			return errors.New("netpoll: engine exited during start")
 		}
-		addrs = append(addrs, "tcp://"+raw)
 	}
-	s.uniSpec, s.rawSpec = uni, raw
-	eh := &engineHandler{s: s}
-	go func() {
-		defer close(s.runDone)
-		s.runErr = gnet.Rotate(eh, addrs,
-			gnet.WithMulticore(true),
-			gnet.WithNumEventLoop(s.cfg.Loops),
-			gnet.WithReusePort(false),
-			// A restarted node must bind while its old connections sit in TIME_WAIT.
-			gnet.WithReuseAddr(true),
-			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithTicker(true),
-			gnet.WithLogger(gnetLogger{s.log}),
-		)
-	}()
-	select {
-	case <-s.booted:
-		if s.bootErr != nil {
-			<-s.runDone
-			return s.bootErr
+	go s.tickLoop()
+	for _, l := range s.lns {
+		if l.netLn != nil {
+			s.tlsWG.Add(1)
+			go s.acceptTLS(l)
 		}
-	case <-s.runDone:
-		if s.runErr != nil {
-			return fmt.Errorf("netpoll: start: %w", s.runErr)
-		}
-		return errors.New("netpoll: engine exited during start")
 	}
 	return nil
 }
 
-// resolveAddrs runs in OnBoot, before the event loops start (so the loops see rawPort
-// without further synchronization): it records the actual bound addresses.
+// resolveAddrs runs in OnBoot, before the event loops start (so the loops see the
+// listener addresses without further synchronization): it records the actual bound
+// addresses of the plain listeners.
 func (s *Server) resolveAddrs(eng gnet.Engine) error {
 	s.eng = eng
-	var err error
-	if s.uniSpec != "" {
-		if s.uniAddr, err = s.boundAddr(s.uniSpec); err != nil {
-			return err
+	for _, l := range s.gln {
+		if l.Network == "unix" {
+			l.addr = &net.UnixAddr{Name: l.Address, Net: "unix"}
+			continue
 		}
-	}
-	if s.rawSpec != "" {
-		if s.rawAddr, err = s.boundAddr(s.rawSpec); err != nil {
-			return err
+		fd, err := s.eng.DupListener(l.Network, strings.TrimPrefix(l.spec, l.Network+"://"))
+		if err != nil {
+			return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
 		}
-		s.rawPort = s.rawAddr.(*net.TCPAddr).Port
+		f := os.NewFile(uintptr(fd), "listener")
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
+		}
+		l.addr = ln.Addr()
+		ln.Close()
 	}
 	return nil
 }
 
-// boundAddr returns the actual address of the listener configured as addr.
-func (s *Server) boundAddr(addr string) (net.Addr, error) {
-	fd, err := s.eng.DupListener("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("netpoll: listener %s: %w", addr, err)
+// gnetListener returns the plain listener that accepted the socket fd.
+func (s *Server) gnetListener(fd int) *listener {
+	if len(s.gln) == 1 {
+		return s.gln[0]
 	}
-	f := os.NewFile(uintptr(fd), "listener")
-	defer f.Close()
-	ln, err := net.FileListener(f)
+	sa, err := syscall.Getsockname(fd)
 	if err != nil {
-		return nil, fmt.Errorf("netpoll: listener %s: %w", addr, err)
+		return nil
 	}
-	defer ln.Close()
-	return ln.Addr(), nil
+	var ip net.IP
+	port := -1
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		ip, port = net.IP(a.Addr[:]), a.Port
+	case *syscall.SockaddrInet6:
+		ip, port = net.IP(a.Addr[:]), a.Port
+	case *syscall.SockaddrUnix:
+		for _, l := range s.gln {
+			if l.Network == "unix" && l.Address == a.Name {
+				return l
+			}
+		}
+		return nil
+	}
+	var wild *listener
+	for _, l := range s.gln {
+		ta, ok := l.addr.(*net.TCPAddr)
+		if !ok || ta.Port != port {
+			continue
+		}
+		if ta.IP.Equal(ip) {
+			return l
+		}
+		if ta.IP == nil || ta.IP.IsUnspecified() {
+			wild = l
+		}
+	}
+	return wild
 }
 
-// UniversalAddr returns the bound address of the universal listener (nil if disabled
-// or not started). Safe for concurrent use after Start returned.
-func (s *Server) UniversalAddr() net.Addr { return s.uniAddr }
+// Addr returns the bound address of listener i (Config.Listeners order), nil if i is
+// out of range or the server has not started. Safe for concurrent use after Start
+// returned.
+func (s *Server) Addr(i int) net.Addr {
+	if i < 0 || i >= len(s.lns) {
+		return nil
+	}
+	return s.lns[i].addr
+}
 
-// RawSocketAddr returns the bound address of the RawSocket-only listener (nil if
-// disabled or not started). Safe for concurrent use after Start returned.
-func (s *Server) RawSocketAddr() net.Addr { return s.rawAddr }
+// UniversalAddr returns the bound address of the first universal listener (nil if
+// there is none or the server has not started). Safe for concurrent use after Start
+// returned.
+func (s *Server) UniversalAddr() net.Addr { return s.firstAddr(KindUniversal) }
+
+// RawSocketAddr returns the bound address of the first RawSocket-only listener (nil if
+// there is none or the server has not started). Safe for concurrent use after Start
+// returned.
+func (s *Server) RawSocketAddr() net.Addr { return s.firstAddr(KindRawSocket) }
+
+func (s *Server) firstAddr(k Kind) net.Addr {
+	for _, l := range s.lns {
+		if l.Kind == k {
+			return l.addr
+		}
+	}
+	return nil
+}
 
 // Stop stops accepting connections, flushes the frames queued on every conn, closes
 // every conn (WebSocket: close frame 1000 first), then stops the event loops. Conns
@@ -322,8 +376,15 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.stopping.Swap(true) {
 		<-s.runDone
+		<-s.tickDone
 		return nil
 	}
+	s.closeTLSListeners()
+	s.tlsWG.Wait()
+	s.handshaking.Range(func(c net.Conn, _ struct{}) bool {
+		_ = c.Close()
+		return true
+	})
 	s.conns.Range(func(c *Conn, _ struct{}) bool {
 		c.Close()
 		return true
@@ -338,13 +399,25 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 	}
 	t.Stop()
+	if ctxErr != nil {
+		// TLS conns are not closed by stopping gnet: cut them now.
+		s.conns.Range(func(c *Conn, _ struct{}) bool {
+			if _, ok := c.gc.(*tlsConn); ok {
+				_ = c.gc.Close()
+			}
+			return true
+		})
+	}
 	s.stopped.Store(true)
-	// Engine.Stop polls for completion every 500ms; the Rotate call returning is the
-	// precise signal, so wait for that instead.
-	stopCtx, cancel := context.WithCancel(context.Background())
-	go func() { _ = s.eng.Stop(stopCtx) }()
-	<-s.runDone
-	cancel()
+	if s.hasEng {
+		// Engine.Stop polls for completion every 500ms; the Rotate call returning is
+		// the precise signal, so wait for that instead.
+		stopCtx, cancel := context.WithCancel(context.Background())
+		go func() { _ = s.eng.Stop(stopCtx) }()
+		<-s.runDone
+		cancel()
+	}
+	<-s.tickDone
 	return ctxErr
 }
 
@@ -356,17 +429,39 @@ func (s *Server) Stats() Stats {
 		SlowConsumerClosed: s.slowClosed.Load(),
 		ProtocolErrors:     s.protoErrs.Load(),
 	}
-	s.loops.Range(func(_ gnet.EventLoop, l *loopState) bool {
+	add := func(l *loopState) {
 		st.BytesIn += l.bytesIn.Load()
 		st.BytesOut += l.bytesOut.Load()
 		st.MessagesIn += l.msgsIn.Load()
 		st.MessagesOut += l.msgsOut.Load()
+	}
+	s.loops.Range(func(_ gnet.EventLoop, l *loopState) bool {
+		add(l)
 		return true
 	})
+	s.tlsStates.Range(func(l *loopState, _ struct{}) bool {
+		add(l)
+		return true
+	})
+	add(&s.retired)
 	return st
 }
 
 func (s *Server) now() int64 { return s.clock.Load() }
+
+// newConn builds a conn accepted on l and registers it.
+func (s *Server) newConn(l *listener, io connIO, ls *loopState, remote net.Addr) *Conn {
+	c := &Conn{srv: s, gc: io, ln: l, loop: ls, remote: remote}
+	c.born = s.now()
+	switch l.Kind {
+	case KindUniversal, KindWebSocket:
+		c.phase = phaseSniff
+	default:
+		c.phase = phaseRSHandshake
+	}
+	s.conns.Store(c, struct{}{})
+	return c
+}
 
 // engineHandler adapts gnet's callbacks; kept off Server so that they are not exported.
 type engineHandler struct {
@@ -389,16 +484,15 @@ func (e *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	s.accepted.Add(1)
+	l := s.gnetListener(gc.Fd())
+	if l == nil {
+		s.log.Warn("netpoll: connection on an unknown listener, closing", "local", gc.LocalAddr())
+		return nil, gnet.Close
+	}
 	el := gc.EventLoop()
 	ls, _ := s.loops.LoadOrCompute(el, func() *loopState { return new(loopState) })
-	c := &Conn{srv: s, gc: gc, loop: ls, remote: cloneAddr(gc.RemoteAddr())}
-	c.born = s.now()
-	c.phase = phaseSniff
-	if s.cfg.Universal == "" || (s.rawPort != 0 && localPort(gc.Fd()) == s.rawPort) {
-		c.phase = phaseRSHandshake
-	}
+	c := s.newConn(l, gc, ls, cloneAddr(gc.RemoteAddr()))
 	gc.SetContext(c)
-	s.conns.Store(c, struct{}{})
 	return nil, gnet.None
 }
 
@@ -417,29 +511,18 @@ func (e *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-func (e *engineHandler) OnTick() (time.Duration, gnet.Action) {
-	return e.s.onTick(), gnet.None
-}
-
-// localPort returns the local port of socket fd (0 on error).
-func localPort(fd int) int {
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		return 0
-	}
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		return a.Port
-	case *syscall.SockaddrInet6:
-		return a.Port
-	}
-	return 0
-}
-
 // cloneAddr copies a TCP address: gnet recycles parts of its address values after close.
 func cloneAddr(a net.Addr) net.Addr {
-	if t, ok := a.(*net.TCPAddr); ok {
+	switch t := a.(type) {
+	case *net.TCPAddr:
 		return &net.TCPAddr{IP: append(net.IP(nil), t.IP...), Port: t.Port, Zone: string([]byte(t.Zone))}
+	case *net.UnixAddr:
+		if t == nil {
+			return &net.UnixAddr{Net: "unix"}
+		}
+		return &net.UnixAddr{Name: string([]byte(t.Name)), Net: t.Net}
+	case nil:
+		return &net.UnixAddr{Net: "unix"}
 	}
 	return a
 }

@@ -56,24 +56,40 @@ var errNoSubprotocol = errors.New("no supported WAMP subprotocol")
 // a handshake allocates (closures, reader), the steady state does not.
 func (c *Conn) upgradeWS(req []byte) {
 	var chosen *wsProto
+	l := c.ln
+	var cookie []byte
 	u := ws.Upgrader{
 		ReadBufferSize:  maxHTTPHeader + 512,
 		WriteBufferSize: 1024,
 		Protocol: func(p []byte) bool {
 			for i := range wsProtos {
-				if string(p) == wsProtos[i].name {
+				if string(p) == wsProtos[i].name && l.allows(wsProtos[i].ser) {
 					chosen = &wsProtos[i]
 					return true
 				}
 			}
 			return false
 		},
+		OnHeader: func(key, value []byte) error {
+			if l.Cookie != nil && cookie == nil && bytes.EqualFold(key, []byte("Cookie")) {
+				cookie = findCookie(value, l.Cookie.Name)
+			}
+			return nil
+		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
 			if chosen == nil {
 				return nil, ws.RejectConnectionError(ws.RejectionStatus(400),
-					ws.RejectionReason("no supported WAMP subprotocol (wamp.2.json, wamp.2.msgpack, wamp.2.cbor, *.batched)"))
+					ws.RejectionReason(l.protoErr))
 			}
-			return nil, nil
+			if l.Cookie == nil {
+				return nil, nil
+			}
+			if validCookieToken(cookie) {
+				c.cookieID = string(cookie)
+				return nil, nil
+			}
+			c.cookieID, c.cookieNew = newCookieToken(), true
+			return ws.HandshakeHeaderString(setCookieHeader(l, c.cookieID)), nil
 		},
 	}
 	var out bytes.Buffer
@@ -155,7 +171,7 @@ func (c *Conn) readWS() int {
 		c.protocolClose(closeProtocol, "websocket data frame inside a fragmented message", nil)
 		return 0
 	}
-	limit := uint64(c.srv.cfg.MaxMessageSize)
+	limit := uint64(c.ln.MaxMessageSize)
 	if op < 0x8 && (plen > limit || plen+uint64(len(c.frag)) > limit) {
 		c.protocolClose(closeTooBig, "websocket message over MaxMessageSize", nil,
 			"size", plen+uint64(len(c.frag)), "max", limit)

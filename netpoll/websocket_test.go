@@ -153,7 +153,7 @@ func TestWSServerClose(t *testing.T) {
 
 func TestWSOversize(t *testing.T) {
 	h := newEchoHandler()
-	s := startServer(t, Config{MaxMessageSize: 1000}, h)
+	s := startServer(t, Config{Listeners: twoListeners(Listener{MaxMessageSize: 1000})}, h)
 	c := dialWS(t, s, "wamp.2.json")
 	defer c.conn.Close()
 	h.waitOpen(t)
@@ -253,7 +253,7 @@ func TestHTTPHeaderTooLarge(t *testing.T) {
 
 func TestWSKeepalive(t *testing.T) {
 	h := newEchoHandler()
-	s := startServer(t, Config{PingInterval: 60 * time.Millisecond, PingTimeout: 150 * time.Millisecond}, h)
+	s := startServer(t, Config{Listeners: twoListeners(Listener{PingInterval: 60 * time.Millisecond, PingTimeout: 150 * time.Millisecond})}, h)
 
 	// A client that answers pings stays open.
 	good := dialWS(t, s, "wamp.2.json")

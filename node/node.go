@@ -7,6 +7,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -17,17 +20,14 @@ import (
 // Config is a standalone node's configuration; the zero value plus Defaults() is the
 // embedded default of `switchyard start`.
 type Config struct {
-	Listen         string        // universal listener (WebSocket at WSPath, RawSocket, status page)
-	RawSocket      string        // RawSocket-only listener; "" disables
-	WSPath         string        // WebSocket path
-	Realms         []string      // realms served (anonymous)
-	MaxMessageSize int           // largest inbound message, bytes
-	OutboundLimit  int           // bytes queued per connection before a slow consumer is closed
-	PingInterval   time.Duration // WebSocket ping after this much idle time
-	PingTimeout    time.Duration // close when a ping is not answered within this
-	Loops          int           // event loops; 0 = one per CPU
-	StatusPage     func(*Node) []byte
-	Logger         *slog.Logger
+	// Listeners are the sockets the node serves, in order; empty: the default universal
+	// listener on :8080 and RawSocket listener on :8081.
+	Listeners     []Listener
+	Realms        []string // realms served (anonymous)
+	OutboundLimit int      // bytes queued per connection before a slow consumer is closed
+	Loops         int      // event loops; 0 = one per CPU
+	StatusPage    func(*Node) []byte
+	Logger        *slog.Logger
 	// Auth says who may join each realm; a realm without an entry is anonymous-only.
 	Auth map[string]*proxy.RealmAuth
 	// Roles are each realm's authroles and their permissions; a realm without an entry
@@ -43,41 +43,59 @@ type Config struct {
 
 // Defaults fills the zero fields of c with the embedded default node.
 func (c *Config) Defaults() {
-	if c.WSPath == "" {
-		c.WSPath = "/ws"
+	if len(c.Listeners) == 0 {
+		c.Listeners = []Listener{
+			{Kind: KindUniversal, Address: ":8080"},
+			{Kind: KindRawSocket, Address: ":8081"},
+		}
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.Kind == "" {
+			l.Kind = KindUniversal
+		}
+		if l.Path == "" && l.Kind != KindRawSocket {
+			l.Path = "/ws"
+		}
+		if l.MaxMessageSize == 0 {
+			l.MaxMessageSize = 1 << 20
+		}
+		if l.PingInterval == 0 {
+			l.PingInterval = 10 * time.Second
+		}
+		if l.PingTimeout == 0 {
+			l.PingTimeout = 5 * time.Second
+		}
 	}
 	if len(c.Realms) == 0 {
 		c.Realms = []string{"realm1"}
 	}
-	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = 1 << 20
-	}
 	if c.OutboundLimit == 0 {
 		c.OutboundLimit = 4 << 20
-	}
-	if c.PingInterval == 0 {
-		c.PingInterval = 10 * time.Second
-	}
-	if c.PingTimeout == 0 {
-		c.PingTimeout = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 }
 
-// Node is a running standalone node.
+// Node is a running standalone node. Its methods are safe for concurrent use.
 type Node struct {
 	Router *engine.Router
 	Server *netpoll.Server
 	front  *proxy.Frontend
 	cfg    Config
+	certs  []*certSource // per listener; nil for plain ones
 }
 
 // Start builds and starts a node; it returns once the listeners accept connections.
 func Start(cfg Config) (*Node, error) {
 	cfg.Defaults()
+	cfg.Listeners = slices.Clone(cfg.Listeners)
 	n := &Node{Router: engine.NewRouter(cfg.Logger), cfg: cfg}
+	lns, err := n.netpollListeners()
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range cfg.Realms {
 		rl := n.Router.AddRealm(r)
 		if roles, ok := cfg.Roles[r]; ok {
@@ -94,16 +112,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.front = proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth)
 	srv, err := netpoll.NewServer(netpoll.Config{
-		Universal:      cfg.Listen,
-		RawSocket:      cfg.RawSocket,
-		WSPath:         cfg.WSPath,
-		MaxMessageSize: cfg.MaxMessageSize,
-		PingInterval:   cfg.PingInterval,
-		PingTimeout:    cfg.PingTimeout,
-		OutboundLimit:  cfg.OutboundLimit,
-		Loops:          cfg.Loops,
-		Logger:         cfg.Logger,
-		StatusPage:     page,
+		Listeners:     lns,
+		OutboundLimit: cfg.OutboundLimit,
+		Loops:         cfg.Loops,
+		Logger:        cfg.Logger,
+		StatusPage:    page,
 	}, n.front)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -115,12 +128,19 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Reload applies the realms, principals, roles and store settings of cfg to the running node without
-// dropping sessions: new realms are added, every realm's roles and auth are replaced
-// (new handshakes and sessions joining afterwards see them). Realms missing from cfg
-// keep running (removing a realm would end its sessions); listeners, sizes and loops
-// need a restart. Safe for concurrent use.
-func (n *Node) Reload(cfg Config) {
+// Reload applies cfg to the running node without dropping sessions. First the TLS
+// certificate, key and client CA files of every TLS listener are read again (the paths
+// of cfg's listener at the same position, or the running ones): if any is bad, Reload
+// changes nothing and returns the error, and the old certificates stay in force. Then
+// new realms are added and every realm's roles and auth are replaced (new handshakes
+// and sessions joining afterwards see them). Realms missing from cfg keep running
+// (removing a realm would end its sessions); listeners, sizes and loops need a
+// restart. Existing TLS sessions keep their connection; new handshakes get the new
+// certificates. Safe for concurrent use.
+func (n *Node) Reload(cfg Config) error {
+	if err := n.reloadCerts(cfg.Listeners); err != nil {
+		return err
+	}
 	for _, r := range cfg.Realms {
 		rl := n.Router.AddRealm(r)
 		rl.SetRoles(cfg.Roles[r]) // nil: everything allowed
@@ -130,15 +150,68 @@ func (n *Node) Reload(cfg Config) {
 		}
 	}
 	n.front.SetAuth(cfg.Auth)
+	return nil
 }
 
-// WebSocketURL returns the ws:// URL of the universal listener.
+// WebSocketURL returns the ws:// (wss:// with TLS) URL of the first universal TCP
+// listener, "" if there is none.
 func (n *Node) WebSocketURL() string {
-	return fmt.Sprintf("ws://%s%s", n.Server.UniversalAddr(), n.cfg.WSPath)
+	if i := n.firstUniversal(); i >= 0 {
+		return n.urls(i)[0]
+	}
+	return ""
 }
 
-// RawSocketURL returns the rs:// URL of the universal listener.
-func (n *Node) RawSocketURL() string { return fmt.Sprintf("rs://%s", n.Server.UniversalAddr()) }
+// RawSocketURL returns the rs:// (rss:// with TLS) URL of the first universal TCP
+// listener, "" if there is none.
+func (n *Node) RawSocketURL() string {
+	if i := n.firstUniversal(); i >= 0 {
+		return n.urls(i)[1]
+	}
+	return ""
+}
+
+func (n *Node) firstUniversal() int {
+	for i, l := range n.cfg.Listeners {
+		if l.Kind == KindUniversal && l.Network != "unix" {
+			return i
+		}
+	}
+	return -1
+}
+
+// ListenerAddr returns the bound address of listener i (Config.Listeners order; with
+// port 0 the port picked), nil if out of range.
+func (n *Node) ListenerAddr(i int) net.Addr { return n.Server.Addr(i) }
+
+// URLs returns the client URLs of listener i: ws:// or wss:// with the path for
+// WebSocket, rs:// or rss:// for RawSocket (a universal listener has both). Unix
+// socket listeners are given as "unix:PATH" followed by the protocols' path.
+func (n *Node) URLs(i int) []string {
+	if i < 0 || i >= len(n.cfg.Listeners) {
+		return nil
+	}
+	return n.urls(i)
+}
+
+func (n *Node) urls(i int) []string {
+	l := n.cfg.Listeners[i]
+	addr := n.Server.Addr(i).String()
+	ws, rs := "ws://", "rs://"
+	if l.TLS != nil {
+		ws, rs = "wss://", "rss://"
+	}
+	if l.Network == "unix" {
+		return []string{"unix:" + addr + " (" + strings.TrimSuffix(ws, "://") + " " + l.Path + ", " + strings.TrimSuffix(rs, "://") + ")"}
+	}
+	switch l.Kind {
+	case KindWebSocket:
+		return []string{ws + addr + l.Path}
+	case KindRawSocket:
+		return []string{rs + addr}
+	}
+	return []string{ws + addr + l.Path, rs + addr}
+}
 
 // Stop says GOODBYE wamp.close.system_shutdown to every session, then flushes and closes
 // every connection within ctx's deadline.

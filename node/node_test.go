@@ -17,7 +17,7 @@ import (
 // startNode runs a node on loopback port 0 for one test.
 func startNode(t *testing.T, mod func(*Config)) *Node {
 	t.Helper()
-	cfg := Config{Listen: "127.0.0.1:0", RawSocket: "127.0.0.1:0",
+	cfg := Config{Listeners: []Listener{{Address: "127.0.0.1:0"}, {Address: "127.0.0.1:0", Kind: KindRawSocket}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if testing.Verbose() {
 		cfg.Logger = slog.Default()
@@ -248,7 +248,11 @@ func expectAbort(t *testing.T, tr *client.Transport, reason string) {
 }
 
 func TestBadInput(t *testing.T) {
-	n := startNode(t, func(c *Config) { c.MaxMessageSize = 4096 })
+	n := startNode(t, func(c *Config) {
+		for i := range c.Listeners {
+			c.Listeners[i].MaxMessageSize = 4096
+		}
+	})
 	ws, rs := n.WebSocketURL(), n.RawSocketURL()
 	// A healthy session that must keep working through everything below.
 	ctx := ctxT(t)

@@ -50,7 +50,7 @@ Flags:
 // runLoadgen runs `switchyard loadgen <scenario> [flags]`.
 func runLoadgen(args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs := loadgenFlags(new(loadgen.Options), new(string), new(profiles.Flags))
+		fs := loadgenFlags(new(loadgen.Options), new(string), new(profiles.Flags), new(tlsFlags))
 		fs.SetOutput(os.Stderr)
 		fs.Usage()
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
@@ -68,7 +68,8 @@ func runLoadgen(args []string) error {
 	var o loadgen.Options
 	var ser string
 	var prof profiles.Flags
-	fs := loadgenFlags(&o, &ser, &prof)
+	var tf tlsFlags
+	fs := loadgenFlags(&o, &ser, &prof, &tf)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -90,6 +91,11 @@ func runLoadgen(args []string) error {
 	var err error
 	if o.Serializer, err = loadgen.ParseSerializer(ser); err != nil {
 		return err
+	}
+	if tf != (tlsFlags{}) {
+		if o.TLS, err = loadgen.TLSConfig(tf.ca, tf.insecure, tf.cert, tf.key); err != nil {
+			return err
+		}
 	}
 	if _, err := loadgen.RaiseFileLimit(); err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard: loadgen: cannot raise the open file limit:", err)
@@ -115,7 +121,13 @@ func runLoadgen(args []string) error {
 	return res.Format(os.Stdout)
 }
 
-func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags) *flag.FlagSet {
+// tlsFlags are the --tls-* flags of loadgen.
+type tlsFlags struct {
+	ca, cert, key string
+	insecure      bool
+}
+
+func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags, tf *tlsFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), loadgenUsage)
@@ -123,6 +135,10 @@ func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags) *flag.F
 	}
 	fs.StringVar(&o.URL, "url", loadgen.DefaultURL, "router URL: ws://, wss:// (WebSocket), rs://, rss://, tcp://, tcps:// (RawSocket)")
 	fs.StringVar(&o.Realm, "realm", loadgen.DefaultRealm, "realm to join")
+	fs.StringVar(&tf.ca, "tls-ca", "", "wss://, rss://: PEM file of the CA to trust (default: the system roots)")
+	fs.BoolVar(&tf.insecure, "tls-insecure", false, "wss://, rss://: do not verify the router's certificate (testing only)")
+	fs.StringVar(&tf.cert, "tls-cert", "", "wss://, rss://: PEM client certificate (with --tls-key)")
+	fs.StringVar(&tf.key, "tls-key", "", "wss://, rss://: PEM private key of --tls-cert")
 	fs.StringVar(ser, "serializer", "json", "json, msgpack or cbor")
 	fs.StringVar(&o.AuthID, "authid", "", "authid to join with (HELLO details)")
 	fs.StringVar(&o.Ticket, "ticket", "", "ticket authentication: HELLO authmethods [\"ticket\"], AUTHENTICATE with this ticket")

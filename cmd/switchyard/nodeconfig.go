@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/engine"
 	"github.com/switchyard-wamp/switchyard/node"
@@ -88,36 +89,38 @@ func dropListeners(cfg *config.Config, kind string) {
 	cfg.Listeners = kept
 }
 
+// serializerNames maps the config's serializer names to codec serializers.
+var serializerNames = map[string]codec.Serializer{"json": codec.JSON, "msgpack": codec.MsgPack, "cbor": codec.CBOR}
+
 // errNotYet marks configuration the schema accepts but this version cannot run yet.
 var errNotYet = errors.New("not supported by this version yet")
 
 // nodeConfig maps a validated config onto what a standalone node runs today. Anything the
-// node cannot honour yet (TLS, authentication other than anonymous, permissions other
-// than allow-all, unix or websocket-only listeners, several listeners of a kind,
-// per-listener serializer lists) is refused with its path rather than silently ignored.
+// node cannot honour yet (authentication methods and permission features not
+// implemented) is refused with its path rather than silently ignored.
 func nodeConfig(cfg *config.Config) (node.Config, error) {
 	var nc node.Config
 	var problems []string
 	notYet := func(path, what string) { problems = append(problems, path+": "+what) }
-	var uni, raw *config.Listener
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
 		path := fmt.Sprintf("listeners[%d]", i)
-		switch {
-		case l.Kind == config.KindUniversal && uni == nil:
-			uni = l
-		case l.Kind == config.KindRawSocket && raw == nil:
-			raw = l
-		default:
-			notYet(path, "a "+l.Kind+" listener here (one universal and one rawsocket listener are supported)")
-			continue
+		nl := node.Listener{Kind: l.Kind, Address: l.Address, Path: l.Path, MaxMessageSize: l.MaxMessageSize,
+			PingInterval: time.Duration(l.PingInterval), PingTimeout: time.Duration(l.PingTimeout)}
+		if l.Kind == config.KindUnix {
+			nl.Kind, nl.Network = node.KindUniversal, "unix"
 		}
-		if l.TLS != nil {
-			notYet(path+".tls", "TLS listeners")
+		for _, name := range l.Serializers {
+			ser, ok := serializerNames[name]
+			if !ok {
+				problems = append(problems, path+".serializers: unknown serializer "+name)
+			}
+			nl.Serializers = append(nl.Serializers, ser)
 		}
-		if len(l.Serializers) != 3 {
-			notYet(path+".serializers", "restricting serializers per listener")
+		if t := l.TLS; t != nil {
+			nl.TLS = &node.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, MinVersion: t.MinVersion, ClientCAFile: t.ClientCAFile}
 		}
+		nc.Listeners = append(nc.Listeners, nl)
 		for _, m := range l.Auth {
 			switch m {
 			case config.MethodAnonymous, config.MethodTicket, config.MethodWAMPCRA, config.MethodCryptosign:
@@ -125,26 +128,6 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 				notYet(path+".auth", "auth method "+m)
 			}
 		}
-	}
-	if uni != nil {
-		nc.Listen, nc.WSPath = uni.Address, uni.Path
-	}
-	if raw != nil {
-		nc.RawSocket = raw.Address
-	}
-	for _, l := range []*config.Listener{uni, raw} {
-		if l == nil {
-			continue
-		}
-		if nc.MaxMessageSize != 0 && (nc.MaxMessageSize != l.MaxMessageSize ||
-			nc.PingInterval != time.Duration(l.PingInterval) || nc.PingTimeout != time.Duration(l.PingTimeout)) {
-			notYet("listeners", "different max_message_size or ping settings per listener")
-		}
-		nc.MaxMessageSize = l.MaxMessageSize
-		nc.PingInterval, nc.PingTimeout = time.Duration(l.PingInterval), time.Duration(l.PingTimeout)
-	}
-	if uni == nil {
-		notYet("listeners", "a node without a universal listener")
 	}
 	allowAll := config.DefaultRealms()[0].Roles[0].Permissions
 	nc.Auth = map[string]*proxy.RealmAuth{}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/config"
+	"github.com/switchyard-wamp/switchyard/node"
 )
 
 func TestDefaultConfigIsTheEmbeddedNode(t *testing.T) {
@@ -15,10 +16,18 @@ func TestDefaultConfigIsTheEmbeddedNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc.Listen != ":8080" || nc.RawSocket != ":8081" || nc.WSPath != "/ws" ||
-		strings.Join(nc.Realms, ",") != "realm1" || nc.MaxMessageSize != 1<<20 ||
-		nc.PingInterval != 10*time.Second || nc.PingTimeout != 5*time.Second || nc.OutboundLimit != 4<<20 {
+	if len(nc.Listeners) != 2 || strings.Join(nc.Realms, ",") != "realm1" || nc.OutboundLimit != 4<<20 {
 		t.Fatalf("%+v", nc)
+	}
+	u, r := nc.Listeners[0], nc.Listeners[1]
+	if u.Kind != node.KindUniversal || u.Address != ":8080" || u.Path != "/ws" || u.TLS != nil ||
+		r.Kind != node.KindRawSocket || r.Address != ":8081" || len(u.Serializers) != 3 {
+		t.Fatalf("listeners %+v", nc.Listeners)
+	}
+	for _, l := range nc.Listeners {
+		if l.MaxMessageSize != 1<<20 || l.PingInterval != 10*time.Second || l.PingTimeout != 5*time.Second {
+			t.Fatalf("listener %+v", l)
+		}
 	}
 }
 
@@ -42,18 +51,16 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc.Listen != "127.0.0.1:0" || nc.RawSocket != "" || strings.Join(nc.Realms, ",") != "a,b" || nc.Loops != 3 {
+	if len(nc.Listeners) != 1 || nc.Listeners[0].Address != "127.0.0.1:0" || strings.Join(nc.Realms, ",") != "a,b" || nc.Loops != 3 {
 		t.Fatalf("%+v", nc)
 	}
 }
 
 func TestWhatTheNodeCannotRunIsRefused(t *testing.T) {
 	cfg := config.Default()
-	cfg.Listeners[0].TLS = &config.TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2"}
 	cfg.Realms[0].Auth.Cookie = &config.Cookie{Name: "cbtid"}
 	_, err := nodeConfig(cfg)
-	if !errors.Is(err, errNotYet) || !strings.Contains(err.Error(), "listeners[0].tls") ||
-		!strings.Contains(err.Error(), "realms[0].auth") {
+	if !errors.Is(err, errNotYet) || !strings.Contains(err.Error(), "realms[0].auth") {
 		t.Fatalf("want not-yet errors naming the paths, got %v", err)
 	}
 }

@@ -57,7 +57,7 @@ func TestSIGHUPReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc.RawSocket = ""
+	nc.Listeners = nc.Listeners[:1]
 	nc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	n, err := node.Start(nc)
 	if err != nil {

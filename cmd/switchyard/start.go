@@ -83,12 +83,11 @@ func runStart(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	nc.Logger = log
-	nc.StatusPage = func(n *node.Node) []byte { return statusPage(n, nc.WSPath) }
+	nc.StatusPage = func(n *node.Node) []byte { return statusPage(n, wsPathOf(nc)) }
 	n, err := node.Start(nc)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	srv := n.Server
 	if cfg.Node.Admin != "" {
 		adm, addr, err := profiles.ServeAdmin(cfg.Node.Admin, profiles.AdminHandler(map[string]http.Handler{
 			"/debug/stats": statsHandler(n),
@@ -100,11 +99,9 @@ func runStart(args []string) error {
 		defer adm.Close()
 		log.Info("admin listener", "addr", addr.String(), "paths", "/debug/pprof/ /debug/stats")
 	}
-	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ","),
-		"websocket", fmt.Sprintf("ws://%s%s", srv.UniversalAddr(), nc.WSPath),
-		"rawsocket", fmt.Sprintf("rs://%s", srv.UniversalAddr())}
-	if a := srv.RawSocketAddr(); a != nil {
-		attrs = append(attrs, "rawsocket_only", fmt.Sprintf("rs://%s", a))
+	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ",")}
+	for i, l := range nc.Listeners {
+		attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
 	}
 	log.Info("switchyard node started", attrs...)
 
@@ -149,8 +146,9 @@ func loadStartConfig(f *startFlags, fs *flag.FlagSet) (*config.Config, error) {
 	return cfg, nil
 }
 
-// reload re-reads --config on SIGHUP and applies its realms, principals and roles. A bad
-// file is refused with a log line and the running config stays in force.
+// reload re-reads --config on SIGHUP and applies its realms, principals and roles and
+// the TLS certificate, key and client CA files of TLS listeners. A bad file (config or
+// certificate) is refused with a log line and the running config stays in force.
 func reload(n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger) {
 	if f.configFile == "" {
 		log.Warn("SIGHUP: nothing to reload (started without --config)")
@@ -165,8 +163,21 @@ func reload(n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger) {
 		log.Error("SIGHUP: config reload refused, the running config stays in force", "file", f.configFile, "err", err)
 		return
 	}
-	n.Reload(nc)
+	if err := n.Reload(nc); err != nil {
+		log.Error("SIGHUP: config reload refused, the running config stays in force", "file", f.configFile, "err", err)
+		return
+	}
 	log.Info("SIGHUP: config reloaded", "file", f.configFile, "realms", strings.Join(nc.Realms, ","))
+}
+
+// wsPathOf is the WebSocket path of the first listener that serves WebSocket.
+func wsPathOf(nc node.Config) string {
+	for _, l := range nc.Listeners {
+		if l.Kind != node.KindRawSocket && l.Path != "" {
+			return l.Path
+		}
+	}
+	return "/ws"
 }
 
 // statsHandler serves the node's counters as JSON on the admin listener.

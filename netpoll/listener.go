@@ -1,0 +1,208 @@
+package netpoll
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+// Kind says which protocols a listener speaks.
+type Kind uint8
+
+// Listener kinds.
+const (
+	// KindUniversal serves WebSocket at Path, RawSocket (first byte 0x7F) and the status
+	// page on one socket.
+	KindUniversal Kind = iota
+	// KindWebSocket serves WebSocket at Path only; other HTTP requests get 404/426.
+	KindWebSocket
+	// KindRawSocket serves RawSocket only.
+	KindRawSocket
+)
+
+// String returns "universal", "websocket" or "rawsocket".
+func (k Kind) String() string {
+	switch k {
+	case KindUniversal:
+		return "universal"
+	case KindWebSocket:
+		return "websocket"
+	case KindRawSocket:
+		return "rawsocket"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Cookie makes a listener hand out a tracking cookie on WebSocket upgrades (the basis of
+// WAMP-Cookie authentication, implemented above netpoll). Plain data.
+type Cookie struct {
+	// Name of the cookie, e.g. "cbtid". Required.
+	Name string
+	// MaxAge is sent as Max-Age with a new cookie; default 7 days.
+	MaxAge time.Duration
+}
+
+// Listener is one listening socket. Plain data, read by NewServer; the TLS config is
+// retained by reference and used concurrently by the accepting goroutines (so it must
+// not be modified after NewServer; its GetCertificate / GetConfigForClient callbacks
+// may change what they return at any time, which is how certificates are reloaded).
+type Listener struct {
+	// Name identifies the listener in logs and Conn.Listener; default "KIND@ADDRESS".
+	Name string
+	// Network is "tcp" (default) or "unix".
+	Network string
+	// Address is host:port for tcp (port 0 picks a free port, see Server.Addr) or the
+	// socket file path for unix. Required.
+	Address string
+	// Kind selects the protocols; the zero value is KindUniversal.
+	Kind Kind
+	// Path is the WebSocket endpoint path (universal and websocket kinds); default "/ws".
+	Path string
+	// TLS, when set, serves TLS with it on this listener (see the package comment for
+	// how TLS conns run). It must hold a certificate or a GetCertificate /
+	// GetConfigForClient callback.
+	TLS *tls.Config
+	// Serializers a client may pick; nil or empty allows JSON, MessagePack and CBOR.
+	// WebSocket offers only wamp.2.X and wamp.2.X.batched of these; a RawSocket
+	// handshake asking for another gets the "serializer unsupported" error reply.
+	Serializers []codec.Serializer
+	// MaxMessageSize bounds inbound messages; default 1 MiB. Over it the conn is closed
+	// (WebSocket: close 1009). RawSocket announces the largest power of two <= it
+	// (minimum 512, the protocol's smallest) in the handshake and enforces that.
+	MaxMessageSize int
+	// PingInterval: a conn idle (nothing received) for this long gets a ping
+	// (WebSocket ping frame, RawSocket PING); default 10s.
+	PingInterval time.Duration
+	// PingTimeout: no pong (or any other traffic) within it after a ping closes the
+	// conn; default 5s. A connection must also finish its handshakes (TLS, HTTP upgrade
+	// or RawSocket) within PingInterval+PingTimeout.
+	PingTimeout time.Duration
+	// Cookie, when set, hands out a cookie on WebSocket upgrades (see Conn.CookieID).
+	Cookie *Cookie
+}
+
+// listener is a Listener with its defaults applied and the values derived from it.
+// Immutable once the server has started.
+type listener struct {
+	Listener
+	index    int
+	rsNibble byte   // RawSocket max-length exponent we announce (2^(9+n))
+	rsMax    int    // inbound RawSocket limit: 1<<(9+rsNibble)
+	sers     uint8  // bitmask of allowed serializers (1<<codec.Serializer)
+	protoErr string // reason text for a WebSocket client offering no allowed subprotocol
+	spec     string // gnet address ("tcp://host:port"); "" for TLS listeners
+	addr     net.Addr
+	netLn    net.Listener // TLS listeners: the accepting socket
+}
+
+func (l *listener) allows(s codec.Serializer) bool { return s < 8 && l.sers&(1<<s) != 0 }
+
+// newListener validates l and applies its defaults.
+func newListener(i int, l Listener) (*listener, error) {
+	if l.Network == "" {
+		l.Network = "tcp"
+	}
+	if l.Network != "tcp" && l.Network != "unix" {
+		return nil, fmt.Errorf("listener %d: network %q (want tcp or unix)", i, l.Network)
+	}
+	if l.Address == "" {
+		return nil, fmt.Errorf("listener %d: no address", i)
+	}
+	if l.Kind > KindRawSocket {
+		return nil, fmt.Errorf("listener %d: unknown kind %v", i, l.Kind)
+	}
+	if l.Name == "" {
+		l.Name = l.Kind.String() + "@" + l.Address
+	}
+	if l.Path == "" {
+		l.Path = "/ws"
+	}
+	if l.MaxMessageSize <= 0 {
+		l.MaxMessageSize = 1 << 20
+	}
+	if l.PingInterval <= 0 {
+		l.PingInterval = 10 * time.Second
+	}
+	if l.PingTimeout <= 0 {
+		l.PingTimeout = 5 * time.Second
+	}
+	if l.TLS != nil && len(l.TLS.Certificates) == 0 && l.TLS.GetCertificate == nil && l.TLS.GetConfigForClient == nil {
+		return nil, fmt.Errorf("listener %s: TLS config without a certificate", l.Name)
+	}
+	if l.Cookie != nil {
+		if l.Cookie.Name == "" || strings.ContainsAny(l.Cookie.Name, "=;, \t\r\n\"") {
+			return nil, fmt.Errorf("listener %s: bad cookie name %q", l.Name, l.Cookie.Name)
+		}
+		c := *l.Cookie
+		if c.MaxAge <= 0 {
+			c.MaxAge = 7 * 24 * time.Hour
+		}
+		l.Cookie = &c
+	}
+	ln := &listener{Listener: l, index: i}
+	sers := l.Serializers
+	if len(sers) == 0 {
+		sers = []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR}
+	}
+	var names []string
+	for _, s := range sers {
+		if s < codec.JSON || s > codec.CBOR {
+			return nil, fmt.Errorf("listener %s: unsupported serializer %v", l.Name, s)
+		}
+		ln.sers |= 1 << s
+	}
+	for _, p := range wsProtos {
+		if ln.allows(p.ser) {
+			names = append(names, p.name)
+		}
+	}
+	ln.protoErr = "no supported WAMP subprotocol (" + strings.Join(names, ", ") + ")"
+	// Largest n with 2^(9+n) <= MaxMessageSize, 0..15.
+	for n := byte(15); ; n-- {
+		if 1<<(9+int(n)) <= l.MaxMessageSize || n == 0 {
+			ln.rsNibble = n
+			break
+		}
+	}
+	ln.rsMax = min(1<<(9+int(ln.rsNibble)), 1<<24-1) // a RawSocket frame length has 24 bits
+	return ln, nil
+}
+
+// gnetSpecs assigns the gnet address strings of the plain listeners. gnet finds
+// listeners by their address string, so repeated "host:0" addresses are spelled with
+// more zeros ("host:00" resolves to the same port 0).
+func gnetSpecs(lns []*listener) ([]string, error) {
+	var specs []string
+	seen := map[string]bool{}
+	for _, l := range lns {
+		if l.TLS != nil {
+			continue
+		}
+		addr := l.Address
+		if l.Network == "tcp" {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
+			}
+			for seen[l.Network+"://"+addr] && strings.Trim(port, "0") == "" {
+				port += "0"
+				addr = net.JoinHostPort(host, port)
+			}
+		}
+		l.spec = l.Network + "://" + addr
+		if seen[l.spec] {
+			return nil, fmt.Errorf("netpoll: two listeners on %s %q", l.Network, l.Address)
+		}
+		seen[l.spec] = true
+		specs = append(specs, l.spec)
+	}
+	return specs, nil
+}
+
+// errNoListener is returned by NewServer for a Config without listeners.
+var errNoListener = errors.New("netpoll: no listener configured")

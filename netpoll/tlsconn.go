@@ -1,0 +1,335 @@
+package netpoll
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// TLS listeners. gnet has no TLS, so a TLS listener is a net.Listener with one accept
+// goroutine; each accepted conn gets a TLS handshake (bounded by PingInterval +
+// PingTimeout), then a reader goroutine and a writer goroutine. They run the very same
+// protocol code as a gnet loop (Conn.onTraffic: HTTP sniffing and upgrade, WebSocket and
+// RawSocket framing, the outbound queue drain, the slow-consumer policy), taking turns
+// under a per-conn lock, through the connIO interface that tlsConn implements:
+//
+//   - reader: reads decrypted bytes into the conn's inbound buffer, then runs onTraffic;
+//   - writer: woken by Wake (a Send on an idle conn, Close, the ticker), runs onTraffic
+//     to drain the queue, then writes the conn's outbound buffer to the tls.Conn. Write
+//     only appends to that buffer, so the protocol code never blocks on a socket, as on
+//     gnet; OutboundBuffered reports what the writer has not written yet, which the
+//     slow-consumer policy checks exactly as it checks gnet's backlog.
+
+const (
+	tlsReadMin   = 4 << 10  // grow the inbound buffer when less room than this is left
+	tlsReadStart = 16 << 10 // first inbound buffer: one TLS record
+	tlsCloseWait = time.Second
+)
+
+// tlsConn is the connIO of a TLS conn. Fields below mu are guarded by it; the
+// outbound fields by omu.
+type tlsConn struct {
+	s    *Server
+	c    *Conn
+	raw  net.Conn
+	tc   *tls.Conn
+	wake chan struct{} // cap 1: the writer has work
+	done chan struct{} // closed when the reader has exited (onClosed ran)
+
+	wakeReq atomic.Bool  // a Wake asked for the protocol code to run
+	closed  atomic.Bool  // we closed the socket (errors after that are not reported)
+	outLen  atomic.Int64 // bytes appended by Write and not yet written to the socket
+
+	mu sync.Mutex // the conn's "event loop": held while protocol code runs
+	// in[r:] are received bytes not yet consumed. Only the reader goroutine changes
+	// len(in) and the backing array (it reads into in[len(in):cap(in)] without mu).
+	in []byte
+	r  int
+
+	omu   sync.Mutex
+	out   []byte // waiting for the writer
+	spare []byte // the writer's previous buffer, reused
+}
+
+// listenTLS binds the socket of TLS listener l.
+func (s *Server) listenTLS(l *listener) error {
+	if l.Network == "unix" {
+		if fi, err := os.Stat(l.Address); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(l.Address) // a stale socket of a previous run, as gnet does
+		}
+	}
+	ln, err := net.Listen(l.Network, l.Address)
+	if err != nil {
+		return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
+	}
+	l.netLn, l.addr = ln, ln.Addr()
+	return nil
+}
+
+func (s *Server) closeTLSListeners() {
+	for _, l := range s.lns {
+		if l.netLn != nil {
+			_ = l.netLn.Close()
+		}
+	}
+}
+
+// acceptTLS is the accept goroutine of TLS listener l; it returns when the listener is
+// closed.
+func (s *Server) acceptTLS(l *listener) {
+	defer s.tlsWG.Done()
+	var backoff time.Duration
+	for {
+		raw, err := l.netLn.Accept()
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: log, back off, retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("netpoll: accept failed", "listener", l.Name, "error", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.accepted.Add(1)
+		s.handshaking.Store(raw, struct{}{})
+		go s.serveTLS(l, raw)
+	}
+}
+
+// serveTLS runs the TLS handshake of raw, then starts the conn's reader and writer.
+func (s *Server) serveTLS(l *listener, raw net.Conn) {
+	born := s.now()
+	tc := tls.Server(raw, l.TLS)
+	ctx, cancel := context.WithTimeout(context.Background(), l.PingInterval+l.PingTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	s.handshaking.Delete(raw)
+	if err == nil && s.stopping.Load() {
+		err = ErrClosed
+	}
+	if err != nil {
+		_ = raw.Close()
+		if !s.stopping.Load() {
+			s.protoErrs.Add(1)
+			s.log.Info("netpoll: tls handshake failed, closing", "listener", l.Name,
+				"remote", raw.RemoteAddr().String(), "error", err)
+		}
+		return
+	}
+	st := tc.ConnectionState()
+	t := &tlsConn{s: s, raw: raw, tc: tc, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	ls := new(loopState)
+	s.tlsStates.Store(ls, struct{}{})
+	t.mu.Lock() // nothing runs before the conn is fully set up
+	c := s.newConn(l, t, ls, raw.RemoteAddr())
+	c.born = born
+	c.tlsSt = &st
+	t.c = c
+	t.mu.Unlock()
+	go t.writeLoop()
+	t.readLoop()
+}
+
+// readLoop reads until the socket fails or is closed, then reports the close.
+func (t *tlsConn) readLoop() {
+	c := t.c
+	for {
+		t.mu.Lock()
+		t.compact()
+		tail := t.in[len(t.in):cap(t.in)]
+		t.mu.Unlock()
+		n, err := t.tc.Read(tail)
+		t.mu.Lock()
+		if n > 0 {
+			t.in = t.in[:len(t.in)+n]
+			t.act(c.onTraffic())
+		}
+		if err != nil {
+			if t.closed.Load() {
+				err = nil // we closed it: the Conn knows why
+			} else if errors.Is(err, io.EOF) {
+				err = io.EOF
+			}
+			c.onClosed(err)
+			t.in, t.r = nil, 0
+			t.mu.Unlock()
+			break
+		}
+		t.mu.Unlock()
+	}
+	t.closeSocket(false)
+	close(t.done)
+	s := t.s
+	s.tlsStates.Delete(c.loop)
+	// Fold this conn's counters into the retired totals so that Stats still add up.
+	ls := c.loop
+	s.retired.bytesIn.Add(ls.bytesIn.Load())
+	s.retired.bytesOut.Add(ls.bytesOut.Load())
+	s.retired.msgsIn.Add(ls.msgsIn.Load())
+	s.retired.msgsOut.Add(ls.msgsOut.Load())
+}
+
+// compact makes room for the next read (mu held, reader goroutine only).
+func (t *tlsConn) compact() {
+	if t.r == len(t.in) {
+		t.in, t.r = t.in[:0], 0
+		if cap(t.in) > maxKeptBuf {
+			t.in = nil
+		}
+	}
+	if cap(t.in)-len(t.in) >= tlsReadMin {
+		return
+	}
+	rest := len(t.in) - t.r
+	if t.r > 0 && cap(t.in)-rest >= tlsReadMin && t.r >= rest {
+		copy(t.in, t.in[t.r:])
+		t.in, t.r = t.in[:rest], 0
+		return
+	}
+	nb := make([]byte, rest, max(2*cap(t.in), tlsReadStart, rest+tlsReadMin))
+	copy(nb, t.in[t.r:])
+	t.in, t.r = nb, 0
+}
+
+// writeLoop runs the protocol code on Wake and writes the outbound buffer.
+func (t *tlsConn) writeLoop() {
+	c := t.c
+	for {
+		select {
+		case <-t.wake:
+		case <-t.done:
+			return
+		}
+		if t.wakeReq.Swap(false) {
+			t.mu.Lock()
+			t.act(c.onTraffic())
+			t.mu.Unlock()
+		}
+		if !t.flush() {
+			continue
+		}
+		// A closing conn whose backlog is now written can finish its close at once
+		// rather than at the next tick.
+		if c.state.Load() != stActive && t.outLen.Load() == 0 {
+			t.mu.Lock()
+			t.act(c.onTraffic())
+			t.mu.Unlock()
+		}
+	}
+}
+
+// flush writes everything Write buffered; false if the socket failed.
+func (t *tlsConn) flush() bool {
+	for {
+		t.omu.Lock()
+		b := t.out
+		t.out, t.spare = t.spare[:0], nil
+		t.omu.Unlock()
+		if len(b) == 0 {
+			t.omu.Lock()
+			t.spare = b
+			t.omu.Unlock()
+			return true
+		}
+		// Blocks while the peer does not read: Sends then pile up in the Conn's queue
+		// and the slow-consumer policy closes the socket, which ends this Write.
+		_, err := t.tc.Write(b)
+		t.outLen.Add(-int64(len(b)))
+		if err != nil {
+			t.closeSocket(false)
+			return false
+		}
+		if cap(b) > maxKeptBuf {
+			b = nil
+		}
+		t.omu.Lock()
+		t.spare = b[:0]
+		t.omu.Unlock()
+	}
+}
+
+// act applies the action the protocol code returned (mu held).
+func (t *tlsConn) act(a gnet.Action) {
+	if a == gnet.Close || a == gnet.Shutdown {
+		t.closeSocket(true)
+	}
+}
+
+// closeSocket closes the conn once; clean sends TLS close_notify first (bounded wait).
+// The reader's Read then fails and it reports the close. Safe from any goroutine.
+func (t *tlsConn) closeSocket(clean bool) {
+	if !t.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if clean && t.outLen.Load() == 0 {
+		_ = t.raw.SetWriteDeadline(time.Now().Add(tlsCloseWait))
+		_ = t.tc.Close() // close_notify, unless a Write is in flight
+		return
+	}
+	_ = t.raw.Close()
+}
+
+func (t *tlsConn) signal() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// connIO implementation. InboundBuffered, Peek, Discard, Write and OutboundBuffered run
+// with mu held; Wake and Close from any goroutine.
+
+func (t *tlsConn) InboundBuffered() int { return len(t.in) - t.r }
+
+func (t *tlsConn) Peek(n int) ([]byte, error) {
+	avail := len(t.in) - t.r
+	if n < 0 || n > avail {
+		return t.in[t.r:], io.ErrShortBuffer
+	}
+	return t.in[t.r : t.r+n], nil
+}
+
+func (t *tlsConn) Discard(n int) (int, error) {
+	avail := len(t.in) - t.r
+	if n < 0 || n > avail {
+		n = avail
+	}
+	t.r += n
+	return n, nil
+}
+
+func (t *tlsConn) Write(b []byte) (int, error) {
+	if t.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	t.omu.Lock()
+	t.out = append(t.out, b...)
+	t.outLen.Add(int64(len(b)))
+	t.omu.Unlock()
+	t.signal()
+	return len(b), nil
+}
+
+func (t *tlsConn) OutboundBuffered() int { return int(t.outLen.Load()) }
+
+func (t *tlsConn) Wake(gnet.AsyncCallback) error {
+	t.wakeReq.Store(true)
+	t.signal()
+	return nil
+}
+
+func (t *tlsConn) Close() error {
+	t.closeSocket(false)
+	return nil
+}
