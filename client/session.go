@@ -3,9 +3,11 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -28,8 +30,12 @@ type Config struct {
 	// CHALLENGE fails Connect. It is called on the goroutine running Connect.
 	OnChallenge func(method string, extra map[string]any) (signature string, err error)
 
-	TLSConfig *tls.Config  // for wss:// rss:// tcps://
-	Logger    *slog.Logger // nil: discard
+	TLSConfig *tls.Config // for wss:// rss:// tcps://
+	// Header is added to the WebSocket upgrade request (e.g. a Cookie); OnResponseHeader
+	// sees each header of the upgrade response (e.g. Set-Cookie). WebSocket only.
+	Header           http.Header
+	OnResponseHeader func(key, value string)
+	Logger           *slog.Logger // nil: discard
 }
 
 // Session is a joined WAMP session. One reader goroutine per session receives messages,
@@ -107,7 +113,7 @@ func Connect(ctx context.Context, cfg Config) (*Session, error) {
 	if ser == 0 {
 		ser = codec.JSON
 	}
-	opts := []DialOption{WithTLS(cfg.TLSConfig)}
+	opts := []DialOption{WithTLS(cfg.TLSConfig), WithHeader(cfg.Header), WithResponseHeader(cfg.OnResponseHeader)}
 	if cfg.Batched {
 		opts = append(opts, WithBatched())
 	}
@@ -203,6 +209,16 @@ func (s *Session) handshake(cfg *Config) error {
 			if cfg.OnChallenge == nil {
 				s.abort("wamp.error.authentication_failed", "no challenge handler")
 				return fmt.Errorf("client: router sent a %q CHALLENGE and Config.OnChallenge is nil", method)
+			}
+			if kind, _ := extra["channel_binding"].(string); kind != "" {
+				// WAMP-Cryptosign channel binding: hand the handler the channel id to
+				// XOR into the challenge (hex, 32 bytes).
+				id, err := s.t.channelID(kind)
+				if err != nil {
+					s.abort("wamp.error.authentication_failed", err.Error())
+					return fmt.Errorf("client: %s challenge: %w", method, err)
+				}
+				extra["channel_id"] = hex.EncodeToString(id)
 			}
 			sig, err := cfg.OnChallenge(method, extra)
 			if err != nil {

@@ -10,11 +10,13 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"sync"
@@ -32,14 +34,26 @@ const DefaultMaxMessageSize = 1 << 24
 type DialOption func(*dialOptions)
 
 type dialOptions struct {
-	tls     *tls.Config
-	batched bool
-	maxMsg  int
+	tls      *tls.Config
+	batched  bool
+	maxMsg   int
+	header   http.Header
+	onHeader func(key, value string)
 }
 
 // WithTLS sets the TLS configuration for wss:// rss:// and tcps:// URLs. When its
 // ServerName is empty, the URL host is used. c is not modified. Safe for concurrent use.
 func WithTLS(c *tls.Config) DialOption { return func(o *dialOptions) { o.tls = c } }
+
+// WithHeader adds HTTP headers (e.g. Cookie) to the WebSocket upgrade request; other
+// transports ignore it. h is not modified. Safe for concurrent use.
+func WithHeader(h http.Header) DialOption { return func(o *dialOptions) { o.header = h } }
+
+// WithResponseHeader calls f with every header of the router's WebSocket upgrade
+// response (e.g. Set-Cookie), during Dial. Safe for concurrent use.
+func WithResponseHeader(f func(key, value string)) DialOption {
+	return func(o *dialOptions) { o.onHeader = f }
+}
 
 // WithBatched selects the batched WebSocket subprotocols (wamp.2.json.batched, ...).
 // Sent messages still go one per frame; received frames may hold several messages.
@@ -361,4 +375,26 @@ func ctxDeadline(ctx context.Context, conn net.Conn) func() error {
 		}
 		return conn.SetDeadline(time.Time{})
 	}
+}
+
+// channelID returns the TLS channel id of kind ("tls-unique": SHA-256 of the TLS
+// Finished message, TLS 1.2 only; "tls-exporter": the RFC 9266 exporter value) for
+// WAMP-Cryptosign channel binding.
+func (t *Transport) channelID(kind string) ([]byte, error) {
+	tc, ok := t.conn.(*tls.Conn)
+	if !ok {
+		return nil, fmt.Errorf("channel binding %q asked on a connection without TLS", kind)
+	}
+	st := tc.ConnectionState()
+	switch kind {
+	case "tls-unique":
+		if len(st.TLSUnique) == 0 {
+			return nil, errors.New("tls-unique is not available on this TLS connection (TLS 1.3?)")
+		}
+		sum := sha256.Sum256(st.TLSUnique)
+		return sum[:], nil
+	case "tls-exporter":
+		return st.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+	}
+	return nil, fmt.Errorf("unknown channel binding %q", kind)
 }

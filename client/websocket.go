@@ -31,6 +31,12 @@ func Subprotocol(ser codec.Serializer, batched bool) string {
 func dialWebSocket(ctx context.Context, rawURL string, ser codec.Serializer, o *dialOptions) (*Transport, error) {
 	proto := Subprotocol(ser, o.batched)
 	d := ws.Dialer{Protocols: []string{proto}, TLSConfig: o.tls}
+	if o.header != nil {
+		d.Header = ws.HandshakeHeaderHTTP(o.header)
+	}
+	if o.onHeader != nil {
+		d.OnHeader = func(key, value []byte) error { o.onHeader(string(key), string(value)); return nil }
+	}
 	conn, br, hs, err := d.Dial(ctx, rawURL)
 	if err != nil {
 		if cerr := ctxErr(ctx); cerr != nil {

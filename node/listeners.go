@@ -33,6 +33,9 @@ type Listener struct {
 	PingInterval   time.Duration      // ping after this much idle time; default 10s
 	PingTimeout    time.Duration      // close when a ping is not answered within this; default 5s
 	Cookie         *netpoll.Cookie    // hand out a cookie on WebSocket upgrades
+	// AuthMethods are the auth methods offered on this listener; nil offers every
+	// method the realm configures. Needs a Name.
+	AuthMethods []string
 }
 
 // TLSFiles are the files of a TLS listener. Plain data.

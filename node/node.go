@@ -111,6 +111,16 @@ func Start(cfg Config) (*Node, error) {
 		page = func() []byte { return cfg.StatusPage(n) }
 	}
 	n.front = proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth)
+	methods := map[string][]string{}
+	for i, l := range cfg.Listeners {
+		if l.AuthMethods != nil {
+			if l.Name == "" {
+				return nil, fmt.Errorf("node: listener %d: auth methods need a listener name", i)
+			}
+			methods[l.Name] = l.AuthMethods
+		}
+	}
+	n.front.SetListenerMethods(methods)
 	srv, err := netpoll.NewServer(netpoll.Config{
 		Listeners:     lns,
 		OutboundLimit: cfg.OutboundLimit,

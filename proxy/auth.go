@@ -29,6 +29,10 @@ type RealmAuth struct {
 	CRA map[string]CRAPrincipal
 	// Cryptosign by authid (WAMP-Cryptosign, Ed25519).
 	Cryptosign map[string]CryptosignPrincipal
+	// TLS client-certificate principals by Fingerprint (method "tls").
+	TLS map[string]TLSPrincipal
+	// Cookie, when set, enables WAMP-Cookie (method "cookie") on the realm.
+	Cookie *CookieAuth
 	// Authenticator, when set, authenticates principals of its methods that the maps
 	// above do not list.
 	Authenticator *Authenticator
@@ -71,6 +75,10 @@ func (a *RealmAuth) offers(method string) bool {
 		return len(a.CRA) > 0
 	case "cryptosign":
 		return len(a.Cryptosign) > 0
+	case "tls":
+		return len(a.TLS) > 0
+	case "cookie":
+		return a.Cookie != nil
 	}
 	return false
 }
@@ -107,7 +115,7 @@ func (a *RealmAuth) challengeFor(method, authid string, authextra map[string]any
 	case "cryptosign":
 		cs, known := a.Cryptosign[authid]
 		p = challengeCryptosign(authid, cs, authextra, tlsState)
-		return p, known && p.pubkey != nil, nil
+		return p, known, nil // an unauthorized key leaves p.pubkey nil: verify fails
 	case "ticket":
 		t, known := a.Tickets[authid]
 		if !known {

@@ -176,7 +176,7 @@ func (f *Frontend) dynamicHello(c *netpoll.Conn, st *conn, ra *RealmAuth, realm 
 					f.authFailed(c, st, realm.Name(), authid, method, engine.ErrAuthenticationFailed, "no valid authextra.pubkey")
 					return
 				}
-				p = challengeCryptosign(r.authid, CryptosignPrincipal{AuthorizedKeys: []ed25519.PublicKey{key}, Role: r.role}, authextra, nil)
+				p = challengeCryptosign(r.authid, CryptosignPrincipal{AuthorizedKeys: []ed25519.PublicKey{key}, Role: r.role}, authextra, c.TLS())
 			default:
 				f.authFailed(c, st, realm.Name(), authid, method, engine.ErrAuthenticationFailed, "method "+method+" has no dynamic flow")
 				return

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,8 @@ type Frontend struct {
 	log    *slog.Logger
 	auth   atomic.Pointer[map[string]*RealmAuth]
 	limit  *failLimiter
+	// methods are the auth methods each listener (by name) offers; absent: all.
+	methods atomic.Pointer[map[string][]string]
 }
 
 // NewFrontend returns a Frontend that joins sessions to router's realms. A nil logger means
@@ -44,6 +47,21 @@ func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*Realm
 // SetAuth replaces who may join which realm (a config reload); handshakes that start
 // afterwards use it, established sessions are not touched. Safe for concurrent use.
 func (f *Frontend) SetAuth(auth map[string]*RealmAuth) { f.auth.Store(&auth) }
+
+// SetListenerMethods says which auth methods each listener (netpoll.Conn.Listener)
+// offers; a listener without an entry offers every method its realm configures. Safe
+// for concurrent use.
+func (f *Frontend) SetListenerMethods(m map[string][]string) { f.methods.Store(&m) }
+
+// listenerOffers reports whether c's listener offers method.
+func (f *Frontend) listenerOffers(c *netpoll.Conn, method string) bool {
+	m := f.methods.Load()
+	if m == nil {
+		return true
+	}
+	list, ok := (*m)[c.Listener()]
+	return !ok || slices.Contains(list, method)
+}
 
 // conn is the per-connection state: nil session until WELCOME. After WELCOME only sess
 // and done are read, without a lock; the handshake fields are guarded by mu because a
@@ -162,15 +180,26 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 	features := clientFeatures(roles)
 	for _, mv := range methods {
 		method, _ := mv.(string)
-		if !ra.offers(method) {
+		if !ra.offers(method) || !f.listenerOffers(c, method) {
 			continue
 		}
-		if method == "anonymous" {
+		authid, _ := details["authid"].(string)
+		switch method {
+		case "anonymous":
 			f.welcome(c, st, realm, engine.AuthInfo{AuthID: anonymousAuthID(), AuthRole: *ra.Anonymous,
 				AuthMethod: "anonymous", AuthProvider: "static"}, features)
 			return
+		case "cookie":
+			if f.cookieLogin(c, st, ra, realm, features) {
+				return
+			}
+			continue
+		case "tls":
+			if f.tlsLogin(c, st, ra, realm, authid, details, features) {
+				return
+			}
+			continue
 		}
-		authid, _ := details["authid"].(string)
 		if f.limit.blocked(c.RemoteAddr()) {
 			f.log.Warn("authentication: too many failures from this address", "remote", c.RemoteAddr().String(),
 				"realm", realmName, "authid", authid)
@@ -182,14 +211,18 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			return
 		}
 		authextra, _ := details["authextra"].(map[string]any)
-		p, known, err := ra.challengeFor(method, authid, authextra, nil)
+		p, known, err := ra.challengeFor(method, authid, authextra, c.TLS())
 		if err != nil {
 			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return
 		}
-		if !known {
+		switch {
+		case !known:
 			f.log.Warn("authentication: unknown authid", "realm", realmName, "authid", authid,
 				"method", method, "remote", c.RemoteAddr().String())
+		case method == "cryptosign" && p.pubkey == nil:
+			f.log.Warn("authentication: the key in authextra.pubkey is not authorized for this authid",
+				"realm", realmName, "authid", authid, "pubkey", stringOf(authextra["pubkey"]), "remote", c.RemoteAddr().String())
 		}
 		p.realm, p.features = realm, features
 		if !known {
@@ -231,6 +264,7 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 func (f *Frontend) welcome(c *netpoll.Conn, st *conn, realm *engine.Realm, info engine.AuthInfo, features engine.Features) {
 	sess := realm.JoinWith(c, info, features)
 	st.sess.Store(sess)
+	f.rememberCookie(c, realm.Name(), info)
 	w := codec.Message{Type: codec.WELCOME, Session: sess.ID(), DictAny: sess.WelcomeDetails()}
 	f.send(c, &w)
 	f.log.Debug("session joined", "session", sess.ID(), "realm", realm.Name(), "authid", info.AuthID,

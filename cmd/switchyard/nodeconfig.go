@@ -7,12 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/netpoll"
 	"github.com/switchyard-wamp/switchyard/node"
 	"github.com/switchyard-wamp/switchyard/proxy"
 )
@@ -92,20 +95,41 @@ func dropListeners(cfg *config.Config, kind string) {
 // serializerNames maps the config's serializer names to codec serializers.
 var serializerNames = map[string]codec.Serializer{"json": codec.JSON, "msgpack": codec.MsgPack, "cbor": codec.CBOR}
 
-// errNotYet marks configuration the schema accepts but this version cannot run yet.
-var errNotYet = errors.New("not supported by this version yet")
+// cookieStores keeps each realm's WAMP-Cookie store across config reloads (by realm and
+// file), so that a SIGHUP does not forget who the cookies belong to.
+var (
+	cookieMu     sync.Mutex
+	cookieStores = map[string]*proxy.CookieStore{}
+)
 
-// nodeConfig maps a validated config onto what a standalone node runs today. Anything the
-// node cannot honour yet (authentication methods and permission features not
-// implemented) is refused with its path rather than silently ignored.
+func cookieStore(realm, file string) (*proxy.CookieStore, error) {
+	cookieMu.Lock()
+	defer cookieMu.Unlock()
+	key := realm + "\x00" + file
+	if s, ok := cookieStores[key]; ok {
+		return s, nil
+	}
+	s, err := proxy.NewCookieStore(file)
+	if err != nil {
+		return nil, err
+	}
+	cookieStores[key] = s
+	return s, nil
+}
+
+// errCannotRun marks a valid configuration the node still cannot run (a cookie file that
+// cannot be written, ...).
+var errCannotRun = errors.New("configuration cannot run")
+
+// nodeConfig maps a validated config onto a standalone node. What cannot run is refused
+// with its path rather than silently ignored.
 func nodeConfig(cfg *config.Config) (node.Config, error) {
 	var nc node.Config
 	var problems []string
-	notYet := func(path, what string) { problems = append(problems, path+": "+what) }
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
 		path := fmt.Sprintf("listeners[%d]", i)
-		nl := node.Listener{Kind: l.Kind, Address: l.Address, Path: l.Path, MaxMessageSize: l.MaxMessageSize,
+		nl := node.Listener{Name: path, AuthMethods: l.Auth, Kind: l.Kind, Address: l.Address, Path: l.Path, MaxMessageSize: l.MaxMessageSize,
 			PingInterval: time.Duration(l.PingInterval), PingTimeout: time.Duration(l.PingTimeout)}
 		if l.Kind == config.KindUnix {
 			nl.Kind, nl.Network = node.KindUniversal, "unix"
@@ -120,14 +144,16 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		if t := l.TLS; t != nil {
 			nl.TLS = &node.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, MinVersion: t.MinVersion, ClientCAFile: t.ClientCAFile}
 		}
-		nc.Listeners = append(nc.Listeners, nl)
-		for _, m := range l.Auth {
-			switch m {
-			case config.MethodAnonymous, config.MethodTicket, config.MethodWAMPCRA, config.MethodCryptosign:
-			default:
-				notYet(path+".auth", "auth method "+m)
+		if slices.Contains(l.Auth, config.MethodCookie) || l.Auth == nil {
+			// WAMP-Cookie: hand out the cookie of the first realm that configures one.
+			for _, r := range cfg.Realms {
+				if ck := r.Auth.Cookie; ck != nil && l.Kind != config.KindRawSocket {
+					nl.Cookie = &netpoll.Cookie{Name: ck.Name, MaxAge: time.Duration(ck.MaxAge)}
+					break
+				}
 			}
 		}
+		nc.Listeners = append(nc.Listeners, nl)
 	}
 	allowAll := config.DefaultRealms()[0].Roles[0].Permissions
 	nc.Auth = map[string]*proxy.RealmAuth{}
@@ -159,8 +185,18 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 			ra.Authenticator = &proxy.Authenticator{Realm: au.Realm, Procedure: au.Procedure,
 				Methods: au.Methods, Timeout: time.Duration(au.Timeout)}
 		}
-		if len(r.Auth.TLS) > 0 || r.Auth.Cookie != nil {
-			notYet(path+".auth", "authentication methods other than anonymous, ticket, wampcra and cryptosign")
+		if len(r.Auth.TLS) > 0 {
+			ra.TLS = map[string]proxy.TLSPrincipal{}
+			for _, p := range r.Auth.TLS {
+				ra.TLS[proxy.NormalizeFingerprint(p.Fingerprint)] = proxy.TLSPrincipal{AuthID: p.AuthID, Role: p.Role}
+			}
+		}
+		if ck := r.Auth.Cookie; ck != nil {
+			store, err := cookieStore(r.Name, ck.File)
+			if err != nil {
+				problems = append(problems, path+".auth.cookie.file: "+err.Error())
+			}
+			ra.Cookie = &proxy.CookieAuth{MaxAge: time.Duration(ck.MaxAge), Store: store}
 		}
 		// A realm whose every role may do everything runs without authorization checks.
 		open := true
@@ -207,7 +243,7 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 	nc.OutboundLimit = cfg.Node.OutboundLimit
 	nc.Loops = cfg.Node.Loops
 	if len(problems) > 0 {
-		return nc, fmt.Errorf("%w:\n  %s", errNotYet, strings.Join(problems, "\n  "))
+		return nc, fmt.Errorf("%w:\n  %s", errCannotRun, strings.Join(problems, "\n  "))
 	}
 	return nc, nil
 }

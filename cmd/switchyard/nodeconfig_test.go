@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,10 +59,11 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 
 func TestWhatTheNodeCannotRunIsRefused(t *testing.T) {
 	cfg := config.Default()
-	cfg.Realms[0].Auth.Cookie = &config.Cookie{Name: "cbtid"}
+	cfg.Realms[0].Auth.Cookie = &config.Cookie{Name: "cbtid", MaxAge: config.Duration(time.Hour),
+		File: filepath.Join(t.TempDir(), "no-such-dir", "cookies")}
 	_, err := nodeConfig(cfg)
-	if !errors.Is(err, errNotYet) || !strings.Contains(err.Error(), "realms[0].auth") {
-		t.Fatalf("want not-yet errors naming the paths, got %v", err)
+	if !errors.Is(err, errCannotRun) || !strings.Contains(err.Error(), "realms[0].auth.cookie.file") {
+		t.Fatalf("want errors naming the paths, got %v", err)
 	}
 }
 
