@@ -112,6 +112,7 @@ func TestTLS(t *testing.T) {
 		e      endpoint
 	}{
 		{"js/wss/json/scenario", js, "scenario.js", endpoint{c: js, transport: "ws", serializer: "json"}},
+		{"js/wss/msgpack/tls", js, "tls.js", endpoint{c: js, transport: "ws", serializer: "msgpack"}},
 		{"py/wss/cbor/asyncio/scenario", py, "scenario.py", endpoint{c: py, transport: "ws", serializer: "cbor", framework: "asyncio"}},
 		{"py/rss/msgpack/twisted/scenario", py, "scenario.py", endpoint{c: py, transport: "rs", serializer: "msgpack", framework: "twisted"}},
 		{"py/wss/json/asyncio/tls", py, "tls.py", endpoint{c: py, transport: "ws", serializer: "json", framework: "asyncio"}},
