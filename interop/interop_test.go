@@ -6,6 +6,8 @@
 // caller/publisher in one process) and paired across clients, transports and
 // serializers ("cross": one process serves, the other drives). A script prints one line
 // per check and exits non-zero on any failure; the test fails with its output.
+// TestFeatures, TestAuth and TestTLS run further scripts the same way (features, auth,
+// TLS: see their files and README.md).
 //
 // Missing clients skip the tests, except when CI is set: there they fail, because CI
 // installs them (.ci/run) and a skip would hide a broken install. Install locally with
@@ -145,9 +147,9 @@ func require(t *testing.T, c client) {
 type routerNode struct {
 	*node.Node
 	log *syncBuffer
-	// urls by transport label: "ws" (universal listener, WebSocket at /ws), "rs"
-	// (universal listener, RawSocket sniffed by its 0x7F byte), "rsonly" (RawSocket-only
-	// listener).
+	// urls by transport label: "ws" (first universal listener, WebSocket at /ws; wss://
+	// with TLS), "rs" (the same listener, RawSocket sniffed by its 0x7F byte; rss:// with
+	// TLS), "rsonly" (RawSocket-only listener, if there is one).
 	urls map[string]string
 }
 
@@ -161,8 +163,9 @@ func startNodeWith(t *testing.T, auth map[string]*proxy.RealmAuth) *routerNode {
 }
 
 // startNodeConfig is startNodeWith for any node config: configure sets the fields it
-// needs (realms, auth, roles, authorizers) on a config that listens on loopback port 0
-// and logs into the routerNode.
+// needs (realms, auth, roles, authorizers, listeners) on a config that listens on
+// loopback port 0 (a universal and a RawSocket-only listener) and logs into the
+// routerNode.
 func startNodeConfig(t *testing.T, configure func(*node.Config)) *routerNode {
 	t.Helper()
 	logs := &syncBuffer{}
@@ -179,10 +182,12 @@ func startNodeConfig(t *testing.T, configure func(*node.Config)) *routerNode {
 		t.Fatalf("node.Start: %v", err)
 	}
 	rn := &routerNode{Node: n, log: logs, urls: map[string]string{
-		"ws":     n.WebSocketURL(),
-		"rs":     n.RawSocketURL(),
-		"rsonly": "rs://" + n.Server.RawSocketAddr().String(),
+		"ws": n.WebSocketURL(),
+		"rs": n.RawSocketURL(),
 	}}
+	if a := n.Server.RawSocketAddr(); a != nil { // configure may drop the RawSocket-only listener
+		rn.urls["rsonly"] = "rs://" + a.String()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -5,7 +5,9 @@
 //                    [--serializer json|msgpack|cbor] [--prefix interop.x.] [--timeout 20]
 //
 // URL is ws://host:port/path (WebSocket) or rs://host:port (RawSocket; AutobahnJS 22.11.1
-// speaks RawSocket in Node with the JSON serializer only).
+// speaks RawSocket in Node with the JSON serializer only). wss:// connects over TLS,
+// trusting the CA in env INTEROP_TLS_CA (see transportFor); rss:// is impossible with
+// AutobahnJS (no TLS in its RawSocket transport).
 //
 // Roles (the same in scenario.py, so that the two clients can be paired either way):
 //   serve  registers PREFIX.echo / PREFIX.fail / PREFIX.report, subscribes PREFIX.topic,
@@ -238,15 +240,47 @@ function makeSerializer() {
   throw new Error('unknown serializer ' + opts.serializer);
 }
 
-function transportFor(url) {
+// tlsAgent returns an https.Agent for wss:// connections: it trusts only the CA in the
+// PEM file ca (none: Node's default trust store) and presents the client certificate
+// cert/key when given. AutobahnJS passes the transport option `agent` on to the `ws`
+// library, which makes the TLS connection through it. (Its own option
+// `tlsConfiguration: {ca, cert, key}` also sets rejectUnauthorized: false, that is, it
+// does not verify the router's certificate at all; see tls.js.)
+function tlsAgent(files) {
+  const fs = require('fs');
+  const https = require('https');
+  const o = { keepAlive: false };
+  if (files.ca) o.ca = fs.readFileSync(files.ca);
+  if (files.cert) { o.cert = fs.readFileSync(files.cert); o.key = fs.readFileSync(files.key); }
+  return new https.Agent(o);
+}
+
+// envTLS: the TLS files of env INTEROP_TLS_CA, INTEROP_TLS_CERT, INTEROP_TLS_KEY
+// (interop/tls_test.go).
+function envTLS() {
+  const e = process.env;
+  return { ca: e.INTEROP_TLS_CA || '', cert: e.INTEROP_TLS_CERT || '', key: e.INTEROP_TLS_KEY || '' };
+}
+
+// transportFor returns the AutobahnJS transport config for url; for wss://, tls
+// (default envTLS()) says which CA to trust and which client certificate to present.
+function transportFor(url, tls) {
   const u = new URL(url);
+  if (u.protocol === 'rss:') {
+    // lib/transport/rawsocket.js of autobahn 22.11.1 always opens the socket with
+    // net.connect (plain TCP) and takes no TLS option, so RawSocket over TLS is
+    // impossible with AutobahnJS.
+    throw new Error('AutobahnJS RawSocket has no TLS (rawsocket.js uses net.connect only): rss:// is not supported');
+  }
   if (u.protocol === 'rs:' || u.protocol === 'tcp:') {
     if (opts.serializer !== 'json') {
       throw new Error(`AutobahnJS RawSocket supports only json, not ${opts.serializer}`);
     }
     return { type: 'rawsocket', host: u.hostname, port: Number(u.port) };
   }
-  return { type: 'websocket', url, serializers: [makeSerializer()] };
+  const t = { type: 'websocket', url, serializers: [makeSerializer()] };
+  if (u.protocol === 'wss:') t.agent = tlsAgent(tls || envTLS());
+  return t;
 }
 
 // connect joins realm and resolves with {conn, session}, or rejects with
@@ -477,6 +511,6 @@ if (require.main === module) {
 // features.js reuses the option parsing, checks, hard timeout and connection helpers.
 module.exports = {
   opts, ok, fail, check, finish, deepDiff, describe, fmtErr, connect, closeConn, sleep, withTimeout,
-  checkProtocol, transportFor,
+  checkProtocol, transportFor, tlsAgent,
   setTag(t) { tag = t; },
 };

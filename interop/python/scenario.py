@@ -5,8 +5,9 @@
                                  [--serializer json|msgpack|cbor] [--prefix interop.x.]
                                  [--framework auto|asyncio|twisted] [--timeout 20]
 
-URL is ws://host:port/path (WebSocket) or rs://host:port (RawSocket). Exactly one
-serializer is offered, so the router cannot fall back to another one.
+URL is ws://host:port/path (WebSocket) or rs://host:port (RawSocket); wss:// and rss://
+connect over TLS, trusting the CA in env INTEROP_TLS_CA (see open_transport). Exactly
+one serializer is offered, so the router cannot fall back to another one.
 
 --framework auto uses asyncio for WebSocket and Twisted for RawSocket: the asyncio
 RawSocket client of autobahn 22.7.1 (the Debian package) crashes on WELCOME with
@@ -134,11 +135,66 @@ def later(secs, fn):
     txaio.call_later(secs, fn)
 
 
-async def open_transport(factory, host, port):
+# wss:// and rss:// URLs connect over TLS (see open_transport).
+SECURE = opts.url.startswith(("wss:", "rss:"))
+
+
+class TLSFiles:
+    """The PEM files of a TLS connection: ca, the CA certificate to trust (None: the
+    system's trust store); cert and key, the client certificate to present (None: none)."""
+
+    def __init__(self, ca=None, cert=None, key=None):
+        self.ca, self.cert, self.key = ca, cert, key
+
+    @staticmethod
+    def from_env():
+        """INTEROP_TLS_CA, INTEROP_TLS_CERT and INTEROP_TLS_KEY (interop/tls_test.go)."""
+        e = os.environ.get
+        return TLSFiles(e("INTEROP_TLS_CA") or None, e("INTEROP_TLS_CERT") or None, e("INTEROP_TLS_KEY") or None)
+
+
+def ssl_context(files):
+    """An asyncio ssl.SSLContext verifying the server against files.ca (and its host
+    name) and presenting files.cert when given."""
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=files.ca)
+    if files.cert:
+        ctx.load_cert_chain(files.cert, files.key)
+    return ctx
+
+
+def twisted_tls_options(host, files):
+    """Twisted's client TLS options (pyOpenSSL, service_identity) for the same."""
+    from twisted.internet import ssl
+
+    kw = {}
+    if files.ca:
+        with open(files.ca) as f:
+            kw["trustRoot"] = ssl.Certificate.loadPEM(f.read())
+    if files.cert:
+        with open(files.cert) as c, open(files.key) as k:
+            kw["clientCertificate"] = ssl.PrivateCertificate.loadPEM(c.read() + k.read())
+    return ssl.optionsForClientTLS(host, **kw)
+
+
+async def open_transport(factory, host, port, tls=None):
+    """Connects factory to host:port; over TLS for a wss:// or rss:// URL, with tls (a
+    TLSFiles; default TLSFiles.from_env()). A failed TLS handshake raises on asyncio; on
+    Twisted the connection opens and then closes before the WAMP handshake."""
+    if SECURE and tls is None:
+        tls = TLSFiles.from_env()
     if opts.framework == "twisted":
-        await TCP4ClientEndpoint(reactor, host, port, timeout=5).connect(factory)
+        if tls is not None:
+            from twisted.internet.endpoints import SSL4ClientEndpoint
+
+            ep = SSL4ClientEndpoint(reactor, host, port, twisted_tls_options(host, tls), timeout=5)
+        else:
+            ep = TCP4ClientEndpoint(reactor, host, port, timeout=5)
+        await ep.connect(factory)
     else:
-        await asyncio.get_running_loop().create_connection(factory, host, port)
+        ctx = ssl_context(tls) if tls is not None else None
+        await asyncio.get_running_loop().create_connection(factory, host, port, ssl=ctx)
 
 
 # ---------------------------------------------------------------------------- checks
