@@ -144,6 +144,11 @@ func (s *Session) getEvents(m *codec.Message, args []any, kwargs map[string]any,
 		s.sendError(codec.CALL, m.Request, ErrNoSuchSubscription, sc)
 		return
 	}
+	if !s.maySubscribe(sub) {
+		// The spec: history only for those who could receive the events.
+		s.sendError(codec.CALL, m.Request, ErrNotAuthorized, sc)
+		return
+	}
 	q, err := parseHistoryQuery(args, kwargs)
 	if err != nil {
 		s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, err.Error(), sc)
@@ -224,4 +229,21 @@ func sortBySeq(evs []*storedEvent) {
 		}
 		return 0
 	})
+}
+
+// maySubscribe reports whether s may subscribe to sub's topic or pattern: its role's
+// static rules, or (under a dynamic authorizer) a cached allow for that subscription.
+func (s *Session) maySubscribe(sub *subscription) bool {
+	switch {
+	case s.perms != nil:
+		perm, _ := s.perms.lookup([]byte(sub.topic))
+		return perm.Subscribe
+	case s.authz != nil:
+		key := sub.topic
+		if sub.pattern {
+			key = sub.kind.String() + "\x00" + sub.topic
+		}
+		return s.authz.cache[1][key].allow
+	}
+	return true
 }

@@ -258,3 +258,27 @@ func TestHistoryConcurrent(t *testing.T) {
 	}
 	sp.take(t)
 }
+
+// TestHistoryNeedsSubscribePermission: get_events answers only sessions that may
+// subscribe to the subscription's topic (the spec's security note).
+func TestHistoryNeedsSubscribePermission(t *testing.T) {
+	rl := NewRouter(nil).AddRealm("realm1")
+	if err := rl.SetStore(StoreConfig{History: []HistoryRule{{URI: "com.", Match: "prefix", Limit: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	reader, _ := NewRolePermissions([]Rule{{URI: "com.", Match: "prefix", Allow: Permission{Subscribe: true}},
+		{URI: "wamp.", Match: "prefix", Allow: Permission{Call: true}}})
+	outsider, _ := NewRolePermissions([]Rule{{URI: "wamp.", Match: "prefix", Allow: Permission{Call: true}}})
+	rl.SetRoles(map[string]*RolePermissions{"reader": reader, "outsider": outsider})
+	rp := &memPeer{ser: codec.JSON}
+	r := rl.Join(rp, AuthInfo{AuthID: "r", AuthRole: "reader"})
+	op := &memPeer{ser: codec.JSON}
+	o := rl.Join(op, AuthInfo{AuthID: "o", AuthRole: "outsider"})
+	sub := subscribeTo(t, r, rp, "com.news", "")
+	if _, _, e := getEvents(t, r, rp, []any{sub}, nil); e != "" {
+		t.Fatalf("reader: %s", e)
+	}
+	if _, _, e := getEvents(t, o, op, []any{sub}, nil); e != ErrNotAuthorized {
+		t.Fatalf("outsider got %q, want %s", e, ErrNotAuthorized)
+	}
+}
