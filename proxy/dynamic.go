@@ -137,17 +137,7 @@ func (f *Frontend) dynamicHello(c *netpoll.Conn, st *conn, ra *RealmAuth, realm 
 	st.waiting = true
 	authextra, _ := hello["authextra"].(map[string]any)
 	f.callAuthenticator(ra.Authenticator, realm.Name(), authid, authDetails(c, method, hello),
-		func(r authResult, abortURI, why string) {
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			st.waiting = false
-			if st.done.Load() {
-				return
-			}
-			if abortURI != "" {
-				f.authFailed(c, st, realm.Name(), authid, method, abortURI, why)
-				return
-			}
+		f.answered(c, st, realm.Name(), authid, method, func(r authResult) {
 			var p *pendingAuth
 			switch method {
 			case "wampcra":
@@ -184,7 +174,7 @@ func (f *Frontend) dynamicHello(c *netpoll.Conn, st *conn, ra *RealmAuth, realm 
 			p.realm, p.features, p.provider, p.extra = realm, features, "dynamic", r.extra
 			st.auth = p
 			f.send(c, &codec.Message{Type: codec.CHALLENGE, URI: []byte(method), DictAny: p.challenge})
-		})
+		}))
 }
 
 // authenticateDynamic hands a ticket to the dynamic authenticator (st.mu held).
@@ -192,7 +182,19 @@ func (f *Frontend) authenticateDynamic(c *netpoll.Conn, st *conn, p *pendingAuth
 	st.waiting = true
 	d := authDetails(c, p.method, p.hello)
 	d["ticket"] = ticket
-	f.callAuthenticator(p.dynamic, p.realm.Name(), p.authid, d, func(r authResult, abortURI, why string) {
+	f.callAuthenticator(p.dynamic, p.realm.Name(), p.authid, d, f.answered(c, st, p.realm.Name(), p.authid, p.method,
+		func(r authResult) {
+			f.welcome(c, st, p.realm, engine.AuthInfo{AuthID: r.authid, AuthRole: r.role,
+				AuthMethod: p.method, AuthProvider: "dynamic", Extra: r.extra}, p.features)
+		}))
+}
+
+// answered wraps what to do with an authenticator's answer: on the answer's goroutine it
+// takes st.mu, ends the wait, drops the answer for a connection that is gone, and aborts
+// (counted, logged) on failure; ok runs, st.mu held, with a good answer.
+func (f *Frontend) answered(c *netpoll.Conn, st *conn, realm, authid, method string,
+	ok func(authResult)) func(authResult, string, string) {
+	return func(r authResult, abortURI, why string) {
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		st.waiting = false
@@ -200,12 +202,11 @@ func (f *Frontend) authenticateDynamic(c *netpoll.Conn, st *conn, p *pendingAuth
 			return
 		}
 		if abortURI != "" {
-			f.authFailed(c, st, p.realm.Name(), p.authid, p.method, abortURI, why)
+			f.authFailed(c, st, realm, authid, method, abortURI, why)
 			return
 		}
-		f.welcome(c, st, p.realm, engine.AuthInfo{AuthID: r.authid, AuthRole: r.role,
-			AuthMethod: p.method, AuthProvider: "dynamic", Extra: r.extra}, p.features)
-	})
+		ok(r)
+	}
 }
 
 // authFailed counts a failed authentication against the client's address, logs why and

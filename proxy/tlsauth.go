@@ -85,20 +85,11 @@ func (f *Frontend) tlsLogin(c *netpoll.Conn, st *conn, ra *RealmAuth, realm *eng
 	st.waiting = true
 	d := authDetails(c, "tls", hello)
 	d["transport"].(map[string]any)["client_cert"] = certDetails(cert)
-	f.callAuthenticator(ra.Authenticator, realm.Name(), authid, d, func(r authResult, abortURI, why string) {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		st.waiting = false
-		if st.done.Load() {
-			return
-		}
-		if abortURI != "" {
-			f.authFailed(c, st, realm.Name(), authid, "tls", abortURI, why)
-			return
-		}
-		f.welcome(c, st, realm, engine.AuthInfo{AuthID: r.authid, AuthRole: r.role, AuthMethod: "tls",
-			AuthProvider: "dynamic", Extra: r.extra}, features)
-	})
+	f.callAuthenticator(ra.Authenticator, realm.Name(), authid, d, f.answered(c, st, realm.Name(), authid, "tls",
+		func(r authResult) {
+			f.welcome(c, st, realm, engine.AuthInfo{AuthID: r.authid, AuthRole: r.role, AuthMethod: "tls",
+				AuthProvider: "dynamic", Extra: r.extra}, features)
+		}))
 	return true
 }
 
