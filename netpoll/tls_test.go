@@ -157,6 +157,10 @@ func TestTLSUniversal(t *testing.T) {
 			t.Fatal("handshake with an unknown client CA succeeded")
 		}
 	})
+	// The refused handshake is counted after the client has seen the alert.
+	for end := time.Now().Add(5 * time.Second); s.Stats().ProtocolErrors == 0 && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 	if st := s.Stats(); st.MessagesIn != 4 || st.MessagesOut != 4 || st.ProtocolErrors != 1 || st.BytesIn < 800000 {
 		t.Fatalf("stats %+v", st)
 	}
