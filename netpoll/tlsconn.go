@@ -132,12 +132,11 @@ func (s *Server) serveTLS(l *listener, raw net.Conn) {
 	t := &tlsConn{s: s, raw: raw, tc: tc}
 	ls := new(loopState)
 	s.tlsStates.Store(ls, struct{}{})
-	t.mu.Lock() // nothing runs before the conn is fully set up
-	c := s.newConn(l, t, ls, raw.RemoteAddr())
-	c.born = born
-	c.tlsSt = &st
-	t.c = c
-	t.mu.Unlock()
+	t.c = s.newConn(l, t, ls, raw.RemoteAddr(), born, &st)
+	s.conns.Store(t.c, struct{}{}) // from here on Stop and the ticker see it
+	if s.stopping.Load() {
+		t.closeSocket(false) // Stop may have walked the conns before the Store
+	}
 	// A fresh goroutine: this one's stack grew during the handshake.
 	go t.readLoop()
 }
