@@ -86,10 +86,10 @@ type Config struct {
 
 // Stats is a snapshot of the server counters (see Server.Stats).
 type Stats struct {
-	Accepted           uint64 // TCP connections accepted on any listener
+	Accepted           uint64 // connections accepted on any listener (TLS: before the handshake)
 	Open               int64  // connections currently open (got OnOpen, not yet OnClose)
 	SlowConsumerClosed uint64 // connections closed by the slow-consumer policy
-	ProtocolErrors     uint64 // bad handshakes and bad frames (each closed the conn)
+	ProtocolErrors     uint64 // bad handshakes (TLS included) and bad frames (each closed the conn)
 	BytesIn            uint64 // bytes consumed from sockets
 	BytesOut           uint64 // bytes handed to sockets
 	MessagesIn         uint64 // WAMP messages delivered to Handler.OnMessage

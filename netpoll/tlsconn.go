@@ -44,6 +44,7 @@ type tlsConn struct {
 	c       *Conn
 	raw     net.Conn
 	tc      *tls.Conn
+	writer  func()       // t.writeLoop, bound once: starting a writer then allocates nothing
 	wakeReq atomic.Bool  // a Wake asked for the protocol code to run
 	writing atomic.Bool  // a writer goroutine is running
 	pending atomic.Bool  // work arrived for the writer since it last looked
@@ -130,6 +131,7 @@ func (s *Server) serveTLS(l *listener, raw net.Conn) {
 	}
 	st := tc.ConnectionState()
 	t := &tlsConn{s: s, raw: raw, tc: tc}
+	t.writer = t.writeLoop
 	ls := new(loopState)
 	s.tlsStates.Store(ls, struct{}{})
 	t.c = s.newConn(l, t, ls, raw.RemoteAddr(), born, &st)
@@ -286,7 +288,7 @@ func (t *tlsConn) closeSocket(clean bool) {
 func (t *tlsConn) signal() {
 	t.pending.Store(true)
 	if t.writing.CompareAndSwap(false, true) {
-		go t.writeLoop()
+		go t.writer()
 	}
 }
 
