@@ -134,9 +134,30 @@ def later(secs, fn):
     txaio.call_later(secs, fn)
 
 
+SECURE = opts.url.startswith(("wss:", "rss:"))
+
+
 async def open_transport(factory, host, port):
+    """Connects factory to host:port; over TLS for wss: and rss: URLs, trusting
+    the CA file in $SSL_CERT_FILE (or the system roots)."""
     if opts.framework == "twisted":
-        await TCP4ClientEndpoint(reactor, host, port, timeout=5).connect(factory)
+        if SECURE:
+            from twisted.internet import ssl as tssl
+            from twisted.internet.endpoints import SSL4ClientEndpoint
+
+            trust = None
+            if os.environ.get("SSL_CERT_FILE"):
+                with open(os.environ["SSL_CERT_FILE"]) as f:
+                    trust = tssl.Certificate.loadPEM(f.read())
+            tls = tssl.optionsForClientTLS(host, trustRoot=trust)
+            await SSL4ClientEndpoint(reactor, host, port, tls, timeout=5).connect(factory)
+        else:
+            await TCP4ClientEndpoint(reactor, host, port, timeout=5).connect(factory)
+    elif SECURE:
+        import ssl
+
+        ctx = ssl.create_default_context()  # honours $SSL_CERT_FILE
+        await asyncio.get_running_loop().create_connection(factory, host, port, ssl=ctx, server_hostname=host)
     else:
         await asyncio.get_running_loop().create_connection(factory, host, port)
 
