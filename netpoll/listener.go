@@ -11,7 +11,7 @@ import (
 	"github.com/switchyard-wamp/switchyard/codec"
 )
 
-// Kind says which protocols a listener speaks.
+// Kind says which protocols a listener speaks. A plain value: safe for concurrent use.
 type Kind uint8
 
 // Listener kinds.
@@ -25,7 +25,7 @@ const (
 	KindRawSocket
 )
 
-// String returns "universal", "websocket" or "rawsocket".
+// String returns "universal", "websocket" or "rawsocket". Safe for concurrent use.
 func (k Kind) String() string {
 	switch k {
 	case KindUniversal:
@@ -39,7 +39,8 @@ func (k Kind) String() string {
 }
 
 // Cookie makes a listener hand out a tracking cookie on WebSocket upgrades (the basis of
-// WAMP-Cookie authentication, implemented above netpoll). Plain data.
+// WAMP-Cookie authentication, implemented above netpoll). Plain data, read by
+// NewServer: safe for concurrent reads.
 type Cookie struct {
 	// Name of the cookie, e.g. "cbtid". Required.
 	Name string

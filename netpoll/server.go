@@ -30,6 +30,7 @@ package netpoll
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,10 +86,10 @@ type Config struct {
 
 // Stats is a snapshot of the server counters (see Server.Stats).
 type Stats struct {
-	Accepted           uint64 // TCP connections accepted on any listener
+	Accepted           uint64 // connections accepted on any listener (TLS: before the handshake)
 	Open               int64  // connections currently open (got OnOpen, not yet OnClose)
 	SlowConsumerClosed uint64 // connections closed by the slow-consumer policy
-	ProtocolErrors     uint64 // bad handshakes and bad frames (each closed the conn)
+	ProtocolErrors     uint64 // bad handshakes (TLS included) and bad frames (each closed the conn)
 	BytesIn            uint64 // bytes consumed from sockets
 	BytesOut           uint64 // bytes handed to sockets
 	MessagesIn         uint64 // WAMP messages delivered to Handler.OnMessage
@@ -449,17 +450,16 @@ func (s *Server) Stats() Stats {
 
 func (s *Server) now() int64 { return s.clock.Load() }
 
-// newConn builds a conn accepted on l and registers it.
-func (s *Server) newConn(l *listener, io connIO, ls *loopState, remote net.Addr) *Conn {
-	c := &Conn{srv: s, gc: io, ln: l, loop: ls, remote: remote}
-	c.born = s.now()
+// newConn builds a conn accepted on l at born (unix nanos); st is its TLS state (nil:
+// plain). The caller registers it in s.conns once it is fully set up.
+func (s *Server) newConn(l *listener, io connIO, ls *loopState, remote net.Addr, born int64, st *tls.ConnectionState) *Conn {
+	c := &Conn{srv: s, gc: io, ln: l, loop: ls, remote: remote, born: born, tlsSt: st}
 	switch l.Kind {
 	case KindUniversal, KindWebSocket:
 		c.phase = phaseSniff
 	default:
 		c.phase = phaseRSHandshake
 	}
-	s.conns.Store(c, struct{}{})
 	return c
 }
 
@@ -491,8 +491,9 @@ func (e *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	el := gc.EventLoop()
 	ls, _ := s.loops.LoadOrCompute(el, func() *loopState { return new(loopState) })
-	c := s.newConn(l, gc, ls, cloneAddr(gc.RemoteAddr()))
+	c := s.newConn(l, gc, ls, cloneAddr(gc.RemoteAddr()), s.now(), nil)
 	gc.SetContext(c)
+	s.conns.Store(c, struct{}{})
 	return nil, gnet.None
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -157,6 +158,10 @@ func TestTLSUniversal(t *testing.T) {
 			t.Fatal("handshake with an unknown client CA succeeded")
 		}
 	})
+	// The refused handshake is counted after the client has seen the alert.
+	for end := time.Now().Add(5 * time.Second); s.Stats().ProtocolErrors == 0 && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 	if st := s.Stats(); st.MessagesIn != 4 || st.MessagesOut != 4 || st.ProtocolErrors != 1 || st.BytesIn < 800000 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -467,5 +472,58 @@ func TestTLSSlowConsumer(t *testing.T) {
 	}
 	if st := s.Stats(); st.SlowConsumerClosed != 1 || st.Open != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestTLSKeepalive(t *testing.T) {
+	p := newPKI(t)
+	h := newEchoHandler()
+	s := startServer(t, Config{Listeners: []Listener{{Address: "127.0.0.1:0", Kind: KindRawSocket,
+		TLS: p.server.ServerConfig(nil), PingInterval: 50 * time.Millisecond, PingTimeout: 150 * time.Millisecond}}}, h)
+	rs := rsOver(t, dialTLS(t, s.Addr(0), p.ca.ClientConfig()))
+	rs.handshake(t, 15, 1)
+	h.waitOpen(t)
+	typ, payload := rs.readFrame(t)
+	if typ != 1 || len(payload) != 0 {
+		t.Fatalf("want an empty PING, got type %d %q", typ, payload)
+	}
+	rs.writeFrame(t, 2, nil) // PONG keeps it alive for another interval
+	if typ, _ := rs.readFrame(t); typ != 1 {
+		t.Fatalf("want a second PING, got type %d", typ)
+	}
+	// No answer: closed after PingTimeout.
+	if err := h.waitClose(t); err == nil || !strings.Contains(err.Error(), "ping timeout") {
+		t.Fatalf("OnClose: %v", err)
+	}
+}
+
+// BenchmarkEchoRawSocketTLS is BenchmarkEchoRawSocket over TLS (rss://): the same
+// protocol code on the TLS reader and writer goroutines.
+func BenchmarkEchoRawSocketTLS(b *testing.B) {
+	p := newPKI(b)
+	for _, window := range []int{1, 64} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			h := newEchoHandler()
+			s := startServer(b, Config{Listeners: []Listener{{Address: "127.0.0.1:0", Kind: KindRawSocket,
+				TLS: p.server.ServerConfig(nil)}}}, h)
+			c := rsOver(b, dialTLS(b, s.Addr(0), p.ca.ClientConfig()))
+			c.handshake(b, 15, 2)
+			h.waitOpen(b)
+			_ = c.conn.SetDeadline(time.Time{})
+			frame := append([]byte{0, 0, 0, 100}, bytes.Repeat([]byte("e"), 100)...)
+			out := bytes.Repeat(frame, window)
+			in := make([]byte, len(out))
+			b.ReportAllocs()
+			b.SetBytes(int64(len(frame)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i += window {
+				if _, err := c.conn.Write(out); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := readFull(c, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -17,35 +17,37 @@ import (
 
 // TLS listeners. gnet has no TLS, so a TLS listener is a net.Listener with one accept
 // goroutine; each accepted conn gets a TLS handshake (bounded by PingInterval +
-// PingTimeout), then a reader goroutine and a writer goroutine. They run the very same
-// protocol code as a gnet loop (Conn.onTraffic: HTTP sniffing and upgrade, WebSocket and
+// PingTimeout), then a reader goroutine and, while there is output, a writer goroutine.
+// They run the very same protocol code as a gnet loop (Conn.onTraffic: HTTP sniffing and upgrade, WebSocket and
 // RawSocket framing, the outbound queue drain, the slow-consumer policy), taking turns
 // under a per-conn lock, through the connIO interface that tlsConn implements:
 //
 //   - reader: reads decrypted bytes into the conn's inbound buffer, then runs onTraffic;
-//   - writer: woken by Wake (a Send on an idle conn, Close, the ticker), runs onTraffic
-//     to drain the queue, then writes the conn's outbound buffer to the tls.Conn. Write
-//     only appends to that buffer, so the protocol code never blocks on a socket, as on
-//     gnet; OutboundBuffered reports what the writer has not written yet, which the
-//     slow-consumer policy checks exactly as it checks gnet's backlog.
+//   - writer: started by Wake (a Send on an idle conn, Close, the ticker) or Write when
+//     none is running, runs onTraffic to drain the queue, then writes the conn's
+//     outbound buffer to the tls.Conn, and exits when there is nothing left to do (an
+//     idle TLS conn costs one goroutine, not two). Write only appends to that buffer,
+//     so the protocol code never blocks on a socket, as on gnet; OutboundBuffered
+//     reports what the writer has not written yet, which the slow-consumer policy
+//     checks exactly as it checks gnet's backlog.
 
 const (
-	tlsReadMin   = 4 << 10  // grow the inbound buffer when less room than this is left
-	tlsReadStart = 16 << 10 // first inbound buffer: one TLS record
+	tlsReadMin   = 1 << 10 // grow the inbound buffer when less room than this is left
+	tlsReadStart = 4 << 10 // first inbound buffer (grows for big messages)
 	tlsCloseWait = time.Second
 )
 
 // tlsConn is the connIO of a TLS conn. Fields below mu are guarded by it; the
 // outbound fields by omu.
 type tlsConn struct {
-	s    *Server
-	c    *Conn
-	raw  net.Conn
-	tc   *tls.Conn
-	wake chan struct{} // cap 1: the writer has work
-	done chan struct{} // closed when the reader has exited (onClosed ran)
-
+	s       *Server
+	c       *Conn
+	raw     net.Conn
+	tc      *tls.Conn
+	writer  func()       // t.writeLoop, bound once: starting a writer then allocates nothing
 	wakeReq atomic.Bool  // a Wake asked for the protocol code to run
+	writing atomic.Bool  // a writer goroutine is running
+	pending atomic.Bool  // work arrived for the writer since it last looked
 	closed  atomic.Bool  // we closed the socket (errors after that are not reported)
 	outLen  atomic.Int64 // bytes appended by Write and not yet written to the socket
 
@@ -128,17 +130,17 @@ func (s *Server) serveTLS(l *listener, raw net.Conn) {
 		return
 	}
 	st := tc.ConnectionState()
-	t := &tlsConn{s: s, raw: raw, tc: tc, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	t := &tlsConn{s: s, raw: raw, tc: tc}
+	t.writer = t.writeLoop
 	ls := new(loopState)
 	s.tlsStates.Store(ls, struct{}{})
-	t.mu.Lock() // nothing runs before the conn is fully set up
-	c := s.newConn(l, t, ls, raw.RemoteAddr())
-	c.born = born
-	c.tlsSt = &st
-	t.c = c
-	t.mu.Unlock()
-	go t.writeLoop()
-	t.readLoop()
+	t.c = s.newConn(l, t, ls, raw.RemoteAddr(), born, &st)
+	s.conns.Store(t.c, struct{}{}) // from here on Stop and the ticker see it
+	if s.stopping.Load() {
+		t.closeSocket(false) // Stop may have walked the conns before the Store
+	}
+	// A fresh goroutine: this one's stack grew during the handshake.
+	go t.readLoop()
 }
 
 // readLoop reads until the socket fails or is closed, then reports the close.
@@ -169,7 +171,6 @@ func (t *tlsConn) readLoop() {
 		t.mu.Unlock()
 	}
 	t.closeSocket(false)
-	close(t.done)
 	s := t.s
 	s.tlsStates.Delete(c.loop)
 	// Fold this conn's counters into the retired totals so that Stats still add up.
@@ -202,29 +203,32 @@ func (t *tlsConn) compact() {
 	t.in, t.r = nb, 0
 }
 
-// writeLoop runs the protocol code on Wake and writes the outbound buffer.
+// writeLoop runs the protocol code on Wake and writes the outbound buffer, until there
+// is nothing left to do.
 func (t *tlsConn) writeLoop() {
 	c := t.c
 	for {
-		select {
-		case <-t.wake:
-		case <-t.done:
-			return
-		}
+		t.pending.Store(false)
 		if t.wakeReq.Swap(false) {
 			t.mu.Lock()
 			t.act(c.onTraffic())
 			t.mu.Unlock()
 		}
-		if !t.flush() {
-			continue
-		}
 		// A closing conn whose backlog is now written can finish its close at once
 		// rather than at the next tick.
-		if c.state.Load() != stActive && t.outLen.Load() == 0 {
+		if t.flush() && c.state.Load() != stActive && !t.closed.Load() && t.outLen.Load() == 0 {
 			t.mu.Lock()
 			t.act(c.onTraffic())
 			t.mu.Unlock()
+		}
+		if t.pending.Load() {
+			continue
+		}
+		t.writing.Store(false)
+		// A signal between the check above and the Store either started a new writer
+		// (its CAS succeeded) or must be handled here.
+		if !t.pending.Load() || !t.writing.CompareAndSwap(false, true) {
+			return
 		}
 	}
 }
@@ -250,8 +254,8 @@ func (t *tlsConn) flush() bool {
 			t.closeSocket(false)
 			return false
 		}
-		if cap(b) > maxKeptBuf {
-			b = nil
+		if cap(b) > writeChunk {
+			b = nil // an idle conn keeps no big buffer
 		}
 		t.omu.Lock()
 		t.spare = b[:0]
@@ -280,10 +284,11 @@ func (t *tlsConn) closeSocket(clean bool) {
 	_ = t.raw.Close()
 }
 
+// signal makes sure a writer goroutine will look at the conn.
 func (t *tlsConn) signal() {
-	select {
-	case t.wake <- struct{}{}:
-	default:
+	t.pending.Store(true)
+	if t.writing.CompareAndSwap(false, true) {
+		go t.writer()
 	}
 }
 

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-wamp/switchyard/internal/testpki"
+	"github.com/switchyard-wamp/switchyard/node"
+)
+
+// TestSIGHUPReloadsCertificates: reload re-reads a TLS listener's files; a bad file is
+// refused with a log line and the old certificate stays in force.
+func TestSIGHUPReloadsCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.MustCA("first CA")
+	certFile, keyFile, err := ca.MustServer().WriteFiles(dir, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "switchyard.yaml")
+	yaml := fmt.Sprintf("listeners:\n  - address: \"127.0.0.1:0\"\n    tls: {cert_file: %q, key_file: %q, min_version: \"1.3\"}\n", certFile, keyFile)
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := startFlags{configFile: file}
+	fs := flag.NewFlagSet("start", flag.ContinueOnError)
+	cfg, err := loadStartConfig(&f, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nodeConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	nc.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	n, err := node.Start(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(t.Context())
+	if !strings.HasPrefix(n.WebSocketURL(), "wss://") {
+		t.Fatalf("URL %s", n.WebSocketURL())
+	}
+	issuer := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", n.ListenerAddr(0).String(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if v := conn.ConnectionState().Version; v != tls.VersionTLS13 {
+			t.Fatalf("TLS version %x", v)
+		}
+		return conn.ConnectionState().PeerCertificates[0].Issuer.CommonName
+	}
+	if got := issuer(); got != "first CA" {
+		t.Fatalf("issuer %q", got)
+	}
+	if err := os.WriteFile(keyFile, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload(n, fs, &f, nc.Logger)
+	if got := issuer(); got != "first CA" || !strings.Contains(logs.String(), "reload refused") {
+		t.Fatalf("bad key file: issuer %q, log %s", got, logs.String())
+	}
+	if _, _, err := testpki.MustCA("second CA").MustServer().WriteFiles(dir, "server"); err != nil {
+		t.Fatal(err)
+	}
+	reload(n, fs, &f, nc.Logger)
+	if got := issuer(); got != "second CA" {
+		t.Fatalf("after reload: issuer %q\n%s", got, logs.String())
+	}
+}
