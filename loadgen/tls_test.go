@@ -15,11 +15,7 @@ import (
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.MustCA("loadgen test CA")
-	certFile, keyFile, err := ca.MustServer().WriteFiles(dir, "server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile, err := ca.WriteFile(dir, "ca")
+	certFile, keyFile, caFile, err := ca.ServerFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

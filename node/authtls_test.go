@@ -24,11 +24,7 @@ import (
 func tlsNode(t *testing.T, ca *testpki.CA, configure func(*Config)) *Node {
 	t.Helper()
 	dir := t.TempDir()
-	certFile, keyFile, err := ca.MustServer().WriteFiles(dir, "server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile, err := ca.WriteFile(dir, "ca")
+	certFile, keyFile, caFile, err := ca.ServerFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

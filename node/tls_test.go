@@ -28,11 +28,7 @@ func servedCert(t *testing.T, addr string) *x509.Certificate {
 func TestTLSJoinAndReload(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.MustCA("node test CA")
-	certFile, keyFile, err := ca.MustServer().WriteFiles(dir, "server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile, err := ca.WriteFile(dir, "ca")
+	certFile, keyFile, caFile, err := ca.ServerFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
