@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -207,3 +208,17 @@ func gnetSpecs(lns []*listener) ([]string, error) {
 
 // errNoListener is returned by NewServer for a Config without listeners.
 var errNoListener = errors.New("netpoll: no listener configured")
+
+// checkUnixPath refuses a unix listener whose path exists and is not a socket: binding
+// removes what is there first (a stale socket of a previous run), and a mistyped
+// address must not delete a file.
+func checkUnixPath(l *listener) error {
+	if l.Network != "unix" {
+		return nil
+	}
+	fi, err := os.Lstat(l.Address)
+	if err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("netpoll: listener %s: %s exists and is not a socket", l.Name, l.Address)
+	}
+	return nil
+}

@@ -219,6 +219,11 @@ func (s *Server) start() error {
 		return err
 	}
 	for _, l := range s.lns {
+		if err := checkUnixPath(l); err != nil {
+			return err
+		}
+	}
+	for _, l := range s.lns {
 		if l.TLS == nil {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -526,4 +527,35 @@ func BenchmarkEchoRawSocketTLS(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestUnixListenerKeepsFiles: a unix listener whose path is a regular file (a mistyped
+// address) fails to start and leaves the file alone; a stale socket is replaced.
+func TestUnixListenerKeepsFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "important.txt")
+	if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tlsCfg := range []*tls.Config{nil, newPKI(t).server.ServerConfig(nil)} {
+		s, err := NewServer(Config{Listeners: []Listener{{Network: "unix", Address: file, TLS: tlsCfg}}}, newEchoHandler())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(); err == nil || !strings.Contains(err.Error(), "not a socket") {
+			s.Stop(context.Background())
+			t.Fatalf("started on a regular file: %v", err)
+		}
+		if b, err := os.ReadFile(file); err != nil || string(b) != "keep me" {
+			t.Fatalf("file changed: %q %v", b, err)
+		}
+	}
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	startServer(t, Config{Listeners: []Listener{{Network: "unix", Address: stale}}}, newEchoHandler())
 }

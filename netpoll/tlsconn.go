@@ -65,9 +65,7 @@ type tlsConn struct {
 // listenTLS binds the socket of TLS listener l.
 func (s *Server) listenTLS(l *listener) error {
 	if l.Network == "unix" {
-		if fi, err := os.Stat(l.Address); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			_ = os.Remove(l.Address) // a stale socket of a previous run, as gnet does
-		}
+		_ = os.Remove(l.Address) // a stale socket of a previous run (checkUnixPath)
 	}
 	ln, err := net.Listen(l.Network, l.Address)
 	if err != nil {
