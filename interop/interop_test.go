@@ -6,8 +6,9 @@
 // caller/publisher in one process) and paired across clients, transports and
 // serializers ("cross": one process serves, the other drives). A script prints one line
 // per check and exits non-zero on any failure; the test fails with its output.
-// TestFeatures, TestAuth and TestTLS run further scripts the same way (features, auth,
-// TLS: see their files and README.md).
+// TestFeatures, TestAuth, TestTLS, TestCookie and TestChannelBinding run further scripts
+// the same way (features, auth, TLS, WAMP-Cookie, channel binding: see their files and
+// README.md).
 //
 // Missing clients skip the tests, except when CI is set: there they fail, because CI
 // installs them (.ci/run) and a skip would hide a broken install. Install locally with
