@@ -368,7 +368,25 @@ func TestConformanceTestamentPublishOptions(t *testing.T) {
 		map[string]any{"publish_options": map[string]any{"exclude": []any{w1.id}, "disclose_me": true}})
 	a.leave()
 	if ev := w2.event(s2); ev.Args[0] != "bye" || num(ev.Details["publisher"]) != a.id {
-		t.Fatalf("w2: %+v", ev)
+		t.Fatalf("w2: EVENT.Details %v args %v, want publisher %d", ev.Details, ev.Args, a.id)
 	}
 	w1.expectNothing(200 * time.Millisecond)
+}
+
+// TestConformanceKillAllQuiet: "Closing all sessions in the realm will not generate
+// session meta events or testament events" (wamp.session.kill_all), even for the caller,
+// who stays.
+func TestConformanceKillAllQuiet(t *testing.T) {
+	t.Skip("deviation: kill_all publishes wamp.session.on_leave and the killed sessions' testaments (to the caller, who stays)")
+	n := startNode(t, nil)
+	c := joinRaw(t, "caller", n.WebSocketURL(), codec.JSON, nil)
+	c.subscribe("wamp.session.on_leave", nil)
+	c.subscribe("com.gone", nil)
+	x := joinRaw(t, "x", n.RawSocketURL(), codec.CBOR, nil)
+	x.callOK("wamp.session.add_testament", []any{"com.gone", []any{"x"}, map[string]any{}}, nil)
+	if r := c.callOK("wamp.session.kill_all", nil, nil); fmt.Sprint(r.Args) != "[1]" {
+		t.Fatalf("kill_all: %v", r.Args)
+	}
+	x.killed("wamp.close.normal", map[string]any{})
+	c.expectNothing(200 * time.Millisecond)
 }
