@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,6 +22,16 @@ type rawPeer struct {
 	id      uint64
 	welcome map[string]any
 	req     uint64
+	// in carries what the reader goroutine received. A read deadline on the transport
+	// itself would be sticky (client.Transport keeps its first read error), so recv
+	// waits on in instead and a peer stays usable after expectNothing.
+	in chan received
+}
+
+// received is one message (or the decode error) from the reader goroutine.
+type received struct {
+	w   wire
+	err error
 }
 
 // wire is one received message with its dicts and payload decoded to Go values.
@@ -98,36 +109,81 @@ func (p *rawPeer) send(m *codec.Message, args []any, kwargs map[string]any) {
 	}
 }
 
-// recv waits up to d for the next message; ok is false on timeout.
+// recv waits up to d for the next message; ok is false on timeout or once the
+// transport has closed.
 func (p *rawPeer) recv(d time.Duration) (w wire, ok bool) {
 	p.t.Helper()
-	_ = p.tr.SetReadDeadline(time.Now().Add(d))
-	var m codec.Message
-	if _, err := p.tr.Recv(&m); err != nil {
+	p.start()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case r, open := <-p.in:
+		if !open {
+			return wire{}, false
+		}
+		if r.err != nil {
+			p.t.Fatalf("%s: %v", p.name, r.err)
+		}
+		return r.w, true
+	case <-timer.C:
 		return wire{}, false
 	}
-	w.Message = m
+}
+
+// start starts the reader goroutine once.
+func (p *rawPeer) start() {
+	if p.in == nil {
+		p.in = make(chan received, 64)
+		go p.read()
+	}
+}
+
+// read decodes every message of p's transport onto p.in until the transport fails.
+// It does not touch p.t: test failures belong to the test goroutine.
+func (p *rawPeer) read() {
+	defer close(p.in)
+	for {
+		var m codec.Message
+		if _, err := p.tr.Recv(&m); err != nil {
+			return
+		}
+		w, err := decodeWire(p.ser, &m)
+		p.in <- received{w, err}
+	}
+}
+
+// decodeWire copies m into a wire with its dicts and payload decoded.
+func decodeWire(ser codec.Serializer, m *codec.Message) (w wire, err error) {
+	w.Message = *m
 	w.URI = string(m.URI)
 	w.Message.URI, w.Message.Dict, w.Message.Args, w.Message.Kwargs = nil, nil, nil, nil
-	var err error
+	w.Message.Details = codec.Details{} // aliases the transport's buffer
 	if m.Dict != nil {
-		if w.Details, err = codec.DecodeDict(p.ser, m.Dict); err != nil {
-			p.t.Fatalf("%s: details of %v: %v", p.name, m.Type, err)
+		if w.Details, err = codec.DecodeDict(ser, m.Dict); err != nil {
+			return w, fmt.Errorf("details of %v: %w", m.Type, err)
 		}
 	}
 	if m.Args != nil {
-		v, err := codec.DecodeValue(p.ser, m.Args)
+		v, err := codec.DecodeValue(ser, m.Args)
 		if err != nil {
-			p.t.Fatalf("%s: args of %v: %v", p.name, m.Type, err)
+			return w, fmt.Errorf("args of %v: %w", m.Type, err)
 		}
 		w.Args, _ = v.([]any)
 	}
 	if m.Kwargs != nil {
-		if w.Kwargs, err = codec.DecodeDict(p.ser, m.Kwargs); err != nil {
-			p.t.Fatalf("%s: kwargs of %v: %v", p.name, m.Type, err)
+		if w.Kwargs, err = codec.DecodeDict(ser, m.Kwargs); err != nil {
+			return w, fmt.Errorf("kwargs of %v: %w", m.Type, err)
 		}
 	}
-	return w, true
+	return w, nil
+}
+
+// on makes p report to t (a subtest) until t ends, then to the test it reported to before.
+func (p *rawPeer) on(t *testing.T) *rawPeer {
+	old := p.t
+	p.t = t
+	t.Cleanup(func() { p.t = old })
+	return p
 }
 
 // expect returns the next message, failing the test unless it is of type typ (within 3s).
