@@ -196,7 +196,7 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 		clear(sc.matches) // drop the references for the pool
 	}
 	if m.Details.Retain {
-		b.retained.keep(m, s.ser, pub)
+		b.retained.keep(m, s, pub, elig)
 	}
 	if rules := b.history.rules.Load(); rules != nil {
 		b.history.record(rules, m, s, pub, elig)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,13 @@ type retainedEvent struct {
 	publication uint64
 	ser         codec.Serializer
 	args, kw    codec.Raw
+	// What a live subscriber's EVENT would say besides the payload: the disclosed
+	// publisher (0: none), the payload passthru keys (ppt.Has), and the black/whitelists
+	// (nil: none), which the spec says a retained event must honour too.
+	publisher                          uint64
+	publisherAuthID, publisherAuthRole []byte
+	ppt                                codec.Details
+	elig                               *eligibility
 }
 
 // retainedStore keeps one retained event per topic, for at most max topics: when a new
@@ -40,15 +48,24 @@ func newRetainedStore() *retainedStore {
 	return r
 }
 
-// keep retains a copy of m as the topic's last event, dropping the oldest retained
-// event when the store is full.
-func (r *retainedStore) keep(m *codec.Message, ser codec.Serializer, pub uint64) {
-	ev := &retainedEvent{topic: string(m.URI), publication: pub, ser: ser}
+// keep retains a copy of m (published by s as pub, with black/whitelists elig) as the
+// topic's last event, dropping the oldest retained event when the store is full.
+func (r *retainedStore) keep(m *codec.Message, s *Session, pub uint64, elig *eligibility) {
+	ev := &retainedEvent{topic: string(m.URI), publication: pub, ser: s.ser, elig: elig}
 	if m.Args != nil {
 		ev.args = append(codec.Raw(nil), m.Args...)
 	}
 	if m.Kwargs != nil {
 		ev.kw = append(codec.Raw(nil), m.Kwargs...)
+	}
+	if m.Details.DiscloseMe {
+		ev.publisher, ev.publisherAuthID, ev.publisherAuthRole = s.id, s.authID, s.authRole
+	}
+	if d := &m.Details; d.Has&pptKeys != 0 {
+		// Copies: m aliases the read buffer.
+		ev.ppt.Has = d.Has & pptKeys
+		ev.ppt.PptScheme, ev.ppt.PptSerializer = bytes.Clone(d.PptScheme), bytes.Clone(d.PptSerializer)
+		ev.ppt.PptCipher, ev.ppt.PptKeyID = bytes.Clone(d.PptCipher), bytes.Clone(d.PptKeyID)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -92,9 +109,13 @@ func (r *retainedStore) setMax(n int) {
 }
 
 // sendRetained sends sub's subscriber s the retained events its topic or pattern
-// matches, flagged details.retained (spec: right after SUBSCRIBED).
+// matches and the event's black/whitelists allow, flagged details.retained (spec: right
+// after SUBSCRIBED), with the details a live subscriber would have got.
 func (s *Session) sendRetained(sub *subscription, sc *scratch) {
 	send := func(ev *retainedEvent) {
+		if ev.elig != nil && !ev.elig.allows(s) {
+			return
+		}
 		args, kw, _, err := sc.payloadFor(s.ser, ev.ser, ev.args, ev.kw, nil)
 		if err != nil {
 			return
@@ -105,6 +126,12 @@ func (s *Session) sendRetained(sub *subscription, sc *scratch) {
 		if sub.pattern {
 			sc.m.Details.Has |= codec.KeyTopic
 			sc.m.Details.Topic = []byte(ev.topic)
+		}
+		forwardPpt(&sc.m.Details, &ev.ppt)
+		if ev.publisher != 0 {
+			d := &sc.m.Details
+			d.Has |= codec.KeyPublisher | codec.KeyPublisherAuthID | codec.KeyPublisherAuthRole
+			d.Publisher, d.PublisherAuthID, d.PublisherAuthRole = ev.publisher, ev.publisherAuthID, ev.publisherAuthRole
 		}
 		s.sendMsg(&sc.m, sc)
 	}

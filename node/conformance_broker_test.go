@@ -313,7 +313,6 @@ func TestConformanceEventRetention(t *testing.T) {
 // published" (event retention): a retained event published with exclude / eligible_authrole
 // does not reach an excluded late subscriber.
 func TestConformanceRetainedEligibility(t *testing.T) {
-	t.Skip("deviation: get_retained ignores the retained event's exclude/eligible lists (engine/retain.go keeps only the payload)")
 	n := authNode(t, nil)
 	pub := joinRaw(t, "pub", n.RawSocketURL(), codec.MsgPack, nil)
 	late := joinTicket(t, "joe", n.WebSocketURL(), codec.JSON, "joe")
@@ -373,7 +372,6 @@ func TestConformancePayloadPassthru(t *testing.T) {
 // that they would have received": a late subscriber gets the ppt_* details and the
 // disclosed publisher it was published with, as a live subscriber did.
 func TestConformanceRetainedEventDetails(t *testing.T) {
-	t.Skip("deviation: a retained EVENT carries only details.retained, not the ppt_* or publisher details of its PUBLISH (engine/retain.go)")
 	n := startNode(t, nil)
 	pub := joinRaw(t, "pub", n.RawSocketURL(), codec.MsgPack, nil)
 	opts := map[string]any{"retain": true, "disclose_me": true, "ppt_scheme": "x_e2ee", "ppt_serializer": "cbor"}
