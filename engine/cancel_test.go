@@ -114,7 +114,7 @@ func TestCallTimeout(t *testing.T) {
 func TestProgressiveCallResults(t *testing.T) {
 	rl := NewRouter(nil).AddRealm("realm1")
 	caller, cp := join(t, rl, codec.JSON)
-	callee, ep := join(t, rl, codec.MsgPack)
+	callee, ep := join(t, rl, codec.MsgPack) // no call_canceling: still offered progress (AutobahnJS)
 	callee.Receive(&codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("stream")})
 	ep.one(t, codec.REGISTERED)
 	yield := func(req uint64, progress bool, v int) {

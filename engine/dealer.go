@@ -247,6 +247,10 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		return
 	}
 	inv := callee.invIDs.next()
+	// receive_progress is forwarded even to a callee without call_canceling, which the
+	// newest spec text says to treat as not supporting progressive results: AutobahnJS
+	// callees announce progressive_call_results without call_canceling, and would lose
+	// progressive results (docs/features.md, deliberate deviations).
 	opts := invocationOptions{receiveProgress: m.Details.ReceiveProgress, disclose: m.Details.DiscloseMe}
 	if reg.pattern {
 		opts.procedure = m.URI

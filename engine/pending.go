@@ -60,6 +60,7 @@ func (p *pendingTable) put(id uint64, call pendingCall) bool {
 	if slots == nil {
 		return false
 	}
+	call.caller.inflight.Add(1)
 	sl := &slots[id%pendingSlots]
 	if sl.state.CompareAndSwap(slotFree, slotWriting) {
 		sl.id = id
@@ -88,6 +89,7 @@ func (p *pendingTable) take(id uint64) (pendingCall, bool) {
 				c := sl.call
 				sl.call = pendingCall{}
 				sl.state.Store(slotFree)
+				c.caller.inflight.Add(-1)
 				return c, true
 			}
 			sl.state.Store(slotReady)
@@ -97,7 +99,11 @@ func (p *pendingTable) take(id uint64) (pendingCall, bool) {
 		}
 		break
 	}
-	return p.overflow.LoadAndDelete(id)
+	c, ok := p.overflow.LoadAndDelete(id)
+	if ok {
+		c.caller.inflight.Add(-1)
+	}
+	return c, ok
 }
 
 // drain removes every recorded call and passes it to f.
@@ -117,6 +123,7 @@ func (p *pendingTable) drain(f func(pendingCall)) {
 				c := sl.call
 				sl.call = pendingCall{}
 				sl.state.Store(slotFree)
+				c.caller.inflight.Add(-1)
 				f(c)
 			} else if st == slotWriting || st == slotReading {
 				runtime.Gosched()
@@ -127,6 +134,7 @@ func (p *pendingTable) drain(f func(pendingCall)) {
 	}
 	p.overflow.Range(func(id uint64, c pendingCall) bool {
 		if _, ok := p.overflow.LoadAndDelete(id); ok {
+			c.caller.inflight.Add(-1)
 			f(c)
 		}
 		return true

@@ -79,3 +79,27 @@ func (s *Session) interruptOpenCalls() {
 		}
 	}
 }
+
+// interruptCalls ends the calls the leaving session s is still waiting for: each is
+// taken out of its callee's pending table (a late YIELD is dropped) and the callee, if
+// it announced call canceling, gets INTERRUPT killnowait, as the spec asks when a
+// caller goes away. It scans the realm's callees only when s has calls in flight.
+func (s *Session) interruptCalls() {
+	if s.inflight.Load() == 0 {
+		return
+	}
+	sc := getScratch()
+	defer putScratch(sc)
+	s.realm.sessions.Range(func(_ uint64, callee *Session) bool {
+		for s.inflight.Load() > 0 {
+			inv, ok := callee.pending.find(func(pc pendingCall) bool { return pc.caller == s })
+			if !ok {
+				break
+			}
+			if _, mine := callee.pending.take(inv); mine && callee.features.CallCanceling {
+				callee.interrupt(inv, cancelKillNoWait, ErrCanceled, sc)
+			}
+		}
+		return s.inflight.Load() > 0
+	})
+}

@@ -67,6 +67,9 @@ type Session struct {
 	// Callee side: INVOCATION ids (session scope) and the calls awaiting YIELD.
 	invIDs  idSeq
 	pending pendingTable
+	// inflight counts this session's own CALLs waiting in callees' pending tables, so
+	// that leaving can interrupt them without scanning when there are none.
+	inflight atomic.Int64
 }
 
 const (
@@ -223,6 +226,7 @@ func (s *Session) leaveRealm() {
 	}
 	s.failPending()
 	s.interruptOpenCalls()
+	s.interruptCalls()
 	if !s.leftMeta.Swap(true) {
 		s.publishTestaments()
 		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole})

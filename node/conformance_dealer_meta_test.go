@@ -114,7 +114,6 @@ func TestCalleeLeavesConformance(t *testing.T) {
 		}
 	}
 	t.Run("caller-leaves", func(t *testing.T) {
-		deviation(t, "a caller leaving mid-call sends no INTERRUPT killnowait to a canceling callee (only open progressive invocations are interrupted)")
 		callee := joinRaw(t, "callee", rs, codec.MsgPack, nil)
 		callee.register("com.left", nil)
 		gone := joinRaw(t, "gone", ws, codec.JSON, nil)
