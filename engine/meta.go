@@ -93,7 +93,16 @@ func (s *Session) metaCall(m *codec.Message, sc *scratch) bool {
 			})
 			result = []any{uint64(len(victims))}
 		}
+		quiet := string(m.URI) == "wamp.session.kill_all"
 		for _, x := range victims {
+			if quiet {
+				// The spec: closing all sessions generates no session meta events and
+				// no testament events.
+				x.leftMeta.Store(true)
+				x.mu.Lock()
+				x.testaments = nil
+				x.mu.Unlock()
+			}
 			x.goodbye(reason, message)
 		}
 	case "wamp.subscription.get_events":

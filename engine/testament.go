@@ -5,10 +5,11 @@ import (
 )
 
 // testament is an event the router publishes for a session when it goes away
-// (wamp.session.add_testament), kept encoded in the session's serializer.
+// (wamp.session.add_testament): the whole PUBLISH, with its publish_options, kept
+// encoded in the session's serializer (decoding it again restores every option exactly
+// as a client PUBLISH carries it).
 type testament struct {
-	topic    []byte
-	args, kw codec.Raw
+	publish []byte
 }
 
 // Testament scopes. Without session resumption both fire when the session ends,
@@ -35,25 +36,40 @@ func (s *Session) testamentCall(m *codec.Message, args []any, kwargs map[string]
 		s.sendResultValues(m.Request, nil, sc)
 		return
 	}
-	var t testament
 	topic, _ := argAt(args, 0).(string)
 	if !validURI([]byte(topic), false) {
 		s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
 		return
 	}
-	t.topic = []byte(topic)
+	pub := codec.Message{Type: codec.PUBLISH, URI: []byte(topic), DictAny: map[string]any{}}
+	if opts, ok := kwargs["publish_options"].(map[string]any); ok {
+		for k, v := range opts {
+			if k != "acknowledge" { // nobody is left to acknowledge
+				pub.DictAny[k] = v
+			}
+		}
+	}
 	var err error
 	if a, ok := argAt(args, 1).([]any); ok {
-		if t.args, err = codec.AppendValue(nil, s.ser, a); err != nil {
+		if pub.Args, err = codec.AppendValue(nil, s.ser, a); err != nil {
 			s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, err.Error(), sc)
 			return
 		}
 	}
 	if kw, ok := argAt(args, 2).(map[string]any); ok {
-		if t.kw, err = codec.AppendValue(nil, s.ser, kw); err != nil {
+		if pub.Kwargs, err = codec.AppendValue(nil, s.ser, kw); err != nil {
 			s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, err.Error(), sc)
 			return
 		}
+	}
+	var t testament
+	if t.publish, err = s.codec.Append(nil, &pub); err == nil {
+		var check codec.Message
+		err = s.codec.Decode(t.publish, &check) // publish_options as a PUBLISH would carry them
+	}
+	if err != nil {
+		s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, "publish_options: "+err.Error(), sc)
+		return
 	}
 	s.mu.Lock()
 	if s.testaments == nil {
@@ -83,8 +99,10 @@ func (s *Session) publishTestaments() {
 	}
 	sc := getScratch()
 	defer putScratch(sc)
+	var m codec.Message
 	for _, t := range ts {
-		m := codec.Message{Type: codec.PUBLISH, URI: t.topic, Args: t.args, Kwargs: t.kw}
-		s.publish(&m, sc)
+		if err := s.codec.Decode(t.publish, &m); err == nil {
+			s.publish(&m, sc)
+		}
 	}
 }

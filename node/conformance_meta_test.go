@@ -357,7 +357,6 @@ func TestConformanceTestaments(t *testing.T) {
 // TestConformanceTestamentPublishOptions: add_testament's ArgumentsKw publish_options are
 // the testament's Publish.Options (here: exclude the watcher, disclose the publisher).
 func TestConformanceTestamentPublishOptions(t *testing.T) {
-	t.Skip("deviation: add_testament ignores the publish_options keyword argument (engine/testament.go)")
 	n := startNode(t, nil)
 	w1 := joinRaw(t, "w1", n.WebSocketURL(), codec.JSON, nil)
 	w2 := joinRaw(t, "w2", n.RawSocketURL(), codec.CBOR, nil)
@@ -377,7 +376,6 @@ func TestConformanceTestamentPublishOptions(t *testing.T) {
 // session meta events or testament events" (wamp.session.kill_all), even for the caller,
 // who stays.
 func TestConformanceKillAllQuiet(t *testing.T) {
-	t.Skip("deviation: kill_all publishes wamp.session.on_leave and the killed sessions' testaments (to the caller, who stays)")
 	n := startNode(t, nil)
 	c := joinRaw(t, "caller", n.WebSocketURL(), codec.JSON, nil)
 	c.subscribe("wamp.session.on_leave", nil)
