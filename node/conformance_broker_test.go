@@ -387,7 +387,7 @@ func TestConformanceRetainedEventDetails(t *testing.T) {
 // publisher identity via SUBSCRIBE.Options.disclose_publisher|bool := true" and then
 // "receives the publication with the publisher's sessionID" (publisher identification).
 func TestConformanceSubscriberRequestsDisclosure(t *testing.T) {
-	t.Skip("deviation: SUBSCRIBE.Options.disclose_publisher is ignored; only disclose_me or a role's DisclosePublisher disclose")
+	t.Skip("not supported: SUBSCRIBE.Options.disclose_publisher (docs/features.md, deliberate deviations); only disclose_me or a permission disclose")
 	n := startNode(t, nil)
 	pub := joinRaw(t, "pub", n.RawSocketURL(), codec.CBOR, nil)
 	s := joinRaw(t, "s", n.WebSocketURL(), codec.JSON, nil)
