@@ -8,6 +8,7 @@
 #   bench/ab.sh                      # HEAD~1 vs work tree
 #   BASE=19f51aa ROUNDS=4 bench/ab.sh
 #   SCENARIOS="pubsub --subscribers 10|rpc --callers 64" bench/ab.sh
+#   BASE_BIN=a HEAD_BIN=b [LOADGEN_BIN=c] bench/ab.sh   # two prebuilt routers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-HEAD~1}
@@ -17,10 +18,17 @@ PORT=${PORT:-18950}
 SCENARIOS=${SCENARIOS:-"pubsub --subscribers 10|pubsub --subscribers 100|rpc --callers 64"}
 D=$(mktemp -d)
 trap 'git worktree remove --force "$D/base-src" >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
-git worktree add --detach "$D/base-src" "$BASE" >/dev/null 2>&1
-(cd "$D/base-src" && go build -o "$D/base" ./cmd/switchyard)
-go build -o "$D/head" ./cmd/switchyard
-echo "base $(git rev-parse --short "$BASE"), head $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + work tree')"
+if [ -n "${BASE_BIN:-}" ] && [ -n "${HEAD_BIN:-}" ]; then
+  # Two prebuilt routers (e.g. profiles/pgo-ab.sh: the same commit without and with PGO).
+  cp "$BASE_BIN" "$D/base"; cp "$HEAD_BIN" "$D/head"
+  echo "base $BASE_BIN, head $HEAD_BIN"
+else
+  git worktree add --detach "$D/base-src" "$BASE" >/dev/null 2>&1
+  (cd "$D/base-src" && go build -o "$D/base" ./cmd/switchyard)
+  go build -o "$D/head" ./cmd/switchyard
+  echo "base $(git rev-parse --short "$BASE"), head $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + work tree')"
+fi
+LOADGEN=${LOADGEN_BIN:-$D/head}
 
 run() { # bin, loadgen args... ; prints "router-us-per-msg msgs-per-sec"
   local bin=$1; shift
@@ -28,7 +36,7 @@ run() { # bin, loadgen args... ; prints "router-us-per-msg msgs-per-sec"
   "$D/$bin" start --listen 127.0.0.1:$PORT --rawsocket '' --log-level warn &
   local pid=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-  "$D/head" loadgen "$@" --url ws://127.0.0.1:$PORT/ws --duration "$DURATION" --warmup 2s \
+  "$LOADGEN" loadgen "$@" --url ws://127.0.0.1:$PORT/ws --duration "$DURATION" --warmup 2s \
     --router-pid $pid --json --progress=false > "$D/r.json"
   kill -INT $pid; wait $pid
   python3 -c "import json; r=json.load(open('$D/r.json')); print(r['router']['cpu_per_msg_us'], r['msgs_per_sec'])"
