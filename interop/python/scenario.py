@@ -179,21 +179,26 @@ def twisted_tls_options(host, files):
 
 
 async def open_transport(factory, host, port, tls=None):
-    """Connects factory to host:port; over TLS for a wss:// or rss:// URL, with tls (a
-    TLSFiles; default TLSFiles.from_env()). A failed TLS handshake raises on asyncio; on
-    Twisted the connection opens and then closes before the WAMP handshake."""
+    """Connects factory to host:port; over TLS for a wss:// or rss:// URL, with tls: a
+    TLSFiles (default TLSFiles.from_env()), or a function of the host name that returns
+    the framework's own client TLS options (Twisted: an IOpenSSLClientConnectionCreator;
+    asyncio: an ssl.SSLContext). A failed TLS handshake raises on asyncio; on Twisted the
+    connection opens and then closes before the WAMP handshake."""
     if SECURE and tls is None:
         tls = TLSFiles.from_env()
     if opts.framework == "twisted":
         if tls is not None:
             from twisted.internet.endpoints import SSL4ClientEndpoint
 
-            ep = SSL4ClientEndpoint(reactor, host, port, twisted_tls_options(host, tls), timeout=5)
+            options = tls(host) if callable(tls) else twisted_tls_options(host, tls)
+            ep = SSL4ClientEndpoint(reactor, host, port, options, timeout=5)
         else:
             ep = TCP4ClientEndpoint(reactor, host, port, timeout=5)
         await ep.connect(factory)
     else:
-        ctx = ssl_context(tls) if tls is not None else None
+        ctx = None
+        if tls is not None:
+            ctx = tls(host) if callable(tls) else ssl_context(tls)
         await asyncio.get_running_loop().create_connection(factory, host, port, ssl=ctx)
 
 
@@ -339,6 +344,131 @@ class JoinFailed(Exception):
         self.message = message
 
 
+def client_factory(make, headers=None):
+    """The WAMP client factory for opts.url (WebSocket or RawSocket) offering exactly
+    opts.serializer, with make the session factory and headers (dict) extra HTTP request
+    headers of a WebSocket upgrade; returns (factory, host, port)."""
+    ser = make_serializer()
+    if RAWSOCKET:
+        url = "rs:" + opts.url.split(":", 1)[1] if opts.url.startswith("tcp:") else opts.url
+        _, host, port = parse_rs_url(url)
+        return WampRawSocketClientFactory(make, serializer=ser), host, port
+    _, host, port, _, _, _ = parse_ws_url(opts.url)
+    factory = WampWebSocketClientFactory(make, url=opts.url, serializers=[ser], headers=headers)
+    factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
+    return factory, host, port
+
+
+class Result:
+    """What one join() saw."""
+
+    def __init__(self):
+        self.session = None
+        self.details = None  # SessionDetails on WELCOME
+        self.reason = None  # ABORT reason
+        self.message = None
+        self.challenges = []  # every CHALLENGE, in order
+        self.headers = None  # the WebSocket upgrade response's headers (dict, lower-case names)
+        self.error = None  # the connection failure the library raised or reported
+
+
+def ticket(t):
+    """A join() respond answering a ticket CHALLENGE with t."""
+
+    def respond(challenge, session=None):
+        if challenge.method != "ticket":
+            raise Exception("unexpected challenge method %s" % challenge.method)
+        return t
+
+    return respond
+
+
+def no_challenge(challenge, session=None):
+    """The join() respond that expects no CHALLENGE."""
+    raise Exception("no challenge expected, got %s" % challenge.method)
+
+
+async def join(realm, authmethods=None, authid=None, authextra=None, respond=no_challenge, tls=None, headers=None,
+               connect_errors=False):
+    """Opens one connection to opts.url and joins realm offering authmethods as authid with
+    authextra, answering each CHALLENGE with respond(challenge, session); resolves with a
+    Result once joined, aborted or disconnected (a session that leaves later, unless
+    closed with close(), fails "AUTHID connection"). tls is open_transport's; headers are
+    extra HTTP request headers of a WebSocket upgrade, whose response headers the Result
+    keeps. Why the connection was lost lands in Result.error; with connect_errors a
+    failure to connect does too (asyncio raises a failed TLS handshake there), else it
+    raises."""
+    res = Result()
+    done = txaio.create_future()
+    lost = "%s connection" % authid if authid else "connection"
+
+    def settle():
+        if not txaio.is_called(done):
+            txaio.resolve(done, res)
+
+    class Session(ApplicationSession):
+        closing = False
+
+        def onConnect(self):
+            self.join(self.config.realm, authmethods=authmethods, authid=authid, authextra=authextra)
+
+        def onChallenge(self, challenge):
+            res.challenges.append(challenge)
+            return respond(challenge, self)
+
+        def onJoin(self, details):
+            res.session, res.details = self, details
+            settle()
+
+        def onLeave(self, details):
+            if res.details is None:
+                res.reason, res.message = details.reason, details.message
+            elif not self.closing:
+                fail(lost, "left: %s %s" % (details.reason, details.message))
+            settle()
+            return ApplicationSession.onLeave(self, details)
+
+        def onDisconnect(self):
+            if res.details is None and res.reason is None and res.error is None:
+                res.reason = "(transport closed before WELCOME or ABORT)"
+            settle()
+
+    factory, host, port = client_factory(lambda: Session(ComponentConfig(realm=realm)), headers)
+    base = factory.protocol
+
+    # Record the upgrade response's headers, and why the connection was lost: a TLS
+    # handshake failure that happens after the TCP connect (Twisted; asyncio when the
+    # router rejects our certificate) shows up only there.
+    def connection_lost_twisted(self, reason):
+        res.error = res.error or reason.value
+        settle()
+        return base.connectionLost(self, reason)
+
+    def connection_lost_asyncio(self, exc):
+        res.error = res.error or exc
+        settle()
+        return base.connection_lost(self, exc)
+
+    def on_upgrade(self, response):
+        res.headers = dict(response.headers)
+        return base.onConnect(self, response)
+
+    recording = {"connectionLost": connection_lost_twisted, "connection_lost": connection_lost_asyncio}
+    if not RAWSOCKET:
+        recording["onConnect"] = on_upgrade
+    factory.protocol = type("Recording", (base,), recording)
+    try:
+        await timeout(open_transport(factory, host, port, tls=tls), 5, "TLS connect" if SECURE or tls else "TCP connect")
+    except Timeout:
+        raise
+    except Exception as e:
+        if not connect_errors:
+            raise
+        res.error = e
+        return res
+    return await timeout(done, 5, "WELCOME or ABORT")
+
+
 async def connect(realm, on_lost=None):
     """Joins realm over opts.url with exactly opts.serializer; returns the session or
     raises JoinFailed with the ABORT/close reason."""
@@ -371,15 +501,7 @@ async def connect(realm, on_lost=None):
     def make():
         return Session(ComponentConfig(realm=realm))
 
-    ser = make_serializer()
-    if RAWSOCKET:
-        url = "rs:" + opts.url.split(":", 1)[1] if opts.url.startswith("tcp:") else opts.url
-        _, host, port = parse_rs_url(url)
-        factory = WampRawSocketClientFactory(make, serializer=ser)
-    else:
-        _, host, port, _, _, _ = parse_ws_url(opts.url)
-        factory = WampWebSocketClientFactory(make, url=opts.url, serializers=[ser])
-        factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
+    factory, host, port = client_factory(make)
     await timeout(open_transport(factory, host, port), 5, "TCP connect")
     return await timeout(joined, 5, "WELCOME or ABORT")
 
