@@ -312,6 +312,78 @@ function connect(realm, onLost) {
   });
 }
 
+// join opens one connection and joins o.realm (default opts.realm) offering
+// o.authmethods as o.authid with o.authextra, answering each CHALLENGE with
+// o.respond(method, extra) (default: none expected). o.transport is the AutobahnJS
+// transport config (default transportFor(opts.url)); o.headers are extra HTTP request
+// headers of a WebSocket upgrade; with o.upgrade the upgrade response's headers are kept
+// (Node's IncomingMessage.headers: lower-case names, set-cookie an array), through an
+// http.Agent made for the purpose when the transport has none (AutobahnJS does not
+// expose the `ws` WebSocket or its 'upgrade' event). The errors of the sockets the
+// transport's agent makes are kept too: AutobahnJS reports a failed connection only as
+// "unreachable", without the cause. Resolves with {joined: true, conn, session, details,
+// challenges, headers, socketErrors} or {joined: false, closeReason, reason, details,
+// challenges, headers, socketErrors} (reason: the ABORT reason the router sent, as
+// AutobahnJS reports it); a session lost after the join fails "AUTHID connection".
+function join(o = {}) {
+  const realm = o.realm || opts.realm;
+  const transport = o.transport || transportFor(opts.url);
+  const challenges = [];
+  const socketErrors = [];
+  let headers = null;
+  if (o.headers) transport.headers = o.headers;
+  if (o.upgrade && !transport.agent && transport.type === 'websocket') {
+    transport.agent = new (require('http').Agent)({ keepAlive: false });
+  }
+  const agent = transport.agent;
+  if (agent) {
+    const create = agent.createConnection.bind(agent);
+    agent.createConnection = (co, cb) => {
+      const sock = create(co, cb);
+      if (sock && sock.on) sock.on('error', (e) => socketErrors.push(e));
+      return sock;
+    };
+    if (o.upgrade) {
+      const add = agent.addRequest.bind(agent);
+      agent.addRequest = (req, ro) => {
+        req.on('upgrade', (res) => { headers = res.headers; });
+        return add(req, ro);
+      };
+    }
+  }
+  const respond = o.respond || ((method) => { throw new Error('no challenge expected, got ' + method); });
+  return new Promise((resolve) => {
+    const conn = new autobahn.Connection({
+      realm,
+      transports: [transport],
+      max_retries: 0,
+      retry_if_unreachable: false,
+      authmethods: o.authmethods,
+      authid: o.authid,
+      authextra: o.authextra,
+      onchallenge: (session, method, extra) => {
+        challenges.push({ method, extra });
+        return respond(method, extra);
+      },
+    });
+    let joined = false;
+    conn.closing = false;
+    conn.onopen = (session, details) => {
+      joined = true;
+      resolve({ joined: true, conn, session, details, challenges, headers, socketErrors });
+    };
+    conn.onclose = (reason, details) => {
+      if (!joined) {
+        resolve({ joined: false, closeReason: reason, reason: details && details.reason, details, challenges, headers, socketErrors });
+      } else if (!conn.closing) {
+        fail(`${o.authid || realm} connection`, `lost: ${reason} ${describe(details)}`);
+      }
+      return true; // never retry
+    };
+    conn.open();
+  });
+}
+
 function closeConn(conn) {
   return new Promise((resolve) => {
     conn.closing = true;
@@ -510,7 +582,7 @@ if (require.main === module) {
 
 // features.js reuses the option parsing, checks, hard timeout and connection helpers.
 module.exports = {
-  opts, ok, fail, check, finish, deepDiff, describe, fmtErr, connect, closeConn, sleep, withTimeout,
+  opts, ok, fail, check, finish, deepDiff, describe, fmtErr, connect, join, closeConn, sleep, withTimeout,
   checkProtocol, transportFor, tlsAgent,
   setTag(t) { tag = t; },
 };
