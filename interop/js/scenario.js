@@ -283,33 +283,24 @@ function transportFor(url, tls) {
   return t;
 }
 
-// connect joins realm and resolves with {conn, session}, or rejects with
-// {closeReason, details} when the connection closes before the session joins.
-// onLost is called if the connection closes unexpectedly after the join.
-function connect(realm, onLost) {
-  return new Promise((resolve, reject) => {
-    const conn = new autobahn.Connection({
-      realm,
-      transports: [transportFor(opts.url)],
-      max_retries: 0,
-      retry_if_unreachable: false,
-    });
-    let joined = false;
-    conn.closing = false;
-    conn.onopen = (session, details) => {
-      joined = true;
-      resolve({ conn, session, details });
-    };
-    conn.onclose = (reason, details) => {
-      if (!joined) {
-        reject({ closeReason: reason, details });
-      } else if (!conn.closing && onLost) {
-        onLost(reason, details);
-      }
-      return true; // never retry
-    };
-    conn.open();
+// connect joins realm (join, anonymous) and resolves with {conn, session, details}, or
+// rejects with {closeReason, details} when the connection closes before the session
+// joins. onLost is called if the connection closes unexpectedly after the join.
+async function connect(realm, onLost) {
+  const r = await join({ realm, onLost: onLost || (() => {}) });
+  if (!r.joined) throw { closeReason: r.closeReason, details: r.details };
+  return { conn: r.conn, session: r.session, details: r.details };
+}
+
+// joinRole is connect for role serve or drive: a lost connection fails the run at once.
+async function joinRole(role) {
+  const r = await connect(opts.realm, (reason, details) => {
+    fail(`${role} connection`, `lost: ${reason} ${describe(details)}`);
+    finish(1);
   });
+  ok(`${role} joined ${opts.realm} (session ${r.session.id})`);
+  checkProtocol(r.details);
+  return r;
 }
 
 // join opens one connection and joins o.realm (default opts.realm) offering
@@ -324,7 +315,8 @@ function connect(realm, onLost) {
 // "unreachable", without the cause. Resolves with {joined: true, conn, session, details,
 // challenges, headers, socketErrors} or {joined: false, closeReason, reason, details,
 // challenges, headers, socketErrors} (reason: the ABORT reason the router sent, as
-// AutobahnJS reports it); a session lost after the join fails "AUTHID connection".
+// AutobahnJS reports it). When the connection of a joined session closes unless closed
+// with closeConn, o.onLost(reason, details) is called (default: fails "AUTHID connection").
 function join(o = {}) {
   const realm = o.realm || opts.realm;
   const transport = o.transport || transportFor(opts.url);
@@ -376,7 +368,8 @@ function join(o = {}) {
       if (!joined) {
         resolve({ joined: false, closeReason: reason, reason: details && details.reason, details, challenges, headers, socketErrors });
       } else if (!conn.closing) {
-        fail(`${o.authid || realm} connection`, `lost: ${reason} ${describe(details)}`);
+        if (o.onLost) o.onLost(reason, details);
+        else fail(`${o.authid || realm} connection`, `lost: ${reason} ${describe(details)}`);
       }
       return true; // never retry
     };
@@ -427,12 +420,7 @@ async function serve(announce) {
   let reportCalled;
   const done = new Promise((r) => { reportCalled = r; });
 
-  const { conn, session, details: joinDetails } = await connect(opts.realm, (reason, details) => {
-    fail('serve connection', `lost: ${reason} ${describe(details)}`);
-    finish(1);
-  });
-  ok(`serve joined ${opts.realm} (session ${session.id})`);
-  checkProtocol(joinDetails);
+  const { conn, session } = await joinRole('serve');
 
   await session.register(P + 'echo', (args, kwargs) => {
     const d = deepDiff(args, fixtureArgs(), 'args') || deepDiff(kwargs, fixtureKwargs(), 'kwargs');
@@ -466,12 +454,7 @@ async function serve(announce) {
 
 async function drive() {
   const P = opts.prefix;
-  const { conn, session, details: joinDetails } = await connect(opts.realm, (reason, details) => {
-    fail('drive connection', `lost: ${reason} ${describe(details)}`);
-    finish(1);
-  });
-  ok(`drive joined ${opts.realm} (session ${session.id})`);
-  checkProtocol(joinDetails);
+  const { conn, session } = await joinRole('drive');
 
   // RPC: args and kwargs survive a round trip through the callee.
   try {

@@ -389,18 +389,25 @@ def no_challenge(challenge, session=None):
 
 
 async def join(realm, authmethods=None, authid=None, authextra=None, respond=no_challenge, tls=None, headers=None,
-               connect_errors=False):
+               connect_errors=False, on_lost=None):
     """Opens one connection to opts.url and joins realm offering authmethods as authid with
     authextra, answering each CHALLENGE with respond(challenge, session); resolves with a
-    Result once joined, aborted or disconnected (a session that leaves later, unless
-    closed with close(), fails "AUTHID connection"). tls is open_transport's; headers are
+    Result once joined, aborted or disconnected. A joined session that later leaves or
+    loses its transport, unless closed with close(), calls on_lost(why) (default: a leave
+    fails "AUTHID connection"). tls is open_transport's; headers are
     extra HTTP request headers of a WebSocket upgrade, whose response headers the Result
     keeps. Why the connection was lost lands in Result.error; with connect_errors a
     failure to connect does too (asyncio raises a failed TLS handshake there), else it
     raises."""
     res = Result()
     done = txaio.create_future()
-    lost = "%s connection" % authid if authid else "connection"
+    if on_lost is None:
+        label = "%s connection" % authid if authid else "connection"
+
+        def on_leave_lost(why):
+            fail(label, why)
+    else:
+        on_leave_lost = on_lost
 
     def settle():
         if not txaio.is_called(done):
@@ -424,13 +431,16 @@ async def join(realm, authmethods=None, authid=None, authextra=None, respond=no_
             if res.details is None:
                 res.reason, res.message = details.reason, details.message
             elif not self.closing:
-                fail(lost, "left: %s %s" % (details.reason, details.message))
+                on_leave_lost("left: %s %s" % (details.reason, details.message))
             settle()
             return ApplicationSession.onLeave(self, details)
 
         def onDisconnect(self):
-            if res.details is None and res.reason is None and res.error is None:
-                res.reason = "(transport closed before WELCOME or ABORT)"
+            if res.details is None:
+                if res.reason is None and res.error is None:
+                    res.reason = "(transport closed before WELCOME or ABORT)"
+            elif on_lost is not None and not self.closing:
+                on_lost("transport lost")
             settle()
 
     factory, host, port = client_factory(lambda: Session(ComponentConfig(realm=realm)), headers)
@@ -470,40 +480,28 @@ async def join(realm, authmethods=None, authid=None, authextra=None, respond=no_
 
 
 async def connect(realm, on_lost=None):
-    """Joins realm over opts.url with exactly opts.serializer; returns the session or
-    raises JoinFailed with the ABORT/close reason."""
-    joined = txaio.create_future()
+    """Joins realm over opts.url with exactly opts.serializer (join, anonymous); returns
+    the session or raises JoinFailed with the ABORT/close reason. on_lost(why) is called
+    when the session leaves or loses its transport unless closed with close()."""
+    r = await join(realm, on_lost=on_lost or (lambda why: None))
+    if r.details is None:
+        if r.reason is None:
+            raise JoinFailed(None, "transport closed before join (%s)" % r.error)
+        raise JoinFailed(r.reason, r.message)
+    return r.session
 
-    def settle(value=None, error=None):
-        if txaio.is_called(joined):
-            return False
-        if error is not None:
-            txaio.reject(joined, error)
-        else:
-            txaio.resolve(joined, value)
-        return True
 
-    class Session(ApplicationSession):
-        closing = False
+async def join_role(role):
+    """connect for role serve or drive: a lost connection fails the run at once."""
 
-        def onJoin(self, details):
-            settle(value=self)
+    def lost(why):
+        fail("%s connection" % role, why)
+        finish(1)
 
-        def onLeave(self, details):
-            if not settle(error=JoinFailed(details.reason, details.message)) and not self.closing and on_lost:
-                on_lost("left: %s %s" % (details.reason, details.message))
-            return ApplicationSession.onLeave(self, details)
-
-        def onDisconnect(self):
-            if not settle(error=JoinFailed(None, "transport closed before join")) and not self.closing and on_lost:
-                on_lost("transport lost")
-
-    def make():
-        return Session(ComponentConfig(realm=realm))
-
-    factory, host, port = client_factory(make)
-    await timeout(open_transport(factory, host, port), 5, "TCP connect")
-    return await timeout(joined, 5, "WELCOME or ABORT")
+    session = await connect(opts.realm, lost)
+    ok("%s joined %s (session %s)" % (role, opts.realm, session.session_id))
+    check_serializer(session)
+    return session
 
 
 async def close(session):
@@ -539,13 +537,7 @@ async def serve(announce):
             server_failures.append("%s %s: %s" % (TAG, name, d))
         check(name, not d, d)
 
-    def lost(why):
-        fail("serve connection", why)
-        finish(1)
-
-    session = await connect(opts.realm, lost)
-    ok("serve joined %s (session %s)" % (opts.realm, session.session_id))
-    check_serializer(session)
+    session = await join_role("serve")
 
     def echo(*args, **kwargs):
         note("callee received fixture args/kwargs", payload_diff(args, kwargs, FIXTURE_ARGS, FIXTURE_KWARGS))
@@ -584,13 +576,7 @@ async def serve(announce):
 async def drive():
     P = opts.prefix
 
-    def lost(why):
-        fail("drive connection", why)
-        finish(1)
-
-    session = await connect(opts.realm, lost)
-    ok("drive joined %s (session %s)" % (opts.realm, session.session_id))
-    check_serializer(session)
+    session = await join_role("drive")
 
     # RPC: args and kwargs survive a round trip through the callee.
     try:
