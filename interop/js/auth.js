@@ -36,7 +36,7 @@ const S = require('./scenario.js');
 
 const { opts, ok, fail, check, finish, describe, fmtErr, closeConn, withTimeout } = S;
 const FAILED = 'wamp.error.authentication_failed';
-S.setTag(`[js auth ${opts.url.split(':')[0]} ${opts.serializer}]`);
+S.setTag('auth');
 
 // The realms of auth_test.go besides REALM (--realm).
 const REALM_CRYPTOSIGN = 'cryptosign';

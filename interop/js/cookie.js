@@ -35,7 +35,7 @@
 const S = require('./scenario.js');
 
 const { opts, fail, check, finish, describe, fmtErr, closeConn, withTimeout } = S;
-S.setTag(`[js cookie ${opts.url.split(':')[0]} ${opts.serializer}]`);
+S.setTag('cookie');
 
 const REALM = 'realm1';
 const COOKIE = 'cbtid';

@@ -63,7 +63,10 @@ function usage(msg) {
 }
 
 const opts = parseArgs(process.argv);
-let tag = `[js ${opts.role} ${opts.url.split(':')[0]} ${opts.serializer}]`;
+// tag prefixes this run's output lines: [js NAME SCHEME SERIALIZER], NAME the role or,
+// through setTag, the script.
+const scriptTag = (name) => `[js ${name} ${opts.url.split(':')[0]} ${opts.serializer}]`;
+let tag = scriptTag(opts.role);
 
 // ---------------------------------------------------------------------------- checks
 
@@ -567,5 +570,5 @@ if (require.main === module) {
 module.exports = {
   opts, ok, fail, check, finish, deepDiff, describe, fmtErr, connect, join, closeConn, sleep, withTimeout,
   checkProtocol, transportFor, tlsAgent,
-  setTag(t) { tag = t; },
+  setTag(name) { tag = scriptTag(name); },
 };

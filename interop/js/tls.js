@@ -41,7 +41,7 @@ const path = require('path');
 const S = require('./scenario.js');
 
 const { opts, ok, fail, check, finish, describe, fmtErr, closeConn, withTimeout } = S;
-S.setTag(`[js tls ${opts.url.split(':')[0]} ${opts.serializer}]`);
+S.setTag('tls');
 
 const REALM_TLS = 'tlsauth';
 const CA = process.env.INTEROP_TLS_CA || '';

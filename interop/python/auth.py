@@ -43,7 +43,7 @@ from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.types import PublishOptions  # noqa: E402
 
 opts = S.opts
-S.TAG = "[py auth %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("auth")
 FAILED = "wamp.error.authentication_failed"
 DENIED = "wamp.error.not_authorized"
 

@@ -49,7 +49,7 @@ import re  # noqa: E402
 from autobahn.wamp import auth  # noqa: E402
 
 opts = S.opts
-S.TAG = "[py channelbind %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("channelbind")
 REALM = "realm1"
 AUTHID = "device-1"
 FAILED = "wamp.error.authentication_failed"

@@ -34,7 +34,7 @@ from scenario import check, fail, fmt_err, short, timeout
 import re  # noqa: E402
 
 opts = S.opts
-S.TAG = "[py cookie %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("cookie")
 REALM = "realm1"
 COOKIE = "cbtid"
 

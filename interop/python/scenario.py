@@ -76,7 +76,14 @@ from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.types import CallResult, ComponentConfig, PublishOptions  # noqa: E402
 from autobahn.websocket.util import parse_url as parse_ws_url  # noqa: E402
 
-TAG = "[py %s %s %s %s]" % (opts.role, opts.url.split(":")[0], opts.serializer, opts.framework)
+
+
+def script_tag(name):
+    """The prefix of this run's output lines: [py NAME SCHEME SERIALIZER FRAMEWORK]."""
+    return "[py %s %s %s %s]" % (name, opts.url.split(":")[0], opts.serializer, opts.framework)
+
+
+TAG = script_tag(opts.role)
 
 # ---------------------------------------------------------------------------- framework
 # The few things asyncio and Twisted do differently, on top of txaio.

@@ -43,7 +43,7 @@ import txaio  # noqa: E402
 from autobahn.wamp.types import PublishOptions  # noqa: E402
 
 opts = S.opts
-S.TAG = "[py tls %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("tls")
 REALM_TLS = "tlsauth"
 CA = os.environ.get("INTEROP_TLS_CA", "")
 DIR = os.environ.get("INTEROP_TLS_DIR", "")
