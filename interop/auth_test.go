@@ -207,24 +207,12 @@ func (an *authNode) authorize(_ context.Context, inv *wampclient.Invocation) (*w
 // Same skip rule as the other tests: a missing client skips, unless CI is set.
 func TestAuth(t *testing.T) {
 	js, py := clients()
-	for _, tc := range []struct {
-		name   string
-		c      client
-		script string
-		e      endpoint
-	}{
-		{"js/ws/json", js, "auth.js", endpoint{c: js, transport: "ws", serializer: "json"}},
-		{"js/rs/json", js, "auth.js", endpoint{c: js, transport: "rs", serializer: "json"}},
-		{"py/ws/msgpack", py, "auth.py", endpoint{c: py, transport: "ws", serializer: "msgpack"}},
-		{"py/rs/cbor/twisted", py, "auth.py", endpoint{c: py, transport: "rs", serializer: "cbor"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			require(t, tc.c)
-			t.Parallel()
-			an := startAuthNode(t)
-			runAuth(t, an, tc.e, tc.script)
-		})
-	}
+	eachOnOwnNode(t, []scriptCase{
+		{"js/ws/json", "auth.js", endpoint{c: js, transport: "ws", serializer: "json"}},
+		{"js/rs/json", "auth.js", endpoint{c: js, transport: "rs", serializer: "json"}},
+		{"py/ws/msgpack", "auth.py", endpoint{c: py, transport: "ws", serializer: "msgpack"}},
+		{"py/rs/cbor/twisted", "auth.py", endpoint{c: py, transport: "rs", serializer: "cbor"}},
+	}, startAuthNode, func(t *testing.T, an *authNode, tc scriptCase) { runAuth(t, an, tc.e, tc.script) })
 }
 
 // runAuth runs one auth script against an and fails t with its output on error, then

@@ -67,19 +67,9 @@ func TestChannelBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"INTEROP_CRYPTOSIGN_SEED=" + hex.EncodeToString(priv.Seed()), "INTEROP_TLS_CA=" + caFile}
-	for _, tc := range []struct {
-		name string
-		e    endpoint
-	}{
-		{"py/wss/json/twisted", endpoint{c: py, transport: "ws", serializer: "json", framework: "twisted"}},
-		{"py/rss/msgpack/twisted", endpoint{c: py, transport: "rs", serializer: "msgpack", framework: "twisted"}},
-		{"py/wss/cbor/asyncio", endpoint{c: py, transport: "ws", serializer: "cbor", framework: "asyncio"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			require(t, py)
-			t.Parallel()
-			rn := startBindingNode(t, ca, pub)
-			runScript(t, rn, tc.e, "channelbind.py", cookieTimeout, true, env...)
-		})
-	}
+	runScripts(t, []scriptCase{
+		{"py/wss/json/twisted", "channelbind.py", endpoint{c: py, transport: "ws", serializer: "json", framework: "twisted"}},
+		{"py/rss/msgpack/twisted", "channelbind.py", endpoint{c: py, transport: "rs", serializer: "msgpack", framework: "twisted"}},
+		{"py/wss/cbor/asyncio", "channelbind.py", endpoint{c: py, transport: "ws", serializer: "cbor", framework: "asyncio"}},
+	}, func(t *testing.T) *routerNode { return startBindingNode(t, ca, pub) }, cookieTimeout, true, env...)
 }

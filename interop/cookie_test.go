@@ -55,21 +55,9 @@ func startCookieNode(t *testing.T) *routerNode {
 // 'upgrade' event (AutobahnJS does not expose the `ws` WebSocket or its 'upgrade' event).
 func TestCookie(t *testing.T) {
 	js, py := clients()
-	for _, tc := range []struct {
-		name   string
-		c      client
-		script string
-		e      endpoint
-	}{
-		{"js/ws/json", js, "cookie.js", endpoint{c: js, transport: "ws", serializer: "json"}},
-		{"py/ws/msgpack/asyncio", py, "cookie.py", endpoint{c: py, transport: "ws", serializer: "msgpack", framework: "asyncio"}},
-		{"py/ws/cbor/twisted", py, "cookie.py", endpoint{c: py, transport: "ws", serializer: "cbor", framework: "twisted"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			require(t, tc.c)
-			t.Parallel()
-			rn := startCookieNode(t)
-			runScript(t, rn, tc.e, tc.script, cookieTimeout, true)
-		})
-	}
+	runScripts(t, []scriptCase{
+		{"js/ws/json", "cookie.js", endpoint{c: js, transport: "ws", serializer: "json"}},
+		{"py/ws/msgpack/asyncio", "cookie.py", endpoint{c: py, transport: "ws", serializer: "msgpack", framework: "asyncio"}},
+		{"py/ws/cbor/twisted", "cookie.py", endpoint{c: py, transport: "ws", serializer: "cbor", framework: "twisted"}},
+	}, startCookieNode, cookieTimeout, true)
 }

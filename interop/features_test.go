@@ -28,28 +28,40 @@ const featuresTimeout = 20 * time.Second
 // one process. Same skip rule as the other tests: a missing client skips, unless CI is set.
 func TestFeatures(t *testing.T) {
 	js, py := clients()
-	for _, tc := range []struct {
-		name   string
-		c      client
-		script string
-		e      endpoint
-	}{
-		{"js/ws/msgpack", js, "features.js", endpoint{c: js, transport: "ws", serializer: "msgpack"}},
-		{"py/ws/cbor", py, "features.py", endpoint{c: py, transport: "ws", serializer: "cbor"}},
-		{"py/rs/msgpack/twisted", py, "features.py", endpoint{c: py, transport: "rs", serializer: "msgpack"}},
-	} {
+	runScripts(t, []scriptCase{
+		{"js/ws/msgpack", "features.js", endpoint{c: js, transport: "ws", serializer: "msgpack"}},
+		{"py/ws/cbor", "features.py", endpoint{c: py, transport: "ws", serializer: "cbor"}},
+		{"py/rs/msgpack/twisted", "features.py", endpoint{c: py, transport: "rs", serializer: "msgpack"}},
+	}, startNode, featuresTimeout, false)
+}
+
+// scriptCase is one run of a script against a node of its own.
+type scriptCase struct {
+	name   string   // the subtest's name
+	script string   // the script, in js/ or python/ (the directory of e.c)
+	e      endpoint // the client, transport, serializer and framework
+}
+
+// eachOnOwnNode runs every case as a parallel subtest of t, against the node start
+// starts for that subtest alone, with run. A subtest whose client is missing skips
+// (fails under CI, see require).
+func eachOnOwnNode[N any](t *testing.T, cases []scriptCase, start func(*testing.T) N, run func(*testing.T, N, scriptCase)) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			require(t, tc.c)
+			require(t, tc.e.c)
 			t.Parallel()
-			rn := startNode(t)
-			runFeatures(t, rn, tc.e, tc.script)
+			run(t, start(t), tc)
 		})
 	}
 }
 
-// runFeatures runs one features script against rn and fails t with its output on error.
-func runFeatures(t *testing.T, rn *routerNode, e endpoint, name string) {
-	runScript(t, rn, e, name, featuresTimeout, false)
+// runScripts is eachOnOwnNode running each case's script with runScript.
+func runScripts(t *testing.T, cases []scriptCase, start func(*testing.T) *routerNode, timeout time.Duration, needPass bool, env ...string) {
+	t.Helper()
+	eachOnOwnNode(t, cases, start, func(t *testing.T, rn *routerNode, tc scriptCase) {
+		runScript(t, rn, tc.e, tc.script, timeout, needPass, env...)
+	})
 }
 
 // runScript runs the script name (in place of scenario.{js,py}, with the same command

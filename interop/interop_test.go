@@ -92,12 +92,7 @@ func detectJS() client {
 		c.missing = fmt.Sprintf("AutobahnJS: interop/js/node_modules/autobahn is version %q, want %s; run `cd interop/js && npm ci`", meta.Version, autobahnJSVersion)
 		return c
 	}
-	script := filepath.Join(dir, "scenario.js")
-	c.command = func(ctx context.Context, args ...string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, nodeBin, append([]string{script}, args...)...)
-		cmd.Dir = dir
-		return cmd
-	}
+	c.command = scriptCommand(nodeBin, dir, "scenario.js")
 	return c
 }
 
@@ -121,13 +116,19 @@ func detectPython() client {
 			py, err, strings.TrimSpace(string(out)), install)
 		return c
 	}
-	script := filepath.Join(dir, "scenario.py")
-	c.command = func(ctx context.Context, args ...string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, py, append([]string{script}, args...)...)
+	c.command = scriptCommand(py, dir, "scenario.py")
+	return c
+}
+
+// scriptCommand runs interpreter with the script file (in dir, also the working
+// directory) and the arguments.
+func scriptCommand(interpreter, dir, file string) func(ctx context.Context, args ...string) *exec.Cmd {
+	script := filepath.Join(dir, file)
+	return func(ctx context.Context, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, interpreter, append([]string{script}, args...)...)
 		cmd.Dir = dir
 		return cmd
 	}
-	return c
 }
 
 // require skips (or, under CI, fails) the test when c cannot run here.

@@ -105,25 +105,13 @@ func startTLSNode(t *testing.T, p *tlsPKI) *routerNode {
 func TestTLS(t *testing.T) {
 	js, py := clients()
 	p := newTLSPKI(t)
-	for _, tc := range []struct {
-		name   string
-		c      client
-		script string
-		e      endpoint
-	}{
-		{"js/wss/json/scenario", js, "scenario.js", endpoint{c: js, transport: "ws", serializer: "json"}},
-		{"js/wss/msgpack/tls", js, "tls.js", endpoint{c: js, transport: "ws", serializer: "msgpack"}},
-		{"py/wss/cbor/asyncio/scenario", py, "scenario.py", endpoint{c: py, transport: "ws", serializer: "cbor", framework: "asyncio"}},
-		{"py/rss/msgpack/twisted/scenario", py, "scenario.py", endpoint{c: py, transport: "rs", serializer: "msgpack", framework: "twisted"}},
-		{"py/wss/json/asyncio/tls", py, "tls.py", endpoint{c: py, transport: "ws", serializer: "json", framework: "asyncio"}},
-		{"py/wss/msgpack/twisted/tls", py, "tls.py", endpoint{c: py, transport: "ws", serializer: "msgpack", framework: "twisted"}},
-		{"py/rss/cbor/twisted/tls", py, "tls.py", endpoint{c: py, transport: "rs", serializer: "cbor", framework: "twisted"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			require(t, tc.c)
-			t.Parallel()
-			rn := startTLSNode(t, p)
-			runScript(t, rn, tc.e, tc.script, tlsTimeout, true, p.env...)
-		})
-	}
+	runScripts(t, []scriptCase{
+		{"js/wss/json/scenario", "scenario.js", endpoint{c: js, transport: "ws", serializer: "json"}},
+		{"js/wss/msgpack/tls", "tls.js", endpoint{c: js, transport: "ws", serializer: "msgpack"}},
+		{"py/wss/cbor/asyncio/scenario", "scenario.py", endpoint{c: py, transport: "ws", serializer: "cbor", framework: "asyncio"}},
+		{"py/rss/msgpack/twisted/scenario", "scenario.py", endpoint{c: py, transport: "rs", serializer: "msgpack", framework: "twisted"}},
+		{"py/wss/json/asyncio/tls", "tls.py", endpoint{c: py, transport: "ws", serializer: "json", framework: "asyncio"}},
+		{"py/wss/msgpack/twisted/tls", "tls.py", endpoint{c: py, transport: "ws", serializer: "msgpack", framework: "twisted"}},
+		{"py/rss/cbor/twisted/tls", "tls.py", endpoint{c: py, transport: "rs", serializer: "cbor", framework: "twisted"}},
+	}, func(t *testing.T) *routerNode { return startTLSNode(t, p) }, tlsTimeout, true, p.env...)
 }

@@ -36,47 +36,18 @@ const S = require('./scenario.js');
 
 const { opts, ok, fail, check, finish, describe, fmtErr, closeConn, withTimeout } = S;
 const FAILED = 'wamp.error.authentication_failed';
-S.setTag(`[js auth ${opts.url.split(':')[0]} ${opts.serializer}]`);
+S.setTag('auth');
 
 // The realms of auth_test.go besides REALM (--realm).
 const REALM_CRYPTOSIGN = 'cryptosign';
 const REALM_DYNAMIC = 'dynamic';
 const REALM_AUTHZ = 'authz';
 
-// join opens one connection with the given auth options and resolves with
-// {joined: true, conn, session, details, challenges} or {joined: false, reason, details,
-// challenges} (the ABORT reason the router sent, as AutobahnJS reports it). o.realm
-// (default REALM) and o.authextra go into HELLO.
+// join is scenario.js's join in o.realm (default REALM) with authmethods, authid and
+// o.authextra, answering challenges with respond(method, extra).
 function join(authmethods, authid, respond, o) {
   o = o || {};
-  return new Promise((resolve) => {
-    const challenges = [];
-    const conn = new autobahn.Connection({
-      realm: o.realm || opts.realm,
-      transports: [S.transportFor(opts.url)],
-      max_retries: 0,
-      retry_if_unreachable: false,
-      authmethods,
-      authid,
-      authextra: o.authextra,
-      onchallenge: (session, method, extra) => {
-        challenges.push({ method, extra });
-        return respond(method, extra);
-      },
-    });
-    let joined = false;
-    conn.closing = false;
-    conn.onopen = (session, details) => {
-      joined = true;
-      resolve({ joined: true, conn, session, details, challenges });
-    };
-    conn.onclose = (reason, details) => {
-      if (!joined) resolve({ joined: false, closeReason: reason, reason: details && details.reason, details, challenges });
-      else if (!conn.closing) fail(`${authid} connection`, `lost: ${reason} ${describe(details)}`);
-      return true; // never retry
-    };
-    conn.open();
-  });
+  return S.join({ realm: o.realm, authmethods, authid, authextra: o.authextra, respond });
 }
 
 function craResponder(secret) {
@@ -256,7 +227,7 @@ async function main() {
   }
 
   // The realm also admits anonymous sessions: a HELLO without authmethods still joins.
-  const anon = await withTimeout(join(undefined, undefined, () => { throw new Error('no challenge expected'); }), 5000, 'anonymous: WELCOME or ABORT');
+  const anon = await withTimeout(S.join(), 5000, 'anonymous: WELCOME or ABORT');
   if (!anon.joined) {
     fail('anonymous ok', `not joined: closed ${anon.closeReason}, reason ${describe(anon.reason)}`);
   } else {

@@ -32,68 +32,32 @@
 // and --prefix are accepted and ignored).
 'use strict';
 
-const http = require('http');
-const autobahn = require('autobahn');
 const S = require('./scenario.js');
 
 const { opts, fail, check, finish, describe, fmtErr, closeConn, withTimeout } = S;
-S.setTag(`[js cookie ${opts.url.split(':')[0]} ${opts.serializer}]`);
+S.setTag('cookie');
 
 const REALM = 'realm1';
 const COOKIE = 'cbtid';
 
-// UpgradeAgent is an http.Agent that hands the response of every upgraded request it
-// carries to onUpgrade.
-class UpgradeAgent extends http.Agent {
-  constructor(onUpgrade) {
-    super({ keepAlive: false });
-    this.onUpgrade = onUpgrade;
-  }
-
-  addRequest(req, options) {
-    req.on('upgrade', (res) => this.onUpgrade(res));
-    return super.addRequest(req, options);
-  }
-}
-
 // join opens one WebSocket connection, sending Cookie: cbtid=cookie when given, and joins
-// REALM offering authmethods as authid, answering a ticket CHALLENGE with ticket.
-// Resolves with {joined, conn, session, details, challenges, headers} or {joined: false,
-// closeReason, reason, details, challenges, headers}; headers are the upgrade
-// response's (Node's IncomingMessage.headers: lower-case names, set-cookie an array).
-function join(authmethods, { authid, ticket, cookie } = {}) {
-  return new Promise((resolve) => {
-    const challenges = [];
-    let headers = null;
-    const transport = S.transportFor(opts.url);
-    if (transport.type !== 'websocket' || !opts.url.startsWith('ws:')) throw new Error('cookie.js needs a ws:// URL');
-    transport.agent = new UpgradeAgent((res) => { headers = res.headers; });
-    if (cookie !== undefined) transport.headers = { Cookie: `${COOKIE}=${cookie}` };
-    const conn = new autobahn.Connection({
-      realm: REALM,
-      transports: [transport],
-      max_retries: 0,
-      retry_if_unreachable: false,
-      authmethods,
-      authid,
-      onchallenge: (session, method, extra) => {
-        challenges.push({ method, extra });
-        if (method === 'ticket' && ticket !== undefined) return ticket;
-        throw new Error('unexpected challenge ' + method);
-      },
-    });
-    let joined = false;
-    conn.closing = false;
-    conn.onopen = (session, details) => {
-      joined = true;
-      resolve({ joined: true, conn, session, details, challenges, headers });
-    };
-    conn.onclose = (reason, details) => {
-      if (!joined) resolve({ joined: false, closeReason: reason, reason: details && details.reason, details, challenges, headers });
-      else if (!conn.closing) fail('connection', `lost: ${reason} ${describe(details)}`);
-      return true; // never retry
-    };
-    conn.open();
+// REALM offering authmethods as authid, answering a ticket CHALLENGE with ticket (no
+// other CHALLENGE): scenario.js's join, keeping the upgrade response's headers
+// (Node's IncomingMessage.headers: lower-case names, set-cookie an array).
+async function join(authmethods, { authid, ticket, cookie } = {}) {
+  const transport = S.transportFor(opts.url);
+  if (transport.type !== 'websocket' || !opts.url.startsWith('ws:')) throw new Error('cookie.js needs a ws:// URL');
+  return S.join({
+    realm: REALM,
+    transport,
+    authmethods,
+    authid,
+    respond: (method) => {
+      if (method === 'ticket' && ticket !== undefined) return ticket;
+      throw new Error('unexpected challenge ' + method);
+    },
+    headers: cookie !== undefined ? { Cookie: `${COOKIE}=${cookie}` } : undefined,
+    upgrade: true,
   });
 }
 

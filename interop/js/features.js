@@ -20,7 +20,7 @@ const autobahn = require('autobahn');
 const S = require('./scenario.js');
 
 const { opts, ok, fail, check, finish, deepDiff, describe, fmtErr, closeConn, sleep, withTimeout } = S;
-S.setTag(`[js features ${opts.url.split(':')[0]} ${opts.serializer}]`);
+S.setTag('features');
 
 function skip(name, reason) {
   console.log(`skip ${name}: ${reason}`);

@@ -63,7 +63,10 @@ function usage(msg) {
 }
 
 const opts = parseArgs(process.argv);
-let tag = `[js ${opts.role} ${opts.url.split(':')[0]} ${opts.serializer}]`;
+// tag prefixes this run's output lines: [js NAME SCHEME SERIALIZER], NAME the role or,
+// through setTag, the script.
+const scriptTag = (name) => `[js ${name} ${opts.url.split(':')[0]} ${opts.serializer}]`;
+let tag = scriptTag(opts.role);
 
 // ---------------------------------------------------------------------------- checks
 
@@ -283,28 +286,93 @@ function transportFor(url, tls) {
   return t;
 }
 
-// connect joins realm and resolves with {conn, session}, or rejects with
-// {closeReason, details} when the connection closes before the session joins.
-// onLost is called if the connection closes unexpectedly after the join.
-function connect(realm, onLost) {
-  return new Promise((resolve, reject) => {
+// connect joins realm (join, anonymous) and resolves with {conn, session, details}, or
+// rejects with {closeReason, details} when the connection closes before the session
+// joins. onLost is called if the connection closes unexpectedly after the join.
+async function connect(realm, onLost) {
+  const r = await join({ realm, onLost: onLost || (() => {}) });
+  if (!r.joined) throw { closeReason: r.closeReason, details: r.details };
+  return { conn: r.conn, session: r.session, details: r.details };
+}
+
+// joinRole is connect for role serve or drive: a lost connection fails the run at once.
+async function joinRole(role) {
+  const r = await connect(opts.realm, (reason, details) => {
+    fail(`${role} connection`, `lost: ${reason} ${describe(details)}`);
+    finish(1);
+  });
+  ok(`${role} joined ${opts.realm} (session ${r.session.id})`);
+  checkProtocol(r.details);
+  return r;
+}
+
+// join opens one connection and joins o.realm (default opts.realm) offering
+// o.authmethods as o.authid with o.authextra, answering each CHALLENGE with
+// o.respond(method, extra) (default: none expected). o.transport is the AutobahnJS
+// transport config (default transportFor(opts.url)); o.headers are extra HTTP request
+// headers of a WebSocket upgrade; with o.upgrade the upgrade response's headers are kept
+// (Node's IncomingMessage.headers: lower-case names, set-cookie an array), through an
+// http.Agent made for the purpose when the transport has none (AutobahnJS does not
+// expose the `ws` WebSocket or its 'upgrade' event). The errors of the sockets the
+// transport's agent makes are kept too: AutobahnJS reports a failed connection only as
+// "unreachable", without the cause. Resolves with {joined: true, conn, session, details,
+// challenges, headers, socketErrors} or {joined: false, closeReason, reason, details,
+// challenges, headers, socketErrors} (reason: the ABORT reason the router sent, as
+// AutobahnJS reports it). When the connection of a joined session closes unless closed
+// with closeConn, o.onLost(reason, details) is called (default: fails "AUTHID connection").
+function join(o = {}) {
+  const realm = o.realm || opts.realm;
+  const transport = o.transport || transportFor(opts.url);
+  const challenges = [];
+  const socketErrors = [];
+  let headers = null;
+  if (o.headers) transport.headers = o.headers;
+  if (o.upgrade && !transport.agent && transport.type === 'websocket') {
+    transport.agent = new (require('http').Agent)({ keepAlive: false });
+  }
+  const agent = transport.agent;
+  if (agent) {
+    const create = agent.createConnection.bind(agent);
+    agent.createConnection = (co, cb) => {
+      const sock = create(co, cb);
+      if (sock && sock.on) sock.on('error', (e) => socketErrors.push(e));
+      return sock;
+    };
+    if (o.upgrade) {
+      const add = agent.addRequest.bind(agent);
+      agent.addRequest = (req, ro) => {
+        req.on('upgrade', (res) => { headers = res.headers; });
+        return add(req, ro);
+      };
+    }
+  }
+  const respond = o.respond || ((method) => { throw new Error('no challenge expected, got ' + method); });
+  return new Promise((resolve) => {
     const conn = new autobahn.Connection({
       realm,
-      transports: [transportFor(opts.url)],
+      transports: [transport],
       max_retries: 0,
       retry_if_unreachable: false,
+      authmethods: o.authmethods,
+      authid: o.authid,
+      authextra: o.authextra,
+      onchallenge: (session, method, extra) => {
+        challenges.push({ method, extra });
+        return respond(method, extra);
+      },
     });
     let joined = false;
     conn.closing = false;
     conn.onopen = (session, details) => {
       joined = true;
-      resolve({ conn, session, details });
+      resolve({ joined: true, conn, session, details, challenges, headers, socketErrors });
     };
     conn.onclose = (reason, details) => {
       if (!joined) {
-        reject({ closeReason: reason, details });
-      } else if (!conn.closing && onLost) {
-        onLost(reason, details);
+        resolve({ joined: false, closeReason: reason, reason: details && details.reason, details, challenges, headers, socketErrors });
+      } else if (!conn.closing) {
+        if (o.onLost) o.onLost(reason, details);
+        else fail(`${o.authid || realm} connection`, `lost: ${reason} ${describe(details)}`);
       }
       return true; // never retry
     };
@@ -355,12 +423,7 @@ async function serve(announce) {
   let reportCalled;
   const done = new Promise((r) => { reportCalled = r; });
 
-  const { conn, session, details: joinDetails } = await connect(opts.realm, (reason, details) => {
-    fail('serve connection', `lost: ${reason} ${describe(details)}`);
-    finish(1);
-  });
-  ok(`serve joined ${opts.realm} (session ${session.id})`);
-  checkProtocol(joinDetails);
+  const { conn, session } = await joinRole('serve');
 
   await session.register(P + 'echo', (args, kwargs) => {
     const d = deepDiff(args, fixtureArgs(), 'args') || deepDiff(kwargs, fixtureKwargs(), 'kwargs');
@@ -394,12 +457,7 @@ async function serve(announce) {
 
 async function drive() {
   const P = opts.prefix;
-  const { conn, session, details: joinDetails } = await connect(opts.realm, (reason, details) => {
-    fail('drive connection', `lost: ${reason} ${describe(details)}`);
-    finish(1);
-  });
-  ok(`drive joined ${opts.realm} (session ${session.id})`);
-  checkProtocol(joinDetails);
+  const { conn, session } = await joinRole('drive');
 
   // RPC: args and kwargs survive a round trip through the callee.
   try {
@@ -510,7 +568,7 @@ if (require.main === module) {
 
 // features.js reuses the option parsing, checks, hard timeout and connection helpers.
 module.exports = {
-  opts, ok, fail, check, finish, deepDiff, describe, fmtErr, connect, closeConn, sleep, withTimeout,
+  opts, ok, fail, check, finish, deepDiff, describe, fmtErr, connect, join, closeConn, sleep, withTimeout,
   checkProtocol, transportFor, tlsAgent,
-  setTag(t) { tag = t; },
+  setTag(name) { tag = scriptTag(name); },
 };

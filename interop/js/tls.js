@@ -38,11 +38,10 @@
 
 const fs = require('fs');
 const path = require('path');
-const autobahn = require('autobahn');
 const S = require('./scenario.js');
 
 const { opts, ok, fail, check, finish, describe, fmtErr, closeConn, withTimeout } = S;
-S.setTag(`[js tls ${opts.url.split(':')[0]} ${opts.serializer}]`);
+S.setTag('tls');
 
 const REALM_TLS = 'tlsauth';
 const CA = process.env.INTEROP_TLS_CA || '';
@@ -57,48 +56,11 @@ function files(cert, trust = true) {
   return f;
 }
 
-// join opens one connection (transport: an AutobahnJS transport config) and joins realm
-// offering authmethods; resolves with {joined, conn, session, details, challenges} or
-// {joined: false, closeReason, reason, details, challenges, socketErrors}. socketErrors
-// are the errors of the TLS sockets the agent made (AutobahnJS reports a failed
-// connection only as "unreachable", without the cause).
+// join is scenario.js's join of realm over transport (an AutobahnJS transport config)
+// offering authmethods, expecting no CHALLENGE; socketErrors are the errors of the TLS
+// sockets the agent made.
 function join(transport, authmethods, realm = REALM_TLS) {
-  const socketErrors = [];
-  if (transport.agent) {
-    const agent = transport.agent;
-    const create = agent.createConnection.bind(agent);
-    agent.createConnection = (o, cb) => {
-      const sock = create(o, cb);
-      if (sock && sock.on) sock.on('error', (e) => socketErrors.push(e));
-      return sock;
-    };
-  }
-  return new Promise((resolve) => {
-    const challenges = [];
-    const conn = new autobahn.Connection({
-      realm,
-      transports: [transport],
-      max_retries: 0,
-      retry_if_unreachable: false,
-      authmethods,
-      onchallenge: (session, method, extra) => {
-        challenges.push({ method, extra });
-        throw new Error('no challenge expected, got ' + method);
-      },
-    });
-    let joined = false;
-    conn.closing = false;
-    conn.onopen = (session, details) => {
-      joined = true;
-      resolve({ joined: true, conn, session, details, challenges, socketErrors });
-    };
-    conn.onclose = (reason, details) => {
-      if (!joined) resolve({ joined: false, closeReason: reason, reason: details && details.reason, details, challenges, socketErrors });
-      else if (!conn.closing) fail(`${realm} connection`, `lost: ${reason} ${describe(details)}`);
-      return true; // never retry
-    };
-    conn.open();
-  });
+  return S.join({ realm, transport, authmethods });
 }
 
 async function roundTrip(name, s, key) {

@@ -31,7 +31,7 @@ Option parsing, checks, the hard timeout and the transport helpers come from sce
 """
 
 import scenario as S  # (parses the same command line)
-from scenario import check, fail, fmt_err, short, timeout
+from scenario import check, fail, fmt_err, no_challenge, short, ticket, timeout
 from scenario import ok as ok_
 
 import os  # noqa: E402
@@ -40,10 +40,10 @@ import re  # noqa: E402
 import txaio  # noqa: E402
 from autobahn.wamp import auth  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
-from autobahn.wamp.types import ComponentConfig, PublishOptions  # noqa: E402
+from autobahn.wamp.types import PublishOptions  # noqa: E402
 
 opts = S.opts
-S.TAG = "[py auth %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("auth")
 FAILED = "wamp.error.authentication_failed"
 DENIED = "wamp.error.not_authorized"
 
@@ -53,77 +53,8 @@ REALM_DYNAMIC = "dynamic"
 REALM_AUTHZ = "authz"
 
 
-class Result:
-    def __init__(self):
-        self.session = None
-        self.details = None  # SessionDetails on WELCOME
-        self.reason = None  # ABORT reason
-        self.message = None
-        self.challenges = []
-
-
-async def join(authmethods, authid, respond, realm=None, authextra=None):
-    """Opens one session that joins realm (default REALM) with authmethods/authid/authextra
-    and answers challenges with respond(challenge); resolves with a Result once joined or
-    aborted."""
-    realm = realm or opts.realm
-    res = Result()
-    done = txaio.create_future()
-
-    def settle():
-        if not txaio.is_called(done):
-            txaio.resolve(done, res)
-
-    class Session(S.ApplicationSession):
-        closing = False
-
-        def onConnect(self):
-            self.join(self.config.realm, authmethods=authmethods, authid=authid, authextra=authextra)
-
-        def onChallenge(self, challenge):
-            res.challenges.append(challenge)
-            return respond(challenge)
-
-        def onJoin(self, details):
-            res.session, res.details = self, details
-            settle()
-
-        def onLeave(self, details):
-            if res.details is None:
-                res.reason, res.message = details.reason, details.message
-            elif not self.closing:
-                fail("%s connection" % authid, "left: %s %s" % (details.reason, details.message))
-            settle()
-            return S.ApplicationSession.onLeave(self, details)
-
-        def onDisconnect(self):
-            if res.details is None and res.reason is None:
-                res.reason = "(transport closed before WELCOME or ABORT)"
-            settle()
-
-    ser = S.make_serializer()
-    if S.RAWSOCKET:
-        _, host, port = S.parse_rs_url(opts.url)
-        factory = S.WampRawSocketClientFactory(lambda: Session(ComponentConfig(realm=realm)), serializer=ser)
-    else:
-        _, host, port, _, _, _ = S.parse_ws_url(opts.url)
-        factory = S.WampWebSocketClientFactory(lambda: Session(ComponentConfig(realm=realm)), url=opts.url, serializers=[ser])
-        factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
-    await timeout(S.open_transport(factory, host, port), 5, "TCP connect")
-    return await timeout(done, 5, "WELCOME or ABORT")
-
-
-def ticket(t):
-    def respond(challenge):
-        if challenge.method != "ticket":
-            raise Exception("unexpected challenge method %s" % challenge.method)
-        return t
-
-    return respond
-
-
 def cra(secret):
-    def respond(challenge):
+    def respond(challenge, session=None):
         if challenge.method != "wampcra":
             raise Exception("unexpected challenge method %s" % challenge.method)
         key = secret.encode("utf8")
@@ -147,16 +78,12 @@ def cryptosign_key(name):
 def cryptosign(key):
     """Signs the cryptosign challenge as AutobahnPython does (signature || challenge)."""
 
-    def respond(challenge):
+    def respond(challenge, session=None):
         if challenge.method != "cryptosign":
             raise Exception("unexpected challenge method %s" % challenge.method)
         return key.sign_challenge(challenge)
 
     return respond
-
-
-def no_challenge(challenge):
-    raise Exception("no challenge expected, got %s" % challenge.method)
 
 
 async def expect_welcome(name, authmethods, authid, respond, authrole, authmethod, authprovider=None,
@@ -165,7 +92,7 @@ async def expect_welcome(name, authmethods, authid, respond, authrole, authmetho
     authrole, authmethod, and when given authprovider and authextra (welcome_extra). With
     keep, returns the session open and unchecked (roles without meta API permissions);
     else checks it with a meta call and closes it."""
-    r = await join(authmethods, authid, respond, realm=realm, authextra=authextra)
+    r = await S.join(realm or opts.realm, authmethods, authid, authextra, respond)
     if r.details is None:
         fail(name, "not joined: %s %s" % (r.reason, r.message))
         return r
@@ -194,7 +121,7 @@ async def expect_welcome(name, authmethods, authid, respond, authrole, authmetho
 
 
 async def expect_abort(name, authmethods, authid, respond, want_reason, want_challenges, realm=None, authextra=None):
-    r = await join(authmethods, authid, respond, realm=realm, authextra=authextra)
+    r = await S.join(realm or opts.realm, authmethods, authid, authextra, respond)
     if r.details is not None:
         fail(name, "joined, want ABORT %s: authid %s authrole %s" % (want_reason, r.details.authid, r.details.authrole))
         await S.close(r.session)
@@ -299,7 +226,7 @@ async def main():
         return
 
     # The realm also admits anonymous sessions: a HELLO without authmethods still joins.
-    r = await join(None, None, no_challenge)
+    r = await S.join(opts.realm)
     if r.details is None:
         fail("anonymous ok", "not joined: %s %s" % (r.reason, r.message))
     else:

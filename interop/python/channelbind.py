@@ -40,18 +40,16 @@ Option parsing, checks, the hard timeout and the transport helpers come from sce
 """
 
 import scenario as S  # (parses the same command line)
-from scenario import check, fail, fmt_err, ok, short, timeout
+from scenario import check, fail, fmt_err, ok, short
 
 import hashlib  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 
-import txaio  # noqa: E402
 from autobahn.wamp import auth  # noqa: E402
-from autobahn.wamp.types import ComponentConfig  # noqa: E402
 
 opts = S.opts
-S.TAG = "[py channelbind %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("channelbind")
 REALM = "realm1"
 AUTHID = "device-1"
 FAILED = "wamp.error.authentication_failed"
@@ -78,16 +76,6 @@ def tls_options(host):
     ctx = ssl.create_default_context(cafile=CA)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     return ctx
-
-
-async def connect_tls(factory, host, port):
-    """scenario.open_transport with TLS 1.2 forced."""
-    if opts.framework == "twisted":
-        from twisted.internet.endpoints import SSL4ClientEndpoint
-
-        await SSL4ClientEndpoint(S.reactor, host, port, tls_options(host), timeout=5).connect(factory)
-    else:
-        await S.asyncio.get_running_loop().create_connection(factory, host, port, ssl=tls_options(host))
 
 
 class TLSFacts:
@@ -131,64 +119,19 @@ class TLSFacts:
         return "%s = %s" % (lib.hex(), " = ".join(names) or "none of the Finished hashes")
 
 
-class Result:
-    def __init__(self):
-        self.session = None
-        self.details = None
-        self.reason = None
-        self.message = None
-        self.challenges = []
-        self.tls = None  # TLSFacts
-
-
 async def join(authextra, respond):
-    """Opens one TLS 1.2 connection and joins REALM as AUTHID offering cryptosign with
-    authextra, answering the CHALLENGE with respond(session, challenge, tls_facts)."""
-    res = Result()
-    done = txaio.create_future()
+    """scenario.join of REALM as AUTHID offering cryptosign with authextra over TLS 1.2,
+    answering the CHALLENGE with respond(session, challenge, tls_facts); the Result's tls
+    is the TLSFacts read at the (last) CHALLENGE (None: no CHALLENGE)."""
+    facts = []
 
-    def settle():
-        if not txaio.is_called(done):
-            txaio.resolve(done, res)
+    def answer(challenge, session):
+        facts.append(TLSFacts(session._transport))
+        return respond(session, challenge, facts[-1])
 
-    class Session(S.ApplicationSession):
-        closing = False
-
-        def onConnect(self):
-            self.join(self.config.realm, authmethods=["cryptosign"], authid=AUTHID, authextra=authextra)
-
-        def onChallenge(self, challenge):
-            res.challenges.append(challenge)
-            res.tls = TLSFacts(self._transport)
-            return respond(self, challenge, res.tls)
-
-        def onJoin(self, details):
-            res.session, res.details = self, details
-            settle()
-
-        def onLeave(self, details):
-            if res.details is None:
-                res.reason, res.message = details.reason, details.message
-            elif not self.closing:
-                fail("connection", "left: %s %s" % (details.reason, details.message))
-            settle()
-            return S.ApplicationSession.onLeave(self, details)
-
-        def onDisconnect(self):
-            if res.details is None and res.reason is None:
-                res.reason = "(transport closed before WELCOME or ABORT)"
-            settle()
-
-    ser = S.make_serializer()
-    if S.RAWSOCKET:
-        _, host, port = S.parse_rs_url(opts.url.replace("rss:", "rs:", 1))
-        factory = S.WampRawSocketClientFactory(lambda: Session(ComponentConfig(realm=REALM)), serializer=ser)
-    else:
-        _, host, port, _, _, _ = S.parse_ws_url(opts.url)
-        factory = S.WampWebSocketClientFactory(lambda: Session(ComponentConfig(realm=REALM)), url=opts.url, serializers=[ser])
-        factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
-    await timeout(connect_tls(factory, host, port), 5, "TLS connect")
-    return await timeout(done, 5, "WELCOME or ABORT")
+    r = await S.join(REALM, ["cryptosign"], AUTHID, authextra, answer, tls=tls_options)
+    r.tls = facts[-1] if facts else None
+    return r
 
 
 def challenge_binding(r):

@@ -33,80 +33,18 @@ from scenario import check, fail, fmt_err, short, timeout
 
 import re  # noqa: E402
 
-import txaio  # noqa: E402
-from autobahn.wamp.types import ComponentConfig  # noqa: E402
-
 opts = S.opts
-S.TAG = "[py cookie %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("cookie")
 REALM = "realm1"
 COOKIE = "cbtid"
 
 
-class Result:
-    def __init__(self):
-        self.session = None
-        self.details = None  # SessionDetails on WELCOME
-        self.reason = None  # ABORT reason
-        self.message = None
-        self.challenges = []
-        self.headers = None  # the upgrade response's headers (dict, lower-case names)
-
-
 async def join(authmethods, authid=None, ticket=None, cookie=None):
-    """Opens one WebSocket connection, sending Cookie: cbtid=cookie when given, and joins
-    REALM offering authmethods as authid, answering a ticket CHALLENGE with ticket;
-    resolves with a Result once joined, aborted or disconnected."""
-    res = Result()
-    done = txaio.create_future()
-
-    def settle():
-        if not txaio.is_called(done):
-            txaio.resolve(done, res)
-
-    class Session(S.ApplicationSession):
-        closing = False
-
-        def onConnect(self):
-            self.join(self.config.realm, authmethods=authmethods, authid=authid)
-
-        def onChallenge(self, challenge):
-            res.challenges.append(challenge)
-            if challenge.method == "ticket" and ticket is not None:
-                return ticket
-            raise Exception("unexpected challenge %s" % challenge.method)
-
-        def onJoin(self, details):
-            res.session, res.details = self, details
-            settle()
-
-        def onLeave(self, details):
-            if res.details is None:
-                res.reason, res.message = details.reason, details.message
-            elif not self.closing:
-                fail("connection", "left: %s %s" % (details.reason, details.message))
-            settle()
-            return S.ApplicationSession.onLeave(self, details)
-
-        def onDisconnect(self):
-            if res.details is None and res.reason is None:
-                res.reason = "(transport closed before WELCOME or ABORT)"
-            settle()
-
+    """scenario.join in REALM over WebSocket, sending Cookie: cbtid=cookie when given and
+    answering a ticket CHALLENGE with ticket (when given; no other CHALLENGE)."""
     headers = {"Cookie": "%s=%s" % (COOKIE, cookie)} if cookie is not None else None
-    _, host, port, _, _, _ = S.parse_ws_url(opts.url)
-    factory = S.WampWebSocketClientFactory(lambda: Session(ComponentConfig(realm=REALM)), url=opts.url,
-                                           serializers=[S.make_serializer()], headers=headers)
-    factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
-    base = factory.protocol
-
-    class Recording(base):
-        def onConnect(self, response):
-            res.headers = dict(response.headers)
-            return base.onConnect(self, response)
-
-    factory.protocol = Recording
-    await timeout(S.open_transport(factory, host, port), 5, "TCP connect")
-    return await timeout(done, 5, "WELCOME or ABORT")
+    respond = S.ticket(ticket) if ticket is not None else S.no_challenge
+    return await S.join(REALM, authmethods, authid, respond=respond, headers=headers)
 
 
 def set_cookie(headers):

@@ -35,7 +35,7 @@ from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.types import CallOptions, CallResult, PublishOptions, RegisterOptions, SubscribeOptions  # noqa: E402
 
 opts = S.opts
-S.TAG = "[py features %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("features")
 P = opts.prefix
 
 # ---------------------------------------------------------------------------- disclose_me

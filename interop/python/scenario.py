@@ -76,7 +76,14 @@ from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.types import CallResult, ComponentConfig, PublishOptions  # noqa: E402
 from autobahn.websocket.util import parse_url as parse_ws_url  # noqa: E402
 
-TAG = "[py %s %s %s %s]" % (opts.role, opts.url.split(":")[0], opts.serializer, opts.framework)
+
+
+def script_tag(name):
+    """The prefix of this run's output lines: [py NAME SCHEME SERIALIZER FRAMEWORK]."""
+    return "[py %s %s %s %s]" % (name, opts.url.split(":")[0], opts.serializer, opts.framework)
+
+
+TAG = script_tag(opts.role)
 
 # ---------------------------------------------------------------------------- framework
 # The few things asyncio and Twisted do differently, on top of txaio.
@@ -179,21 +186,26 @@ def twisted_tls_options(host, files):
 
 
 async def open_transport(factory, host, port, tls=None):
-    """Connects factory to host:port; over TLS for a wss:// or rss:// URL, with tls (a
-    TLSFiles; default TLSFiles.from_env()). A failed TLS handshake raises on asyncio; on
-    Twisted the connection opens and then closes before the WAMP handshake."""
+    """Connects factory to host:port; over TLS for a wss:// or rss:// URL, with tls: a
+    TLSFiles (default TLSFiles.from_env()), or a function of the host name that returns
+    the framework's own client TLS options (Twisted: an IOpenSSLClientConnectionCreator;
+    asyncio: an ssl.SSLContext). A failed TLS handshake raises on asyncio; on Twisted the
+    connection opens and then closes before the WAMP handshake."""
     if SECURE and tls is None:
         tls = TLSFiles.from_env()
     if opts.framework == "twisted":
         if tls is not None:
             from twisted.internet.endpoints import SSL4ClientEndpoint
 
-            ep = SSL4ClientEndpoint(reactor, host, port, twisted_tls_options(host, tls), timeout=5)
+            options = tls(host) if callable(tls) else twisted_tls_options(host, tls)
+            ep = SSL4ClientEndpoint(reactor, host, port, options, timeout=5)
         else:
             ep = TCP4ClientEndpoint(reactor, host, port, timeout=5)
         await ep.connect(factory)
     else:
-        ctx = ssl_context(tls) if tls is not None else None
+        ctx = None
+        if tls is not None:
+            ctx = tls(host) if callable(tls) else ssl_context(tls)
         await asyncio.get_running_loop().create_connection(factory, host, port, ssl=ctx)
 
 
@@ -339,49 +351,164 @@ class JoinFailed(Exception):
         self.message = message
 
 
-async def connect(realm, on_lost=None):
-    """Joins realm over opts.url with exactly opts.serializer; returns the session or
-    raises JoinFailed with the ABORT/close reason."""
-    joined = txaio.create_future()
-
-    def settle(value=None, error=None):
-        if txaio.is_called(joined):
-            return False
-        if error is not None:
-            txaio.reject(joined, error)
-        else:
-            txaio.resolve(joined, value)
-        return True
-
-    class Session(ApplicationSession):
-        closing = False
-
-        def onJoin(self, details):
-            settle(value=self)
-
-        def onLeave(self, details):
-            if not settle(error=JoinFailed(details.reason, details.message)) and not self.closing and on_lost:
-                on_lost("left: %s %s" % (details.reason, details.message))
-            return ApplicationSession.onLeave(self, details)
-
-        def onDisconnect(self):
-            if not settle(error=JoinFailed(None, "transport closed before join")) and not self.closing and on_lost:
-                on_lost("transport lost")
-
-    def make():
-        return Session(ComponentConfig(realm=realm))
-
+def client_factory(make, headers=None):
+    """The WAMP client factory for opts.url (WebSocket or RawSocket) offering exactly
+    opts.serializer, with make the session factory and headers (dict) extra HTTP request
+    headers of a WebSocket upgrade; returns (factory, host, port)."""
     ser = make_serializer()
     if RAWSOCKET:
         url = "rs:" + opts.url.split(":", 1)[1] if opts.url.startswith("tcp:") else opts.url
         _, host, port = parse_rs_url(url)
-        factory = WampRawSocketClientFactory(make, serializer=ser)
+        return WampRawSocketClientFactory(make, serializer=ser), host, port
+    _, host, port, _, _, _ = parse_ws_url(opts.url)
+    factory = WampWebSocketClientFactory(make, url=opts.url, serializers=[ser], headers=headers)
+    factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
+    return factory, host, port
+
+
+class Result:
+    """What one join() saw."""
+
+    def __init__(self):
+        self.session = None
+        self.details = None  # SessionDetails on WELCOME
+        self.reason = None  # ABORT reason
+        self.message = None
+        self.challenges = []  # every CHALLENGE, in order
+        self.headers = None  # the WebSocket upgrade response's headers (dict, lower-case names)
+        self.error = None  # the connection failure the library raised or reported
+
+
+def ticket(t):
+    """A join() respond answering a ticket CHALLENGE with t."""
+
+    def respond(challenge, session=None):
+        if challenge.method != "ticket":
+            raise Exception("unexpected challenge method %s" % challenge.method)
+        return t
+
+    return respond
+
+
+def no_challenge(challenge, session=None):
+    """The join() respond that expects no CHALLENGE."""
+    raise Exception("no challenge expected, got %s" % challenge.method)
+
+
+async def join(realm, authmethods=None, authid=None, authextra=None, respond=no_challenge, tls=None, headers=None,
+               connect_errors=False, on_lost=None):
+    """Opens one connection to opts.url and joins realm offering authmethods as authid with
+    authextra, answering each CHALLENGE with respond(challenge, session); resolves with a
+    Result once joined, aborted or disconnected. A joined session that later leaves or
+    loses its transport, unless closed with close(), calls on_lost(why) (default: a leave
+    fails "AUTHID connection"). tls is open_transport's; headers are
+    extra HTTP request headers of a WebSocket upgrade, whose response headers the Result
+    keeps. Why the connection was lost lands in Result.error; with connect_errors a
+    failure to connect does too (asyncio raises a failed TLS handshake there), else it
+    raises."""
+    res = Result()
+    done = txaio.create_future()
+    if on_lost is None:
+        label = "%s connection" % authid if authid else "connection"
+
+        def on_leave_lost(why):
+            fail(label, why)
     else:
-        _, host, port, _, _, _ = parse_ws_url(opts.url)
-        factory = WampWebSocketClientFactory(make, url=opts.url, serializers=[ser])
-        factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
-    await timeout(open_transport(factory, host, port), 5, "TCP connect")
-    return await timeout(joined, 5, "WELCOME or ABORT")
+        on_leave_lost = on_lost
+
+    def settle():
+        if not txaio.is_called(done):
+            txaio.resolve(done, res)
+
+    class Session(ApplicationSession):
+        closing = False
+
+        def onConnect(self):
+            self.join(self.config.realm, authmethods=authmethods, authid=authid, authextra=authextra)
+
+        def onChallenge(self, challenge):
+            res.challenges.append(challenge)
+            return respond(challenge, self)
+
+        def onJoin(self, details):
+            res.session, res.details = self, details
+            settle()
+
+        def onLeave(self, details):
+            if res.details is None:
+                res.reason, res.message = details.reason, details.message
+            elif not self.closing:
+                on_leave_lost("left: %s %s" % (details.reason, details.message))
+            settle()
+            return ApplicationSession.onLeave(self, details)
+
+        def onDisconnect(self):
+            if res.details is None:
+                if res.reason is None and res.error is None:
+                    res.reason = "(transport closed before WELCOME or ABORT)"
+            elif on_lost is not None and not self.closing:
+                on_lost("transport lost")
+            settle()
+
+    factory, host, port = client_factory(lambda: Session(ComponentConfig(realm=realm)), headers)
+    base = factory.protocol
+
+    # Record the upgrade response's headers, and why the connection was lost: a TLS
+    # handshake failure that happens after the TCP connect (Twisted; asyncio when the
+    # router rejects our certificate) shows up only there.
+    def connection_lost_twisted(self, reason):
+        res.error = res.error or reason.value
+        settle()
+        return base.connectionLost(self, reason)
+
+    def connection_lost_asyncio(self, exc):
+        res.error = res.error or exc
+        settle()
+        return base.connection_lost(self, exc)
+
+    def on_upgrade(self, response):
+        res.headers = dict(response.headers)
+        return base.onConnect(self, response)
+
+    recording = {"connectionLost": connection_lost_twisted, "connection_lost": connection_lost_asyncio}
+    if not RAWSOCKET:
+        recording["onConnect"] = on_upgrade
+    factory.protocol = type("Recording", (base,), recording)
+    try:
+        await timeout(open_transport(factory, host, port, tls=tls), 5, "TLS connect" if SECURE or tls else "TCP connect")
+    except Timeout:
+        raise
+    except Exception as e:
+        if not connect_errors:
+            raise
+        res.error = e
+        return res
+    return await timeout(done, 5, "WELCOME or ABORT")
+
+
+async def connect(realm, on_lost=None):
+    """Joins realm over opts.url with exactly opts.serializer (join, anonymous); returns
+    the session or raises JoinFailed with the ABORT/close reason. on_lost(why) is called
+    when the session leaves or loses its transport unless closed with close()."""
+    r = await join(realm, on_lost=on_lost or (lambda why: None))
+    if r.details is None:
+        if r.reason is None:
+            raise JoinFailed(None, "transport closed before join (%s)" % r.error)
+        raise JoinFailed(r.reason, r.message)
+    return r.session
+
+
+async def join_role(role):
+    """connect for role serve or drive: a lost connection fails the run at once."""
+
+    def lost(why):
+        fail("%s connection" % role, why)
+        finish(1)
+
+    session = await connect(opts.realm, lost)
+    ok("%s joined %s (session %s)" % (role, opts.realm, session.session_id))
+    check_serializer(session)
+    return session
 
 
 async def close(session):
@@ -417,13 +544,7 @@ async def serve(announce):
             server_failures.append("%s %s: %s" % (TAG, name, d))
         check(name, not d, d)
 
-    def lost(why):
-        fail("serve connection", why)
-        finish(1)
-
-    session = await connect(opts.realm, lost)
-    ok("serve joined %s (session %s)" % (opts.realm, session.session_id))
-    check_serializer(session)
+    session = await join_role("serve")
 
     def echo(*args, **kwargs):
         note("callee received fixture args/kwargs", payload_diff(args, kwargs, FIXTURE_ARGS, FIXTURE_KWARGS))
@@ -462,13 +583,7 @@ async def serve(announce):
 async def drive():
     P = opts.prefix
 
-    def lost(why):
-        fail("drive connection", why)
-        finish(1)
-
-    session = await connect(opts.realm, lost)
-    ok("drive joined %s (session %s)" % (opts.realm, session.session_id))
-    check_serializer(session)
+    session = await join_role("drive")
 
     # RPC: args and kwargs survive a round trip through the callee.
     try:

@@ -40,10 +40,10 @@ import os  # noqa: E402
 import re  # noqa: E402
 
 import txaio  # noqa: E402
-from autobahn.wamp.types import ComponentConfig, PublishOptions  # noqa: E402
+from autobahn.wamp.types import PublishOptions  # noqa: E402
 
 opts = S.opts
-S.TAG = "[py tls %s %s %s]" % (opts.url.split(":")[0], opts.serializer, opts.framework)
+S.TAG = S.script_tag("tls")
 REALM_TLS = "tlsauth"
 CA = os.environ.get("INTEROP_TLS_CA", "")
 DIR = os.environ.get("INTEROP_TLS_DIR", "")
@@ -57,85 +57,10 @@ def files(cert=None, trust=True):
     return S.TLSFiles(ca=CA if trust else None, cert=os.path.join(DIR, cert + ".crt"), key=os.path.join(DIR, cert + ".key"))
 
 
-class Result:
-    def __init__(self):
-        self.session = None
-        self.details = None  # SessionDetails on WELCOME
-        self.reason = None  # ABORT reason
-        self.message = None
-        self.challenges = []
-        self.error = None  # the connection failure the library raised or reported
-
-
 async def join(tls, authmethods, realm=REALM_TLS):
-    """Opens one connection with tls (TLSFiles) and joins realm offering authmethods;
-    resolves with a Result once joined, aborted or disconnected."""
-    res = Result()
-    done = txaio.create_future()
-
-    def settle():
-        if not txaio.is_called(done):
-            txaio.resolve(done, res)
-
-    class Session(S.ApplicationSession):
-        closing = False
-
-        def onConnect(self):
-            self.join(self.config.realm, authmethods=authmethods)
-
-        def onChallenge(self, challenge):
-            res.challenges.append(challenge)
-            raise Exception("no challenge expected, got %s" % challenge.method)
-
-        def onJoin(self, details):
-            res.session, res.details = self, details
-            settle()
-
-        def onLeave(self, details):
-            if res.details is None:
-                res.reason, res.message = details.reason, details.message
-            elif not self.closing:
-                fail("connection", "left: %s %s" % (details.reason, details.message))
-            settle()
-            return S.ApplicationSession.onLeave(self, details)
-
-        def onDisconnect(self):
-            settle()
-
-    ser = S.make_serializer()
-    if S.RAWSOCKET:
-        _, host, port = S.parse_rs_url(opts.url)
-        factory = S.WampRawSocketClientFactory(lambda: Session(ComponentConfig(realm=realm)), serializer=ser)
-    else:
-        _, host, port, _, _, _ = S.parse_ws_url(opts.url)
-        factory = S.WampWebSocketClientFactory(lambda: Session(ComponentConfig(realm=realm)), url=opts.url, serializers=[ser])
-        factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
-
-    # Record why the connection was lost: a TLS handshake failure that happens after the
-    # TCP connect (Twisted; asyncio when the router rejects our certificate) shows up
-    # only there.
-    base = factory.protocol
-
-    class Recording(base):
-        def connectionLost(self, reason):  # Twisted
-            res.error = res.error or reason.value
-            settle()
-            return base.connectionLost(self, reason)
-
-        def connection_lost(self, exc):  # asyncio
-            res.error = res.error or exc
-            settle()
-            return base.connection_lost(self, exc)
-
-    factory.protocol = Recording
-    try:
-        await timeout(S.open_transport(factory, host, port, tls=tls), 5, "connect")
-    except S.Timeout:
-        raise
-    except Exception as e:  # asyncio: the handshake fails inside create_connection
-        res.error = e
-        return res
-    return await timeout(done, 5, "WELCOME, ABORT or disconnect")
+    """scenario.join of realm offering authmethods over a connection with tls (TLSFiles),
+    expecting no CHALLENGE; a failure to connect lands in Result.error."""
+    return await S.join(realm, authmethods, tls=tls, connect_errors=True)
 
 
 def error_text(e):
