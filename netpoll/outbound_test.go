@@ -306,11 +306,18 @@ func warmUp(b *testing.B, c *Conn, msg []byte) {
 // BenchmarkEchoRawSocket: end-to-end echo over loopback RawSocket: one client, a window
 // of in-flight messages, 100-byte messages.
 func BenchmarkEchoRawSocket(b *testing.B) {
+	benchEcho(b, func(b *testing.B, h *echoHandler) *rsClient {
+		return dialRS(b, startServer(b, Config{}, h).RawSocketAddr())
+	})
+}
+
+// benchEcho runs the echo benchmark over the RawSocket client dial returns, for windows
+// of 1 and 64 messages in flight.
+func benchEcho(b *testing.B, dial func(*testing.B, *echoHandler) *rsClient) {
 	for _, window := range []int{1, 64} {
 		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
 			h := newEchoHandler()
-			s := startServer(b, Config{}, h)
-			c := dialRS(b, s.RawSocketAddr())
+			c := dial(b, h)
 			c.handshake(b, 15, 2)
 			h.waitOpen(b)
 			_ = c.conn.SetDeadline(time.Time{})

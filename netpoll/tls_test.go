@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -502,31 +501,11 @@ func TestTLSKeepalive(t *testing.T) {
 // protocol code on the TLS reader and writer goroutines.
 func BenchmarkEchoRawSocketTLS(b *testing.B) {
 	p := newPKI(b)
-	for _, window := range []int{1, 64} {
-		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
-			h := newEchoHandler()
-			s := startServer(b, Config{Listeners: []Listener{{Address: "127.0.0.1:0", Kind: KindRawSocket,
-				TLS: p.server.ServerConfig(nil)}}}, h)
-			c := rsOver(b, dialTLS(b, s.Addr(0), p.ca.ClientConfig()))
-			c.handshake(b, 15, 2)
-			h.waitOpen(b)
-			_ = c.conn.SetDeadline(time.Time{})
-			frame := append([]byte{0, 0, 0, 100}, bytes.Repeat([]byte("e"), 100)...)
-			out := bytes.Repeat(frame, window)
-			in := make([]byte, len(out))
-			b.ReportAllocs()
-			b.SetBytes(int64(len(frame)))
-			b.ResetTimer()
-			for i := 0; i < b.N; i += window {
-				if _, err := c.conn.Write(out); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := readFull(c, in); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchEcho(b, func(b *testing.B, h *echoHandler) *rsClient {
+		s := startServer(b, Config{Listeners: []Listener{{Address: "127.0.0.1:0", Kind: KindRawSocket,
+			TLS: p.server.ServerConfig(nil)}}}, h)
+		return rsOver(b, dialTLS(b, s.Addr(0), p.ca.ClientConfig()))
+	})
 }
 
 // TestUnixListenerKeepsFiles: a unix listener whose path is a regular file (a mistyped
