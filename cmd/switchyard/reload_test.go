@@ -47,16 +47,7 @@ func TestSIGHUPReload(t *testing.T) {
 		}
 	}
 	write(fmt.Sprintf(reloadBase, "first"))
-	f := startFlags{configFile: file}
-	fs := flag.NewFlagSet("start", flag.ContinueOnError)
-	cfg, err := loadStartConfig(&f, fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nodeConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, fs, nc := startConfigOf(t, file)
 	nc.Listeners = nc.Listeners[:1]
 	nc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	n, err := node.Start(nc)
@@ -73,7 +64,7 @@ func TestSIGHUPReload(t *testing.T) {
 
 	// A bad file is refused: the old ticket still works.
 	write("realms: [{name: realm1, roles: [{name: user, permissions: [{uri: x, match: sideways}]}]}]")
-	reload(n, fs, &f, nc.Logger)
+	reload(n, fs, f, nc.Logger)
 	if s, err := ticketLogin(t, url, "realm1", "first"); err != nil {
 		t.Fatalf("bad file changed the running config: %v", err)
 	} else {
@@ -82,7 +73,7 @@ func TestSIGHUPReload(t *testing.T) {
 
 	// A good file takes effect for new logins; the established session keeps working.
 	write(fmt.Sprintf(reloadBase, "second") + "  - name: realm2\n    roles: [{name: user, permissions: [{uri: '', match: prefix, allow: {call: true}}]}]\n    auth: {ticket: [{authid: joe, ticket: second, role: user}]}\n")
-	reload(n, fs, &f, nc.Logger)
+	reload(n, fs, f, nc.Logger)
 	_, err = ticketLogin(t, url, "realm1", "first")
 	var we *client.Error
 	if !errors.As(err, &we) || we.URI != "wamp.error.authentication_failed" {
@@ -100,4 +91,21 @@ func TestSIGHUPReload(t *testing.T) {
 	if err := old.Publish(ctx, "com.still.here", nil, nil, client.Acknowledge()); err != nil {
 		t.Fatalf("session from before the reload: %v", err)
 	}
+}
+
+// startConfigOf loads file as `switchyard start --config file` does and maps it to the
+// node's config; the flags and flag set are what reload needs.
+func startConfigOf(t *testing.T, file string) (*startFlags, *flag.FlagSet, node.Config) {
+	t.Helper()
+	f := &startFlags{configFile: file}
+	fs := flag.NewFlagSet("start", flag.ContinueOnError)
+	cfg, err := loadStartConfig(f, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nodeConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, fs, nc
 }

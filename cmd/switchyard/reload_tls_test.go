@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,16 +28,7 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := startFlags{configFile: file}
-	fs := flag.NewFlagSet("start", flag.ContinueOnError)
-	cfg, err := loadStartConfig(&f, fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nodeConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, fs, nc := startConfigOf(t, file)
 	var logs bytes.Buffer
 	nc.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	n, err := node.Start(nc)
@@ -67,14 +57,14 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reload(n, fs, &f, nc.Logger)
+	reload(n, fs, f, nc.Logger)
 	if got := issuer(); got != "first CA" || !strings.Contains(logs.String(), "reload refused") {
 		t.Fatalf("bad key file: issuer %q, log %s", got, logs.String())
 	}
 	if _, _, err := testpki.MustCA("second CA").MustServer().WriteFiles(dir, "server"); err != nil {
 		t.Fatal(err)
 	}
-	reload(n, fs, &f, nc.Logger)
+	reload(n, fs, f, nc.Logger)
 	if got := issuer(); got != "second CA" {
 		t.Fatalf("after reload: issuer %q\n%s", got, logs.String())
 	}
