@@ -247,44 +247,43 @@ func TestSharedRegistrationConformance(t *testing.T) {
 			}
 		}
 	})
-	t.Run("first", func(t *testing.T) {
+	// first and last: calls go to one end of the registration order; when that callee
+	// leaves, to the next one.
+	for _, tc := range []struct {
+		policy      string
+		leaving     int
+		want, after string
+	}{{"first", 0, "a", "b"}, {"last", 2, "c", "b"}} {
+		t.Run(tc.policy, func(t *testing.T) {
+			caller.on(t)
+			proc := "com." + tc.policy
+			reg, ps := callees(proc, tc.policy)
+			for _, p := range ps {
+				autoYield(t, p)
+			}
+			for i := 0; i < 3; i++ {
+				if got := callFor(caller, proc); got != tc.want {
+					t.Fatalf("%s: call went to %s, want %s", tc.policy, got, tc.want)
+				}
+			}
+			ps[tc.leaving].tr.Close()
+			waitCallees(caller, reg, 2)
+			if got := callFor(caller, proc); got != tc.after {
+				t.Fatalf("%s after %s left: call went to %s, want %s", tc.policy, tc.want, got, tc.after)
+			}
+		})
+	}
+	t.Run("last-joins", func(t *testing.T) {
 		caller.on(t)
-		reg, ps := callees("com.first", "first")
+		_, ps := callees("com.last2", "last")
 		for _, p := range ps {
 			autoYield(t, p)
-		}
-		for i := 0; i < 3; i++ {
-			if got := callFor(caller, "com.first"); got != "a" {
-				t.Fatalf("first: call went to %s, want a", got)
-			}
-		}
-		ps[0].tr.Close() // the first callee leaves: the next one in registration order takes over
-		waitCallees(caller, reg, 2)
-		if got := callFor(caller, "com.first"); got != "b" {
-			t.Fatalf("first after a left: call went to %s, want b", got)
-		}
-	})
-	t.Run("last", func(t *testing.T) {
-		caller.on(t)
-		reg, ps := callees("com.last", "last")
-		for _, p := range ps {
-			autoYield(t, p)
-		}
-		for i := 0; i < 3; i++ {
-			if got := callFor(caller, "com.last"); got != "c" {
-				t.Fatalf("last: call went to %s, want c", got)
-			}
-		}
-		ps[2].tr.Close()
-		waitCallees(caller, reg, 2)
-		if got := callFor(caller, "com.last"); got != "b" {
-			t.Fatalf("last after c left: call went to %s, want b", got)
 		}
 		// A callee that joins now is the last one.
 		d := joinRaw(t, "d", rs, codec.JSON, nil)
-		d.register("com.last", map[string]any{"invoke": "last"})
+		d.register("com.last2", map[string]any{"invoke": "last"})
 		autoYield(t, d)
-		if got := callFor(caller, "com.last"); got != "d" {
+		if got := callFor(caller, "com.last2"); got != "d" {
 			t.Fatalf("last after d joined: call went to %s, want d", got)
 		}
 	})
