@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/switchyard-wamp/switchyard/codec"
-	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
 // Permission is what a role may do on the URIs a rule matches, and whose identity the
@@ -22,48 +21,27 @@ type Rule struct {
 	Allow Permission
 }
 
-// RolePermissions is a role's compiled rules: an exact map and a pattern tree. The most
-// specific rule wins: exact, then the longest prefix, then the wildcard with the most
-// literal components (engine/match's precedence); no rule means deny. Lookups never
-// lock and do not allocate once the pattern tree's cache holds the URI.
+// RolePermissions is a role's compiled rules. The most specific rule wins: exact, then
+// the longest prefix, then the wildcard with the most literal components; no rule means
+// deny. Lookups never lock and do not allocate once the pattern tree's cache holds the
+// URI.
 type RolePermissions struct {
-	exact    map[string]Permission
-	patterns *match.Tree[*Permission]
+	rules uriRules[Permission]
 }
 
 // NewRolePermissions compiles rules. Safe for concurrent use of the result.
 func NewRolePermissions(rules []Rule) (*RolePermissions, error) {
-	p := &RolePermissions{exact: map[string]Permission{}, patterns: match.New[*Permission]()}
+	p := &RolePermissions{rules: newURIRules[Permission]()}
 	for i, r := range rules {
-		switch r.Match {
-		case "", "exact":
-			p.exact[r.URI] = r.Allow
-		default:
-			kind, ok := match.ParseKind(r.Match)
-			if !ok {
-				return nil, fmt.Errorf("rule %d: match %q", i, r.Match)
-			}
-			allow := r.Allow
-			p.patterns.Insert(r.URI, kind, &allow)
+		if err := p.rules.add(r.URI, r.Match, r.Allow); err != nil {
+			return nil, fmt.Errorf("rule %d: %w", i, err)
 		}
 	}
 	return p, nil
 }
 
 // lookup returns the permission of the most specific rule for uri.
-func (p *RolePermissions) lookup(uri []byte) (Permission, bool) {
-	if perm, ok := p.exact[string(uri)]; ok {
-		return perm, true
-	}
-	if p.patterns.Len() == 0 {
-		return Permission{}, false
-	}
-	_, _, perm, ok := p.patterns.Best(uri)
-	if !ok {
-		return Permission{}, false
-	}
-	return *perm, true
-}
+func (p *RolePermissions) lookup(uri []byte) (Permission, bool) { return p.rules.best(uri) }
 
 // SetRoles configures authorization for the realm: each authrole's permissions. A realm
 // without roles (nil) lets every session do everything (the anonymous default); with
@@ -86,7 +64,7 @@ func (rl *Realm) permissionsFor(authrole string) *RolePermissions {
 	if p, ok := (*roles)[authrole]; ok {
 		return p
 	}
-	return &RolePermissions{exact: map[string]Permission{}, patterns: match.New[*Permission]()}
+	return &RolePermissions{rules: newURIRules[Permission]()}
 }
 
 // authorized checks one action of s on uri; on denial it answers the request with

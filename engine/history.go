@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
-	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
 // Event History (WAMP advanced profile): the broker keeps the last events of the topics
@@ -52,8 +51,7 @@ func (rl *Realm) SetStore(cfg StoreConfig) error {
 // historyRules are compiled HistoryRules: an exact map and a pattern tree, the most
 // specific rule winning (as for permissions). Immutable once built.
 type historyRules struct {
-	exact     map[string]int
-	patterns  *match.Tree[*int]
+	limits    uriRules[int]
 	maxTopics int
 }
 
@@ -64,21 +62,13 @@ func compileHistory(rules []HistoryRule, maxTopics int) (*historyRules, error) {
 	if maxTopics < 1 {
 		maxTopics = DefaultStoredTopics
 	}
-	h := &historyRules{exact: map[string]int{}, patterns: match.New[*int](), maxTopics: maxTopics}
+	h := &historyRules{limits: newURIRules[int](), maxTopics: maxTopics}
 	for i, r := range rules {
 		if r.Limit < 1 {
 			return nil, fmt.Errorf("rule %d (%s): limit %d, want at least 1", i, r.URI, r.Limit)
 		}
-		switch r.Match {
-		case "", "exact":
-			h.exact[r.URI] = r.Limit
-		default:
-			kind, ok := match.ParseKind(r.Match)
-			if !ok {
-				return nil, fmt.Errorf("rule %d (%s): match %q", i, r.URI, r.Match)
-			}
-			limit := r.Limit
-			h.patterns.Insert(r.URI, kind, &limit)
+		if err := h.limits.add(r.URI, r.Match, r.Limit); err != nil {
+			return nil, fmt.Errorf("rule %d (%s): %w", i, r.URI, err)
 		}
 	}
 	return h, nil
@@ -86,17 +76,8 @@ func compileHistory(rules []HistoryRule, maxTopics int) (*historyRules, error) {
 
 // limitFor returns the history limit of topic, 0 when no rule names it. Lock-free.
 func (h *historyRules) limitFor(topic []byte) int {
-	if n, ok := h.exact[string(topic)]; ok {
-		return n
-	}
-	if h.patterns.Len() == 0 {
-		return 0
-	}
-	_, _, n, ok := h.patterns.Best(topic)
-	if !ok {
-		return 0
-	}
-	return *n
+	n, _ := h.limits.best(topic)
+	return n
 }
 
 // storedEvent is one event kept in a history ring: a copy of the payload in the
