@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/puzpuzpuz/xsync/v3"
+	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/netpoll"
 )
 
 // WAMP-Cookie authentication, as Crossbar offers it: a WebSocket listener with a cookie
@@ -124,4 +126,32 @@ func (s *CookieStore) Close() error {
 	err := s.f.Close()
 	s.f = nil
 	return err
+}
+
+// cookieLogin joins a connection whose cookie authenticated in realm before (st.mu
+// held); it reports false when there is no such cookie (the next method is tried).
+func (f *Frontend) cookieLogin(c *netpoll.Conn, st *conn, ra *RealmAuth, realm *engine.Realm, features engine.Features) bool {
+	id := c.CookieID()
+	if ra.Cookie == nil || id == "" || c.CookieIsNew() {
+		return false
+	}
+	e, ok := ra.Cookie.Store.lookup(realm.Name(), id)
+	if !ok {
+		return false
+	}
+	f.welcome(c, st, realm, engine.AuthInfo{AuthID: e.AuthID, AuthRole: e.AuthRole, AuthMethod: "cookie",
+		AuthProvider: e.AuthProvider}, features)
+	return true
+}
+
+// rememberCookie records a successful login on a connection with a cookie, for realms
+// with WAMP-Cookie.
+func (f *Frontend) rememberCookie(c *netpoll.Conn, realm string, info engine.AuthInfo) {
+	ra := (*f.auth.Load())[realm]
+	if ra == nil || ra.Cookie == nil || info.AuthMethod == "cookie" || c.CookieID() == "" {
+		return
+	}
+	ra.Cookie.Store.remember(cookieEntry{Cookie: c.CookieID(), Realm: realm, AuthID: info.AuthID,
+		AuthRole: info.AuthRole, AuthMethod: info.AuthMethod, AuthProvider: info.AuthProvider,
+		Expires: time.Now().Add(ra.Cookie.MaxAge)})
 }
