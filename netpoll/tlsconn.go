@@ -33,9 +33,30 @@ import (
 
 const (
 	tlsReadMin   = 1 << 10 // grow the inbound buffer when less room than this is left
-	tlsReadStart = 4 << 10 // first inbound buffer (grows for big messages)
+	tlsReadStart = 4 << 10 // first pooled inbound buffer (grows for big messages)
+	tlsIdleRead  = 512     // the conn's own read buffer while nothing is buffered
 	tlsCloseWait = time.Second
 )
+
+// tlsBufs holds the inbound and outbound buffers of TLS conns between bursts: an idle
+// TLS conn reads into its own 512 bytes and holds no other buffer, and a busy one gets
+// and returns pooled buffers without allocating. Pointers, so that Put allocates nothing.
+var tlsBufs = sync.Pool{New: func() any { b := make([]byte, 0, tlsReadStart); return &b }}
+
+// getBuf returns a pooled buffer (length 0) and its box, for putBuf.
+func getBuf() (*[]byte, []byte) {
+	p := tlsBufs.Get().(*[]byte)
+	return p, (*p)[:0]
+}
+
+// putBuf returns b (grown from the buffer in box p, or nil p) to the pool.
+func putBuf(p *[]byte, b []byte) {
+	if p == nil || cap(b) > maxKeptBuf {
+		return
+	}
+	*p = b[:0]
+	tlsBufs.Put(p)
+}
 
 // tlsConn is the connIO of a TLS conn. Fields below mu are guarded by it; the
 // outbound fields by omu.
@@ -53,13 +74,16 @@ type tlsConn struct {
 
 	mu sync.Mutex // the conn's "event loop": held while protocol code runs
 	// in[r:] are received bytes not yet consumed. Only the reader goroutine changes
-	// len(in) and the backing array (it reads into in[len(in):cap(in)] without mu).
-	in []byte
-	r  int
+	// len(in) and the backing array (it reads into in[len(in):cap(in)] without mu). in is
+	// idle[:] when nothing is buffered, else a pooled buffer (boxed in inBox).
+	in    []byte
+	r     int
+	inBox *[]byte
+	idle  [tlsIdleRead]byte
 
-	omu   sync.Mutex
-	out   []byte // waiting for the writer
-	spare []byte // the writer's previous buffer, reused
+	omu    sync.Mutex
+	out    []byte  // waiting for the writer: a pooled buffer (boxed in outBox), nil when idle
+	outBox *[]byte // guarded by omu
 }
 
 // listenTLS binds the socket of TLS listener l.
@@ -162,7 +186,8 @@ func (t *tlsConn) readLoop() {
 				err = io.EOF
 			}
 			c.onClosed(err)
-			t.in, t.r = nil, 0
+			putBuf(t.inBox, t.in)
+			t.in, t.r, t.inBox = nil, 0, nil
 			t.mu.Unlock()
 			break
 		}
@@ -179,13 +204,13 @@ func (t *tlsConn) readLoop() {
 	s.retired.msgsOut.Add(ls.msgsOut.Load())
 }
 
-// compact makes room for the next read (mu held, reader goroutine only).
+// compact makes room for the next read (mu held, reader goroutine only). With nothing
+// buffered the conn goes back to its small idle buffer and returns the pooled one.
 func (t *tlsConn) compact() {
 	if t.r == len(t.in) {
-		t.in, t.r = t.in[:0], 0
-		if cap(t.in) > maxKeptBuf {
-			t.in = nil
-		}
+		putBuf(t.inBox, t.in)
+		t.in, t.r, t.inBox = t.idle[:0], 0, nil
+		return
 	}
 	if cap(t.in)-len(t.in) >= tlsReadMin {
 		return
@@ -196,9 +221,14 @@ func (t *tlsConn) compact() {
 		t.in, t.r = t.in[:rest], 0
 		return
 	}
-	nb := make([]byte, rest, max(2*cap(t.in), tlsReadStart, rest+tlsReadMin))
-	copy(nb, t.in[t.r:])
-	t.in, t.r = nb, 0
+	need := max(2*cap(t.in), tlsReadStart, rest+tlsReadMin)
+	box, nb := getBuf()
+	if cap(nb) < need {
+		nb = make([]byte, 0, need)
+	}
+	nb = append(nb, t.in[t.r:]...)
+	putBuf(t.inBox, t.in)
+	t.in, t.r, t.inBox = nb, 0, box
 }
 
 // writeLoop runs the protocol code on Wake and writes the outbound buffer, until there
@@ -235,29 +265,22 @@ func (t *tlsConn) writeLoop() {
 func (t *tlsConn) flush() bool {
 	for {
 		t.omu.Lock()
-		b := t.out
-		t.out, t.spare = t.spare[:0], nil
+		b, box := t.out, t.outBox
+		t.out, t.outBox = nil, nil
 		t.omu.Unlock()
 		if len(b) == 0 {
-			t.omu.Lock()
-			t.spare = b
-			t.omu.Unlock()
+			putBuf(box, b) // idle: the conn holds no outbound buffer
 			return true
 		}
 		// Blocks while the peer does not read: Sends then pile up in the Conn's queue
 		// and the slow-consumer policy closes the socket, which ends this Write.
 		_, err := t.tc.Write(b)
 		t.outLen.Add(-int64(len(b)))
+		putBuf(box, b)
 		if err != nil {
 			t.closeSocket(false)
 			return false
 		}
-		if cap(b) > writeChunk {
-			b = nil // an idle conn keeps no big buffer
-		}
-		t.omu.Lock()
-		t.spare = b[:0]
-		t.omu.Unlock()
 	}
 }
 
@@ -317,6 +340,9 @@ func (t *tlsConn) Write(b []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	t.omu.Lock()
+	if t.outBox == nil {
+		t.outBox, t.out = getBuf()
+	}
 	t.out = append(t.out, b...)
 	t.outLen.Add(int64(len(b)))
 	t.omu.Unlock()
