@@ -79,10 +79,12 @@ func newDealer() *dealer {
 }
 
 // add registers procedure (under the match policy and invocation policy) for callee.
-// A shared registration takes more callees with the same policy. It returns nil when
-// the procedure is registered already under the single policy, under another policy,
-// or by this callee.
-func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind, invoke string, callee *Session) (reg *registration, created bool) {
+// A shared registration takes more callees with the same policy. It returns nil and the
+// error URI when the procedure is registered already under the single policy or by this
+// callee (procedure_already_exists), or under another shared policy
+// (procedure_exists_with_different_invocation_policy, as AutobahnPython, Bondy and
+// WampSharp name it).
+func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind, invoke string, callee *Session) (reg *registration, created bool, errURI string) {
 	t := d.regs
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -93,18 +95,21 @@ func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind,
 		reg, ok = t.getLocked(string(procedure))
 	}
 	if ok {
-		if reg.invoke == invokeSingle || reg.invoke != invoke {
-			return nil, false
+		if reg.invoke == invokeSingle {
+			return nil, false, ErrProcedureAlreadyExists
+		}
+		if reg.invoke != invoke {
+			return nil, false, ErrProcedureExistsOtherPolicy
 		}
 		old := *reg.callees.Load()
 		for _, c := range old {
 			if c == callee {
-				return nil, false
+				return nil, false, ErrProcedureAlreadyExists
 			}
 		}
 		next := append(old[:len(old):len(old)], callee)
 		reg.callees.Store(&next)
-		return reg, false
+		return reg, false, ""
 	}
 	reg = &registration{id: r.regIDs.next(), procedure: string(procedure), pattern: pattern,
 		kind: kind, invoke: invoke, created: time.Now()}
@@ -115,7 +120,7 @@ func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind,
 	} else {
 		t.putLocked(reg)
 	}
-	return reg, true
+	return reg, true, ""
 }
 
 // remove drops callee from reg, and reg from the dealer when no callee is left (then it
@@ -184,9 +189,9 @@ func (s *Session) register(m *codec.Message, sc *scratch) {
 		return
 	}
 	s.pending.init()
-	reg, created := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, invoke, s)
+	reg, created, errURI := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, invoke, s)
 	if reg == nil {
-		s.sendError(codec.REGISTER, m.Request, ErrProcedureAlreadyExists, sc)
+		s.sendError(codec.REGISTER, m.Request, errURI, sc)
 		return
 	}
 	if !s.track(func() { s.regs = append(s.regs, reg) }) {

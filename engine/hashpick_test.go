@@ -96,7 +96,7 @@ func TestHashPolicyConflicts(t *testing.T) {
 	a, ap := join(t, rl, codec.JSON)
 	b, bp := join(t, rl, codec.JSON)
 	registerInvoke(t, a, ap, "p.h", "hash")
-	if e := registerInvoke(t, b, bp, "p.h", "roundrobin"); string(e.URI) != ErrProcedureAlreadyExists {
+	if e := registerInvoke(t, b, bp, "p.h", "roundrobin"); string(e.URI) != ErrProcedureExistsOtherPolicy {
 		t.Fatalf("another policy joined a hash registration: %+v", e)
 	}
 	rl.dealer.regs.mu.Lock()

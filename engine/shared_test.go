@@ -105,7 +105,7 @@ func TestSharedRegistrationConflicts(t *testing.T) {
 		t.Fatalf("shared join of a single registration: %+v", e)
 	}
 	registerInvoke(t, a, ap, "p.rr", "roundrobin")
-	if e := registerInvoke(t, b, bp, "p.rr", "random"); string(e.URI) != ErrProcedureAlreadyExists {
+	if e := registerInvoke(t, b, bp, "p.rr", "random"); string(e.URI) != ErrProcedureExistsOtherPolicy {
 		t.Fatalf("another policy: %+v", e)
 	}
 	if e := registerInvoke(t, a, ap, "p.rr", "roundrobin"); string(e.URI) != ErrProcedureAlreadyExists {

@@ -212,7 +212,7 @@ func TestSharedRegistrationConformance(t *testing.T) {
 			b.send(&codec.Message{Type: codec.REGISTER, Request: req, URI: []byte("com.mixed"),
 				DictAny: map[string]any{"invoke": policy}}, nil, nil)
 			e := b.expect(codec.ERROR)
-			if e.ErrType != codec.REGISTER || e.Request != req || e.URI != "wamp.error.procedure_already_exists" {
+			if e.ErrType != codec.REGISTER || e.Request != req || e.URI != "wamp.error.procedure_exists_with_different_invocation_policy" {
 				t.Fatalf("REGISTER invoke=%s over first: [ERROR, %v, %d, %s]", policy, e.ErrType, e.Request, e.URI)
 			}
 		}

@@ -113,7 +113,7 @@ func TestHashInvocationOverSockets(t *testing.T) {
 	_, err := caller.Register(ctx, "com.shard", func(context.Context, *client.Invocation) (*client.Result, error) {
 		return &client.Result{}, nil
 	}, map[string]any{"invoke": "roundrobin"})
-	wampErr(t, err, "wamp.error.procedure_already_exists")
+	wampErr(t, err, "wamp.error.procedure_exists_with_different_invocation_policy")
 	who := func(key string, rkey bool) string {
 		t.Helper()
 		var res *client.Result
