@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -391,6 +392,14 @@ func (v *validator) realm(r *Realm, p string) {
 		}
 		if ck.MaxAge <= 0 {
 			v.add(ap+".cookie.max_age", "must be positive, got %s", ck.MaxAge)
+		}
+		if ck.File != "" {
+			// The node creates the file; its directory must be there.
+			if st, err := os.Stat(filepath.Dir(ck.File)); err != nil || !st.IsDir() {
+				v.add(ap+".cookie.file", "directory %s does not exist", filepath.Dir(ck.File))
+			} else if st, err := os.Stat(ck.File); err == nil && !st.Mode().IsRegular() {
+				v.add(ap+".cookie.file", "%s is not a regular file", ck.File)
+			}
 		}
 	}
 	if au := a.Authenticator; au != nil {

@@ -191,6 +191,11 @@ func TestValidateRules(t *testing.T) {
 				withAuth(c).Auth.Authenticator = &Authenticator{Realm: "realm2", Procedure: "a.b", Methods: []string{"ticket"}}
 			},
 			"realms[1].auth.authenticator.procedure", "empty component"},
+		{"cookie file directory", func(c *Config) {
+			withAuth(c).Auth.Cookie.File = filepath.Join(os.TempDir(), "no-such-dir-for-switchyard", "cookies")
+		},
+			func(c *Config) { withAuth(c).Auth.Cookie.File = filepath.Join(os.TempDir(), "switchyard-cookies") },
+			"realms[1].auth.cookie.file", "does not exist"},
 		{"authenticator methods", func(c *Config) {
 			withAuth(c).Auth.Authenticator = &Authenticator{Realm: "realm2", Procedure: "a.b", Methods: []string{"cookie"}}
 		},
