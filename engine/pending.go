@@ -72,32 +72,44 @@ func (p *pendingTable) put(id uint64, call pendingCall) bool {
 	return true
 }
 
+// claim spins until sl is ready and claimed for reading (true) or holds no call
+// (false); a slot another goroutine is updating is a few instructions from either.
+func (sl *pendingSlot) claim() bool {
+	for {
+		switch sl.state.Load() {
+		case slotReady:
+			if sl.state.CompareAndSwap(slotReady, slotReading) {
+				return true
+			}
+		case slotWriting, slotReading:
+			runtime.Gosched()
+		default:
+			return false
+		}
+	}
+}
+
+// remove empties a claimed slot and returns its call; the caller has one call fewer in
+// flight.
+func (sl *pendingSlot) remove() pendingCall {
+	c := sl.call
+	sl.call = pendingCall{}
+	sl.state.Store(slotFree)
+	c.caller.inflight.Add(-1)
+	return c
+}
+
 // take removes and returns the call recorded under id.
 func (p *pendingTable) take(id uint64) (pendingCall, bool) {
 	slots := p.slots.Load()
 	if slots == nil {
 		return pendingCall{}, false
 	}
-	sl := &slots[id%pendingSlots]
-	for {
-		st := sl.state.Load()
-		if st == slotReady {
-			if !sl.state.CompareAndSwap(slotReady, slotReading) {
-				continue
-			}
-			if sl.id == id {
-				c := sl.call
-				sl.call = pendingCall{}
-				sl.state.Store(slotFree)
-				c.caller.inflight.Add(-1)
-				return c, true
-			}
-			sl.state.Store(slotReady)
-		} else if st == slotWriting || st == slotReading {
-			runtime.Gosched() // another goroutine is mid-update of this slot: a few instructions
-			continue
+	if sl := &slots[id%pendingSlots]; sl.claim() {
+		if sl.id == id {
+			return sl.remove(), true
 		}
-		break
+		sl.state.Store(slotReady)
 	}
 	c, ok := p.overflow.LoadAndDelete(id)
 	if ok {
@@ -113,23 +125,8 @@ func (p *pendingTable) drain(f func(pendingCall)) {
 		return
 	}
 	for i := range slots {
-		sl := &slots[i]
-		for {
-			st := sl.state.Load()
-			if st == slotReady {
-				if !sl.state.CompareAndSwap(slotReady, slotReading) {
-					continue
-				}
-				c := sl.call
-				sl.call = pendingCall{}
-				sl.state.Store(slotFree)
-				c.caller.inflight.Add(-1)
-				f(c)
-			} else if st == slotWriting || st == slotReading {
-				runtime.Gosched()
-				continue
-			}
-			break
+		if sl := &slots[i]; sl.claim() {
+			f(sl.remove())
 		}
 	}
 	p.overflow.Range(func(id uint64, c pendingCall) bool {
@@ -148,23 +145,12 @@ func (p *pendingTable) peek(id uint64) (pendingCall, bool) {
 	if slots == nil {
 		return pendingCall{}, false
 	}
-	sl := &slots[id%pendingSlots]
-	for {
-		st := sl.state.Load()
-		if st == slotReady {
-			if !sl.state.CompareAndSwap(slotReady, slotReading) {
-				continue
-			}
-			c, hit := sl.call, sl.id == id
-			sl.state.Store(slotReady)
-			if hit {
-				return c, true
-			}
-		} else if st == slotWriting || st == slotReading {
-			runtime.Gosched()
-			continue
+	if sl := &slots[id%pendingSlots]; sl.claim() {
+		c, hit := sl.call, sl.id == id
+		sl.state.Store(slotReady)
+		if hit {
+			return c, true
 		}
-		break
 	}
 	return p.overflow.Load(id)
 }
