@@ -199,7 +199,7 @@ type TLSPrincipal struct {
 
 // Cookie configures WAMP-Cookie authentication. Plain data.
 type Cookie struct {
-	Name   string   `json:"name" default:"cbtid" doc:"Cookie name."`
+	Name   string   `json:"name" default:"cbtid" doc:"Cookie name. Every realm with cookies must use the same name and max_age: a listener hands out one cookie before the realm is known."`
 	MaxAge Duration `json:"max_age" default:"168h" doc:"Cookie lifetime."`
 	File   string   `json:"file" file:"true" doc:"File that keeps cookies across restarts; empty: in memory only."`
 }

@@ -47,6 +47,7 @@ func (c *Config) Validate() []Problem {
 		v.add("realms", "no realms: no session could join")
 	}
 	names := map[string]int{}
+	cookieRealm := -1
 	for i := range c.Realms {
 		p := fmt.Sprintf("realms[%d]", i)
 		r := &c.Realms[i]
@@ -56,6 +57,15 @@ func (c *Config) Validate() []Problem {
 			names[r.Name] = i
 		}
 		v.realm(r, p)
+		// A listener hands out one cookie, before the realm is known: one name for all.
+		if ck := r.Auth.Cookie; ck != nil {
+			if cookieRealm < 0 {
+				cookieRealm = i
+			} else if first := c.Realms[cookieRealm].Auth.Cookie; ck.Name != first.Name || ck.MaxAge != first.MaxAge {
+				v.add(p+".auth.cookie", "name and max_age must equal realms[%d]'s (%s, %s): a listener hands out one cookie before the realm is known",
+					cookieRealm, first.Name, first.MaxAge)
+			}
+		}
 	}
 	slices.SortStableFunc(v.problems, func(a, b Problem) int {
 		return slices.Compare(pathOrder(a.Path), pathOrder(b.Path))

@@ -191,6 +191,15 @@ func TestValidateRules(t *testing.T) {
 				withAuth(c).Auth.Authenticator = &Authenticator{Realm: "realm2", Procedure: "a.b", Methods: []string{"ticket"}}
 			},
 			"realms[1].auth.authenticator.procedure", "empty component"},
+		{"one cookie for all realms", func(c *Config) {
+			withAuth(c)
+			c.Realms[0].Auth.Cookie = &Cookie{Name: "other", MaxAge: Duration(time.Hour)}
+		},
+			func(c *Config) {
+				withAuth(c)
+				c.Realms[0].Auth.Cookie = &Cookie{Name: "cbtid", MaxAge: Duration(time.Hour)}
+			},
+			"realms[1].auth.cookie", "must equal realms[0]'s"},
 		{"cookie file directory", func(c *Config) {
 			withAuth(c).Auth.Cookie.File = filepath.Join(os.TempDir(), "no-such-dir-for-switchyard", "cookies")
 		},
