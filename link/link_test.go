@@ -1,0 +1,244 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const kEvent = FirstUserKind + 1
+
+func TestHandshakeAndFramesBothWays(t *testing.T) {
+	tp := pair(t, 1, cfg("r1", "router", nil), cfg("p1", "proxy", nil))
+	dl, ll := tp.p.Pick(7), tp.llinks[0]
+	if dl == nil {
+		t.Fatal("Pick returned nil with the link up")
+	}
+	if got := dl.Peer(); got != (PeerInfo{Node: "r1", Role: "router"}) {
+		t.Fatalf("dialer sees peer %+v", got)
+	}
+	if got := ll.Peer(); got != (PeerInfo{Node: "p1", Role: "proxy"}) {
+		t.Fatalf("listener sees peer %+v", got)
+	}
+	if err := dl.Send(kEvent, 42, []byte("to router")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ll.Send(kEvent+1, 43, []byte("to proxy")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "frames", func() bool { return len(tp.lr.got()) == 1 && len(tp.dr.got()) == 1 })
+	if f := tp.lr.got()[0]; f.Kind != kEvent || f.Session != 42 || string(f.Payload) != "to router" || f.Targets != nil {
+		t.Fatalf("router got %+v", f)
+	}
+	if f := tp.dr.got()[0]; f.Kind != kEvent+1 || f.Session != 43 || string(f.Payload) != "to proxy" {
+		t.Fatalf("proxy got %+v", f)
+	}
+	if err := dl.Send(3, 1, nil); !errors.Is(err, ErrReservedKind) {
+		t.Fatalf("Send of a reserved kind: %v", err)
+	}
+}
+
+func TestSendTargets(t *testing.T) {
+	tp := pair(t, 1, cfg("r1", "router", nil), cfg("p1", "proxy", nil))
+	ll := tp.llinks[0]
+	if err := ll.SendTargets(kEvent, []uint64{5, 9, 11}, []byte("event bytes")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ll.SendTargets(kEvent, nil, []byte("x")); err == nil {
+		t.Fatal("SendTargets without targets succeeded")
+	}
+	eventually(t, "frame", func() bool { return len(tp.dr.got()) == 1 })
+	f := tp.dr.got()[0]
+	if f.Session != 0 || !slices.Equal(f.Targets, []uint64{5, 9, 11}) || string(f.Payload) != "event bytes" {
+		t.Fatalf("got %+v", f)
+	}
+}
+
+// seqPayload is session + sequence number, so the receiver can check per-session order.
+func seqPayload(b []byte, session, seq uint64) []byte {
+	b = binary.BigEndian.AppendUint64(b[:0], session)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+func TestOrderUnderLoadManySenders(t *testing.T) {
+	const senders, perSender, sessionsPerSender = 8, 20000, 10
+	tp := pair(t, 2, cfg("r1", "router", nil), cfg("p1", "proxy", nil))
+	var mu sync.Mutex
+	next := map[uint64]uint64{}
+	var bad error
+	total := 0
+	tp.lr.onFrame = func(l *Link, f *Frame) {
+		s, seq := binary.BigEndian.Uint64(f.Payload), binary.BigEndian.Uint64(f.Payload[8:])
+		mu.Lock()
+		defer mu.Unlock()
+		if f.Session != s && bad == nil {
+			bad = fmt.Errorf("frame for session %d carries session %d", f.Session, s)
+		}
+		if seq != next[s] && bad == nil {
+			bad = fmt.Errorf("session %d: got seq %d, want %d", s, seq, next[s])
+		}
+		next[s] = seq + 1
+		total++
+	}
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b []byte
+			for i := range perSender {
+				s := uint64(g*100 + i%sessionsPerSender + 1)
+				b = seqPayload(b, s, uint64(i/sessionsPerSender))
+				if err := tp.p.Pick(s).Send(kEvent, s, b); err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, "all frames", func() bool { mu.Lock(); defer mu.Unlock(); return total == senders*perSender })
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != nil {
+		t.Fatal(bad)
+	}
+	var frames, writes uint64
+	for i := range 2 {
+		s := tp.p.Pick(uint64(i)).Stats()
+		frames += s.FramesOut
+		writes += s.Writes
+	}
+	t.Logf("%d frames in %d writes (%.1f frames/write)", frames, writes, float64(frames)/float64(writes))
+}
+
+func TestTailCoalescing(t *testing.T) {
+	c := cfg("p1", "proxy", nil)
+	c.Heartbeat, c.DeadAfter = 10*time.Second, 30*time.Second // no ping between the sends
+	tp := pair(t, 1, cfg("r1", "router", nil), c)
+	hold, release := holdWriter(t)
+	ll := tp.p.Pick(0)
+	hold(ll)
+	ev := []byte(`[36,1,2,{},["hello"]]`)
+	const n = 500
+	for s := uint64(1); s <= n; s++ {
+		if err := ll.Send(kEvent, s, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only the tail merges: a different payload, then the same again, are new frames.
+	must(t, ll.Send(kEvent, 1000, []byte("other")))
+	must(t, ll.Send(kEvent, 1001, ev))
+	must(t, ll.Send(kEvent+1, 1002, ev)) // another kind: no merge
+	release()
+	eventually(t, "frames", func() bool { return len(tp.lr.got()) == 4 })
+	got := tp.lr.got()
+	want := make([]uint64, n)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	if !slices.Equal(got[0].Targets, want) || string(got[0].Payload) != string(ev) || got[0].Session != 0 {
+		t.Fatalf("first frame: session %d, %d targets", got[0].Session, len(got[0].Targets))
+	}
+	if got[1].Session != 1000 || got[2].Session != 1001 || got[2].Targets != nil || got[3].Kind != kEvent+1 {
+		t.Fatalf("later frames: %+v", got[1:])
+	}
+	st := ll.Stats()
+	if st.FramesOut != 4 || st.Coalesced != n-1 {
+		t.Fatalf("stats: %d frames out, %d coalesced; want 4 and %d", st.FramesOut, st.Coalesced, n-1)
+	}
+	if in := tp.llinks[0].Stats().FramesIn; in != 4 {
+		t.Fatalf("receiver counted %d frames, want 4", in)
+	}
+}
+
+func TestNoCoalesce(t *testing.T) {
+	c := cfg("p1", "proxy", nil)
+	c.NoCoalesce = true
+	c.Heartbeat, c.DeadAfter = 10*time.Second, 30*time.Second
+	tp := pair(t, 1, cfg("r1", "router", nil), c)
+	hold, release := holdWriter(t)
+	ll := tp.p.Pick(0)
+	hold(ll)
+	for s := uint64(1); s <= 10; s++ {
+		must(t, ll.Send(kEvent, s, []byte("same")))
+	}
+	release()
+	eventually(t, "frames", func() bool { return len(tp.lr.got()) == 10 })
+	for i, f := range tp.lr.got() {
+		if f.Session != uint64(i+1) || f.Targets != nil {
+			t.Fatalf("frame %d: %+v", i, f)
+		}
+	}
+}
+
+func TestBatchingManyFramesFewWrites(t *testing.T) {
+	c := cfg("p1", "proxy", nil)
+	c.Heartbeat, c.DeadAfter = 10*time.Second, 30*time.Second
+	tp := pair(t, 1, cfg("r1", "router", nil), c)
+	hold, release := holdWriter(t)
+	ll := tp.p.Pick(0)
+	hold(ll)
+	before := ll.Stats().Writes
+	const n = 10000
+	var b []byte
+	for i := range n {
+		b = seqPayload(b, 1, uint64(i))
+		must(t, ll.Send(kEvent, 1, b))
+	}
+	if q := ll.Stats().Queued; q != n*(hdrLen+16+idLen) {
+		t.Fatalf("queued %d bytes, want %d", q, n*(hdrLen+16+idLen))
+	}
+	release()
+	eventually(t, "frames", func() bool { return len(tp.lr.got()) == n })
+	for i, f := range tp.lr.got() {
+		if binary.BigEndian.Uint64(f.Payload[8:]) != uint64(i) {
+			t.Fatalf("frame %d out of order", i)
+		}
+	}
+	st := ll.Stats()
+	if w := st.Writes - before; w != 1 {
+		t.Fatalf("%d frames took %d writes, want 1", n, w)
+	}
+	if st.Queued != 0 {
+		t.Fatalf("%d bytes still counted as queued", st.Queued)
+	}
+	if r := tp.llinks[0].Stats().Reads; r > n/10 {
+		t.Fatalf("receiver needed %d reads for %d frames", r, n)
+	}
+}
+
+func TestCloseFlushesAndTellsThePeer(t *testing.T) {
+	tp := pair(t, 1, cfg("r1", "router", nil), cfg("p1", "proxy", nil))
+	ll := tp.p.Pick(0)
+	for i := range 100 {
+		must(t, ll.Send(kEvent, uint64(i+1), []byte{byte(i)}))
+	}
+	ll.Close(errors.New("going away"))
+	ll.Close(errors.New("second reason is ignored"))
+	if err := waitDown(t, tp.dr, 5*time.Second); err == nil || err.Error() != "going away" {
+		t.Fatalf("closing side got %v", err)
+	}
+	err := waitDown(t, tp.lr, 5*time.Second)
+	if !errors.Is(err, ErrPeerClosed) || !strings.Contains(err.Error(), "going away") {
+		t.Fatalf("peer got %v", err)
+	}
+	if n := len(tp.lr.got()); n != 100 {
+		t.Fatalf("peer got %d of the 100 frames queued before Close", n)
+	}
+	if err := ll.Send(kEvent, 1, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send after Close: %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,213 @@
+package link
+
+import (
+	"crypto/tls"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Reconnect backoff of a Pool's links: exponential from minBackoff to maxBackoff with
+// ±25% jitter; it restarts from minBackoff once a link has stayed up for stableAfter.
+const (
+	minBackoff  = 50 * time.Millisecond
+	maxBackoff  = 2 * time.Second
+	stableAfter = time.Second
+)
+
+// Pool is the dialing side: n links to one remote address, each reconnecting with
+// backoff for as long as the pool is open. Its methods are safe for concurrent use.
+type Pool struct {
+	addr  string
+	cfg   Config
+	h     Handler
+	err   error
+	slots []atomic.Pointer[Link]
+	ctr   counters
+
+	dialed, errors atomic.Uint64
+
+	mu     sync.Mutex
+	cur    []*Link // each slot's link from handshake to down, for Close
+	closed bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// Dial starts n (at least 1) links to addr and returns at once; the links come up, and
+// come back after a failure, in the background, each reported to h. A bad config is
+// logged and kept in Err, and no link is attempted. Safe for concurrent use.
+func Dial(addr string, n int, cfg Config, h Handler) *Pool {
+	n = max(n, 1)
+	p := &Pool{addr: addr, h: h, slots: make([]atomic.Pointer[Link], n), cur: make([]*Link, n),
+		stop: make(chan struct{})}
+	p.cfg, p.err = cfg.withDefaults(false)
+	if p.err != nil {
+		p.cfg.Logger.Error("link: pool not started", "addr", addr, "err", p.err)
+		return p
+	}
+	for i := range n {
+		p.wg.Add(1)
+		go p.run(i)
+	}
+	return p
+}
+
+// Err returns the config error that kept the pool from starting, else nil. Safe for
+// concurrent use.
+func (p *Pool) Err() error { return p.err }
+
+// Pick returns the link for key (slot key % n), nil while that link is down. The same
+// key gets the same link for as long as it is up, which keeps one session's frames in
+// order. Safe for concurrent use.
+func (p *Pool) Pick(key uint64) *Link {
+	return p.slots[key%uint64(len(p.slots))].Load()
+}
+
+// Up reports whether at least one link is up. Safe for concurrent use.
+func (p *Pool) Up() bool {
+	for i := range p.slots {
+		if p.slots[i].Load() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats returns the pool's totals. Safe for concurrent use.
+func (p *Pool) Stats() EndpointStats {
+	s := EndpointStats{Accepted: p.dialed.Load(), Errors: p.errors.Load(),
+		AuthFailed: p.ctr.authFailed.Load(), Overloaded: p.ctr.overloaded.Load(), Dead: p.ctr.dead.Load()}
+	for i := range p.slots {
+		if p.slots[i].Load() != nil {
+			s.Links++
+		}
+	}
+	return s
+}
+
+// Close closes every link (OnLinkDown follows for each), stops reconnecting and waits
+// for the pool's goroutines. Safe for concurrent use; idempotent.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.stop)
+	for _, lk := range p.cur {
+		if lk != nil {
+			lk.Close(fmt.Errorf("%w: pool closed", ErrClosed))
+		}
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// run keeps slot i connected until the pool closes.
+func (p *Pool) run(i int) {
+	defer p.wg.Done()
+	log := p.cfg.Logger.With("addr", p.addr, "slot", i)
+	backoff := minBackoff
+	failing := false
+	for {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		lk, err := p.connect()
+		if err != nil {
+			p.errors.Add(1)
+			if !failing {
+				log.Warn("link: cannot connect, retrying with backoff", "err", err)
+			} else {
+				log.Debug("link: cannot connect", "err", err, "backoff", backoff)
+			}
+			failing = true
+			if !p.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		p.dialed.Add(1)
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			_ = lk.conn.Close()
+			return
+		}
+		p.cur[i] = lk
+		p.mu.Unlock()
+		failing = false
+		lk.onUp = func(lk *Link) { p.slots[i].Store(lk) }
+		lk.onDown = func(lk *Link) {
+			p.slots[i].CompareAndSwap(lk, nil)
+			log.Warn("link: down", "peer", lk.peer.Node, "err", lk.Err())
+		}
+		log.Info("link: up", "peer", lk.peer.Node, "role", lk.peer.Role)
+		start := time.Now()
+		lk.run()
+		p.mu.Lock()
+		p.cur[i] = nil
+		p.mu.Unlock()
+		if time.Since(start) >= stableAfter {
+			backoff = minBackoff
+		}
+		if !p.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// sleep waits d with ±25% jitter; false if the pool closed meanwhile.
+func (p *Pool) sleep(d time.Duration) bool {
+	d += time.Duration((rand.Float64() - 0.5) * 0.5 * float64(d))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// connect dials, runs TLS if configured and the link handshake, under HandshakeTimeout.
+func (p *Pool) connect() (*Link, error) {
+	d := net.Dialer{Timeout: HandshakeTimeout}
+	c, err := d.Dial("tcp", p.addr)
+	if err != nil {
+		return nil, fmt.Errorf("link: dial %s: %w", p.addr, err)
+	}
+	conn := c
+	_ = c.SetDeadline(time.Now().Add(HandshakeTimeout))
+	if p.cfg.TLS != nil {
+		tcfg := p.cfg.TLS
+		if tcfg.ServerName == "" {
+			tcfg = tcfg.Clone()
+			tcfg.ServerName, _, _ = net.SplitHostPort(p.addr)
+		}
+		tc := tls.Client(c, tcfg)
+		if err := tc.Handshake(); err != nil {
+			_ = c.Close()
+			p.ctr.authFailed.Add(1)
+			return nil, fmt.Errorf("%w: tls with %s: %v", ErrAuth, p.addr, err)
+		}
+		conn = tc
+	}
+	peer, err := dialerHandshake(conn, &p.cfg)
+	if err != nil {
+		_ = conn.Close()
+		p.ctr.authFailed.Add(1)
+		return nil, fmt.Errorf("link: handshake with %s: %w", p.addr, err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return newLink(conn, &p.cfg, p.h, peer, &p.ctr), nil
+}

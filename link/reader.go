@@ -1,0 +1,102 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// readLoop reads frames until the connection fails or a frame is bad, parsing them in
+// place in its buffer and delivering user frames to the handler. It returns why it
+// stopped.
+func (l *Link) readLoop() error {
+	buf := make([]byte, readBufSize)
+	r, w := 0, 0
+	var f Frame
+	var tbuf []uint64
+	var err error
+	for {
+		for w-r >= 4 {
+			n := int(binary.BigEndian.Uint32(buf[r:]))
+			if n > maxFrameLen {
+				return fmt.Errorf("%w: frame of %d bytes", errProtocol, n)
+			}
+			if w-r < 4+n {
+				break
+			}
+			body := buf[r+4 : r+4+n]
+			r += 4 + n
+			if tbuf, err = parseFrame(body, &f, tbuf); err != nil {
+				return err
+			}
+			l.framesIn.Add(1)
+			l.bytesIn.Add(uint64(4 + n))
+			if f.Kind < FirstUserKind {
+				if err := l.control(&f); err != nil {
+					return err
+				}
+				continue
+			}
+			if l.isClosed.Load() {
+				return l.Err()
+			}
+			l.h.OnFrame(l, &f)
+		}
+		// Make room: the pending frame (or at least its length) must fit after r.
+		need := 4
+		if w-r >= 4 {
+			need = 4 + int(binary.BigEndian.Uint32(buf[r:]))
+		}
+		switch {
+		case r == w:
+			r, w = 0, 0
+			if len(buf) > readBufSize {
+				buf = make([]byte, readBufSize)
+			}
+		case need > len(buf):
+			nb := make([]byte, need)
+			w = copy(nb, buf[r:w])
+			r, buf = 0, nb
+		case r+need > len(buf) || len(buf)-w < minReadRoom:
+			w = copy(buf, buf[r:w])
+			r = 0
+		}
+		if err := l.conn.SetReadDeadline(time.Now().Add(l.cfg.DeadAfter)); err != nil {
+			return fmt.Errorf("link: read: %w", err)
+		}
+		k, err := l.conn.Read(buf[w:])
+		w += k
+		l.reads.Add(1)
+		if err != nil && k == 0 {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				return fmt.Errorf("%w: nothing received for %v", ErrDead, l.cfg.DeadAfter)
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+				return fmt.Errorf("%w: connection ended", ErrPeerClosed)
+			}
+			return fmt.Errorf("link: read: %w", err)
+		}
+	}
+}
+
+// control handles a link-protocol frame after the handshake.
+func (l *Link) control(f *Frame) error {
+	switch f.Kind {
+	case kindPing:
+		l.sendCtl(kindPong, f.Payload)
+	case kindPong:
+		if len(f.Payload) == 8 {
+			sent := int64(binary.BigEndian.Uint64(f.Payload))
+			l.rtt.Store(time.Now().UnixNano() - sent)
+		}
+	case kindClose:
+		return fmt.Errorf("%w: %s", ErrPeerClosed, f.Payload)
+	default:
+		return fmt.Errorf("%w: unexpected frame kind %d after the handshake", errProtocol, f.Kind)
+	}
+	return nil
+}
