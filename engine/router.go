@@ -112,11 +112,7 @@ func (rl *Realm) Join(peer Peer, auth AuthInfo) *Session {
 // JoinWith is Join for a client that announced advanced features in HELLO.
 // Safe for concurrent use.
 func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
-	s := &Session{realm: rl, peer: peer, ser: peer.Serializer(), auth: auth,
-		authID: []byte(auth.AuthID), authRole: []byte(auth.AuthRole), features: f,
-		perms: rl.permissionsFor(auth.AuthRole)}
-	s.useAuthorizer()
-	s.codec = codec.For(s.ser)
+	s := rl.newSession(peer, auth, f)
 	for {
 		s.id = globalID()
 		if _, loaded := rl.sessions.LoadOrStore(s.id, s); !loaded {
@@ -162,17 +158,21 @@ func RouterRoles() map[string]any {
 
 // WelcomeDetails returns WELCOME.Details for s: roles plus the authentication facts.
 // Safe for concurrent use.
-func (s *Session) WelcomeDetails() map[string]any {
+func (s *Session) WelcomeDetails() map[string]any { return WelcomeDetails(s.realm.name, s.auth) }
+
+// WelcomeDetails is the WELCOME.Details dict of a session of realm with identity auth:
+// what a proxy sends for a session that joined on a router. Safe for concurrent use.
+func WelcomeDetails(realm string, auth AuthInfo) map[string]any {
 	d := map[string]any{
 		"roles":        RouterRoles(),
-		"realm":        s.realm.name,
-		"authid":       s.auth.AuthID,
-		"authrole":     s.auth.AuthRole,
-		"authmethod":   s.auth.AuthMethod,
-		"authprovider": s.auth.AuthProvider,
+		"realm":        realm,
+		"authid":       auth.AuthID,
+		"authrole":     auth.AuthRole,
+		"authmethod":   auth.AuthMethod,
+		"authprovider": auth.AuthProvider,
 	}
-	if s.auth.Extra != nil {
-		d["authextra"] = s.auth.Extra
+	if auth.Extra != nil {
+		d["authextra"] = auth.Extra
 	}
 	return d
 }

@@ -39,11 +39,19 @@ type Config struct {
 	// without an entry keeps no history and at most engine.DefaultStoredTopics
 	// retained topics.
 	Store map[string]engine.StoreConfig
+	// Cluster, when set, makes the node a cluster proxy: sessions are authenticated here
+	// and live on the cluster's routers; the node's own engine holds no realm.
+	Cluster proxy.Cluster
+	// NoListeners runs the node without client listeners (a cluster router that only
+	// takes sessions over links); Listeners is then ignored.
+	NoListeners bool
 }
 
 // Defaults fills the zero fields of c with the embedded default node.
 func (c *Config) Defaults() {
-	if len(c.Listeners) == 0 {
+	if c.NoListeners {
+		c.Listeners = nil
+	} else if len(c.Listeners) == 0 {
 		c.Listeners = []Listener{
 			{Kind: KindUniversal, Address: ":8080"},
 			{Kind: KindRawSocket, Address: ":8081"},
@@ -97,6 +105,9 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	for _, r := range cfg.Realms {
+		if n.cfg.Cluster != nil {
+			break // the routers hold the realms
+		}
 		rl := n.Router.AddRealm(r)
 		if roles, ok := cfg.Roles[r]; ok {
 			rl.SetRoles(roles)
@@ -110,7 +121,11 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.StatusPage != nil {
 		page = func() []byte { return cfg.StatusPage(n) }
 	}
-	n.front = proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth)
+	if cfg.Cluster != nil {
+		n.front = proxy.NewClusterFrontend(cfg.Cluster, cfg.Logger, cfg.Auth)
+	} else {
+		n.front = proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth)
+	}
 	methods := map[string][]string{}
 	for i, l := range cfg.Listeners {
 		if l.AuthMethods != nil {
@@ -121,6 +136,9 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	n.front.SetListenerMethods(methods)
+	if cfg.NoListeners {
+		return n, nil
+	}
 	srv, err := netpoll.NewServer(netpoll.Config{
 		Listeners:     lns,
 		OutboundLimit: cfg.OutboundLimit,
@@ -152,6 +170,9 @@ func (n *Node) Reload(cfg Config) error {
 		return err
 	}
 	for _, r := range cfg.Realms {
+		if n.cfg.Cluster != nil {
+			break // the routers hold the realms
+		}
 		rl := n.Router.AddRealm(r)
 		rl.SetRoles(cfg.Roles[r]) // nil: everything allowed
 		rl.SetAuthorizer(cfg.Authorizers[r])
@@ -227,5 +248,8 @@ func (n *Node) urls(i int) []string {
 // every connection within ctx's deadline.
 func (n *Node) Stop(ctx context.Context) error {
 	n.Router.Shutdown(engine.CloseSystemShutdown)
+	if n.Server == nil {
+		return nil
+	}
 	return n.Server.Stop(ctx)
 }

@@ -85,7 +85,7 @@ func (a *RealmAuth) offers(method string) bool {
 
 // pendingAuth is a handshake waiting for AUTHENTICATE.
 type pendingAuth struct {
-	realm     *engine.Realm
+	realm     string // the realm's name
 	features  engine.Features
 	method    string
 	authid    string

@@ -130,12 +130,12 @@ func (s *CookieStore) Close() error {
 
 // cookieLogin joins a connection whose cookie authenticated in realm before (st.mu
 // held); it reports false when there is no such cookie (the next method is tried).
-func (f *Frontend) cookieLogin(c *netpoll.Conn, st *conn, ra *RealmAuth, realm *engine.Realm, features engine.Features) bool {
+func (f *Frontend) cookieLogin(c *netpoll.Conn, st *conn, ra *RealmAuth, realm string, features engine.Features) bool {
 	id := c.CookieID()
 	if ra.Cookie == nil || id == "" || c.CookieIsNew() {
 		return false
 	}
-	e, ok := ra.Cookie.Store.lookup(realm.Name(), id)
+	e, ok := ra.Cookie.Store.lookup(realm, id)
 	if !ok {
 		return false
 	}

@@ -65,8 +65,7 @@ type authResult struct {
 // log.
 func (f *Frontend) callAuthenticator(au *Authenticator, realm, authid string, details map[string]any,
 	done func(r authResult, abortURI, why string)) {
-	rl, ok := f.router.Realm(au.Realm)
-	if !ok {
+	if !f.hasRealm(au.Realm) {
 		go done(authResult{}, engine.ErrAuthenticationFailed, "authenticator realm "+au.Realm+" does not exist")
 		return
 	}
@@ -74,7 +73,7 @@ func (f *Frontend) callAuthenticator(au *Authenticator, realm, authid string, de
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	rl.CallProcedure(au.Procedure, []any{realm, authid, details}, nil, timeout, func(r engine.CallResult) {
+	f.callProcedure(au.Realm, au.Procedure, []any{realm, authid, details}, nil, timeout, func(r engine.CallResult) {
 		switch {
 		case r.Err != nil:
 			done(authResult{}, engine.ErrAuthenticationFailed, r.Err.Error())
@@ -125,7 +124,7 @@ func authDetails(c *netpoll.Conn, method string, hello map[string]any) map[strin
 }
 
 // dynamicHello starts method for authid with the dynamic authenticator (st.mu held).
-func (f *Frontend) dynamicHello(c *netpoll.Conn, st *conn, ra *RealmAuth, realm *engine.Realm, method, authid string,
+func (f *Frontend) dynamicHello(c *netpoll.Conn, st *conn, ra *RealmAuth, realm string, method, authid string,
 	hello map[string]any, features engine.Features) {
 	if method == "ticket" {
 		// The ticket comes with AUTHENTICATE; the authenticator is asked then.
@@ -136,14 +135,14 @@ func (f *Frontend) dynamicHello(c *netpoll.Conn, st *conn, ra *RealmAuth, realm 
 	}
 	st.waiting = true
 	authextra, _ := hello["authextra"].(map[string]any)
-	f.callAuthenticator(ra.Authenticator, realm.Name(), authid, authDetails(c, method, hello),
-		f.answered(c, st, realm.Name(), authid, method, func(r authResult) {
+	f.callAuthenticator(ra.Authenticator, realm, authid, authDetails(c, method, hello),
+		f.answered(c, st, realm, authid, method, func(r authResult) {
 			var p *pendingAuth
 			switch method {
 			case "wampcra":
 				secret, _ := r.fields["secret"].(string)
 				if secret == "" {
-					f.authFailed(c, st, realm.Name(), authid, method, engine.ErrAuthenticationFailed, "authenticator answer has no secret")
+					f.authFailed(c, st, realm, authid, method, engine.ErrAuthenticationFailed, "authenticator answer has no secret")
 					return
 				}
 				salt, _ := r.fields["salt"].(string)
@@ -151,24 +150,24 @@ func (f *Frontend) dynamicHello(c *netpoll.Conn, st *conn, ra *RealmAuth, realm 
 				p, err = challengeCRA(r.authid, CRAPrincipal{Secret: secret, Salt: salt, Role: r.role,
 					Iterations: intOf(r.fields["iterations"], 1000), KeyLen: intOf(r.fields["keylen"], 32)}, "dynamic")
 				if err != nil {
-					f.authFailed(c, st, realm.Name(), authid, method, engine.ErrAuthenticationFailed, err.Error())
+					f.authFailed(c, st, realm, authid, method, engine.ErrAuthenticationFailed, err.Error())
 					return
 				}
 			case "cryptosign":
 				claimed := stringOf(authextra["pubkey"])
 				if want, ok := r.fields["pubkey"].(string); ok && want != claimed {
-					f.authFailed(c, st, realm.Name(), authid, method, engine.ErrAuthenticationFailed,
+					f.authFailed(c, st, realm, authid, method, engine.ErrAuthenticationFailed,
 						"the claimed key is not the one the authenticator names")
 					return
 				}
 				key, err := hex.DecodeString(claimed)
 				if err != nil || len(key) != ed25519.PublicKeySize {
-					f.authFailed(c, st, realm.Name(), authid, method, engine.ErrAuthenticationFailed, "no valid authextra.pubkey")
+					f.authFailed(c, st, realm, authid, method, engine.ErrAuthenticationFailed, "no valid authextra.pubkey")
 					return
 				}
 				p = challengeCryptosign(r.authid, CryptosignPrincipal{AuthorizedKeys: []ed25519.PublicKey{key}, Role: r.role}, authextra, c.TLS())
 			default:
-				f.authFailed(c, st, realm.Name(), authid, method, engine.ErrAuthenticationFailed, "method "+method+" has no dynamic flow")
+				f.authFailed(c, st, realm, authid, method, engine.ErrAuthenticationFailed, "method "+method+" has no dynamic flow")
 				return
 			}
 			p.realm, p.features, p.provider, p.extra = realm, features, "dynamic", r.extra
@@ -182,7 +181,7 @@ func (f *Frontend) authenticateDynamic(c *netpoll.Conn, st *conn, p *pendingAuth
 	st.waiting = true
 	d := authDetails(c, p.method, p.hello)
 	d["ticket"] = ticket
-	f.callAuthenticator(p.dynamic, p.realm.Name(), p.authid, d, f.answered(c, st, p.realm.Name(), p.authid, p.method,
+	f.callAuthenticator(p.dynamic, p.realm, p.authid, d, f.answered(c, st, p.realm, p.authid, p.method,
 		func(r authResult) {
 			f.welcome(c, st, p.realm, engine.AuthInfo{AuthID: r.authid, AuthRole: r.role,
 				AuthMethod: p.method, AuthProvider: "dynamic", Extra: r.extra}, p.features)

@@ -24,9 +24,11 @@ import (
 // netpoll on the connection's event loop.
 type Frontend struct {
 	router *engine.Router
-	log    *slog.Logger
-	auth   atomic.Pointer[map[string]*RealmAuth]
-	limit  *failLimiter
+	// cluster, when set, is where sessions live instead of router (a proxy node).
+	cluster Cluster
+	log     *slog.Logger
+	auth    atomic.Pointer[map[string]*RealmAuth]
+	limit   *failLimiter
 	// methods are the auth methods each listener (by name) offers; absent: all.
 	methods atomic.Pointer[map[string][]string]
 }
@@ -69,7 +71,9 @@ func (f *Frontend) listenerOffers(c *netpoll.Conn, method string) bool {
 type conn struct {
 	codec codec.Codec
 	sess  atomic.Pointer[engine.Session]
-	done  atomic.Bool
+	// remote is the session on a router (cluster proxies): messages go to it undecoded.
+	remote atomic.Pointer[RemoteSession]
+	done   atomic.Bool
 
 	mu      sync.Mutex
 	auth    *pendingAuth // CHALLENGE sent, AUTHENTICATE awaited
@@ -89,6 +93,15 @@ func (f *Frontend) OnOpen(c *netpoll.Conn) {
 func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
 	st, _ := c.Context().(*conn)
 	if st == nil || st.done.Load() {
+		return
+	}
+	if r := st.remote.Load(); r != nil {
+		// After WELCOME a proxy does not decode: the bytes go to the router as they are.
+		if err := r.Forward(msg); err != nil {
+			f.log.Warn("session forward failed", "session", r.ID, "remote", c.RemoteAddr().String(), "err", err)
+			st.done.Store(true)
+			c.Close()
+		}
 		return
 	}
 	m := msgPool.Get().(*codec.Message)
@@ -138,9 +151,13 @@ func (f *Frontend) OnClose(c *netpoll.Conn, err error) {
 	st.mu.Lock()
 	st.done.Store(true)
 	sess := st.sess.Load()
+	remote := st.remote.Load()
 	st.mu.Unlock()
 	if sess != nil {
 		sess.Leave()
+	}
+	if remote != nil {
+		remote.Leave()
 	}
 }
 
@@ -161,11 +178,11 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 		f.abort(c, st, engine.ErrProtocolViolation, "HELLO.Details.roles must name at least one client role")
 		return
 	}
-	realm, ok := f.router.Realm(realmName)
-	if !ok {
+	if !f.hasRealm(realmName) {
 		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realmName))
 		return
 	}
+	realm := realmName
 	ra := (*f.auth.Load())[realmName]
 	if ra == nil {
 		anon := "anonymous"
@@ -249,7 +266,7 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 		return
 	}
 	if p.expected == nil || !p.verify(string(m.URI)) {
-		f.authFailed(c, st, p.realm.Name(), p.authid, p.method, engine.ErrAuthenticationFailed, "wrong signature or secret")
+		f.authFailed(c, st, p.realm, p.authid, p.method, engine.ErrAuthenticationFailed, "wrong signature or secret")
 		return
 	}
 	provider := p.provider
@@ -260,16 +277,40 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 		AuthMethod: p.method, AuthProvider: provider, Extra: p.extra}, p.features)
 }
 
-// welcome joins the session and sends WELCOME.
-func (f *Frontend) welcome(c *netpoll.Conn, st *conn, realm *engine.Realm, info engine.AuthInfo, features engine.Features) {
-	sess := realm.JoinWith(c, info, features)
+// welcome joins the session and sends WELCOME (st.mu held). In a cluster the join is
+// asked of the session's router over a link and WELCOME (or ABORT) follows its answer.
+func (f *Frontend) welcome(c *netpoll.Conn, st *conn, realm string, info engine.AuthInfo, features engine.Features) {
+	if f.cluster != nil {
+		f.welcomeRemote(c, st, realm, info, features)
+		return
+	}
+	rl, ok := f.router.Realm(realm)
+	if !ok { // removed while the handshake ran
+		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realm))
+		return
+	}
+	sess := rl.JoinWith(c, info, features)
 	st.sess.Store(sess)
-	f.rememberCookie(c, realm.Name(), info)
-	w := codec.Message{Type: codec.WELCOME, Session: sess.ID(), DictAny: sess.WelcomeDetails()}
+	f.welcomed(c, sess.ID(), realm, info, sess.WelcomeDetails())
+}
+
+// welcomed sends WELCOME for a joined session.
+func (f *Frontend) welcomed(c *netpoll.Conn, id uint64, realm string, info engine.AuthInfo, details map[string]any) {
+	f.rememberCookie(c, realm, info)
+	w := codec.Message{Type: codec.WELCOME, Session: id, DictAny: details}
 	f.send(c, &w)
-	f.log.Debug("session joined", "session", sess.ID(), "realm", realm.Name(), "authid", info.AuthID,
+	f.log.Debug("session joined", "session", id, "realm", realm, "authid", info.AuthID,
 		"authmethod", info.AuthMethod, "remote", c.RemoteAddr().String(), "transport", c.Transport(),
 		"serializer", c.Serializer().String())
+}
+
+// hasRealm reports whether realm is served: by the in-process engine, or by the cluster.
+func (f *Frontend) hasRealm(realm string) bool {
+	if f.cluster != nil {
+		return f.cluster.HasRealm(realm)
+	}
+	_, ok := f.router.Realm(realm)
+	return ok
 }
 
 // abort ends a connection that has no session yet with ABORT reason.

@@ -58,7 +58,7 @@ func certDetails(cert *x509.Certificate) map[string]any {
 // tlsLogin runs the "tls" method (st.mu held). It reports false when the connection has
 // no verified client certificate (the next offered method is tried); otherwise it has
 // joined, aborted, or asked the dynamic authenticator.
-func (f *Frontend) tlsLogin(c *netpoll.Conn, st *conn, ra *RealmAuth, realm *engine.Realm, authid string,
+func (f *Frontend) tlsLogin(c *netpoll.Conn, st *conn, ra *RealmAuth, realm string, authid string,
 	hello map[string]any, features engine.Features) bool {
 	cert := clientCert(c)
 	if cert == nil {
@@ -75,7 +75,7 @@ func (f *Frontend) tlsLogin(c *netpoll.Conn, st *conn, ra *RealmAuth, realm *eng
 		return true
 	}
 	if !ra.dynamicFor("tls") {
-		f.authFailed(c, st, realm.Name(), authid, "tls", engine.ErrAuthenticationFailed,
+		f.authFailed(c, st, realm, authid, "tls", engine.ErrAuthenticationFailed,
 			"client certificate "+fp+" ("+cert.Subject.String()+") is no principal")
 		return true
 	}
@@ -85,7 +85,7 @@ func (f *Frontend) tlsLogin(c *netpoll.Conn, st *conn, ra *RealmAuth, realm *eng
 	st.waiting = true
 	d := authDetails(c, "tls", hello)
 	d["transport"].(map[string]any)["client_cert"] = certDetails(cert)
-	f.callAuthenticator(ra.Authenticator, realm.Name(), authid, d, f.answered(c, st, realm.Name(), authid, "tls",
+	f.callAuthenticator(ra.Authenticator, realm, authid, d, f.answered(c, st, realm, authid, "tls",
 		func(r authResult) {
 			f.welcome(c, st, realm, engine.AuthInfo{AuthID: r.authid, AuthRole: r.role, AuthMethod: "tls",
 				AuthProvider: "dynamic", Extra: r.extra}, features)

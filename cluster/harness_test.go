@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/client"
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/node"
+)
+
+// testCluster is a cluster in this process: routers and proxies over real TCP links on
+// loopback, clients over real sockets.
+type testCluster struct {
+	t       *testing.T
+	routers []*Router
+	proxies []*Proxy
+	members []Member
+	common  Common
+}
+
+func quietLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.Default()
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// freeAddr reserves a loopback port for a router's link listener (every node must know
+// every router's address before any starts).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type clusterOpts struct {
+	routers, proxies int
+	realms           []string
+	spread           map[string]map[string]int
+	mod              func(*node.Config) // applied to every node's config
+}
+
+func startCluster(t *testing.T, o clusterOpts) *testCluster {
+	t.Helper()
+	if len(o.realms) == 0 {
+		o.realms = []string{"realm1"}
+	}
+	tc := &testCluster{t: t}
+	for i := 0; i < o.routers; i++ {
+		tc.members = append(tc.members, Member{Name: "router" + string(rune('1'+i)), Addr: freeAddr(t)})
+	}
+	tc.common = Common{Secret: []byte("test cluster secret"), Routers: tc.members, Slots: 256, LinksPerPeer: 2}
+	for _, m := range tc.members {
+		c := tc.common
+		c.Name = m.Name
+		nc := node.Config{NoListeners: true, Realms: o.realms, Logger: quietLogger()}
+		if o.mod != nil {
+			o.mod(&nc)
+		}
+		r, err := StartRouter(RouterConfig{Common: c, LinkAddr: m.Addr, Node: nc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.routers = append(tc.routers, r)
+		t.Cleanup(func() { stopQuietly(r.Stop) })
+	}
+	for i := 0; i < o.proxies; i++ {
+		c := tc.common
+		c.Name = "proxy" + string(rune('1'+i))
+		nc := node.Config{Listeners: []node.Listener{{Address: "127.0.0.1:0"}}, Realms: o.realms,
+			Logger: quietLogger()}
+		if o.mod != nil {
+			o.mod(&nc)
+		}
+		p, err := StartProxy(ProxyConfig{Common: c, Node: nc, Spread: o.spread})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.proxies = append(tc.proxies, p)
+		t.Cleanup(func() { stopQuietly(p.Stop) })
+		if !p.Links.WaitReady(5 * time.Second) {
+			t.Fatalf("proxy %d: links to the routers did not come up", i)
+		}
+	}
+	return tc
+}
+
+func stopQuietly(stop func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = stop(ctx)
+}
+
+// url returns proxy i's WebSocket (rs false) or RawSocket URL.
+func (tc *testCluster) url(i int, rs bool) string {
+	if rs {
+		return tc.proxies[i].Node.RawSocketURL()
+	}
+	return tc.proxies[i].Node.WebSocketURL()
+}
+
+func (tc *testCluster) connect(i int, ser codec.Serializer, rs bool) *client.Session {
+	tc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := client.Connect(ctx, client.Config{URL: tc.url(i, rs), Realm: "realm1", Serializer: ser})
+	if err != nil {
+		tc.t.Fatalf("connect through proxy %d: %v", i, err)
+	}
+	tc.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// routerOf returns the router that holds session id, or nil.
+func (tc *testCluster) routerOf(id uint64) *Router {
+	for _, r := range tc.routers {
+		rl, ok := r.Node.Router.Realm("realm1")
+		if ok && rl.HasSession(id) {
+			return r
+		}
+	}
+	return nil
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

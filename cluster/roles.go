@@ -1,0 +1,263 @@
+// Package cluster runs switchyard's cluster roles in a process: a router node (the engine,
+// a link listener for proxies and routers, links to the other routers, and the
+// realm-spanning protocol between them) and a proxy node (client listeners, the
+// handshake and authentication, and links to every router). `switchyard router` and
+// `switchyard proxy` use it, and so do the cluster tests, which run several nodes in one
+// process over real TCP links on loopback.
+//
+// Membership is static here: every node's config lists every router. A router counts as
+// live while a link to it is up; the placement of new sessions and the realm-spanning
+// protocol follow the live set.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/cluster/wire"
+	"github.com/switchyard-wamp/switchyard/link"
+	"github.com/switchyard-wamp/switchyard/node"
+	"github.com/switchyard-wamp/switchyard/proxy"
+	"github.com/switchyard-wamp/switchyard/router"
+)
+
+// Member is a router of the cluster: its name and link address.
+type Member = proxy.RouterAddr
+
+// Common is what every role's config shares.
+type Common struct {
+	// Name is this node's name; Secret the cluster secret of the links (or TLS).
+	Name   string
+	Secret []byte
+	// Routers are every router of the cluster (static membership).
+	Routers []Member
+	// Slots is the number of hash slots; LinksPerPeer the links per node pair.
+	Slots, LinksPerPeer int
+	// Link overrides link settings (heartbeat, limits, TLS); Node, Role and Secret are
+	// filled in from the fields above.
+	Link link.Config
+}
+
+func (c Common) linkConfig(role string, log *slog.Logger) link.Config {
+	lc := c.Link
+	lc.Node, lc.Role, lc.Secret = c.Name, role, c.Secret
+	if lc.Logger == nil {
+		lc.Logger = log
+	}
+	return lc
+}
+
+// RouterConfig configures a router node.
+type RouterConfig struct {
+	Common
+	// LinkAddr is where the router accepts links (its entry in Routers, or host:0 in
+	// tests; the bound address is Router.LinkAddr).
+	LinkAddr string
+	// Node is the engine side: realms, roles, store and (optional) client listeners
+	// (NoListeners for a router that only takes sessions over links).
+	Node node.Config
+}
+
+// Router is a running router node.
+type Router struct {
+	Node  *node.Node
+	Links *router.Server
+	name  string
+	log   *slog.Logger
+	span  Spanner
+
+	mu    sync.Mutex
+	pools map[string]*link.Pool // to the other routers, by name
+	live  []string
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+	err   error
+}
+
+// Spanner is the realm-spanning protocol as the router wiring drives it (span.Span).
+type Spanner interface {
+	router.SpanHandler
+	SetRouters(names []string)
+	RouterDown(name string)
+}
+
+// SpanFactory builds the realm-spanning protocol of a router; nil: realms do not span
+// routers (each realm must then live on one router).
+var SpanFactory func(self string, r *Router, send func(to string, key uint64, kind uint8, payload []byte) error, log *slog.Logger) Spanner
+
+// StartRouter starts a router node: the engine, the link listener, and links to the
+// other routers (they come up in the background).
+func StartRouter(cfg RouterConfig) (*Router, error) {
+	log := cfg.Node.Logger
+	if log == nil {
+		log = slog.Default()
+		cfg.Node.Logger = log
+	}
+	n, err := node.Start(cfg.Node)
+	if err != nil {
+		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
+	}
+	r := &Router{Node: n, name: cfg.Name, log: log, pools: map[string]*link.Pool{}, stop: make(chan struct{})}
+	srv, err := router.Listen(n.Router, router.Config{Addr: cfg.LinkAddr, Link: cfg.linkConfig("router", log)})
+	if err != nil {
+		_ = n.Stop(context.Background())
+		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
+	}
+	r.Links = srv
+	if SpanFactory != nil {
+		r.span = SpanFactory(cfg.Name, r, r.sendSpan, log)
+		srv.SetSpan(r.span)
+	}
+	per := cfg.LinksPerPeer
+	if per <= 0 {
+		per = 2
+	}
+	for _, m := range cfg.Routers {
+		if m.Name == cfg.Name {
+			continue
+		}
+		r.pools[m.Name] = link.Dial(m.Addr, per, cfg.linkConfig("router", log), srv)
+	}
+	r.live = []string{cfg.Name}
+	if r.span != nil {
+		r.span.SetRouters(r.live)
+	}
+	r.wg.Add(1)
+	go r.watch()
+	return r, nil
+}
+
+// Name returns the router's node name.
+func (r *Router) Name() string { return r.name }
+
+// LinkAddr returns the address the router accepts links on.
+func (r *Router) LinkAddr() string { return r.Links.Addr() }
+
+// Live returns the routers this one has a link to, and itself, sorted.
+func (r *Router) Live() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.live)
+}
+
+// sendSpan carries a span message to router `to`: on the link that key picks, so that
+// one key's messages stay in order.
+func (r *Router) sendSpan(to string, key uint64, kind uint8, payload []byte) error {
+	p := r.pools[to]
+	if p == nil {
+		return fmt.Errorf("router %s: no link to %q", r.name, to)
+	}
+	l := p.Pick(key)
+	if l == nil {
+		return fmt.Errorf("router %s: link to %s is down", r.name, to)
+	}
+	return l.Send(link.Kind(wire.SpanBase+kind), key, payload)
+}
+
+// watch follows the links to the other routers and tells the span protocol which
+// routers are live: a router joins when one of our links to it is up, and leaves when
+// all are down.
+func (r *Router) watch() {
+	defer r.wg.Done()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		live := []string{r.name}
+		for name, p := range r.pools {
+			if p.Up() {
+				live = append(live, name)
+			}
+		}
+		sort.Strings(live)
+		r.mu.Lock()
+		old := r.live
+		changed := !slices.Equal(old, live)
+		r.live = live
+		r.mu.Unlock()
+		if !changed {
+			continue
+		}
+		r.log.Info("cluster: live routers", "node", r.name, "routers", live)
+		if r.span == nil {
+			continue
+		}
+		for _, name := range old {
+			if !slices.Contains(live, name) {
+				r.span.RouterDown(name)
+			}
+		}
+		r.span.SetRouters(live)
+	}
+}
+
+// Stop closes the links and stops the node: GOODBYE to local sessions within ctx.
+// Idempotent.
+func (r *Router) Stop(ctx context.Context) error {
+	r.once.Do(func() {
+		close(r.stop)
+		r.wg.Wait()
+		for _, p := range r.pools {
+			p.Close()
+		}
+		r.Links.Close()
+		r.err = r.Node.Stop(ctx)
+	})
+	return r.err
+}
+
+// ProxyConfig configures a proxy node.
+type ProxyConfig struct {
+	Common
+	// Node is the client side: listeners, realms (names), auth.
+	Node node.Config
+	// Spread[realm][authrole] spreads that role's sessions over several slots.
+	Spread map[string]map[string]int
+}
+
+// Proxy is a running proxy node.
+type Proxy struct {
+	Node  *node.Node
+	Links *proxy.Links
+}
+
+// StartProxy starts a proxy node: links to every router (in the background) and the
+// client listeners.
+func StartProxy(cfg ProxyConfig) (*Proxy, error) {
+	log := cfg.Node.Logger
+	if log == nil {
+		log = slog.Default()
+		cfg.Node.Logger = log
+	}
+	nc := cfg.Node
+	nc.Defaults()
+	ls, err := proxy.NewLinks(proxy.LinksConfig{Link: cfg.linkConfig("proxy", log), Routers: cfg.Routers,
+		Slots: cfg.Slots, PerPeer: cfg.LinksPerPeer, Realms: nc.Realms, Spread: cfg.Spread, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
+	}
+	nc.Cluster = ls
+	n, err := node.Start(nc)
+	if err != nil {
+		ls.Close()
+		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
+	}
+	return &Proxy{Node: n, Links: ls}, nil
+}
+
+// Stop closes the client listeners (GOODBYE within ctx) and the links.
+func (p *Proxy) Stop(ctx context.Context) error {
+	err := p.Node.Stop(ctx)
+	p.Links.Close()
+	return err
+}

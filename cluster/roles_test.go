@@ -1,0 +1,129 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/client"
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/proxy"
+)
+
+// TestProxyForwardsSessions: clients of both proxies, on every serializer and both
+// transports, join through the proxies, the session lives on a router, and pub/sub and
+// RPC work between them.
+func TestProxyForwardsSessions(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 1, proxies: 2})
+	ctx := ctxT(t)
+	callee := tc.connect(0, codec.MsgPack, false)
+	if tc.routerOf(callee.ID()) == nil {
+		t.Fatalf("session %d is on no router", callee.ID())
+	}
+	if got := tc.routers[0].Links.Forwarded(); got != 1 {
+		t.Fatalf("router holds %d forwarded sessions, want 1", got)
+	}
+	if _, err := callee.Register(ctx, "com.example.add", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{num(inv.Args[0]) + num(inv.Args[1])}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *client.Event, 8)
+	sub := tc.connect(1, codec.CBOR, true)
+	if _, err := sub.Subscribe(ctx, "com.example.topic", func(e *client.Event) { got <- e }, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, ser := range []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR} {
+		caller := tc.connect(i%2, ser, i == 1)
+		res, err := caller.Call(ctx, "com.example.add", []any{2, 3}, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: call: %v", ser, err)
+		}
+		if num(res.Args[0]) != 5 {
+			t.Fatalf("%s: result %v, want 5", ser, res.Args)
+		}
+		if err := caller.Publish(ctx, "com.example.topic", []any{"hello", i}, map[string]any{"k": ser.String()},
+			client.Acknowledge()); err != nil {
+			t.Fatalf("%s: publish: %v", ser, err)
+		}
+		select {
+		case e := <-got:
+			if e.Args[0] != "hello" || e.Kwargs["k"] != ser.String() {
+				t.Fatalf("%s: event %v %v", ser, e.Args, e.Kwargs)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: no event", ser)
+		}
+		_, err = caller.Call(ctx, "com.example.missing", nil, nil, nil)
+		var we *client.Error
+		if !errors.As(err, &we) || we.URI != "wamp.error.no_such_procedure" {
+			t.Fatalf("%s: missing procedure: %v", ser, err)
+		}
+		if err := caller.Leave(ctx, "wamp.close.normal"); err != nil {
+			t.Fatalf("%s: leave: %v", ser, err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for tc.routers[0].Links.Forwarded() != 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := tc.routers[0].Links.Forwarded(); got != 2 {
+		t.Fatalf("after three callers left the router holds %d sessions, want 2", got)
+	}
+}
+
+// TestRouterDeathClosesItsSessions: when a router dies its clients get GOODBYE with a
+// clear reason and their connections close; new sessions land on a router that is up.
+func TestRouterDeathClosesItsSessions(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 2, proxies: 1})
+	s := tc.connect(0, codec.JSON, false)
+	home := tc.routerOf(s.ID())
+	if home == nil {
+		t.Fatal("session on no router")
+	}
+	stopQuietly(home.Stop)
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client of a dead router was not closed")
+	}
+	var we *client.Error
+	if err := s.Err(); !errors.As(err, &we) || we.URI != proxy.CloseRouterLost {
+		t.Fatalf("close reason: %v, want GOODBYE %s", err, proxy.CloseRouterLost)
+	}
+	// The proxy notices the dead router within the link's heartbeat; then new sessions
+	// go to the other one.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s2, err := client.Connect(ctx, client.Config{URL: tc.url(0, false), Realm: "realm1"})
+		cancel()
+		if err == nil {
+			if r := tc.routerOf(s2.ID()); r == nil || r == home {
+				t.Fatalf("new session placed on %v", r)
+			}
+			s2.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new session after the router died: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// num reads a number whatever integer or float type the serializer decoded it as.
+func num(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int64:
+		return float64(x)
+	case uint64:
+		return float64(x)
+	case int:
+		return float64(x)
+	}
+	return -1
+}

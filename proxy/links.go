@@ -1,0 +1,328 @@
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v3"
+	"github.com/switchyard-wamp/switchyard/cluster/placement"
+	"github.com/switchyard-wamp/switchyard/cluster/wire"
+	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/link"
+	"github.com/switchyard-wamp/switchyard/netpoll"
+)
+
+// Close reasons a proxy gives its clients when their router is gone or refuses.
+const (
+	// CloseRouterLost is the GOODBYE reason for sessions whose router link broke: the
+	// client should reconnect (it lands on the slot's next owner).
+	CloseRouterLost = "switchyard.close.router_lost"
+	// ErrRouterUnavailable is the ABORT reason when no router can take a new session.
+	ErrRouterUnavailable = "switchyard.error.router_unavailable"
+)
+
+// RouterAddr names a router node and its link address.
+type RouterAddr struct {
+	Name string
+	Addr string
+}
+
+// LinksConfig configures a proxy's links to the routers of a static cluster.
+type LinksConfig struct {
+	// Link is this node's link identity, secret and TLS (Node and Role are required).
+	Link link.Config
+	// Routers are the router nodes; sessions are placed over those whose links are up.
+	Routers []RouterAddr
+	// Slots is the number of hash slots (placement); PerPeer the links per router.
+	Slots, PerPeer int
+	// Realms are the realms the cluster serves; Spread[realm][authrole] is how many
+	// slots that role's sessions spread over (absent: 1).
+	Realms []string
+	Spread map[string]map[string]int
+	// OpenTimeout bounds the wait for a router's answer to Open (default 10 s).
+	OpenTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Links is a proxy node's side of the cluster: a link pool to every router, the
+// placement of new sessions, and the table of the sessions it forwards. It implements
+// Cluster and link.Handler. Its methods are safe for concurrent use.
+type Links struct {
+	cfg      LinksConfig
+	log      *slog.Logger
+	pools    map[string]*link.Pool // by router name; fixed after NewLinks
+	place    *placement.Map
+	realms   map[string]bool
+	sessions *xsync.MapOf[uint64, *RemoteSession]
+	opening  *xsync.MapOf[uint64, *opening]
+	calls    *xsync.MapOf[uint64, func(engine.CallResult)]
+	callID   atomic.Uint64
+	closed   atomic.Bool
+}
+
+// opening is a session whose Open awaits the router's answer.
+type opening struct {
+	rs    *RemoteSession
+	once  sync.Once
+	done  func(rs *RemoteSession, abortURI, why string)
+	timer *time.Timer
+}
+
+func (o *opening) finish(rs *RemoteSession, abortURI, why string) {
+	o.once.Do(func() {
+		if o.timer != nil {
+			o.timer.Stop()
+		}
+		o.done(rs, abortURI, why)
+	})
+}
+
+// NewLinks dials every router (links come up in the background) and returns the proxy's
+// cluster backend.
+func NewLinks(cfg LinksConfig) (*Links, error) {
+	if len(cfg.Routers) == 0 {
+		return nil, fmt.Errorf("proxy: a cluster needs at least one router")
+	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = 4096
+	}
+	if cfg.PerPeer <= 0 {
+		cfg.PerPeer = 2
+	}
+	if cfg.OpenTimeout <= 0 {
+		cfg.OpenTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Link.Logger == nil {
+		cfg.Link.Logger = cfg.Logger
+	}
+	ls := &Links{cfg: cfg, log: cfg.Logger, pools: map[string]*link.Pool{}, realms: map[string]bool{},
+		sessions: xsync.NewMapOf[uint64, *RemoteSession](), opening: xsync.NewMapOf[uint64, *opening](),
+		calls: xsync.NewMapOf[uint64, func(engine.CallResult)]()}
+	names := make([]string, 0, len(cfg.Routers))
+	for _, r := range cfg.Routers {
+		names = append(names, r.Name)
+	}
+	ls.place = placement.New(cfg.Slots, names)
+	for _, r := range cfg.Realms {
+		ls.realms[r] = true
+	}
+	for _, r := range cfg.Routers {
+		ls.pools[r.Name] = link.Dial(r.Addr, cfg.PerPeer, cfg.Link, ls)
+	}
+	return ls, nil
+}
+
+// Close closes every link; the sessions they carried are closed by OnLinkDown.
+func (ls *Links) Close() {
+	ls.closed.Store(true)
+	for _, p := range ls.pools {
+		p.Close()
+	}
+}
+
+// Ready reports whether at least one router link is up.
+func (ls *Links) Ready() bool {
+	for _, p := range ls.pools {
+		if p.Up() {
+			return true
+		}
+	}
+	return false
+}
+
+// WaitReady waits until every router has a link up, or until timeout; it reports
+// whether they all did.
+func (ls *Links) WaitReady(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		all := true
+		for _, p := range ls.pools {
+			all = all && p.Up()
+		}
+		if all {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Sessions returns the number of sessions this proxy forwards.
+func (ls *Links) Sessions() int { return ls.sessions.Size() }
+
+// HasRealm implements Cluster.
+func (ls *Links) HasRealm(realm string) bool { return ls.realms[realm] }
+
+// routerFor places a new session: the owner of its slot among the routers whose links
+// are up.
+func (ls *Links) routerFor(realm, authrole string, id uint64) string {
+	spread := 1
+	if m := ls.cfg.Spread[realm]; m != nil && m[authrole] > 1 {
+		spread = m[authrole]
+	}
+	slot := placement.Slot(ls.place.Slots(), realm, authrole, spread, id)
+	return ls.place.OwnerExcept(slot, func(name string) bool { return !ls.pools[name].Up() })
+}
+
+// Open implements Cluster.
+func (ls *Links) Open(c *netpoll.Conn, req wire.OpenReq, done func(rs *RemoteSession, abortURI, why string)) {
+	id := engine.NewSessionID()
+	for _, taken := ls.sessions.Load(id); taken; _, taken = ls.sessions.Load(id) {
+		id = engine.NewSessionID()
+	}
+	router := ls.routerFor(req.Realm, req.AuthRole, id)
+	if router == "" {
+		go done(nil, ErrRouterUnavailable, "no router is reachable for this realm and role; try again later")
+		return
+	}
+	l := ls.pools[router].Pick(id)
+	if l == nil {
+		go done(nil, ErrRouterUnavailable, "router "+router+" is not reachable; try again later")
+		return
+	}
+	rs := &RemoteSession{ID: id, Router: router, conn: c, via: l}
+	rs.send = func(kind uint8, payload []byte) error { return l.Send(link.Kind(kind), id, payload) }
+	rs.onLeave = func() { ls.sessions.Delete(id) }
+	o := &opening{rs: rs, done: done}
+	ls.sessions.Store(id, rs)
+	ls.opening.Store(id, o)
+	o.timer = time.AfterFunc(ls.cfg.OpenTimeout, func() {
+		if _, ok := ls.opening.LoadAndDelete(id); ok {
+			ls.sessions.Delete(id)
+			_ = l.Send(link.Kind(wire.Close), id, nil)
+			o.finish(nil, ErrRouterUnavailable, "router "+router+" did not answer in time")
+		}
+	})
+	if err := l.Send(link.Kind(wire.Open), id, wire.Encode(req)); err != nil {
+		ls.opening.Delete(id)
+		ls.sessions.Delete(id)
+		go o.finish(nil, ErrRouterUnavailable, "router "+router+": "+err.Error())
+	}
+}
+
+// CallProcedure implements Cluster: the call runs on the router that the realm's
+// "trusted" placement picks (any router reaches every callee of the realm).
+func (ls *Links) CallProcedure(realm, procedure string, args []any, kwargs map[string]any, timeout time.Duration,
+	done func(engine.CallResult)) {
+	id := ls.callID.Add(1)
+	router := ls.routerFor(realm, "", id)
+	var l *link.Link
+	if router != "" {
+		l = ls.pools[router].Pick(id)
+	}
+	if l == nil {
+		go done(engine.CallResult{Err: fmt.Errorf("no router reachable for realm %q", realm)})
+		return
+	}
+	ls.calls.Store(id, done)
+	time.AfterFunc(timeout+time.Second, func() {
+		if d, ok := ls.calls.LoadAndDelete(id); ok {
+			d(engine.CallResult{Err: fmt.Errorf("call %s: router %s did not answer", procedure, router)})
+		}
+	})
+	req := wire.CallReq{Realm: realm, Procedure: procedure, Args: args, Kwargs: kwargs, TimeoutMS: timeout.Milliseconds()}
+	if err := l.Send(link.Kind(wire.Call), id, wire.Encode(req)); err != nil {
+		if d, ok := ls.calls.LoadAndDelete(id); ok {
+			go d(engine.CallResult{Err: fmt.Errorf("call %s: %w", procedure, err)})
+		}
+	}
+}
+
+// OnLinkUp implements link.Handler.
+func (ls *Links) OnLinkUp(l *link.Link) {
+	ls.log.Info("cluster link up", "router", l.Peer().Node)
+}
+
+// OnFrame implements link.Handler: the routers' answers and their messages for clients.
+func (ls *Links) OnFrame(l *link.Link, f *link.Frame) {
+	switch uint8(f.Kind) {
+	case wire.Msg:
+		if f.Targets != nil {
+			for _, id := range f.Targets {
+				ls.deliver(id, f.Payload)
+			}
+			return
+		}
+		ls.deliver(f.Session, f.Payload)
+	case wire.Opened:
+		if o, ok := ls.opening.LoadAndDelete(f.Session); ok {
+			o.finish(o.rs, "", "")
+		}
+	case wire.Refused:
+		var r wire.Refusal
+		if err := wire.Decode(f.Payload, &r); err != nil {
+			r = wire.Refusal{Reason: ErrRouterUnavailable, Message: err.Error()}
+		}
+		if o, ok := ls.opening.LoadAndDelete(f.Session); ok {
+			ls.sessions.Delete(f.Session)
+			o.finish(nil, r.Reason, r.Message)
+		}
+	case wire.Close:
+		if rs, ok := ls.sessions.LoadAndDelete(f.Session); ok {
+			rs.left.Store(true) // the router knows
+			rs.conn.Close()
+		}
+	case wire.CallResult:
+		done, ok := ls.calls.LoadAndDelete(f.Session)
+		if !ok {
+			return
+		}
+		var r wire.CallRes
+		res := engine.CallResult{}
+		if err := wire.Decode(f.Payload, &r); err != nil {
+			res.Err = err
+		} else {
+			res.Args, res.Kwargs, res.ErrorURI = r.Args, r.Kwargs, r.ErrorURI
+			if r.Failure != "" {
+				res.Err = fmt.Errorf("%s", r.Failure)
+			}
+		}
+		go done(res)
+	default:
+		ls.log.Warn("cluster: unexpected frame from router", "router", l.Peer().Node, "kind", f.Kind)
+	}
+}
+
+// deliver queues one message from a router to a client connection.
+func (ls *Links) deliver(id uint64, msg []byte) {
+	if rs, ok := ls.sessions.Load(id); ok {
+		_ = rs.conn.Send(msg)
+	}
+}
+
+// OnLinkDown implements link.Handler: the sessions that lived behind l are over. Their
+// clients get GOODBYE CloseRouterLost and their connections close, so that they
+// reconnect and land on a router that is up.
+func (ls *Links) OnLinkDown(l *link.Link, err error) {
+	router := l.Peer().Node
+	if !ls.closed.Load() {
+		ls.log.Warn("cluster link down", "router", router, "err", err)
+	}
+	var lost []*RemoteSession
+	ls.sessions.Range(func(_ uint64, rs *RemoteSession) bool {
+		if rs.via == l {
+			lost = append(lost, rs)
+		}
+		return true
+	})
+	for _, rs := range lost {
+		ls.sessions.Delete(rs.ID)
+		rs.left.Store(true)
+		if o, ok := ls.opening.LoadAndDelete(rs.ID); ok {
+			o.finish(nil, ErrRouterUnavailable, "router "+router+" went away")
+			continue
+		}
+		if b := goodbyeBytes(rs.conn.Serializer(), CloseRouterLost, "router "+router+" is gone; reconnect"); b != nil {
+			_ = rs.conn.Send(b)
+		}
+		rs.conn.Close()
+	}
+}

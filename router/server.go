@@ -1,0 +1,280 @@
+// Package router is a router node's side of the cluster: it accepts links from proxies
+// (and from the other routers), joins the sessions the proxies forward to the local
+// engine, and carries the routers' realm-spanning protocol (package span) between the
+// engine and the links.
+//
+// Threading: a link's frames arrive on that link's reader goroutine, in order; the
+// sessions a link carries are driven only from it (engine.Session.Receive is not safe for
+// concurrent use, and a proxy sends every frame of one session on the same link). The
+// engine writes to a forwarded session through remotePeer.Send, from any goroutine,
+// into the link's outbound queue.
+package router
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v3"
+	"github.com/switchyard-wamp/switchyard/cluster/wire"
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/link"
+)
+
+// SpanHandler receives the router-to-router messages (link kinds from wire.SpanBase on),
+// with their kind rebased to 0. Implemented by span.Span.
+type SpanHandler interface {
+	OnMessage(from string, kind uint8, payload []byte)
+}
+
+// Server is a router node's link endpoint. Its methods are safe for concurrent use.
+type Server struct {
+	eng  *engine.Router
+	log  *slog.Logger
+	ln   *link.Listener
+	span atomic.Pointer[spanBox]
+	// links holds the per-link state of every link up.
+	links *xsync.MapOf[*link.Link, *linkState]
+	// forwarded counts the sessions joined over links.
+	forwarded atomic.Int64
+	// onRouterLink is told when a link from another router goes up or down.
+	onRouterLink func(node string, up bool)
+}
+
+type spanBox struct{ h SpanHandler }
+
+// linkState is the sessions one proxy link carries; touched only by that link's reader
+// goroutine (OnFrame, then OnLinkDown).
+type linkState struct {
+	sessions map[uint64]*forwarded
+}
+
+// forwarded is a session joined over a link.
+type forwarded struct {
+	sess  *engine.Session
+	codec codec.Codec
+	peer  *remotePeer
+}
+
+// Config configures a router node's link endpoint.
+type Config struct {
+	// Addr is the link listen address (host:port; port 0 picks one).
+	Addr string
+	// Link is this node's identity, secret, TLS and limits.
+	Link link.Config
+	// OnRouterLink, if set, is told when a link from another router goes up or down
+	// (the cluster wiring uses it for membership). It runs on the link's goroutine.
+	OnRouterLink func(node string, up bool)
+}
+
+// Listen starts a router's link endpoint in front of eng.
+func Listen(eng *engine.Router, cfg Config) (*Server, error) {
+	log := cfg.Link.Logger
+	if log == nil {
+		log = slog.Default()
+		cfg.Link.Logger = log
+	}
+	s := &Server{eng: eng, log: log, links: xsync.NewMapOf[*link.Link, *linkState](),
+		onRouterLink: cfg.OnRouterLink}
+	ln, err := link.Listen(cfg.Addr, cfg.Link, s)
+	if err != nil {
+		return nil, fmt.Errorf("router: link listener: %w", err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// SetSpan sets the receiver of router-to-router messages.
+func (s *Server) SetSpan(h SpanHandler) { s.span.Store(&spanBox{h}) }
+
+// Addr returns the link listener's address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Forwarded returns the number of sessions currently joined over links.
+func (s *Server) Forwarded() int64 { return s.forwarded.Load() }
+
+// Close stops accepting links and closes those up; their sessions leave.
+func (s *Server) Close() {
+	s.ln.Close()
+	s.links.Range(func(l *link.Link, _ *linkState) bool {
+		l.Close(fmt.Errorf("router shutting down"))
+		return true
+	})
+}
+
+// OnLinkUp implements link.Handler.
+func (s *Server) OnLinkUp(l *link.Link) {
+	s.links.Store(l, &linkState{sessions: map[uint64]*forwarded{}})
+	p := l.Peer()
+	s.log.Info("cluster link up", "peer", p.Node, "role", p.Role)
+	if p.Role == "router" && s.onRouterLink != nil {
+		s.onRouterLink(p.Node, true)
+	}
+}
+
+// OnLinkDown implements link.Handler: every session the link carried leaves its realm
+// (its client is gone with the proxy).
+func (s *Server) OnLinkDown(l *link.Link, err error) {
+	st, ok := s.links.LoadAndDelete(l)
+	p := l.Peer()
+	s.log.Warn("cluster link down", "peer", p.Node, "role", p.Role, "err", err)
+	if ok {
+		for id, fw := range st.sessions {
+			delete(st.sessions, id)
+			fw.peer.closed.Store(true)
+			fw.sess.Leave()
+			s.forwarded.Add(-1)
+		}
+	}
+	if p.Role == "router" && s.onRouterLink != nil {
+		s.onRouterLink(p.Node, false)
+	}
+}
+
+// msgPool holds decode targets (a Message is ~600 bytes; many links decode at once).
+var msgPool = sync.Pool{New: func() any { return new(codec.Message) }}
+
+// OnFrame implements link.Handler.
+func (s *Server) OnFrame(l *link.Link, f *link.Frame) {
+	k := uint8(f.Kind)
+	if k >= wire.SpanBase {
+		if b := s.span.Load(); b != nil {
+			b.h.OnMessage(l.Peer().Node, k-wire.SpanBase, f.Payload)
+		}
+		return
+	}
+	st, ok := s.links.Load(l)
+	if !ok {
+		return
+	}
+	switch k {
+	case wire.Msg:
+		fw := st.sessions[f.Session]
+		if fw == nil {
+			return // the session ended here; the proxy learns it from our Close
+		}
+		m := msgPool.Get().(*codec.Message)
+		defer msgPool.Put(m)
+		if err := fw.codec.Decode(f.Payload, m); err != nil {
+			s.log.Warn("undecodable message from a forwarded session", "session", f.Session,
+				"proxy", l.Peer().Node, "err", err)
+			fw.sess.Abort(engine.ErrProtocolViolation, err.Error())
+			s.drop(st, f.Session)
+			return
+		}
+		if !fw.sess.Receive(m) {
+			s.drop(st, f.Session)
+		}
+	case wire.Open:
+		s.open(l, st, f.Session, f.Payload)
+	case wire.Close:
+		if fw := st.sessions[f.Session]; fw != nil {
+			fw.peer.closed.Store(true) // the proxy closed it already
+			fw.sess.Leave()
+			s.drop(st, f.Session)
+		}
+	case wire.Call:
+		s.call(l, f.Session, f.Payload)
+	default:
+		s.log.Warn("cluster: unexpected frame", "peer", l.Peer().Node, "kind", f.Kind)
+	}
+}
+
+func (s *Server) drop(st *linkState, id uint64) {
+	if _, ok := st.sessions[id]; ok {
+		delete(st.sessions, id)
+		s.forwarded.Add(-1)
+	}
+}
+
+// open joins a session a proxy forwards.
+func (s *Server) open(l *link.Link, st *linkState, id uint64, payload []byte) {
+	refuse := func(reason, msg string) {
+		_ = l.Send(link.Kind(wire.Refused), id, wire.Encode(wire.Refusal{Reason: reason, Message: msg}))
+	}
+	var req wire.OpenReq
+	if err := wire.Decode(payload, &req); err != nil {
+		refuse(engine.ErrProtocolViolation, err.Error())
+		return
+	}
+	if !wire.ValidSerializer(req.Serializer) {
+		refuse(engine.ErrProtocolViolation, fmt.Sprintf("serializer %d unknown to this router", req.Serializer))
+		return
+	}
+	rl, ok := s.eng.Realm(req.Realm)
+	if !ok {
+		refuse(engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on router", req.Realm))
+		return
+	}
+	if _, dup := st.sessions[id]; dup {
+		refuse(engine.ErrProtocolViolation, "session id already open on this link")
+		return
+	}
+	ser := codec.Serializer(req.Serializer)
+	peer := &remotePeer{l: l, id: id, ser: ser}
+	sess, err := rl.JoinAs(id, peer, engine.AuthInfo{AuthID: req.AuthID, AuthRole: req.AuthRole,
+		AuthMethod: req.AuthMethod, AuthProvider: req.AuthProvider, Extra: req.AuthExtra}, req.Features)
+	if err != nil {
+		refuse(engine.ErrProtocolViolation, err.Error())
+		return
+	}
+	st.sessions[id] = &forwarded{sess: sess, codec: codec.For(ser), peer: peer}
+	s.forwarded.Add(1)
+	if err := l.Send(link.Kind(wire.Opened), id, nil); err != nil {
+		sess.Leave()
+		s.drop(st, id)
+	}
+}
+
+// call runs a procedure call a proxy asks for (its dynamic authenticator).
+func (s *Server) call(l *link.Link, id uint64, payload []byte) {
+	answer := func(r wire.CallRes) { _ = l.Send(link.Kind(wire.CallResult), id, wire.Encode(r)) }
+	var req wire.CallReq
+	if err := wire.Decode(payload, &req); err != nil {
+		answer(wire.CallRes{Failure: err.Error()})
+		return
+	}
+	rl, ok := s.eng.Realm(req.Realm)
+	if !ok {
+		answer(wire.CallRes{ErrorURI: engine.ErrNoSuchRealm})
+		return
+	}
+	rl.CallProcedure(req.Procedure, req.Args, req.Kwargs, time.Duration(req.TimeoutMS)*time.Millisecond,
+		func(r engine.CallResult) {
+			res := wire.CallRes{Args: r.Args, Kwargs: r.Kwargs, ErrorURI: r.ErrorURI}
+			if r.Err != nil {
+				res.Failure = r.Err.Error()
+			}
+			answer(res)
+		})
+}
+
+// remotePeer is the engine's view of a client behind a proxy link.
+type remotePeer struct {
+	l      *link.Link
+	id     uint64
+	ser    codec.Serializer
+	closed atomic.Bool
+}
+
+// Serializer implements engine.Peer.
+func (p *remotePeer) Serializer() codec.Serializer { return p.ser }
+
+// Send implements engine.Peer: one Msg frame (the link copies msg, and merges identical
+// consecutive frames for several sessions into one multi-target frame).
+func (p *remotePeer) Send(msg []byte) error {
+	if p.closed.Load() {
+		return fmt.Errorf("router: session %d is closed", p.id)
+	}
+	return p.l.Send(link.Kind(wire.Msg), p.id, msg)
+}
+
+// Close implements engine.Peer: the proxy flushes and closes the client connection.
+func (p *remotePeer) Close() {
+	if p.closed.CompareAndSwap(false, true) {
+		_ = p.l.Send(link.Kind(wire.Close), p.id, nil)
+	}
+}
