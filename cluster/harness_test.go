@@ -45,7 +45,7 @@ func freeAddr(t *testing.T) string {
 type clusterOpts struct {
 	routers, proxies int
 	realms           []string
-	spread           map[string]map[string]int
+	spread           func(realm, authrole string) int
 	mod              func(*node.Config) // applied to every node's config
 }
 
@@ -81,7 +81,7 @@ func startCluster(t *testing.T, o clusterOpts) *testCluster {
 		if o.mod != nil {
 			o.mod(&nc)
 		}
-		p, err := StartProxy(ProxyConfig{Common: c, Node: nc, Spread: o.spread})
+		p, err := StartProxy(ProxyConfig{Common: c, Node: nc, SpreadOf: o.spread})
 		if err != nil {
 			t.Fatal(err)
 		}

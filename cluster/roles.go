@@ -221,8 +221,8 @@ type ProxyConfig struct {
 	Common
 	// Node is the client side: listeners, realms (names), auth.
 	Node node.Config
-	// Spread[realm][authrole] spreads that role's sessions over several slots.
-	Spread map[string]map[string]int
+	// SpreadOf(realm, authrole) spreads that role's sessions over several slots (nil: 1).
+	SpreadOf func(realm, authrole string) int
 }
 
 // Proxy is a running proxy node.
@@ -242,7 +242,7 @@ func StartProxy(cfg ProxyConfig) (*Proxy, error) {
 	nc := cfg.Node
 	nc.Defaults()
 	ls, err := proxy.NewLinks(proxy.LinksConfig{Link: cfg.linkConfig("proxy", log), Routers: cfg.Routers,
-		Slots: cfg.Slots, PerPeer: cfg.LinksPerPeer, Realms: nc.Realms, Spread: cfg.Spread, Logger: log})
+		Slots: cfg.Slots, PerPeer: cfg.LinksPerPeer, Realms: nc.Realms, SpreadOf: cfg.SpreadOf, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
 	}

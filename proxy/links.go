@@ -38,10 +38,10 @@ type LinksConfig struct {
 	Routers []RouterAddr
 	// Slots is the number of hash slots (placement); PerPeer the links per router.
 	Slots, PerPeer int
-	// Realms are the realms the cluster serves; Spread[realm][authrole] is how many
-	// slots that role's sessions spread over (absent: 1).
-	Realms []string
-	Spread map[string]map[string]int
+	// Realms are the realms the cluster serves; SpreadOf(realm, authrole) is how many
+	// slots that role's sessions spread over (nil, or less than 2: one slot).
+	Realms   []string
+	SpreadOf func(realm, authrole string) int
 	// OpenTimeout bounds the wait for a router's answer to Open (default 10 s).
 	OpenTimeout time.Duration
 	Logger      *slog.Logger
@@ -165,8 +165,8 @@ func (ls *Links) HasRealm(realm string) bool { return ls.realms[realm] }
 // are up.
 func (ls *Links) routerFor(realm, authrole string, id uint64) string {
 	spread := 1
-	if m := ls.cfg.Spread[realm]; m != nil && m[authrole] > 1 {
-		spread = m[authrole]
+	if ls.cfg.SpreadOf != nil {
+		spread = max(ls.cfg.SpreadOf(realm, authrole), 1)
 	}
 	slot := placement.Slot(ls.place.Slots(), realm, authrole, spread, id)
 	return ls.place.OwnerExcept(slot, func(name string) bool { return !ls.pools[name].Up() })
