@@ -4,7 +4,7 @@ PKGS := ./...
 # Packages with concurrency: the race detector runs on them in `make test`.
 RACE_PKGS := ./engine/... ./netpoll/... ./client/... ./proxy/... ./node/... ./loadgen/... ./bench/...
 
-.PHONY: run build test bench lint profile pgo release bench-e2e
+.PHONY: run build test bench lint profile pgo release bench-e2e cluster cluster-stop
 
 run:
 	$(GO) run ./cmd/switchyard start
@@ -42,3 +42,11 @@ release:
 # land in bench/out/ (see bench/RESULTS.md for the recorded runs).
 bench-e2e:
 	$(GO) build -o bin/switchyard ./cmd/switchyard && bin/switchyard bench run all
+
+# The local example cluster (2 proxies, 3 routers) on loopback, in the background; the
+# config files, logs and pids live in .cluster/ (see cluster/local.sh).
+cluster:
+	cluster/local.sh start
+
+cluster-stop:
+	cluster/local.sh stop

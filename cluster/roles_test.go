@@ -127,3 +127,27 @@ func num(v any) float64 {
 	}
 	return -1
 }
+
+// TestProxyShutdownSaysGoodbye: a proxy that stops says GOODBYE system_shutdown to its
+// clients and their sessions leave their router.
+func TestProxyShutdownSaysGoodbye(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 1, proxies: 1})
+	s := tc.connect(0, codec.CBOR, false)
+	stopQuietly(tc.proxies[0].Stop)
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("client not closed")
+	}
+	var we *client.Error
+	if err := s.Err(); !errors.As(err, &we) || we.URI != "wamp.close.system_shutdown" {
+		t.Fatalf("close: %v, want GOODBYE wamp.close.system_shutdown", err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for tc.routers[0].Links.Forwarded() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := tc.routers[0].Links.Forwarded(); n != 0 {
+		t.Fatalf("router still holds %d sessions of the stopped proxy", n)
+	}
+}

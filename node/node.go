@@ -248,6 +248,9 @@ func (n *Node) urls(i int) []string {
 // every connection within ctx's deadline.
 func (n *Node) Stop(ctx context.Context) error {
 	n.Router.Shutdown(engine.CloseSystemShutdown)
+	if n.cfg.Cluster != nil {
+		n.cfg.Cluster.Shutdown(engine.CloseSystemShutdown)
+	}
 	if n.Server == nil {
 		return nil
 	}

@@ -27,6 +27,9 @@ type Cluster interface {
 	// authenticator); done runs once, on another goroutine.
 	CallProcedure(realm, procedure string, args []any, kwargs map[string]any, timeout time.Duration,
 		done func(engine.CallResult))
+	// Shutdown says GOODBYE reason to every client session and ends it on its router;
+	// the connections stay open so that the GOODBYE can be flushed.
+	Shutdown(reason string)
 }
 
 // NewClusterFrontend returns a Frontend for a proxy node: sessions are authenticated

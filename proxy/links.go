@@ -155,6 +155,20 @@ func (ls *Links) WaitReady(timeout time.Duration) bool {
 	}
 }
 
+// Shutdown implements Cluster.
+func (ls *Links) Shutdown(reason string) {
+	ls.sessions.Range(func(id uint64, rs *RemoteSession) bool {
+		if _, opening := ls.opening.Load(id); opening {
+			return true
+		}
+		if b := goodbyeBytes(rs.conn.Serializer(), reason, "the proxy is shutting down"); b != nil {
+			_ = rs.conn.Send(b)
+		}
+		rs.Leave()
+		return true
+	})
+}
+
 // Sessions returns the number of sessions this proxy forwards.
 func (ls *Links) Sessions() int { return ls.sessions.Size() }
 
