@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func TestProxyForwardsSessions(t *testing.T) {
 		t.Fatalf("router holds %d forwarded sessions, want 1", got)
 	}
 	if _, err := callee.Register(ctx, "com.example.add", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
-		return &client.Result{Args: []any{num(inv.Args[0]) + num(inv.Args[1])}}, nil
+		return &client.Result{Args: []any{numOf(inv.Args[0]) + numOf(inv.Args[1])}}, nil
 	}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestProxyForwardsSessions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: call: %v", ser, err)
 		}
-		if num(res.Args[0]) != 5 {
+		if numOf(res.Args[0]) != 5 {
 			t.Fatalf("%s: result %v, want 5", ser, res.Args)
 		}
 		if err := caller.Publish(ctx, "com.example.topic", []any{"hello", i}, map[string]any{"k": ser.String()},
@@ -113,8 +113,8 @@ func TestRouterDeathClosesItsSessions(t *testing.T) {
 	}
 }
 
-// num reads a number whatever integer or float type the serializer decoded it as.
-func num(v any) float64 {
+// numOf reads a number whatever integer or float type the serializer decoded it as.
+func numOf(v any) float64 {
 	switch x := v.(type) {
 	case float64:
 		return x

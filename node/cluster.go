@@ -1,14 +1,14 @@
-// Package cluster runs switchyard's cluster roles in a process: a router node (the engine,
-// a link listener for proxies and routers, links to the other routers, and the
-// realm-spanning protocol between them) and a proxy node (client listeners, the
-// handshake and authentication, and links to every router). `switchyard router` and
-// `switchyard proxy` use it, and so do the cluster tests, which run several nodes in one
-// process over real TCP links on loopback.
+// The cluster roles in a process: a router node (the engine, a link listener for proxies
+// and routers, links to the other routers, and the realm-spanning protocol between
+// them) and a proxy node (client listeners, the handshake and authentication, and links
+// to every router). `switchyard router` and `switchyard proxy` use them, and so do the
+// cluster tests, which run several nodes in one process over real TCP links on loopback.
 //
 // Membership is static here: every node's config lists every router. A router counts as
 // live while a link to it is up; the placement of new sessions and the realm-spanning
 // protocol follow the live set.
-package cluster
+
+package node
 
 import (
 	"context"
@@ -19,23 +19,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard-wamp/switchyard/cluster/wire"
+	cwire "github.com/switchyard-wamp/switchyard/cluster/wire"
 	"github.com/switchyard-wamp/switchyard/link"
-	"github.com/switchyard-wamp/switchyard/node"
 	"github.com/switchyard-wamp/switchyard/proxy"
 	"github.com/switchyard-wamp/switchyard/router"
 )
 
-// Member is a router of the cluster: its name and link address.
-type Member = proxy.RouterAddr
+// ClusterMember is a router of the cluster: its name and link address.
+type ClusterMember = proxy.RouterAddr
 
-// Common is what every role's config shares.
-type Common struct {
+// ClusterCommon is what every role's config shares.
+type ClusterCommon struct {
 	// Name is this node's name; Secret the cluster secret of the links (or TLS).
 	Name   string
 	Secret []byte
 	// Routers are every router of the cluster (static membership).
-	Routers []Member
+	Routers []ClusterMember
 	// Slots is the number of hash slots; LinksPerPeer the links per node pair.
 	Slots, LinksPerPeer int
 	// Link overrides link settings (heartbeat, limits, TLS); Node, Role and Secret are
@@ -43,7 +42,7 @@ type Common struct {
 	Link link.Config
 }
 
-func (c Common) linkConfig(role string, log *slog.Logger) link.Config {
+func (c ClusterCommon) linkConfig(role string, log *slog.Logger) link.Config {
 	lc := c.Link
 	lc.Node, lc.Role, lc.Secret = c.Name, role, c.Secret
 	if lc.Logger == nil {
@@ -52,20 +51,20 @@ func (c Common) linkConfig(role string, log *slog.Logger) link.Config {
 	return lc
 }
 
-// RouterConfig configures a router node.
-type RouterConfig struct {
-	Common
+// RouterNodeConfig configures a router node.
+type RouterNodeConfig struct {
+	ClusterCommon
 	// LinkAddr is where the router accepts links (its entry in Routers, or host:0 in
 	// tests; the bound address is Router.LinkAddr).
 	LinkAddr string
 	// Node is the engine side: realms, roles, store and (optional) client listeners
 	// (NoListeners for a router that only takes sessions over links).
-	Node node.Config
+	Node Config
 }
 
-// Router is a running router node.
-type Router struct {
-	Node  *node.Node
+// RouterNode is a running cluster router node.
+type RouterNode struct {
+	Node  *Node
 	Links *router.Server
 	name  string
 	log   *slog.Logger
@@ -89,21 +88,21 @@ type Spanner interface {
 
 // SpanFactory builds the realm-spanning protocol of a router; nil: realms do not span
 // routers (each realm must then live on one router).
-var SpanFactory func(self string, r *Router, send func(to string, key uint64, kind uint8, payload []byte) error, log *slog.Logger) Spanner
+var SpanFactory func(self string, r *RouterNode, send func(to string, key uint64, kind uint8, payload []byte) error, log *slog.Logger) Spanner
 
 // StartRouter starts a router node: the engine, the link listener, and links to the
 // other routers (they come up in the background).
-func StartRouter(cfg RouterConfig) (*Router, error) {
+func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 	log := cfg.Node.Logger
 	if log == nil {
 		log = slog.Default()
 		cfg.Node.Logger = log
 	}
-	n, err := node.Start(cfg.Node)
+	n, err := Start(cfg.Node)
 	if err != nil {
 		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
 	}
-	r := &Router{Node: n, name: cfg.Name, log: log, pools: map[string]*link.Pool{}, stop: make(chan struct{})}
+	r := &RouterNode{Node: n, name: cfg.Name, log: log, pools: map[string]*link.Pool{}, stop: make(chan struct{})}
 	srv, err := router.Listen(n.Router, router.Config{Addr: cfg.LinkAddr, Link: cfg.linkConfig("router", log)})
 	if err != nil {
 		_ = n.Stop(context.Background())
@@ -134,13 +133,13 @@ func StartRouter(cfg RouterConfig) (*Router, error) {
 }
 
 // Name returns the router's node name.
-func (r *Router) Name() string { return r.name }
+func (r *RouterNode) Name() string { return r.name }
 
 // LinkAddr returns the address the router accepts links on.
-func (r *Router) LinkAddr() string { return r.Links.Addr() }
+func (r *RouterNode) LinkAddr() string { return r.Links.Addr() }
 
 // Live returns the routers this one has a link to, and itself, sorted.
-func (r *Router) Live() []string {
+func (r *RouterNode) Live() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.live)
@@ -148,7 +147,7 @@ func (r *Router) Live() []string {
 
 // sendSpan carries a span message to router `to`: on the link that key picks, so that
 // one key's messages stay in order.
-func (r *Router) sendSpan(to string, key uint64, kind uint8, payload []byte) error {
+func (r *RouterNode) sendSpan(to string, key uint64, kind uint8, payload []byte) error {
 	p := r.pools[to]
 	if p == nil {
 		return fmt.Errorf("router %s: no link to %q", r.name, to)
@@ -157,13 +156,13 @@ func (r *Router) sendSpan(to string, key uint64, kind uint8, payload []byte) err
 	if l == nil {
 		return fmt.Errorf("router %s: link to %s is down", r.name, to)
 	}
-	return l.Send(link.Kind(wire.SpanBase+kind), key, payload)
+	return l.Send(link.Kind(cwire.SpanBase+kind), key, payload)
 }
 
 // watch follows the links to the other routers and tells the span protocol which
 // routers are live: a router joins when one of our links to it is up, and leaves when
 // all are down.
-func (r *Router) watch() {
+func (r *RouterNode) watch() {
 	defer r.wg.Done()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -203,7 +202,7 @@ func (r *Router) watch() {
 
 // Stop closes the links and stops the node: GOODBYE to local sessions within ctx.
 // Idempotent.
-func (r *Router) Stop(ctx context.Context) error {
+func (r *RouterNode) Stop(ctx context.Context) error {
 	r.once.Do(func() {
 		close(r.stop)
 		r.wg.Wait()
@@ -216,24 +215,24 @@ func (r *Router) Stop(ctx context.Context) error {
 	return r.err
 }
 
-// ProxyConfig configures a proxy node.
-type ProxyConfig struct {
-	Common
+// ProxyNodeConfig configures a proxy node.
+type ProxyNodeConfig struct {
+	ClusterCommon
 	// Node is the client side: listeners, realms (names), auth.
-	Node node.Config
+	Node Config
 	// SpreadOf(realm, authrole) spreads that role's sessions over several slots (nil: 1).
 	SpreadOf func(realm, authrole string) int
 }
 
-// Proxy is a running proxy node.
-type Proxy struct {
-	Node  *node.Node
+// ProxyNode is a running cluster proxy node.
+type ProxyNode struct {
+	Node  *Node
 	Links *proxy.Links
 }
 
 // StartProxy starts a proxy node: links to every router (in the background) and the
 // client listeners.
-func StartProxy(cfg ProxyConfig) (*Proxy, error) {
+func StartProxy(cfg ProxyNodeConfig) (*ProxyNode, error) {
 	log := cfg.Node.Logger
 	if log == nil {
 		log = slog.Default()
@@ -247,16 +246,16 @@ func StartProxy(cfg ProxyConfig) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
 	}
 	nc.Cluster = ls
-	n, err := node.Start(nc)
+	n, err := Start(nc)
 	if err != nil {
 		ls.Close()
 		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
 	}
-	return &Proxy{Node: n, Links: ls}, nil
+	return &ProxyNode{Node: n, Links: ls}, nil
 }
 
 // Stop closes the client listeners (GOODBYE within ctx) and the links.
-func (p *Proxy) Stop(ctx context.Context) error {
+func (p *ProxyNode) Stop(ctx context.Context) error {
 	err := p.Node.Stop(ctx)
 	p.Links.Close()
 	return err

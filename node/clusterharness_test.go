@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"context"
@@ -10,17 +10,16 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
-	"github.com/switchyard-wamp/switchyard/node"
 )
 
 // testCluster is a cluster in this process: routers and proxies over real TCP links on
 // loopback, clients over real sockets.
 type testCluster struct {
 	t       *testing.T
-	routers []*Router
-	proxies []*Proxy
-	members []Member
-	common  Common
+	routers []*RouterNode
+	proxies []*ProxyNode
+	members []ClusterMember
+	common  ClusterCommon
 }
 
 func quietLogger() *slog.Logger {
@@ -46,7 +45,7 @@ type clusterOpts struct {
 	routers, proxies int
 	realms           []string
 	spread           func(realm, authrole string) int
-	mod              func(*node.Config) // applied to every node's config
+	mod              func(*Config) // applied to every node's config
 }
 
 func startCluster(t *testing.T, o clusterOpts) *testCluster {
@@ -56,17 +55,17 @@ func startCluster(t *testing.T, o clusterOpts) *testCluster {
 	}
 	tc := &testCluster{t: t}
 	for i := 0; i < o.routers; i++ {
-		tc.members = append(tc.members, Member{Name: "router" + string(rune('1'+i)), Addr: freeAddr(t)})
+		tc.members = append(tc.members, ClusterMember{Name: "router" + string(rune('1'+i)), Addr: freeAddr(t)})
 	}
-	tc.common = Common{Secret: []byte("test cluster secret"), Routers: tc.members, Slots: 256, LinksPerPeer: 2}
+	tc.common = ClusterCommon{Secret: []byte("test cluster secret"), Routers: tc.members, Slots: 256, LinksPerPeer: 2}
 	for _, m := range tc.members {
 		c := tc.common
 		c.Name = m.Name
-		nc := node.Config{NoListeners: true, Realms: o.realms, Logger: quietLogger()}
+		nc := Config{NoListeners: true, Realms: o.realms, Logger: quietLogger()}
 		if o.mod != nil {
 			o.mod(&nc)
 		}
-		r, err := StartRouter(RouterConfig{Common: c, LinkAddr: m.Addr, Node: nc})
+		r, err := StartRouter(RouterNodeConfig{ClusterCommon: c, LinkAddr: m.Addr, Node: nc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,12 +75,12 @@ func startCluster(t *testing.T, o clusterOpts) *testCluster {
 	for i := 0; i < o.proxies; i++ {
 		c := tc.common
 		c.Name = "proxy" + string(rune('1'+i))
-		nc := node.Config{Listeners: []node.Listener{{Address: "127.0.0.1:0"}}, Realms: o.realms,
+		nc := Config{Listeners: []Listener{{Address: "127.0.0.1:0"}}, Realms: o.realms,
 			Logger: quietLogger()}
 		if o.mod != nil {
 			o.mod(&nc)
 		}
-		p, err := StartProxy(ProxyConfig{Common: c, Node: nc, SpreadOf: o.spread})
+		p, err := StartProxy(ProxyNodeConfig{ClusterCommon: c, Node: nc, SpreadOf: o.spread})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +120,7 @@ func (tc *testCluster) connect(i int, ser codec.Serializer, rs bool) *client.Ses
 }
 
 // routerOf returns the router that holds session id, or nil.
-func (tc *testCluster) routerOf(id uint64) *Router {
+func (tc *testCluster) routerOf(id uint64) *RouterNode {
 	for _, r := range tc.routers {
 		rl, ok := r.Node.Router.Realm("realm1")
 		if ok && rl.HasSession(id) {
@@ -129,10 +128,4 @@ func (tc *testCluster) routerOf(id uint64) *Router {
 		}
 	}
 	return nil
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
