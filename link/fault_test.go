@@ -226,7 +226,7 @@ func TestOutboundLimitClosesTheLink(t *testing.T) {
 	l := waitUp(t, dr)
 	payload := make([]byte, 64<<10)
 	var err error
-	for i := 0; i < 1<<14 && err == nil; i++ { // at most 1 GiB
+	for i := 0; i < 1<<12 && err == nil; i++ { // at most 256 MiB
 		payload[0] = byte(i)
 		err = l.Send(kEvent, uint64(i+1), payload)
 		if l.Stats().Queued > 0 {
