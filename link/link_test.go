@@ -311,3 +311,32 @@ func TestFanOutOrderWithCoalescing(t *testing.T) {
 		t.Fatal("nothing was coalesced")
 	}
 }
+
+func TestLargeFramesBetweenSmallOnes(t *testing.T) {
+	tp := pair(t, 1, cfg("r1", "router", nil), cfg("p1", "proxy", nil))
+	l := tp.p.Pick(0)
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for i := range 5 {
+		must(t, l.Send(kEvent, 1, []byte{byte(i)}))
+		big[0] = byte(i)
+		must(t, l.Send(kEvent, 2, big))
+	}
+	if err := l.Send(kEvent, 1, make([]byte, MaxPayload+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized payload: %v", err)
+	}
+	eventually(t, "frames", func() bool { return len(tp.lr.got()) == 10 })
+	for i, f := range tp.lr.got() {
+		switch {
+		case i%2 == 0 && (f.Session != 1 || len(f.Payload) != 1 || f.Payload[0] != byte(i/2)):
+			t.Fatalf("frame %d: small frame wrong", i)
+		case i%2 == 1:
+			big[0] = byte(i / 2)
+			if f.Session != 2 || string(f.Payload) != string(big) {
+				t.Fatalf("frame %d: large frame corrupted", i)
+			}
+		}
+	}
+}
