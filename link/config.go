@@ -70,6 +70,9 @@ var (
 // withDefaults returns cfg with zero fields defaulted, or an error for an unusable
 // config. listener says which side checks it.
 func (cfg Config) withDefaults(listener bool) (Config, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
 	}
@@ -84,9 +87,6 @@ func (cfg Config) withDefaults(listener bool) (Config, error) {
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	if len(cfg.Node) > 255 || len(cfg.Role) > 255 {
 		return cfg, fmt.Errorf("link: node name and role must be at most 255 bytes")

@@ -32,8 +32,8 @@ type Handler interface {
 
 // LinkStats are a link's counters, see Link.Stats.
 type LinkStats struct {
-	FramesIn, BytesIn   uint64 // frames and bytes received (bytes include headers)
-	FramesOut, BytesOut uint64 // frames queued (a coalesced Send adds none) and bytes written
+	FramesIn, BytesIn   uint64 // frames (pings and pongs included) and bytes received after the handshake
+	FramesOut, BytesOut uint64 // frames queued (a coalesced Send adds none; pings and pongs count) and bytes written
 	Reads, Writes       uint64 // read and write calls on the connection
 	Coalesced           uint64 // session ids added to the tail frame instead of a new frame
 	Queued              int    // bytes queued, not yet written
@@ -285,6 +285,7 @@ func (l *Link) sendCtl(kind Kind, payload []byte) {
 	l.tail = -1
 	l.out = appendFrame(l.out, kind, 0, payload)
 	l.queued += hdrLen + len(payload) + idLen
+	l.framesOut++
 	l.mu.Unlock()
 	if wasEmpty {
 		l.signal()

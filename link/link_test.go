@@ -118,9 +118,7 @@ func TestOrderUnderLoadManySenders(t *testing.T) {
 }
 
 func TestTailCoalescing(t *testing.T) {
-	c := cfg("p1", "proxy", nil)
-	c.Heartbeat, c.DeadAfter = 10*time.Second, 30*time.Second // no ping between the sends
-	tp := pair(t, 1, cfg("r1", "router", nil), c)
+	tp := pair(t, 1, quiet("r1", "router"), quiet("p1", "proxy"))
 	hold, release := holdWriter(t)
 	ll := tp.p.Pick(0)
 	hold(ll)
@@ -158,10 +156,9 @@ func TestTailCoalescing(t *testing.T) {
 }
 
 func TestNoCoalesce(t *testing.T) {
-	c := cfg("p1", "proxy", nil)
+	c := quiet("p1", "proxy")
 	c.NoCoalesce = true
-	c.Heartbeat, c.DeadAfter = 10*time.Second, 30*time.Second
-	tp := pair(t, 1, cfg("r1", "router", nil), c)
+	tp := pair(t, 1, quiet("r1", "router"), c)
 	hold, release := holdWriter(t)
 	ll := tp.p.Pick(0)
 	hold(ll)
@@ -178,9 +175,7 @@ func TestNoCoalesce(t *testing.T) {
 }
 
 func TestBatchingManyFramesFewWrites(t *testing.T) {
-	c := cfg("p1", "proxy", nil)
-	c.Heartbeat, c.DeadAfter = 10*time.Second, 30*time.Second
-	tp := pair(t, 1, cfg("r1", "router", nil), c)
+	tp := pair(t, 1, quiet("r1", "router"), quiet("p1", "proxy"))
 	hold, release := holdWriter(t)
 	ll := tp.p.Pick(0)
 	hold(ll)
@@ -236,9 +231,112 @@ func TestCloseFlushesAndTellsThePeer(t *testing.T) {
 	}
 }
 
+// quiet is cfg with heartbeats too rare to interleave with a test's frames.
+func quiet(node, role string) Config {
+	c := cfg(node, role, nil)
+	c.Heartbeat, c.DeadAfter = 10*time.Second, 30*time.Second
+	return c
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFanOutOrderWithCoalescing: goroutines fan events out to their sessions
+// concurrently; whether or not Sends merge, every session sees every event once, in
+// order.
+func TestFanOutOrderWithCoalescing(t *testing.T) {
+	const senders, events, fanout = 4, 2000, 50
+	tp := pair(t, 1, cfg("r1", "router", nil), cfg("p1", "proxy", nil))
+	var mu sync.Mutex
+	next := map[uint64]uint64{}
+	var bad error
+	deliveries := 0
+	deliver := func(s uint64, p []byte) {
+		g, e := binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])
+		if s/1000 != g && bad == nil {
+			bad = fmt.Errorf("session %d got sender %d's event", s, g)
+		}
+		if e != next[s] && bad == nil {
+			bad = fmt.Errorf("session %d: event %d, want %d", s, e, next[s])
+		}
+		next[s] = e + 1
+		deliveries++
+	}
+	tp.lr.onFrame = func(l *Link, f *Frame) {
+		mu.Lock()
+		defer mu.Unlock()
+		if f.Targets == nil {
+			deliver(f.Session, f.Payload)
+		}
+		for _, s := range f.Targets {
+			deliver(s, f.Payload)
+		}
+	}
+	l := tp.p.Pick(0)
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b []byte
+			for e := range events {
+				b = seqPayload(b, uint64(g+1), uint64(e))
+				for k := range fanout {
+					if err := l.Send(kEvent, uint64((g+1)*1000+k), b); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, "all deliveries", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return deliveries == senders*events*fanout
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != nil {
+		t.Fatal(bad)
+	}
+	st := l.Stats()
+	t.Logf("%d deliveries in %d frames (%d coalesced), %d writes", deliveries, st.FramesOut, st.Coalesced, st.Writes)
+	if st.Coalesced == 0 {
+		t.Fatal("nothing was coalesced")
+	}
+}
+
+func TestLargeFramesBetweenSmallOnes(t *testing.T) {
+	tp := pair(t, 1, cfg("r1", "router", nil), cfg("p1", "proxy", nil))
+	l := tp.p.Pick(0)
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for i := range 5 {
+		must(t, l.Send(kEvent, 1, []byte{byte(i)}))
+		big[0] = byte(i)
+		must(t, l.Send(kEvent, 2, big))
+	}
+	if err := l.Send(kEvent, 1, make([]byte, MaxPayload+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized payload: %v", err)
+	}
+	eventually(t, "frames", func() bool { return len(tp.lr.got()) == 10 })
+	for i, f := range tp.lr.got() {
+		switch {
+		case i%2 == 0 && (f.Session != 1 || len(f.Payload) != 1 || f.Payload[0] != byte(i/2)):
+			t.Fatalf("frame %d: small frame wrong", i)
+		case i%2 == 1:
+			big[0] = byte(i / 2)
+			if f.Session != 2 || string(f.Payload) != string(big) {
+				t.Fatalf("frame %d: large frame corrupted", i)
+			}
+		}
 	}
 }

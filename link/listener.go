@@ -81,7 +81,8 @@ func (l *Listener) Stats() EndpointStats {
 	}
 }
 
-// Close stops accepting, closes every link (OnLinkDown follows for each) and waits for
+// Close stops accepting, closes every link as Link.Close does (queued frames are flushed
+// for at most a second, the peer is told why; OnLinkDown follows for each) and waits for
 // their goroutines. Safe for concurrent use; idempotent.
 func (l *Listener) Close() error {
 	l.mu.Lock()
@@ -92,7 +93,7 @@ func (l *Listener) Close() error {
 	l.closed = true
 	err := l.ln.Close()
 	for lk := range l.links {
-		lk.shut(fmt.Errorf("%w: listener closed", ErrClosed), false)
+		lk.Close(fmt.Errorf("%w: listener closed", ErrClosed))
 	}
 	for c := range l.conns {
 		_ = c.Close()
