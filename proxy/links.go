@@ -257,14 +257,19 @@ func (ls *Links) OnLinkUp(l *link.Link) {
 
 // OnFrame implements link.Handler: the routers' answers and their messages for clients.
 func (ls *Links) OnFrame(l *link.Link, f *link.Frame) {
+	if f.Targets != nil {
+		// One payload for several sessions (typically an EVENT, also e.g. Close):
+		// one delivery per id, the same bytes to each connection.
+		one := *f
+		one.Targets = nil
+		for _, id := range f.Targets {
+			one.Session = id
+			ls.OnFrame(l, &one)
+		}
+		return
+	}
 	switch uint8(f.Kind) {
 	case wire.Msg:
-		if f.Targets != nil {
-			for _, id := range f.Targets {
-				ls.deliver(id, f.Payload)
-			}
-			return
-		}
 		ls.deliver(f.Session, f.Payload)
 	case wire.Opened:
 		if o, ok := ls.opening.LoadAndDelete(f.Session); ok {
