@@ -192,6 +192,15 @@ func cborUintAt(b []byte, i int, limit uint64) (uint64, int, bool) {
 	return arg, next, true
 }
 
+// cborIDAt reads an unsigned integer no larger than limit, or a float holding one (see
+// jsnum.go).
+func cborIDAt(b []byte, i int, limit uint64) (uint64, int, bool) {
+	if v, next, ok := cborUintAt(b, i, limit); ok {
+		return v, next, true
+	}
+	return cborFloatID(b, i, limit)
+}
+
 // cborContainer reads an array or map head: count n, or indef.
 func cborContainer(b []byte, i int, want byte) (n uint64, indef bool, next int, err error) {
 	major, info, arg, next, err := cborHead(b, i)
@@ -291,7 +300,7 @@ func (cborCodec) Decode(b []byte, m *Message) error {
 			}
 		default:
 			var v uint64
-			if v, i, ok = cborUintAt(b, i, idLimit(k)); !ok {
+			if v, i, ok = cborIDAt(b, i, idLimit(k)); !ok {
 				return cbFail(m, "element %d (%s): want an integer in [0, %d]", idx+1, k, idLimit(k))
 			}
 			setID(m, k, v)
@@ -351,7 +360,7 @@ func cborDict(b []byte, i int, m *Message, mask uint64) (int, error) {
 				return 0, cbFail(m, "option %s: bad value %q", keyName(bit), v)
 			}
 		case bit&idKeys != 0:
-			v, next, ok := cborUintAt(b, i, maxID)
+			v, next, ok := cborIDAt(b, i, maxID)
 			if !ok {
 				err = errCBORType
 			}

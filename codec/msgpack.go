@@ -30,6 +30,15 @@ func mpSkip(b []byte) (v, rest []byte, err error) {
 	return b[:n:n], rest, nil
 }
 
+// mpID reads an integer in [0, limit], or a float holding one (see jsnum.go).
+func mpID(b []byte, limit uint64) (uint64, []byte, bool) {
+	v, o, err := msgp.ReadUint64Bytes(b)
+	if err == nil {
+		return v, o, v <= limit
+	}
+	return mpFloatID(b, limit)
+}
+
 func (msgpackCodec) Decode(b []byte, m *Message) error {
 	*m = Message{}
 	n, o, err := msgp.ReadArrayHeaderBytes(b)
@@ -79,11 +88,11 @@ func (msgpackCodec) Decode(b []byte, m *Message) error {
 				return mpFailErr(m, "ArgumentsKw", err)
 			}
 		default:
-			var v uint64
-			v, o, err = msgp.ReadUint64Bytes(o)
-			if err != nil || v > idLimit(k) {
+			v, rest, ok := mpID(o, idLimit(k))
+			if !ok {
 				return mpFail(m, "element %d (%s): want an integer in [0, %d]", i+1, k, idLimit(k))
 			}
+			o = rest
 			setID(m, k, v)
 		}
 	}
@@ -115,7 +124,7 @@ func mpDict(b []byte, m *Message, mask uint64) ([]byte, error) {
 			return nil, mpFailErr(m, "Details/Options key", err)
 		}
 		bit := detailKey(key) & mask
-		if bit != 0 && msgp.IsNil(o) {
+		if bit != 0 && (msgp.IsNil(o) || mpUndefined(o)) {
 			bit = 0
 		}
 		switch {
@@ -131,11 +140,11 @@ func mpDict(b []byte, m *Message, mask uint64) ([]byte, error) {
 				return nil, mpFail(m, "option %s: bad value %q", keyName(bit), v)
 			}
 		case bit&idKeys != 0:
-			var v uint64
-			v, o, err = msgp.ReadUint64Bytes(o)
-			if err == nil && v > maxID {
-				err = errNumber
+			v, rest, ok := mpID(o, maxID)
+			if !ok {
+				return nil, mpFail(m, "option %s: want an integer in [0, %d]", keyName(bit), uint64(maxID))
 			}
+			o = rest
 			m.Details.setUint(bit, v)
 		case bit&rawKeys != 0:
 			start := o

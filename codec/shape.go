@@ -415,7 +415,7 @@ func checkRawKey(s Serializer, bit uint64, raw []byte) string {
 	ids := bit == KeyExclude || bit == KeyEligible
 	for _, it := range list {
 		if ids {
-			if id, ok := it.(uint64); !ok || id > maxID {
+			if _, ok := IDOf(it); !ok {
 				return "items must be session ids"
 			}
 		} else if _, ok := it.(string); !ok {

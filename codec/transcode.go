@@ -28,8 +28,9 @@ var (
 // becomes a MessagePack bin / CBOR byte string, and those become such JSON strings (so a
 // MessagePack/CBOR text string that itself starts with NUL reads back from JSON as
 // binary: the rule makes such strings ambiguous). CBOR
-// tags are dropped (their content is transcoded), CBOR undefined becomes null; MessagePack
-// extension types and dict keys that are not strings fail. Malformed input returns an error wrapping ErrInvalid and dst
+// tags are dropped (their content is transcoded), CBOR undefined and msgpackr's undefined
+// (MessagePack fixext 1 type 0 data 0) become null; other MessagePack extension types and
+// dict keys that are not strings fail. Malformed input returns an error wrapping ErrInvalid and dst
 // unchanged.
 //
 // Safe for concurrent use.
@@ -263,7 +264,10 @@ func tcMsgpack(dst []byte, to Serializer, b []byte, depth int) ([]byte, []byte, 
 		}
 		return dst, nil, errSyntax
 	default:
-		return dst, nil, errExt
+		if !mpUndefined(b) {
+			return dst, nil, errExt
+		}
+		dst, b = appendNil(dst, to), b[3:]
 	}
 	return dst, b, err
 }

@@ -16,8 +16,9 @@ import (
 // DecodeValue decodes raw, one value encoded with s, into Go values: nil, bool, uint64
 // (non-negative integers), int64 (negative integers), float64, string, []byte (MessagePack
 // bin, CBOR byte strings, JSON strings under the WAMP binary rule "\u0000"+base64), []any
-// and map[string]any. CBOR tags are dropped; CBOR undefined is nil. Errors wrap
-// ErrInvalid. Safe for concurrent use.
+// and map[string]any. CBOR tags are dropped; CBOR undefined and msgpackr's undefined
+// (MessagePack fixext 1 type 0 data 0) are nil. Errors wrap ErrInvalid. Safe for
+// concurrent use.
 func DecodeValue(s Serializer, raw Raw) (any, error) {
 	var v any
 	var err error
@@ -250,6 +251,9 @@ func mpValue(b []byte, depth int) (any, []byte, error) {
 			return nil, nil, errEOF
 		}
 		return nil, nil, errSyntax
+	}
+	if mpUndefined(b) {
+		return nil, b[3:], nil
 	}
 	return nil, nil, errExt
 }

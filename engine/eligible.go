@@ -64,7 +64,7 @@ func list(ser codec.Serializer, raw codec.Raw) []any {
 func ids(ser codec.Serializer, raw codec.Raw) []uint64 {
 	var out []uint64
 	for _, it := range list(ser, raw) {
-		if id, ok := it.(uint64); ok {
+		if id, ok := codec.IDOf(it); ok {
 			out = append(out, id)
 		}
 	}

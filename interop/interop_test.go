@@ -1,5 +1,6 @@
 // Package interop tests switchyard against WAMP clients we did not write: AutobahnJS
-// (npm autobahn 22.11.1 on Node) and AutobahnPython (Debian python3-autobahn, asyncio).
+// (npm autobahn 22.11.1 on Node), wampy.js (npm wampy 8.0.2 on Node, wampy_test.go) and
+// AutobahnPython (Debian python3-autobahn, asyncio).
 //
 // Each test starts a real node in-process on loopback ports, then runs the scenario
 // scripts in js/ and python/ against it: alone ("solo": callee/subscriber and
