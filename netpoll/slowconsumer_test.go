@@ -1,0 +1,102 @@
+package netpoll
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestSlowConsumerHealthyVsStalled: two conns get the same burst (1 MiB in 1 KiB
+// messages) with a 64 KiB soft limit. The one that reads at full speed gets all of it
+// and stays open; the one that stopped reading holds the burst in the kernel's send
+// buffer and is closed as a slow consumer after about WriteDeadline, long before its
+// ping timeout. Plain and TLS conns share the policy.
+func TestSlowConsumerHealthyVsStalled(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "tls"}[useTLS], func(t *testing.T) {
+			testHealthyVsStalled(t, useTLS)
+		})
+	}
+}
+
+func testHealthyVsStalled(t *testing.T, useTLS bool) {
+	const deadline = time.Second
+	h := newEchoHandler()
+	ln := Listener{Address: "127.0.0.1:0", Kind: KindRawSocket, PingInterval: time.Minute, PingTimeout: time.Minute}
+	var p *pki
+	if useTLS {
+		p = newPKI(t)
+		ln.TLS = p.server.ServerConfig(nil)
+	}
+	s := startServer(t, Config{OutboundLimit: 64 << 10, WriteDeadline: deadline, Listeners: []Listener{ln}}, h)
+	dial := func() *rsClient {
+		if useTLS {
+			return rsOver(t, dialTLS(t, s.Addr(0), p.ca.ClientConfig()))
+		}
+		return dialRS(t, s.Addr(0))
+	}
+	healthy, stalled := dial(), dial()
+	healthy.handshake(t, 15, 1)
+	hc := h.waitOpen(t)
+	stalled.handshake(t, 15, 1)
+	sc := h.waitOpen(t)
+
+	const n = 1024
+	msg := bytes.Repeat([]byte("e"), 1024)
+	got := make(chan error, 1)
+	go func() { // the healthy client reads at full speed
+		_ = healthy.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for i := range n {
+			if _, p, err := healthy.tryReadFrame(); err != nil || len(p) != len(msg) {
+				got <- fmt.Errorf("frame %d of %d (%d bytes): %w", i, n, len(p), err)
+				return
+			}
+		}
+		got <- nil
+	}()
+	for range n {
+		if err := hc.Send(msg); err != nil {
+			t.Fatalf("healthy Send: %v", err)
+		}
+		if err := sc.Send(msg); err != nil {
+			t.Fatalf("stalled Send during the burst: %v", err)
+		}
+	}
+	burstEnd := time.Now()
+	if err := <-got; err != nil {
+		t.Fatalf("healthy reader: %v", err)
+	}
+	select {
+	case err := <-h.closeCh:
+		took := time.Since(burstEnd)
+		if !errors.Is(err, ErrSlowConsumer) {
+			t.Fatalf("stalled conn closed with %v", err)
+		}
+		if took > deadline+time.Second {
+			t.Fatalf("stalled conn closed %v after the burst, write deadline %v", took, deadline)
+		}
+		t.Logf("stalled conn closed %v after the burst", took)
+	case <-time.After(deadline + 2*time.Second):
+		t.Fatalf("stalled conn still open %v after the burst (stats %+v)", deadline+2*time.Second, s.Stats())
+	}
+	h.mu.Lock()
+	_, healthyClosed := h.closed[hc]
+	_, stalledClosed := h.closed[sc]
+	h.mu.Unlock()
+	if healthyClosed || !stalledClosed {
+		t.Fatalf("closed: healthy %v, stalled %v", healthyClosed, stalledClosed)
+	}
+	// The healthy conn still works.
+	if err := hc.Send([]byte("after")); err != nil {
+		t.Fatalf("healthy Send after the burst: %v", err)
+	}
+	if _, p, err := healthy.tryReadFrame(); err != nil || string(p) != "after" {
+		t.Fatalf("healthy read after the burst: %q %v", p, err)
+	}
+	if st := s.Stats(); st.SlowConsumerClosed != 1 || st.Open != 1 || st.OverOutboundLimit != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	_ = stalled // never reads
+}
