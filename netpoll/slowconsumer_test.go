@@ -100,3 +100,36 @@ func testHealthyVsStalled(t *testing.T, useTLS bool) {
 	}
 	_ = stalled // never reads
 }
+
+// TestSlowConsumerHiddenInKernel: a conn that stopped reading gets 1 MiB at a pace the
+// loop keeps up with, so neither the Send queue nor gnet's buffer ever holds much: the
+// backlog sits in the kernel's send buffer (autotuned to MBs). The policy must still
+// see it and close the conn after about WriteDeadline, not at the ping timeout.
+func TestSlowConsumerHiddenInKernel(t *testing.T) {
+	const deadline = 500 * time.Millisecond
+	h := newEchoHandler()
+	ln := Listener{Address: "127.0.0.1:0", Kind: KindRawSocket, PingInterval: time.Minute, PingTimeout: time.Minute}
+	s := startServer(t, Config{OutboundLimit: 64 << 10, WriteDeadline: deadline, Listeners: []Listener{ln}}, h)
+	c := dialRS(t, s.Addr(0))
+	c.handshake(t, 15, 1)
+	sc := h.waitOpen(t)
+	msg := bytes.Repeat([]byte("k"), 1024)
+	for i := range 1024 {
+		if err := sc.Send(msg); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+		if i%16 == 15 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	sent := time.Now()
+	select {
+	case err := <-h.closeCh:
+		if !errors.Is(err, ErrSlowConsumer) {
+			t.Fatalf("closed with %v", err)
+		}
+		t.Logf("closed %v after the last Send", time.Since(sent))
+	case <-time.After(deadline + time.Second):
+		t.Fatalf("stalled conn still open %v after the last Send (stats %+v)", deadline+time.Second, s.Stats())
+	}
+}
