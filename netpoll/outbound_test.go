@@ -271,6 +271,7 @@ func BenchmarkConnSendParallel(b *testing.B) {
 	{
 		c := benchConn(b, transportRawSocket, false)
 		c.srv.cfg.OutboundLimit = 1 << 40 // measure Send, not the slow-consumer policy
+		c.srv.cfg.OutboundHardLimit = 1 << 40
 		msg := bytes.Repeat([]byte("m"), 100)
 		warmUp(b, c, msg)
 		stop := make(chan struct{})
