@@ -82,7 +82,7 @@ type Conn struct {
 	q      atomic.Pointer[outNode]
 	queued atomic.Int64 // bytes in q
 	// overSince: when the backlog was first seen over OutboundLimit, without a break
-	// since (unix nanos, coarse clock); 0 = under. Set by the loop, read by the ticker.
+	// since (unix nanos); 0 = under. Set by the loop, read by the ticker.
 	overSince atomic.Int64
 	// inTraffic is true while the loop is inside OnTraffic before its final drain: a
 	// Send that sees it needs no Wake (the loop drains after it anyway).
