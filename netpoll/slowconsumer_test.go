@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 )
@@ -131,5 +132,56 @@ func TestSlowConsumerHiddenInKernel(t *testing.T) {
 		t.Logf("closed %v after the last Send", time.Since(sent))
 	case <-time.After(deadline + time.Second):
 		t.Fatalf("stalled conn still open %v after the last Send (stats %+v)", deadline+time.Second, s.Stats())
+	}
+}
+
+// TestSlowConsumerBurstsApart: a reader that takes each of two 512 KiB bursts, the
+// second one only after a pause, is over the soft limit twice but never for
+// WriteDeadline without a break (it caught up between the bursts), and stays open
+// although the second burst is still unread a deadline after the first one.
+func TestSlowConsumerBurstsApart(t *testing.T) {
+	const deadline = time.Second
+	h := newEchoHandler()
+	ln := Listener{Address: "127.0.0.1:0", Kind: KindRawSocket, PingInterval: time.Minute, PingTimeout: time.Minute}
+	s := startServer(t, Config{OutboundLimit: 64 << 10, WriteDeadline: deadline, Listeners: []Listener{ln}}, h)
+	c := dialRS(t, s.Addr(0))
+	// A fixed receive buffer: autotuned, it would grow while the first burst is read
+	// and take in the whole second one.
+	if err := c.conn.(*net.TCPConn).SetReadBuffer(32 << 10); err != nil {
+		t.Fatal(err)
+	}
+	c.handshake(t, 15, 1)
+	sc := h.waitOpen(t)
+	msg := bytes.Repeat([]byte("b"), 1024)
+	const n = 512
+	burst := func() {
+		for i := range n {
+			if err := sc.Send(msg); err != nil {
+				t.Fatalf("Send %d: %v", i, err)
+			}
+		}
+	}
+	read := func() {
+		for i := range n {
+			if _, p, err := c.tryReadFrame(); err != nil || len(p) != len(msg) {
+				t.Fatalf("frame %d: %d bytes, %v", i, len(p), err)
+			}
+		}
+	}
+	start := time.Now()
+	burst() // over the soft limit until read
+	read()
+	time.Sleep(time.Until(start.Add(deadline * 6 / 10)))
+	burst()                                               // over again, 0.6 deadline after the first mark
+	time.Sleep(time.Until(start.Add(deadline * 12 / 10))) // the first mark is a deadline old
+	read()
+	if err := sc.Send([]byte("after")); err != nil {
+		t.Fatalf("Send after the bursts: %v", err)
+	}
+	if _, p, err := c.tryReadFrame(); err != nil || string(p) != "after" {
+		t.Fatalf("read after the bursts: %q %v", p, err)
+	}
+	if st := s.Stats(); st.SlowConsumerClosed != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
