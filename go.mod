@@ -10,6 +10,7 @@ require (
 	github.com/pkg/profile v1.7.0
 	github.com/puzpuzpuz/xsync/v3 v3.5.1
 	github.com/tinylib/msgp v1.6.5
+	golang.org/x/sys v0.30.0
 	sigs.k8s.io/yaml v1.6.0
 )
 
@@ -24,6 +25,5 @@ require (
 	go.uber.org/zap v1.27.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/sync v0.11.0 // indirect
-	golang.org/x/sys v0.30.0 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 )

@@ -43,11 +43,13 @@ type Config struct {
 
 // Node holds the process-wide settings. Plain data; see Config for concurrency.
 type Node struct {
-	LogLevel      string   `json:"log_level" default:"info" env:"SWITCHYARD_LOG_LEVEL" enum:"debug,info,warn,error" doc:"Log level."`
-	Loops         int      `json:"loops" default:"0" env:"SWITCHYARD_LOOPS" doc:"Event loops; 0 = one per CPU."`
-	OutboundLimit int      `json:"outbound_limit" default:"4194304" env:"SWITCHYARD_OUTBOUND_LIMIT" doc:"Bytes queued to one connection before it counts as a slow consumer and is disconnected (a log line and a counter)."`
-	ShutdownGrace Duration `json:"shutdown_grace" default:"2s" env:"SWITCHYARD_SHUTDOWN_GRACE" doc:"On SIGINT/SIGTERM, time to flush GOODBYE to every session before closing."`
-	Admin         string   `json:"admin" default:"" env:"SWITCHYARD_ADMIN" doc:"Internal admin listener (/debug/pprof, /debug/stats), e.g. 127.0.0.1:9090; empty disables. Never the public port."`
+	LogLevel          string   `json:"log_level" default:"info" env:"SWITCHYARD_LOG_LEVEL" enum:"debug,info,warn,error" doc:"Log level."`
+	Loops             int      `json:"loops" default:"0" env:"SWITCHYARD_LOOPS" doc:"Event loops; 0 = one per CPU."`
+	OutboundLimit     int      `json:"outbound_limit" default:"4194304" env:"SWITCHYARD_OUTBOUND_LIMIT" doc:"Soft limit of the slow-consumer policy: a connection whose backlog (bytes queued, buffered for the socket, and not yet sent by the kernel) stays over this for write_deadline is disconnected (a log line and a counter). A burst may go over it."`
+	OutboundHardLimit int      `json:"outbound_hard_limit" default:"0" env:"SWITCHYARD_OUTBOUND_HARD_LIMIT" doc:"A connection whose backlog goes over this many bytes is disconnected at once as a slow consumer; bounds the memory one connection can pin. 0 = the larger of 32 MiB and twice outbound_limit."`
+	WriteDeadline     Duration `json:"write_deadline" default:"5s" env:"SWITCHYARD_WRITE_DEADLINE" doc:"How long a connection's backlog may stay over outbound_limit before it is disconnected as a slow consumer."`
+	ShutdownGrace     Duration `json:"shutdown_grace" default:"2s" env:"SWITCHYARD_SHUTDOWN_GRACE" doc:"On SIGINT/SIGTERM, time to flush GOODBYE to every session before closing."`
+	Admin             string   `json:"admin" default:"" env:"SWITCHYARD_ADMIN" doc:"Internal admin listener (/debug/pprof, /debug/stats), e.g. 127.0.0.1:9090; empty disables. Never the public port."`
 }
 
 // Listener kinds (Listener.Kind).

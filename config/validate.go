@@ -166,6 +166,12 @@ func (v *validator) node(n *Node) {
 	if n.OutboundLimit <= 0 {
 		v.add("node.outbound_limit", "must be a positive number of bytes, got %d", n.OutboundLimit)
 	}
+	if n.OutboundHardLimit < 0 || (n.OutboundHardLimit > 0 && n.OutboundHardLimit < n.OutboundLimit) {
+		v.add("node.outbound_hard_limit", "must be 0 (automatic) or at least outbound_limit (%d), got %d", n.OutboundLimit, n.OutboundHardLimit)
+	}
+	if n.WriteDeadline <= 0 {
+		v.add("node.write_deadline", "must be positive, got %s", n.WriteDeadline)
+	}
 	if n.ShutdownGrace < 0 {
 		v.add("node.shutdown_grace", "must not be negative, got %s", n.ShutdownGrace)
 	}

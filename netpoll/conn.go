@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -80,6 +81,9 @@ type Conn struct {
 	// Outbound queue: Treiber stack of framed messages, drained by the loop.
 	q      atomic.Pointer[outNode]
 	queued atomic.Int64 // bytes in q
+	// overSince: when the backlog was first seen over OutboundLimit, without a break
+	// since (unix nanos); 0 = under. Set by the loop, read by the ticker.
+	overSince atomic.Int64
 	// inTraffic is true while the loop is inside OnTraffic before its final drain: a
 	// Send that sees it needs no Wake (the loop drains after it anyway).
 	inTraffic atomic.Bool
@@ -113,6 +117,8 @@ type Conn struct {
 	fragOp     byte
 	frag       []byte // WebSocket fragmented message being reassembled (nil when none)
 	fragActive bool
+	kernHint   int64 // upper bound on the kernel's unsent bytes (slowconsumer.go)
+	kernOff    bool  // the kernel cannot tell this socket's unsent bytes
 }
 
 type ctxBox struct{ v any }
@@ -202,6 +208,9 @@ func (c *Conn) onTraffic() gnet.Action {
 	// Load the state before draining: a Send that happened before Close() is then
 	// guaranteed to be in the queue this drain takes.
 	closing := c.phase == phaseDone || c.state.Load() != stActive
+	if !closing {
+		c.resetIfUnder()
+	}
 	c.drain()
 	if c.closedLoop {
 		return gnet.None
@@ -209,8 +218,7 @@ func (c *Conn) onTraffic() gnet.Action {
 	if closing {
 		return c.finishClose()
 	}
-	if c.gc.OutboundBuffered() > s.cfg.OutboundLimit {
-		c.slowConsumer(int64(c.gc.OutboundBuffered()))
+	if c.checkBacklog() {
 		return gnet.Close
 	}
 	return gnet.None
@@ -334,6 +342,7 @@ func (c *Conn) write() {
 		return
 	}
 	ls.bytesOut.Add(uint64(len(ls.wbuf)))
+	c.kernHint += int64(len(ls.wbuf))
 	_, _ = c.gc.Write(ls.wbuf) // on error gnet closes the conn (onClosed runs inside)
 	if cap(ls.wbuf) > maxKeptBuf {
 		ls.wbuf = nil
@@ -342,8 +351,9 @@ func (c *Conn) write() {
 	}
 }
 
-// slowConsumer applies the slow-consumer policy once: mark, log, count, close.
-func (c *Conn) slowConsumer(queued int64) {
+// slowConsumer applies the slow-consumer policy once: mark, log, count, close. backlog
+// is the conn's backlog in bytes, reason the limit it broke (slowconsumer.go).
+func (c *Conn) slowConsumer(backlog int64, reason string) {
 	for {
 		st := c.state.Load()
 		if st == stSlow || st == stClosed {
@@ -355,8 +365,13 @@ func (c *Conn) slowConsumer(queued int64) {
 	}
 	s := c.srv
 	s.slowClosed.Add(1)
+	var over time.Duration
+	if since := c.overSince.Load(); since != 0 {
+		over = time.Duration(time.Now().UnixNano() - since)
+	}
 	s.log.Warn("netpoll: slow consumer, closing", "remote", c.remote.String(),
-		"transport", c.transport, "queued_bytes", queued, "limit", s.cfg.OutboundLimit)
+		"transport", c.transport, "reason", reason, "backlog_bytes", backlog, "over_limit_for", over,
+		"limit", s.cfg.OutboundLimit, "hard_limit", s.cfg.OutboundHardLimit, "write_deadline", s.cfg.WriteDeadline)
 	if !s.stopped.Load() {
 		_ = c.gc.Close()
 	}
@@ -379,6 +394,7 @@ func (c *Conn) onClosed(err error) {
 	s := c.srv
 	s.conns.Delete(c)
 	s.flushing.Delete(c)
+	s.overLimit.Delete(c)
 	// Recycle what is still queued (Sends racing with this are dropped: the conn is gone).
 	for n := c.q.Swap(nil); n != nil; {
 		next := n.next

@@ -17,7 +17,8 @@ func (s *Server) tickLoop() {
 }
 
 // onTick runs on the ticker goroutine (not on an event loop): it refreshes the coarse
-// clock, wakes closing conns that wait for their socket backlog to drain, and every
+// clock, wakes closing conns that wait for their socket backlog to drain, has conns
+// over the soft outbound limit for WriteDeadline measured again, and every
 // sweepEvery walks all conns for keepalive and handshake timeouts. Everything it
 // touches on a Conn is atomic or goes through the concurrency-safe connIO calls.
 func (s *Server) onTick() {
@@ -27,6 +28,7 @@ func (s *Server) onTick() {
 		c.wake()
 		return true
 	})
+	s.checkOverLimit(now)
 	if now-s.lastSweep >= int64(s.sweepEvery) {
 		s.lastSweep = now
 		s.sweep(now)

@@ -45,7 +45,8 @@ func putNode(n *outNode) {
 //
 // It returns ErrClosed if the conn is closing or closed (also when msg exceeds a
 // RawSocket client's announced maximum length: that is logged and the conn closed), and
-// ErrSlowConsumer if the queue went over Config.OutboundLimit (the conn is then closed).
+// ErrSlowConsumer if the queue went over Config.OutboundHardLimit or the conn was
+// closed by the slow-consumer policy (see slowconsumer.go).
 func (c *Conn) Send(msg []byte) error {
 	if st := c.state.Load(); st != stActive {
 		return stateErr(st)
@@ -89,14 +90,15 @@ func stateErr(st int32) error {
 	return ErrClosed
 }
 
-// enqueue pushes a framed node, enforcing OutboundLimit, and wakes the loop when the
-// queue was empty (lock-free; safe from any goroutine).
+// enqueue pushes a framed node, enforcing OutboundHardLimit (the soft limit is the
+// loop's business: a burst may go over it), and wakes the loop when the queue was
+// empty (lock-free; safe from any goroutine).
 func (c *Conn) enqueue(n *outNode) error {
 	size := int64(len(n.buf))
-	if q := c.queued.Add(size); q > int64(c.srv.cfg.OutboundLimit) {
+	if q := c.queued.Add(size); q > int64(c.srv.cfg.OutboundHardLimit) {
 		c.queued.Add(-size)
 		putNode(n)
-		c.slowConsumer(q)
+		c.slowConsumer(q, "hard_limit")
 		return ErrSlowConsumer
 	}
 	for {
@@ -142,6 +144,7 @@ func (c *Conn) drain() {
 				return
 			}
 			ls.bytesOut.Add(uint64(len(n.buf)))
+			c.kernHint += int64(len(n.buf))
 			_, _ = c.gc.Write(n.buf)
 		} else {
 			ls.wbuf = append(ls.wbuf, n.buf...)

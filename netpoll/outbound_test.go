@@ -18,11 +18,13 @@ import (
 )
 
 func TestSlowConsumer(t *testing.T) {
-	// burst: the Send queue itself goes over the limit before the loop can drain it.
-	// paced: the loop keeps draining, so the backlog builds up in the socket and in
-	// gnet's outbound buffer until that goes over the limit.
+	// hard: a flood from another goroutine; the backlog passes the hard limit long
+	// before the write deadline, and the conn is closed at once.
+	// deadline: a paced flood that stays under the hard limit; the backlog (kernel,
+	// gnet's buffer) stays over the soft limit, and the conn is closed once it has been
+	// over it for WriteDeadline.
 	for _, paced := range []bool{false, true} {
-		t.Run(map[bool]string{false: "burst", true: "paced"}[paced], func(t *testing.T) {
+		t.Run(map[bool]string{false: "hard", true: "deadline"}[paced], func(t *testing.T) {
 			testSlowConsumer(t, paced)
 		})
 	}
@@ -30,11 +32,16 @@ func TestSlowConsumer(t *testing.T) {
 
 func testSlowConsumer(t *testing.T, paced bool) {
 	h := newEchoHandler()
-	const limit = 256 << 10
+	cfg := Config{OutboundLimit: 256 << 10, OutboundHardLimit: 2 << 20, WriteDeadline: time.Minute}
+	if paced {
+		cfg.OutboundHardLimit, cfg.WriteDeadline = 64<<20, 300*time.Millisecond
+	}
 	done := make(chan error, 1)
 	var sent atomic.Int64
+	var started atomic.Int64
 	h.onMsg = func(c *Conn, msg []byte) bool {
 		go func() { // flood from another goroutine until the policy fires
+			started.Store(time.Now().UnixNano())
 			payload := bytes.Repeat([]byte("z"), 1024)
 			for i := 1; ; i++ {
 				if err := c.Send(payload); err != nil {
@@ -43,13 +50,13 @@ func testSlowConsumer(t *testing.T, paced bool) {
 				}
 				sent.Add(1)
 				if paced && i%32 == 0 {
-					time.Sleep(100 * time.Microsecond)
+					time.Sleep(time.Millisecond)
 				}
 			}
 		}()
 		return true
 	}
-	s := startServer(t, Config{OutboundLimit: limit}, h)
+	s := startServer(t, cfg, h)
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -64,13 +71,14 @@ func testSlowConsumer(t *testing.T, paced bool) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("slow consumer never detected")
 	}
+	took := time.Duration(time.Now().UnixNano() - started.Load())
 	if !errors.Is(err, ErrSlowConsumer) {
 		t.Fatalf("Send error %v", err)
 	}
 	if cerr := h.waitClose(t); !errors.Is(cerr, ErrSlowConsumer) {
 		t.Fatalf("OnClose err %v", cerr)
 	}
-	if st := s.Stats(); st.SlowConsumerClosed != 1 || st.Open != 0 {
+	if st := s.Stats(); st.SlowConsumerClosed != 1 || st.Open != 0 || st.OverOutboundLimit != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	var after runtime.MemStats
@@ -78,7 +86,13 @@ func testSlowConsumer(t *testing.T, paced bool) {
 	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 32<<20 {
 		t.Fatalf("heap grew by %d bytes (sent %d KiB)", grown, sent.Load())
 	}
-	t.Logf("sent %d KiB before the policy fired", sent.Load())
+	if paced && (took < cfg.WriteDeadline || sent.Load()<<10 >= int64(cfg.OutboundHardLimit)) {
+		t.Fatalf("closed after %v and %d KiB: not by the write deadline", took, sent.Load())
+	}
+	if !paced && took >= time.Second {
+		t.Fatalf("closed after %v: not at once by the hard limit", took)
+	}
+	t.Logf("sent %d KiB in %v before the policy fired", sent.Load(), took)
 }
 
 func TestConcurrentSendOrdering(t *testing.T) {
@@ -257,6 +271,7 @@ func BenchmarkConnSendParallel(b *testing.B) {
 	{
 		c := benchConn(b, transportRawSocket, false)
 		c.srv.cfg.OutboundLimit = 1 << 40 // measure Send, not the slow-consumer policy
+		c.srv.cfg.OutboundHardLimit = 1 << 40
 		msg := bytes.Repeat([]byte("m"), 100)
 		warmUp(b, c, msg)
 		stop := make(chan struct{})

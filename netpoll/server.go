@@ -69,11 +69,17 @@ type Config struct {
 	// Listeners are the sockets to serve; at least one. Each has its own kind,
 	// optional TLS, serializers, message size limit, keepalive and cookie settings.
 	Listeners []Listener
-	// OutboundLimit is the number of bytes that may be queued per conn before the
-	// slow-consumer policy (log, count, disconnect) fires; default 4 MiB. It bounds the
-	// Send queue and, separately, the socket backlog held by gnet (or by the TLS
-	// writer), so the memory held for one conn stays below about 2*OutboundLimit.
+	// OutboundLimit is the soft limit of the slow-consumer policy (slowconsumer.go):
+	// a conn whose backlog (Send queue, gnet's or the TLS writer's buffer, the kernel's
+	// unsent bytes) stays over it for WriteDeadline is logged, counted and closed. A
+	// burst may go over it. Default 4 MiB.
 	OutboundLimit int
+	// OutboundHardLimit: a conn whose backlog goes over it is closed at once, which
+	// bounds the memory one conn can pin (about twice this). Default the larger of
+	// 32 MiB and 2*OutboundLimit; must not be below OutboundLimit.
+	OutboundHardLimit int
+	// WriteDeadline is how long a conn's backlog may stay over OutboundLimit; default 5s.
+	WriteDeadline time.Duration
 	// Loops is the number of gnet event loops; default runtime.GOMAXPROCS(0).
 	Loops int
 	// StatusPage returns the body (text/html) served at "/" of universal listeners
@@ -89,6 +95,7 @@ type Stats struct {
 	Accepted           uint64 // connections accepted on any listener (TLS: before the handshake)
 	Open               int64  // connections currently open (got OnOpen, not yet OnClose)
 	SlowConsumerClosed uint64 // connections closed by the slow-consumer policy
+	OverOutboundLimit  int64  // connections whose backlog is over OutboundLimit now (closed if it lasts)
 	ProtocolErrors     uint64 // bad handshakes (TLS included) and bad frames (each closed the conn)
 	BytesIn            uint64 // bytes consumed from sockets
 	BytesOut           uint64 // bytes handed to sockets
@@ -101,7 +108,7 @@ var (
 	// ErrClosed is returned by Send on a conn that is closing or closed.
 	ErrClosed = errors.New("netpoll: connection closed")
 	// ErrSlowConsumer is returned by Send once the conn has been closed by the
-	// slow-consumer policy (its outbound queue went over Config.OutboundLimit).
+	// slow-consumer policy (see Config.OutboundLimit).
 	ErrSlowConsumer = errors.New("netpoll: slow consumer, connection closed")
 )
 
@@ -128,6 +135,7 @@ type Server struct {
 
 	conns       *xsync.MapOf[*Conn, struct{}] // every live conn (pre-open too)
 	flushing    *xsync.MapOf[*Conn, int64]    // closing conns waiting for their socket backlog to drain: deadline
+	overLimit   *xsync.MapOf[*Conn, struct{}] // conns over the soft outbound limit (slowconsumer.go)
 	loops       *xsync.MapOf[gnet.EventLoop, *loopState]
 	tlsStates   *xsync.MapOf[*loopState, struct{}] // one per live TLS conn
 	handshaking *xsync.MapOf[net.Conn, struct{}]   // TLS conns in their TLS handshake
@@ -164,8 +172,8 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if len(cfg.Listeners) == 0 {
 		return nil, errNoListener
 	}
-	if cfg.OutboundLimit <= 0 {
-		cfg.OutboundLimit = 4 << 20
+	if err := applyOutboundDefaults(&cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
@@ -182,6 +190,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 		tickDone:    make(chan struct{}),
 		conns:       xsync.NewMapOf[*Conn, struct{}](),
 		flushing:    xsync.NewMapOf[*Conn, int64](),
+		overLimit:   xsync.NewMapOf[*Conn, struct{}](),
 		loops:       xsync.NewMapOf[gnet.EventLoop, *loopState](),
 		tlsStates:   xsync.NewMapOf[*loopState, struct{}](),
 		handshaking: xsync.NewMapOf[net.Conn, struct{}](),
@@ -433,6 +442,7 @@ func (s *Server) Stats() Stats {
 		Accepted:           s.accepted.Load(),
 		Open:               s.open.Load(),
 		SlowConsumerClosed: s.slowClosed.Load(),
+		OverOutboundLimit:  int64(s.overLimit.Size()),
 		ProtocolErrors:     s.protoErrs.Load(),
 	}
 	add := func(l *loopState) {

@@ -449,7 +449,7 @@ func TestTLSStopClosesCleanly(t *testing.T) {
 func TestTLSSlowConsumer(t *testing.T) {
 	p := newPKI(t)
 	h := newEchoHandler()
-	s := startServer(t, Config{OutboundLimit: 256 << 10, Listeners: []Listener{
+	s := startServer(t, Config{OutboundLimit: 256 << 10, WriteDeadline: 300 * time.Millisecond, Listeners: []Listener{
 		{Address: "127.0.0.1:0", Kind: KindRawSocket, TLS: p.server.ServerConfig(nil)},
 	}}, h)
 	rs := rsOver(t, dialTLS(t, s.Addr(0), p.ca.ClientConfig()))

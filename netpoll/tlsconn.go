@@ -362,3 +362,15 @@ func (t *tlsConn) Close() error {
 	t.closeSocket(false)
 	return nil
 }
+
+// checkBacklog applies the slow-consumer policy from the ticker: the writer may be
+// blocked on the socket for as long as the peer does not read, so the deadline cannot
+// wait for it to run the protocol code. Safe from any goroutine.
+func (t *tlsConn) checkBacklog() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() || t.c.closedLoop {
+		return
+	}
+	t.c.checkBacklog()
+}

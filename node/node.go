@@ -22,12 +22,14 @@ import (
 type Config struct {
 	// Listeners are the sockets the node serves, in order; empty: the default universal
 	// listener on :8080 and RawSocket listener on :8081.
-	Listeners     []Listener
-	Realms        []string // realms served (anonymous)
-	OutboundLimit int      // bytes queued per connection before a slow consumer is closed
-	Loops         int      // event loops; 0 = one per CPU
-	StatusPage    func(*Node) []byte
-	Logger        *slog.Logger
+	Listeners         []Listener
+	Realms            []string      // realms served (anonymous)
+	OutboundLimit     int           // slow-consumer soft limit (netpoll.Config.OutboundLimit)
+	OutboundHardLimit int           // netpoll.Config.OutboundHardLimit; 0 = its default
+	WriteDeadline     time.Duration // netpoll.Config.WriteDeadline; 0 = its default
+	Loops             int           // event loops; 0 = one per CPU
+	StatusPage        func(*Node) []byte
+	Logger            *slog.Logger
 	// Auth says who may join each realm; a realm without an entry is anonymous-only.
 	Auth map[string]*proxy.RealmAuth
 	// Roles are each realm's authroles and their permissions; a realm without an entry
@@ -79,7 +81,10 @@ func (c *Config) Defaults() {
 		c.Realms = []string{"realm1"}
 	}
 	if c.OutboundLimit == 0 {
-		c.OutboundLimit = 4 << 20
+		c.OutboundLimit = netpoll.DefaultOutboundLimit
+	}
+	if c.WriteDeadline == 0 {
+		c.WriteDeadline = netpoll.DefaultWriteDeadline
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -140,11 +145,13 @@ func Start(cfg Config) (*Node, error) {
 		return n, nil
 	}
 	srv, err := netpoll.NewServer(netpoll.Config{
-		Listeners:     lns,
-		OutboundLimit: cfg.OutboundLimit,
-		Loops:         cfg.Loops,
-		Logger:        cfg.Logger,
-		StatusPage:    page,
+		Listeners:         lns,
+		OutboundLimit:     cfg.OutboundLimit,
+		OutboundHardLimit: cfg.OutboundHardLimit,
+		WriteDeadline:     cfg.WriteDeadline,
+		Loops:             cfg.Loops,
+		Logger:            cfg.Logger,
+		StatusPage:        page,
 	}, n.front)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)

@@ -51,6 +51,10 @@ func applyStartFlags(cfg *config.Config, fs *flag.FlagSet, f *startFlags) {
 			}
 		case "outbound-limit":
 			cfg.Node.OutboundLimit = f.outboundLimit
+		case "outbound-hard-limit":
+			cfg.Node.OutboundHardLimit = f.outboundHardLimit
+		case "write-deadline":
+			cfg.Node.WriteDeadline = config.Duration(f.writeDeadline)
 		case "loops":
 			cfg.Node.Loops = f.loops
 		case "log-level":
@@ -241,6 +245,8 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		nc.Store[r.Name] = st
 	}
 	nc.OutboundLimit = cfg.Node.OutboundLimit
+	nc.OutboundHardLimit = cfg.Node.OutboundHardLimit
+	nc.WriteDeadline = time.Duration(cfg.Node.WriteDeadline)
 	nc.Loops = cfg.Node.Loops
 	if len(problems) > 0 {
 		return nc, fmt.Errorf("%w:\n  %s", errCannotRun, strings.Join(problems, "\n  "))

@@ -30,6 +30,8 @@ type startFlags struct {
 	listen, rawsocket, wsPath string
 	realms                    stringList
 	maxMsg, outboundLimit     int
+	outboundHardLimit         int
+	writeDeadline             time.Duration
 	pingInterval, pingTimeout time.Duration
 	loops                     int
 	logLevel                  string
@@ -47,7 +49,9 @@ func runStart(args []string) error {
 	fs.StringVar(&f.wsPath, "ws-path", "/ws", "WebSocket path on the universal listener")
 	fs.Var(&f.realms, "realm", "realm to serve (repeatable; default realm1)")
 	fs.IntVar(&f.maxMsg, "max-message-size", 1<<20, "largest inbound message in bytes")
-	fs.IntVar(&f.outboundLimit, "outbound-limit", 4<<20, "bytes queued per connection before a slow consumer is disconnected")
+	fs.IntVar(&f.outboundLimit, "outbound-limit", 4<<20, "soft limit: a connection whose backlog stays over this many bytes for --write-deadline is disconnected as a slow consumer")
+	fs.IntVar(&f.outboundHardLimit, "outbound-hard-limit", 0, "a connection whose backlog goes over this many bytes is disconnected at once (0: the larger of 32 MiB and twice --outbound-limit)")
+	fs.DurationVar(&f.writeDeadline, "write-deadline", 5*time.Second, "how long a connection's backlog may stay over --outbound-limit")
 	fs.DurationVar(&f.pingInterval, "ping-interval", 10*time.Second, "WebSocket ping after this much idle time")
 	fs.DurationVar(&f.pingTimeout, "ping-timeout", 5*time.Second, "close a connection whose ping is not answered within this")
 	fs.IntVar(&f.loops, "loops", 0, "event loops (default: one per CPU)")
