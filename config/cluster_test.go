@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -287,5 +288,63 @@ func TestClusterInitFiles(t *testing.T) {
 		if err != nil || c.Cluster.Secret != testSecret || len(c.Validate()) != 0 {
 			t.Errorf("%s with the secret in the environment: %v", f.Name, err)
 		}
+	}
+}
+
+func TestCompareClusterFiles(t *testing.T) {
+	load := func() ([]string, []*Config) {
+		var names []string
+		var cfgs []*Config
+		for _, f := range ClusterInitFiles(testSecret) {
+			c, err := Parse(f.Data, ParseOptions{Getenv: noEnv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			names, cfgs = append(names, f.Name), append(cfgs, c)
+		}
+		return names, cfgs
+	}
+	names, cfgs := load()
+	if p := CompareClusterFiles(names, cfgs); len(p) != 0 {
+		t.Fatalf("init --cluster files disagree: %v", p)
+	}
+	// Router order does not matter.
+	slices.Reverse(cfgs[3].Cluster.Routers)
+	if p := CompareClusterFiles(names, cfgs); len(p) != 0 {
+		t.Fatalf("reordered routers: %v", p)
+	}
+	for _, tc := range []struct {
+		name      string
+		mut       func(c []*Config)
+		path, msg string
+	}{
+		{"node names", func(c []*Config) { c[4].Cluster.Node = "router2" }, "cluster.node", `router2.yaml and router3.yaml both name this node "router2"`},
+		{"secret", func(c []*Config) { c[1].Cluster.Secret = strings.Repeat("x", 32) }, "cluster.secret", "proxy2.yaml's differs from proxy1.yaml's"},
+		{"slots", func(c []*Config) { c[2].Cluster.Slots = 4096 }, "cluster.slots", "4096 in router1.yaml, 16384 in proxy1.yaml"},
+		{"links per peer", func(c []*Config) { c[2].Cluster.LinksPerPeer = 3 }, "cluster.links_per_peer", "3 in router1.yaml"},
+		{"tls", func(c []*Config) { c[2].Cluster.TLS = &LinkTLS{} }, "cluster.tls", "set in only one of router1.yaml and proxy1.yaml"},
+		{"router link", func(c []*Config) { c[3].Cluster.Routers[0].Link = "127.0.0.1:9999" }, "cluster.routers", "router2.yaml lists"},
+		{"router missing", func(c []*Config) { c[1].Cluster.Routers = c[1].Cluster.Routers[:2] }, "cluster.routers", "proxy2.yaml lists [router1=127.0.0.1:9201 router2=127.0.0.1:9202]"},
+		{"role spread", func(c []*Config) { c[3].Realms[0].Roles[0].Spread = 2 }, "realms[0].roles[0].spread", `realm realm1, authrole "anonymous": spread 2 in router2.yaml, 3 in proxy1.yaml`},
+		{"realm spread", func(c []*Config) { c[1].Realms[0].Spread = 2 }, "realms[0].spread", `authrole "": spread 2 in proxy2.yaml, 1 in proxy1.yaml`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			names, cfgs := load()
+			tc.mut(cfgs)
+			var got []string
+			found := false
+			for _, p := range CompareClusterFiles(names, cfgs) {
+				got = append(got, p.String())
+				found = found || p.Path == tc.path && strings.Contains(p.Message, tc.msg)
+			}
+			if !found {
+				t.Errorf("want %s: ...%s...; got %q", tc.path, tc.msg, got)
+			}
+			for _, g := range got {
+				if strings.Contains(g, testSecret) {
+					t.Errorf("secret printed: %s", g)
+				}
+			}
+		})
 	}
 }

@@ -38,8 +38,10 @@ Rules:
 - Environment overrides (below) win over the file.
 - ` + "`cluster`" + ` left out: a standalone node (` + "`switchyard start`" + `). With it, the file describes one
   node of a cluster (` + "`switchyard router`" + ` or ` + "`switchyard proxy`" + `); the example at the end of
-  this page comes from ` + "`switchyard init --cluster DIR`" + `, and ` + "`switchyard check --role router|proxy`" + `
-  also checks that the file suits that command.
+  this page comes from ` + "`switchyard init --cluster DIR`" + `. ` + "`switchyard check --role router|proxy`" + `
+  also checks that each file suits that command, and files checked together that all
+  have a ` + "`cluster`" + ` section must agree as the nodes of one cluster (unique node names; the
+  same secret, slots, links_per_peer, routers, link TLS and spreads).
 
 ## Environment overrides
 
