@@ -119,12 +119,14 @@ func writeNew(name string, data []byte) error {
 // `switchyard start --config FILE` would (environment references and SWITCHYARD_*
 // overrides included), validates it, and prints each problem as "path: message" or
 // "FILE: ok". With --role it also checks that each file can run that cluster role
-// (config.ClusterRole). It returns an error (exit status 1) when any file has a problem.
+// (config.ClusterRole). Files given together that all have a cluster section are taken
+// as the nodes of one cluster and must agree (config.CompareClusterFiles). It returns an
+// error (exit status 1) when any file has a problem.
 func runCheck(args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	role := fs.String("role", "", "also check that each file suits this cluster command: router or proxy")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: switchyard check [--role router|proxy] FILE...\n\nValidates node configuration files (YAML or JSON); prints each problem as\n\"path: message\" and exits 1 if there is any.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: switchyard check [--role router|proxy] FILE...\n\nValidates node configuration files (YAML or JSON); prints each problem as\n\"path: message\" and exits 1 if there is any. Files that all have a cluster\nsection are also checked to agree as the nodes of one cluster.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -138,10 +140,19 @@ func runCheck(args []string) error {
 		return fmt.Errorf("check: --role %q: want %s or %s", *role, config.RoleRouter, config.RoleProxy)
 	}
 	bad := 0
+	var names []string
+	var cfgs []*config.Config
 	for _, name := range fs.Args() {
-		if !checkFile(os.Stdout, name, *role, os.Getenv) {
+		c, ok := checkFile(os.Stdout, name, *role, os.Getenv)
+		if !ok {
 			bad++
 		}
+		if c != nil && c.Cluster != nil {
+			names, cfgs = append(names, name), append(cfgs, c)
+		}
+	}
+	if len(cfgs) > 1 && len(cfgs) == fs.NArg() && !checkClusterFiles(os.Stdout, names, cfgs) {
+		return fmt.Errorf("check: the %d files do not describe one cluster", len(cfgs))
 	}
 	if bad > 0 {
 		return fmt.Errorf("check: %d of %d files have problems", bad, fs.NArg())
@@ -149,10 +160,26 @@ func runCheck(args []string) error {
 	return nil
 }
 
+// checkClusterFiles prints whether the nodes' files, checked together, agree as one
+// cluster must (config.CompareClusterFiles), and reports whether they do.
+func checkClusterFiles(w io.Writer, names []string, cfgs []*config.Config) bool {
+	problems := config.CompareClusterFiles(names, cfgs)
+	if len(problems) == 0 {
+		fmt.Fprintf(w, "cluster of %d files: ok\n", len(cfgs))
+		return true
+	}
+	fmt.Fprintf(w, "cluster of %d files: %d problem(s)\n", len(cfgs), len(problems))
+	for _, p := range problems {
+		fmt.Fprintln(w, p.String())
+	}
+	return false
+}
+
 // checkFile prints "FILE: ok", or a "FILE: N problem(s)" line followed by one
-// "path: message" line per problem, to w; it reports whether the file is valid. A
-// non-empty role (config.RoleRouter, config.RoleProxy) also checks ClusterRole.
-func checkFile(w io.Writer, name, role string, getenv func(string) string) bool {
+// "path: message" line per problem, to w; it returns the configuration (nil when it
+// did not load) and whether it is valid. A non-empty role (config.RoleRouter,
+// config.RoleProxy) also checks ClusterRole.
+func checkFile(w io.Writer, name, role string, getenv func(string) string) (*config.Config, bool) {
 	c, err := config.Load(name)
 	var problems []string
 	var le *config.LoadError
@@ -163,7 +190,7 @@ func checkFile(w io.Writer, name, role string, getenv func(string) string) bool 
 		}
 	case err != nil:
 		fmt.Fprintf(w, "%s: %v\n", name, err)
-		return false
+		return nil, false
 	default:
 		if err := c.ApplyEnv(getenv); err != nil {
 			problems = append(problems, "environment: "+err.Error())
@@ -179,11 +206,11 @@ func checkFile(w io.Writer, name, role string, getenv func(string) string) bool 
 	}
 	if len(problems) == 0 {
 		fmt.Fprintf(w, "%s: ok\n", name)
-		return true
+		return c, true
 	}
 	fmt.Fprintf(w, "%s: %d problem(s)\n", name, len(problems))
 	for _, p := range problems {
 		fmt.Fprintln(w, p)
 	}
-	return false
+	return c, false
 }

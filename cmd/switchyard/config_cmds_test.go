@@ -10,6 +10,12 @@ import (
 	"github.com/switchyard-wamp/switchyard/config"
 )
 
+// checkOK is checkFile with an empty environment.
+func checkOK(out *bytes.Buffer, name, role string) bool {
+	_, ok := checkFile(out, name, role, func(string) string { return "" })
+	return ok
+}
+
 // TestInitCluster runs `switchyard init --cluster DIR` and checks every file it writes
 // the way `switchyard check --role ROLE` does.
 func TestInitCluster(t *testing.T) {
@@ -24,7 +30,7 @@ func TestInitCluster(t *testing.T) {
 	} {
 		p := filepath.Join(dir, f.name)
 		var out bytes.Buffer
-		if !checkFile(&out, p, f.role, func(string) string { return "" }) {
+		if !checkOK(&out, p, f.role) {
 			t.Errorf("switchyard check --role %s %s:\n%s", f.role, f.name, out.String())
 		}
 		st, err := os.Stat(p)
@@ -45,7 +51,7 @@ func TestInitCluster(t *testing.T) {
 			other = config.RoleProxy
 		}
 		out.Reset()
-		if checkFile(&out, p, other, func(string) string { return "" }) || !strings.Contains(out.String(), "cluster.node:") {
+		if checkOK(&out, p, other) || !strings.Contains(out.String(), "cluster.node:") {
 			t.Errorf("check --role %s %s passed:\n%s", other, f.name, out.String())
 		}
 	}
@@ -84,14 +90,49 @@ func TestCheckRole(t *testing.T) {
 	}
 	p := filepath.Join(dir, config.InitFileName)
 	var out bytes.Buffer
-	if !checkFile(&out, p, "", func(string) string { return "" }) {
+	if !checkOK(&out, p, "") {
 		t.Errorf("plain check: %s", out.String())
 	}
 	out.Reset()
-	if checkFile(&out, p, config.RoleRouter, func(string) string { return "" }) || !strings.Contains(out.String(), "cluster: required by switchyard router") {
+	if checkOK(&out, p, config.RoleRouter) || !strings.Contains(out.String(), "cluster: required by switchyard router") {
 		t.Errorf("check --role router of a standalone file:\n%s", out.String())
 	}
 	if err := runCheck([]string{"--role", "master", p}); err == nil || !strings.Contains(err.Error(), `--role "master"`) {
 		t.Errorf("unknown role: %v", err)
+	}
+}
+
+// TestCheckClusterFiles: files checked together are compared as one cluster.
+func TestCheckClusterFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := runInit([]string{"--cluster", dir}); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if len(files) != 5 {
+		t.Fatalf("files %v", files)
+	}
+	if err := runCheck(files); err != nil {
+		t.Fatalf("the init --cluster files together: %v", err)
+	}
+	// router2 with other slots: each file is valid alone, not together.
+	p := filepath.Join(dir, "router2.yaml")
+	data, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(data, []byte("slots: 16384"), []byte("slots: 4096"), 1), 0o600)
+	if err := runCheck([]string{p}); err != nil {
+		t.Fatalf("router2.yaml alone: %v", err)
+	}
+	if err := runCheck(files); err == nil || !strings.Contains(err.Error(), "do not describe one cluster") {
+		t.Errorf("files disagreeing on slots: %v", err)
+	}
+	var out bytes.Buffer
+	var cfgs []*config.Config
+	for _, f := range files {
+		c, _ := checkFile(&out, f, "", func(string) string { return "" })
+		cfgs = append(cfgs, c)
+	}
+	out.Reset()
+	if checkClusterFiles(&out, files, cfgs) || !strings.Contains(out.String(), "cluster.slots: 4096 in "+p) {
+		t.Errorf("output:\n%s", out.String())
 	}
 }
