@@ -115,6 +115,19 @@ func (r *Realm) SpreadOf(authrole string) int {
 	return max(r.Spread, 1)
 }
 
+// SpreadOf returns the spread of authrole's sessions in the realm named realm (see
+// Realm.SpreadOf); 1 for a realm c does not define. Its method value fits a
+// func(realm, authrole string) int hook. Safe for concurrent use as long as nobody
+// mutates c.
+func (c *Config) SpreadOf(realm, authrole string) int {
+	for i := range c.Realms {
+		if c.Realms[i].Name == realm {
+			return c.Realms[i].SpreadOf(authrole)
+		}
+	}
+	return 1
+}
+
 // cluster checks the cluster section.
 func (v *validator) cluster(cl *Cluster) {
 	const p = "cluster"

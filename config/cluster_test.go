@@ -154,6 +154,12 @@ func TestSpreadOf(t *testing.T) {
 	if r.SpreadOf("anonymous") != 3 || r.SpreadOf("backend") != 4 {
 		t.Errorf("role %d, other %d", r.SpreadOf("anonymous"), r.SpreadOf("backend"))
 	}
+	c := Default()
+	c.Realms = append(c.Realms, r)
+	c.Realms[1].Name = "realm2"
+	if c.SpreadOf("realm2", "anonymous") != 3 || c.SpreadOf("realm2", "x") != 4 || c.SpreadOf("realm1", "anonymous") != 1 || c.SpreadOf("nowhere", "x") != 1 {
+		t.Errorf("Config.SpreadOf: %d %d %d", c.SpreadOf("realm2", "anonymous"), c.SpreadOf("realm2", "x"), c.SpreadOf("realm1", "anonymous"))
+	}
 }
 
 // TestParseCluster reads the section from YAML: defaults, secret references, relative
