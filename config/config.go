@@ -39,6 +39,7 @@ type Config struct {
 	Node      Node       `json:"node" doc:"Process-wide settings of the node."`
 	Listeners []Listener `json:"listeners" doc:"Where the node accepts client connections. Left out: the embedded default (universal on :8080 with WebSocket at /ws, RawSocket on :8081), both offering anonymous."`
 	Realms    []Realm    `json:"realms" doc:"The realms the node routes. Left out: the embedded default (realm1, anonymous with authrole anonymous allowed everything)."`
+	Cluster   *Cluster   `json:"cluster" doc:"Membership of a cluster of proxy and router nodes (switchyard proxy, switchyard router); left out: a standalone node (switchyard start)."`
 }
 
 // Node holds the process-wide settings. Plain data; see Config for concurrency.
@@ -104,6 +105,7 @@ type Realm struct {
 	Authorizer *Authorizer `json:"authorizer" doc:"Dynamic authorizer: a WAMP procedure that decides each action of the roles not listed in roles; left out: the static role permissions decide."`
 	History    []History   `json:"history" doc:"Topics whose events the router keeps for wamp.subscription.get_events (Event History), and how many per topic. Left out: no history."`
 	Limits     RealmLimits `json:"limits" doc:"Bounds on what clients can make the router store in this realm."`
+	Spread     int         `json:"spread" default:"1" doc:"In a cluster: the number of hash slots (so up to that many routers) the sessions of one authrole of this realm are spread over; the session id picks the slot. 1 (or 0): every session of a (realm, authrole) lands on one router. A role's own spread wins. At most 1024 and at most cluster.slots; ignored by a standalone node."`
 }
 
 // History is one event history rule: topics matching URI keep their last Limit events.
@@ -126,6 +128,7 @@ type RealmLimits struct {
 type Role struct {
 	Name        string       `json:"name" doc:"authrole name. Required and unique in the realm."`
 	Permissions []Permission `json:"permissions" doc:"What a session with this role may do. The most specific match wins: exact, then the longest prefix, then wildcard. Nothing matches: denied."`
+	Spread      int          `json:"spread" default:"0" doc:"In a cluster: the number of hash slots the sessions of this authrole are spread over (see the realm's spread); 0: the realm's spread."`
 }
 
 // Permission grants actions on the URIs that match. Plain data; see Config for
@@ -278,6 +281,6 @@ func DefaultRealms() []Realm {
 		Roles: []Role{{Name: "anonymous", Permissions: []Permission{p}}},
 		Auth:  Auth{Anonymous: &Anonymous{Role: "anonymous"}},
 	}
-	setDefaults(&r.Limits)
+	setDefaults(&r) // limits, spread
 	return []Realm{r}
 }

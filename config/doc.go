@@ -8,7 +8,8 @@ import (
 )
 
 // Markdown renders the configuration reference (docs/config.md) from the struct tags of
-// Config, followed by the file `switchyard init` writes. The output is deterministic;
+// Config, followed by the file `switchyard init` writes and one file of
+// `switchyard init --cluster`. The output is deterministic;
 // safe for concurrent use.
 func Markdown() []byte {
 	var b bytes.Buffer
@@ -35,6 +36,12 @@ Rules:
   the environment variable NAME when the file is loaded; an unset variable is an error.
 - File names (fields marked *file*) are relative to the directory of the config file.
 - Environment overrides (below) win over the file.
+- ` + "`cluster`" + ` left out: a standalone node (` + "`switchyard start`" + `). With it, the file describes one
+  node of a cluster (` + "`switchyard router`" + ` or ` + "`switchyard proxy`" + `); the example at the end of
+  this page comes from ` + "`switchyard init --cluster DIR`" + `. ` + "`switchyard check --role router|proxy`" + `
+  also checks that each file suits that command, and files checked together that all
+  have a ` + "`cluster`" + ` section must agree as the nodes of one cluster (unique node names; the
+  same secret, slots, links_per_peer, routers, link TLS and spreads).
 
 ## Environment overrides
 
@@ -52,6 +59,17 @@ create a block the file leaves out (a listener's ` + "`tls`" + `).
 	renderStruct(&b, reflect.TypeFor[Config](), "")
 	b.WriteString("\n## The default configuration (`switchyard init`)\n\n```yaml\n")
 	b.Write(InitFile())
+	b.WriteString("```\n")
+	b.WriteString("\n## A cluster node (`switchyard init --cluster`)\n\n" +
+		"`switchyard init --cluster DIR` writes a local example cluster: `proxy1.yaml`, `proxy2.yaml`\n" +
+		"(client listeners on 127.0.0.1:8080 and 127.0.0.1:8090) and `router1.yaml` .. `router3.yaml`\n" +
+		"(links on 127.0.0.1:9201 .. 9203, no client listeners), with a generated secret. Here is\n" +
+		"`router1.yaml`, with the secret read from the environment instead:\n\n```yaml\n")
+	for _, f := range ClusterInitFiles("") {
+		if f.Name == "router1.yaml" {
+			b.Write(f.Data)
+		}
+	}
 	b.WriteString("```\n")
 	return b.Bytes()
 }

@@ -18,9 +18,10 @@ import (
 const rawSocketMaxMessage = 1 << 24
 
 // Validate checks c and returns every problem found, each with its field path, in schema
-// order; nil means c is usable. It reads the TLS files named by listeners (existence,
-// readability, that the certificate and key pair up, that the client CA holds
-// certificates). Validate does not modify c and is safe for concurrent use as long as
+// order; nil means c is usable. It reads the TLS files named by listeners and cluster
+// links (existence, readability, that the certificate and key pair up, that the CA
+// files hold certificates). Whether the file suits the command that reads it (router or
+// proxy) is ClusterRole's question. Validate does not modify c and is safe for concurrent use as long as
 // nobody mutates c.
 func (c *Config) Validate() []Problem {
 	v := &validator{c: c}
@@ -29,7 +30,8 @@ func (c *Config) Validate() []Problem {
 		v.add("version", "unsupported schema version %d (this switchyard reads version 1)", c.Version)
 	}
 	v.node(&c.Node)
-	if len(c.Listeners) == 0 {
+	if len(c.Listeners) == 0 && !c.IsRouter() {
+		// A cluster router may take its sessions only over links.
 		v.add("listeners", "no listeners: the node would accept no connections")
 	}
 	addrs := map[string]int{}
@@ -57,6 +59,7 @@ func (c *Config) Validate() []Problem {
 			names[r.Name] = i
 		}
 		v.realm(r, p)
+		v.spread(r, p)
 		// A listener hands out one cookie, before the realm is known: one name for all.
 		if ck := r.Auth.Cookie; ck != nil {
 			if cookieRealm < 0 {
@@ -66,6 +69,9 @@ func (c *Config) Validate() []Problem {
 					cookieRealm, first.Name, first.MaxAge)
 			}
 		}
+	}
+	if c.Cluster != nil {
+		v.cluster(c.Cluster)
 	}
 	slices.SortStableFunc(v.problems, func(a, b Problem) int {
 		return slices.Compare(pathOrder(a.Path), pathOrder(b.Path))
@@ -273,18 +279,28 @@ func (v *validator) methodConfigured(m string) bool {
 }
 
 func (v *validator) tls(t *TLS, p string) {
-	certOK := v.readable(t.CertFile, p+".cert_file")
-	keyOK := v.readable(t.KeyFile, p+".key_file")
+	v.keyPair(t.CertFile, t.KeyFile, p+".cert_file", p+".key_file")
+	if t.ClientCAFile != "" && v.readable(t.ClientCAFile, p+".client_ca_file") {
+		v.caFile(t.ClientCAFile, p+".client_ca_file")
+	}
+}
+
+// keyPair checks that the required certificate and key files load as a pair.
+func (v *validator) keyPair(cert, key, certPath, keyPath string) {
+	certOK := v.readable(cert, certPath)
+	keyOK := v.readable(key, keyPath)
 	if certOK && keyOK {
-		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-			v.add(p+".cert_file", "certificate and key do not load as a pair: %v", err)
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			v.add(certPath, "certificate and key do not load as a pair: %v", err)
 		}
 	}
-	if t.ClientCAFile != "" && v.readable(t.ClientCAFile, p+".client_ca_file") {
-		pem, _ := os.ReadFile(t.ClientCAFile)
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			v.add(p+".client_ca_file", "%s holds no PEM certificate", t.ClientCAFile)
-		}
+}
+
+// caFile checks that the readable file name holds PEM certificates.
+func (v *validator) caFile(name, p string) {
+	pem, _ := os.ReadFile(name)
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		v.add(p, "%s holds no PEM certificate", name)
 	}
 }
 

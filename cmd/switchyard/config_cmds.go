@@ -1,23 +1,38 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/switchyard-wamp/switchyard/config"
 )
 
-// runInit is `switchyard init [DIR]`: it writes DIR/switchyard.yaml (DIR defaults to
-// "."), the commented embedded default with an example of every auth method. It never
-// overwrites an existing file.
+// runInit is `switchyard init [--cluster] [DIR]`: it writes DIR/switchyard.yaml (DIR
+// defaults to "."), the commented embedded default with an example of every auth method;
+// with --cluster, the files of a local example cluster instead (see writeClusterInit).
+// It never overwrites an existing file.
 func runInit(args []string) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	cluster := fs.Bool("cluster", false, "write a local example cluster (2 proxies, 3 routers) instead")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: switchyard init [DIR]\n\nWrites DIR/%s (DIR defaults to \".\"): the embedded default\nconfiguration, commented, with an example of every auth method.\n", config.InitFileName)
+		fmt.Fprintf(fs.Output(), `Usage: switchyard init [--cluster] [DIR]
+
+Writes DIR/%s (DIR defaults to "."): the embedded default
+configuration, commented, with an example of every auth method.
+
+With --cluster, writes a local example cluster on loopback instead, one file per node:
+proxy1.yaml and proxy2.yaml (clients on 127.0.0.1:8080 and 127.0.0.1:8090) and
+router1.yaml .. router3.yaml (links on 127.0.0.1:9201 .. 9203), sharing a generated
+cluster secret. Existing files are never overwritten.
+`, config.InitFileName)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -33,33 +48,86 @@ func runInit(args []string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
+	if *cluster {
+		return writeClusterInit(os.Stdout, dir)
+	}
 	name := filepath.Join(dir, config.InitFileName)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("init: %s already exists; not overwriting it", name)
-	}
-	if err != nil {
-		return fmt.Errorf("init: %w", err)
-	}
-	if _, err := f.Write(config.InitFile()); err != nil {
-		f.Close()
-		return fmt.Errorf("init: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := writeNew(name, config.InitFile()); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
 	fmt.Printf("wrote %s\ncheck it:  switchyard check %s\nrun it:    switchyard start --config %s\n", name, name, name)
 	return nil
 }
 
-// runCheck is `switchyard check FILE...`: it loads each file as `switchyard start
-// --config FILE` would (environment references and SWITCHYARD_* overrides included),
-// validates it, and prints each problem as "path: message" or "FILE: ok". It returns an
+// writeClusterInit writes the files of config.ClusterInitFiles into dir with a fresh
+// random secret (32 bytes from crypto/rand, in hex) written into every file, which are
+// therefore created with mode 0600. It writes nothing when any of the files exists.
+func writeClusterInit(w io.Writer, dir string) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("init: cluster secret: %w", err)
+	}
+	files := config.ClusterInitFiles(hex.EncodeToString(key))
+	for _, f := range files {
+		if _, err := os.Lstat(filepath.Join(dir, f.Name)); err == nil {
+			return fmt.Errorf("init: %s already exists; not overwriting it (nor writing the other cluster files)", filepath.Join(dir, f.Name))
+		}
+	}
+	var routers, proxies []string
+	for _, f := range files {
+		name := filepath.Join(dir, f.Name)
+		if err := writeNew(name, f.Data); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		if strings.HasPrefix(f.Name, config.RoleRouter) {
+			routers = append(routers, name)
+		} else {
+			proxies = append(proxies, name)
+		}
+	}
+	fmt.Fprintf(w, "wrote %s (one shared, generated cluster secret: keep the files private)\n", strings.Join(append(slices.Clone(proxies), routers...), ", "))
+	fmt.Fprintf(w, "check them:\n  switchyard check --role router %s\n", strings.Join(routers, " "))
+	fmt.Fprintf(w, "  switchyard check --role proxy %s\n", strings.Join(proxies, " "))
+	fmt.Fprintln(w, "run them, routers first:")
+	for _, r := range routers {
+		fmt.Fprintf(w, "  switchyard router --config %s\n", r)
+	}
+	for _, p := range proxies {
+		fmt.Fprintf(w, "  switchyard proxy --config %s\n", p)
+	}
+	fmt.Fprintln(w, "clients connect to ws://127.0.0.1:8080/ws or ws://127.0.0.1:8090/ws (RawSocket on the same ports)")
+	return nil
+}
+
+// writeNew creates name with data (mode 0600), failing if it exists.
+func writeNew(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s already exists; not overwriting it", name)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// runCheck is `switchyard check [--role router|proxy] FILE...`: it loads each file as
+// `switchyard start --config FILE` would (environment references and SWITCHYARD_*
+// overrides included), validates it, and prints each problem as "path: message" or
+// "FILE: ok". With --role it also checks that each file can run that cluster role
+// (config.ClusterRole). Files given together that all have a cluster section are taken
+// as the nodes of one cluster and must agree (config.CompareClusterFiles). It returns an
 // error (exit status 1) when any file has a problem.
 func runCheck(args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	role := fs.String("role", "", "also check that each file suits this cluster command: router or proxy")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: switchyard check FILE...\n\nValidates node configuration files (YAML or JSON); prints each problem as\n\"path: message\" and exits 1 if there is any.\n")
+		fmt.Fprintf(fs.Output(), "Usage: switchyard check [--role router|proxy] FILE...\n\nValidates node configuration files (YAML or JSON); prints each problem as\n\"path: message\" and exits 1 if there is any. Files that all have a cluster\nsection are also checked to agree as the nodes of one cluster.\n\n")
+		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -68,11 +136,23 @@ func runCheck(args []string) error {
 		fs.Usage()
 		return errors.New("check: no file given")
 	}
+	if *role != "" && *role != config.RoleRouter && *role != config.RoleProxy {
+		return fmt.Errorf("check: --role %q: want %s or %s", *role, config.RoleRouter, config.RoleProxy)
+	}
 	bad := 0
+	var names []string
+	var cfgs []*config.Config
 	for _, name := range fs.Args() {
-		if !checkFile(os.Stdout, name, os.Getenv) {
+		c, ok := checkFile(os.Stdout, name, *role, os.Getenv)
+		if !ok {
 			bad++
 		}
+		if c != nil && c.Cluster != nil {
+			names, cfgs = append(names, name), append(cfgs, c)
+		}
+	}
+	if len(cfgs) > 1 && len(cfgs) == fs.NArg() && !checkClusterFiles(os.Stdout, names, cfgs) {
+		return fmt.Errorf("check: the %d files do not describe one cluster", len(cfgs))
 	}
 	if bad > 0 {
 		return fmt.Errorf("check: %d of %d files have problems", bad, fs.NArg())
@@ -80,31 +160,57 @@ func runCheck(args []string) error {
 	return nil
 }
 
-// checkFile prints "FILE: ok", or a "FILE: N problem(s)" line followed by one
-// "path: message" line per problem, to w; it reports whether the file is valid.
-func checkFile(w io.Writer, name string, getenv func(string) string) bool {
-	c, err := config.Load(name)
-	var problems []config.Problem
-	var le *config.LoadError
-	switch {
-	case errors.As(err, &le):
-		problems = le.Problems
-	case err != nil:
-		fmt.Fprintf(w, "%s: %v\n", name, err)
-		return false
-	default:
-		if err := c.ApplyEnv(getenv); err != nil {
-			problems = append(problems, config.Problem{Message: "environment: " + err.Error()})
-		}
-		problems = append(problems, c.Validate()...)
-	}
+// checkClusterFiles prints whether the nodes' files, checked together, agree as one
+// cluster must (config.CompareClusterFiles), and reports whether they do.
+func checkClusterFiles(w io.Writer, names []string, cfgs []*config.Config) bool {
+	problems := config.CompareClusterFiles(names, cfgs)
 	if len(problems) == 0 {
-		fmt.Fprintf(w, "%s: ok\n", name)
+		fmt.Fprintf(w, "cluster of %d files: ok\n", len(cfgs))
 		return true
 	}
-	fmt.Fprintf(w, "%s: %d problem(s)\n", name, len(problems))
+	fmt.Fprintf(w, "cluster of %d files: %d problem(s)\n", len(cfgs), len(problems))
 	for _, p := range problems {
 		fmt.Fprintln(w, p.String())
 	}
 	return false
+}
+
+// checkFile prints "FILE: ok", or a "FILE: N problem(s)" line followed by one
+// "path: message" line per problem, to w; it returns the configuration (nil when it
+// did not load) and whether it is valid. A non-empty role (config.RoleRouter,
+// config.RoleProxy) also checks ClusterRole.
+func checkFile(w io.Writer, name, role string, getenv func(string) string) (*config.Config, bool) {
+	c, err := config.Load(name)
+	var problems []string
+	var le *config.LoadError
+	switch {
+	case errors.As(err, &le):
+		for _, p := range le.Problems {
+			problems = append(problems, p.String())
+		}
+	case err != nil:
+		fmt.Fprintf(w, "%s: %v\n", name, err)
+		return nil, false
+	default:
+		if err := c.ApplyEnv(getenv); err != nil {
+			problems = append(problems, "environment: "+err.Error())
+		}
+		for _, p := range c.Validate() {
+			problems = append(problems, p.String())
+		}
+		if role != "" {
+			if err := c.ClusterRole(role); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+	}
+	if len(problems) == 0 {
+		fmt.Fprintf(w, "%s: ok\n", name)
+		return c, true
+	}
+	fmt.Fprintf(w, "%s: %d problem(s)\n", name, len(problems))
+	for _, p := range problems {
+		fmt.Fprintln(w, p)
+	}
+	return c, false
 }
