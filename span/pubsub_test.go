@@ -233,3 +233,26 @@ func TestRetainedAcrossRouters(t *testing.T) {
 		t.Fatalf("retained event on another router: %s", describe(ms))
 	}
 }
+
+// Event history is kept on every router: a subscriber on another router, subscribing
+// after the events, gets them from wamp.subscription.get_events.
+func TestEventHistoryAcrossRouters(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	for _, rl := range c.realms {
+		if err := rl.SetStore(engine.StoreConfig{History: []engine.HistoryRule{{URI: "hist", Limit: 10}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := c.join("a", codec.JSON, "p", "r")
+	for i := 0; i < 3; i++ {
+		pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte("hist"), Args: raw(t, codec.JSON, []any{i})})
+	}
+	c.lb.settle(t)
+	s := c.join("c", codec.MsgPack, "s", "r")
+	id := s.subscribe("hist", "")
+	s.call("wamp.subscription.get_events", []any{id}, nil)
+	res := s.one(codec.RESULT)
+	if evs, _ := value(t, codec.MsgPack, res.Args).([]any); len(evs) != 3 {
+		t.Fatalf("history on another router: %d events, want 3: %v", len(evs), evs)
+	}
+}
