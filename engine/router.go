@@ -15,11 +15,9 @@ import (
 // All methods are safe for concurrent use.
 type Router struct {
 	realms *xsync.MapOf[string, *Realm]
-	// subIDs and regIDs are unused: subscription and registration ids are hashes of
-	// (realm, policy, uri) so that every router of a cluster agrees on them.
-	subIDs idSeq
-	regIDs idSeq
-	log    *slog.Logger
+	// Subscription and registration ids are hashes of (realm, policy, uri) so that every
+	// router of a cluster agrees on them (SubscriptionID, RegistrationID).
+	log *slog.Logger
 	// fed is the federation (package span) when the realms span several routers.
 	fed atomic.Pointer[fedBox]
 }

@@ -290,3 +290,35 @@ func TestCallEndsWhenCalleeOrRouterGoes(t *testing.T) {
 		t.Fatalf("register after router death: %+v", m)
 	}
 }
+
+// Progressive call invocations: the chunks of one CALL reach a callee on another router
+// as INVOCATIONs of one invocation id, in order.
+func TestProgressiveInvocationsAcrossRouters(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	callee := c.join("b", codec.JSON, "callee", "svc")
+	callee.register("com.upload", "", "")
+	c.lb.settle(t)
+	caller := c.join("a", codec.CBOR, "caller", "app")
+	chunk := func(i int, progress bool) {
+		m := codec.Message{Type: codec.CALL, Request: 77, URI: []byte("com.upload"), Args: raw(t, codec.CBOR, []any{i})}
+		if progress {
+			m.Details.Has, m.Details.Progress = codec.KeyProgress, true
+		}
+		caller.send(m)
+	}
+	for i := 0; i < 3; i++ {
+		chunk(i, true)
+	}
+	chunk(3, false)
+	ms := callee.waitFor(4)
+	for i, m := range ms {
+		if m.Type != codec.INVOCATION || m.Request != ms[0].Request || m.Details.Progress != (i < 3) ||
+			firstArg(t, codec.JSON, m) != uint64(i) {
+			t.Fatalf("chunk %d: %+v", i, m)
+		}
+	}
+	callee.yield(ms[0].Request, []any{"ok"}, false)
+	if r := caller.one(codec.RESULT); r.Request != 77 {
+		t.Fatalf("RESULT %+v", r)
+	}
+}
