@@ -113,6 +113,21 @@ func (s *Span) bitOf(name string) int {
 	return b
 }
 
+// FixTag fixes this router's INVOCATION id tag from the cluster's full, static list of
+// routers (1 + its position among the sorted names), before the first SetRouters: the
+// live set at start differs from router to router, the configured list does not. It
+// has no effect once the tag is fixed. Safe for concurrent use.
+func (s *Span) FixTag(all []string) {
+	names := slices.Clone(all)
+	if !slices.Contains(names, s.self) {
+		names = append(names, s.self)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	tag := min(uint64(slices.Index(names, s.self)+1), engine.MaxRouterTag)
+	s.tag.CompareAndSwap(0, tag)
+}
+
 // SetRouters sets the live routers (self included or not: self always counts). A router
 // not live before gets a full resync of our state: the interest of our subscriptions
 // and our callees' registrations. The first call also fixes this router's tag.
