@@ -71,13 +71,14 @@ type RouterNode struct {
 	log   *slog.Logger
 	span  *span.Span
 
-	mu    sync.Mutex
-	pools map[string]*link.Pool // to the other routers, by name
-	live  []string
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
-	err   error
+	mu      sync.Mutex
+	pools   map[string]*link.Pool // to the other routers, by name
+	perPeer int
+	live    []string
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	err     error
 }
 
 // StartRouter starts a router node: the engine, the link listener, and links to the
@@ -110,6 +111,7 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 	if per <= 0 {
 		per = 2
 	}
+	r.perPeer = per
 	for _, m := range cfg.Routers {
 		if m.Name == cfg.Name {
 			continue
@@ -158,7 +160,13 @@ func (r *RouterNode) sendSpan(to string, key uint64, kind uint8, payload []byte)
 	if p == nil {
 		return fmt.Errorf("router %s: no link to %q", r.name, to)
 	}
-	l := p.Pick(key)
+	// The key's link, or another one that is up while it reconnects.
+	var l *link.Link
+	for k := range uint64(r.perPeer) {
+		if l = p.Pick(key + k); l != nil {
+			break
+		}
+	}
 	if l == nil {
 		return fmt.Errorf("router %s: link to %s is down", r.name, to)
 	}

@@ -169,6 +169,8 @@ func (s *Span) SetRouters(names []string) {
 	s.mu.Unlock()
 	for _, n := range fresh {
 		s.resync(n)
+		// It may not have seen us go: ask for its state too, in case we dropped it.
+		s.send(n, 0, KindResync, nil)
 	}
 }
 
@@ -339,6 +341,8 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 	switch kind {
 	case KindInterest:
 		err = s.onInterest(from, &r)
+	case KindResync:
+		s.resync(from)
 	case KindPublish:
 		err = s.onPublish(&r)
 	case KindClaim:

@@ -47,11 +47,16 @@ const (
 	// KindGone (callee's router to every router): realm, callee id: drop its ghost.
 	// Key: callee id.
 	KindGone
+	// KindResync (a router to one it now sees live again): no fields; the receiver
+	// sends its whole state back (as to a newly seen router), since the sender may have
+	// dropped it while it thought the receiver dead. Key: 0.
+	KindResync
 )
 
 var kindNames = [...]string{KindInterest: "interest", KindPublish: "publish", KindClaim: "claim",
 	KindClaimAnswer: "claim-answer", KindRegAdd: "reg-add", KindRegAck: "reg-ack", KindUnclaim: "unclaim",
-	KindRegDel: "reg-del", KindInvoke: "invoke", KindAnswer: "answer", KindGone: "gone"}
+	KindRegDel: "reg-del", KindInvoke: "invoke", KindAnswer: "answer", KindGone: "gone",
+	KindResync: "resync"}
 
 // String names the kind for logs.
 func (k Kind) String() string {

@@ -1,0 +1,263 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/client"
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/proxy"
+)
+
+// sessionsOnEveryRouter connects clients (alternating proxies and serializers) until
+// each router holds at least one, and returns them with their routers.
+func (tc *testCluster) sessionsOnEveryRouter(t *testing.T) map[*RouterNode]*client.Session {
+	t.Helper()
+	sers := []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR}
+	on := map[*RouterNode]*client.Session{}
+	for i := 0; len(on) < len(tc.routers) && i < 100; i++ {
+		s := tc.connect(i%len(tc.proxies), sers[i%3], false)
+		if r := tc.routerOf(s.ID()); r != nil && on[r] == nil {
+			on[r] = s
+		}
+	}
+	if len(on) < len(tc.routers) {
+		t.Fatalf("sessions on %d of %d routers", len(on), len(tc.routers))
+	}
+	return on
+}
+
+// TestRouterKilledUnderLoad: callers on two routers keep calling a callee on a third
+// while the third dies: every call ends (a result or an ERROR, never a hang), and
+// pub/sub and RPC between the surviving routers keep working.
+func TestRouterKilledUnderLoad(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+	ctx := ctxT(t)
+	on := tc.sessionsOnEveryRouter(t)
+	victim := tc.routers[2]
+	callee := on[victim]
+	var served atomic.Int64
+	if _, err := callee.Register(ctx, "com.example.slow", func(ctx context.Context, _ *client.Invocation) (*client.Result, error) {
+		served.Add(1)
+		time.Sleep(5 * time.Millisecond)
+		return &client.Result{Args: []any{"ok"}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, b := on[tc.routers[0]], on[tc.routers[1]]
+	var wg sync.WaitGroup
+	var results, failures atomic.Int64
+	stop := make(chan struct{})
+	for _, caller := range []*client.Session{a, b} {
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					// Bounded by a context far above the router's answer time: a call
+					// that needs it has hung.
+					cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					_, err := caller.Call(cctx, "com.example.slow", nil, nil, nil)
+					cancel()
+					switch {
+					case err == nil:
+						results.Add(1)
+					case errors.Is(err, context.DeadlineExceeded):
+						t.Errorf("a call hung for 10 s after the callee's router died")
+						return
+					default:
+						failures.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	for served.Load() < 50 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	killed := time.Now()
+	stopQuietly(victim.Stop)
+	// Survivors: pub/sub between router1 and router2 and a callee there.
+	got := make(chan any, 1)
+	if _, err := b.Subscribe(ctx, "com.example.after", func(e *client.Event) { got <- e.Args[0] }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx, "com.example.after", []any{"still here"}, nil, client.Acknowledge()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-got:
+		if v != "still here" {
+			t.Fatalf("event %v", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("pub/sub between the surviving routers stopped")
+	}
+	// The procedure is free again: a survivor registers it and the calls succeed again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := b.Register(ctx, "com.example.slow", func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{Args: []any{"ok"}}, nil
+		}, nil)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead callee's procedure is still taken: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := results.Load()
+	for results.Load() < before+20 {
+		if time.Since(killed) > 8*time.Second {
+			t.Fatalf("calls do not succeed again after the failover (%d results)", results.Load()-before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("calls: %d results, %d errors around the router's death", results.Load(), failures.Load())
+}
+
+// TestLinkCutReconnects: cutting the links between two routers (and a proxy's link to
+// a router) is survived: the links come back, and events and calls cross again.
+func TestLinkCutReconnects(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 2, proxies: 1, spread: spread3})
+	ctx := ctxT(t)
+	on := tc.sessionsOnEveryRouter(t)
+	r1, r2 := tc.routers[0], tc.routers[1]
+	for k := range uint64(4) {
+		if l := r1.pools[r2.Name()].Pick(k); l != nil {
+			l.Close(fmt.Errorf("test: cut"))
+		}
+		if l := r2.pools[r1.Name()].Pick(k); l != nil {
+			l.Close(fmt.Errorf("test: cut"))
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r1.Live()) < 2 || len(r2.Live()) < 2 || !r1.pools[r2.Name()].Up() || !r2.pools[r1.Name()].Up() {
+		if time.Now().After(deadline) {
+			t.Fatalf("router links did not come back: %v %v", r1.Live(), r2.Live())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Sessions made after the cut see each other across the routers.
+	on = tc.sessionsOnEveryRouter(t)
+	got := make(chan any, 1)
+	if _, err := on[r2].Subscribe(ctx, "com.example.cut", func(e *client.Event) { got <- e.Args[0] }, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for delivered := false; !delivered; {
+		if err := on[r1].Publish(ctx, "com.example.cut", []any{1}, nil, client.Acknowledge()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			delivered = true
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no event across the routers after the links came back")
+			}
+		}
+	}
+	// A proxy's link to a router: its sessions on that link are closed with
+	// router_lost, the link comes back, new sessions work.
+	s := on[r1]
+	tc.proxies[0].Links.CutForTest(r1.Name())
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("session on a cut proxy link not closed")
+	}
+	var we *client.Error
+	if err := s.Err(); !errors.As(err, &we) || we.URI != proxy.CloseRouterLost {
+		t.Fatalf("close: %v", err)
+	}
+	if !tc.proxies[0].Links.WaitReady(5 * time.Second) {
+		t.Fatal("proxy link did not come back")
+	}
+	tc.sessionsOnEveryRouter(t)
+}
+
+// TestProxyRestart: a proxy that stops and starts again on the same port serves new
+// sessions, which reach the sessions of the other proxy.
+func TestProxyRestart(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 2, proxies: 2, spread: spread3})
+	ctx := ctxT(t)
+	addr := tc.proxies[0].Node.ListenerAddr(0).String()
+	stopQuietly(tc.proxies[0].Stop)
+	c := tc.common
+	c.Name = "proxy1"
+	nc := Config{Listeners: []Listener{{Address: addr}}, Realms: []string{"realm1"}, Logger: quietLogger()}
+	var p *ProxyNode
+	var err error
+	deadline := time.Now().Add(5 * time.Second)
+	for p, err = StartProxy(ProxyNodeConfig{ClusterCommon: c, Node: nc, SpreadOf: spread3}); err != nil; p, err = StartProxy(ProxyNodeConfig{ClusterCommon: c, Node: nc, SpreadOf: spread3}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("restart on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() { stopQuietly(p.Stop) })
+	tc.proxies[0] = p
+	if !p.Links.WaitReady(5 * time.Second) {
+		t.Fatal("restarted proxy has no links")
+	}
+	sub := tc.connect(1, codec.JSON, false)
+	got := make(chan any, 1)
+	if _, err := sub.Subscribe(ctx, "com.example.restart", func(e *client.Event) { got <- e.Args[0] }, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub := tc.connect(0, codec.MsgPack, true)
+	if err := pub.Publish(ctx, "com.example.restart", []any{"again"}, nil, client.Acknowledge()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-got:
+		if v != "again" {
+			t.Fatal(v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event from the restarted proxy's client")
+	}
+}
+
+// TestWrongSecretProxy: a proxy whose cluster secret is wrong gets no link; its clients
+// are refused with a clear ABORT, and the routers keep serving the others.
+func TestWrongSecretProxy(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 1, proxies: 1})
+	c := tc.common
+	c.Name = "intruder"
+	c.Secret = []byte("not the cluster secret at all")
+	nc := Config{Listeners: []Listener{{Address: "127.0.0.1:0"}}, Realms: []string{"realm1"}, Logger: quietLogger()}
+	p, err := StartProxy(ProxyNodeConfig{ClusterCommon: c, Node: nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopQuietly(p.Stop) })
+	if p.Links.WaitReady(500 * time.Millisecond) {
+		t.Fatal("a proxy with a wrong secret got a link")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = client.Connect(ctx, client.Config{URL: p.Node.WebSocketURL(), Realm: "realm1"})
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != proxy.ErrRouterUnavailable {
+		t.Fatalf("join through the intruder: %v, want ABORT %s", err, proxy.ErrRouterUnavailable)
+	}
+	if tc.routers[0].Links.Forwarded() != 0 {
+		t.Fatal("the router took a session from the intruder")
+	}
+	tc.connect(0, codec.JSON, false) // the real proxy still works
+}
