@@ -131,6 +131,19 @@ func (r *RouterNode) Name() string { return r.name }
 // LinkAddr returns the address the router accepts links on.
 func (r *RouterNode) LinkAddr() string { return r.Links.Addr() }
 
+// LinkStats sums the counters of every link of this router that is up: those it
+// accepted (proxies, other routers) and those it dialed (other routers).
+func (r *RouterNode) LinkStats() link.LinkStats {
+	t := r.Links.LinkStats()
+	for _, p := range r.pools {
+		x := router.PoolLinkStats(p, r.perPeer)
+		t.FramesIn, t.BytesIn = t.FramesIn+x.FramesIn, t.BytesIn+x.BytesIn
+		t.FramesOut, t.BytesOut = t.FramesOut+x.FramesOut, t.BytesOut+x.BytesOut
+		t.Writes, t.Coalesced = t.Writes+x.Writes, t.Coalesced+x.Coalesced
+	}
+	return t
+}
+
 // Live returns the routers this one has a link to, and itself, sorted.
 func (r *RouterNode) Live() []string {
 	r.mu.Lock()

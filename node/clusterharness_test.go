@@ -15,7 +15,7 @@ import (
 // testCluster is a cluster in this process: routers and proxies over real TCP links on
 // loopback, clients over real sockets.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	routers []*RouterNode
 	proxies []*ProxyNode
 	members []ClusterMember
@@ -31,7 +31,7 @@ func quietLogger() *slog.Logger {
 
 // freeAddr reserves a loopback port for a router's link listener (every node must know
 // every router's address before any starts).
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,7 +48,7 @@ type clusterOpts struct {
 	mod              func(*Config) // applied to every node's config
 }
 
-func startCluster(t *testing.T, o clusterOpts) *testCluster {
+func startCluster(t testing.TB, o clusterOpts) *testCluster {
 	t.Helper()
 	if len(o.realms) == 0 {
 		o.realms = []string{"realm1"}

@@ -196,6 +196,9 @@ func (ls *Links) CutForTest(router string) {
 	}
 }
 
+// Pool returns the link pool to router (nil for an unknown name), for counters.
+func (ls *Links) Pool(router string) *link.Pool { return ls.pools[router] }
+
 // Sessions returns the number of sessions this proxy forwards.
 func (ls *Links) Sessions() int { return ls.sessions.Size() }
 

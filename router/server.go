@@ -96,6 +96,42 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Forwarded returns the number of sessions currently joined over links.
 func (s *Server) Forwarded() int64 { return s.forwarded.Load() }
 
+// LinkStats sums the counters of the links accepted by this router (from proxies and
+// from other routers) that are up now.
+func (s *Server) LinkStats() link.LinkStats {
+	var t link.LinkStats
+	s.links.Range(func(l *link.Link, _ *linkState) bool {
+		addLinkStats(&t, l.Stats())
+		return true
+	})
+	return t
+}
+
+// addLinkStats adds b's counters to t.
+func addLinkStats(t *link.LinkStats, b link.LinkStats) {
+	t.FramesIn += b.FramesIn
+	t.BytesIn += b.BytesIn
+	t.FramesOut += b.FramesOut
+	t.BytesOut += b.BytesOut
+	t.Reads += b.Reads
+	t.Writes += b.Writes
+	t.Coalesced += b.Coalesced
+	t.Queued += b.Queued
+}
+
+// PoolLinkStats sums the counters of p's links that are up now (n links per pool).
+func PoolLinkStats(p *link.Pool, n int) link.LinkStats {
+	var t link.LinkStats
+	seen := map[*link.Link]bool{}
+	for k := range uint64(n) {
+		if l := p.Pick(k); l != nil && !seen[l] {
+			seen[l] = true
+			addLinkStats(&t, l.Stats())
+		}
+	}
+	return t
+}
+
 // Close stops accepting links and closes those up; their sessions leave.
 func (s *Server) Close() {
 	s.ln.Close()

@@ -1,0 +1,79 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/client"
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/router"
+)
+
+// linkOut sums the frames and bytes written on every link of the cluster (each frame is
+// written once, by its sender, so the outbound counters count every frame once).
+func (tc *testCluster) linkOut() (frames, bytes uint64) {
+	for _, r := range tc.routers {
+		s := r.LinkStats()
+		frames, bytes = frames+s.FramesOut, bytes+s.BytesOut
+	}
+	for _, p := range tc.proxies {
+		for _, m := range tc.members {
+			s := router.PoolLinkStats(p.Links.Pool(m.Name), tc.common.LinksPerPeer)
+			frames, bytes = frames+s.FramesOut, bytes+s.BytesOut
+		}
+	}
+	return frames, bytes
+}
+
+// BenchmarkClusterFanOutLinks publishes through a 3-router, 2-proxy cluster to N
+// subscribers spread over every router and both proxies, and reports the link frames and
+// bytes per published event (the goal: flat in N, since a PUBLISH crosses to each
+// interested router once and an EVENT crosses each router-to-proxy link once with its
+// list of target sessions) next to ns/op.
+//
+//	go test -run '^$' -bench ClusterFanOutLinks -benchtime 2000x ./node/
+func BenchmarkClusterFanOutLinks(b *testing.B) {
+	for _, n := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			tc := startCluster(b, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var delivered atomic.Int64
+			for i := range n {
+				s := tc.connect(i%2, codec.JSON, false)
+				if _, err := s.Subscribe(ctx, "bench.fanout", func(*client.Event) { delivered.Add(1) }, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pub := tc.connect(0, codec.JSON, false)
+			// Warm up: every router has the interest.
+			for delivered.Load() < int64(n) {
+				if err := pub.Publish(ctx, "bench.fanout", []any{"warm"}, nil, client.Acknowledge()); err != nil {
+					b.Fatal(err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			delivered.Store(0)
+			f0, b0 := tc.linkOut()
+			b.ResetTimer()
+			for range b.N {
+				if err := pub.Publish(ctx, "bench.fanout", []any{"payload-of-some-sixty-four-bytes-................................"}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			want := int64(b.N) * int64(n)
+			for delivered.Load() < want && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			f1, b1 := tc.linkOut()
+			b.ReportMetric(float64(f1-f0)/float64(b.N), "link-frames/event")
+			b.ReportMetric(float64(b1-b0)/float64(b.N), "link-bytes/event")
+			b.ReportMetric(float64(delivered.Load())/float64(b.N), "deliveries/event")
+		})
+	}
+}
