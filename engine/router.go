@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/puzpuzpuz/xsync/v3"
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -47,6 +48,43 @@ func (r *Router) AddRealm(name string) *Realm {
 	})
 	return rl
 }
+
+// RemoveRealm drops realm name (a config reload that no longer lists it): handshakes
+// can no longer find it, a join racing with the removal is refused (JoinWelcome), and
+// every session joined to it gets GOODBYE reason with message and leaves it. A client
+// that has not answered GOODBYE and closed within RemovedRealmGrace has its transport
+// closed: the connection has no other use. It returns the number of sessions told
+// GOODBYE and false if there was no such realm. Adding the name again later makes a new,
+// empty realm. Safe for concurrent use.
+func (r *Router) RemoveRealm(name, reason, message string) (sessions int, ok bool) {
+	rl, ok := r.realms.LoadAndDelete(name)
+	if !ok {
+		return 0, false
+	}
+	// Wait for joins in progress: each has sent its WELCOME when it releases the lock,
+	// so the GOODBYE below cannot overtake it; joins after this see removed.
+	rl.joinMu.Lock()
+	rl.removed = true
+	rl.joinMu.Unlock()
+	var peers []Peer
+	rl.sessions.Range(func(_ uint64, s *Session) bool {
+		s.goodbye(reason, message)
+		peers = append(peers, s.peer)
+		return true
+	})
+	if len(peers) > 0 {
+		time.AfterFunc(RemovedRealmGrace, func() {
+			for _, p := range peers {
+				p.Close() // idempotent: most closed after their GOODBYE reply
+			}
+		})
+	}
+	return len(peers), true
+}
+
+// RemovedRealmGrace is how long RemoveRealm leaves a session's transport open for the
+// client's GOODBYE reply. A variable for tests; set it before any RemoveRealm.
+var RemovedRealmGrace = 5 * time.Second
 
 // Realm returns the realm called name. Safe for concurrent use.
 func (r *Router) Realm(name string) (*Realm, bool) { return r.realms.Load(name) }
@@ -95,6 +133,10 @@ type Realm struct {
 	// internal is the router's own caller session (CallProcedure), made on first use.
 	callerOnce sync.Once
 	internal   *internalCaller
+	// joinMu orders handshakes against RemoveRealm: JoinWelcome holds it shared while it
+	// joins and sends WELCOME, RemoveRealm exclusively while it sets removed.
+	joinMu  sync.RWMutex
+	removed bool
 }
 
 // Name returns the realm's URI.
@@ -120,6 +162,21 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 		}
 	}
 	rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
+	return s
+}
+
+// JoinWelcome is JoinWith for a client handshake: unless the realm has been removed
+// (Router.RemoveRealm), it joins the session and calls welcome, which must send WELCOME,
+// before a GOODBYE of the realm's removal can be sent to the session. It returns nil,
+// without calling welcome, if the realm is gone. Safe for concurrent use.
+func (rl *Realm) JoinWelcome(peer Peer, auth AuthInfo, f Features, welcome func(*Session)) *Session {
+	rl.joinMu.RLock()
+	defer rl.joinMu.RUnlock()
+	if rl.removed {
+		return nil
+	}
+	s := rl.JoinWith(peer, auth, f)
+	welcome(s)
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -98,6 +99,8 @@ type Node struct {
 	front  *proxy.Frontend
 	cfg    Config
 	certs  []*certSource // per listener; nil for plain ones
+	// reloadMu makes concurrent Reloads run one after the other.
+	reloadMu sync.Mutex
 }
 
 // Start builds and starts a node; it returns once the listeners accept connections.
@@ -127,9 +130,9 @@ func Start(cfg Config) (*Node, error) {
 		page = func() []byte { return cfg.StatusPage(n) }
 	}
 	if cfg.Cluster != nil {
-		n.front = proxy.NewClusterFrontend(cfg.Cluster, cfg.Logger, cfg.Auth)
+		n.front = proxy.NewClusterFrontend(cfg.Cluster, cfg.Logger, servedAuth(cfg.Realms, cfg.Auth))
 	} else {
-		n.front = proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth)
+		n.front = proxy.NewFrontend(n.Router, cfg.Logger, servedAuth(cfg.Realms, cfg.Auth))
 	}
 	methods := map[string][]string{}
 	for i, l := range cfg.Listeners {
@@ -163,18 +166,25 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Reload applies cfg to the running node without dropping sessions. First the TLS
-// certificate, key and client CA files of every TLS listener are read again (the paths
-// of cfg's listener at the same position, or the running ones): if any is bad, Reload
-// changes nothing and returns the error, and the old certificates stay in force. Then
-// new realms are added and every realm's roles and auth are replaced (new handshakes
-// and sessions joining afterwards see them). Realms missing from cfg keep running
-// (removing a realm would end its sessions); listeners, sizes and loops need a
-// restart. Existing TLS sessions keep their connection; new handshakes get the new
-// certificates. Safe for concurrent use.
+// Reload applies cfg to the running node. First the TLS certificate, key and client CA
+// files of every TLS listener are read again (the paths of cfg's listener at the same
+// position, or the running ones): if any is bad, Reload changes nothing and returns the
+// error, and the old certificates stay in force. Then new realms are added and every
+// realm's roles and auth are replaced (new handshakes and sessions joining afterwards
+// see them). A realm missing from cfg is removed: new handshakes get ABORT
+// wamp.error.no_such_realm and its sessions get GOODBYE wamp.close.close_realm (see
+// CloseRealmRemoved); sessions of the other realms keep running. Empty cfg.Realms means
+// realm1, as in Start. Listeners, sizes and loops need a restart. Existing TLS sessions
+// keep their connection; new handshakes get the new certificates. Safe for concurrent
+// use: reloads run one at a time.
 func (n *Node) Reload(cfg Config) error {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
 	if err := n.reloadCerts(cfg.Listeners); err != nil {
 		return err
+	}
+	if len(cfg.Realms) == 0 {
+		cfg.Realms = []string{"realm1"}
 	}
 	for _, r := range cfg.Realms {
 		if n.cfg.Cluster != nil {
@@ -187,8 +197,39 @@ func (n *Node) Reload(cfg Config) error {
 			n.cfg.Logger.Error("reload: store config refused", "realm", r, "err", err)
 		}
 	}
-	n.front.SetAuth(cfg.Auth)
+	// The new auth map has no entry for removed realms, so from here on their
+	// handshakes are refused; then their sessions are told GOODBYE.
+	n.front.SetAuth(servedAuth(cfg.Realms, cfg.Auth))
+	for _, r := range n.Router.RealmNames() {
+		if slices.Contains(cfg.Realms, r) {
+			continue
+		}
+		if count, ok := n.Router.RemoveRealm(r, engine.CloseRealm, CloseRealmRemoved); ok {
+			n.cfg.Logger.Info("reload: realm removed, its sessions were told GOODBYE", "realm", r,
+				"reason", engine.CloseRealm, "sessions", count)
+		}
+	}
 	return nil
+}
+
+// CloseRealmRemoved is GOODBYE.Details.message of the wamp.close.close_realm a session
+// gets when a reload removes its realm.
+const CloseRealmRemoved = "the realm was removed from the router's configuration"
+
+// servedAuth is the frontend's auth map for realms: each realm's entry of auth, or
+// anonymous-only (authrole anonymous) for a realm without one. Realms not listed get no
+// entry, so the frontend refuses them whatever auth holds.
+func servedAuth(realms []string, auth map[string]*proxy.RealmAuth) map[string]*proxy.RealmAuth {
+	out := make(map[string]*proxy.RealmAuth, len(realms))
+	for _, r := range realms {
+		if a := auth[r]; a != nil {
+			out[r] = a
+			continue
+		}
+		anon := "anonymous"
+		out[r] = &proxy.RealmAuth{Anonymous: &anon}
+	}
+	return out
 }
 
 // WebSocketURL returns the ws:// (wss:// with TLS) URL of the first universal TCP

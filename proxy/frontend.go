@@ -35,7 +35,8 @@ type Frontend struct {
 
 // NewFrontend returns a Frontend that joins sessions to router's realms. A nil logger means
 // slog.Default(). auth maps realm names to who may join them; a realm without an entry
-// is open to anonymous sessions. auth must not change afterwards.
+// is not served to clients (ABORT wamp.error.no_such_realm), so that no realm is ever
+// open to anonymous sessions by omission. auth must not change afterwards.
 func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*RealmAuth) *Frontend {
 	if log == nil {
 		log = slog.Default()
@@ -183,10 +184,13 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 		return
 	}
 	realm := realmName
+	// The auth map is the list of realms clients may join: a realm without an entry (one
+	// a reload is removing, or one only the router uses) is not served, rather than
+	// silently open to anonymous sessions.
 	ra := (*f.auth.Load())[realmName]
 	if ra == nil {
-		anon := "anonymous"
-		ra = &RealmAuth{Anonymous: &anon}
+		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realmName))
+		return
 	}
 	var methods []any
 	if list, ok := details["authmethods"].([]any); ok && len(list) > 0 {
@@ -279,19 +283,24 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 
 // welcome joins the session and sends WELCOME (st.mu held). In a cluster the join is
 // asked of the session's router over a link and WELCOME (or ABORT) follows its answer.
+// A realm removed by a reload since the HELLO (or the CHALLENGE) gets ABORT
+// wamp.error.no_such_realm instead.
 func (f *Frontend) welcome(c *netpoll.Conn, st *conn, realm string, info engine.AuthInfo, features engine.Features) {
 	if f.cluster != nil {
 		f.welcomeRemote(c, st, realm, info, features)
 		return
 	}
 	rl, ok := f.router.Realm(realm)
+	if ok {
+		// JoinWelcome sends the WELCOME before a GOODBYE of the realm's removal can go out.
+		ok = rl.JoinWelcome(c, info, features, func(sess *engine.Session) {
+			st.sess.Store(sess)
+			f.welcomed(c, sess.ID(), realm, info, sess.WelcomeDetails())
+		}) != nil
+	}
 	if !ok { // removed while the handshake ran
 		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realm))
-		return
 	}
-	sess := rl.JoinWith(c, info, features)
-	st.sess.Store(sess)
-	f.welcomed(c, sess.ID(), realm, info, sess.WelcomeDetails())
 }
 
 // welcomed sends WELCOME for a joined session.
