@@ -237,18 +237,16 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return
 		}
+		// The client gets a CHALLENGE either way (no user enumeration); the one log
+		// line, written when the login fails, says why.
 		switch {
 		case !known:
-			f.log.Warn("authentication: unknown authid", "realm", realmName, "authid", authid,
-				"method", method, "remote", c.RemoteAddr().String())
+			p.expected = nil // no signature matches
+			p.failure = "unknown authid"
 		case method == "cryptosign" && p.pubkey == nil:
-			f.log.Warn("authentication: the key in authextra.pubkey is not authorized for this authid",
-				"realm", realmName, "authid", authid, "pubkey", stringOf(authextra["pubkey"]), "remote", c.RemoteAddr().String())
+			p.failure = "the key in authextra.pubkey (" + stringOf(authextra["pubkey"]) + ") is not authorized for this authid"
 		}
 		p.realm, p.features = realm, features
-		if !known {
-			p.expected = nil // no signature matches
-		}
 		st.auth = p
 		ch := codec.Message{Type: codec.CHALLENGE, URI: []byte(method), DictAny: p.challenge}
 		f.send(c, &ch)
@@ -270,7 +268,11 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 		return
 	}
 	if p.expected == nil || !p.verify(string(m.URI)) {
-		f.authFailed(c, st, p.realm, p.authid, p.method, engine.ErrAuthenticationFailed, "wrong signature or secret")
+		why := p.failure
+		if why == "" {
+			why = "wrong signature or secret"
+		}
+		f.authFailed(c, st, p.realm, p.authid, p.method, engine.ErrAuthenticationFailed, why)
 		return
 	}
 	provider := p.provider
@@ -322,9 +324,14 @@ func (f *Frontend) hasRealm(realm string) bool {
 	return ok
 }
 
-// abort ends a connection that has no session yet with ABORT reason.
+// abort ends a connection that has no session yet with ABORT reason, and logs it.
 func (f *Frontend) abort(c *netpoll.Conn, st *conn, reason, message string) {
 	f.log.Warn("session aborted", "remote", c.RemoteAddr().String(), "reason", reason, "message", message)
+	f.sendAbort(c, st, reason, message)
+}
+
+// sendAbort is abort without the log line, for callers whose own line says more.
+func (f *Frontend) sendAbort(c *netpoll.Conn, st *conn, reason, message string) {
 	a := codec.Message{Type: codec.ABORT, URI: []byte(reason), DictAny: map[string]any{"message": message}}
 	f.send(c, &a)
 	st.done.Store(true)
