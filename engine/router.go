@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/puzpuzpuz/xsync/v3"
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/internal/lograte"
 )
 
 // Router holds the realms of one engine and the router-scope ID sequences.
@@ -20,6 +22,8 @@ type Router struct {
 	subIDs idSeq
 	regIDs idSeq
 	log    *slog.Logger
+	// logLimit rate-limits the log lines clients can cause (lograte).
+	logLimit atomic.Pointer[lograte.Limiter]
 }
 
 // NewRouter returns a router with no realms. A nil logger means slog.Default().
@@ -27,7 +31,29 @@ func NewRouter(log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Router{realms: xsync.NewMapOf[string, *Realm](), log: log}
+	r := &Router{realms: xsync.NewMapOf[string, *Realm](), log: log}
+	r.SetLogLimit(nil)
+	return r
+}
+
+// SetLogLimit sets the limiter of the log lines clients can cause (sessions aborted
+// for protocol violations), so that one node can share one limiter between its layers;
+// nil: a limiter of its own with lograte's defaults. Safe for concurrent use.
+func (r *Router) SetLogLimit(l *lograte.Limiter) {
+	if l == nil {
+		l = lograte.New(r.log, 0, 0, 0)
+	}
+	r.logLimit.Store(l)
+}
+
+// logOK reports whether a Warn line for cause, caused by peer, may be written now. The
+// address is the peer's RemoteAddr when it has one.
+func (r *Router) logOK(cause string, peer Peer) bool {
+	var addr net.Addr
+	if p, ok := peer.(interface{ RemoteAddr() net.Addr }); ok {
+		addr = p.RemoteAddr()
+	}
+	return r.logLimit.Load().Allow(slog.LevelWarn, cause, lograte.Addr(addr))
 }
 
 // AddRealm creates realm name if it does not exist and returns it. Safe for concurrent use.

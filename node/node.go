@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/internal/lograte"
 	"github.com/switchyard-wamp/switchyard/netpoll"
 	"github.com/switchyard-wamp/switchyard/proxy"
 )
@@ -48,6 +49,18 @@ type Config struct {
 	// NoListeners runs the node without client listeners (a cluster router that only
 	// takes sessions over links); Listeners is then ignored.
 	NoListeners bool
+	// LogRate bounds the log lines clients can cause; zero fields take the defaults.
+	LogRate LogRate
+}
+
+// LogRate is how many log lines a remote address may cause: per cause (bad frame,
+// failed login, ...) and address, Burst lines per Interval pass, the rest are counted
+// in one "suppressed N similar lines" line; at most MaxKeys addresses are tracked.
+// Zero fields: 5 lines per 10 s, 4096 addresses (internal/lograte).
+type LogRate struct {
+	Burst    int
+	Interval time.Duration
+	MaxKeys  int
 }
 
 // Defaults fills the zero fields of c with the embedded default node.
@@ -108,6 +121,8 @@ func Start(cfg Config) (*Node, error) {
 	cfg.Defaults()
 	cfg.Listeners = slices.Clone(cfg.Listeners)
 	n := &Node{Router: engine.NewRouter(cfg.Logger), cfg: cfg}
+	logLimit := lograte.New(cfg.Logger, cfg.LogRate.Burst, cfg.LogRate.Interval, cfg.LogRate.MaxKeys)
+	n.Router.SetLogLimit(logLimit)
 	lns, err := n.netpollListeners()
 	if err != nil {
 		return nil, err
@@ -134,6 +149,7 @@ func Start(cfg Config) (*Node, error) {
 	} else {
 		n.front = proxy.NewFrontend(n.Router, cfg.Logger, servedAuth(cfg.Realms, cfg.Auth))
 	}
+	n.front.SetLogLimit(logLimit)
 	methods := map[string][]string{}
 	for i, l := range cfg.Listeners {
 		if l.AuthMethods != nil {
@@ -154,6 +170,7 @@ func Start(cfg Config) (*Node, error) {
 		WriteDeadline:     cfg.WriteDeadline,
 		Loops:             cfg.Loops,
 		Logger:            cfg.Logger,
+		LogLimit:          logLimit,
 		StatusPage:        page,
 	}, n.front)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/internal/lograte"
 	"github.com/switchyard-wamp/switchyard/netpoll"
 )
 
@@ -29,6 +30,8 @@ type Frontend struct {
 	log     *slog.Logger
 	auth    atomic.Pointer[map[string]*RealmAuth]
 	limit   *failLimiter
+	// logLimit rate-limits the log lines a client can cause (lograte).
+	logLimit atomic.Pointer[lograte.Limiter]
 	// methods are the auth methods each listener (by name) offers; absent: all.
 	methods atomic.Pointer[map[string][]string]
 }
@@ -44,7 +47,25 @@ func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*Realm
 	// 10 failed authentications per source address per minute, then a minute's rest.
 	f := &Frontend{router: router, log: log, limit: newFailLimiter(10, time.Minute)}
 	f.SetAuth(auth)
+	f.SetLogLimit(nil)
 	return f
+}
+
+// SetLogLimit sets the limiter of the log lines clients can cause (undecodable
+// messages, aborted handshakes, failed and blocked logins), so that one node can share
+// one limiter between its layers; nil: a limiter of its own with lograte's defaults.
+// Safe for concurrent use.
+func (f *Frontend) SetLogLimit(l *lograte.Limiter) {
+	if l == nil {
+		l = lograte.New(f.log, 0, 0, 0)
+	}
+	f.logLimit.Store(l)
+}
+
+// logOK reports whether a Warn line for cause, caused by c's client, may be written now
+// (a suppressed one is counted for the limiter's summary line). It does not allocate.
+func (f *Frontend) logOK(cause string, c *netpoll.Conn) bool {
+	return f.logLimit.Load().Allow(slog.LevelWarn, cause, lograte.Addr(c.RemoteAddr()))
 }
 
 // SetAuth replaces who may join which realm (a config reload); handshakes that start
@@ -99,7 +120,9 @@ func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
 	if r := st.remote.Load(); r != nil {
 		// After WELCOME a proxy does not decode: the bytes go to the router as they are.
 		if err := r.Forward(msg); err != nil {
-			f.log.Warn("session forward failed", "session", r.ID, "remote", c.RemoteAddr().String(), "err", err)
+			if f.logOK("session forward failed", c) {
+				f.log.Warn("session forward failed", "session", r.ID, "remote", c.RemoteAddr().String(), "err", err)
+			}
 			st.done.Store(true)
 			c.Close()
 		}
@@ -110,12 +133,15 @@ func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
 	// message is ~600 bytes of stores for nothing.
 	defer msgPool.Put(m)
 	if err := st.codec.Decode(msg, m); err != nil {
-		f.log.Warn("undecodable message", "remote", c.RemoteAddr().String(),
-			"serializer", c.Serializer().String(), "err", err)
+		// One line for the message and the ABORT it causes.
+		if f.logOK("undecodable message", c) {
+			f.log.Warn("undecodable message, session aborted", "remote", c.RemoteAddr().String(),
+				"serializer", c.Serializer().String(), "err", err)
+		}
 		if sess := st.sess.Load(); sess != nil {
-			sess.Abort(engine.ErrProtocolViolation, err.Error())
+			sess.AbortQuiet(engine.ErrProtocolViolation, err.Error())
 		} else {
-			f.abort(c, st, engine.ErrProtocolViolation, err.Error())
+			f.sendAbort(c, st, engine.ErrProtocolViolation, err.Error())
 		}
 		st.done.Store(true)
 		return
@@ -222,9 +248,11 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			continue
 		}
 		if f.limit.blocked(c.RemoteAddr()) {
-			f.log.Warn("authentication: too many failures from this address", "remote", c.RemoteAddr().String(),
-				"realm", realmName, "authid", authid)
-			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
+			if f.logOK("authentication: too many failures from this address", c) {
+				f.log.Warn("authentication: too many failures from this address, login refused",
+					"remote", c.RemoteAddr().String(), "realm", realmName, "authid", authid)
+			}
+			f.sendAbort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return
 		}
 		if ra.dynamicFor(method) && !ra.hasStatic(method, authid) {
@@ -324,9 +352,12 @@ func (f *Frontend) hasRealm(realm string) bool {
 	return ok
 }
 
-// abort ends a connection that has no session yet with ABORT reason, and logs it.
+// abort ends a connection that has no session yet with ABORT reason, and logs it
+// (rate-limited per client address).
 func (f *Frontend) abort(c *netpoll.Conn, st *conn, reason, message string) {
-	f.log.Warn("session aborted", "remote", c.RemoteAddr().String(), "reason", reason, "message", message)
+	if f.logOK("session aborted", c) {
+		f.log.Warn("session aborted", "remote", c.RemoteAddr().String(), "reason", reason, "message", message)
+	}
 	f.sendAbort(c, st, reason, message)
 }
 
