@@ -230,3 +230,13 @@ func TestAddr(t *testing.T) {
 		t.Fatal("nil Limiter refused")
 	}
 }
+
+func BenchmarkAllowSuppressed(b *testing.B) {
+	l := New(slog.New(&sink{}), 1, time.Hour, 0)
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}
+	l.Allow(slog.LevelWarn, "c", Addr(remote))
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Allow(slog.LevelWarn, "c", Addr(remote))
+	}
+}
