@@ -43,6 +43,22 @@ Rules:
   have a ` + "`cluster`" + ` section must agree as the nodes of one cluster (unique node names; the
   same secret, slots, links_per_peer, routers, link TLS and spreads).
 
+## Reload (SIGHUP)
+
+` + "`kill -HUP <pid>`" + ` makes ` + "`switchyard start --config FILE`" + ` read FILE again. A file that does
+not validate, or a TLS file that cannot be loaded, is refused with a log line and the
+running configuration stays in force. Otherwise:
+
+- ` + "`realms`" + `: roles, auth, authenticators, authorizers and history apply to handshakes and
+  sessions that start afterwards; established sessions of realms still listed keep running.
+- A realm added to the file is served at once.
+- A realm left out of the file is removed: a HELLO to it gets ABORT
+  ` + "`wamp.error.no_such_realm`" + ` (never a WELCOME by another auth method), and its sessions get
+  GOODBYE ` + "`wamp.close.close_realm`" + ` and leave; a client that has not answered and closed
+  within 5 s has its connection closed. Listing the realm again brings it back empty.
+- ` + "`listeners[].tls`" + ` files are read again: new TLS handshakes get the new certificate.
+- Everything else (` + "`node`" + `, listeners' addresses, kinds, sizes and timeouts) needs a restart.
+
 ## Environment overrides
 
 A non-empty variable replaces the field's value. ` + "`{i}`" + ` is a list index:

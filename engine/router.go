@@ -3,12 +3,15 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/puzpuzpuz/xsync/v3"
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/internal/lograte"
 )
 
 // Router holds the realms of one engine and the router-scope ID sequences.
@@ -20,6 +23,8 @@ type Router struct {
 	log *slog.Logger
 	// fed is the federation (package span) when the realms span several routers.
 	fed atomic.Pointer[fedBox]
+	// logLimit rate-limits the log lines clients can cause (lograte).
+	logLimit atomic.Pointer[lograte.Limiter]
 }
 
 // NewRouter returns a router with no realms. A nil logger means slog.Default().
@@ -27,7 +32,29 @@ func NewRouter(log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Router{realms: xsync.NewMapOf[string, *Realm](), log: log}
+	r := &Router{realms: xsync.NewMapOf[string, *Realm](), log: log}
+	r.SetLogLimit(nil)
+	return r
+}
+
+// SetLogLimit sets the limiter of the log lines clients can cause (sessions aborted
+// for protocol violations), so that one node can share one limiter between its layers;
+// nil: a limiter of its own with lograte's defaults. Safe for concurrent use.
+func (r *Router) SetLogLimit(l *lograte.Limiter) {
+	if l == nil {
+		l = lograte.New(r.log, 0, 0, 0)
+	}
+	r.logLimit.Store(l)
+}
+
+// logOK reports whether a Warn line for cause, caused by peer, may be written now. The
+// address is the peer's RemoteAddr when it has one.
+func (r *Router) logOK(cause string, peer Peer) bool {
+	var addr net.Addr
+	if p, ok := peer.(interface{ RemoteAddr() net.Addr }); ok {
+		addr = p.RemoteAddr()
+	}
+	return r.logLimit.Load().Allow(slog.LevelWarn, cause, lograte.Addr(addr))
 }
 
 // AddRealm creates realm name if it does not exist and returns it. Safe for concurrent use.
@@ -54,6 +81,43 @@ func (r *Router) AddRealm(name string) *Realm {
 	}
 	return rl
 }
+
+// RemoveRealm drops realm name (a config reload that no longer lists it): handshakes
+// can no longer find it, a join racing with the removal is refused (JoinWelcome), and
+// every session joined to it gets GOODBYE reason with message and leaves it. A client
+// that has not answered GOODBYE and closed within RemovedRealmGrace has its transport
+// closed: the connection has no other use. It returns the number of sessions told
+// GOODBYE and false if there was no such realm. Adding the name again later makes a new,
+// empty realm. Safe for concurrent use.
+func (r *Router) RemoveRealm(name, reason, message string) (sessions int, ok bool) {
+	rl, ok := r.realms.LoadAndDelete(name)
+	if !ok {
+		return 0, false
+	}
+	// Wait for joins in progress: each has sent its WELCOME when it releases the lock,
+	// so the GOODBYE below cannot overtake it; joins after this see removed.
+	rl.joinMu.Lock()
+	rl.removed = true
+	rl.joinMu.Unlock()
+	var peers []Peer
+	rl.sessions.Range(func(_ uint64, s *Session) bool {
+		s.goodbye(reason, message)
+		peers = append(peers, s.peer)
+		return true
+	})
+	if len(peers) > 0 {
+		time.AfterFunc(RemovedRealmGrace, func() {
+			for _, p := range peers {
+				p.Close() // idempotent: most closed after their GOODBYE reply
+			}
+		})
+	}
+	return len(peers), true
+}
+
+// RemovedRealmGrace is how long RemoveRealm leaves a session's transport open for the
+// client's GOODBYE reply. A variable for tests; set it before any RemoveRealm.
+var RemovedRealmGrace = 5 * time.Second
 
 // Realm returns the realm called name. Safe for concurrent use.
 func (r *Router) Realm(name string) (*Realm, bool) { return r.realms.Load(name) }
@@ -109,6 +173,10 @@ type Realm struct {
 	// internal is the router's own caller session (CallProcedure), made on first use.
 	callerOnce sync.Once
 	internal   *internalCaller
+	// joinMu orders handshakes against RemoveRealm: JoinWelcome holds it shared while it
+	// joins and sends WELCOME, RemoveRealm exclusively while it sets removed.
+	joinMu  sync.RWMutex
+	removed bool
 }
 
 // Name returns the realm's URI.
@@ -134,6 +202,21 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 		}
 	}
 	rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
+	return s
+}
+
+// JoinWelcome is JoinWith for a client handshake: unless the realm has been removed
+// (Router.RemoveRealm), it joins the session and calls welcome, which must send WELCOME,
+// before a GOODBYE of the realm's removal can be sent to the session. It returns nil,
+// without calling welcome, if the realm is gone. Safe for concurrent use.
+func (rl *Realm) JoinWelcome(peer Peer, auth AuthInfo, f Features, welcome func(*Session)) *Session {
+	rl.joinMu.RLock()
+	defer rl.joinMu.RUnlock()
+	if rl.removed {
+		return nil
+	}
+	s := rl.JoinWith(peer, auth, f)
+	welcome(s)
 	return s
 }
 

@@ -189,8 +189,22 @@ func (s *Session) goodbye(reason, message string) {
 }
 
 // Abort sends ABORT with reason and a human-readable message, leaves the realm and closes
-// the transport. Safe for concurrent use.
+// the transport, with a log line (rate-limited per client address, see
+// Router.SetLogLimit). Safe for concurrent use.
 func (s *Session) Abort(reason, message string) {
+	if s.state.Load() == sessionClosed {
+		return
+	}
+	if s.realm.router.logOK("session aborted", s.peer) {
+		s.realm.router.log.Warn("session aborted", "session", s.id, "realm", s.realm.name,
+			"reason", reason, "message", message)
+	}
+	s.AbortQuiet(reason, message)
+}
+
+// AbortQuiet is Abort without the log line, for a caller that has logged the cause
+// itself. Safe for concurrent use.
+func (s *Session) AbortQuiet(reason, message string) {
 	if s.state.Load() == sessionClosed {
 		return
 	}
@@ -200,8 +214,6 @@ func (s *Session) Abort(reason, message string) {
 	sc.m.Details.Message = append(sc.text[:0], message...)
 	s.sendMsg(&sc.m, sc)
 	putScratch(sc)
-	s.realm.router.log.Warn("session aborted", "session", s.id, "realm", s.realm.name,
-		"reason", reason, "message", message)
 	s.Leave()
 	s.peer.Close()
 }

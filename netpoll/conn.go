@@ -276,7 +276,9 @@ func (c *Conn) protocolClose(code uint16, msg string, err error, attrs ...any) {
 	if err == nil {
 		err = errors.New("netpoll: " + msg)
 	}
-	c.srv.log.Info("netpoll: "+msg+", closing", append([]any{"remote", c.remote.String(), "transport", c.transportName(), "error", err}, attrs...)...)
+	if c.srv.infoOK(msg, c.remote) {
+		c.srv.log.Info("netpoll: "+msg+", closing", append([]any{"remote", c.remote.String(), "transport", c.transportName(), "error", err}, attrs...)...)
+	}
 	c.closeWith(code, err)
 }
 
@@ -369,9 +371,11 @@ func (c *Conn) slowConsumer(backlog int64, reason string) {
 	if since := c.overSince.Load(); since != 0 {
 		over = time.Duration(time.Now().UnixNano() - since)
 	}
-	s.log.Warn("netpoll: slow consumer, closing", "remote", c.remote.String(),
-		"transport", c.transport, "reason", reason, "backlog_bytes", backlog, "over_limit_for", over,
-		"limit", s.cfg.OutboundLimit, "hard_limit", s.cfg.OutboundHardLimit, "write_deadline", s.cfg.WriteDeadline)
+	if s.warnOK("slow consumer", c.remote) {
+		s.log.Warn("netpoll: slow consumer, closing", "remote", c.remote.String(),
+			"transport", c.transport, "reason", reason, "backlog_bytes", backlog, "over_limit_for", over,
+			"limit", s.cfg.OutboundLimit, "hard_limit", s.cfg.OutboundHardLimit, "write_deadline", s.cfg.WriteDeadline)
+	}
 	if !s.stopped.Load() {
 		_ = c.gc.Close()
 	}

@@ -46,16 +46,20 @@ func (s *Server) sweep(now int64) {
 		}
 		if !c.isOpen.Load() {
 			if now-c.born >= interval+timeout && c.reason.CompareAndSwap(reasonNone, reasonHandshakeTimeout) {
-				s.log.Info("netpoll: handshake timeout, closing", "remote", c.remote.String(),
-					"age", time.Duration(now-c.born))
+				if s.infoOK("handshake timeout", c.remote) {
+					s.log.Info("netpoll: handshake timeout, closing", "remote", c.remote.String(),
+						"age", time.Duration(now-c.born))
+				}
 				_ = c.gc.Close()
 			}
 			return true
 		}
 		if p := c.pingAt.Load(); p != 0 {
 			if now-p >= timeout && c.reason.CompareAndSwap(reasonNone, reasonPingTimeout) {
-				s.log.Info("netpoll: ping timeout, closing", "remote", c.remote.String(),
-					"transport", c.transport, "timeout", c.ln.PingTimeout)
+				if s.infoOK("ping timeout", c.remote) {
+					s.log.Info("netpoll: ping timeout, closing", "remote", c.remote.String(),
+						"transport", c.transport, "timeout", c.ln.PingTimeout)
+				}
 				_ = c.gc.Close()
 			}
 			return true

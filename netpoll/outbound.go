@@ -57,8 +57,10 @@ func (c *Conn) Send(msg []byte) error {
 	if c.transport == transportRawSocket {
 		if len(msg) > c.peerMax {
 			putNode(n)
-			c.srv.log.Warn("netpoll: message over the rawsocket client's max length, closing",
-				"remote", c.remote.String(), "size", len(msg), "max", c.peerMax)
+			if c.srv.warnOK("message over the rawsocket client's max length", c.remote) {
+				c.srv.log.Warn("netpoll: message over the rawsocket client's max length, closing",
+					"remote", c.remote.String(), "size", len(msg), "max", c.peerMax)
+			}
 			c.Close()
 			return ErrClosed
 		}

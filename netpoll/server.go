@@ -45,6 +45,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/puzpuzpuz/xsync/v3"
+	"github.com/switchyard-wamp/switchyard/internal/lograte"
 )
 
 // Handler is implemented by the layer above. All calls for one Conn run on that Conn's
@@ -88,6 +89,9 @@ type Config struct {
 	StatusPage func() []byte
 	// Logger receives structured logs, one per abnormal close; default slog.Default().
 	Logger *slog.Logger
+	// LogLimit rate-limits the log lines remote peers can cause (bad handshakes and
+	// frames, timeouts), per cause and address; nil: one with lograte's defaults.
+	LogLimit *lograte.Limiter
 }
 
 // Stats is a snapshot of the server counters (see Server.Stats).
@@ -180,6 +184,9 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.LogLimit == nil {
+		cfg.LogLimit = lograte.New(cfg.Logger, 0, 0, 0)
 	}
 	s := &Server{
 		cfg:         cfg,

@@ -120,7 +120,9 @@ func (s *Server) acceptTLS(l *listener) {
 			}
 			// Out of file descriptors and the like: log, back off, retry.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("netpoll: accept failed", "listener", l.Name, "error", err, "retry_in", backoff)
+			if s.warnOK("accept failed", nil) {
+				s.log.Warn("netpoll: accept failed", "listener", l.Name, "error", err, "retry_in", backoff)
+			}
 			time.Sleep(backoff)
 			continue
 		}
@@ -146,8 +148,10 @@ func (s *Server) serveTLS(l *listener, raw net.Conn) {
 		_ = raw.Close()
 		if !s.stopping.Load() {
 			s.protoErrs.Add(1)
-			s.log.Info("netpoll: tls handshake failed, closing", "listener", l.Name,
-				"remote", raw.RemoteAddr().String(), "error", err)
+			if s.infoOK("tls handshake failed", raw.RemoteAddr()) {
+				s.log.Info("netpoll: tls handshake failed, closing", "listener", l.Name,
+					"remote", raw.RemoteAddr().String(), "error", err)
+			}
 		}
 		return
 	}

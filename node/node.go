@@ -10,9 +10,11 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/internal/lograte"
 	"github.com/switchyard-wamp/switchyard/netpoll"
 	"github.com/switchyard-wamp/switchyard/proxy"
 )
@@ -47,6 +49,18 @@ type Config struct {
 	// NoListeners runs the node without client listeners (a cluster router that only
 	// takes sessions over links); Listeners is then ignored.
 	NoListeners bool
+	// LogRate bounds the log lines clients can cause; zero fields take the defaults.
+	LogRate LogRate
+}
+
+// LogRate is how many log lines a remote address may cause: per cause (bad frame,
+// failed login, ...) and address, Burst lines per Interval pass, the rest are counted
+// in one "suppressed N similar lines" line; at most MaxKeys addresses are tracked.
+// Zero fields: 5 lines per 10 s, 4096 addresses (internal/lograte).
+type LogRate struct {
+	Burst    int
+	Interval time.Duration
+	MaxKeys  int
 }
 
 // Defaults fills the zero fields of c with the embedded default node.
@@ -98,6 +112,8 @@ type Node struct {
 	front  *proxy.Frontend
 	cfg    Config
 	certs  []*certSource // per listener; nil for plain ones
+	// reloadMu makes concurrent Reloads run one after the other.
+	reloadMu sync.Mutex
 }
 
 // Start builds and starts a node; it returns once the listeners accept connections.
@@ -105,6 +121,8 @@ func Start(cfg Config) (*Node, error) {
 	cfg.Defaults()
 	cfg.Listeners = slices.Clone(cfg.Listeners)
 	n := &Node{Router: engine.NewRouter(cfg.Logger), cfg: cfg}
+	logLimit := lograte.New(cfg.Logger, cfg.LogRate.Burst, cfg.LogRate.Interval, cfg.LogRate.MaxKeys)
+	n.Router.SetLogLimit(logLimit)
 	lns, err := n.netpollListeners()
 	if err != nil {
 		return nil, err
@@ -127,10 +145,11 @@ func Start(cfg Config) (*Node, error) {
 		page = func() []byte { return cfg.StatusPage(n) }
 	}
 	if cfg.Cluster != nil {
-		n.front = proxy.NewClusterFrontend(cfg.Cluster, cfg.Logger, cfg.Auth)
+		n.front = proxy.NewClusterFrontend(cfg.Cluster, cfg.Logger, servedAuth(cfg.Realms, cfg.Auth))
 	} else {
-		n.front = proxy.NewFrontend(n.Router, cfg.Logger, cfg.Auth)
+		n.front = proxy.NewFrontend(n.Router, cfg.Logger, servedAuth(cfg.Realms, cfg.Auth))
 	}
+	n.front.SetLogLimit(logLimit)
 	methods := map[string][]string{}
 	for i, l := range cfg.Listeners {
 		if l.AuthMethods != nil {
@@ -151,6 +170,7 @@ func Start(cfg Config) (*Node, error) {
 		WriteDeadline:     cfg.WriteDeadline,
 		Loops:             cfg.Loops,
 		Logger:            cfg.Logger,
+		LogLimit:          logLimit,
 		StatusPage:        page,
 	}, n.front)
 	if err != nil {
@@ -163,18 +183,25 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Reload applies cfg to the running node without dropping sessions. First the TLS
-// certificate, key and client CA files of every TLS listener are read again (the paths
-// of cfg's listener at the same position, or the running ones): if any is bad, Reload
-// changes nothing and returns the error, and the old certificates stay in force. Then
-// new realms are added and every realm's roles and auth are replaced (new handshakes
-// and sessions joining afterwards see them). Realms missing from cfg keep running
-// (removing a realm would end its sessions); listeners, sizes and loops need a
-// restart. Existing TLS sessions keep their connection; new handshakes get the new
-// certificates. Safe for concurrent use.
+// Reload applies cfg to the running node. First the TLS certificate, key and client CA
+// files of every TLS listener are read again (the paths of cfg's listener at the same
+// position, or the running ones): if any is bad, Reload changes nothing and returns the
+// error, and the old certificates stay in force. Then new realms are added and every
+// realm's roles and auth are replaced (new handshakes and sessions joining afterwards
+// see them). A realm missing from cfg is removed: new handshakes get ABORT
+// wamp.error.no_such_realm and its sessions get GOODBYE wamp.close.close_realm (see
+// CloseRealmRemoved); sessions of the other realms keep running. Empty cfg.Realms means
+// realm1, as in Start. Listeners, sizes and loops need a restart. Existing TLS sessions
+// keep their connection; new handshakes get the new certificates. Safe for concurrent
+// use: reloads run one at a time.
 func (n *Node) Reload(cfg Config) error {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
 	if err := n.reloadCerts(cfg.Listeners); err != nil {
 		return err
+	}
+	if len(cfg.Realms) == 0 {
+		cfg.Realms = []string{"realm1"}
 	}
 	for _, r := range cfg.Realms {
 		if n.cfg.Cluster != nil {
@@ -187,8 +214,39 @@ func (n *Node) Reload(cfg Config) error {
 			n.cfg.Logger.Error("reload: store config refused", "realm", r, "err", err)
 		}
 	}
-	n.front.SetAuth(cfg.Auth)
+	// The new auth map has no entry for removed realms, so from here on their
+	// handshakes are refused; then their sessions are told GOODBYE.
+	n.front.SetAuth(servedAuth(cfg.Realms, cfg.Auth))
+	for _, r := range n.Router.RealmNames() {
+		if slices.Contains(cfg.Realms, r) {
+			continue
+		}
+		if count, ok := n.Router.RemoveRealm(r, engine.CloseRealm, CloseRealmRemoved); ok {
+			n.cfg.Logger.Info("reload: realm removed, its sessions were told GOODBYE", "realm", r,
+				"reason", engine.CloseRealm, "sessions", count)
+		}
+	}
 	return nil
+}
+
+// CloseRealmRemoved is GOODBYE.Details.message of the wamp.close.close_realm a session
+// gets when a reload removes its realm.
+const CloseRealmRemoved = "the realm was removed from the router's configuration"
+
+// servedAuth is the frontend's auth map for realms: each realm's entry of auth, or
+// anonymous-only (authrole anonymous) for a realm without one. Realms not listed get no
+// entry, so the frontend refuses them whatever auth holds.
+func servedAuth(realms []string, auth map[string]*proxy.RealmAuth) map[string]*proxy.RealmAuth {
+	out := make(map[string]*proxy.RealmAuth, len(realms))
+	for _, r := range realms {
+		if a := auth[r]; a != nil {
+			out[r] = a
+			continue
+		}
+		anon := "anonymous"
+		out[r] = &proxy.RealmAuth{Anonymous: &anon}
+	}
+	return out
 }
 
 // WebSocketURL returns the ws:// (wss:// with TLS) URL of the first universal TCP

@@ -103,6 +103,9 @@ type pendingAuth struct {
 	// the HELLO details it was started with.
 	dynamic *Authenticator
 	hello   map[string]any
+	// failure, when set, is why AUTHENTICATE will fail whatever it says (an unknown
+	// authid, an unauthorized key): the reason the operator's log line gives.
+	failure string
 }
 
 // challengeFor starts method for authid with a static principal: the CHALLENGE extra and

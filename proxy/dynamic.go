@@ -208,17 +208,19 @@ func (f *Frontend) answered(c *netpoll.Conn, st *conn, realm, authid, method str
 	}
 }
 
-// authFailed counts a failed authentication against the client's address, logs why and
-// aborts with uri; the client learns nothing more.
+// authFailed counts a failed authentication against the client's address, logs why in
+// one line and aborts with uri; the client learns nothing more.
 func (f *Frontend) authFailed(c *netpoll.Conn, st *conn, realm, authid, method, uri, why string) {
 	f.limit.failed(c.RemoteAddr())
-	f.log.Warn("authentication failed", "realm", realm, "authid", authid, "method", method,
-		"remote", c.RemoteAddr().String(), "reason", why)
+	if f.logOK("authentication failed", c) {
+		f.log.Warn("authentication failed", "realm", realm, "authid", authid, "method", method,
+			"remote", c.RemoteAddr().String(), "reason", why)
+	}
 	msg := "authentication failed"
 	if uri == engine.ErrNotAuthorized {
 		msg = "not authorized"
 	}
-	f.abort(c, st, uri, msg)
+	f.sendAbort(c, st, uri, msg)
 }
 
 func intOf(v any, def int) int {

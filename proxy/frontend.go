@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/internal/lograte"
 	"github.com/switchyard-wamp/switchyard/netpoll"
 )
 
@@ -29,13 +30,16 @@ type Frontend struct {
 	log     *slog.Logger
 	auth    atomic.Pointer[map[string]*RealmAuth]
 	limit   *failLimiter
+	// logLimit rate-limits the log lines a client can cause (lograte).
+	logLimit atomic.Pointer[lograte.Limiter]
 	// methods are the auth methods each listener (by name) offers; absent: all.
 	methods atomic.Pointer[map[string][]string]
 }
 
 // NewFrontend returns a Frontend that joins sessions to router's realms. A nil logger means
 // slog.Default(). auth maps realm names to who may join them; a realm without an entry
-// is open to anonymous sessions. auth must not change afterwards.
+// is not served to clients (ABORT wamp.error.no_such_realm), so that no realm is ever
+// open to anonymous sessions by omission. auth must not change afterwards.
 func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*RealmAuth) *Frontend {
 	if log == nil {
 		log = slog.Default()
@@ -43,7 +47,25 @@ func NewFrontend(router *engine.Router, log *slog.Logger, auth map[string]*Realm
 	// 10 failed authentications per source address per minute, then a minute's rest.
 	f := &Frontend{router: router, log: log, limit: newFailLimiter(10, time.Minute)}
 	f.SetAuth(auth)
+	f.SetLogLimit(nil)
 	return f
+}
+
+// SetLogLimit sets the limiter of the log lines clients can cause (undecodable
+// messages, aborted handshakes, failed and blocked logins), so that one node can share
+// one limiter between its layers; nil: a limiter of its own with lograte's defaults.
+// Safe for concurrent use.
+func (f *Frontend) SetLogLimit(l *lograte.Limiter) {
+	if l == nil {
+		l = lograte.New(f.log, 0, 0, 0)
+	}
+	f.logLimit.Store(l)
+}
+
+// logOK reports whether a Warn line for cause, caused by c's client, may be written now
+// (a suppressed one is counted for the limiter's summary line). It does not allocate.
+func (f *Frontend) logOK(cause string, c *netpoll.Conn) bool {
+	return f.logLimit.Load().Allow(slog.LevelWarn, cause, lograte.Addr(c.RemoteAddr()))
 }
 
 // SetAuth replaces who may join which realm (a config reload); handshakes that start
@@ -98,7 +120,9 @@ func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
 	if r := st.remote.Load(); r != nil {
 		// After WELCOME a proxy does not decode: the bytes go to the router as they are.
 		if err := r.Forward(msg); err != nil {
-			f.log.Warn("session forward failed", "session", r.ID, "remote", c.RemoteAddr().String(), "err", err)
+			if f.logOK("session forward failed", c) {
+				f.log.Warn("session forward failed", "session", r.ID, "remote", c.RemoteAddr().String(), "err", err)
+			}
 			st.done.Store(true)
 			c.Close()
 		}
@@ -109,12 +133,15 @@ func (f *Frontend) OnMessage(c *netpoll.Conn, msg []byte) {
 	// message is ~600 bytes of stores for nothing.
 	defer msgPool.Put(m)
 	if err := st.codec.Decode(msg, m); err != nil {
-		f.log.Warn("undecodable message", "remote", c.RemoteAddr().String(),
-			"serializer", c.Serializer().String(), "err", err)
+		// One line for the message and the ABORT it causes.
+		if f.logOK("undecodable message", c) {
+			f.log.Warn("undecodable message, session aborted", "remote", c.RemoteAddr().String(),
+				"serializer", c.Serializer().String(), "err", err)
+		}
 		if sess := st.sess.Load(); sess != nil {
-			sess.Abort(engine.ErrProtocolViolation, err.Error())
+			sess.AbortQuiet(engine.ErrProtocolViolation, err.Error())
 		} else {
-			f.abort(c, st, engine.ErrProtocolViolation, err.Error())
+			f.sendAbort(c, st, engine.ErrProtocolViolation, err.Error())
 		}
 		st.done.Store(true)
 		return
@@ -183,10 +210,13 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 		return
 	}
 	realm := realmName
+	// The auth map is the list of realms clients may join: a realm without an entry (one
+	// a reload is removing, or one only the router uses) is not served, rather than
+	// silently open to anonymous sessions.
 	ra := (*f.auth.Load())[realmName]
 	if ra == nil {
-		anon := "anonymous"
-		ra = &RealmAuth{Anonymous: &anon}
+		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realmName))
+		return
 	}
 	var methods []any
 	if list, ok := details["authmethods"].([]any); ok && len(list) > 0 {
@@ -218,9 +248,11 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			continue
 		}
 		if f.limit.blocked(c.RemoteAddr()) {
-			f.log.Warn("authentication: too many failures from this address", "remote", c.RemoteAddr().String(),
-				"realm", realmName, "authid", authid)
-			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
+			if f.logOK("authentication: too many failures from this address", c) {
+				f.log.Warn("authentication: too many failures from this address, login refused",
+					"remote", c.RemoteAddr().String(), "realm", realmName, "authid", authid)
+			}
+			f.sendAbort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return
 		}
 		if ra.dynamicFor(method) && !ra.hasStatic(method, authid) {
@@ -233,18 +265,16 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 			f.abort(c, st, engine.ErrAuthenticationFailed, "authentication failed")
 			return
 		}
+		// The client gets a CHALLENGE either way (no user enumeration); the one log
+		// line, written when the login fails, says why.
 		switch {
 		case !known:
-			f.log.Warn("authentication: unknown authid", "realm", realmName, "authid", authid,
-				"method", method, "remote", c.RemoteAddr().String())
+			p.expected = nil // no signature matches
+			p.failure = "unknown authid"
 		case method == "cryptosign" && p.pubkey == nil:
-			f.log.Warn("authentication: the key in authextra.pubkey is not authorized for this authid",
-				"realm", realmName, "authid", authid, "pubkey", stringOf(authextra["pubkey"]), "remote", c.RemoteAddr().String())
+			p.failure = "the key in authextra.pubkey (" + stringOf(authextra["pubkey"]) + ") is not authorized for this authid"
 		}
 		p.realm, p.features = realm, features
-		if !known {
-			p.expected = nil // no signature matches
-		}
 		st.auth = p
 		ch := codec.Message{Type: codec.CHALLENGE, URI: []byte(method), DictAny: p.challenge}
 		f.send(c, &ch)
@@ -266,7 +296,11 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 		return
 	}
 	if p.expected == nil || !p.verify(string(m.URI)) {
-		f.authFailed(c, st, p.realm, p.authid, p.method, engine.ErrAuthenticationFailed, "wrong signature or secret")
+		why := p.failure
+		if why == "" {
+			why = "wrong signature or secret"
+		}
+		f.authFailed(c, st, p.realm, p.authid, p.method, engine.ErrAuthenticationFailed, why)
 		return
 	}
 	provider := p.provider
@@ -279,19 +313,24 @@ func (f *Frontend) authenticate(c *netpoll.Conn, st *conn, m *codec.Message) {
 
 // welcome joins the session and sends WELCOME (st.mu held). In a cluster the join is
 // asked of the session's router over a link and WELCOME (or ABORT) follows its answer.
+// A realm removed by a reload since the HELLO (or the CHALLENGE) gets ABORT
+// wamp.error.no_such_realm instead.
 func (f *Frontend) welcome(c *netpoll.Conn, st *conn, realm string, info engine.AuthInfo, features engine.Features) {
 	if f.cluster != nil {
 		f.welcomeRemote(c, st, realm, info, features)
 		return
 	}
 	rl, ok := f.router.Realm(realm)
+	if ok {
+		// JoinWelcome sends the WELCOME before a GOODBYE of the realm's removal can go out.
+		ok = rl.JoinWelcome(c, info, features, func(sess *engine.Session) {
+			st.sess.Store(sess)
+			f.welcomed(c, sess.ID(), realm, info, sess.WelcomeDetails())
+		}) != nil
+	}
 	if !ok { // removed while the handshake ran
 		f.abort(c, st, engine.ErrNoSuchRealm, fmt.Sprintf("no realm %q on this router", realm))
-		return
 	}
-	sess := rl.JoinWith(c, info, features)
-	st.sess.Store(sess)
-	f.welcomed(c, sess.ID(), realm, info, sess.WelcomeDetails())
 }
 
 // welcomed sends WELCOME for a joined session.
@@ -313,9 +352,17 @@ func (f *Frontend) hasRealm(realm string) bool {
 	return ok
 }
 
-// abort ends a connection that has no session yet with ABORT reason.
+// abort ends a connection that has no session yet with ABORT reason, and logs it
+// (rate-limited per client address).
 func (f *Frontend) abort(c *netpoll.Conn, st *conn, reason, message string) {
-	f.log.Warn("session aborted", "remote", c.RemoteAddr().String(), "reason", reason, "message", message)
+	if f.logOK("session aborted", c) {
+		f.log.Warn("session aborted", "remote", c.RemoteAddr().String(), "reason", reason, "message", message)
+	}
+	f.sendAbort(c, st, reason, message)
+}
+
+// sendAbort is abort without the log line, for callers whose own line says more.
+func (f *Frontend) sendAbort(c *netpoll.Conn, st *conn, reason, message string) {
 	a := codec.Message{Type: codec.ABORT, URI: []byte(reason), DictAny: map[string]any{"message": message}}
 	f.send(c, &a)
 	st.done.Store(true)

@@ -111,11 +111,7 @@ func runStart(args []string) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	s := <-sig
-	for s == syscall.SIGHUP {
-		reload(n, fs, &f, log)
-		s = <-sig
-	}
+	s := serveSignals(n, sig, fs, &f, log)
 	log.Info("shutting down", "signal", s.String(), "sessions", n.Router.SessionCount())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
 	defer cancel()
@@ -148,6 +144,18 @@ func loadStartConfig(f *startFlags, fs *flag.FlagSet) (*config.Config, error) {
 		return nil, fmt.Errorf("invalid configuration:%s", b.String())
 	}
 	return cfg, nil
+}
+
+// serveSignals reloads the config on every SIGHUP from sig and returns the first other
+// signal (nil if sig is closed first).
+func serveSignals(n *node.Node, sig <-chan os.Signal, fs *flag.FlagSet, f *startFlags, log *slog.Logger) os.Signal {
+	for s := range sig {
+		if s != syscall.SIGHUP {
+			return s
+		}
+		reload(n, fs, f, log)
+	}
+	return nil
 }
 
 // reload re-reads --config on SIGHUP and applies its realms, principals and roles and
