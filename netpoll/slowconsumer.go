@@ -76,7 +76,12 @@ func applyOutboundDefaults(cfg *Config) error {
 func (c *Conn) sockBacklog(bound int64) int64 {
 	b := int64(c.gc.OutboundBuffered())
 	if c.kernHint > 0 && b+c.kernHint > bound {
-		c.kernHint = c.kernelUnsent()
+		// Exact now; the hint stays an upper bound: what gnet or the TLS writer holds
+		// may still move into the kernel (a TLS writer that empties its buffer into
+		// the socket after this look must not leave the hint at 0).
+		k := c.kernelUnsent()
+		c.kernHint = k + b
+		return b + k
 	}
 	return b + c.kernHint
 }
