@@ -55,7 +55,8 @@ type Run struct {
 
 // Outcome is one scenario against one router: a loadgen Result, or why there is none.
 type Outcome struct {
-	URL     string          `json:"url,omitempty"`
+	URL     string          `json:"url,omitempty"`      // the URLs, comma-separated (a cluster: one per proxy)
+	Nodes   []NodeProc      `json:"nodes,omitempty"`    // a cluster: which node each measured pid is
 	LoadAvg string          `json:"load_avg,omitempty"` // when the scenario started
 	Skipped string          `json:"skipped,omitempty"`  // the scenario does not exist (yet)
 	Error   string          `json:"error,omitempty"`
@@ -141,8 +142,11 @@ func runOne(ctx context.Context, cfg Config, sc Scenario, ser codec.Serializer, 
 		logf("error: %v", err)
 		return out
 	}
-	out.URL = r.URL()
-	o := sc.Options(r.URL(), r.PID(), cfg.Duration, cfg.Warmup)
+	out.URL = strings.Join(r.URLs(), ",")
+	if nr, ok := r.(namedRouter); ok {
+		out.Nodes = nr.Nodes()
+	}
+	o := sc.Options(r.URLs(), r.PIDs(), cfg.Duration, cfg.Warmup)
 	o.Serializer = ser
 	lr, err := loadgen.Run(ctx, sc.Kind, o)
 	if stopErr := r.Stop(); stopErr != nil && err == nil {
