@@ -326,7 +326,7 @@ func TestCompareClusterFiles(t *testing.T) {
 	}{
 		{"node names", func(c []*Config) { c[4].Cluster.Node = "router2" }, "cluster.node", `router2.yaml and router3.yaml both name this node "router2"`},
 		{"secret", func(c []*Config) { c[1].Cluster.Secret = strings.Repeat("x", 32) }, "cluster.secret", "proxy2.yaml's differs from proxy1.yaml's"},
-		{"slots", func(c []*Config) { c[2].Cluster.Slots = 4096 }, "cluster.slots", "4096 in router1.yaml, 16384 in proxy1.yaml"},
+		{"slots", func(c []*Config) { c[2].Cluster.Slots = 1024 }, "cluster.slots", "1024 in router1.yaml, 4096 in proxy1.yaml"},
 		{"links per peer", func(c []*Config) { c[2].Cluster.LinksPerPeer = 3 }, "cluster.links_per_peer", "3 in router1.yaml"},
 		{"tls", func(c []*Config) { c[2].Cluster.TLS = &LinkTLS{} }, "cluster.tls", "set in only one of router1.yaml and proxy1.yaml"},
 		{"router link", func(c []*Config) { c[3].Cluster.Routers[0].Link = "127.0.0.1:9999" }, "cluster.routers", "router2.yaml lists"},

@@ -45,15 +45,53 @@ type authzState struct {
 	cfg *Authorizer
 	// cache is touched only by whoever processes the session's messages (one at a time).
 	cache [4]map[string]authzDecision
+	// oneShot is an uncacheable decision for the message being drained; guarded by the
+	// session's holdState.mu.
+	oneShot *authzDecision
+}
 
+// holdState keeps a session's messages in order while a decision about one of them is
+// outstanding: the dynamic authorizer's, or the federation's about a REGISTER. Made on
+// first use (s.hold); sessions that never wait pay one atomic load per message.
+type holdState struct {
 	// deferred is set while a decision is outstanding; then incoming messages are
 	// appended (encoded) to backlog instead of being processed.
 	deferred atomic.Bool
-	mu       sync.Mutex // guards backlog, draining, missed, oneShot
+	mu       sync.Mutex // guards backlog, draining, missed, regDecision
 	backlog  [][]byte
 	draining bool
-	missed   bool           // the message being drained needs another decision
-	oneShot  *authzDecision // an uncacheable decision for the message being drained
+	missed   bool // the message being drained needs another decision
+	// regDecision is the federation's answer for the REGISTER at the head of backlog.
+	regDecision *string
+}
+
+// holdOf returns s's holdState, making it on first use. Called by whoever processes the
+// session's messages.
+func (s *Session) holdOf() *holdState {
+	if h := s.hold.Load(); h != nil {
+		return h
+	}
+	s.hold.CompareAndSwap(nil, &holdState{})
+	return s.hold.Load()
+}
+
+// deferMessage holds m (and everything the session sends after it) until resolveHold.
+// While the backlog is being drained, m is already its head and stays there.
+func (s *Session) deferMessage(m *codec.Message) {
+	h := s.holdOf()
+	if h.draining {
+		h.missed = true // m stays at the head of the backlog
+		return
+	}
+	raw, err := s.codec.Append(nil, m)
+	if err != nil {
+		s.logger().Error("cannot hold message", "session", s.id, "err", err)
+		return
+	}
+	h.mu.Lock()
+	h.backlog = append(h.backlog, raw)
+	h.deferred.Store(true)
+	h.mu.Unlock()
 }
 
 // useAuthorizer gives a joining session the realm's authorizer when its role has no
@@ -94,7 +132,7 @@ func (s *Session) authorizeDynamic(reqType codec.MessageType, m *codec.Message, 
 	pattern := len(m.Details.Match) > 0 && string(m.Details.Match) != "exact"
 	var d authzDecision
 	var ok bool
-	if st.draining && st.oneShot != nil {
+	if h := s.hold.Load(); h != nil && h.draining && st.oneShot != nil {
 		d, ok = *st.oneShot, true
 		st.oneShot = nil
 	} else if pattern {
@@ -118,19 +156,7 @@ func (s *Session) authorizeDynamic(reqType codec.MessageType, m *codec.Message, 
 // askAuthorizer defers m and calls the authorizer about it.
 func (s *Session) askAuthorizer(reqType codec.MessageType, m *codec.Message, a int, action string, pattern bool) {
 	st := s.authz
-	if st.draining {
-		st.missed = true // m stays at the head of the backlog
-	} else {
-		raw, err := s.codec.Append(nil, m)
-		if err != nil {
-			s.logger().Error("authorizer: cannot hold message", "session", s.id, "err", err)
-			return
-		}
-		st.mu.Lock()
-		st.backlog = append(st.backlog, raw)
-		st.deferred.Store(true)
-		st.mu.Unlock()
-	}
+	s.deferMessage(m)
 	uri := string(m.URI)
 	key := uri
 	options := map[string]any{}
@@ -180,75 +206,90 @@ func parseAuthorization(r CallResult) (d authzDecision, cache bool, why string) 
 	return d, false, "authorizer answer is neither a boolean nor a dict"
 }
 
-// resolveAuthorization records a decision and processes the messages that waited for it
-// in order, until the backlog is empty or another message needs a decision. It runs on
-// the authorizer answer's goroutine; holding st.mu keeps the session's own goroutine
-// out (it appends to the backlog or waits) while the backlog is processed.
+// resolveAuthorization records a decision and processes the messages that waited for it.
 func (s *Session) resolveAuthorization(a int, key string, d authzDecision, cache bool) {
 	st := s.authz
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if cache && st.cfg.CacheSize > 0 {
-		c := st.cache[a]
-		if c == nil {
-			c = map[string]authzDecision{}
-			st.cache[a] = c
-		}
-		if len(c) >= st.cfg.CacheSize {
-			for k := range c { // bounded: drop an arbitrary entry
-				delete(c, k)
-				break
+	s.resolveHold(func(*holdState) {
+		if cache && st.cfg.CacheSize > 0 {
+			c := st.cache[a]
+			if c == nil {
+				c = map[string]authzDecision{}
+				st.cache[a] = c
 			}
+			if len(c) >= st.cfg.CacheSize {
+				for k := range c { // bounded: drop an arbitrary entry
+					delete(c, k)
+					break
+				}
+			}
+			c[key] = d
+		} else {
+			st.oneShot = &d
 		}
-		c[key] = d
-	} else {
-		st.oneShot = &d
-	}
-	st.draining = true
+	})
+}
+
+// resolveHold records a decision (decide runs under the hold's lock) and processes the
+// messages that waited for it in order, until the backlog is empty or another message
+// needs a decision. It runs on the decision's goroutine; holding h.mu keeps the
+// session's own goroutine out (it appends to the backlog or waits) while the backlog is
+// processed.
+// It reports whether a federation decision set by decide was left unused (the session
+// left before its REGISTER could be processed).
+func (s *Session) resolveHold(decide func(*holdState)) (unused bool) {
+	h := s.holdOf()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	decide(h)
+	h.draining = true
 	sc := getScratch()
 	var m codec.Message
-	for len(st.backlog) > 0 {
+	for len(h.backlog) > 0 {
 		if s.state.Load() != sessionOpen {
-			st.backlog = nil
+			h.backlog = nil
 			break
 		}
-		if err := s.codec.Decode(st.backlog[0], &m); err != nil {
-			s.logger().Error("authorizer: held message undecodable", "session", s.id, "err", err)
+		if err := s.codec.Decode(h.backlog[0], &m); err != nil {
+			s.logger().Error("held message undecodable", "session", s.id, "err", err)
 		} else {
 			s.dispatch(&m, sc)
 		}
-		if st.missed {
-			st.missed = false
+		if h.missed {
+			h.missed = false
 			break
 		}
-		st.backlog[0] = nil
-		st.backlog = st.backlog[1:]
+		h.backlog[0] = nil
+		h.backlog = h.backlog[1:]
 	}
 	putScratch(sc)
-	st.draining, st.oneShot = false, nil
-	if len(st.backlog) == 0 {
-		st.backlog = nil
-		st.deferred.Store(false)
+	unused = h.regDecision != nil
+	h.draining, h.regDecision = false, nil
+	if s.authz != nil {
+		s.authz.oneShot = nil
 	}
+	if len(h.backlog) == 0 {
+		h.backlog = nil
+		h.deferred.Store(false)
+	}
+	return unused
 }
 
 // holdIfDeferred appends m to the backlog when a decision is outstanding and reports
 // whether it did.
-func (s *Session) holdIfDeferred(m *codec.Message) bool {
-	st := s.authz
-	if !st.deferred.Load() {
+func (s *Session) holdIfDeferred(h *holdState, m *codec.Message) bool {
+	if !h.deferred.Load() {
 		return false
 	}
 	raw, err := s.codec.Append(nil, m)
 	if err != nil {
-		s.logger().Error("authorizer: cannot hold message", "session", s.id, "err", err)
+		s.logger().Error("cannot hold message", "session", s.id, "err", err)
 		return true
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if !st.deferred.Load() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.deferred.Load() {
 		return false
 	}
-	st.backlog = append(st.backlog, raw)
+	h.backlog = append(h.backlog, raw)
 	return true
 }

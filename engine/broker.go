@@ -50,7 +50,7 @@ func newBroker() *broker {
 // add subscribes s to topic under the match policy (exact when !pattern) and returns the
 // subscription and whether s was newly added (false: s already held it, the spec says
 // to answer with the same ID).
-func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *Session) (sub *subscription, added, created bool) {
+func (b *broker) add(rl *Realm, topic []byte, pattern bool, kind match.Kind, s *Session) (sub *subscription, added, created bool) {
 	t := b.subs
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -62,8 +62,8 @@ func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *
 	}
 	if !ok {
 		created = true
-		sub = &subscription{id: r.subIDs.next(), topic: string(topic), pattern: pattern, kind: kind,
-			created: time.Now()}
+		sub = &subscription{topic: string(topic), pattern: pattern, kind: kind, created: time.Now()}
+		sub.id = SubscriptionID(rl.name, policyName(pattern, kind), sub.topic)
 		empty := []*Session{}
 		sub.subscribers.Store(&empty)
 		if pattern {
@@ -71,6 +71,9 @@ func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *
 			b.patterns.Insert(sub.topic, kind, sub)
 		} else {
 			t.putLocked(sub)
+		}
+		if f := rl.router.federation(); f != nil {
+			f.SubscriptionChanged(rl, sub.topic, pattern, kind, true)
 		}
 	}
 	old := *sub.subscribers.Load()
@@ -88,7 +91,7 @@ func (b *broker) add(r *Router, topic []byte, pattern bool, kind match.Kind, s *
 
 // remove drops s from sub, and sub from the broker when it has no subscribers left.
 // It reports whether s was a subscriber and whether sub was deleted.
-func (b *broker) remove(sub *subscription, s *Session) (removed, deleted bool) {
+func (b *broker) remove(rl *Realm, sub *subscription, s *Session) (removed, deleted bool) {
 	t := b.subs
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -113,6 +116,9 @@ func (b *broker) remove(sub *subscription, s *Session) (removed, deleted bool) {
 			b.patterns.Remove(sub.topic, sub.kind, sub)
 		} else {
 			t.deleteLocked(sub.topic)
+		}
+		if f := rl.router.federation(); f != nil {
+			f.SubscriptionChanged(rl, sub.topic, sub.pattern, sub.kind, false)
 		}
 	}
 	return true, len(next) == 0
@@ -143,9 +149,9 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 	if !s.authorized(codec.SUBSCRIBE, m, sc) {
 		return
 	}
-	sub, added, created := s.realm.broker.add(s.realm.router, m.URI, pattern, kind, s)
+	sub, added, created := s.realm.broker.add(s.realm, m.URI, pattern, kind, s)
 	if added && !s.track(func() { s.subs = append(s.subs, sub) }) {
-		s.realm.broker.remove(sub, s) // the session left meanwhile
+		s.realm.broker.remove(s.realm, sub, s) // the session left meanwhile
 		return
 	}
 	sc.m = codec.Message{Type: codec.SUBSCRIBED, Request: m.Request, Subscription: sub.id}
@@ -167,9 +173,18 @@ func (s *Session) unsubscribe(m *codec.Message, sc *scratch) {
 	s.sendAck(&sc.m, sc)
 }
 
+// publisher is who published an event: a local session (self) or, for a publication
+// from another router, only its identity (self nil).
+type publisher struct {
+	self             *Session
+	id               uint64
+	ser              codec.Serializer
+	authID, authRole []byte
+}
+
 // publish routes a PUBLISH: one EVENT encoded per serializer in use among the
-// subscribers, the same bytes queued to each of them. No lock, no allocation in steady
-// state.
+// subscribers, the same bytes queued to each of them, then (federation) to the other
+// routers with matching interest. No lock, no allocation in steady state.
 func (s *Session) publish(m *codec.Message, sc *scratch) {
 	ack := m.Details.Acknowledge
 	if !validURI(m.URI, false) {
@@ -183,23 +198,16 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 	}
 	pub := globalID()
 	excludeMe := m.Details.Has&codec.KeyExcludeMe == 0 || m.Details.ExcludeMe
-	elig := newEligibility(s.ser, &m.Details)
-	b := s.realm.broker
-	if sub, ok := b.subs.Get(m.URI); ok {
-		s.fanOut(sub, pub, m, excludeMe, elig, sc)
-	}
-	if b.patterns.Len() > 0 {
-		sc.matches = b.patterns.AppendMatches(sc.matches[:0], m.URI)
-		for i := range sc.matches {
-			s.fanOut(sc.matches[i].Value, pub, m, excludeMe, elig, sc)
-		}
-		clear(sc.matches) // drop the references for the pool
-	}
-	if m.Details.Retain {
-		b.retained.keep(m, s, pub, elig)
-	}
-	if rules := b.history.rules.Load(); rules != nil {
-		b.history.record(rules, m, s, pub, elig)
+	p := publisher{self: s, id: s.id, ser: s.ser, authID: s.authID, authRole: s.authRole}
+	rl := s.realm
+	rules := rl.route(&p, pub, m, excludeMe, sc)
+	if f := rl.router.federation(); f != nil && s != rl.metaLocal {
+		fp := &sc.pub
+		*fp = Publication{ID: pub, Publisher: s.id, AuthID: s.authID, AuthRole: s.authRole,
+			Serializer: s.ser, Message: m,
+			ToAll: m.Details.Retain || (rules != nil && rules.limitFor(m.URI) > 0)}
+		f.Published(rl, fp)
+		*fp = Publication{}
 	}
 	if ack {
 		sc.m = codec.Message{Type: codec.PUBLISHED, Request: m.Request, Publication: pub}
@@ -207,19 +215,55 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 	}
 }
 
+// PublishRemote delivers a publication of another router of the realm to this router's
+// subscribers (exact and pattern), with the eligibility, disclosure and payload passthru
+// rules of a local PUBLISH, and keeps it when retained or when its topic has a history.
+// It answers nothing and forwards nothing. Safe for concurrent use; p is not retained.
+func (rl *Realm) PublishRemote(p *Publication) {
+	sc := getScratch()
+	defer putScratch(sc)
+	pb := publisher{id: p.Publisher, ser: p.Serializer, authID: p.AuthID, authRole: p.AuthRole}
+	rl.route(&pb, p.ID, p.Message, false, sc)
+}
+
+// route fans publication pub of m out to the realm's local subscribers and stores it
+// (retention, history). It returns the realm's history rules (nil: none).
+func (rl *Realm) route(p *publisher, pub uint64, m *codec.Message, excludeMe bool, sc *scratch) *historyRules {
+	elig := newEligibility(p.ser, &m.Details)
+	b := rl.broker
+	if sub, ok := b.subs.Get(m.URI); ok {
+		p.fanOut(rl, sub, pub, m, excludeMe, elig, sc)
+	}
+	if b.patterns.Len() > 0 {
+		sc.matches = b.patterns.AppendMatches(sc.matches[:0], m.URI)
+		for i := range sc.matches {
+			p.fanOut(rl, sc.matches[i].Value, pub, m, excludeMe, elig, sc)
+		}
+		clear(sc.matches) // drop the references for the pool
+	}
+	if m.Details.Retain {
+		b.retained.keep(m, p, pub, elig)
+	}
+	rules := b.history.rules.Load()
+	if rules != nil {
+		b.history.record(rules, m, p, pub, elig)
+	}
+	return rules
+}
+
 // fanOut queues the EVENT for pub to every subscriber of sub that the publisher's
 // exclusion and black/whitelists (elig, nil for none) allow.
-func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, excludeMe bool, elig *eligibility, sc *scratch) {
+func (p *publisher) fanOut(rl *Realm, sub *subscription, pub uint64, m *codec.Message, excludeMe bool, elig *eligibility, sc *scratch) {
 	var built [codec.NumSerializers]bool
 	for _, r := range *sub.subscribers.Load() {
-		if (r == s && excludeMe) || (elig != nil && !elig.allows(r)) {
+		if (r == p.self && excludeMe) || (elig != nil && !elig.allows(r)) {
 			continue
 		}
 		ser := r.ser
 		if !built[ser] {
-			args, kw, _, err := sc.payloadFor(ser, s.ser, m.Args, m.Kwargs, nil)
+			args, kw, _, err := sc.payloadFor(ser, p.ser, m.Args, m.Kwargs, nil)
 			if err != nil {
-				s.logger().Warn("publish: payload transcode failed", "session", s.id,
+				rl.router.log.Warn("publish: payload transcode failed", "session", p.id,
 					"topic", sub.topic, "to", ser.String(), "err", err)
 				continue
 			}
@@ -234,11 +278,11 @@ func (s *Session) fanOut(sub *subscription, pub uint64, m *codec.Message, exclud
 			if m.Details.DiscloseMe {
 				d := &sc.m.Details
 				d.Has |= codec.KeyPublisher | codec.KeyPublisherAuthID | codec.KeyPublisherAuthRole
-				d.Publisher, d.PublisherAuthID, d.PublisherAuthRole = s.id, s.authID, s.authRole
+				d.Publisher, d.PublisherAuthID, d.PublisherAuthRole = p.id, p.authID, p.authRole
 			}
 			sc.frame[ser], err = r.codec.Append(sc.frame[ser][:0], &sc.m)
 			if err != nil {
-				s.logger().Warn("publish: encode failed", "session", s.id, "err", err)
+				rl.router.log.Warn("publish: encode failed", "session", p.id, "err", err)
 				continue
 			}
 			built[ser] = true

@@ -42,7 +42,7 @@ func (s *Session) cancel(m *codec.Message, sc *scratch) {
 	}
 	var callee *Session
 	var inv uint64
-	s.realm.sessions.Range(func(_ uint64, c *Session) bool {
+	s.realm.rangeCallees(func(c *Session) bool {
 		id, ok := c.pending.find(func(pc pendingCall) bool { return pc.caller == s && pc.request == m.Request })
 		if ok {
 			callee, inv = c, id

@@ -84,7 +84,7 @@ func newDealer() *dealer {
 // callee (procedure_already_exists), or under another shared policy
 // (procedure_exists_with_different_invocation_policy, as AutobahnPython, Bondy and
 // WampSharp name it).
-func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind, invoke string, callee *Session) (reg *registration, created bool, errURI string) {
+func (d *dealer) add(rl *Realm, procedure []byte, pattern bool, kind match.Kind, invoke string, callee *Session) (reg *registration, created bool, errURI string) {
 	t := d.regs
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -111,8 +111,9 @@ func (d *dealer) add(r *Router, procedure []byte, pattern bool, kind match.Kind,
 		reg.callees.Store(&next)
 		return reg, false, ""
 	}
-	reg = &registration{id: r.regIDs.next(), procedure: string(procedure), pattern: pattern,
+	reg = &registration{procedure: string(procedure), pattern: pattern,
 		kind: kind, invoke: invoke, created: time.Now()}
+	reg.id = RegistrationID(rl.name, policyName(pattern, kind), reg.procedure)
 	reg.callees.Store(&[]*Session{callee})
 	if pattern {
 		d.byPattern[patternKey{reg.procedure, kind}] = reg
@@ -185,22 +186,63 @@ func (s *Session) register(m *codec.Message, sc *scratch) {
 		s.sendError(codec.REGISTER, m.Request, ErrInvalidURI, sc)
 		return
 	}
-	if !s.authorized(codec.REGISTER, m, sc) {
+	// With a federation, the realm-wide decision comes first: the REGISTER waits (with
+	// the session's later messages) until it is known, then runs again with it.
+	f := s.realm.router.federation()
+	var decided *string
+	if f != nil {
+		if h := s.hold.Load(); h != nil && h.draining {
+			decided, h.regDecision = h.regDecision, nil
+		}
+	}
+	if decided == nil {
+		if !s.authorized(codec.REGISTER, m, sc) {
+			return
+		}
+		if f != nil {
+			s.pending.init()
+			s.askFederation(f, m, pattern, kind, invoke)
+			return
+		}
+	} else if *decided != "" {
+		s.sendError(codec.REGISTER, m.Request, *decided, sc)
 		return
 	}
 	s.pending.init()
-	reg, created, errURI := s.realm.dealer.add(s.realm.router, m.URI, pattern, kind, invoke, s)
+	reg, created, errURI := s.realm.dealer.add(s.realm, m.URI, pattern, kind, invoke, s)
 	if reg == nil {
+		if f != nil {
+			// The realm said yes but this router's table disagrees: give the claim back.
+			s.logger().Warn("federated registration refused locally", "session", s.id,
+				"procedure", string(m.URI), "error", errURI)
+			f.Unregistered(s.realm, s, string(m.URI), pattern, kind)
+		}
 		s.sendError(codec.REGISTER, m.Request, errURI, sc)
 		return
 	}
 	if !s.track(func() { s.regs = append(s.regs, reg) }) {
 		s.realm.dealer.remove(reg, s)
+		if f != nil {
+			f.Unregistered(s.realm, s, reg.procedure, pattern, kind)
+		}
 		return
 	}
 	sc.m = codec.Message{Type: codec.REGISTERED, Request: m.Request, Registration: reg.id}
 	s.sendAck(&sc.m, sc)
 	s.realm.registered(s, reg, created)
+}
+
+// askFederation holds m (a REGISTER) and asks the federation for the realm-wide decision;
+// when it comes, m runs again with it.
+func (s *Session) askFederation(f Federation, m *codec.Message, pattern bool, kind match.Kind, invoke string) {
+	s.deferMessage(m)
+	rl, proc := s.realm, string(m.URI)
+	f.Register(rl, s, proc, pattern, kind, invoke, func(errURI string) {
+		unused := s.resolveHold(func(h *holdState) { h.regDecision = &errURI })
+		if unused && errURI == "" {
+			f.Unregistered(rl, s, proc, pattern, kind) // the session left first
+		}
+	})
 }
 
 func (s *Session) unregister(m *codec.Message, sc *scratch) {
@@ -251,7 +293,7 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 		s.sendErrorMsg(codec.CALL, m.Request, ErrFeatureNotSupported, "the callee does not support progressive call invocations", sc)
 		return
 	}
-	inv := callee.invIDs.next()
+	inv := callee.nextInv()
 	// receive_progress is forwarded even to a callee without call_canceling, which the
 	// newest spec text says to treat as not supporting progressive results: AutobahnJS
 	// callees announce progressive_call_results without call_canceling, and would lose
@@ -344,6 +386,10 @@ func (s *Session) sendInvocation(callee *Session, inv, regID uint64, m *codec.Me
 // (progress=true) for a caller that asked receive_progress becomes a progressive RESULT
 // and keeps the call open; one the caller did not ask for is dropped.
 func (s *Session) yield(m *codec.Message, sc *scratch) {
+	if m.Request > localInvMask && !s.ghost {
+		s.remoteAnswer(m)
+		return
+	}
 	progress := m.Details.Progress
 	var pc pendingCall
 	var ok bool
@@ -376,6 +422,10 @@ func (s *Session) yield(m *codec.Message, sc *scratch) {
 
 // invocationError routes a callee's ERROR for an INVOCATION back to the caller.
 func (s *Session) invocationError(m *codec.Message, sc *scratch) {
+	if m.Request > localInvMask && !s.ghost {
+		s.remoteAnswer(m)
+		return
+	}
 	pc, ok := s.pending.take(m.Request)
 	if !ok {
 		return
@@ -393,6 +443,14 @@ func (s *Session) invocationError(m *codec.Message, sc *scratch) {
 	sc.m = codec.Message{Type: codec.ERROR, ErrType: codec.CALL, Request: pc.request,
 		URI: m.URI, Dict: dict, Args: args, Kwargs: kw}
 	caller.sendMsg(&sc.m, sc)
+}
+
+// remoteAnswer hands an answer to an INVOCATION that a ghost of s on another router sent
+// to the federation; without one it is dropped like any unknown id.
+func (s *Session) remoteAnswer(m *codec.Message) {
+	if f := s.realm.router.federation(); f != nil {
+		f.Answer(s, m)
+	}
 }
 
 // failPending answers every call in flight to s (as callee) with wamp.error.canceled.

@@ -152,10 +152,10 @@ func newHistoryStore() *historyStore {
 	return &historyStore{rings: newURITable[*historyRing]()}
 }
 
-// record stores a copy of the event of m (published by s as pub) if a rule names its
+// record stores a copy of the event of m (published by p as pub) if a rule names its
 // topic. Events filtered by session id (exclude, eligible) are not stored, as the spec
 // asks: session ids do not outlive sessions.
-func (hs *historyStore) record(rules *historyRules, m *codec.Message, s *Session, pub uint64, elig *eligibility) {
+func (hs *historyStore) record(rules *historyRules, m *codec.Message, p *publisher, pub uint64, elig *eligibility) {
 	ring, ok := hs.rings.Get(m.URI)
 	if !ok {
 		limit := rules.limitFor(m.URI)
@@ -168,7 +168,7 @@ func (hs *historyStore) record(rules *historyRules, m *codec.Message, s *Session
 		return // after create: the topic has a history, just not this event
 	}
 	ev := &storedEvent{seq: hs.seq.Add(1), publication: pub, at: time.Now(), topic: ring.topic,
-		ser: s.ser, elig: elig}
+		ser: p.ser, elig: elig}
 	if n := len(m.Args) + len(m.Kwargs); n > 0 {
 		buf := make([]byte, 0, n)
 		buf = append(buf, m.Args...)
@@ -181,7 +181,7 @@ func (hs *historyStore) record(rules *historyRules, m *codec.Message, s *Session
 		}
 	}
 	if m.Details.DiscloseMe {
-		ev.publisher, ev.publisherAuthID, ev.publisherAuthRole = s.id, s.auth.AuthID, s.auth.AuthRole
+		ev.publisher, ev.publisherAuthID, ev.publisherAuthRole = p.id, string(p.authID), string(p.authRole)
 	}
 	if d := &m.Details; d.Has&pptKeys != 0 {
 		ev.ppt = map[string]any{}

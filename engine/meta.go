@@ -187,10 +187,19 @@ func (s *Session) sendResultValues(request uint64, result []any, sc *scratch) {
 // per serializer) with the realm's meta publisher as the publisher. When nobody listens
 // it costs one lookup and encodes nothing.
 func (rl *Realm) publishMeta(topic string, args []any) {
+	rl.publishMetaAs(rl.metaPublisher, topic, args)
+}
+
+// publishMetaAs is publishMeta from pub: rl.metaPublisher (the event also reaches the
+// other routers of a federation) or rl.metaLocal (this router's subscribers only).
+func (rl *Realm) publishMetaAs(pub *Session, topic string, args []any) {
 	b := rl.broker
 	uri := []byte(topic)
 	if _, ok := b.subs.Get(uri); !ok && b.patterns.Len() == 0 {
-		return
+		f := rl.router.federation()
+		if f == nil || pub == rl.metaLocal || !f.RemoteInterest(rl, uri) {
+			return
+		}
 	}
 	raw, err := codec.AppendValue(nil, codec.JSON, args)
 	if err != nil {
@@ -198,7 +207,7 @@ func (rl *Realm) publishMeta(topic string, args []any) {
 	}
 	sc := getScratch()
 	defer putScratch(sc)
-	rl.metaPublisher.publish(&codec.Message{Type: codec.PUBLISH, URI: uri, Args: raw}, sc)
+	pub.publish(&codec.Message{Type: codec.PUBLISH, URI: uri, Args: raw}, sc)
 }
 
 func isMetaURI(u []byte) bool { return bytes.HasPrefix(u, metaPrefix) }

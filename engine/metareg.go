@@ -23,7 +23,7 @@ func (rl *Realm) subscribed(s *Session, sub *subscription, added, created bool) 
 
 // unsubscribed removes s from sub and publishes on_unsubscribe / on_delete.
 func (rl *Realm) unsubscribed(s *Session, sub *subscription) {
-	removed, deleted := rl.broker.remove(sub, s)
+	removed, deleted := rl.broker.remove(rl, sub, s)
 	if removed {
 		rl.publishMeta("wamp.subscription.on_unsubscribe", []any{s.id, sub.id})
 	}
@@ -43,6 +43,9 @@ func (rl *Realm) registered(s *Session, reg *registration, created bool) {
 // unregistered removes s from reg and publishes on_unregister / on_delete.
 func (rl *Realm) unregistered(s *Session, reg *registration) {
 	deleted := rl.dealer.remove(reg, s)
+	if f := rl.router.federation(); f != nil {
+		f.Unregistered(rl, s, reg.procedure, reg.pattern, reg.kind)
+	}
 	rl.publishMeta("wamp.registration.on_unregister", []any{s.id, reg.id})
 	if deleted {
 		rl.publishMeta("wamp.registration.on_delete", []any{s.id, reg.id})

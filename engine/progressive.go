@@ -90,7 +90,7 @@ func (s *Session) interruptCalls() {
 	}
 	sc := getScratch()
 	defer putScratch(sc)
-	s.realm.sessions.Range(func(_ uint64, callee *Session) bool {
+	s.realm.rangeCallees(func(callee *Session) bool {
 		for s.inflight.Load() > 0 {
 			inv, ok := callee.pending.find(func(pc pendingCall) bool { return pc.caller == s })
 			if !ok {

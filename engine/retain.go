@@ -48,10 +48,10 @@ func newRetainedStore() *retainedStore {
 	return r
 }
 
-// keep retains a copy of m (published by s as pub, with black/whitelists elig) as the
+// keep retains a copy of m (published by p as pub, with black/whitelists elig) as the
 // topic's last event, dropping the oldest retained event when the store is full.
-func (r *retainedStore) keep(m *codec.Message, s *Session, pub uint64, elig *eligibility) {
-	ev := &retainedEvent{topic: string(m.URI), publication: pub, ser: s.ser, elig: elig}
+func (r *retainedStore) keep(m *codec.Message, p *publisher, pub uint64, elig *eligibility) {
+	ev := &retainedEvent{topic: string(m.URI), publication: pub, ser: p.ser, elig: elig}
 	if m.Args != nil {
 		ev.args = append(codec.Raw(nil), m.Args...)
 	}
@@ -59,7 +59,8 @@ func (r *retainedStore) keep(m *codec.Message, s *Session, pub uint64, elig *eli
 		ev.kw = append(codec.Raw(nil), m.Kwargs...)
 	}
 	if m.Details.DiscloseMe {
-		ev.publisher, ev.publisherAuthID, ev.publisherAuthRole = s.id, s.authID, s.authRole
+		// Copies: a remote publisher's identity aliases the link's buffer.
+		ev.publisher, ev.publisherAuthID, ev.publisherAuthRole = p.id, bytes.Clone(p.authID), bytes.Clone(p.authRole)
 	}
 	if d := &m.Details; d.Has&pptKeys != 0 {
 		// Copies: m aliases the read buffer.

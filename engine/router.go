@@ -15,10 +15,11 @@ import (
 // All methods are safe for concurrent use.
 type Router struct {
 	realms *xsync.MapOf[string, *Realm]
-	// subIDs and regIDs are router-scope sequences shared by every realm.
-	subIDs idSeq
-	regIDs idSeq
-	log    *slog.Logger
+	// Subscription and registration ids are hashes of (realm, policy, uri) so that every
+	// router of a cluster agrees on them (SubscriptionID, RegistrationID).
+	log *slog.Logger
+	// fed is the federation (package span) when the realms span several routers.
+	fed atomic.Pointer[fedBox]
 }
 
 // NewRouter returns a router with no realms. A nil logger means slog.Default().
@@ -36,6 +37,7 @@ func (r *Router) AddRealm(name string) *Realm {
 			name:     name,
 			router:   r,
 			sessions: xsync.NewMapOf[uint64, *Session](),
+			ghosts:   xsync.NewMapOf[uint64, *Session](),
 			broker:   newBroker(),
 			dealer:   newDealer(),
 		}
@@ -43,8 +45,13 @@ func (r *Router) AddRealm(name string) *Realm {
 		// transcoded per subscriber serializer like any publication).
 		rl.metaPublisher = &Session{realm: rl, ser: codec.JSON, codec: codec.For(codec.JSON),
 			auth: AuthInfo{AuthID: "router", AuthRole: "trusted"}}
+		rl.metaLocal = &Session{realm: rl, ser: codec.JSON, codec: codec.For(codec.JSON),
+			auth: AuthInfo{AuthID: "router", AuthRole: "trusted"}}
 		return rl
 	})
+	if f := r.federation(); f != nil {
+		f.RealmAdded(rl)
+	}
 	return rl
 }
 
@@ -90,6 +97,13 @@ type Realm struct {
 	roles    atomic.Pointer[map[string]*RolePermissions]
 	// metaPublisher publishes the wamp.session/subscription/registration meta events.
 	metaPublisher *Session
+	// metaLocal publishes meta events for this router's subscribers only (not forwarded
+	// to the other routers of a federation, which publish their own).
+	metaLocal *Session
+	// ghosts are the local stand-ins of callees on other routers (federation), by id.
+	ghosts *xsync.MapOf[uint64, *Session]
+	// fedState is the federation's per-realm state (FedState).
+	fedState atomic.Value
 	// authorizer, when set, decides the actions of roles without static permissions.
 	authorizer atomic.Pointer[Authorizer]
 	// internal is the router's own caller session (CallProcedure), made on first use.

@@ -20,6 +20,8 @@ type scratch struct {
 	args  [codec.NumSerializers][]byte // Args transcoded per target serializer
 	kw    [codec.NumSerializers][]byte // Kwargs transcoded per target serializer
 	dict  [codec.NumSerializers][]byte // Details transcoded per target serializer
+	// pub is the publication handed to the federation (cleared after the call).
+	pub Publication
 	// matches holds the pattern subscriptions matching one PUBLISH.
 	matches []match.Match[*subscription]
 }

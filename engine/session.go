@@ -64,9 +64,16 @@ type Session struct {
 	open       map[uint64]*openCall   // progressive calls by request id; guarded by mu
 	openCount  atomic.Int64           // len(open), read without mu on every CALL
 
-	// Callee side: INVOCATION ids (session scope) and the calls awaiting YIELD.
+	// Callee side: INVOCATION ids (session scope) and the calls awaiting YIELD. invBase
+	// is 0 for a local session and a ghost's router tag << InvocationTagShift.
 	invIDs  idSeq
+	invBase uint64
 	pending pendingTable
+	// hold, once made, holds the session's messages while a decision (dynamic
+	// authorizer, federated REGISTER) is outstanding.
+	hold atomic.Pointer[holdState]
+	// ghost marks the stand-in of a callee on another router (federation).
+	ghost bool
 	// inflight counts this session's own CALLs waiting in callees' pending tables, so
 	// that leaving can interrupt them without scanning when there are none.
 	inflight atomic.Int64
@@ -90,6 +97,10 @@ func (s *Session) Auth() AuthInfo { return s.auth }
 // Serializer returns the serializer of the session's client. Safe for concurrent use.
 func (s *Session) Serializer() codec.Serializer { return s.ser }
 
+// Features returns the advanced features the session's client announced. Safe for
+// concurrent use.
+func (s *Session) Features() Features { return s.features }
+
 // Closed reports whether the session has left the realm. Safe for concurrent use.
 func (s *Session) Closed() bool { return s.state.Load() == sessionClosed }
 
@@ -111,7 +122,7 @@ func (s *Session) Receive(m *codec.Message) bool {
 		}
 		return true
 	}
-	if s.authz != nil && s.holdIfDeferred(m) {
+	if h := s.hold.Load(); h != nil && s.holdIfDeferred(h, m) {
 		return true
 	}
 	sc := getScratch()
@@ -227,6 +238,9 @@ func (s *Session) leaveRealm() {
 	s.failPending()
 	s.interruptOpenCalls()
 	s.interruptCalls()
+	if f := r.router.federation(); f != nil && s.pending.slots.Load() != nil {
+		f.CalleeLeft(r, s)
+	}
 	if !s.leftMeta.Swap(true) {
 		s.publishTestaments()
 		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole})

@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard-wamp/switchyard/link"
 	"github.com/switchyard-wamp/switchyard/proxy"
 	"github.com/switchyard-wamp/switchyard/router"
+	"github.com/switchyard-wamp/switchyard/span"
 )
 
 // ClusterMember is a router of the cluster: its name and link address.
@@ -68,7 +69,7 @@ type RouterNode struct {
 	Links *router.Server
 	name  string
 	log   *slog.Logger
-	span  Spanner
+	span  *span.Span
 
 	mu    sync.Mutex
 	pools map[string]*link.Pool // to the other routers, by name
@@ -78,17 +79,6 @@ type RouterNode struct {
 	once  sync.Once
 	err   error
 }
-
-// Spanner is the realm-spanning protocol as the router wiring drives it (span.Span).
-type Spanner interface {
-	router.SpanHandler
-	SetRouters(names []string)
-	RouterDown(name string)
-}
-
-// SpanFactory builds the realm-spanning protocol of a router; nil: realms do not span
-// routers (each realm must then live on one router).
-var SpanFactory func(self string, r *RouterNode, send func(to string, key uint64, kind uint8, payload []byte) error, log *slog.Logger) Spanner
 
 // StartRouter starts a router node: the engine, the link listener, and links to the
 // other routers (they come up in the background).
@@ -109,10 +99,13 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
 	}
 	r.Links = srv
-	if SpanFactory != nil {
-		r.span = SpanFactory(cfg.Name, r, r.sendSpan, log)
-		srv.SetSpan(r.span)
+	r.span = span.New(cfg.Name, n.Router, spanTransport{r}, log)
+	all := make([]string, 0, len(cfg.Routers))
+	for _, m := range cfg.Routers {
+		all = append(all, m.Name)
 	}
+	r.span.FixTag(all)
+	srv.SetSpan(spanHandler{r.span})
 	per := cfg.LinksPerPeer
 	if per <= 0 {
 		per = 2
@@ -124,9 +117,7 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 		r.pools[m.Name] = link.Dial(m.Addr, per, cfg.linkConfig("router", log), srv)
 	}
 	r.live = []string{cfg.Name}
-	if r.span != nil {
-		r.span.SetRouters(r.live)
-	}
+	r.span.SetRouters(r.live)
 	r.wg.Add(1)
 	go r.watch()
 	return r, nil
@@ -145,8 +136,23 @@ func (r *RouterNode) Live() []string {
 	return slices.Clone(r.live)
 }
 
-// sendSpan carries a span message to router `to`: on the link that key picks, so that
-// one key's messages stay in order.
+// spanTransport carries the realm-spanning protocol's messages over the router's links.
+type spanTransport struct{ r *RouterNode }
+
+// Send implements span.Transport: on the link to `to` that key picks, so that one key's
+// messages stay in order.
+func (t spanTransport) Send(to string, key uint64, kind span.Kind, payload []byte) error {
+	return t.r.sendSpan(to, key, uint8(kind), payload)
+}
+
+// spanHandler hands the span messages a link delivers to the span protocol.
+type spanHandler struct{ s *span.Span }
+
+func (h spanHandler) OnMessage(from string, kind uint8, payload []byte) {
+	h.s.OnMessage(from, span.Kind(kind), payload)
+}
+
+// sendSpan carries a span message to router `to`: on the link that key picks.
 func (r *RouterNode) sendSpan(to string, key uint64, kind uint8, payload []byte) error {
 	p := r.pools[to]
 	if p == nil {
@@ -188,9 +194,6 @@ func (r *RouterNode) watch() {
 			continue
 		}
 		r.log.Info("cluster: live routers", "node", r.name, "routers", live)
-		if r.span == nil {
-			continue
-		}
 		for _, name := range old {
 			if !slices.Contains(live, name) {
 				r.span.RouterDown(name)

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,5 +151,105 @@ func TestProxyShutdownSaysGoodbye(t *testing.T) {
 	}
 	if n := tc.routers[0].Links.Forwarded(); n != 0 {
 		t.Fatalf("router still holds %d sessions of the stopped proxy", n)
+	}
+}
+
+// spread3 spreads every role of every realm over three routers.
+func spread3(string, string) int { return 3 }
+
+// TestRealmAcrossRouters: with realm1's sessions spread over three routers, every
+// subscriber on every router gets every event exactly once and in order, and a call
+// from any router reaches a callee on another, through both proxies and mixed
+// serializers.
+func TestRealmAcrossRouters(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+	ctx := ctxT(t)
+	sers := []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR}
+	// Clients until every router holds at least one.
+	var sessions []*client.Session
+	on := map[*RouterNode]int{}
+	for i := 0; len(on) < 3 && i < 60; i++ {
+		s := tc.connect(i%2, sers[i%3], i%4 == 3)
+		sessions = append(sessions, s)
+		on[tc.routerOf(s.ID())]++
+	}
+	if len(on) < 3 || on[nil] > 0 {
+		t.Fatalf("sessions are on %d routers (%v), want all 3", len(on), on)
+	}
+	const events = 50
+	type rx struct {
+		mu  sync.Mutex
+		got []int
+	}
+	rxs := make([]*rx, len(sessions))
+	for i, s := range sessions {
+		r := &rx{}
+		rxs[i] = r
+		if _, err := s.Subscribe(ctx, "com.example.span", func(e *client.Event) {
+			r.mu.Lock()
+			r.got = append(r.got, int(numOf(e.Args[0])))
+			r.mu.Unlock()
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := sessions[0]
+	for i := range events {
+		if err := pub.Publish(ctx, "com.example.span", []any{i}, nil, client.ExcludeMe(false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for i, r := range rxs {
+		for {
+			r.mu.Lock()
+			n := len(r.got)
+			r.mu.Unlock()
+			if n >= events || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // a duplicate would arrive meanwhile
+		r.mu.Lock()
+		got := slices.Clone(r.got)
+		r.mu.Unlock()
+		want := make([]int, events)
+		for j := range want {
+			want[j] = j
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("subscriber %d (router %s): got %v, want 0..%d once each in order", i,
+				tc.routerOf(sessions[i].ID()).Name(), got, events-1)
+		}
+	}
+	// RPC: the callee on the first session's router; callers everywhere.
+	if _, err := sessions[0].Register(ctx, "com.example.span.add", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{numOf(inv.Args[0]) + numOf(inv.Args[1])}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range sessions {
+		res, err := s.Call(ctx, "com.example.span.add", []any{i, 1}, nil, nil)
+		if err != nil {
+			t.Fatalf("caller %d on %s: %v", i, tc.routerOf(s.ID()).Name(), err)
+		}
+		if numOf(res.Args[0]) != float64(i+1) {
+			t.Fatalf("caller %d: %v", i, res.Args)
+		}
+	}
+	// Uniqueness realm-wide: a second callee on another router is refused.
+	for _, s := range sessions[1:] {
+		if tc.routerOf(s.ID()) == tc.routerOf(sessions[0].ID()) {
+			continue
+		}
+		_, err := s.Register(ctx, "com.example.span.add", func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{}, nil
+		}, nil)
+		var we *client.Error
+		if !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
+			t.Fatalf("second registration on another router: %v", err)
+		}
+		break
 	}
 }

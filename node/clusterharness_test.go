@@ -72,6 +72,15 @@ func startCluster(t *testing.T, o clusterOpts) *testCluster {
 		tc.routers = append(tc.routers, r)
 		t.Cleanup(func() { stopQuietly(r.Stop) })
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, r := range tc.routers {
+		for len(r.Live()) < len(tc.routers) {
+			if time.Now().After(deadline) {
+				t.Fatalf("router %s sees live routers %v, want all %d", r.Name(), r.Live(), len(tc.routers))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	for i := 0; i < o.proxies; i++ {
 		c := tc.common
 		c.Name = "proxy" + string(rune('1'+i))

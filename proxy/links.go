@@ -182,8 +182,7 @@ func (ls *Links) routerFor(realm, authrole string, id uint64) string {
 	if ls.cfg.SpreadOf != nil {
 		spread = max(ls.cfg.SpreadOf(realm, authrole), 1)
 	}
-	slot := placement.Slot(ls.place.Slots(), realm, authrole, spread, id)
-	return ls.place.OwnerExcept(slot, func(name string) bool { return !ls.pools[name].Up() })
+	return ls.place.PlaceExcept(realm, authrole, spread, id, func(name string) bool { return !ls.pools[name].Up() })
 }
 
 // Open implements Cluster.

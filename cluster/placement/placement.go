@@ -10,13 +10,17 @@
 // them), so they are spelled out here and must not change between releases:
 //
 //	slot(realm, authrole)        = xxhash64(realm ‖ 0x00 ‖ authrole) mod slots
-//	slot_k(realm, authrole), k≥1 = xxhash64(realm ‖ 0x00 ‖ authrole ‖ 0x00 ‖ uint64be(k)) mod slots
 //	weight(router, slot)         = mix(xxhash64(router) ^ mix(uint64(slot)))
+//	router of a session          = the (session mod spread)-th live router in slot's order
 //
-// where mix is the SplitMix64 finalizer. slot_0 is the unspread slot, so raising a
-// realm's spread from 1 keeps the sessions with k = 0 where they were. A slot's owner
-// is the router of highest weight (ties, which need a 64-bit collision, go to the
-// smaller name); OwnerExcept walks the same order.
+// where mix is the SplitMix64 finalizer and a slot's order is by decreasing weight (ties,
+// which need a 64-bit collision, go to the smaller name). With spread 1 the router is the
+// slot's owner; with spread K the K sessions in a row reach K different routers (when
+// there are K), and k = 0 stays on the owner, so raising a spread keeps those sessions
+// where they were. OwnerExcept and OwnerK walk the same order. (Slot with spread > 1,
+// slot_k = xxhash64(realm ‖ 0x00 ‖ authrole ‖ 0x00 ‖ uint64be(k)) mod slots, names K
+// independent slots; the cluster does not place by it, since independent slots share
+// owners: three slots reach three routers of three only 2 times in 9.)
 //
 // The slot only decides where a new session lands; a session stays on its router for
 // life. This package knows nothing of links or configuration: the caller passes the
@@ -197,8 +201,63 @@ func Slot(slots int, realm, authrole string, spread int, session uint64) int {
 }
 
 // Place returns the router a new session of (realm, authrole) with this session id is
-// placed on: Owner(Slot(Slots(), realm, authrole, spread, session)); "" when the map
-// has no routers. No allocation; safe for concurrent use.
+// placed on. With spread K > 1 the session goes to the (session % K)-th router in the
+// rendezvous order of the (realm, authrole)'s own slot, so K sessions in a row reach K
+// different routers whenever there are at least K (independent slots per k would
+// collide: three slots have three different owners among three routers only 2 times
+// in 9). "" when the map has no routers. Safe for concurrent use; with spread <= 1 it
+// does not allocate.
 func (m *Map) Place(realm, authrole string, spread int, session uint64) string {
-	return m.Owner(Slot(m.slots, realm, authrole, spread, session))
+	return m.PlaceExcept(realm, authrole, spread, session, nil)
+}
+
+// PlaceExcept is Place over the routers for which down returns false (nil: none is
+// down): the failover a proxy applies while a router is unreachable. Safe for concurrent
+// use if down is.
+func (m *Map) PlaceExcept(realm, authrole string, spread int, session uint64, down func(string) bool) string {
+	slot := Slot(m.slots, realm, authrole, 1, 0)
+	if spread <= 1 {
+		if down == nil {
+			return m.Owner(slot)
+		}
+		return m.OwnerExcept(slot, down)
+	}
+	return m.OwnerK(slot, int(session%uint64(spread)), down)
+}
+
+// OwnerK returns the k-th router (from 0) in slot's rendezvous order among the routers
+// for which down returns false, k taken modulo their number; "" when none is up.
+// OwnerK(slot, 0, down) == OwnerExcept(slot, down). It costs one weight per router and
+// a sort. Safe for concurrent use if down is.
+func (m *Map) OwnerK(slot, k int, down func(string) bool) string {
+	if slot < 0 || slot >= m.slots {
+		panic(fmt.Sprintf("placement: slot %d out of range [0, %d)", slot, m.slots))
+	}
+	type ranked struct {
+		w uint64
+		i int
+	}
+	ms := mix(uint64(slot))
+	var buf [16]ranked
+	live := buf[:0]
+	for i, r := range m.routers {
+		if down != nil && down(r) {
+			continue
+		}
+		live = append(live, ranked{mix(m.seeds[i] ^ ms), i})
+	}
+	if len(live) == 0 {
+		return ""
+	}
+	// Highest weight first; a tie goes to the smaller name (routers are sorted).
+	slices.SortFunc(live, func(a, b ranked) int {
+		switch {
+		case a.w > b.w:
+			return -1
+		case a.w < b.w:
+			return 1
+		}
+		return a.i - b.i
+	})
+	return m.routers[live[k%len(live)].i]
 }

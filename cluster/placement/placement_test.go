@@ -179,20 +179,32 @@ func TestSpread(t *testing.T) {
 	if Slot(4096, "realm1", "backend", 1, 0) != Slot(4096, "realm1", "backend", k, 0) {
 		t.Error("slot_0 differs from the unspread slot")
 	}
-	// Many roles each with spread 3 over 3 routers use 3 routers as often as chance says
-	// (6/27 of the roles) and never fewer than 1: the slots are independent.
-	all := 0
+	// Every role with spread 3 over 3 routers reaches all 3 (the k-th router of the
+	// role's rendezvous order), and spread 2 reaches 2, whatever the role's slot.
 	for i := range 2700 {
-		set := map[string]bool{}
-		for s := range uint64(3) {
-			set[m.Place("realm1", fmt.Sprintf("role%d", i), 3, s)] = true
-		}
-		if len(set) == 3 {
-			all++
+		for k := 2; k <= 3; k++ {
+			set := map[string]bool{}
+			for s := range uint64(k) {
+				set[m.Place("realm1", fmt.Sprintf("role%d", i), k, s)] = true
+			}
+			if len(set) != k {
+				t.Fatalf("role%d with spread %d reaches %v", i, k, set)
+			}
 		}
 	}
-	if all < 500 || all > 700 {
-		t.Errorf("%d of 2700 roles with spread 3 reach all 3 routers, want about 600", all)
+	// Place with spread is OwnerK over the role's own slot; k = 0 is its owner.
+	base := Slot(4096, "realm1", "backend", 1, 0)
+	if m.Place("realm1", "backend", 3, 0) != m.Owner(base) || m.Place("realm1", "backend", 3, 4) != m.OwnerK(base, 1, nil) {
+		t.Error("Place with spread is not the k-th router of the role's slot")
+	}
+	// A down router is skipped: the remaining two share the role.
+	down := func(r string) bool { return r == m.Owner(base) }
+	set := map[string]bool{}
+	for s := range uint64(3) {
+		set[m.PlaceExcept("realm1", "backend", 3, s, down)] = true
+	}
+	if len(set) != 2 || set[m.Owner(base)] {
+		t.Errorf("spread 3 with the owner down reaches %v", set)
 	}
 }
 

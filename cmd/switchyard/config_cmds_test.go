@@ -118,7 +118,7 @@ func TestCheckClusterFiles(t *testing.T) {
 	// router2 with other slots: each file is valid alone, not together.
 	p := filepath.Join(dir, "router2.yaml")
 	data, _ := os.ReadFile(p)
-	os.WriteFile(p, bytes.Replace(data, []byte("slots: 16384"), []byte("slots: 4096"), 1), 0o600)
+	os.WriteFile(p, bytes.Replace(data, []byte("slots: 4096"), []byte("slots: 1024"), 1), 0o600)
 	if err := runCheck([]string{p}); err != nil {
 		t.Fatalf("router2.yaml alone: %v", err)
 	}
@@ -132,7 +132,7 @@ func TestCheckClusterFiles(t *testing.T) {
 		cfgs = append(cfgs, c)
 	}
 	out.Reset()
-	if checkClusterFiles(&out, files, cfgs) || !strings.Contains(out.String(), "cluster.slots: 4096 in "+p) {
+	if checkClusterFiles(&out, files, cfgs) || !strings.Contains(out.String(), "cluster.slots: 1024 in "+p) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }

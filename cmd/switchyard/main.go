@@ -20,6 +20,8 @@ func main() {
 	switch os.Args[1] {
 	case "start":
 		err = runStart(os.Args[2:])
+	case "router", "proxy":
+		err = runRole(os.Args[1], os.Args[2:])
 	case "init":
 		err = runInit(os.Args[2:])
 	case "check":
@@ -48,8 +50,11 @@ func usage() {
 
 Usage:
   switchyard start [flags]   run a standalone node (realm1, anonymous, ws://127.0.0.1:8080/ws)
+  switchyard router --config F   run a cluster router node (hosts realms, accepts links)
+  switchyard proxy --config F    run a cluster proxy node (accepts clients, forwards sessions)
   switchyard init [DIR]      write a commented DIR/switchyard.yaml equal to the default
-  switchyard check FILE...   validate config files (each problem with its field path)
+  switchyard init --cluster [DIR]  write a local example cluster (2 proxies, 3 routers)
+  switchyard check [--role router|proxy] FILE...   validate config files (each problem with its field path)
   switchyard loadgen SCENARIO drive WAMP load at a router (pubsub, rpc, connect, mixed)
   switchyard bench run|list|report   end-to-end benchmark scenarios, results and chart
   switchyard version         print the version

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/config"
+	"github.com/switchyard-wamp/switchyard/link"
+	"github.com/switchyard-wamp/switchyard/node"
+	"github.com/switchyard-wamp/switchyard/profiles"
+)
+
+// runRole runs `switchyard router` or `switchyard proxy`: a cluster node of that role
+// from --config (its cluster section names the node and lists the routers).
+func runRole(role string, args []string) error {
+	fs := flag.NewFlagSet(role, flag.ContinueOnError)
+	configFile := fs.String("config", "", "cluster node config file (required; see `switchyard init --cluster DIR`)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
+	admin := fs.String("admin", "", "internal admin listener for /debug/pprof and /debug/stats (overrides the file)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *configFile == "" {
+		return fmt.Errorf("%s: --config FILE is required (write an example with `switchyard init --cluster DIR`)", role)
+	}
+	load := func() (*config.Config, error) {
+		cfg, err := config.Load(*configFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := cfg.ApplyEnv(os.Getenv); err != nil {
+			return nil, fmt.Errorf("environment: %w", err)
+		}
+		if *logLevel != "" {
+			cfg.Node.LogLevel = *logLevel
+		}
+		if *admin != "" {
+			cfg.Node.Admin = *admin
+		}
+		if problems := cfg.Validate(); len(problems) > 0 {
+			var b strings.Builder
+			for _, p := range problems {
+				b.WriteString("\n  " + p.String())
+			}
+			return nil, fmt.Errorf("invalid configuration:%s", b.String())
+		}
+		if err := cfg.ClusterRole(role); err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
+	if err != nil {
+		return fmt.Errorf("%s: %w", role, err)
+	}
+	nc, err := nodeConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", role, err)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Node.LogLevel)); err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.Cluster.Node)
+	nc.Logger = log
+	common, err := clusterCommon(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", role, err)
+	}
+
+	var n *node.Node
+	var stop func(context.Context) error
+	attrs := []any{"version", version, "role", role, "realms", strings.Join(nc.Realms, ",")}
+	switch role {
+	case config.RoleRouter:
+		nc.NoListeners = len(cfg.Listeners) == 0
+		r, err := node.StartRouter(node.RouterNodeConfig{ClusterCommon: common, LinkAddr: cfg.Cluster.Link, Node: nc})
+		if err != nil {
+			return err
+		}
+		n, stop = r.Node, r.Stop
+		attrs = append(attrs, "link", r.LinkAddr())
+	default:
+		p, err := node.StartProxy(node.ProxyNodeConfig{ClusterCommon: common, Node: nc, SpreadOf: cfg.SpreadOf})
+		if err != nil {
+			return err
+		}
+		n, stop = p.Node, p.Stop
+	}
+	if !nc.NoListeners {
+		nc.StatusPage = nil
+		for i, l := range nc.Listeners {
+			attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
+		}
+	}
+	if cfg.Node.Admin != "" {
+		adm, addr, err := profiles.ServeAdmin(cfg.Node.Admin, profiles.AdminHandler(map[string]http.Handler{
+			"/debug/stats": statsHandler(n),
+		}))
+		if err != nil {
+			_ = stop(context.Background())
+			return fmt.Errorf("%s: %w", role, err)
+		}
+		defer adm.Close()
+		log.Info("admin listener", "addr", addr.String())
+	}
+	log.Info("switchyard cluster node started", attrs...)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	s := <-sig
+	for s == syscall.SIGHUP {
+		if cfg, err := load(); err != nil {
+			log.Error("SIGHUP: config reload refused, the running config stays in force", "file", *configFile, "err", err)
+		} else if nc2, err := nodeConfig(cfg); err != nil {
+			log.Error("SIGHUP: config reload refused, the running config stays in force", "file", *configFile, "err", err)
+		} else if err := n.Reload(nc2); err != nil {
+			log.Error("SIGHUP: config reload refused, the running config stays in force", "file", *configFile, "err", err)
+		} else {
+			log.Info("SIGHUP: config reloaded (realms, roles, auth; the cluster section needs a restart)", "file", *configFile)
+		}
+		s = <-sig
+	}
+	log.Info("shutting down", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// clusterCommon maps the cluster section to the settings every role shares.
+func clusterCommon(cfg *config.Config) (node.ClusterCommon, error) {
+	cl := cfg.Cluster
+	c := node.ClusterCommon{Name: cl.Node, Secret: []byte(cl.Secret), Slots: cl.Slots, LinksPerPeer: cl.LinksPerPeer}
+	for _, r := range cl.Routers {
+		c.Routers = append(c.Routers, node.ClusterMember{Name: r.Name, Addr: r.Link})
+	}
+	if cl.TLS != nil {
+		tc, err := linkTLS(cl.TLS)
+		if err != nil {
+			return c, fmt.Errorf("cluster.tls: %w", err)
+		}
+		c.Link = link.Config{TLS: tc}
+	}
+	return c, nil
+}
+
+// linkTLS builds the mutual-TLS config of links: this node's certificate as server and
+// client, peers verified against the cluster CA.
+func linkTLS(t *config.LinkTLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", t.CAFile)
+	}
+	minV := uint16(tls.VersionTLS13)
+	if t.MinVersion == "1.2" {
+		minV = tls.VersionTLS12
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: minV}, nil
+}

@@ -1,0 +1,287 @@
+package span
+
+import (
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/puzpuzpuz/xsync/v3"
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/engine/match"
+)
+
+// realmState is what a Span keeps about one realm: the other routers' interest (which
+// topics and patterns they subscribe to) and the realm-wide registrations.
+type realmState struct {
+	name string
+	rl   atomic.Pointer[engine.Realm]
+
+	// mu orders interest writers; readers (PUBLISH) never lock.
+	mu sync.Mutex
+	// exact maps xxhash(topic) to the routers (bitmask) subscribed to topic exactly.
+	exact *xsync.MapOf[uint64, *exactBucket]
+	// patterns holds the prefix and wildcard interest, one value per (pattern, kind).
+	patterns  *match.Tree[*patternInterest]
+	byPattern map[patKey]*patternInterest // guarded by mu
+
+	// reg guards the registration table and the owner's queues.
+	reg   sync.Mutex
+	table map[regRef]*regEntry
+	// ghosts are the peers of this realm's ghosts, by callee id.
+	ghosts *xsync.MapOf[uint64, *ghostPeer]
+}
+
+func newRealmState(name string) *realmState {
+	return &realmState{name: name, exact: xsync.NewMapOf[uint64, *exactBucket](),
+		patterns: match.New[*patternInterest](), byPattern: map[patKey]*patternInterest{},
+		table: map[regRef]*regEntry{}, ghosts: xsync.NewMapOf[uint64, *ghostPeer]()}
+}
+
+// exactBucket holds the exact interest of the topics sharing one xxhash; immutable.
+type exactBucket struct{ entries []exactInterest }
+
+type exactInterest struct {
+	topic string
+	mask  uint64
+}
+
+type patKey struct {
+	pattern string
+	kind    match.Kind
+}
+
+// patternInterest is the routers interested in one pattern.
+type patternInterest struct {
+	mask atomic.Uint64
+}
+
+// setInterest adds (or removes) router bit b's interest in (topic, policy).
+func (st *realmState) setInterest(topic string, pattern bool, kind match.Kind, b int, add bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	bit := uint64(1) << b
+	if pattern {
+		k := patKey{topic, kind}
+		pi := st.byPattern[k]
+		if pi == nil {
+			if !add {
+				return
+			}
+			pi = &patternInterest{}
+			st.byPattern[k] = pi
+			pi.mask.Store(bit)
+			st.patterns.Insert(topic, kind, pi)
+			return
+		}
+		if add {
+			pi.mask.Store(pi.mask.Load() | bit)
+			return
+		}
+		if m := pi.mask.Load() &^ bit; m != 0 {
+			pi.mask.Store(m)
+			return
+		}
+		pi.mask.Store(0)
+		delete(st.byPattern, k)
+		st.patterns.Remove(topic, kind, pi)
+		return
+	}
+	h := xxhash.Sum64String(topic)
+	var entries []exactInterest
+	found := false
+	if old, ok := st.exact.Load(h); ok {
+		for _, e := range old.entries {
+			if e.topic == topic {
+				found = true
+				if add {
+					e.mask |= bit
+				} else {
+					e.mask &^= bit
+				}
+				if e.mask == 0 {
+					continue
+				}
+			}
+			entries = append(entries, e)
+		}
+	}
+	if !found && add {
+		entries = append(entries, exactInterest{topic: topic, mask: bit})
+	}
+	if len(entries) == 0 {
+		st.exact.Delete(h)
+		return
+	}
+	st.exact.Store(h, &exactBucket{entries: entries})
+}
+
+// dropInterest removes router bit b from every interest (the router is down).
+func (st *realmState) dropInterest(b int) {
+	var topics []string
+	st.exact.Range(func(_ uint64, bk *exactBucket) bool {
+		for _, e := range bk.entries {
+			if e.mask&(1<<b) != 0 {
+				topics = append(topics, e.topic)
+			}
+		}
+		return true
+	})
+	for _, t := range topics {
+		st.setInterest(t, false, 0, b, false)
+	}
+	st.mu.Lock()
+	var pats []patKey
+	for k, pi := range st.byPattern {
+		if pi.mask.Load()&(1<<b) != 0 {
+			pats = append(pats, k)
+		}
+	}
+	st.mu.Unlock()
+	for _, k := range pats {
+		st.setInterest(k.pattern, true, k.kind, b, false)
+	}
+}
+
+// matchPool holds the pattern match buffers of interest lookups.
+var matchPool = sync.Pool{New: func() any { s := make([]match.Match[*patternInterest], 0, 8); return &s }}
+
+// interest returns the routers (bitmask) with a subscription matching topic. Lock-free;
+// O(URI depth) for patterns.
+func (st *realmState) interest(topic []byte) uint64 {
+	var mask uint64
+	if bk, ok := st.exact.Load(xxhash.Sum64(topic)); ok {
+		for i := range bk.entries {
+			if bk.entries[i].topic == string(topic) {
+				mask |= bk.entries[i].mask
+			}
+		}
+	}
+	if st.patterns.Len() > 0 {
+		bp := matchPool.Get().(*[]match.Match[*patternInterest])
+		ms := st.patterns.AppendMatches((*bp)[:0], topic)
+		for i := range ms {
+			mask |= ms[i].Value.mask.Load()
+		}
+		clear(ms)
+		*bp = ms[:0]
+		matchPool.Put(bp)
+	}
+	return mask
+}
+
+// SubscriptionChanged implements engine.Federation: tell every other live router.
+func (s *Span) SubscriptionChanged(rl *engine.Realm, topic string, pattern bool, kind match.Kind, present bool) {
+	pol := policyByte(pattern, kind)
+	name := rl.Name()
+	s.others(func(to string) { s.sendInterest(to, name, topic, pol, present) })
+}
+
+func (s *Span) sendInterest(to, realm, topic string, pol byte, add bool) {
+	var a byte
+	if add {
+		a = 1
+	}
+	b := append(make([]byte, 0, 8+len(realm)+len(topic)), a)
+	b = appendString(b, realm)
+	b = append(b, pol)
+	b = appendString(b, topic)
+	s.send(to, engine.SubscriptionID(realm, policyName(pol), topic), KindInterest, b)
+}
+
+func (s *Span) onInterest(from string, r *reader) error {
+	add := r.byte1() == 1
+	realm := r.bytes()
+	pol := r.byte1()
+	topic := r.string()
+	if r.err != nil {
+		return r.err
+	}
+	s.mu.Lock()
+	b := s.bitOf(from)
+	s.mu.Unlock()
+	if b < 0 {
+		return fmt.Errorf("no interest bit for router %s", from)
+	}
+	pattern, kind := policyOf(pol)
+	s.stateBytes(realm).setInterest(topic, pattern, kind, b, add)
+	return nil
+}
+
+// RemoteInterest implements engine.Federation.
+func (s *Span) RemoteInterest(rl *engine.Realm, topic []byte) bool {
+	return s.fedState(rl).interest(topic)&s.live.Load().others != 0
+}
+
+// Published implements engine.Federation: forward the PUBLISH once to each live router
+// with matching interest (to every live router when it must be stored everywhere).
+func (s *Span) Published(rl *engine.Realm, p *engine.Publication) {
+	others := s.live.Load().others
+	if others == 0 {
+		return
+	}
+	mask := others
+	if !p.ToAll {
+		mask &= s.fedState(rl).interest(p.Message.URI)
+		if mask == 0 {
+			return
+		}
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := appendString((*bp)[:0], rl.Name())
+	b = appendUvarint(b, p.ID)
+	b = appendUvarint(b, p.Publisher)
+	b = appendBytes(b, p.AuthID)
+	b = appendBytes(b, p.AuthRole)
+	b = append(b, byte(p.Serializer))
+	b, err := codec.For(p.Serializer).Append(b, p.Message)
+	if err != nil {
+		s.log.Warn("span: publish encode failed", "realm", rl.Name(), "err", err)
+	} else {
+		for mask != 0 {
+			i := bits.TrailingZeros64(mask)
+			mask &^= 1 << i
+			if n := s.names[i].Load(); n != nil {
+				s.send(*n, p.Publisher, KindPublish, b)
+			}
+		}
+	}
+	*bp = b[:0]
+	bufPool.Put(bp)
+}
+
+func (s *Span) onPublish(r *reader) error {
+	realm := r.bytes()
+	var p engine.Publication
+	p.ID = r.uvarint()
+	p.Publisher = r.uvarint()
+	p.AuthID = r.bytes()
+	p.AuthRole = r.bytes()
+	p.Serializer = codec.Serializer(r.byte1())
+	raw := r.rest()
+	if r.err != nil {
+		return r.err
+	}
+	st := s.stateBytes(realm)
+	rl := s.realmOf(st)
+	if rl == nil {
+		return fmt.Errorf("publish for realm %s, unknown here", st.name)
+	}
+	c, err := codecOf(p.Serializer)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	m := msgPool.Get().(*codec.Message)
+	defer msgPool.Put(m)
+	if err := c.Decode(raw, m); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if m.Type != codec.PUBLISH {
+		return fmt.Errorf("publish carries %s", m.Type)
+	}
+	p.Message = m
+	rl.PublishRemote(&p)
+	return nil
+}

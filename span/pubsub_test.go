@@ -1,0 +1,258 @@
+package span
+
+import (
+	"testing"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
+)
+
+// Every eligible subscriber on every router gets each event exactly once, in publish
+// order, with the publication id of PUBLISHED and the subscription id its own router
+// gave (the same on every router); a publication crosses to each interested router once,
+// not once per subscriber.
+func TestEventsReachEverySubscriberOnce(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	type sub struct {
+		cl      *client
+		topic   string
+		match   string
+		id      uint64
+		pattern bool
+	}
+	subs := []*sub{
+		{cl: c.join("a", codec.JSON, "u1", "user"), topic: "com.t"},
+		{cl: c.join("b", codec.MsgPack, "u2", "user"), topic: "com.t"},
+		{cl: c.join("b", codec.JSON, "u3", "user"), topic: "com.t"},
+		{cl: c.join("c", codec.CBOR, "u4", "user"), topic: "com.t"},
+		{cl: c.join("c", codec.JSON, "u5", "user"), topic: "com.", match: "prefix", pattern: true},
+		{cl: c.join("a", codec.MsgPack, "u6", "user"), topic: "com.", match: "wildcard", pattern: true},
+	}
+	for _, s := range subs {
+		s.id = s.cl.subscribe(s.topic, s.match)
+	}
+	if subs[0].id != subs[1].id || subs[1].id != subs[3].id {
+		t.Fatalf("subscription ids differ across routers: %d %d %d", subs[0].id, subs[1].id, subs[3].id)
+	}
+	if want := engine.SubscriptionID("realm1", "exact", "com.t"); subs[0].id != want {
+		t.Fatalf("subscription id %d, want %d", subs[0].id, want)
+	}
+	c.lb.settle(t)
+	c.lb.resetCounts()
+	pub := c.join("a", codec.CBOR, "p", "publisher")
+	const n = 20
+	var pubIDs []uint64
+	for i := 0; i < n; i++ {
+		m := codec.Message{Type: codec.PUBLISH, URI: []byte("com.t"), Args: raw(t, codec.CBOR, []any{i})}
+		m.Details.Has, m.Details.Acknowledge = codec.KeyAcknowledge, true
+		pub.send(m)
+	}
+	for _, m := range pub.waitFor(n) {
+		if m.Type != codec.PUBLISHED {
+			t.Fatalf("publisher got %s", m.Type)
+		}
+		pubIDs = append(pubIDs, m.Publication)
+	}
+	for _, s := range subs {
+		evs := s.cl.waitFor(n)
+		if len(evs) != n {
+			t.Fatalf("subscriber %s/%s on %s: %d events, want %d", s.topic, s.match, s.cl.router, len(evs), n)
+		}
+		for i, ev := range evs {
+			if ev.Type != codec.EVENT || ev.Subscription != s.id || ev.Publication != pubIDs[i] {
+				t.Fatalf("subscriber on %s event %d: %+v (sub %d, pub %d)", s.cl.router, i, ev, s.id, pubIDs[i])
+			}
+			if got := firstArg(t, s.cl.p.ser, ev); got != uint64(i) {
+				t.Fatalf("subscriber on %s: event %d carries %v: out of order", s.cl.router, i, got)
+			}
+			if s.pattern != (string(ev.Details.Topic) == "com.t") {
+				t.Fatalf("subscriber %s on %s: details.topic %q", s.match, s.cl.router, ev.Details.Topic)
+			}
+		}
+	}
+	// The wildcard "com." (two components, the second empty) matches "com.t": a has
+	// interest of its own only; b and c get each publication once.
+	for _, to := range []string{"b", "c"} {
+		if got := c.lb.count("a", to, KindPublish); got != n {
+			t.Fatalf("a -> %s: %d publish messages for %d publications", to, got, n)
+		}
+	}
+}
+
+// A PUBLISH goes only to routers with matching interest (exact, prefix, wildcard), and
+// stops when the interest goes.
+func TestPublishOnlyToInterestedRouters(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	pub := c.join("a", codec.JSON, "p", "r")
+	sb := c.join("b", codec.JSON, "s", "r")
+	sc := c.join("c", codec.JSON, "s", "r")
+	exact := sb.subscribe("x.exact", "")
+	sc.subscribe("x.pre", "prefix")
+	sb.subscribe("x..w", "wildcard")
+	c.lb.settle(t)
+	cases := []struct {
+		topic string
+		b, c  int
+	}{
+		{"x.exact", 1, 0},
+		{"x.prefixed.more", 0, 1},
+		{"x.k.w", 1, 0},
+		{"x.k.w.z", 0, 0},
+		{"nobody", 0, 0},
+	}
+	for _, tc := range cases {
+		c.lb.resetCounts()
+		pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte(tc.topic)})
+		c.lb.settle(t)
+		if gb, gc := c.lb.count("a", "b", KindPublish), c.lb.count("a", "c", KindPublish); gb != tc.b || gc != tc.c {
+			t.Errorf("%s: crossed to b %d, c %d times; want %d, %d", tc.topic, gb, gc, tc.b, tc.c)
+		}
+	}
+	sb.take()
+	sc.take()
+	sb.send(codec.Message{Type: codec.UNSUBSCRIBE, Subscription: exact})
+	sb.one(codec.UNSUBSCRIBED)
+	c.lb.resetCounts()
+	pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte("x.exact")})
+	c.lb.settle(t)
+	if got := c.lb.count("a", "b", KindPublish); got != 0 {
+		t.Fatalf("publish crossed to b after its last subscriber left: %d", got)
+	}
+}
+
+// exclude/eligible by session id, authid and authrole, exclude_me and disclose_me work
+// for subscribers on other routers.
+func TestEligibilityAndDisclosureAcrossRouters(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	pub := c.join("a", codec.JSON, "pub", "pubrole")
+	pub.subscribe("t", "")
+	s1 := c.join("b", codec.MsgPack, "alice", "user")
+	s2 := c.join("c", codec.CBOR, "bob", "user")
+	s3 := c.join("c", codec.JSON, "carol", "admin")
+	for _, s := range []*client{s1, s2, s3} {
+		s.subscribe("t", "")
+	}
+	c.lb.settle(t)
+	publish := func(set func(d *codec.Details)) {
+		m := codec.Message{Type: codec.PUBLISH, URI: []byte("t")}
+		set(&m.Details)
+		pub.send(m)
+		c.lb.settle(t)
+	}
+	got := func(cls ...*client) map[*client]bool {
+		out := map[*client]bool{}
+		for _, cl := range cls {
+			ms := cl.take()
+			if len(ms) > 1 {
+				t.Fatalf("client on %s got %d events", cl.router, len(ms))
+			}
+			out[cl] = len(ms) == 1
+		}
+		return out
+	}
+	check := func(name string, want map[*client]bool) {
+		t.Helper()
+		g := got(pub, s1, s2, s3)
+		for cl, w := range want {
+			if g[cl] != w {
+				t.Errorf("%s: %s/%s got=%v want=%v", name, cl.router, cl.s.Auth().AuthID, g[cl], w)
+			}
+		}
+	}
+	publish(func(d *codec.Details) {
+		d.Has, d.Exclude = codec.KeyExclude, raw(t, codec.JSON, []any{s2.s.ID()})
+	})
+	check("exclude id", map[*client]bool{pub: false, s1: true, s2: false, s3: true})
+	publish(func(d *codec.Details) {
+		d.Has, d.EligibleAuthID = codec.KeyEligibleAuthID, raw(t, codec.JSON, []any{"alice", "carol"})
+	})
+	check("eligible authid", map[*client]bool{pub: false, s1: true, s2: false, s3: true})
+	publish(func(d *codec.Details) {
+		d.Has, d.ExcludeAuthRole = codec.KeyExcludeAuthRole, raw(t, codec.JSON, []any{"user"})
+	})
+	check("exclude authrole", map[*client]bool{pub: false, s1: false, s2: false, s3: true})
+	publish(func(d *codec.Details) {
+		d.Has, d.Eligible = codec.KeyEligible, raw(t, codec.JSON, []any{s1.s.ID(), pub.s.ID()})
+		d.Has, d.ExcludeMe = d.Has|codec.KeyExcludeMe, false
+	})
+	check("eligible id, exclude_me false", map[*client]bool{pub: true, s1: true, s2: false, s3: false})
+	publish(func(d *codec.Details) { d.Has, d.DiscloseMe = codec.KeyDiscloseMe, true })
+	ev := s2.one(codec.EVENT)
+	if ev.Details.Publisher != pub.s.ID() || string(ev.Details.PublisherAuthID) != "pub" ||
+		string(ev.Details.PublisherAuthRole) != "pubrole" {
+		t.Fatalf("disclosed publisher on another router: %+v", ev.Details)
+	}
+	s1.take()
+	s3.take()
+	publish(func(d *codec.Details) {})
+	if ev := s1.one(codec.EVENT); ev.Details.Publisher != 0 {
+		t.Fatalf("publisher disclosed without disclose_me: %+v", ev.Details)
+	}
+}
+
+// Meta events published on one router reach subscribers on the others exactly once.
+func TestMetaEventsReachEveryRouter(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	watchB := c.join("b", codec.JSON, "w", "r")
+	watchC := c.join("c", codec.MsgPack, "w", "r")
+	watchB.subscribe("wamp.session.on_join", "")
+	watchC.send(codec.Message{Type: codec.SUBSCRIBE, URI: []byte("wamp.subscription."),
+		Details: codec.Details{Has: codec.KeyMatch, Match: []byte("prefix")}})
+	if ms := watchC.waitFor(3); ms[0].Type != codec.SUBSCRIBED { // and its own on_create, on_subscribe
+		t.Fatalf("%s", describe(ms))
+	}
+	x := c.join("a", codec.JSON, "x", "r")
+	ev := watchB.one(codec.EVENT)
+	details, _ := firstArg(t, codec.JSON, ev).(map[string]any)
+	if details["session"] != x.s.ID() {
+		t.Fatalf("on_join for another session: %v", details)
+	}
+	x.subscribe("some.topic", "")
+	evs := watchC.waitFor(2) // on_create, on_subscribe
+	if len(evs) != 2 || string(evs[0].Details.Topic) != "wamp.subscription.on_create" ||
+		string(evs[1].Details.Topic) != "wamp.subscription.on_subscribe" {
+		t.Fatalf("subscription meta events on c: %s", describe(evs))
+	}
+	watchB.none()
+}
+
+// A retained event is kept on every router, interest or not.
+func TestRetainedAcrossRouters(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	pub := c.join("a", codec.JSON, "p", "r")
+	m := codec.Message{Type: codec.PUBLISH, URI: []byte("kept"), Args: raw(t, codec.JSON, []any{"v"})}
+	m.Details.Has, m.Details.Retain = codec.KeyRetain, true
+	pub.send(m)
+	c.lb.settle(t)
+	s := c.join("c", codec.CBOR, "s", "r")
+	sm := codec.Message{Type: codec.SUBSCRIBE, URI: []byte("kept")}
+	sm.Details.Has, sm.Details.GetRetained = codec.KeyGetRetained, true
+	s.send(sm)
+	ms := s.waitFor(2)
+	if len(ms) != 2 || ms[1].Type != codec.EVENT || !ms[1].Details.Retained || firstArg(t, codec.CBOR, ms[1]) != "v" {
+		t.Fatalf("retained event on another router: %s", describe(ms))
+	}
+}
+
+// Event history is kept on every router: a subscriber on another router, subscribing
+// after the events, gets them from wamp.subscription.get_events.
+func TestEventHistoryAcrossRouters(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	for _, rl := range c.realms {
+		if err := rl.SetStore(engine.StoreConfig{History: []engine.HistoryRule{{URI: "hist", Limit: 10}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := c.join("a", codec.JSON, "p", "r")
+	for i := 0; i < 3; i++ {
+		pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte("hist"), Args: raw(t, codec.JSON, []any{i})})
+	}
+	c.lb.settle(t)
+	s := c.join("c", codec.MsgPack, "s", "r")
+	id := s.subscribe("hist", "")
+	s.call("wamp.subscription.get_events", []any{id}, nil)
+	res := s.one(codec.RESULT)
+	if evs, _ := value(t, codec.MsgPack, res.Args).([]any); len(evs) != 3 {
+		t.Fatalf("history on another router: %d events, want 3: %v", len(evs), evs)
+	}
+}

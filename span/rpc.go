@@ -1,0 +1,563 @@
+package span
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/engine/match"
+)
+
+// Registrations realm-wide. Each (realm, policy, procedure) has one decision point, its
+// owner: the live router with the highest rendezvous weight for the registration id.
+// Every router keeps the table of registrations (policy and callees in registration
+// order) from the owner's broadcasts, so that a new owner has it when the old one dies.
+
+// ErrUnavailable answers a REGISTER whose decision point cannot be reached.
+const ErrUnavailable = "wamp.error.unavailable"
+
+// regRef names a registration in a realm.
+type regRef struct {
+	pol  byte
+	proc string
+}
+
+// regEntry is one registration as the realm knows it.
+type regEntry struct {
+	invoke  string
+	callees []callee
+	// Owner only: a decision waits for the acks of its broadcast (busy) and later
+	// claims queue behind it, so that every router sees the callees in one order.
+	busy  bool
+	queue []*claim
+}
+
+// claim is a callee's request to register, at its own router (waiting for the owner's
+// answer) or at the owner (queued).
+type claim struct {
+	id     uint64
+	realm  string
+	ref    regRef
+	invoke string
+	callee callee
+	// owner is where the claim was sent (claimant side).
+	owner string
+	done  func(errURI string)
+}
+
+// ackWait is an owner's broadcast waiting for the acks of the routers in wait.
+type ackWait struct {
+	st   *realmState
+	ref  regRef
+	c    *claim
+	wait []string
+}
+
+func regKey(realm string, pol byte, proc string) uint64 {
+	return engine.RegistrationID(realm, policyName(pol), proc)
+}
+
+func appendRegAdd(b []byte, ackID uint64, realm string, pol byte, proc, invoke string, c *callee) []byte {
+	b = appendUvarint(b, ackID)
+	b = appendString(b, realm)
+	b = append(b, pol)
+	b = appendString(b, proc)
+	b = appendString(b, invoke)
+	return appendCallee(b, c)
+}
+
+func appendClaim(c *claim) []byte {
+	b := appendUvarint(nil, c.id)
+	b = appendString(b, c.realm)
+	b = append(b, c.ref.pol)
+	b = appendString(b, c.ref.proc)
+	b = appendString(b, c.invoke)
+	return appendCallee(b, &c.callee)
+}
+
+// Register implements engine.Federation: send the claim to the owner (or decide here).
+func (s *Span) Register(rl *engine.Realm, cs *engine.Session, procedure string, pattern bool, kind match.Kind, invoke string, done func(errURI string)) {
+	c := &claim{id: s.claimSeq.Add(1), realm: rl.Name(), ref: regRef{policyByte(pattern, kind), procedure},
+		invoke: invoke, callee: calleeOf(cs, s.self), done: done}
+	s.claims.Store(c.id, c)
+	s.sendClaim(c)
+}
+
+// sendClaim sends c to its owner as the membership now says.
+func (s *Span) sendClaim(c *claim) {
+	c.owner = s.owner(regKey(c.realm, c.ref.pol, c.ref.proc))
+	if c.owner == s.self {
+		s.decide(s.state(c.realm), c)
+		return
+	}
+	if !s.send(c.owner, regKey(c.realm, c.ref.pol, c.ref.proc), KindClaim, appendClaim(c)) {
+		if c, ok := s.claims.LoadAndDelete(c.id); ok {
+			go c.done(ErrUnavailable)
+		}
+	}
+}
+
+func (s *Span) onClaim(from string, r *reader) error {
+	c := &claim{id: r.uvarint(), realm: r.string()}
+	c.ref.pol = r.byte1()
+	c.ref.proc = r.string()
+	c.invoke = r.string()
+	c.callee = r.callee()
+	if r.err != nil {
+		return r.err
+	}
+	c.callee.router = from
+	s.decide(s.state(c.realm), c)
+	return nil
+}
+
+// decide is the owner's decision on claim c: accept (record, broadcast, answer once
+// every live router has acked) or refuse.
+func (s *Span) decide(st *realmState, c *claim) {
+	st.reg.Lock()
+	e := st.table[c.ref]
+	if e != nil && e.busy {
+		e.queue = append(e.queue, c)
+		st.reg.Unlock()
+		return
+	}
+	errURI, accept := s.decideLocked(st, c)
+	st.reg.Unlock()
+	if accept {
+		s.broadcastAdd(st, c)
+		return
+	}
+	s.answer(c, errURI)
+}
+
+// decideLocked checks c against the table and records it when accepted. Caller holds
+// st.reg.
+func (s *Span) decideLocked(st *realmState, c *claim) (errURI string, accept bool) {
+	if !s.isLive(c.callee.router) {
+		return engine.ErrCanceled, false
+	}
+	e := st.table[c.ref]
+	if e == nil || len(e.callees) == 0 {
+		if e == nil {
+			e = &regEntry{}
+			st.table[c.ref] = e
+		}
+		e.invoke = c.invoke
+		e.callees = append(e.callees, c.callee)
+		e.busy = true
+		return "", true
+	}
+	if slices.ContainsFunc(e.callees, func(x callee) bool { return x.id == c.callee.id }) {
+		// A claim sent again to a new owner after the old one died mid-way.
+		e.busy = true
+		return "", true
+	}
+	if e.invoke == "single" {
+		return engine.ErrProcedureAlreadyExists, false
+	}
+	if e.invoke != c.invoke {
+		return engine.ErrProcedureExistsOtherPolicy, false
+	}
+	e.callees = append(e.callees, c.callee)
+	e.busy = true
+	return "", true
+}
+
+// broadcastAdd tells every live router of accepted claim c (and applies it here), then
+// answers when all have acked.
+func (s *Span) broadcastAdd(st *realmState, c *claim) {
+	s.applyAdd(st, c.ref, c.invoke, c.callee)
+	w := &ackWait{st: st, ref: c.ref, c: c}
+	id := s.ackSeq.Add(1)
+	for _, n := range s.live.Load().names {
+		if n != s.self {
+			w.wait = append(w.wait, n)
+		}
+	}
+	if len(w.wait) == 0 {
+		s.acked(w)
+		return
+	}
+	s.acks.Store(id, w)
+	payload := appendRegAdd(nil, id, c.realm, c.ref.pol, c.ref.proc, c.invoke, &c.callee)
+	for _, n := range slices.Clone(w.wait) {
+		if !s.send(n, regKey(c.realm, c.ref.pol, c.ref.proc), KindRegAdd, payload) {
+			s.onAck(n, id)
+		}
+	}
+}
+
+func (s *Span) onAck(from string, id uint64) {
+	var done *ackWait
+	s.acks.Compute(id, func(w *ackWait, loaded bool) (*ackWait, bool) {
+		if !loaded {
+			return nil, true
+		}
+		w.wait = slices.DeleteFunc(w.wait, func(n string) bool { return n == from })
+		if len(w.wait) == 0 {
+			done = w
+			return nil, true
+		}
+		return w, false
+	})
+	if done != nil {
+		s.acked(done)
+	}
+}
+
+// acked answers the claim whose broadcast every router has seen, and decides the claims
+// that queued behind it.
+func (s *Span) acked(w *ackWait) {
+	s.answer(w.c, "")
+	st := w.st
+	for {
+		st.reg.Lock()
+		e := st.table[w.ref]
+		if e == nil {
+			st.reg.Unlock()
+			return
+		}
+		e.busy = false
+		if len(e.queue) == 0 {
+			st.reg.Unlock()
+			return
+		}
+		next := e.queue[0]
+		e.queue = e.queue[1:]
+		errURI, accept := s.decideLocked(st, next)
+		st.reg.Unlock()
+		if accept {
+			s.broadcastAdd(st, next)
+			return
+		}
+		s.answer(next, errURI)
+	}
+}
+
+// answer tells the claimant the decision.
+func (s *Span) answer(c *claim, errURI string) {
+	if c.callee.router == s.self {
+		if mine, ok := s.claims.LoadAndDelete(c.id); ok {
+			go mine.done(errURI) // never from inside Register
+		}
+		return
+	}
+	b := appendUvarint(nil, c.id)
+	b = appendString(b, errURI)
+	s.send(c.callee.router, regKey(c.realm, c.ref.pol, c.ref.proc), KindClaimAnswer, b)
+}
+
+func (s *Span) onClaimAnswer(r *reader) error {
+	id := r.uvarint()
+	errURI := r.string()
+	if r.err != nil {
+		return r.err
+	}
+	if c, ok := s.claims.LoadAndDelete(id); ok {
+		c.done(errURI)
+	}
+	return nil
+}
+
+// applyAdd records callee c of ref in the table (when not there yet) and, for a callee
+// on another router, registers its ghost here.
+func (s *Span) applyAdd(st *realmState, ref regRef, invoke string, c callee) {
+	st.reg.Lock()
+	e := st.table[ref]
+	if e == nil {
+		e = &regEntry{}
+		st.table[ref] = e
+	}
+	if len(e.callees) == 0 {
+		e.invoke = invoke
+	}
+	if !slices.ContainsFunc(e.callees, func(x callee) bool { return x.id == c.id }) {
+		e.callees = append(e.callees, c)
+	}
+	st.reg.Unlock()
+	if c.router == s.self {
+		return // the engine registers its own session when the claim is answered
+	}
+	rl := s.realmOf(st)
+	if rl == nil {
+		return
+	}
+	g := s.ghost(st, rl, c)
+	pattern, kind := policyOf(ref.pol)
+	if errURI := g.GhostRegister(ref.proc, pattern, kind, invoke); errURI != "" && errURI != engine.ErrProcedureAlreadyExists {
+		s.log.Error("span: ghost registration refused: tables disagree", "realm", st.name,
+			"procedure", ref.proc, "callee", c.id, "router", c.router, "error", errURI)
+	}
+}
+
+func (s *Span) onRegAdd(from string, r *reader) error {
+	ackID := r.uvarint()
+	realm := r.string()
+	var ref regRef
+	ref.pol = r.byte1()
+	ref.proc = r.string()
+	invoke := r.string()
+	c := r.callee()
+	if r.err != nil {
+		return r.err
+	}
+	if ackID == 0 {
+		c.router = from // a resync: the callee's own router sends it
+	}
+	s.applyAdd(s.state(realm), ref, invoke, c)
+	if ackID != 0 {
+		s.send(from, regKey(realm, ref.pol, ref.proc), KindRegAck, appendUvarint(nil, ackID))
+	}
+	return nil
+}
+
+// Unregistered implements engine.Federation: the owner removes the callee realm-wide.
+func (s *Span) Unregistered(rl *engine.Realm, cs *engine.Session, procedure string, pattern bool, kind match.Kind) {
+	ref := regRef{policyByte(pattern, kind), procedure}
+	key := regKey(rl.Name(), ref.pol, procedure)
+	if owner := s.owner(key); owner != s.self {
+		b := appendString(nil, rl.Name())
+		b = append(b, ref.pol)
+		b = appendString(b, procedure)
+		b = appendUvarint(b, cs.ID())
+		if s.send(owner, key, KindUnclaim, b) {
+			return
+		}
+	}
+	s.unclaim(s.fedState(rl), ref, cs.ID())
+}
+
+func (s *Span) onUnclaim(r *reader) error {
+	realm := r.string()
+	var ref regRef
+	ref.pol = r.byte1()
+	ref.proc = r.string()
+	id := r.uvarint()
+	if r.err != nil {
+		return r.err
+	}
+	s.unclaim(s.state(realm), ref, id)
+	return nil
+}
+
+// unclaim is the owner's removal of callee id from ref: applied here and broadcast.
+func (s *Span) unclaim(st *realmState, ref regRef, id uint64) {
+	s.applyDel(st, ref, id)
+	b := appendString(nil, st.name)
+	b = append(b, ref.pol)
+	b = appendString(b, ref.proc)
+	b = appendUvarint(b, id)
+	key := regKey(st.name, ref.pol, ref.proc)
+	s.others(func(to string) { s.send(to, key, KindRegDel, b) })
+}
+
+func (s *Span) onRegDel(r *reader) error {
+	realm := r.string()
+	var ref regRef
+	ref.pol = r.byte1()
+	ref.proc = r.string()
+	id := r.uvarint()
+	if r.err != nil {
+		return r.err
+	}
+	s.applyDel(s.state(realm), ref, id)
+	return nil
+}
+
+// applyDel removes callee id of ref from the table and from its ghost here.
+func (s *Span) applyDel(st *realmState, ref regRef, id uint64) {
+	st.reg.Lock()
+	if e := st.table[ref]; e != nil {
+		e.callees = slices.DeleteFunc(e.callees, func(x callee) bool { return x.id == id })
+		if len(e.callees) == 0 && !e.busy && len(e.queue) == 0 {
+			delete(st.table, ref)
+		}
+	}
+	st.reg.Unlock()
+	if rl := s.realmOf(st); rl != nil {
+		if g, ok := rl.LookupGhost(id); ok {
+			pattern, kind := policyOf(ref.pol)
+			g.GhostUnregister(ref.proc, pattern, kind, false)
+		}
+	}
+}
+
+// CalleeLeft implements engine.Federation: every router drops the callee's ghost.
+func (s *Span) CalleeLeft(rl *engine.Realm, cs *engine.Session) {
+	b := appendString(nil, rl.Name())
+	b = appendUvarint(b, cs.ID())
+	s.others(func(to string) { s.send(to, cs.ID(), KindGone, b) })
+}
+
+func (s *Span) onGone(r *reader) error {
+	realm := r.bytes()
+	id := r.uvarint()
+	if r.err != nil {
+		return r.err
+	}
+	st := s.stateBytes(realm)
+	st.ghosts.Delete(id)
+	if rl := s.realmOf(st); rl != nil {
+		rl.DropGhost(id, false)
+	}
+	return nil
+}
+
+// dropRouterCallees removes the callees of a dead router from st's table and drops
+// their ghosts (calls in flight to them end with an ERROR now; the registration meta
+// events go to our subscribers).
+func (s *Span) dropRouterCallees(st *realmState, name string) {
+	st.reg.Lock()
+	for ref, e := range st.table {
+		e.callees = slices.DeleteFunc(e.callees, func(x callee) bool { return x.router == name })
+		if len(e.callees) == 0 && !e.busy && len(e.queue) == 0 {
+			delete(st.table, ref)
+		}
+	}
+	st.reg.Unlock()
+	rl := s.realmOf(st)
+	st.ghosts.Range(func(id uint64, p *ghostPeer) bool {
+		if p.home == name {
+			st.ghosts.Delete(id)
+			if rl != nil {
+				rl.DropGhost(id, true)
+			}
+		}
+		return true
+	})
+}
+
+// routerDownRPC moves the claims that waited for a dead owner to the new owner and
+// stops waiting for the dead router's acks.
+func (s *Span) routerDownRPC(name string) {
+	s.claims.Range(func(_ uint64, c *claim) bool {
+		if c.owner == name {
+			s.sendClaim(c)
+		}
+		return true
+	})
+	var ids []uint64
+	s.acks.Range(func(id uint64, w *ackWait) bool {
+		if slices.Contains(w.wait, name) {
+			ids = append(ids, id)
+		}
+		return true
+	})
+	for _, id := range ids {
+		s.onAck(name, id)
+	}
+}
+
+// ghostPeer is the Peer of a ghost: it carries the ghost's INVOCATION and INTERRUPT
+// bytes to the callee's router.
+type ghostPeer struct {
+	s     *Span
+	realm string
+	home  string
+	id    uint64
+	ser   codec.Serializer
+}
+
+func (p *ghostPeer) Serializer() codec.Serializer { return p.ser }
+func (p *ghostPeer) Close()                       {}
+
+// Send forwards an INVOCATION or INTERRUPT for the callee. Safe for concurrent use.
+func (p *ghostPeer) Send(msg []byte) error {
+	bp := bufPool.Get().(*[]byte)
+	b := appendString((*bp)[:0], p.realm)
+	b = appendUvarint(b, p.id)
+	b = appendUvarint(b, p.s.Tag())
+	b = append(b, msg...)
+	err := p.s.t.Send(p.home, p.id, KindInvoke, b)
+	*bp = b[:0]
+	bufPool.Put(bp)
+	if err != nil {
+		return fmt.Errorf("router %s: %w", p.home, err)
+	}
+	return nil
+}
+
+// ghost returns the ghost of callee c in rl, making it when new.
+func (s *Span) ghost(st *realmState, rl *engine.Realm, c callee) *engine.Session {
+	p, _ := st.ghosts.LoadOrCompute(c.id, func() *ghostPeer {
+		return &ghostPeer{s: s, realm: st.name, home: c.router, id: c.id, ser: c.ser}
+	})
+	return rl.Ghost(engine.GhostSpec{ID: c.id, Serializer: c.ser, Features: c.feat, Tag: s.Tag(),
+		Auth: engine.AuthInfo{AuthID: c.authID, AuthRole: c.authRole}}, p)
+}
+
+func (s *Span) onInvoke(from string, r *reader) error {
+	realm := r.bytes()
+	id := r.uvarint()
+	tag := r.uvarint()
+	msg := r.rest()
+	if r.err != nil {
+		return r.err
+	}
+	if tag == 0 || tag > engine.MaxRouterTag {
+		return fmt.Errorf("invoke with tag %d", tag)
+	}
+	if cur := s.tags[tag].Load(); cur == nil || *cur != from {
+		n := from
+		s.tags[tag].Store(&n)
+	}
+	st := s.stateBytes(realm)
+	rl := s.realmOf(st)
+	if rl == nil || rl.SendRaw(id, msg) != nil {
+		// The callee is gone: the caller's router drops its ghost, failing the call.
+		b := appendString(nil, st.name)
+		b = appendUvarint(b, id)
+		s.send(from, id, KindGone, b)
+	}
+	return nil
+}
+
+// Answer implements engine.Federation: a local callee's YIELD or ERROR goes to the
+// router whose ghost sent the INVOCATION.
+func (s *Span) Answer(cs *engine.Session, m *codec.Message) {
+	tag, _ := engine.IsRemoteInvocation(m.Request)
+	if tag > engine.MaxRouterTag {
+		return
+	}
+	to := s.tags[tag].Load()
+	if to == nil {
+		s.log.Warn("span: answer for an unknown router tag", "session", cs.ID(), "tag", tag)
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := appendString((*bp)[:0], cs.Realm().Name())
+	b = appendUvarint(b, cs.ID())
+	b, err := codec.For(cs.Serializer()).Append(b, m)
+	if err == nil {
+		s.send(*to, cs.ID(), KindAnswer, b)
+	} else {
+		s.log.Warn("span: answer encode failed", "session", cs.ID(), "err", err)
+	}
+	*bp = b[:0]
+	bufPool.Put(bp)
+}
+
+func (s *Span) onAnswer(r *reader) error {
+	realm := r.bytes()
+	id := r.uvarint()
+	raw := r.rest()
+	if r.err != nil {
+		return r.err
+	}
+	st := s.stateBytes(realm)
+	rl := s.realmOf(st)
+	if rl == nil {
+		return fmt.Errorf("answer for realm %s, unknown here", st.name)
+	}
+	g, ok := rl.LookupGhost(id)
+	if !ok {
+		return nil // dropped meanwhile: its calls have ended
+	}
+	m := msgPool.Get().(*codec.Message)
+	defer msgPool.Put(m)
+	if err := codec.For(g.Serializer()).Decode(raw, m); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	return g.GhostReceive(m)
+}
