@@ -103,7 +103,7 @@ func (c *ClusterSubprocess) Launch(ctx context.Context, logPath string) (Router,
 	}
 	// Routers first, so that the proxies find their links up.
 	start := func(role, name string) error {
-		p, err := startProc(c.Bin, []string{role, "--config", filepath.Join(dir, name+".yaml"), "--log-level", "warn"},
+		p, err := startProc(c.Bin, []string{role, "--config", filepath.Join(dir, name+".yaml"), "--log-level", "info"},
 			filepath.Join(dir, name+".log"))
 		if err != nil {
 			return err
@@ -123,10 +123,86 @@ func (c *ClusterSubprocess) Launch(ctx context.Context, logPath string) (Router,
 		}
 		cl.urls = append(cl.urls, "ws://"+moves[a]+"/ws")
 	}
-	if err := cl.waitJoin(ctx, 15*time.Second); err != nil {
+	if err := cl.waitLinks(ctx, 15*time.Second); err != nil {
+		return fail(err)
+	}
+	if err := cl.waitJoin(ctx, 5*time.Second); err != nil {
 		return fail(err)
 	}
 	return cl, nil
+}
+
+// waitLinks waits until every router sees every other router live and every proxy has
+// a link up to every router, as their info logs say (a session placed on a router whose
+// links are not up yet would be refused, and an event published before the routers see
+// each other would miss the subscribers of the others).
+func (c *subCluster) waitLinks(ctx context.Context, timeout time.Duration) error {
+	var routers []string
+	for _, n := range c.nodes {
+		if strings.HasPrefix(n.Name, "router") {
+			routers = append(routers, n.Name)
+		}
+	}
+	allLive := "routers=\"[" + strings.Join(routers, " ") + "]\""
+	ready := func(name string) bool {
+		b, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
+		log := string(b)
+		if strings.HasPrefix(name, "router") {
+			i := strings.LastIndex(log, `msg="cluster: live routers"`)
+			if i < 0 {
+				return len(routers) == 1
+			}
+			line, _, _ := strings.Cut(log[i:], "\n")
+			return strings.Contains(line, allLive)
+		}
+		up := map[string]bool{}
+		for line := range strings.Lines(log) {
+			if !strings.Contains(line, `msg="cluster link up"`) {
+				continue
+			}
+			for f := range strings.FieldsSeq(line) {
+				if r, ok := strings.CutPrefix(f, "router="); ok {
+					up[r] = true
+				}
+			}
+		}
+		for _, r := range routers {
+			if !up[r] {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(timeout)
+	for _, n := range c.nodes {
+		for !ready(n.Name) {
+			if err := c.exited(); err != nil {
+				return err
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("bench: cluster node %s has not logged its links to %v up after %v (log: %s; if the log lines changed, update bench/cluster.go)",
+					n.Name, routers, timeout, c.keptLog(n.Name))
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// exited reports a node that has exited.
+func (c *subCluster) exited() error {
+	for i, p := range c.procs {
+		select {
+		case <-p.done:
+			return fmt.Errorf("bench: cluster node %s exited: %v (log: %s)", c.nodes[i].Name, p.waitErr, c.keptLog(c.nodes[i].Name))
+		default:
+		}
+	}
+	return nil
 }
 
 // subCluster is a running ClusterSubprocess: routers first, then proxies.
@@ -156,12 +232,8 @@ func (c *subCluster) waitJoin(ctx context.Context, timeout time.Duration) error 
 	deadline := time.Now().Add(timeout)
 	for _, u := range c.urls {
 		for {
-			for i, p := range c.procs {
-				select {
-				case <-p.done:
-					return fmt.Errorf("bench: cluster node %s exited: %v (log: %s)", c.nodes[i].Name, p.waitErr, c.keptLog(c.nodes[i].Name))
-				default:
-				}
+			if err := c.exited(); err != nil {
+				return err
 			}
 			jctx, cancel := context.WithTimeout(ctx, time.Second)
 			s, err := client.Connect(jctx, client.Config{URL: u, Realm: "realm1"})
@@ -238,6 +310,7 @@ func (l *InProcessCluster) Launch(ctx context.Context, _ string) (Router, error)
 	}
 	common := node.ClusterCommon{Secret: []byte("bench in-process cluster"), Routers: members, Slots: 1024, LinksPerPeer: 2}
 	c := &inprocCluster{}
+	var routers []*node.RouterNode
 	for _, m := range members {
 		cc := common
 		cc.Name = m.Name
@@ -248,6 +321,19 @@ func (l *InProcessCluster) Launch(ctx context.Context, _ string) (Router, error)
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 		c.stops = append(c.stops, r.Stop)
+		routers = append(routers, r)
+	}
+	// Every router sees the others live (a REGISTER needs its decision point, an
+	// event the subscribers of every router).
+	deadline := time.Now().Add(10 * time.Second)
+	for _, r := range routers {
+		for len(r.Live()) < n {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				_ = c.Stop()
+				return nil, fmt.Errorf("bench: %s sees routers %v live, want %d", r.Name(), r.Live(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	for i := range 2 {
 		cc := common

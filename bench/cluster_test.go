@@ -5,8 +5,10 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,5 +105,62 @@ func TestClusterTable(t *testing.T) {
 	WriteClusterTable(&b, res)
 	if b.Len() != 0 {
 		t.Errorf("no cluster, yet a table:\n%s", b.String())
+	}
+}
+
+// TestClusterSubprocess builds switchyard and launches the example cluster of `init
+// --cluster` as five processes on free ports, as `bench run --cluster` does, then runs a
+// short pubsub through both proxies with the CPU of every process summed.
+func TestClusterSubprocess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the switchyard binary")
+	}
+	bin := filepath.Join(t.TempDir(), "switchyard")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/switchyard").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	logPath := filepath.Join(t.TempDir(), "cluster-test.log")
+	r, err := (&ClusterSubprocess{Bin: bin}).Launch(ctx, logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = r.Stop()
+		}
+	}()
+	nodes := r.(namedRouter).Nodes()
+	if len(r.URLs()) != 2 || len(r.PIDs()) != 5 || len(nodes) != 5 {
+		t.Fatalf("urls %q pids %v nodes %v", r.URLs(), r.PIDs(), nodes)
+	}
+	s, _ := Lookup("fanout-10")
+	o := s.Options(r.URLs(), r.PIDs(), 500*time.Millisecond, 200*time.Millisecond)
+	lr, err := loadgen.Run(ctx, s.Kind, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr.Delivered <= 0 || lr.Errors != 0 || lr.Lost != 0 {
+		t.Errorf("delivered %d errors %d lost %d: %q", lr.Delivered, lr.Errors, lr.Lost, lr.ErrorSamples)
+	}
+	if lr.SessionsPerURL[0] != 6 || lr.SessionsPerURL[1] != 5 {
+		t.Errorf("sessions per proxy %v, want [6 5]", lr.SessionsPerURL)
+	}
+	if rs := lr.Router; rs == nil || len(rs.Processes) != 5 || rs.CPUSeconds <= 0 || rs.RSSBytes <= 0 {
+		t.Errorf("router stats over the cluster: %+v", rs)
+	}
+	stopped = true
+	if err := r.Stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	for _, n := range nodes {
+		if err := syscall.Kill(n.PID, 0); err == nil {
+			t.Errorf("%s (pid %d) still runs after Stop", n.Name, n.PID)
+		}
+		if _, err := os.Stat(strings.TrimSuffix(logPath, ".log") + "-" + n.Name + ".log"); err != nil {
+			t.Errorf("%s: log not kept: %v", n.Name, err)
+		}
 	}
 }

@@ -37,6 +37,7 @@ func startCluster(t *testing.T) []*node.ProxyNode {
 			_ = f(ctx)
 		})
 	}
+	var routers []*node.RouterNode
 	for _, m := range members {
 		c := common
 		c.Name = m.Name
@@ -46,6 +47,15 @@ func startCluster(t *testing.T) []*node.ProxyNode {
 			t.Fatal(err)
 		}
 		stop(r.Stop)
+		routers = append(routers, r)
+	}
+	for _, r := range routers { // each sees the other live (REGISTER needs it)
+		for deadline := time.Now().Add(5 * time.Second); len(r.Live()) < len(members); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s sees %v live", r.Name(), r.Live())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	var proxies []*node.ProxyNode
 	for _, name := range []string{"proxy1", "proxy2"} {
