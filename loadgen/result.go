@@ -20,8 +20,8 @@ type Result struct {
 	// join failed).
 	URLs           []string `json:"urls,omitempty"`
 	SessionsPerURL []int64  `json:"sessions_per_url,omitempty"`
-	Realm      string `json:"realm"`
-	Serializer string `json:"serializer"`
+	Realm          string   `json:"realm"`
+	Serializer     string   `json:"serializer"`
 
 	Publishers  int     `json:"publishers,omitempty"`
 	Subscribers int     `json:"subscribers,omitempty"`
