@@ -44,9 +44,9 @@ func TestScenarioList(t *testing.T) {
 		if s.Kind != tc.kind || s.X != tc.x {
 			t.Errorf("%s: kind %q x %d, want %q %d", tc.name, s.Kind, s.X, tc.kind, tc.x)
 		}
-		o := s.Options(url, 42, 0, 0)
-		if o.URL != url || o.RouterPID != 42 || o.Size != 64 || o.Serializer != 0 {
-			t.Errorf("%s: url %q pid %d size %d serializer %v", tc.name, o.URL, o.RouterPID, o.Size, o.Serializer)
+		o := s.Options([]string{url}, []int{42}, 0, 0)
+		if !slices.Equal(o.URLs, []string{url}) || !slices.Equal(o.RouterPIDs, []int{42}) || o.Size != 64 || o.Serializer != 0 {
+			t.Errorf("%s: urls %q pids %v size %d serializer %v", tc.name, o.URLs, o.RouterPIDs, o.Size, o.Serializer)
 		}
 		if o.Publishers != tc.pubs || o.Subscribers != tc.subs || o.Callers != tc.callers || o.Sessions != tc.sess {
 			t.Errorf("%s: publishers %d subscribers %d callers %d sessions %d", tc.name, o.Publishers, o.Subscribers, o.Callers, o.Sessions)
@@ -55,7 +55,7 @@ func TestScenarioList(t *testing.T) {
 			t.Errorf("%s: duration %v warmup %v, want %v %v", tc.name, o.Duration, o.Warmup, tc.duration, tc.warmup)
 		}
 		// Overrides: --duration applies to all, --warmup only where there is one.
-		o = s.Options(url, 0, 300*time.Millisecond, 100*time.Millisecond)
+		o = s.Options([]string{url}, nil, 300*time.Millisecond, 100*time.Millisecond)
 		wantWarm := time.Duration(0)
 		if tc.warmup > 0 {
 			wantWarm = 100 * time.Millisecond
@@ -63,7 +63,7 @@ func TestScenarioList(t *testing.T) {
 		if o.Duration != 300*time.Millisecond || o.Warmup != wantWarm {
 			t.Errorf("%s: overridden duration %v warmup %v", tc.name, o.Duration, o.Warmup)
 		}
-		if o = s.Options(url, 0, 0, -1); o.Warmup != 0 {
+		if o = s.Options([]string{url}, nil, 0, -1); o.Warmup != 0 {
 			t.Errorf("%s: warmup -1 gives %v, want none", tc.name, o.Warmup)
 		}
 	}

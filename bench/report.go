@@ -74,6 +74,15 @@ func WriteMarkdown(w io.Writer, res *Results, chart string) {
 	}
 	fmt.Fprintln(w)
 	WriteTable(w, res)
+	if res.Cluster != "" {
+		fmt.Fprintf(w, "\n### The same scenarios on a cluster: %s\n\n", res.Cluster)
+		fmt.Fprintln(w, "Each scenario ran on a fresh cluster right after the single node above, with the loadgen")
+		fmt.Fprintln(w, "sessions spread round-robin over the proxies. Cluster CPU/msg is the CPU of every proxy and")
+		fmt.Fprintln(w, "router process summed, per delivered message; ratio = cluster / single node (CPU/msg: below")
+		fmt.Fprintln(w, "1.3 is the goal; msgs/s: above 1 is better).")
+		fmt.Fprintln(w)
+		WriteClusterTable(w, res)
+	}
 }
 
 // WriteTable writes the Markdown results table.

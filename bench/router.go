@@ -24,12 +24,26 @@ type Launcher interface {
 	Launch(ctx context.Context, logPath string) (Router, error)
 }
 
-// Router is a running router.
+// Router is a running router: one node, or a cluster of several.
 type Router interface {
-	URL() string // WebSocket URL
-	// PID is the process whose CPU and RSS are the router's alone (0: not measured).
-	PID() int
+	// URLs are the WebSocket URLs clients join at: one for a node, one per proxy for a
+	// cluster (loadgen spreads its sessions over them).
+	URLs() []string
+	// PIDs are the processes whose CPU and RSS are the router's alone, summed by
+	// loadgen (none: not measured).
+	PIDs() []int
 	Stop() error
+}
+
+// NodeProc is one process of a router: its node name (router1, proxy2, ...) and pid.
+type NodeProc struct {
+	Name string `json:"name"`
+	PID  int    `json:"pid"`
+}
+
+// namedRouter is a Router that says which node each of its PIDs is (a cluster).
+type namedRouter interface {
+	Nodes() []NodeProc
 }
 
 // Subprocess runs `Bin start` as a separate process on a free loopback port, so that
@@ -46,20 +60,11 @@ func (s *Subprocess) Launch(ctx context.Context, logPath string) (Router, error)
 		return nil, err
 	}
 	args := append([]string{"start", "--listen", addr, "--rawsocket", "", "--log-level", "warn"}, s.Args...)
-	cmd := exec.Command(s.Bin, args...)
-	var logf *os.File
-	if logPath != "" {
-		if logf, err = os.Create(logPath); err != nil {
-			return nil, err
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
+	p, err := startProc(s.Bin, args, logPath)
+	if err != nil {
+		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		closeFile(logf)
-		return nil, fmt.Errorf("bench: starting router %s: %w", s.Bin, err)
-	}
-	p := &proc{cmd: cmd, log: logf, url: "ws://" + addr + "/ws", done: make(chan struct{})}
-	go func() { p.waitErr = cmd.Wait(); close(p.done) }()
+	p.url = "ws://" + addr + "/ws"
 	if err := waitPort(ctx, addr, p.done, 10*time.Second); err != nil {
 		p.Stop()
 		if logPath != "" {
@@ -67,6 +72,26 @@ func (s *Subprocess) Launch(ctx context.Context, logPath string) (Router, error)
 		}
 		return nil, err
 	}
+	return p, nil
+}
+
+// startProc starts bin with args, its stdout and stderr to logPath (none when empty).
+func startProc(bin string, args []string, logPath string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	var logf *os.File
+	if logPath != "" {
+		var err error
+		if logf, err = os.Create(logPath); err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+	}
+	if err := cmd.Start(); err != nil {
+		closeFile(logf)
+		return nil, fmt.Errorf("bench: starting %s %s: %w", bin, args[0], err)
+	}
+	p := &proc{cmd: cmd, log: logf, done: make(chan struct{})}
+	go func() { p.waitErr = cmd.Wait(); close(p.done) }()
 	return p, nil
 }
 
@@ -78,8 +103,9 @@ type proc struct {
 	waitErr error
 }
 
-func (p *proc) URL() string { return p.url }
-func (p *proc) PID() int    { return p.cmd.Process.Pid }
+func (p *proc) URLs() []string { return []string{p.url} }
+func (p *proc) PIDs() []int    { return []int{p.PID()} }
+func (p *proc) PID() int       { return p.cmd.Process.Pid }
 
 // Stop sends SIGTERM and waits for the router to exit (SIGKILL after 10 s).
 func (p *proc) Stop() error {
@@ -162,8 +188,8 @@ func (l *InProcess) Launch(ctx context.Context, _ string) (Router, error) {
 
 type inproc struct{ n *node.Node }
 
-func (r inproc) URL() string { return r.n.WebSocketURL() }
-func (r inproc) PID() int    { return 0 }
+func (r inproc) URLs() []string { return []string{r.n.WebSocketURL()} }
+func (r inproc) PIDs() []int    { return nil }
 func (r inproc) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -176,8 +202,13 @@ type external struct {
 	pid int
 }
 
-func (r external) URL() string { return r.url }
-func (r external) PID() int    { return r.pid }
+func (r external) URLs() []string { return []string{r.url} }
+func (r external) PIDs() []int {
+	if r.pid <= 0 {
+		return nil
+	}
+	return []int{r.pid}
+}
 func (r external) Stop() error { return nil }
 
 // Ports hands out loopback listen addresses from a port range, skipping ports in use;

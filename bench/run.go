@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,7 +34,9 @@ type Results struct {
 	Size       int           `json:"size"`
 	Router     string        `json:"router"`           // how switchyard ran: subprocess BIN, in-process
 	Target     string        `json:"target,omitempty"` // --target URL
-	Runs       []Run         `json:"runs"`
+	// Cluster describes the cluster every scenario also ran on (--cluster), "" when none.
+	Cluster string `json:"cluster,omitempty"`
+	Runs    []Run  `json:"runs"`
 }
 
 // Machine describes the host.
@@ -51,11 +54,15 @@ type Run struct {
 	X          int      `json:"x,omitempty"`
 	Switchyard *Outcome `json:"switchyard"`
 	Target     *Outcome `json:"target,omitempty"`
+	// Cluster: the same scenario through the proxies of a switchyard cluster, right
+	// after the single node (--cluster); its router CPU is summed over every process.
+	Cluster *Outcome `json:"cluster,omitempty"`
 }
 
 // Outcome is one scenario against one router: a loadgen Result, or why there is none.
 type Outcome struct {
-	URL     string          `json:"url,omitempty"`
+	URL     string          `json:"url,omitempty"`      // the URLs, comma-separated (a cluster: one per proxy)
+	Nodes   []NodeProc      `json:"nodes,omitempty"`    // a cluster: which node each measured pid is
 	LoadAvg string          `json:"load_avg,omitempty"` // when the scenario started
 	Skipped string          `json:"skipped,omitempty"`  // the scenario does not exist (yet)
 	Error   string          `json:"error,omitempty"`
@@ -76,8 +83,12 @@ type Config struct {
 	RouterName string   // how the router runs, for the results
 	Target     string   // optional second router URL, run with the same scenarios
 	TargetPID  int      // its process id, for CPU and RSS (0: not measured)
-	OutDir     string   // results.json, results.md, chart.svg, router logs
-	Log        io.Writer
+	// Cluster, when not nil, starts a fresh switchyard cluster per scenario, which runs
+	// right after the single node; ClusterName describes it for the results.
+	Cluster     Launcher
+	ClusterName string
+	OutDir      string // results.json, results.md, chart.svg, router logs
+	Log         io.Writer
 }
 
 // RunAll runs every scenario of cfg and writes results.json, results.md and chart.svg
@@ -101,6 +112,9 @@ func RunAll(ctx context.Context, cfg Config) (*Results, error) {
 		GoVersion: runtime.Version(), Commit: Commit(), LoadAvg: LoadAvg(),
 		Duration: cfg.Duration, Serializer: ser.String(), Size: DefaultSize,
 		Router: cfg.RouterName, Target: cfg.Target}
+	if cfg.Cluster != nil {
+		res.Cluster = cmp.Or(cfg.ClusterName, "cluster")
+	}
 	fmt.Fprintf(cfg.Log, "bench: %s, %d CPUs, %s, commit %s, load average %s -> %s\n",
 		res.Machine.CPU, res.Machine.CPUs, res.GoVersion, res.Commit, res.LoadAvg, cfg.OutDir)
 	for _, sc := range cfg.Scenarios {
@@ -108,9 +122,12 @@ func RunAll(ctx context.Context, cfg Config) (*Results, error) {
 			return res, errors.Join(err, WriteReport(cfg.OutDir, res))
 		}
 		run := Run{Scenario: sc.Name, Group: sc.Group, X: sc.X}
-		run.Switchyard = runOne(ctx, cfg, sc, ser, cfg.Router, "switchyard")
+		run.Switchyard = runOne(ctx, cfg, sc, ser, cfg.Router, "switchyard", "router-"+sc.Name+".log")
+		if cfg.Cluster != nil {
+			run.Cluster = runOne(ctx, cfg, sc, ser, cfg.Cluster, "cluster", "cluster-"+sc.Name+".log")
+		}
 		if cfg.Target != "" {
-			run.Target = runOne(ctx, cfg, sc, ser, targetLauncher{cfg.Target, cfg.TargetPID}, "target")
+			run.Target = runOne(ctx, cfg, sc, ser, targetLauncher{cfg.Target, cfg.TargetPID}, "target", "")
 		}
 		res.Runs = append(res.Runs, run)
 		// Write as we go: a long run interrupted still leaves its results.
@@ -125,7 +142,8 @@ type targetLauncher external
 
 func (t targetLauncher) Launch(context.Context, string) (Router, error) { return external(t), nil }
 
-func runOne(ctx context.Context, cfg Config, sc Scenario, ser codec.Serializer, l Launcher, who string) *Outcome {
+// runOne runs sc on a router l launches, its log (if any) in cfg.OutDir/logName.
+func runOne(ctx context.Context, cfg Config, sc Scenario, ser codec.Serializer, l Launcher, who, logName string) *Outcome {
 	out := &Outcome{LoadAvg: LoadAvg()}
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(cfg.Log, "%-11s %-10s "+format+"\n", append([]any{sc.Name, who}, a...)...)
@@ -135,14 +153,21 @@ func runOne(ctx context.Context, cfg Config, sc Scenario, ser codec.Serializer, 
 		logf("skipped: %s", out.Skipped)
 		return out
 	}
-	r, err := l.Launch(ctx, filepath.Join(cfg.OutDir, "router-"+sc.Name+".log"))
+	logPath := ""
+	if logName != "" {
+		logPath = filepath.Join(cfg.OutDir, logName)
+	}
+	r, err := l.Launch(ctx, logPath)
 	if err != nil {
 		out.Error = err.Error()
 		logf("error: %v", err)
 		return out
 	}
-	out.URL = r.URL()
-	o := sc.Options(r.URL(), r.PID(), cfg.Duration, cfg.Warmup)
+	out.URL = strings.Join(r.URLs(), ",")
+	if nr, ok := r.(namedRouter); ok {
+		out.Nodes = nr.Nodes()
+	}
+	o := sc.Options(r.URLs(), r.PIDs(), cfg.Duration, cfg.Warmup)
 	o.Serializer = ser
 	lr, err := loadgen.Run(ctx, sc.Kind, o)
 	if stopErr := r.Stop(); stopErr != nil && err == nil {

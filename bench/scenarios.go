@@ -111,11 +111,12 @@ func Names() []string {
 	return names
 }
 
-// Options returns the loadgen options of s against url: 64-byte payloads, JSON (the
-// loadgen default serializer), the scenario's window and warm-up unless duration or
-// warmup override them (0: the scenario's default; warmup < 0: none).
-func (s Scenario) Options(url string, routerPID int, duration, warmup time.Duration) loadgen.Options {
-	o := loadgen.Options{URL: url, Size: DefaultSize, RouterPID: routerPID,
+// Options returns the loadgen options of s against urls (the sessions spread over
+// them) with the router CPU and RSS read from pids (summed): 64-byte payloads, JSON
+// (the loadgen default serializer), the scenario's window and warm-up unless duration
+// or warmup override them (0: the scenario's default; warmup < 0: none).
+func (s Scenario) Options(urls []string, pids []int, duration, warmup time.Duration) loadgen.Options {
+	o := loadgen.Options{URLs: slices.Clone(urls), Size: DefaultSize, RouterPIDs: slices.Clone(pids),
 		Duration: s.Duration, Warmup: s.Warmup}
 	if duration > 0 {
 		o.Duration = duration

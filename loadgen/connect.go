@@ -26,13 +26,11 @@ func (connectScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 		return nil, fmt.Errorf("loadgen: %d sessions need more open files than RLIMIT_NOFILE %d", o.Sessions, limit)
 	}
 	var errs errorLog
-	var rssBefore int64
-	if o.RouterPID > 0 {
-		var err error
-		if rssBefore, err = procRSS(o.RouterPID); err != nil {
-			return nil, fmt.Errorf("loadgen: router RSS: %w", err)
-		}
+	rssBefore, err := routerRSS(o.RouterPIDs)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: router RSS: %w", err)
 	}
+	base := o.takeURLs(o.Sessions)
 	ss := make([]*client.Session, o.Sessions)
 	defer func() { closeAll(ss) }()
 	var (
@@ -47,7 +45,7 @@ func (connectScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 	defer prog.stop()
 	prog.setPhase("join")
 	var w window
-	w.begin(o.RouterPID)
+	w.begin(o.RouterPIDs)
 	for k := range workers {
 		h := newHistogram()
 		hists[k] = h
@@ -66,8 +64,9 @@ func (connectScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 				}
 				attempts.Add(1)
 				t0 := time.Now()
+				k := o.urlAt(base, int(i))
 				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				s, err := client.Connect(cctx, o.clientConfig())
+				s, err := client.Connect(cctx, o.clientConfig(o.URLs[k]))
 				cancel()
 				if err != nil {
 					if ctx.Err() == nil {
@@ -76,6 +75,7 @@ func (connectScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 					continue
 				}
 				h.Record(int64(time.Since(t0)))
+				o.joinedAt(k)
 				ss[i] = s
 				joined.Add(1)
 			}
@@ -101,6 +101,7 @@ func (connectScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 		h.Merge(x)
 	}
 	res.Latency = h.Latency()
+	res.fillURLs(o)
 	w.fill(res, &errs)
 	if rs := res.Router; rs != nil {
 		rs.RSSBeforeBytes = rssBefore

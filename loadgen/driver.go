@@ -96,7 +96,7 @@ func drive(ctx context.Context, o *Options, parts ...part) ([]*Result, *window, 
 	prog.setPhase("run")
 
 	w := &window{}
-	w.begin(o.RouterPID)
+	w.begin(o.RouterPIDs)
 	for _, p := range parts {
 		p.beginWindow(w.start)
 	}
@@ -147,6 +147,7 @@ func drive(ctx context.Context, o *Options, parts ...part) ([]*Result, *window, 
 	rs := make([]*Result, len(parts))
 	for i, p := range parts {
 		rs[i] = newResult("", o)
+		rs[i].fillURLs(o)
 		p.fill(rs[i])
 	}
 	return rs, w, nil

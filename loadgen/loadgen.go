@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,13 +61,26 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 
 // newResult fills the parameters of a Result from o.
 func newResult(name string, o *Options) *Result {
-	return &Result{Scenario: name, URL: o.URL, Realm: o.Realm, Serializer: o.Serializer.String(),
-		Size: o.Size, Rate: o.Rate}
+	return &Result{Scenario: name, URL: strings.Join(o.URLs, ","), Realm: o.Realm,
+		Serializer: o.Serializer.String(), Size: o.Size, Rate: o.Rate}
 }
 
-func (o *Options) clientConfig() client.Config {
+// fillURLs sets r.URLs and the sessions joined through each (several URLs only: with one,
+// URL says it all).
+func (r *Result) fillURLs(o *Options) {
+	if len(o.URLs) < 2 {
+		return
+	}
+	r.URLs = slices.Clone(o.URLs)
+	r.SessionsPerURL = make([]int64, len(o.joined))
+	for i := range o.joined {
+		r.SessionsPerURL[i] = o.joined[i].Load()
+	}
+}
+
+func (o *Options) clientConfig(url string) client.Config {
 	a := o.auth()
-	c := client.Config{URL: o.URL, Realm: o.Realm, Serializer: o.Serializer, AuthID: o.AuthID,
+	c := client.Config{URL: url, Realm: o.Realm, Serializer: o.Serializer, AuthID: o.AuthID,
 		OnChallenge: a.onChallenge, TLSConfig: o.TLS}
 	if o.Ticket != "" {
 		c.AuthMethods = []string{"ticket"}
@@ -129,21 +143,20 @@ func (r *Result) addErrors(l *errorLog) {
 	l.mu.Unlock()
 }
 
-// window measures the CPU of the router and of this process over the measured window.
+// window measures the CPU of the router processes and of this process over the
+// measured window.
 type window struct {
-	pid          int
+	pids         []int
 	start, end   time.Time
-	router0      procSample
-	router1      procSample
+	router0      []procSample
+	router1      []procSample
 	self0, self1 procSample
 	host0, host1 hostCPU
 }
 
-func (w *window) begin(pid int) {
-	w.pid = pid
-	if pid > 0 {
-		w.router0 = sampleCPU(pid)
-	}
+func (w *window) begin(pids []int) {
+	w.pids = pids
+	w.router0 = sampleCPUs(pids)
 	w.self0 = sampleCPU(0)
 	w.host0 = sampleHost()
 	w.start = time.Now()
@@ -151,17 +164,24 @@ func (w *window) begin(pid int) {
 
 func (w *window) finish() {
 	w.end = time.Now()
-	if w.pid > 0 {
-		w.router1 = sampleCPU(w.pid)
-	}
+	w.router1 = sampleCPUs(w.pids)
 	w.self1 = sampleCPU(0)
 	w.host1 = sampleHost()
+}
+
+func sampleCPUs(pids []int) []procSample {
+	s := make([]procSample, len(pids))
+	for i, pid := range pids {
+		s[i] = sampleCPU(pid)
+	}
+	return s
 }
 
 func (w *window) elapsed() time.Duration { return w.end.Sub(w.start) }
 
 // fill sets Elapsed, the rates, the CPU figures and the router RSS from the window and
-// r.Delivered.
+// r.Delivered. With several router processes their CPU and RSS are summed, and each is
+// listed in Router.Processes.
 func (w *window) fill(r *Result, errs *errorLog) {
 	r.Elapsed = w.elapsed()
 	r.rates()
@@ -175,27 +195,54 @@ func (w *window) fill(r *Result, errs *errorLog) {
 		r.HostCPUBusyPercent = 100 * float64(w.host1.busy-w.host0.busy) / float64(w.host1.total-w.host0.total)
 		r.HostCPUs = runtime.NumCPU()
 	}
-	if w.pid <= 0 {
+	if len(w.pids) == 0 {
 		return
 	}
-	rs := &RouterStats{PID: w.pid}
-	if w.router0.err != nil || w.router1.err != nil {
-		errs.add(fmt.Errorf("router CPU of pid %d: %w", w.pid, cmpOr(w.router0.err, w.router1.err)))
-	} else {
-		rs.CPUSeconds = w.router1.cpu - w.router0.cpu
+	rs := &RouterStats{PID: w.pids[0]}
+	cpuOK := true
+	for i, pid := range w.pids {
+		ps := ProcessStats{PID: pid}
+		if err := cmpOr(w.router0[i].err, w.router1[i].err); err != nil {
+			errs.add(fmt.Errorf("router CPU of pid %d: %w", pid, err))
+			cpuOK = false
+		} else {
+			ps.CPUSeconds = w.router1[i].cpu - w.router0[i].cpu
+			rs.CPUSeconds += ps.CPUSeconds
+		}
+		rss, err := procRSS(pid)
+		if err != nil {
+			errs.add(fmt.Errorf("router RSS of pid %d: %w", pid, err))
+		}
+		ps.RSSBytes = rss
+		rs.RSSBytes += rss
+		if len(w.pids) > 1 {
+			rs.Processes = append(rs.Processes, ps)
+		}
+	}
+	if cpuOK {
 		if s := r.Elapsed.Seconds(); s > 0 {
 			rs.CPUPercent = 100 * rs.CPUSeconds / s
 		}
 		if r.Delivered > 0 {
 			rs.CPUPerMsgUs = rs.CPUSeconds / float64(r.Delivered) * 1e6
 		}
+	} else {
+		rs.CPUSeconds = 0 // a partial sum would read as a cheaper router
 	}
-	rss, err := procRSS(w.pid)
-	if err != nil {
-		errs.add(fmt.Errorf("router RSS of pid %d: %w", w.pid, err))
-	}
-	rs.RSSBytes = rss
 	r.Router = rs
+}
+
+// routerRSS sums the RSS of pids.
+func routerRSS(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		rss, err := procRSS(pid)
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: %w", pid, err)
+		}
+		sum += rss
+	}
+	return sum, nil
 }
 
 func cmpOr(errs ...error) error {

@@ -37,11 +37,11 @@ func startNode(t *testing.T) *node.Node {
 func run(t *testing.T, name string, rs bool, o Options) *Result {
 	t.Helper()
 	n := startNode(t)
-	o.URL = n.WebSocketURL()
+	o.URLs = []string{n.WebSocketURL()}
 	if rs {
-		o.URL = n.RawSocketURL()
+		o.URLs = []string{n.RawSocketURL()}
 	}
-	o.RouterPID = os.Getpid() // the router runs in this process
+	o.RouterPIDs = []int{os.Getpid()} // the router runs in this process
 	var prog bytes.Buffer
 	o.Progress = &lockedWriter{w: &prog}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -19,6 +19,7 @@ func (mixedScenario) Run(ctx context.Context, o *Options) (*Result, error) {
 		return nil, err
 	}
 	res := newResult("mixed", o)
+	res.fillURLs(o)
 	res.Size = o.Size
 	res.Publishers, res.Subscribers, res.Topics = parts[0].Publishers, parts[0].Subscribers, parts[0].Topics
 	res.Callers, res.Callees, res.Inflight = parts[1].Callers, parts[1].Callees, parts[1].Inflight

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -22,7 +23,12 @@ import (
 // Options configures a run. The zero value plus Defaults is a small valid run; the
 // `switchyard loadgen` flags map one to one onto these fields.
 type Options struct {
-	URL        string           // --url: router URL (ws://, wss://, rs://, rss://, tcp://, tcps://)
+	// URLs are the router URLs (ws://, wss://, rs://, rss://, tcp://, tcps://, rs+unix://):
+	// --url, repeated or comma-separated. With several (the proxies of a cluster, say),
+	// the sessions of every role are spread over them round-robin, one counter for the
+	// whole run, so that each role is balanced and even a run with one publisher and one
+	// subscriber crosses between two URLs. An entry may itself hold a comma-separated list.
+	URLs       []string
 	Realm      string           // --realm
 	Serializer codec.Serializer // --serializer: json, msgpack or cbor
 	AuthID     string           // --authid: HELLO.Details.authid
@@ -55,13 +61,23 @@ type Options struct {
 	Duration time.Duration // --duration: measured window (connect: how long sessions are held idle)
 	Warmup   time.Duration // --warmup: load before the measured window starts (pubsub, rpc, mixed)
 
-	RouterPID int  // --router-pid: read router CPU and RSS from /proc/<pid> (0: not measured)
-	JSON      bool // --json: print the Result as JSON (used by the command, not by Run)
+	// RouterPIDs are the router's processes (--router-pid, repeated or comma-separated):
+	// their CPU and RSS are read from /proc/<pid> and summed (a cluster's proxies and
+	// routers, say), so CPU per message is that of all of them. None: not measured.
+	RouterPIDs []int
+	JSON       bool // --json: print the Result as JSON (used by the command, not by Run)
 
 	// Progress receives a progress line during the run (nil: none): rewritten in place
 	// every second when ProgressLive (a terminal), else one plain line every 5 s.
 	Progress     io.Writer
 	ProgressLive bool
+
+	// urlNext is the round-robin cursor over URLs: the sessions are assigned URLs in
+	// setup, one role after the other on one goroutine (see takeURLs).
+	urlNext int
+	// joined counts the sessions joined through each URL (index of URLs), for the
+	// Result; made by Defaults.
+	joined []atomic.Int64
 }
 
 // Scenario defaults that Defaults applies when a field is zero.
@@ -79,8 +95,12 @@ const (
 // Defaults fills the zero fields of o for scenario kind ("pubsub", "rpc", "connect",
 // "mixed"). Subscribers stays 0 with PublishOnly.
 func (o *Options) Defaults(kind string) {
-	if o.URL == "" {
-		o.URL = DefaultURL
+	o.URLs = SplitURLs(o.URLs)
+	if len(o.URLs) == 0 {
+		o.URLs = []string{DefaultURL}
+	}
+	if len(o.joined) != len(o.URLs) {
+		o.joined = make([]atomic.Int64, len(o.URLs))
 	}
 	if o.Realm == "" {
 		o.Realm = DefaultRealm
@@ -148,7 +168,52 @@ func (o *Options) Validate() error {
 	case o.Size > 16<<20:
 		return fmt.Errorf("loadgen: --size %d is above 16 MiB", o.Size)
 	}
+	for _, u := range o.URLs {
+		if _, err := isWebSocket(u); err != nil {
+			return fmt.Errorf("%w (--url %q)", err, u)
+		}
+	}
+	for _, pid := range o.RouterPIDs {
+		if pid <= 0 {
+			return fmt.Errorf("loadgen: --router-pid %d is not a process id", pid)
+		}
+	}
 	return nil
+}
+
+// SplitURLs returns the URLs of urls with every comma-separated entry split, blanks
+// trimmed and empty entries dropped, in order (duplicates kept: a URL given twice gets
+// twice the sessions). Safe for concurrent use.
+func SplitURLs(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		for part := range strings.SplitSeq(u, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+// takeURLs assigns the next n sessions their URLs round-robin: session i of the n gets
+// o.URLs[(base+i) % len(o.URLs)]; the cursor moves on by n so that the next role goes on
+// where this one stopped. Not safe for concurrent use: the parts' setups call it one
+// after the other.
+func (o *Options) takeURLs(n int) (base int) {
+	base = o.urlNext
+	o.urlNext += n
+	return base
+}
+
+// urlAt is the index in URLs of session i counted from base (see takeURLs).
+func (o *Options) urlAt(base, i int) int { return (base + i) % len(o.URLs) }
+
+// joinedAt counts a session joined through URLs[k]. Safe for concurrent use.
+func (o *Options) joinedAt(k int) {
+	if k < len(o.joined) {
+		o.joined[k].Add(1)
+	}
 }
 
 // ParseSerializer parses "json", "msgpack" or "cbor".

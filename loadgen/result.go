@@ -12,10 +12,16 @@ import (
 // Result is what a run measured. Counters other than Errors and Lost cover the measured
 // window only (after Warmup); Errors and Lost cover the whole run.
 type Result struct {
-	Scenario   string `json:"scenario"`
-	URL        string `json:"url"`
-	Realm      string `json:"realm"`
-	Serializer string `json:"serializer"`
+	Scenario string `json:"scenario"`
+	// URL is the router URL, or the URLs comma-separated when there are several.
+	URL string `json:"url"`
+	// URLs and SessionsPerURL: with several URLs, each of them and how many sessions
+	// joined through it (round-robin, so they differ by at most one per role unless a
+	// join failed).
+	URLs           []string `json:"urls,omitempty"`
+	SessionsPerURL []int64  `json:"sessions_per_url,omitempty"`
+	Realm          string   `json:"realm"`
+	Serializer     string   `json:"serializer"`
 
 	Publishers  int     `json:"publishers,omitempty"`
 	Subscribers int     `json:"subscribers,omitempty"`
@@ -100,9 +106,11 @@ type Latency struct {
 	MaxUs  float64 `json:"max_us"`
 }
 
-// RouterStats is the router process's cost, from /proc/<pid> (--router-pid).
+// RouterStats is the router's cost, from /proc/<pid> (--router-pid). With several
+// processes (a cluster's proxies and routers) the figures are their sums and Processes
+// lists each.
 type RouterStats struct {
-	PID        int     `json:"pid"`
+	PID        int     `json:"pid"`         // the first process
 	CPUSeconds float64 `json:"cpu_seconds"` // utime+stime over the window (10 ms ticks)
 	CPUPercent float64 `json:"cpu_percent"` // of one core, over the window
 	// CPUPerMsgUs: router CPU microseconds per delivered event, completed call, or join.
@@ -111,6 +119,15 @@ type RouterStats struct {
 	RSSBytes       int64   `json:"rss_bytes"`                  // at the end of the window (connect: after the hold)
 	// RSSPerSessionBytes: connect only, (RSSBytes - RSSBeforeBytes) / sessions joined.
 	RSSPerSessionBytes float64 `json:"rss_per_session_bytes,omitempty"`
+	// Processes: with several --router-pid, each process's share.
+	Processes []ProcessStats `json:"processes,omitempty"`
+}
+
+// ProcessStats is one router process's share of RouterStats.
+type ProcessStats struct {
+	PID        int     `json:"pid"`
+	CPUSeconds float64 `json:"cpu_seconds"` // over the window
+	RSSBytes   int64   `json:"rss_bytes"`   // at the end of the window
 }
 
 // WriteJSON writes r as indented JSON.
@@ -125,7 +142,18 @@ func (r *Result) Format(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	row("scenario", "%s", r.Scenario)
-	row("url", "%s (realm %s, %s)", r.URL, r.Realm, r.Serializer)
+	if len(r.URLs) > 1 {
+		var us []string
+		for i, u := range r.URLs {
+			if i < len(r.SessionsPerURL) {
+				u += fmt.Sprintf(" (%d sessions)", r.SessionsPerURL[i])
+			}
+			us = append(us, u)
+		}
+		row("urls", "%s (realm %s, %s)", strings.Join(us, ", "), r.Realm, r.Serializer)
+	} else {
+		row("url", "%s (realm %s, %s)", r.URL, r.Realm, r.Serializer)
+	}
 	var shape []string
 	add := func(name string, v int) {
 		if v != 0 {
@@ -157,11 +185,17 @@ func (r *Result) Format(w io.Writer) error {
 		if r.Delivered > 0 {
 			cpu += fmt.Sprintf(", %.2f us per %s", rs.CPUPerMsgUs, perWhat(r.Scenario))
 		}
+		if n := len(rs.Processes); n > 1 {
+			cpu += fmt.Sprintf(", summed over %d processes", n)
+		}
 		row("router cpu", "%s", cpu)
 		if rs.RSSBeforeBytes > 0 {
 			row("router rss", "%.1f MiB -> %.1f MiB, %.0f bytes per session", mib(rs.RSSBeforeBytes), mib(rs.RSSBytes), rs.RSSPerSessionBytes)
 		} else {
 			row("router rss", "%.1f MiB", mib(rs.RSSBytes))
+		}
+		for _, p := range rs.Processes {
+			row(fmt.Sprintf("  pid %d", p.PID), "cpu %.2f s (%.0f%% of a core), rss %.1f MiB", p.CPUSeconds, pct(p.CPUSeconds, r.Elapsed), mib(p.RSSBytes))
 		}
 	}
 	lg := fmt.Sprintf("%.2f s (%.0f%% of a core)", r.LoadgenCPUSeconds, pct(r.LoadgenCPUSeconds, r.Elapsed))

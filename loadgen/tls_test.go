@@ -44,7 +44,7 @@ func TestTLS(t *testing.T) {
 		t.Run(tc.scenario, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			r, err := Run(ctx, tc.scenario, Options{URL: tc.url, TLS: cfg, Sessions: 20,
+			r, err := Run(ctx, tc.scenario, Options{URLs: []string{tc.url}, TLS: cfg, Sessions: 20,
 				Duration: 300 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)

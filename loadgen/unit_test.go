@@ -247,7 +247,7 @@ func TestSinkTicket(t *testing.T) {
 	defer s.Close()
 	for _, url := range []string{s.WebSocketURL(), s.RawSocketURL()} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		o := Options{URL: url, AuthID: "bench", Ticket: "s3cret", PublishOnly: true, Publishers: 2, Topics: 2,
+		o := Options{URLs: []string{url}, AuthID: "bench", Ticket: "s3cret", PublishOnly: true, Publishers: 2, Topics: 2,
 			Serializer: codec.CBOR, Duration: 200 * time.Millisecond}
 		r, err := Run(ctx, "pubsub", o)
 		cancel()
@@ -259,7 +259,7 @@ func TestSinkTicket(t *testing.T) {
 		}
 		// client.Session (connect) authenticates too.
 		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
-		o = Options{URL: url, AuthID: "bench", Ticket: "s3cret", Sessions: 5, Duration: time.Millisecond}
+		o = Options{URLs: []string{url}, AuthID: "bench", Ticket: "s3cret", Sessions: 5, Duration: time.Millisecond}
 		r, err = Run(ctx, "connect", o)
 		cancel()
 		if err != nil || r.Delivered != 5 || r.Errors != 0 {
@@ -272,7 +272,7 @@ func TestSinkTicket(t *testing.T) {
 	// A wrong ticket fails the run.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = Run(ctx, "pubsub", Options{URL: s.RawSocketURL(), Ticket: "wrong", PublishOnly: true, Duration: 100 * time.Millisecond})
+	_, err = Run(ctx, "pubsub", Options{URLs: []string{s.RawSocketURL()}, Ticket: "wrong", PublishOnly: true, Duration: 100 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "not_authorized") {
 		t.Errorf("wrong ticket: %v", err)
 	}
@@ -292,7 +292,7 @@ func TestSinkCeiling(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := Run(ctx, "pubsub", Options{URL: s.RawSocketURL(), PublishOnly: true, Duration: 500 * time.Millisecond})
+	r, err := Run(ctx, "pubsub", Options{URLs: []string{s.RawSocketURL()}, PublishOnly: true, Duration: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

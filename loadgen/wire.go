@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -443,14 +444,16 @@ func appendUint(dst []byte, ser codec.Serializer, v uint64) []byte {
 	}
 }
 
-// dialAll joins n sessions with up to workers concurrent joins; on error the joined ones
-// are closed.
+// dialAll joins n sessions with up to workers concurrent joins, spread round-robin over
+// o.URLs (see Options.takeURLs); on error the joined ones are closed.
 func dialAll(ctx context.Context, o *Options, n, workers int) ([]*wconn, error) {
 	cs := make([]*wconn, n)
+	base := o.takeURLs(n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var once sync.Once
 	var firstErr error
+	firstURL := strings.Join(o.URLs, ",")
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for range min(workers, n) {
@@ -460,13 +463,15 @@ func dialAll(ctx context.Context, o *Options, n, workers int) ([]*wconn, error) 
 				if i >= n || ctx.Err() != nil {
 					return
 				}
+				k := o.urlAt(base, i)
 				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-				c, err := dialSession(cctx, o.URL, o.Serializer, o.auth())
+				c, err := dialSession(cctx, o.URLs[k], o.Serializer, o.auth())
 				ccancel()
 				if err != nil {
-					once.Do(func() { firstErr = err; cancel() })
+					once.Do(func() { firstErr, firstURL = err, o.URLs[k]; cancel() })
 					return
 				}
+				o.joinedAt(k)
 				cs[i] = c
 			}
 		})
@@ -477,7 +482,7 @@ func dialAll(ctx context.Context, o *Options, n, workers int) ([]*wconn, error) 
 	}
 	if firstErr != nil {
 		closeConns(cs)
-		return nil, fmt.Errorf("loadgen: joining %s realm %s: %w", o.URL, o.Realm, firstErr)
+		return nil, fmt.Errorf("loadgen: joining %s realm %s: %w", firstURL, o.Realm, firstErr)
 	}
 	return cs, nil
 }

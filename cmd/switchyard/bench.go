@@ -26,6 +26,12 @@ scenario (so that router CPU and RSS are its own), drives it with loadgen, stops
 SIGTERM, and writes results.json, results.md and chart.svg into --out. With --target, every
 scenario also runs against that router and the report shows switchyard/target ratios.
 
+With --cluster, every scenario also runs, right after the single node, on a fresh local
+cluster: "switchyard init --cluster" files (2 proxies, 3 routers) moved to free loopback
+ports, each node its own "switchyard router" or "switchyard proxy" process. loadgen
+spreads its sessions over both proxies and sums the CPU and RSS of all five processes;
+the report adds a cluster table with cluster/single ratios (CPU per message, msgs/s).
+
 Flags of bench run:
 `
 
@@ -74,6 +80,8 @@ type benchRunOpts struct {
 	inProcess        bool
 	ports            string
 	serializer       string
+	cluster          bool
+	clusterSpread    int
 	prof             profiles.Flags
 }
 
@@ -92,6 +100,8 @@ func benchRunFlags(o *benchRunOpts) *flag.FlagSet {
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the router inside this process (no router CPU/RSS figures)")
 	fs.StringVar(&o.ports, "ports", "", "loopback port range for the routers, LO-HI (default: ports the kernel picks)")
 	fs.StringVar(&o.serializer, "serializer", "json", "json, msgpack or cbor")
+	fs.BoolVar(&o.cluster, "cluster", false, "also run every scenario on a local cluster (2 proxies, 3 routers) and report cluster/single ratios")
+	fs.IntVar(&o.clusterSpread, "cluster-spread", 1, "--cluster: the spread of realm1's roles in the cluster files (1: one router per realm and role;\n0: as init --cluster writes it)")
 	o.prof.Register(fs)
 	return fs
 }
@@ -147,6 +157,16 @@ func benchRun(args []string) error {
 			}
 		}
 		cfg.Router, cfg.RouterName = &bench.Subprocess{Bin: bin, Ports: ports}, "subprocess `switchyard start`"
+		if o.cluster {
+			cfg.Cluster = &bench.ClusterSubprocess{Bin: bin, Ports: ports, Spread: o.clusterSpread}
+			cfg.ClusterName = "2 proxies + 3 routers (`switchyard init --cluster` files on free ports), subprocesses `switchyard proxy|router`"
+			if o.clusterSpread > 0 {
+				cfg.ClusterName += fmt.Sprintf(", spread %d", o.clusterSpread)
+			}
+		}
+	}
+	if o.inProcess && o.cluster {
+		cfg.Cluster, cfg.ClusterName = &bench.InProcessCluster{}, "2 proxies + 3 routers in-process (node.StartProxy, node.StartRouter), spread 1"
 	}
 	if cfg.OutDir == "" {
 		cfg.OutDir = filepath.Join("bench", "out", time.Now().Format("2006-01-02T1504")+"-"+bench.Commit())
@@ -157,6 +177,10 @@ func benchRun(args []string) error {
 	if res != nil {
 		fmt.Println()
 		bench.WriteTable(os.Stdout, res)
+		if res.Cluster != "" {
+			fmt.Printf("\ncluster: %s\n\n", res.Cluster)
+			bench.WriteClusterTable(os.Stdout, res)
+		}
 		fmt.Printf("\nresults: %s\n", cfg.OutDir)
 	}
 	return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -19,6 +20,8 @@ const loadgenUsage = `Usage: switchyard loadgen <scenario> [flags]
 Drives WAMP load at any router (switchyard, Crossbar.io, nexus, ...) by URL and reports
 throughput, latency percentiles (HDR histograms, from send times carried in the payload),
 errors and losses, loadgen's own CPU and, with --router-pid, the router's CPU and RSS.
+Several --url (a cluster's proxies) share the sessions round-robin; several --router-pid
+(every process of a cluster) have their CPU and RSS summed.
 The warm-up is excluded from every figure. A progress line goes to stderr (live on a
 terminal, every 5 s otherwise); the result goes to stdout (a table, or JSON with --json).
 
@@ -37,6 +40,7 @@ Scenarios:
 
 Examples:
   switchyard loadgen pubsub --url ws://127.0.0.1:8080/ws --subscribers 10 --duration 10s --router-pid PID
+  switchyard loadgen rpc --url ws://127.0.0.1:8080/ws,ws://127.0.0.1:8090/ws --callers 64 --router-pid P1,P2,R1,R2,R3
   switchyard loadgen pubsub --url rs://127.0.0.1:8080 --serializer msgpack --publishers 4 --topics 4 --size 256 --rate 50000
   switchyard loadgen rpc --callers 64 --callees 4 --inflight 8 --router-pid PID
   switchyard loadgen connect --sessions 10000 --rate 2000 --router-pid PID
@@ -133,7 +137,8 @@ func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags, tf *tls
 		fmt.Fprint(fs.Output(), loadgenUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.URL, "url", loadgen.DefaultURL, "router URL: ws://, wss:// (WebSocket), rs://, rss://, tcp://, tcps:// (RawSocket)")
+	o.URLs = []string{loadgen.DefaultURL}
+	fs.Var(&urlsFlag{list: &o.URLs}, "url", "router URL: ws://, wss:// (WebSocket), rs://, rss://, tcp://, tcps://, rs+unix:// (RawSocket);\nrepeat the flag or separate URLs with commas to spread the sessions over several\n(a cluster's proxies): round-robin over the whole run, each role balanced")
 	fs.StringVar(&o.Realm, "realm", loadgen.DefaultRealm, "realm to join")
 	fs.StringVar(&tf.ca, "tls-ca", "", "wss://, rss://: PEM file of the CA to trust (default: the system roots)")
 	fs.BoolVar(&tf.insecure, "tls-insecure", false, "wss://, rss://: do not verify the router's certificate (testing only)")
@@ -157,11 +162,65 @@ func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags, tf *tls
 	fs.Int64Var(&o.Count, "count", 0, "stop after this many sends in the measured window (0 = by --duration)")
 	fs.DurationVar(&o.Duration, "duration", 0, "measured window (default 10s; connect: how long sessions are held idle, default 2s)")
 	fs.DurationVar(&o.Warmup, "warmup", 0, "load before the measured window, excluded from the figures (pubsub, rpc, mixed)")
-	fs.IntVar(&o.RouterPID, "router-pid", 0, "router process id: report its CPU, CPU per message and RSS (connect: RSS per session) from /proc")
+	fs.Var(pidsFlag{list: &o.RouterPIDs}, "router-pid", "router process id: report its CPU, CPU per message and RSS (connect: RSS per session) from /proc;\nrepeat it or separate pids with commas (a cluster's proxies and routers): the figures are summed\nover the processes and each is listed")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON on stdout")
 	prof.Register(fs)
 	fs.Bool("progress", true, "print a progress line to stderr (rewritten every second on a terminal, a line every 5s otherwise)")
 	return fs
+}
+
+// urlsFlag is --url: repeatable, each value one URL or several comma-separated; the
+// first use replaces the default.
+type urlsFlag struct {
+	list *[]string
+	set  bool
+}
+
+func (f *urlsFlag) String() string {
+	if f == nil || f.list == nil {
+		return ""
+	}
+	return strings.Join(*f.list, ",")
+}
+
+func (f *urlsFlag) Set(v string) error {
+	urls := loadgen.SplitURLs([]string{v})
+	if len(urls) == 0 {
+		return errors.New("empty URL")
+	}
+	if !f.set {
+		*f.list, f.set = nil, true
+	}
+	*f.list = append(*f.list, urls...)
+	return nil
+}
+
+// pidsFlag is --router-pid: repeatable, each value one pid or several comma-separated.
+type pidsFlag struct{ list *[]int }
+
+func (f pidsFlag) String() string {
+	if f.list == nil {
+		return ""
+	}
+	s := make([]string, len(*f.list))
+	for i, p := range *f.list {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
+}
+
+func (f pidsFlag) Set(v string) error {
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(part)
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("%q is not a process id", part)
+		}
+		*f.list = append(*f.list, pid)
+	}
+	return nil
 }
 
 // runSink runs `switchyard loadgen sink`: a no-op router until SIGINT/SIGTERM.
