@@ -63,6 +63,9 @@ type holdState struct {
 	missed   bool // the message being drained needs another decision
 	// regDecision is the federation's answer for the REGISTER at the head of backlog.
 	regDecision *string
+	// metaParts are the other routers' parts of the realm-wide meta CALL at the head of
+	// backlog (metafed.go).
+	metaParts *[]any
 }
 
 // holdOf returns s's holdState, making it on first use. Called by whoever processes the
@@ -263,7 +266,7 @@ func (s *Session) resolveHold(decide func(*holdState)) (unused bool) {
 	}
 	putScratch(sc)
 	unused = h.regDecision != nil
-	h.draining, h.regDecision = false, nil
+	h.draining, h.regDecision, h.metaParts = false, nil, nil
 	if s.authz != nil {
 		s.authz.oneShot = nil
 	}

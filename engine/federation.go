@@ -51,6 +51,21 @@ type Federation interface {
 	// not one of the session's own INVOCATION ids (IsRemoteInvocation) to the router
 	// whose ghost sent that INVOCATION. m is valid only during the call.
 	Answer(callee *Session, m *codec.Message)
+	// MetaQuery asks every other live router of the realm for its part of a meta
+	// procedure that answers for the whole realm (session count/list/get/kill, the
+	// subscription meta API, revocation): each computes Realm.MetaPart and the answers
+	// come back, in any order, as the parts given to done. A router that does not answer
+	// in time is left out. The engine holds the caller's later messages until done is
+	// called; done must be called exactly once, not before MetaQuery has returned, from
+	// any goroutine.
+	MetaQuery(rl *Realm, caller *Session, procedure string, args []any, kwargs map[string]any, done func(parts []any))
+	// SessionChanged says that a local session joined (true) or left (false) the realm,
+	// so that the other routers know the realm's sessions (e.g. to publish on_leave for
+	// the sessions of a router that died). Called off the routing path.
+	SessionChanged(rl *Realm, s *Session, joined bool)
+	// SubscriberChanged says that local session s was added to (true) or removed from
+	// subscription sub; called after the subscription meta events, off the publish path.
+	SubscriberChanged(rl *Realm, s *Session, sub uint64, added bool)
 }
 
 // Publication is one PUBLISH as it crosses to another router: what the receiving router

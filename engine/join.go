@@ -22,7 +22,7 @@ func (rl *Realm) JoinAs(id uint64, peer Peer, auth AuthInfo, f Features) (*Sessi
 	if _, loaded := rl.sessions.LoadOrStore(id, s); loaded {
 		return nil, ErrSessionIDTaken
 	}
-	rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
+	rl.joined(s)
 	return s, nil
 }
 
@@ -45,4 +45,41 @@ func (rl *Realm) newSession(peer Peer, auth AuthInfo, f Features) *Session {
 func (rl *Realm) HasSession(id uint64) bool {
 	_, ok := rl.sessions.Load(id)
 	return ok
+}
+
+// joined publishes wamp.session.on_join for a new session and tells the federation.
+func (rl *Realm) joined(s *Session) {
+	rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
+	if f := rl.router.federation(); f != nil {
+		f.SessionChanged(rl, s, true)
+	}
+}
+
+// LocalSession returns the session id joined to the realm on this router. Safe for
+// concurrent use.
+func (rl *Realm) LocalSession(id uint64) (*Session, bool) { return rl.sessions.Load(id) }
+
+// LocalSessions calls f for every session joined to the realm on this router, with the
+// ids of its subscriptions, until f returns false. Safe for concurrent use.
+func (rl *Realm) LocalSessions(f func(s *Session, subs []uint64) bool) {
+	rl.sessions.Range(func(_ uint64, s *Session) bool {
+		s.mu.Lock()
+		subs := make([]uint64, len(s.subs))
+		for i, sub := range s.subs {
+			subs[i] = sub.id
+		}
+		s.mu.Unlock()
+		return f(s, subs)
+	})
+}
+
+// Open reports whether the session is still open (it has not started leaving). Safe
+// for concurrent use.
+func (s *Session) Open() bool { return s.state.Load() == sessionOpen }
+
+// PublishMetaLocal publishes a meta event (router as publisher, JSON arguments) to this
+// router's subscribers only: for events about another router of the realm that cannot
+// publish them itself (it died). Safe for concurrent use.
+func (rl *Realm) PublishMetaLocal(topic string, args []any) {
+	rl.publishMetaAs(rl.metaLocal, topic, args)
 }

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"slices"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 )
@@ -26,85 +25,16 @@ var metaPrefix = []byte("wamp.")
 // metaCall answers CALLs to the router's own wamp.session.* procedures. It reports false
 // for any other URI, which then goes to the dealer (and so to no_such_procedure).
 func (s *Session) metaCall(m *codec.Message, sc *scratch) bool {
-	var result []any
 	args, kwargs, err := s.decodePayload(m)
 	if err != nil {
 		s.sendErrorMsg(codec.CALL, m.Request, ErrInvalidArgument, err.Error(), sc)
 		return true
 	}
-	rl := s.realm
+	if realmWide[string(m.URI)] {
+		s.realmMeta(m, args, kwargs, sc)
+		return true
+	}
 	switch string(m.URI) {
-	case "wamp.session.count", "wamp.session.list":
-		var roles []any
-		if len(args) > 0 {
-			roles, _ = args[0].([]any)
-		}
-		ids := []any{}
-		rl.sessions.Range(func(id uint64, x *Session) bool {
-			if roles == nil || slices.Contains(roles, any(x.auth.AuthRole)) {
-				ids = append(ids, id)
-			}
-			return true
-		})
-		if string(m.URI) == "wamp.session.count" {
-			result = []any{uint64(len(ids))}
-		} else {
-			result = []any{ids}
-		}
-	case "wamp.session.get":
-		x := rl.sessionArg(args)
-		if x == nil {
-			s.sendError(codec.CALL, m.Request, ErrNoSuchSession, sc)
-			return true
-		}
-		result = []any{x.metaDetails()}
-	case "wamp.session.kill", "wamp.session.kill_by_authid", "wamp.session.kill_by_authrole", "wamp.session.kill_all":
-		reason, _ := kwargs["reason"].(string)
-		if reason == "" {
-			reason = CloseNormal
-		}
-		if !validURI([]byte(reason), false) {
-			s.sendError(codec.CALL, m.Request, ErrInvalidURI, sc)
-			return true
-		}
-		message, _ := kwargs["message"].(string)
-		var victims []*Session
-		switch string(m.URI) {
-		case "wamp.session.kill":
-			x := rl.sessionArg(args)
-			if x == nil || x == s {
-				s.sendError(codec.CALL, m.Request, ErrNoSuchSession, sc)
-				return true
-			}
-			victims = []*Session{x}
-		default:
-			var want string
-			if len(args) > 0 {
-				want, _ = args[0].(string)
-			}
-			rl.sessions.Range(func(_ uint64, x *Session) bool {
-				hit := x != s && (string(m.URI) == "wamp.session.kill_all" ||
-					(string(m.URI) == "wamp.session.kill_by_authid" && x.auth.AuthID == want) ||
-					(string(m.URI) == "wamp.session.kill_by_authrole" && x.auth.AuthRole == want))
-				if hit {
-					victims = append(victims, x)
-				}
-				return true
-			})
-			result = []any{uint64(len(victims))}
-		}
-		quiet := string(m.URI) == "wamp.session.kill_all"
-		for _, x := range victims {
-			if quiet {
-				// The spec: closing all sessions generates no session meta events and
-				// no testament events.
-				x.leftMeta.Store(true)
-				x.mu.Lock()
-				x.testaments = nil
-				x.mu.Unlock()
-			}
-			x.goodbye(reason, message)
-		}
 	case "wamp.subscription.get_events":
 		s.getEvents(m, args, kwargs, sc)
 		return true
@@ -112,19 +42,11 @@ func (s *Session) metaCall(m *codec.Message, sc *scratch) bool {
 		s.testamentCall(m, args, kwargs, sc)
 		return true
 	default:
-		if s.revoke(m, args, kwargs, sc) {
-			return true
-		}
-		switch {
-		case bytes.HasPrefix(m.URI, []byte("wamp.subscription.")):
-			return s.subscriptionMeta(m, args, sc)
-		case bytes.HasPrefix(m.URI, []byte("wamp.registration.")):
+		if bytes.HasPrefix(m.URI, []byte("wamp.registration.")) {
 			return s.registrationMeta(m, args, sc)
 		}
 		return false
 	}
-	s.sendResultValues(m.Request, result, sc)
-	return true
 }
 
 // decodePayload decodes a meta CALL's arguments (slow path).

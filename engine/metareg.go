@@ -18,6 +18,9 @@ func (rl *Realm) subscribed(s *Session, sub *subscription, added, created bool) 
 	}
 	if added {
 		rl.publishMeta("wamp.subscription.on_subscribe", []any{s.id, sub.id})
+		if f := rl.router.federation(); f != nil {
+			f.SubscriberChanged(rl, s, sub.id, true)
+		}
 	}
 }
 
@@ -29,6 +32,9 @@ func (rl *Realm) unsubscribed(s *Session, sub *subscription) {
 	}
 	if deleted {
 		rl.publishMeta("wamp.subscription.on_delete", []any{s.id, sub.id})
+	}
+	if f := rl.router.federation(); removed && f != nil {
+		f.SubscriberChanged(rl, s, sub.id, false)
 	}
 }
 
@@ -176,29 +182,6 @@ func (s *Session) entityMeta(m *codec.Message, args []any, sc *scratch, prefix, 
 	}
 	s.sendResultValues(m.Request, result, sc)
 	return true
-}
-
-// subscriptionMeta answers wamp.subscription.*; false for an unknown procedure.
-func (s *Session) subscriptionMeta(m *codec.Message, args []any, sc *scratch) bool {
-	b := s.realm.broker
-	var all []metaEntry
-	for _, sub := range b.all() {
-		all = append(all, sub)
-	}
-	matchIDs := func(topic []byte) any {
-		var ids []any
-		if sub, ok := b.subs.Get(topic); ok {
-			ids = append(ids, sub.id)
-		}
-		for _, mt := range b.patterns.AppendMatches(nil, topic) {
-			ids = append(ids, mt.Value.id)
-		}
-		if ids == nil {
-			return nil
-		}
-		return ids
-	}
-	return s.entityMeta(m, args, sc, "wamp.subscription.", "subscribers", all, matchIDs, ErrNoSuchSubscription)
 }
 
 // registrationMeta answers wamp.registration.*; false for an unknown procedure.

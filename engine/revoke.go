@@ -8,29 +8,25 @@ import (
 // wamp.registration.remove_callee take a session off a subscription or registration.
 // The session is told with UNSUBSCRIBED / UNREGISTERED [type, 0, {id, reason}] only if
 // it announced subscription_revocation / registration_revocation; otherwise it is
-// removed silently, as the spec allows, and only the meta events tell.
+// removed silently, as the spec allows, and only the meta events tell. They are
+// realm-wide procedures (metafed.go): the router of the target session executes them.
 
-// revoke answers remove_subscriber / remove_callee; false for other procedures.
-func (s *Session) revoke(m *codec.Message, args []any, kwargs map[string]any, sc *scratch) bool {
-	isSub := string(m.URI) == "wamp.subscription.remove_subscriber"
-	if !isSub && string(m.URI) != "wamp.registration.remove_callee" {
-		return false
-	}
+// revokePart executes remove_subscriber (isSub) or remove_callee for a target session
+// joined here: args are [subscription or registration id, session id]. It returns "" when
+// done, else the error URI (no_such_session when the session is not here).
+func (rl *Realm) revokePart(isSub bool, args []any, reason string) string {
 	id := idArg(args)
-	target := s.realm.sessionArg(args[min(1, len(args)):])
-	reason, _ := kwargs["reason"].(string)
+	target := rl.sessionArg(args[min(1, len(args)):])
 	if target == nil {
-		s.sendError(codec.CALL, m.Request, ErrNoSuchSession, sc)
-		return true
+		return ErrNoSuchSession
 	}
 	var notice codec.Message
 	if isSub {
 		sub := untrack(target, &target.subs, func(x *subscription) bool { return x.id == id })
 		if sub == nil {
-			s.sendError(codec.CALL, m.Request, ErrNoSuchSubscription, sc)
-			return true
+			return ErrNoSuchSubscription
 		}
-		s.realm.unsubscribed(target, sub)
+		rl.unsubscribed(target, sub)
 		notice = codec.Message{Type: codec.UNSUBSCRIBED, DictAny: map[string]any{"subscription": id}}
 		if !target.features.SubscriptionRevocation {
 			notice.Type = 0
@@ -38,10 +34,9 @@ func (s *Session) revoke(m *codec.Message, args []any, kwargs map[string]any, sc
 	} else {
 		reg := untrack(target, &target.regs, func(x *registration) bool { return x.id == id })
 		if reg == nil {
-			s.sendError(codec.CALL, m.Request, ErrNoSuchRegistration, sc)
-			return true
+			return ErrNoSuchRegistration
 		}
-		s.realm.unregistered(target, reg)
+		rl.unregistered(target, reg)
 		notice = codec.Message{Type: codec.UNREGISTERED, DictAny: map[string]any{"registration": id}}
 		if !target.features.RegistrationRevocation {
 			notice.Type = 0
@@ -55,6 +50,5 @@ func (s *Session) revoke(m *codec.Message, args []any, kwargs map[string]any, sc
 			_ = target.peer.Send(b)
 		}
 	}
-	s.sendResultValues(m.Request, nil, sc)
-	return true
+	return ""
 }

@@ -201,7 +201,7 @@ func (rl *Realm) JoinWith(peer Peer, auth AuthInfo, f Features) *Session {
 			break
 		}
 	}
-	rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
+	rl.joined(s)
 	return s
 }
 

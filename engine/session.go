@@ -253,6 +253,9 @@ func (s *Session) leaveRealm() {
 	if f := r.router.federation(); f != nil && s.pending.slots.Load() != nil {
 		f.CalleeLeft(r, s)
 	}
+	if f := r.router.federation(); f != nil {
+		f.SessionChanged(r, s, false)
+	}
 	if !s.leftMeta.Swap(true) {
 		s.publishTestaments()
 		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole})

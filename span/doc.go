@@ -53,6 +53,15 @@
 // calls in flight with wamp.error.canceled. The tag is 1 + this router's position in the
 // sorted names of the first SetRouters call: every router must get the same list then.
 //
+// # Meta API
+//
+// The realm-wide meta procedures (engine.Federation.MetaQuery) are queries (KindQuery)
+// that every live router answers with its own part (KindReply, engine.Realm.MetaPart),
+// merged by the engine; RouterDown or the query timeout ends the wait for a router.
+// Routers announce their sessions (KindSession) and subscribers (KindSubscriber) so
+// that RouterDown can publish the session and subscription meta events of the dead
+// router's sessions to the local subscribers.
+//
 // # Faults and membership
 //
 // RouterDown drops the dead router's interest and its callees' ghosts (calls in flight to
@@ -60,5 +69,8 @@
 // local subscribers, since the dead router cannot publish them), stops waiting for its
 // acks, and sends the claims that waited for it as owner to the new owner. SetRouters
 // sends a router seen for the first time (or again after RouterDown) our subscriptions'
-// interest and our callees' registrations.
+// interest, our sessions and our callees' registrations. RouterDown also publishes
+// on_unsubscribe/on_delete/on_leave for the dead router's sessions, ends the meta
+// queries waiting for it, and interrupts the INVOCATIONs its callers had in flight to
+// our callees (their late answers are dropped).
 package span

@@ -24,6 +24,10 @@ type loopback struct {
 	counts map[lbCount]int
 	// inflight counts queued and running deliveries, for settle.
 	inflight atomic.Int64
+	// mute is a router that accepts messages and never gets them (a hung router).
+	mute string
+	// failed counts the sends refused because a router was down.
+	failed atomic.Int64
 }
 
 type lbCount struct {
@@ -62,6 +66,7 @@ func (e lbEnd) Send(to string, key uint64, kind Kind, payload []byte) error {
 	l.mu.Lock()
 	if l.down[to] || l.down[e.from] || l.spans[to] == nil {
 		l.mu.Unlock()
+		l.failed.Add(1)
 		return errDown
 	}
 	l.counts[lbCount{e.from, to, kind}]++
@@ -96,7 +101,7 @@ func (l *loopback) drain(from, to string, q *lbQueue) {
 		q.items = q.items[1:]
 		q.mu.Unlock()
 		l.mu.Lock()
-		dst, gone := l.spans[to], l.down[to] || l.down[from]
+		dst, gone := l.spans[to], l.down[to] || l.down[from] || l.mute == to
 		l.mu.Unlock()
 		if !gone {
 			dst.OnMessage(from, m.kind, m.payload)

@@ -32,12 +32,17 @@ type realmState struct {
 	table map[regRef]*regEntry
 	// ghosts are the peers of this realm's ghosts, by callee id.
 	ghosts *xsync.MapOf[uint64, *ghostPeer]
+
+	// sessMu guards sessions: the sessions of the other routers, as they announce them.
+	sessMu   sync.Mutex
+	sessions map[uint64]*remoteSession
 }
 
 func newRealmState(name string) *realmState {
 	return &realmState{name: name, exact: xsync.NewMapOf[uint64, *exactBucket](),
 		patterns: match.New[*patternInterest](), byPattern: map[patKey]*patternInterest{},
-		table: map[regRef]*regEntry{}, ghosts: xsync.NewMapOf[uint64, *ghostPeer]()}
+		table: map[regRef]*regEntry{}, ghosts: xsync.NewMapOf[uint64, *ghostPeer](),
+		sessions: map[uint64]*remoteSession{}}
 }
 
 // exactBucket holds the exact interest of the topics sharing one xxhash; immutable.

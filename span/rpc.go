@@ -385,6 +385,12 @@ func (s *Span) applyDel(st *realmState, ref regRef, id uint64) {
 
 // CalleeLeft implements engine.Federation: every router drops the callee's ghost.
 func (s *Span) CalleeLeft(rl *engine.Realm, cs *engine.Session) {
+	s.inflight.Range(func(ref invRef, _ invFrom) bool {
+		if ref.callee == cs.ID() {
+			s.inflight.Delete(ref)
+		}
+		return true
+	})
 	b := appendString(nil, rl.Name())
 	b = appendUvarint(b, cs.ID())
 	s.others(func(to string) { s.send(to, cs.ID(), KindGone, b) })
@@ -504,7 +510,14 @@ func (s *Span) onInvoke(from string, r *reader) error {
 	}
 	st := s.stateBytes(realm)
 	rl := s.realmOf(st)
-	if rl == nil || rl.SendRaw(id, msg) != nil {
+	var cs *engine.Session
+	if rl != nil {
+		cs, _ = rl.LocalSession(id)
+	}
+	if cs != nil {
+		s.trackInvoke(st, from, cs, msg)
+	}
+	if cs == nil || rl.SendRaw(id, msg) != nil {
 		// The callee is gone: the caller's router drops its ghost, failing the call.
 		b := appendString(nil, st.name)
 		b = appendUvarint(b, id)
@@ -513,12 +526,79 @@ func (s *Span) onInvoke(from string, r *reader) error {
 	return nil
 }
 
+// invRef names an INVOCATION a ghost on another router sent to one of our callees.
+type invRef struct{ callee, inv uint64 }
+
+// invFrom is where that INVOCATION came from.
+type invFrom struct {
+	st     *realmState
+	router string
+}
+
+// trackInvoke remembers an INVOCATION (msg, in the callee's serializer) from router
+// `from` until the callee's final answer, so that from's death can interrupt it.
+func (s *Span) trackInvoke(st *realmState, from string, cs *engine.Session, msg []byte) {
+	m := msgPool.Get().(*codec.Message)
+	defer msgPool.Put(m)
+	if err := codec.For(cs.Serializer()).Decode(msg, m); err != nil || m.Type != codec.INVOCATION {
+		return
+	}
+	ref := invRef{cs.ID(), m.Request}
+	if _, ok := s.inflight.Load(ref); !ok {
+		s.inflight.Store(ref, invFrom{st, from})
+	}
+}
+
+// interruptFrom ends the invocations that a dead router's callers had in flight to our
+// callees: a callee with call_canceling gets INTERRUPT (killnowait,
+// wamp.error.canceled), and its late answer is dropped here.
+func (s *Span) interruptFrom(name string) {
+	var refs []invRef
+	var froms []invFrom
+	s.inflight.Range(func(ref invRef, f invFrom) bool {
+		if f.router == name {
+			refs, froms = append(refs, ref), append(froms, f)
+		}
+		return true
+	})
+	for i, ref := range refs {
+		s.inflight.Delete(ref)
+		rl := s.realmOf(froms[i].st)
+		if rl == nil {
+			continue
+		}
+		cs, ok := rl.LocalSession(ref.callee)
+		if !ok || !cs.Features().CallCanceling {
+			continue
+		}
+		m := codec.Message{Type: codec.INTERRUPT, Request: ref.inv}
+		m.Details.Has = codec.KeyMode | codec.KeyReason
+		m.Details.Mode, m.Details.Reason = []byte("killnowait"), []byte(engine.ErrCanceled)
+		b, err := codec.For(cs.Serializer()).Append(nil, &m)
+		if err == nil {
+			err = rl.SendRaw(ref.callee, b)
+		}
+		if err != nil {
+			s.log.Debug("span: interrupt after router death not sent", "session", ref.callee, "err", err)
+		}
+	}
+}
+
 // Answer implements engine.Federation: a local callee's YIELD or ERROR goes to the
 // router whose ghost sent the INVOCATION.
 func (s *Span) Answer(cs *engine.Session, m *codec.Message) {
 	tag, _ := engine.IsRemoteInvocation(m.Request)
 	if tag > engine.MaxRouterTag {
 		return
+	}
+	ref := invRef{cs.ID(), m.Request}
+	if _, ok := s.inflight.Load(ref); !ok {
+		// Not (or no longer) in flight: its caller's router died, or a duplicate.
+		s.log.Debug("span: answer to no invocation in flight dropped", "session", cs.ID(), "invocation", m.Request)
+		return
+	}
+	if m.Type != codec.YIELD || !m.Details.Progress {
+		s.inflight.Delete(ref)
 	}
 	to := s.tags[tag].Load()
 	if to == nil {

@@ -59,6 +59,14 @@ type Span struct {
 	claims   *xsync.MapOf[uint64, *claim]
 	ackSeq   atomic.Uint64
 	acks     *xsync.MapOf[uint64, *ackWait]
+
+	// Meta: realm-wide queries waiting for replies, and how long they wait.
+	querySeq     atomic.Uint64
+	queries      *xsync.MapOf[uint64, *query]
+	queryTimeout atomic.Int64
+	// inflight are the INVOCATIONs that ghosts on other routers sent to our callees and
+	// that are not answered yet, so that a router's death can interrupt them.
+	inflight *xsync.MapOf[invRef, invFrom]
 }
 
 // members is one membership: the live routers (sorted, self included), their hashes for
@@ -76,7 +84,9 @@ func New(self string, r *engine.Router, t Transport, log *slog.Logger) *Span {
 		log = slog.Default()
 	}
 	s := &Span{self: self, r: r, t: t, log: log.With("router", self), bit: map[string]int{},
-		claims: xsync.NewMapOf[uint64, *claim](), acks: xsync.NewMapOf[uint64, *ackWait]()}
+		claims: xsync.NewMapOf[uint64, *claim](), acks: xsync.NewMapOf[uint64, *ackWait](),
+		queries: xsync.NewMapOf[uint64, *query](), inflight: xsync.NewMapOf[invRef, invFrom]()}
+	s.queryTimeout.Store(int64(DefaultQueryTimeout))
 	empty := map[string]*realmState{}
 	s.realms.Store(&empty)
 	s.bitOf(self)
@@ -203,8 +213,10 @@ func (s *Span) RouterDown(name string) {
 			st.dropInterest(b)
 		}
 		s.dropRouterCallees(st, name)
+		s.dropRouterSessions(st, name)
 	}
 	s.routerDownRPC(name)
+	s.routerDownMeta(name)
 }
 
 // live returns the names of the live routers other than self, by interest bit mask.
@@ -324,6 +336,7 @@ func (s *Span) resync(to string) {
 		rl.LocalSubscriptions(func(topic string, pattern bool, kind match.Kind) {
 			s.sendInterest(to, name, topic, policyByte(pattern, kind), true)
 		})
+		s.resyncSessions(to, rl)
 		rl.LocalRegistrations(func(c *engine.Session, procedure string, pattern bool, kind match.Kind, invoke string) {
 			pol := policyByte(pattern, kind)
 			ce := calleeOf(c, s.self)
@@ -364,6 +377,14 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 		err = s.onAnswer(&r)
 	case KindGone:
 		err = s.onGone(&r)
+	case KindQuery:
+		err = s.onQuery(from, &r)
+	case KindReply:
+		err = s.onReply(from, &r)
+	case KindSession:
+		err = s.onSession(from, &r)
+	case KindSubscriber:
+		err = s.onSubscriber(from, &r)
 	default:
 		err = fmt.Errorf("unknown kind %d", kind)
 	}

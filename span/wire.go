@@ -47,6 +47,19 @@ const (
 	// KindGone (callee's router to every router): realm, callee id: drop its ghost.
 	// Key: callee id.
 	KindGone
+	// KindQuery (asking router to every live router): query id, realm, caller id,
+	// procedure, arguments and keyword arguments (JSON): a realm-wide meta procedure.
+	// Key: the caller's session id.
+	KindQuery
+	// KindReply (to the asking router): query id, then this router's part (JSON).
+	// Key: the caller's session id.
+	KindReply
+	// KindSession (session's router to every router): realm, joined (1) or left (0),
+	// session id, authid, authrole, number of subscription ids, the ids. Key: session id.
+	KindSession
+	// KindSubscriber (session's router to every router): realm, added (1) or removed (0),
+	// session id, subscription id. Key: session id.
+	KindSubscriber
 	// KindResync (a router to one it now sees live again): no fields; the receiver
 	// sends its whole state back (as to a newly seen router), since the sender may have
 	// dropped it while it thought the receiver dead. Key: 0.
@@ -56,6 +69,7 @@ const (
 var kindNames = [...]string{KindInterest: "interest", KindPublish: "publish", KindClaim: "claim",
 	KindClaimAnswer: "claim-answer", KindRegAdd: "reg-add", KindRegAck: "reg-ack", KindUnclaim: "unclaim",
 	KindRegDel: "reg-del", KindInvoke: "invoke", KindAnswer: "answer", KindGone: "gone",
+	KindQuery: "query", KindReply: "reply", KindSession: "session", KindSubscriber: "subscriber",
 	KindResync: "resync"}
 
 // String names the kind for logs.

@@ -1,0 +1,223 @@
+package span
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
+)
+
+// When a router dies, the others publish to their subscribers the meta events its
+// sessions' leaving would have published: on_unsubscribe (and on_delete after its last
+// subscriber of a subscription), then on_leave.
+func TestRouterDeathPublishesSessionMeta(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	watch := c.join("a", codec.JSON, "w", "admin")
+	for _, topic := range []string{"wamp.session.on_leave", "wamp.subscription.on_unsubscribe", "wamp.subscription.on_delete"} {
+		watch.subscribe(topic, "")
+	}
+	x := c.join("b", codec.MsgPack, "x", "user")
+	y := c.join("b", codec.CBOR, "y", "bot")
+	sub := x.subscribe("com.topic", "")
+	y.subscribe("com.topic", "")
+	ysub2 := y.subscribe("com.other.", "prefix")
+	c.join("c", codec.JSON, "z", "user").subscribe("com.topic", "") // c keeps com.topic
+	c.lb.settle(t)
+	watch.take()
+	c.kill("b")
+	ms := watch.waitFor(7)
+	type ev struct {
+		topic uint64
+		args  []any
+	}
+	subOf := map[uint64]string{}
+	for _, topic := range []string{"wamp.session.on_leave", "wamp.subscription.on_unsubscribe", "wamp.subscription.on_delete"} {
+		subOf[engine.SubscriptionID("realm1", "exact", topic)] = topic
+	}
+	var got []string
+	for _, m := range ms {
+		if m.Type != codec.EVENT {
+			t.Fatalf("watcher got %s", describe(ms))
+		}
+		args, _ := value(t, codec.JSON, m.Args).([]any)
+		got = append(got, subOf[m.Subscription])
+		switch subOf[m.Subscription] {
+		case "wamp.session.on_leave":
+			if args[0] != x.s.ID() && args[0] != y.s.ID() {
+				t.Fatalf("on_leave of %v", args)
+			}
+			if args[0] == y.s.ID() && (args[1] != "y" || args[2] != "bot") {
+				t.Fatalf("on_leave details %v", args)
+			}
+		default:
+			if args[1] != sub && args[1] != ysub2 {
+				t.Fatalf("%s of %v", subOf[m.Subscription], args)
+			}
+		}
+	}
+	count := func(topic string) int {
+		n := 0
+		for _, g := range got {
+			if g == topic {
+				n++
+			}
+		}
+		return n
+	}
+	if count("wamp.session.on_leave") != 2 || count("wamp.subscription.on_unsubscribe") != 3 ||
+		count("wamp.subscription.on_delete") != 2 {
+		t.Fatalf("events after b died: %v", got)
+	}
+	if n := c.spans["a"].RemoteSessions("realm1"); n != 1 {
+		t.Fatalf("a still knows %d remote sessions, want 1 (z on c)", n)
+	}
+	watch.none()
+}
+
+// Sessions that joined before a router came up are announced to it (resync), so it
+// too publishes on_leave for them when their router dies.
+func TestSessionsResyncedToNewRouter(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	x := c.join("b", codec.JSON, "x", "user")
+	c.join("b", codec.JSON, "gone", "user").s.Leave()
+	c.lb.settle(t)
+	if n := c.spans["a"].RemoteSessions("realm1"); n != 1 {
+		t.Fatalf("a knows %d sessions of b, want 1", n)
+	}
+	// A third router joins later.
+	r := engine.NewRouter(nil)
+	c.realms["c"] = r.AddRealm("realm1")
+	sp := New("c", r, c.lb.from("c"), nil)
+	c.spans["c"] = sp
+	c.lb.mu.Lock()
+	c.lb.spans["c"] = sp
+	c.lb.mu.Unlock()
+	c.names = append(c.names, "c")
+	for _, n := range c.names {
+		c.spans[n].SetRouters(c.names)
+	}
+	c.lb.settle(t)
+	if n := sp.RemoteSessions("realm1"); n != 1 {
+		t.Fatalf("c knows %d remote sessions, want 1", n)
+	}
+	watch := c.join("c", codec.JSON, "w", "admin")
+	watch.subscribe("wamp.session.on_leave", "")
+	c.kill("b")
+	if ev := watch.one(codec.EVENT); firstArg(t, codec.JSON, ev) != x.s.ID() {
+		t.Fatalf("on_leave on the new router: %+v", ev)
+	}
+}
+
+// A caller's router dies while its call runs on a callee here: the callee gets
+// INTERRUPT at once, and its late YIELD is dropped without a send to the dead router.
+func TestDeadCallersRouterInterruptsCallee(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	callee := c.join("a", codec.JSON, "callee", "svc")
+	callee.register("com.slow", "", "")
+	c.lb.settle(t)
+	caller := c.join("b", codec.CBOR, "caller", "app")
+	caller.call("com.slow", nil, nil)
+	inv := callee.one(codec.INVOCATION)
+	other := c.join("c", codec.JSON, "caller2", "app")
+	other.call("com.slow", nil, nil)
+	inv2 := callee.one(codec.INVOCATION)
+	c.kill("b")
+	in := callee.one(codec.INTERRUPT)
+	if in.Request != inv.Request || string(in.Details.Mode) != "killnowait" {
+		t.Fatalf("INTERRUPT %+v for invocation %d", in, inv.Request)
+	}
+	failed := c.lb.failed.Load()
+	callee.yield(inv.Request, []any{"late"}, false)
+	c.lb.settle(t)
+	if d := c.lb.failed.Load() - failed; d != 0 {
+		t.Fatalf("the late YIELD was sent towards the dead router (%d refused sends)", d)
+	}
+	// The call from c is untouched.
+	callee.yield(inv2.Request, []any{"ok"}, false)
+	if r := other.one(codec.RESULT); firstArg(t, codec.JSON, r) != "ok" {
+		t.Fatalf("call from c: %+v", r)
+	}
+	if n := inflightOf(c.spans["a"]); n != 0 {
+		t.Fatalf("%d invocations still tracked", n)
+	}
+}
+
+// A REGISTER that needs both the dynamic authorizer (a callee on another router) and
+// the realm-wide decision: the two decisions run in turn, the session's later messages
+// wait behind them in order, and a denial stops the REGISTER before any claim.
+func TestRegisterWithAuthorizerAcrossRouters(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	backend, err := engine.NewRolePermissions([]engine.Rule{
+		{URI: "authz.decide", Allow: engine.Permission{Register: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.names {
+		c.realms[n].SetRoles(map[string]*engine.RolePermissions{"backend": backend})
+		c.realms[n].SetAuthorizer(&engine.Authorizer{Procedure: "authz.decide", Timeout: 2 * time.Second})
+	}
+	authz := c.join("c", codec.JSON, "authz", "backend")
+	if m := authz.register("authz.decide", "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("authorizer REGISTER: %+v", m)
+	}
+	c.lb.settle(t)
+	// The authorizer allows everything but the registration of com.denied.
+	decide := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			inv := authz.one(codec.INVOCATION)
+			args, _ := value(t, codec.JSON, inv.Args).([]any)
+			authz.yield(inv.Request, []any{args[1] != "com.denied"}, false)
+		}
+	}
+	user := c.join("a", codec.MsgPack, "u", "user")
+	rival := c.join("b", codec.JSON, "r", "backend2") // no static role either
+	user.send(codec.Message{Type: codec.REGISTER, URI: []byte("com.p")})
+	user.send(codec.Message{Type: codec.CALL, URI: []byte("com.p")}) // waits behind the REGISTER
+	decide(1)                                                        // register com.p
+	user.one(codec.REGISTERED)
+	decide(1) // call com.p
+	inv := user.one(codec.INVOCATION)
+	user.yield(inv.Request, []any{"me"}, false)
+	if r := user.one(codec.RESULT); r.Request != 2 {
+		t.Fatalf("RESULT %+v", r)
+	}
+	// A rival on another router: allowed by the authorizer, refused realm-wide.
+	rival.send(codec.Message{Type: codec.REGISTER, URI: []byte("com.p")})
+	decide(1)
+	if e := rival.one(codec.ERROR); string(e.URI) != engine.ErrProcedureAlreadyExists {
+		t.Fatalf("rival REGISTER: %+v", e)
+	}
+	// Denied by the authorizer: no claim reaches any router.
+	claims := 0
+	for _, n := range c.names {
+		for _, m := range c.names {
+			claims += c.lb.count(n, m, KindClaim)
+		}
+	}
+	user.send(codec.Message{Type: codec.REGISTER, URI: []byte("com.denied")})
+	decide(1)
+	if e := user.one(codec.ERROR); string(e.URI) != engine.ErrNotAuthorized {
+		t.Fatalf("denied REGISTER: %+v", e)
+	}
+	after := 0
+	for _, n := range c.names {
+		for _, m := range c.names {
+			after += c.lb.count(n, m, KindClaim)
+		}
+	}
+	if after != claims {
+		t.Fatalf("a denied REGISTER sent %d claims", after-claims)
+	}
+	// The registration is realm-wide: a caller on b reaches it.
+	caller := c.join("b", codec.JSON, "caller", "user")
+	caller.call("com.p", nil, nil)
+	decide(1)
+	inv = user.one(codec.INVOCATION)
+	user.yield(inv.Request, []any{"again"}, false)
+	if r := caller.one(codec.RESULT); firstArg(t, codec.JSON, r) != "again" {
+		t.Fatalf("call from b: %+v", r)
+	}
+}
