@@ -77,3 +77,40 @@ func BenchmarkClusterFanOutLinks(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClusterCall: calls through a proxy to a callee on the same router (spread 1)
+// and, with routers=2 and spread 2, often on the other one; 64 callers, one call in
+// flight each. For profiles of the proxy/link/router path:
+//
+//	go test -run '^$' -bench ClusterCall -benchtime 20000x -cpuprofile /tmp/cpu.out ./node/
+func BenchmarkClusterCall(b *testing.B) {
+	for _, routers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("routers=%d", routers), func(b *testing.B) {
+			tc := startCluster(b, clusterOpts{routers: routers, proxies: 1,
+				spread: func(string, string) int { return routers }})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			callee := tc.connect(0, codec.JSON, false)
+			if _, err := callee.Register(ctx, "bench.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+				return &client.Result{Args: inv.Args}, nil
+			}, nil, client.InlineInvocations()); err != nil {
+				b.Fatal(err)
+			}
+			callers := make(chan *client.Session, 64)
+			for range 64 {
+				callers <- tc.connect(0, codec.JSON, false)
+			}
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				s := <-callers
+				for pb.Next() {
+					if _, err := s.Call(ctx, "bench.echo", []any{1}, nil, nil); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
