@@ -30,6 +30,7 @@ func (s *Server) onTick() {
 	if now-s.lastSweep >= int64(s.sweepEvery) {
 		s.lastSweep = now
 		s.sweep(now)
+		s.checkEngine(now)
 	}
 }
 

@@ -26,6 +26,12 @@
 // per-conn lock. The Handler contract is unchanged: calls for one Conn never overlap,
 // but for a TLS conn they run on that conn's goroutines, not on an event loop. Each TLS
 // conn costs two goroutines and its own buffers; see tlsconn.go and docs/tls.md.
+//
+// Accepting: every listener, plain or TLS, is a net.Listener with an accept goroutine
+// that enforces the connection cap (Config.MaxConnections, below the descriptor limit)
+// and survives running out of descriptors; plain conns are then handed to a gnet event
+// loop. gnet itself listens on nothing: one failed accept stops its whole engine (see
+// accept.go).
 package netpoll
 
 import (
@@ -35,12 +41,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -82,6 +85,12 @@ type Config struct {
 	StatusPage func() []byte
 	// Logger receives structured logs, one per abnormal close; default slog.Default().
 	Logger *slog.Logger
+	// MaxConnections caps the connections held at once (plain and TLS, from accept to
+	// close, handshakes included). At the cap a new connection is closed at once,
+	// before any handshake work, and counted (Stats.RefusedAtCap, a log line at most
+	// every 5s); existing conns are not affected. 0 or less selects
+	// DefaultMaxConnections(), which keeps the process below its descriptor limit.
+	MaxConnections int
 }
 
 // Stats is a snapshot of the server counters (see Server.Stats).
@@ -94,6 +103,7 @@ type Stats struct {
 	BytesOut           uint64 // bytes handed to sockets
 	MessagesIn         uint64 // WAMP messages delivered to Handler.OnMessage
 	MessagesOut        uint64 // WAMP messages (not control frames) handed to sockets
+	RefusedAtCap       uint64 // connections closed at accept because MaxConnections were held
 }
 
 // Errors returned by Conn.Send.
@@ -105,26 +115,35 @@ var (
 	ErrSlowConsumer = errors.New("netpoll: slow consumer, connection closed")
 )
 
-// Server runs the gnet engine and the TLS acceptors that serve the configured
-// listeners. Its methods are safe for concurrent use.
+// Server runs the accept goroutines of the configured listeners, the gnet event loops
+// that serve the plain conns and the goroutines of the TLS conns. Its methods are safe for
+// concurrent use.
 type Server struct {
 	cfg Config
 	h   Handler
 	log *slog.Logger
 	lns []*listener // every listener, in Config order
-	gln []*listener // the plain listeners gnet serves
 
 	startOnce sync.Once
-	eng       gnet.Engine
-	hasEng    bool // gnet runs (at least one plain listener)
-	booted    chan struct{}
-	runDone   chan struct{}
-	runErr    error
-	bootErr   error
+	cli       *gnet.Client // the event loops of the plain conns; nil without plain listeners
+	started   atomic.Bool
 	stopping  atomic.Bool
 	stopped   atomic.Bool
 	tickDone  chan struct{}
-	tlsWG     sync.WaitGroup // TLS accept loops
+	died      chan error // the network layer stopped on its own (see Done)
+	diedOnce  atomic.Bool
+	gnetTick  atomic.Int64 // unix nanos of gnet's last OnTick (liveness of its loops)
+	deadAfter time.Duration
+	acceptWG  sync.WaitGroup // accept goroutines
+	enrollWG  sync.WaitGroup // plain conns being handed to gnet
+	enrolling chan struct{}  // semaphore: at most maxEnrolling of them
+
+	maxConns     int64
+	live         atomic.Int64 // conns held: accepted and not yet closed (plain and TLS)
+	refused      atomic.Uint64
+	refuseLog    rateLog
+	acceptErrLog rateLog
+	enrollLog    rateLog
 
 	conns       *xsync.MapOf[*Conn, struct{}] // every live conn (pre-open too)
 	flushing    *xsync.MapOf[*Conn, int64]    // closing conns waiting for their socket backlog to drain: deadline
@@ -173,13 +192,18 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections()
+	}
 	s := &Server{
 		cfg:         cfg,
 		h:           h,
 		log:         cfg.Logger,
-		booted:      make(chan struct{}),
-		runDone:     make(chan struct{}),
+		deadAfter:   gnetDeadAfter,
 		tickDone:    make(chan struct{}),
+		died:        make(chan error, 1),
+		enrolling:   make(chan struct{}, maxEnrolling),
+		maxConns:    int64(cfg.MaxConnections),
 		conns:       xsync.NewMapOf[*Conn, struct{}](),
 		flushing:    xsync.NewMapOf[*Conn, int64](),
 		loops:       xsync.NewMapOf[gnet.EventLoop, *loopState](),
@@ -193,9 +217,6 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 			return nil, fmt.Errorf("netpoll: %w", err)
 		}
 		s.lns = append(s.lns, ln)
-		if ln.TLS == nil {
-			s.gln = append(s.gln, ln)
-		}
 		s.sweepEvery = min(s.sweepEvery, ln.PingInterval/4, ln.PingTimeout/4)
 	}
 	s.cfg.Listeners = nil
@@ -214,132 +235,77 @@ func (s *Server) Start() error {
 
 func (s *Server) start() error {
 	s.clock.Store(time.Now().UnixNano())
-	specs, err := gnetSpecs(s.lns)
-	if err != nil {
-		return err
-	}
 	for _, l := range s.lns {
 		if err := checkUnixPath(l); err != nil {
 			return err
 		}
 	}
+	plain := false
 	for _, l := range s.lns {
-		if l.TLS == nil {
-			continue
-		}
-		if err := s.listenTLS(l); err != nil {
-			s.closeTLSListeners()
+		if err := s.listen(l); err != nil {
+			s.closeListeners()
 			return err
 		}
+		plain = plain || l.TLS == nil
 	}
-	if len(specs) == 0 {
-		close(s.booted)
-		close(s.runDone)
-	} else {
-		s.hasEng = true
-		eh := &engineHandler{s: s}
-		go func() {
-			defer close(s.runDone)
-			s.runErr = gnet.Rotate(eh, specs,
-				gnet.WithMulticore(true),
-				gnet.WithNumEventLoop(s.cfg.Loops),
-				gnet.WithReusePort(false),
-				// A restarted node must bind while its old connections sit in TIME_WAIT.
-				gnet.WithReuseAddr(true),
-				gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-				gnet.WithLogger(gnetLogger{s.log}),
-			)
-		}()
-		select {
-		case <-s.booted:
-			if s.bootErr != nil {
-				<-s.runDone
-				s.closeTLSListeners()
-				return s.bootErr
-			}
-		case <-s.runDone:
-			s.closeTLSListeners()
-			if s.runErr != nil {
-				return fmt.Errorf("netpoll: start: %w", s.runErr)
-			}
-			return errors.New("netpoll: engine exited during start")
+	if plain {
+		cli, err := gnet.NewClient(&engineHandler{s: s},
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(s.cfg.Loops),
+			gnet.WithTicker(true), // liveness of the loops (engineHandler.OnTick)
+			gnet.WithLogger(gnetLogger{s.log}),
+		)
+		if err == nil {
+			s.gnetTick.Store(time.Now().UnixNano())
+			err = cli.Start()
 		}
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("netpoll: start event loops: %w", err)
+		}
+		s.cli = cli
 	}
+	s.started.Store(true)
 	go s.tickLoop()
 	for _, l := range s.lns {
-		if l.netLn != nil {
-			s.tlsWG.Add(1)
-			go s.acceptTLS(l)
-		}
+		s.acceptWG.Add(1)
+		go s.acceptLoop(l)
 	}
 	return nil
 }
 
-// resolveAddrs runs in OnBoot, before the event loops start (so the loops see the
-// listener addresses without further synchronization): it records the actual bound
-// addresses of the plain listeners.
-func (s *Server) resolveAddrs(eng gnet.Engine) error {
-	s.eng = eng
-	for _, l := range s.gln {
-		if l.Network == "unix" {
-			l.addr = &net.UnixAddr{Name: l.Address, Net: "unix"}
-			continue
-		}
-		fd, err := s.eng.DupListener(l.Network, strings.TrimPrefix(l.spec, l.Network+"://"))
-		if err != nil {
-			return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
-		}
-		f := os.NewFile(uintptr(fd), "listener")
-		ln, err := net.FileListener(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
-		}
-		l.addr = ln.Addr()
-		ln.Close()
+const (
+	// gnetDeadAfter without an OnTick means the event loops stopped (see checkEngine).
+	// gnet calls OnTick every twentieth of it (500ms); its ticker stops when any event
+	// loop has stopped.
+	gnetDeadAfter = 10 * time.Second
+)
+
+// checkEngine runs on the ticker goroutine: gnet stops its ticker when an event loop
+// ends (a loop ends only on an epoll failure or on Stop), so a ticker silent for
+// deadAfter while the server is not being stopped means the plain conns are no longer
+// served. It is reported once (Done, a log line) and the plain listeners are closed.
+func (s *Server) checkEngine(now int64) {
+	if s.cli == nil || now-s.gnetTick.Load() < int64(s.deadAfter) || s.stopping.Load() ||
+		!s.diedOnce.CompareAndSwap(false, true) {
+		return
 	}
-	return nil
+	err := fmt.Errorf("netpoll: network layer stopped unexpectedly: no event loop tick for %v",
+		time.Duration(now-s.gnetTick.Load()).Round(time.Millisecond))
+	s.log.Error("netpoll: network layer stopped unexpectedly, plain listeners closed", "error", err)
+	for _, l := range s.lns {
+		if l.TLS == nil && l.netLn != nil {
+			_ = l.netLn.Close()
+		}
+	}
+	s.died <- err
 }
 
-// gnetListener returns the plain listener that accepted the socket fd.
-func (s *Server) gnetListener(fd int) *listener {
-	if len(s.gln) == 1 {
-		return s.gln[0]
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		return nil
-	}
-	var ip net.IP
-	port := -1
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		ip, port = net.IP(a.Addr[:]), a.Port
-	case *syscall.SockaddrInet6:
-		ip, port = net.IP(a.Addr[:]), a.Port
-	case *syscall.SockaddrUnix:
-		for _, l := range s.gln {
-			if l.Network == "unix" && l.Address == a.Name {
-				return l
-			}
-		}
-		return nil
-	}
-	var wild *listener
-	for _, l := range s.gln {
-		ta, ok := l.addr.(*net.TCPAddr)
-		if !ok || ta.Port != port {
-			continue
-		}
-		if ta.IP.Equal(ip) {
-			return l
-		}
-		if ta.IP == nil || ta.IP.IsUnspecified() {
-			wild = l
-		}
-	}
-	return wild
-}
+// Done returns a channel that receives one error if the network layer (the gnet
+// event loops serving the plain listeners) stops while the server is not being stopped:
+// those listeners then serve nothing, and the process should exit. Nothing is sent
+// after Stop. Safe for concurrent use.
+func (s *Server) Done() <-chan error { return s.died }
 
 // Addr returns the bound address of listener i (Config.Listeners order), nil if i is
 // out of range or the server has not started. Safe for concurrent use after Start
@@ -375,18 +341,25 @@ func (s *Server) firstAddr(k Kind) net.Addr {
 // that cannot be flushed before ctx is done are closed anyway. Safe for concurrent use;
 // later calls return nil at once.
 func (s *Server) Stop(ctx context.Context) error {
-	select {
-	case <-s.booted:
-	default:
+	if !s.started.Load() {
 		return nil // never started
 	}
 	if s.stopping.Swap(true) {
-		<-s.runDone
 		<-s.tickDone
 		return nil
 	}
-	s.closeTLSListeners()
-	s.tlsWG.Wait()
+	s.closeListeners()
+	s.acceptWG.Wait()
+	// Conns being handed to gnet finish (OnOpen then sees stopping and closes them).
+	enrolled := make(chan struct{})
+	go func() {
+		s.enrollWG.Wait()
+		close(enrolled)
+	}()
+	select {
+	case <-enrolled:
+	case <-ctx.Done():
+	}
 	s.handshaking.Range(func(c net.Conn, _ struct{}) bool {
 		_ = c.Close()
 		return true
@@ -415,13 +388,8 @@ func (s *Server) Stop(ctx context.Context) error {
 		})
 	}
 	s.stopped.Store(true)
-	if s.hasEng {
-		// Engine.Stop polls for completion every 500ms; the Rotate call returning is
-		// the precise signal, so wait for that instead.
-		stopCtx, cancel := context.WithCancel(context.Background())
-		go func() { _ = s.eng.Stop(stopCtx) }()
-		<-s.runDone
-		cancel()
+	if s.cli != nil {
+		_ = s.cli.Stop() // the loops exit and close what is left
 	}
 	<-s.tickDone
 	return ctxErr
@@ -434,6 +402,7 @@ func (s *Server) Stats() Stats {
 		Open:               s.open.Load(),
 		SlowConsumerClosed: s.slowClosed.Load(),
 		ProtocolErrors:     s.protoErrs.Load(),
+		RefusedAtCap:       s.refused.Load(),
 	}
 	add := func(l *loopState) {
 		st.BytesIn += l.bytesIn.Load()
@@ -474,29 +443,25 @@ type engineHandler struct {
 	s *Server
 }
 
-func (e *engineHandler) OnBoot(eng gnet.Engine) gnet.Action {
-	e.s.bootErr = e.s.resolveAddrs(eng)
-	close(e.s.booted)
-	if e.s.bootErr != nil {
-		return gnet.Shutdown
-	}
-	return gnet.None
+// OnTick records that gnet's ticker still runs (see checkEngine).
+func (e *engineHandler) OnTick() (time.Duration, gnet.Action) {
+	e.s.gnetTick.Store(time.Now().UnixNano())
+	return e.s.deadAfter / 20, gnet.None
 }
 
 func (e *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := e.s
-	if s.stopping.Load() {
+	p, ok := gc.Context().(*pendingConn)
+	if !ok {
 		return nil, gnet.Close
 	}
-	s.accepted.Add(1)
-	l := s.gnetListener(gc.Fd())
-	if l == nil {
-		s.log.Warn("netpoll: connection on an unknown listener, closing", "local", gc.LocalAddr())
+	p.opened.Store(true) // from here on OnClose releases the conn's slot
+	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
 	el := gc.EventLoop()
 	ls, _ := s.loops.LoadOrCompute(el, func() *loopState { return new(loopState) })
-	c := s.newConn(l, gc, ls, cloneAddr(gc.RemoteAddr()), s.now(), nil)
+	c := s.newConn(p.l, gc, ls, cloneAddr(gc.RemoteAddr()), s.now(), nil)
 	gc.SetContext(c)
 	s.conns.Store(c, struct{}{})
 	return nil, gnet.None
@@ -511,8 +476,12 @@ func (e *engineHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 }
 
 func (e *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
-	if c, ok := gc.Context().(*Conn); ok {
+	switch c := gc.Context().(type) {
+	case *Conn:
 		c.onClosed(err)
+		e.s.live.Add(-1)
+	case *pendingConn:
+		e.s.live.Add(-1)
 	}
 	return gnet.None
 }
