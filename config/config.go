@@ -43,11 +43,12 @@ type Config struct {
 
 // Node holds the process-wide settings. Plain data; see Config for concurrency.
 type Node struct {
-	LogLevel      string   `json:"log_level" default:"info" env:"SWITCHYARD_LOG_LEVEL" enum:"debug,info,warn,error" doc:"Log level."`
-	Loops         int      `json:"loops" default:"0" env:"SWITCHYARD_LOOPS" doc:"Event loops; 0 = one per CPU."`
-	OutboundLimit int      `json:"outbound_limit" default:"4194304" env:"SWITCHYARD_OUTBOUND_LIMIT" doc:"Bytes queued to one connection before it counts as a slow consumer and is disconnected (a log line and a counter)."`
-	ShutdownGrace Duration `json:"shutdown_grace" default:"2s" env:"SWITCHYARD_SHUTDOWN_GRACE" doc:"On SIGINT/SIGTERM, time to flush GOODBYE to every session before closing."`
-	Admin         string   `json:"admin" default:"" env:"SWITCHYARD_ADMIN" doc:"Internal admin listener (/debug/pprof, /debug/stats), e.g. 127.0.0.1:9090; empty disables. Never the public port."`
+	LogLevel       string   `json:"log_level" default:"info" env:"SWITCHYARD_LOG_LEVEL" enum:"debug,info,warn,error" doc:"Log level."`
+	Loops          int      `json:"loops" default:"0" env:"SWITCHYARD_LOOPS" doc:"Event loops; 0 = one per CPU."`
+	OutboundLimit  int      `json:"outbound_limit" default:"4194304" env:"SWITCHYARD_OUTBOUND_LIMIT" doc:"Bytes queued to one connection before it counts as a slow consumer and is disconnected (a log line and a counter)."`
+	MaxConnections int      `json:"max_connections" default:"0" env:"SWITCHYARD_MAX_CONNECTIONS" doc:"Client connections held at once, all listeners together (TLS handshakes included). At the cap a new connection is closed at once, before any handshake, and counted (netpoll.RefusedAtCap in /debug/stats, a log line at most every 5 s); existing sessions keep working and new connections are served again as others close. 0 = the process's file descriptor limit (soft RLIMIT_NOFILE, which Go raises to the hard limit) minus max(64, limit/16) kept for listeners, files, TLS and links: 960 under ulimit -n 1024."`
+	ShutdownGrace  Duration `json:"shutdown_grace" default:"2s" env:"SWITCHYARD_SHUTDOWN_GRACE" doc:"On SIGINT/SIGTERM, time to flush GOODBYE to every session before closing."`
+	Admin          string   `json:"admin" default:"" env:"SWITCHYARD_ADMIN" doc:"Internal admin listener (/debug/pprof, /debug/stats), e.g. 127.0.0.1:9090; empty disables. Never the public port."`
 }
 
 // Listener kinds (Listener.Kind).

@@ -166,6 +166,9 @@ func (v *validator) node(n *Node) {
 	if n.OutboundLimit <= 0 {
 		v.add("node.outbound_limit", "must be a positive number of bytes, got %d", n.OutboundLimit)
 	}
+	if n.MaxConnections < 0 {
+		v.add("node.max_connections", "must be 0 (derived from the file descriptor limit) or more, got %d", n.MaxConnections)
+	}
 	if n.ShutdownGrace < 0 {
 		v.add("node.shutdown_grace", "must not be negative, got %s", n.ShutdownGrace)
 	}

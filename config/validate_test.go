@@ -88,6 +88,7 @@ func TestValidateRules(t *testing.T) {
 		{"log level", func(c *Config) { c.Node.LogLevel = "loud" }, func(c *Config) { c.Node.LogLevel = "warn" }, "node.log_level", `"loud" is not one of debug, info, warn, error`},
 		{"loops", func(c *Config) { c.Node.Loops = -1 }, func(c *Config) { c.Node.Loops = 8 }, "node.loops", "must be 0"},
 		{"outbound limit", func(c *Config) { c.Node.OutboundLimit = 0 }, func(c *Config) { c.Node.OutboundLimit = 1 }, "node.outbound_limit", "positive"},
+		{"max connections", func(c *Config) { c.Node.MaxConnections = -1 }, func(c *Config) { c.Node.MaxConnections = 0 }, "node.max_connections", "0"},
 		{"shutdown grace", func(c *Config) { c.Node.ShutdownGrace = -1 }, func(c *Config) { c.Node.ShutdownGrace = 0 }, "node.shutdown_grace", "negative"},
 		{"admin address", func(c *Config) { c.Node.Admin = "localhost" }, func(c *Config) { c.Node.Admin = "localhost:9090" }, "node.admin", "not host:port"},
 		{"no listeners", func(c *Config) { c.Listeners = nil }, func(c *Config) { c.Listeners = c.Listeners[:1] }, "listeners", "no listeners"},

@@ -26,8 +26,11 @@ type Config struct {
 	Realms        []string // realms served (anonymous)
 	OutboundLimit int      // bytes queued per connection before a slow consumer is closed
 	Loops         int      // event loops; 0 = one per CPU
-	StatusPage    func(*Node) []byte
-	Logger        *slog.Logger
+	// MaxConnections caps the client connections held at once (netpoll.Config); 0 =
+	// netpoll.DefaultMaxConnections(), below the file descriptor limit.
+	MaxConnections int
+	StatusPage     func(*Node) []byte
+	Logger         *slog.Logger
 	// Auth says who may join each realm; a realm without an entry is anonymous-only.
 	Auth map[string]*proxy.RealmAuth
 	// Roles are each realm's authroles and their permissions; a realm without an entry
@@ -122,11 +125,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.front.SetListenerMethods(methods)
 	srv, err := netpoll.NewServer(netpoll.Config{
-		Listeners:     lns,
-		OutboundLimit: cfg.OutboundLimit,
-		Loops:         cfg.Loops,
-		Logger:        cfg.Logger,
-		StatusPage:    page,
+		Listeners:      lns,
+		OutboundLimit:  cfg.OutboundLimit,
+		Loops:          cfg.Loops,
+		Logger:         cfg.Logger,
+		StatusPage:     page,
+		MaxConnections: cfg.MaxConnections,
 	}, n.front)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)

@@ -53,6 +53,8 @@ func applyStartFlags(cfg *config.Config, fs *flag.FlagSet, f *startFlags) {
 			cfg.Node.OutboundLimit = f.outboundLimit
 		case "loops":
 			cfg.Node.Loops = f.loops
+		case "max-connections":
+			cfg.Node.MaxConnections = f.maxConns
 		case "log-level":
 			cfg.Node.LogLevel = f.logLevel
 		case "shutdown-grace":
@@ -242,6 +244,7 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 	}
 	nc.OutboundLimit = cfg.Node.OutboundLimit
 	nc.Loops = cfg.Node.Loops
+	nc.MaxConnections = cfg.Node.MaxConnections
 	if len(problems) > 0 {
 		return nc, fmt.Errorf("%w:\n  %s", errCannotRun, strings.Join(problems, "\n  "))
 	}
