@@ -17,9 +17,10 @@ func (s *Server) tickLoop() {
 }
 
 // onTick runs on the ticker goroutine (not on an event loop): it refreshes the coarse
-// clock, wakes closing conns that wait for their socket backlog to drain, and every
-// sweepEvery walks all conns for keepalive and handshake timeouts. Everything it
-// touches on a Conn is atomic or goes through the concurrency-safe connIO calls.
+// clock, wakes closing conns that wait for their socket backlog to drain, every
+// sweepEvery walks all conns for keepalive and handshake timeouts, and checks that the
+// event loops still run (checkEngine). Everything it touches on a Conn is atomic or
+// goes through the concurrency-safe connIO calls.
 func (s *Server) onTick() {
 	now := time.Now().UnixNano()
 	s.clock.Store(now)
@@ -30,8 +31,8 @@ func (s *Server) onTick() {
 	if now-s.lastSweep >= int64(s.sweepEvery) {
 		s.lastSweep = now
 		s.sweep(now)
-		s.checkEngine(now)
 	}
+	s.checkEngine()
 }
 
 // sweep pings idle conns, closes conns whose ping went unanswered for PingTimeout and

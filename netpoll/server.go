@@ -95,7 +95,7 @@ type Config struct {
 
 // Stats is a snapshot of the server counters (see Server.Stats).
 type Stats struct {
-	Accepted           uint64 // connections accepted on any listener (TLS: before the handshake)
+	Accepted           uint64 // connections accepted on any listener and kept (TLS: before the handshake)
 	Open               int64  // connections currently open (got OnOpen, not yet OnClose)
 	SlowConsumerClosed uint64 // connections closed by the slow-consumer policy
 	ProtocolErrors     uint64 // bad handshakes (TLS included) and bad frames (each closed the conn)
@@ -132,8 +132,9 @@ type Server struct {
 	tickDone  chan struct{}
 	died      chan error // the network layer stopped on its own (see Done)
 	diedOnce  atomic.Bool
-	gnetTick  atomic.Int64 // unix nanos of gnet's last OnTick (liveness of its loops)
+	gnetTicks atomic.Uint64 // OnTick calls (liveness of gnet's loops, see liveness.go)
 	deadAfter time.Duration
+	watch     engineWatch    // ticker goroutine only
 	acceptWG  sync.WaitGroup // accept goroutines
 	enrollWG  sync.WaitGroup // plain conns being handed to gnet
 	enrolling chan struct{}  // semaphore: at most maxEnrolling of them
@@ -192,8 +193,11 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultMaxConnections()
+	if def := DefaultMaxConnections(); cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = def
+	} else if cfg.MaxConnections > def {
+		cfg.Logger.Warn("netpoll: max_connections is above the default derived from the descriptor limit; at that limit accepts fail and are retried",
+			"max_connections", cfg.MaxConnections, "default", def)
 	}
 	s := &Server{
 		cfg:         cfg,
@@ -256,7 +260,6 @@ func (s *Server) start() error {
 			gnet.WithLogger(gnetLogger{s.log}),
 		)
 		if err == nil {
-			s.gnetTick.Store(time.Now().UnixNano())
 			err = cli.Start()
 		}
 		if err != nil {
@@ -273,39 +276,6 @@ func (s *Server) start() error {
 	}
 	return nil
 }
-
-const (
-	// gnetDeadAfter without an OnTick means the event loops stopped (see checkEngine).
-	// gnet calls OnTick every twentieth of it (500ms); its ticker stops when any event
-	// loop has stopped.
-	gnetDeadAfter = 10 * time.Second
-)
-
-// checkEngine runs on the ticker goroutine: gnet stops its ticker when an event loop
-// ends (a loop ends only on an epoll failure or on Stop), so a ticker silent for
-// deadAfter while the server is not being stopped means the plain conns are no longer
-// served. It is reported once (Done, a log line) and the plain listeners are closed.
-func (s *Server) checkEngine(now int64) {
-	if s.cli == nil || now-s.gnetTick.Load() < int64(s.deadAfter) || s.stopping.Load() ||
-		!s.diedOnce.CompareAndSwap(false, true) {
-		return
-	}
-	err := fmt.Errorf("netpoll: network layer stopped unexpectedly: no event loop tick for %v",
-		time.Duration(now-s.gnetTick.Load()).Round(time.Millisecond))
-	s.log.Error("netpoll: network layer stopped unexpectedly, plain listeners closed", "error", err)
-	for _, l := range s.lns {
-		if l.TLS == nil && l.netLn != nil {
-			_ = l.netLn.Close()
-		}
-	}
-	s.died <- err
-}
-
-// Done returns a channel that receives one error if the network layer (the gnet
-// event loops serving the plain listeners) stops while the server is not being stopped:
-// those listeners then serve nothing, and the process should exit. Nothing is sent
-// after Stop. Safe for concurrent use.
-func (s *Server) Done() <-chan error { return s.died }
 
 // Addr returns the bound address of listener i (Config.Listeners order), nil if i is
 // out of range or the server has not started. Safe for concurrent use after Start
@@ -395,6 +365,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	return ctxErr
 }
 
+// MaxConnections returns the connection cap in force (Config.MaxConnections or its
+// default). Safe for concurrent use.
+func (s *Server) MaxConnections() int { return int(s.maxConns) }
+
 // Stats returns a snapshot of the counters. Safe for concurrent use.
 func (s *Server) Stats() Stats {
 	st := Stats{
@@ -445,7 +419,7 @@ type engineHandler struct {
 
 // OnTick records that gnet's ticker still runs (see checkEngine).
 func (e *engineHandler) OnTick() (time.Duration, gnet.Action) {
-	e.s.gnetTick.Store(time.Now().UnixNano())
+	e.s.gnetTicks.Add(1)
 	return e.s.deadAfter / 20, gnet.None
 }
 

@@ -100,7 +100,7 @@ func runStart(args []string) error {
 		defer adm.Close()
 		log.Info("admin listener", "addr", addr.String(), "paths", "/debug/pprof/ /debug/stats")
 	}
-	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ",")}
+	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ","), "max_connections", n.Server.MaxConnections()}
 	for i, l := range nc.Listeners {
 		attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
 	}
