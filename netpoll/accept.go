@@ -146,11 +146,11 @@ func (s *Server) acceptLoop(l *listener) {
 // refuse closes nc at once, with a reset so that neither side keeps it in TIME_WAIT,
 // counts it and logs (rate-limited).
 func (s *Server) refuse(l *listener, nc net.Conn) {
+	s.refused.Add(1) // before the close: whoever sees the close sees the count
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = nc.Close()
-	s.refused.Add(1)
 	if n, ok := s.refuseLog.event(); ok {
 		s.log.Warn("netpoll: connection limit reached, closing new connections",
 			"listener", l.Name, "max_connections", s.maxConns, "refused", n, "open", s.live.Load())
