@@ -178,6 +178,9 @@ func (v *validator) node(n *Node) {
 	if n.WriteDeadline <= 0 {
 		v.add("node.write_deadline", "must be positive, got %s", n.WriteDeadline)
 	}
+	if n.MaxConnections < 0 {
+		v.add("node.max_connections", "must be 0 (derived from the file descriptor limit) or more, got %d", n.MaxConnections)
+	}
 	if n.ShutdownGrace < 0 {
 		v.add("node.shutdown_grace", "must not be negative, got %s", n.ShutdownGrace)
 	}

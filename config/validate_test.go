@@ -90,6 +90,7 @@ func TestValidateRules(t *testing.T) {
 		{"outbound limit", func(c *Config) { c.Node.OutboundLimit = 0 }, func(c *Config) { c.Node.OutboundLimit = 1 }, "node.outbound_limit", "positive"},
 		{"outbound hard limit", func(c *Config) { c.Node.OutboundHardLimit = 1 << 10 }, func(c *Config) { c.Node.OutboundHardLimit = 0 }, "node.outbound_hard_limit", "at least outbound_limit"},
 		{"write deadline", func(c *Config) { c.Node.WriteDeadline = 0 }, func(c *Config) { c.Node.WriteDeadline = Duration(time.Second) }, "node.write_deadline", "positive"},
+		{"max connections", func(c *Config) { c.Node.MaxConnections = -1 }, func(c *Config) { c.Node.MaxConnections = 0 }, "node.max_connections", "0"},
 		{"shutdown grace", func(c *Config) { c.Node.ShutdownGrace = -1 }, func(c *Config) { c.Node.ShutdownGrace = 0 }, "node.shutdown_grace", "negative"},
 		{"admin address", func(c *Config) { c.Node.Admin = "localhost" }, func(c *Config) { c.Node.Admin = "localhost:9090" }, "node.admin", "not host:port"},
 		{"no listeners", func(c *Config) { c.Listeners = nil }, func(c *Config) { c.Listeners = c.Listeners[:1] }, "listeners", "no listeners"},

@@ -18,9 +18,10 @@ func (s *Server) tickLoop() {
 
 // onTick runs on the ticker goroutine (not on an event loop): it refreshes the coarse
 // clock, wakes closing conns that wait for their socket backlog to drain, has conns
-// over the soft outbound limit for WriteDeadline measured again, and every
-// sweepEvery walks all conns for keepalive and handshake timeouts. Everything it
-// touches on a Conn is atomic or goes through the concurrency-safe connIO calls.
+// over the soft outbound limit for WriteDeadline measured again, every sweepEvery walks
+// all conns for keepalive and handshake timeouts, and checks that the event loops still
+// run (checkEngine). Everything it touches on a Conn is atomic or goes through the
+// concurrency-safe connIO calls.
 func (s *Server) onTick() {
 	now := time.Now().UnixNano()
 	s.clock.Store(now)
@@ -33,6 +34,7 @@ func (s *Server) onTick() {
 		s.lastSweep = now
 		s.sweep(now)
 	}
+	s.checkEngine()
 }
 
 // sweep pings idle conns, closes conns whose ping went unanswered for PingTimeout and

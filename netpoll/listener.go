@@ -97,9 +97,8 @@ type listener struct {
 	rsMax    int    // inbound RawSocket limit: 1<<(9+rsNibble)
 	sers     uint8  // bitmask of allowed serializers (1<<codec.Serializer)
 	protoErr string // reason text for a WebSocket client offering no allowed subprotocol
-	spec     string // gnet address ("tcp://host:port"); "" for TLS listeners
 	addr     net.Addr
-	netLn    net.Listener // TLS listeners: the accepting socket
+	netLn    net.Listener // the accepting socket (accept.go)
 }
 
 func (l *listener) allows(s codec.Serializer) bool { return s < 8 && l.sers&(1<<s) != 0 }
@@ -173,37 +172,6 @@ func newListener(i int, l Listener) (*listener, error) {
 	}
 	ln.rsMax = min(1<<(9+int(ln.rsNibble)), 1<<24-1) // a RawSocket frame length has 24 bits
 	return ln, nil
-}
-
-// gnetSpecs assigns the gnet address strings of the plain listeners. gnet finds
-// listeners by their address string, so repeated "host:0" addresses are spelled with
-// more zeros ("host:00" resolves to the same port 0).
-func gnetSpecs(lns []*listener) ([]string, error) {
-	var specs []string
-	seen := map[string]bool{}
-	for _, l := range lns {
-		if l.TLS != nil {
-			continue
-		}
-		addr := l.Address
-		if l.Network == "tcp" {
-			host, port, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
-			}
-			for seen[l.Network+"://"+addr] && strings.Trim(port, "0") == "" {
-				port += "0"
-				addr = net.JoinHostPort(host, port)
-			}
-		}
-		l.spec = l.Network + "://" + addr
-		if seen[l.spec] {
-			return nil, fmt.Errorf("netpoll: two listeners on %s %q", l.Network, l.Address)
-		}
-		seen[l.spec] = true
-		specs = append(specs, l.spec)
-	}
-	return specs, nil
 }
 
 // errNoListener is returned by NewServer for a Config without listeners.

@@ -26,6 +26,12 @@
 // per-conn lock. The Handler contract is unchanged: calls for one Conn never overlap,
 // but for a TLS conn they run on that conn's goroutines, not on an event loop. Each TLS
 // conn costs two goroutines and its own buffers; see tlsconn.go and docs/tls.md.
+//
+// Accepting: every listener, plain or TLS, is a net.Listener with an accept goroutine
+// that enforces the connection cap (Config.MaxConnections, below the descriptor limit)
+// and survives running out of descriptors; plain conns are then handed to a gnet event
+// loop. gnet itself listens on nothing: one failed accept stops its whole engine (see
+// accept.go).
 package netpoll
 
 import (
@@ -35,12 +41,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -92,11 +95,17 @@ type Config struct {
 	// LogLimit rate-limits the log lines remote peers can cause (bad handshakes and
 	// frames, timeouts), per cause and address; nil: one with lograte's defaults.
 	LogLimit *lograte.Limiter
+	// MaxConnections caps the connections held at once (plain and TLS, from accept to
+	// close, handshakes included). At the cap a new connection is closed at once,
+	// before any handshake work, and counted (Stats.RefusedAtCap, a log line at most
+	// every 5s); existing conns are not affected. 0 or less selects
+	// DefaultMaxConnections(), which keeps the process below its descriptor limit.
+	MaxConnections int
 }
 
 // Stats is a snapshot of the server counters (see Server.Stats).
 type Stats struct {
-	Accepted           uint64 // connections accepted on any listener (TLS: before the handshake)
+	Accepted           uint64 // connections accepted on any listener and kept (TLS: before the handshake)
 	Open               int64  // connections currently open (got OnOpen, not yet OnClose)
 	SlowConsumerClosed uint64 // connections closed by the slow-consumer policy
 	OverOutboundLimit  int64  // connections whose backlog is over OutboundLimit now (closed if it lasts)
@@ -105,6 +114,7 @@ type Stats struct {
 	BytesOut           uint64 // bytes handed to sockets
 	MessagesIn         uint64 // WAMP messages delivered to Handler.OnMessage
 	MessagesOut        uint64 // WAMP messages (not control frames) handed to sockets
+	RefusedAtCap       uint64 // connections closed at accept because MaxConnections were held
 }
 
 // Errors returned by Conn.Send.
@@ -116,26 +126,36 @@ var (
 	ErrSlowConsumer = errors.New("netpoll: slow consumer, connection closed")
 )
 
-// Server runs the gnet engine and the TLS acceptors that serve the configured
-// listeners. Its methods are safe for concurrent use.
+// Server runs the accept goroutines of the configured listeners, the gnet event loops
+// that serve the plain conns and the goroutines of the TLS conns. Its methods are safe for
+// concurrent use.
 type Server struct {
 	cfg Config
 	h   Handler
 	log *slog.Logger
 	lns []*listener // every listener, in Config order
-	gln []*listener // the plain listeners gnet serves
 
 	startOnce sync.Once
-	eng       gnet.Engine
-	hasEng    bool // gnet runs (at least one plain listener)
-	booted    chan struct{}
-	runDone   chan struct{}
-	runErr    error
-	bootErr   error
+	cli       *gnet.Client // the event loops of the plain conns; nil without plain listeners
+	started   atomic.Bool
 	stopping  atomic.Bool
 	stopped   atomic.Bool
 	tickDone  chan struct{}
-	tlsWG     sync.WaitGroup // TLS accept loops
+	died      chan error // the network layer stopped on its own (see Done)
+	diedOnce  atomic.Bool
+	gnetTicks atomic.Uint64 // OnTick calls (liveness of gnet's loops, see liveness.go)
+	deadAfter time.Duration
+	watch     engineWatch    // ticker goroutine only
+	acceptWG  sync.WaitGroup // accept goroutines
+	enrollWG  sync.WaitGroup // plain conns being handed to gnet
+	enrolling chan struct{}  // semaphore: at most maxEnrolling of them
+
+	maxConns     int64
+	live         atomic.Int64 // conns held: accepted and not yet closed (plain and TLS)
+	refused      atomic.Uint64
+	refuseLog    rateLog
+	acceptErrLog rateLog
+	enrollLog    rateLog
 
 	conns       *xsync.MapOf[*Conn, struct{}] // every live conn (pre-open too)
 	flushing    *xsync.MapOf[*Conn, int64]    // closing conns waiting for their socket backlog to drain: deadline
@@ -188,13 +208,21 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if cfg.LogLimit == nil {
 		cfg.LogLimit = lograte.New(cfg.Logger, 0, 0, 0)
 	}
+	if def := DefaultMaxConnections(); cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = def
+	} else if cfg.MaxConnections > def {
+		cfg.Logger.Warn("netpoll: max_connections is above the default derived from the descriptor limit; at that limit accepts fail and are retried",
+			"max_connections", cfg.MaxConnections, "default", def)
+	}
 	s := &Server{
 		cfg:         cfg,
 		h:           h,
 		log:         cfg.Logger,
-		booted:      make(chan struct{}),
-		runDone:     make(chan struct{}),
+		deadAfter:   gnetDeadAfter,
 		tickDone:    make(chan struct{}),
+		died:        make(chan error, 1),
+		enrolling:   make(chan struct{}, maxEnrolling),
+		maxConns:    int64(cfg.MaxConnections),
 		conns:       xsync.NewMapOf[*Conn, struct{}](),
 		flushing:    xsync.NewMapOf[*Conn, int64](),
 		overLimit:   xsync.NewMapOf[*Conn, struct{}](),
@@ -209,9 +237,6 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 			return nil, fmt.Errorf("netpoll: %w", err)
 		}
 		s.lns = append(s.lns, ln)
-		if ln.TLS == nil {
-			s.gln = append(s.gln, ln)
-		}
 		s.sweepEvery = min(s.sweepEvery, ln.PingInterval/4, ln.PingTimeout/4)
 	}
 	s.cfg.Listeners = nil
@@ -230,131 +255,42 @@ func (s *Server) Start() error {
 
 func (s *Server) start() error {
 	s.clock.Store(time.Now().UnixNano())
-	specs, err := gnetSpecs(s.lns)
-	if err != nil {
-		return err
-	}
 	for _, l := range s.lns {
 		if err := checkUnixPath(l); err != nil {
 			return err
 		}
 	}
+	plain := false
 	for _, l := range s.lns {
-		if l.TLS == nil {
-			continue
-		}
-		if err := s.listenTLS(l); err != nil {
-			s.closeTLSListeners()
+		if err := s.listen(l); err != nil {
+			s.closeListeners()
 			return err
 		}
+		plain = plain || l.TLS == nil
 	}
-	if len(specs) == 0 {
-		close(s.booted)
-		close(s.runDone)
-	} else {
-		s.hasEng = true
-		eh := &engineHandler{s: s}
-		go func() {
-			defer close(s.runDone)
-			s.runErr = gnet.Rotate(eh, specs,
-				gnet.WithMulticore(true),
-				gnet.WithNumEventLoop(s.cfg.Loops),
-				gnet.WithReusePort(false),
-				// A restarted node must bind while its old connections sit in TIME_WAIT.
-				gnet.WithReuseAddr(true),
-				gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-				gnet.WithLogger(gnetLogger{s.log}),
-			)
-		}()
-		select {
-		case <-s.booted:
-			if s.bootErr != nil {
-				<-s.runDone
-				s.closeTLSListeners()
-				return s.bootErr
-			}
-		case <-s.runDone:
-			s.closeTLSListeners()
-			if s.runErr != nil {
-				return fmt.Errorf("netpoll: start: %w", s.runErr)
-			}
-			return errors.New("netpoll: engine exited during start")
+	if plain {
+		cli, err := gnet.NewClient(&engineHandler{s: s},
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(s.cfg.Loops),
+			gnet.WithTicker(true), // liveness of the loops (engineHandler.OnTick)
+			gnet.WithLogger(gnetLogger{s.log}),
+		)
+		if err == nil {
+			err = cli.Start()
 		}
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("netpoll: start event loops: %w", err)
+		}
+		s.cli = cli
 	}
+	s.started.Store(true)
 	go s.tickLoop()
 	for _, l := range s.lns {
-		if l.netLn != nil {
-			s.tlsWG.Add(1)
-			go s.acceptTLS(l)
-		}
+		s.acceptWG.Add(1)
+		go s.acceptLoop(l)
 	}
 	return nil
-}
-
-// resolveAddrs runs in OnBoot, before the event loops start (so the loops see the
-// listener addresses without further synchronization): it records the actual bound
-// addresses of the plain listeners.
-func (s *Server) resolveAddrs(eng gnet.Engine) error {
-	s.eng = eng
-	for _, l := range s.gln {
-		if l.Network == "unix" {
-			l.addr = &net.UnixAddr{Name: l.Address, Net: "unix"}
-			continue
-		}
-		fd, err := s.eng.DupListener(l.Network, strings.TrimPrefix(l.spec, l.Network+"://"))
-		if err != nil {
-			return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
-		}
-		f := os.NewFile(uintptr(fd), "listener")
-		ln, err := net.FileListener(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
-		}
-		l.addr = ln.Addr()
-		ln.Close()
-	}
-	return nil
-}
-
-// gnetListener returns the plain listener that accepted the socket fd.
-func (s *Server) gnetListener(fd int) *listener {
-	if len(s.gln) == 1 {
-		return s.gln[0]
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		return nil
-	}
-	var ip net.IP
-	port := -1
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		ip, port = net.IP(a.Addr[:]), a.Port
-	case *syscall.SockaddrInet6:
-		ip, port = net.IP(a.Addr[:]), a.Port
-	case *syscall.SockaddrUnix:
-		for _, l := range s.gln {
-			if l.Network == "unix" && l.Address == a.Name {
-				return l
-			}
-		}
-		return nil
-	}
-	var wild *listener
-	for _, l := range s.gln {
-		ta, ok := l.addr.(*net.TCPAddr)
-		if !ok || ta.Port != port {
-			continue
-		}
-		if ta.IP.Equal(ip) {
-			return l
-		}
-		if ta.IP == nil || ta.IP.IsUnspecified() {
-			wild = l
-		}
-	}
-	return wild
 }
 
 // Addr returns the bound address of listener i (Config.Listeners order), nil if i is
@@ -391,18 +327,25 @@ func (s *Server) firstAddr(k Kind) net.Addr {
 // that cannot be flushed before ctx is done are closed anyway. Safe for concurrent use;
 // later calls return nil at once.
 func (s *Server) Stop(ctx context.Context) error {
-	select {
-	case <-s.booted:
-	default:
+	if !s.started.Load() {
 		return nil // never started
 	}
 	if s.stopping.Swap(true) {
-		<-s.runDone
 		<-s.tickDone
 		return nil
 	}
-	s.closeTLSListeners()
-	s.tlsWG.Wait()
+	s.closeListeners()
+	s.acceptWG.Wait()
+	// Conns being handed to gnet finish (OnOpen then sees stopping and closes them).
+	enrolled := make(chan struct{})
+	go func() {
+		s.enrollWG.Wait()
+		close(enrolled)
+	}()
+	select {
+	case <-enrolled:
+	case <-ctx.Done():
+	}
 	s.handshaking.Range(func(c net.Conn, _ struct{}) bool {
 		_ = c.Close()
 		return true
@@ -431,17 +374,16 @@ func (s *Server) Stop(ctx context.Context) error {
 		})
 	}
 	s.stopped.Store(true)
-	if s.hasEng {
-		// Engine.Stop polls for completion every 500ms; the Rotate call returning is
-		// the precise signal, so wait for that instead.
-		stopCtx, cancel := context.WithCancel(context.Background())
-		go func() { _ = s.eng.Stop(stopCtx) }()
-		<-s.runDone
-		cancel()
+	if s.cli != nil {
+		_ = s.cli.Stop() // the loops exit and close what is left
 	}
 	<-s.tickDone
 	return ctxErr
 }
+
+// MaxConnections returns the connection cap in force (Config.MaxConnections or its
+// default). Safe for concurrent use.
+func (s *Server) MaxConnections() int { return int(s.maxConns) }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
 func (s *Server) Stats() Stats {
@@ -451,6 +393,7 @@ func (s *Server) Stats() Stats {
 		SlowConsumerClosed: s.slowClosed.Load(),
 		OverOutboundLimit:  int64(s.overLimit.Size()),
 		ProtocolErrors:     s.protoErrs.Load(),
+		RefusedAtCap:       s.refused.Load(),
 	}
 	add := func(l *loopState) {
 		st.BytesIn += l.bytesIn.Load()
@@ -491,29 +434,25 @@ type engineHandler struct {
 	s *Server
 }
 
-func (e *engineHandler) OnBoot(eng gnet.Engine) gnet.Action {
-	e.s.bootErr = e.s.resolveAddrs(eng)
-	close(e.s.booted)
-	if e.s.bootErr != nil {
-		return gnet.Shutdown
-	}
-	return gnet.None
+// OnTick records that gnet's ticker still runs (see checkEngine).
+func (e *engineHandler) OnTick() (time.Duration, gnet.Action) {
+	e.s.gnetTicks.Add(1)
+	return e.s.deadAfter / 20, gnet.None
 }
 
 func (e *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := e.s
-	if s.stopping.Load() {
+	p, ok := gc.Context().(*pendingConn)
+	if !ok {
 		return nil, gnet.Close
 	}
-	s.accepted.Add(1)
-	l := s.gnetListener(gc.Fd())
-	if l == nil {
-		s.log.Warn("netpoll: connection on an unknown listener, closing", "local", gc.LocalAddr())
+	p.opened.Store(true) // from here on OnClose releases the conn's slot
+	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
 	el := gc.EventLoop()
 	ls, _ := s.loops.LoadOrCompute(el, func() *loopState { return new(loopState) })
-	c := s.newConn(l, gc, ls, cloneAddr(gc.RemoteAddr()), s.now(), nil)
+	c := s.newConn(p.l, gc, ls, cloneAddr(gc.RemoteAddr()), s.now(), nil)
 	gc.SetContext(c)
 	s.conns.Store(c, struct{}{})
 	return nil, gnet.None
@@ -528,8 +467,12 @@ func (e *engineHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 }
 
 func (e *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
-	if c, ok := gc.Context().(*Conn); ok {
+	switch c := gc.Context().(type) {
+	case *Conn:
 		c.onClosed(err)
+		e.s.live.Add(-1)
+	case *pendingConn:
+		e.s.live.Add(-1)
 	}
 	return gnet.None
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,9 +13,10 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// TLS listeners. gnet has no TLS, so a TLS listener is a net.Listener with one accept
-// goroutine; each accepted conn gets a TLS handshake (bounded by PingInterval +
-// PingTimeout), then a reader goroutine and, while there is output, a writer goroutine.
+// TLS listeners. gnet has no TLS, so TLS conns run on goroutines: the listener's accept
+// goroutine (accept.go) starts serveTLS for each accepted conn, which runs the TLS
+// handshake (bounded by PingInterval + PingTimeout), then starts a reader goroutine
+// and, while there is output, a writer goroutine.
 // They run the very same protocol code as a gnet loop (Conn.onTraffic: HTTP sniffing and upgrade, WebSocket and
 // RawSocket framing, the outbound queue drain, the slow-consumer policy), taking turns
 // under a per-conn lock, through the connIO interface that tlsConn implements:
@@ -86,53 +85,6 @@ type tlsConn struct {
 	outBox *[]byte // guarded by omu
 }
 
-// listenTLS binds the socket of TLS listener l.
-func (s *Server) listenTLS(l *listener) error {
-	if l.Network == "unix" {
-		_ = os.Remove(l.Address) // a stale socket of a previous run (checkUnixPath)
-	}
-	ln, err := net.Listen(l.Network, l.Address)
-	if err != nil {
-		return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
-	}
-	l.netLn, l.addr = ln, ln.Addr()
-	return nil
-}
-
-func (s *Server) closeTLSListeners() {
-	for _, l := range s.lns {
-		if l.netLn != nil {
-			_ = l.netLn.Close()
-		}
-	}
-}
-
-// acceptTLS is the accept goroutine of TLS listener l; it returns when the listener is
-// closed.
-func (s *Server) acceptTLS(l *listener) {
-	defer s.tlsWG.Done()
-	var backoff time.Duration
-	for {
-		raw, err := l.netLn.Accept()
-		if err != nil {
-			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: log, back off, retry.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			if s.warnOK("accept failed", nil) {
-				s.log.Warn("netpoll: accept failed", "listener", l.Name, "error", err, "retry_in", backoff)
-			}
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		s.accepted.Add(1)
-		s.handshaking.Store(raw, struct{}{})
-		go s.serveTLS(l, raw)
-	}
-}
-
 // serveTLS runs the TLS handshake of raw, then starts the conn's reader and writer.
 func (s *Server) serveTLS(l *listener, raw net.Conn) {
 	born := s.now()
@@ -146,6 +98,7 @@ func (s *Server) serveTLS(l *listener, raw net.Conn) {
 	}
 	if err != nil {
 		_ = raw.Close()
+		s.live.Add(-1)
 		if !s.stopping.Load() {
 			s.protoErrs.Add(1)
 			if s.infoOK("tls handshake failed", raw.RemoteAddr()) {
@@ -199,6 +152,7 @@ func (t *tlsConn) readLoop() {
 	}
 	t.closeSocket(false)
 	s := t.s
+	s.live.Add(-1)
 	s.tlsStates.Delete(c.loop)
 	// Fold this conn's counters into the retired totals so that Stats still add up.
 	ls := c.loop

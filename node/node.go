@@ -30,8 +30,11 @@ type Config struct {
 	OutboundHardLimit int           // netpoll.Config.OutboundHardLimit; 0 = its default
 	WriteDeadline     time.Duration // netpoll.Config.WriteDeadline; 0 = its default
 	Loops             int           // event loops; 0 = one per CPU
-	StatusPage        func(*Node) []byte
-	Logger            *slog.Logger
+	// MaxConnections caps the client connections held at once (netpoll.Config); 0 =
+	// netpoll.DefaultMaxConnections(), below the file descriptor limit.
+	MaxConnections int
+	StatusPage     func(*Node) []byte
+	Logger         *slog.Logger
 	// Auth says who may join each realm; a realm without an entry is anonymous-only.
 	Auth map[string]*proxy.RealmAuth
 	// Roles are each realm's authroles and their permissions; a realm without an entry
@@ -172,6 +175,7 @@ func Start(cfg Config) (*Node, error) {
 		Logger:            cfg.Logger,
 		LogLimit:          logLimit,
 		StatusPage:        page,
+		MaxConnections:    cfg.MaxConnections,
 	}, n.front)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)

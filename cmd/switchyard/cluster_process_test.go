@@ -3,10 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,18 +25,6 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }
 
 // proc is a cluster node running as a process.
@@ -64,7 +52,7 @@ func TestClusterProcesses(t *testing.T) {
 	// The example's fixed ports, moved to free ones in every file.
 	ports := map[string]string{}
 	for _, p := range []string{"8080", "8090", "9201", "9202", "9203"} {
-		ports[p] = freePort(t)
+		ports[p] = strconv.Itoa(freePort(t))
 	}
 	names := []string{"router1", "router2", "router3", "proxy1", "proxy2"}
 	for _, n := range names {

@@ -57,6 +57,8 @@ func applyStartFlags(cfg *config.Config, fs *flag.FlagSet, f *startFlags) {
 			cfg.Node.WriteDeadline = config.Duration(f.writeDeadline)
 		case "loops":
 			cfg.Node.Loops = f.loops
+		case "max-connections":
+			cfg.Node.MaxConnections = f.maxConns
 		case "log-level":
 			cfg.Node.LogLevel = f.logLevel
 		case "shutdown-grace":
@@ -248,6 +250,7 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 	nc.OutboundHardLimit = cfg.Node.OutboundHardLimit
 	nc.WriteDeadline = time.Duration(cfg.Node.WriteDeadline)
 	nc.Loops = cfg.Node.Loops
+	nc.MaxConnections = cfg.Node.MaxConnections
 	if len(problems) > 0 {
 		return nc, fmt.Errorf("%w:\n  %s", errCannotRun, strings.Join(problems, "\n  "))
 	}

@@ -39,7 +39,8 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	fs.StringVar(&f.rawsocket, "rawsocket", ":8081", "")
 	fs.Var(&f.realms, "realm", "")
 	fs.IntVar(&f.loops, "loops", 0, "")
-	if err := fs.Parse([]string{"--listen", "127.0.0.1:0", "--rawsocket", "", "--realm", "a", "--realm", "b"}); err != nil {
+	fs.IntVar(&f.maxConns, "max-connections", 0, "")
+	if err := fs.Parse([]string{"--listen", "127.0.0.1:0", "--rawsocket", "", "--realm", "a", "--realm", "b", "--max-connections", "500"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
@@ -52,7 +53,7 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nc.Listeners) != 1 || nc.Listeners[0].Address != "127.0.0.1:0" || strings.Join(nc.Realms, ",") != "a,b" || nc.Loops != 3 {
+	if len(nc.Listeners) != 1 || nc.Listeners[0].Address != "127.0.0.1:0" || strings.Join(nc.Realms, ",") != "a,b" || nc.Loops != 3 || nc.MaxConnections != 500 {
 		t.Fatalf("%+v", nc)
 	}
 }

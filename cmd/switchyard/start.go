@@ -33,7 +33,7 @@ type startFlags struct {
 	outboundHardLimit         int
 	writeDeadline             time.Duration
 	pingInterval, pingTimeout time.Duration
-	loops                     int
+	loops, maxConns           int
 	logLevel                  string
 	shutdownGrace             time.Duration
 	admin                     string
@@ -55,6 +55,7 @@ func runStart(args []string) error {
 	fs.DurationVar(&f.pingInterval, "ping-interval", 10*time.Second, "WebSocket ping after this much idle time")
 	fs.DurationVar(&f.pingTimeout, "ping-timeout", 5*time.Second, "close a connection whose ping is not answered within this")
 	fs.IntVar(&f.loops, "loops", 0, "event loops (default: one per CPU)")
+	fs.IntVar(&f.maxConns, "max-connections", 0, "client connections held at once; more are closed at once (default 0: the file descriptor limit minus max(64, limit/16))")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "time to flush GOODBYE to sessions on SIGINT/SIGTERM")
 	fs.StringVar(&f.admin, "admin", "", "internal admin listener for /debug/pprof and /debug/stats, e.g. 127.0.0.1:9090 (off by default; never the public port)")
@@ -103,7 +104,7 @@ func runStart(args []string) error {
 		defer adm.Close()
 		log.Info("admin listener", "addr", addr.String(), "paths", "/debug/pprof/ /debug/stats")
 	}
-	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ",")}
+	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ","), "max_connections", n.Server.MaxConnections()}
 	for i, l := range nc.Listeners {
 		attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
 	}
@@ -111,15 +112,43 @@ func runStart(args []string) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	s := serveSignals(n, sig, fs, &f, log)
-	log.Info("shutting down", "signal", s.String(), "sessions", n.Router.SessionCount())
+	died := awaitEnd(sig, n.Server.Done(), func() { reload(n, fs, &f, log) }, func(s os.Signal) {
+		log.Info("shutting down", "signal", s.String(), "sessions", n.Router.SessionCount())
+	})
+	if died != nil {
+		// The event loops are gone: the process must not linger without serving (a
+		// supervisor restarts it on the non-zero exit).
+		log.Error("network layer stopped, exiting", "err", died, "sessions", n.Router.SessionCount())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
 	defer cancel()
 	if err := n.Stop(ctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
+	if died != nil {
+		return fmt.Errorf("start: %w", died)
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// awaitEnd blocks until the node must stop: a SIGINT/SIGTERM on sig (stopping is
+// called; awaitEnd returns nil) or an error on died (the network layer stopped; it is
+// returned). Each SIGHUP calls reload.
+func awaitEnd(sig <-chan os.Signal, died <-chan error, reload func(), stopping func(os.Signal)) error {
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				reload()
+				continue
+			}
+			stopping(s)
+			return nil
+		case err := <-died:
+			return err
+		}
+	}
 }
 
 // loadStartConfig builds the config start runs: the file (or the embedded default), the
@@ -149,13 +178,9 @@ func loadStartConfig(f *startFlags, fs *flag.FlagSet) (*config.Config, error) {
 // serveSignals reloads the config on every SIGHUP from sig and returns the first other
 // signal (nil if sig is closed first).
 func serveSignals(n *node.Node, sig <-chan os.Signal, fs *flag.FlagSet, f *startFlags, log *slog.Logger) os.Signal {
-	for s := range sig {
-		if s != syscall.SIGHUP {
-			return s
-		}
-		reload(n, fs, f, log)
-	}
-	return nil
+	var got os.Signal
+	_ = awaitEnd(sig, nil, func() { reload(n, fs, f, log) }, func(s os.Signal) { got = s })
+	return got
 }
 
 // reload re-reads --config on SIGHUP and applies its realms, principals and roles and
