@@ -122,8 +122,11 @@ func runRole(role string, args []string) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	s := <-sig
-	for s == syscall.SIGHUP {
+	var died <-chan error
+	if n.Server != nil {
+		died = n.Server.Done()
+	}
+	hup := func() {
 		if cfg, err := load(); err != nil {
 			log.Error("SIGHUP: config reload refused, the running config stays in force", "file", *configFile, "err", err)
 		} else if nc2, err := nodeConfig(cfg); err != nil {
@@ -133,13 +136,18 @@ func runRole(role string, args []string) error {
 		} else {
 			log.Info("SIGHUP: config reloaded (realms, roles, auth; the cluster section needs a restart)", "file", *configFile)
 		}
-		s = <-sig
 	}
-	log.Info("shutting down", "signal", s.String())
+	dead := awaitEnd(sig, died, hup, func(s os.Signal) { log.Info("shutting down", "signal", s.String()) })
+	if dead != nil {
+		log.Error("network layer stopped, exiting", "err", dead)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
 	defer cancel()
 	if err := stop(ctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
+	}
+	if dead != nil {
+		return fmt.Errorf("%s: network layer stopped: %w", role, dead)
 	}
 	log.Info("stopped")
 	return nil
