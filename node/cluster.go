@@ -225,6 +225,9 @@ type ProxyNodeConfig struct {
 	Node Config
 	// SpreadOf(realm, authrole) spreads that role's sessions over several slots (nil: 1).
 	SpreadOf func(realm, authrole string) int
+	// Place, when set, pins new sessions to routers (proxy.LinksConfig.Place): tests and
+	// benchmarks use it to spread a realm's sessions deterministically.
+	Place func(realm, authrole string, session uint64) string
 }
 
 // ProxyNode is a running cluster proxy node.
@@ -244,7 +247,7 @@ func StartProxy(cfg ProxyNodeConfig) (*ProxyNode, error) {
 	nc := cfg.Node
 	nc.Defaults()
 	ls, err := proxy.NewLinks(proxy.LinksConfig{Link: cfg.linkConfig("proxy", log), Routers: cfg.Routers,
-		Slots: cfg.Slots, PerPeer: cfg.LinksPerPeer, Realms: nc.Realms, SpreadOf: cfg.SpreadOf, Logger: log})
+		Slots: cfg.Slots, PerPeer: cfg.LinksPerPeer, Realms: nc.Realms, SpreadOf: cfg.SpreadOf, Place: cfg.Place, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
 	}
