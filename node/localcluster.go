@@ -46,7 +46,8 @@ type LocalClusterConfig struct {
 	ReadyTimeout time.Duration
 }
 
-// LocalCluster is a running local cluster. Its fields are read-only after
+// LocalCluster is a running local cluster: routers named router1..routerN, proxies
+// proxy1..proxyM, in that order in Routers and Proxies. Its fields are read-only after
 // StartLocalCluster; its methods are safe for concurrent use.
 type LocalCluster struct {
 	Routers []*RouterNode
