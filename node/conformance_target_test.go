@@ -168,3 +168,31 @@ func nameOf(r *RouterNode) string {
 	}
 	return r.Name()
 }
+
+// TestLocalClusterAlternate: LocalClusterConfig.Alternate places consecutive sessions
+// on routers 1, 2, 3, 1 whichever proxy they come through.
+func TestLocalClusterAlternate(t *testing.T) {
+	lc, err := StartLocalCluster(LocalClusterConfig{Alternate: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = lc.Stop(ctx)
+	})
+	if len(lc.Routers) != 3 || len(lc.Proxies) != 2 {
+		t.Fatalf("%d routers, %d proxies; want the defaults 3 and 2", len(lc.Routers), len(lc.Proxies))
+	}
+	ws, rs := lc.WebSocketURLs(), lc.RawSocketURLs()
+	for i := range 4 {
+		url := ws[i%2]
+		if i == 3 {
+			url = rs[1]
+		}
+		p := joinRaw(t, "p", url, codec.CBOR, nil)
+		if r := lc.RouterOf("realm1", p.id); nameOf(r) != lc.Routers[i%3].Name() {
+			t.Fatalf("session %d is on %s, want %s", i, nameOf(r), lc.Routers[i%3].Name())
+		}
+	}
+}
