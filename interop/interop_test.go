@@ -9,7 +9,8 @@
 // per check and exits non-zero on any failure; the test fails with its output.
 // TestFeatures, TestAuth, TestTLS, TestCookie and TestChannelBinding run further scripts
 // the same way (features, auth, TLS, WAMP-Cookie, channel binding: see their files and
-// README.md).
+// README.md). cluster_test.go runs the scenarios against a 3-router, 2-proxy cluster
+// in the test process (node.StartLocalCluster), the clients' sessions on different routers.
 //
 // Missing clients skip the tests, except when CI is set: there they fail, because CI
 // installs them (.ci/run) and a skip would hide a broken install. Install locally with
@@ -274,13 +275,19 @@ func runSolo(t *testing.T, rn *routerNode, e endpoint) {
 // runPair starts server (callee/subscriber), waits for its READY line, then runs driver
 // (caller/publisher) against it.
 func runPair(t *testing.T, rn *routerNode, server, driver endpoint) {
+	runPairOn(t, rn, rn, server, driver)
+}
+
+// runPairOn is runPair with the server connecting to srn and the driver to drn (in a
+// cluster: two proxies).
+func runPairOn(t *testing.T, srn, drn *routerNode, server, driver endpoint) {
 	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout+5*time.Second)
 	defer cancel()
 	prefix := uniquePrefix(t.Name())
 	start := time.Now()
 
 	var sout syncBuffer
-	scmd := rn.scriptCmd(ctx, server, "serve", prefix)
+	scmd := srn.scriptCmd(ctx, server, "serve", prefix)
 	pipe, err := scmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +328,7 @@ func runPair(t *testing.T, rn *routerNode, server, driver endpoint) {
 	}
 
 	var dout syncBuffer
-	dcmd := rn.scriptCmd(ctx, driver, "drive", prefix)
+	dcmd := drn.scriptCmd(ctx, driver, "drive", prefix)
 	dcmd.Stdout, dcmd.Stderr = &dout, &dout
 	derr := dcmd.Run()
 	driverOut := script{driver.String() + " drive", &dout}

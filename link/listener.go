@@ -54,6 +54,17 @@ func Listen(addr string, cfg Config, h Handler) (*Listener, error) {
 	return serveOn(ln, cfg, h), nil
 }
 
+// Serve is Listen on a socket the caller bound already (e.g. every node of a test cluster
+// binds its port before any node starts, so that each knows the others' addresses
+// without a window in which another process takes the port). The Listener owns ln.
+func Serve(ln net.Listener, cfg Config, h Handler) (*Listener, error) {
+	cfg, err := cfg.withDefaults(true)
+	if err != nil {
+		return nil, err
+	}
+	return serveOn(ln, cfg, h), nil
+}
+
 // serveOn runs a Listener on ln with a checked config.
 func serveOn(ln net.Listener, cfg Config, h Handler) *Listener {
 	l := &Listener{ln: ln, cfg: cfg, h: h, links: map[*Link]struct{}{}, conns: map[net.Conn]struct{}{}}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sort"
 	"sync"
@@ -58,6 +59,9 @@ type RouterNodeConfig struct {
 	// LinkAddr is where the router accepts links (its entry in Routers, or host:0 in
 	// tests; the bound address is Router.LinkAddr).
 	LinkAddr string
+	// LinkListener, when set, is the link socket bound already (LinkAddr is then only
+	// this router's name for it); the router owns it.
+	LinkListener net.Listener
 	// Node is the engine side: realms, roles, store and (optional) client listeners
 	// (NoListeners for a router that only takes sessions over links).
 	Node Config
@@ -94,7 +98,7 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
 	}
 	r := &RouterNode{Node: n, name: cfg.Name, log: log, pools: map[string]*link.Pool{}, stop: make(chan struct{})}
-	srv, err := router.Listen(n.Router, router.Config{Addr: cfg.LinkAddr, Link: cfg.linkConfig("router", log)})
+	srv, err := router.Listen(n.Router, router.Config{Addr: cfg.LinkAddr, Listener: cfg.LinkListener, Link: cfg.linkConfig("router", log)})
 	if err != nil {
 		_ = n.Stop(context.Background())
 		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
@@ -246,6 +250,9 @@ type ProxyNodeConfig struct {
 	Node Config
 	// SpreadOf(realm, authrole) spreads that role's sessions over several slots (nil: 1).
 	SpreadOf func(realm, authrole string) int
+	// Place, when set, pins new sessions to routers (proxy.LinksConfig.Place): tests and
+	// benchmarks use it to spread a realm's sessions deterministically.
+	Place func(realm, authrole string, session uint64) string
 }
 
 // ProxyNode is a running cluster proxy node.
@@ -265,7 +272,7 @@ func StartProxy(cfg ProxyNodeConfig) (*ProxyNode, error) {
 	nc := cfg.Node
 	nc.Defaults()
 	ls, err := proxy.NewLinks(proxy.LinksConfig{Link: cfg.linkConfig("proxy", log), Routers: cfg.Routers,
-		Slots: cfg.Slots, PerPeer: cfg.LinksPerPeer, Realms: nc.Realms, SpreadOf: cfg.SpreadOf, Logger: log})
+		Slots: cfg.Slots, PerPeer: cfg.LinksPerPeer, Realms: nc.Realms, SpreadOf: cfg.SpreadOf, Place: cfg.Place, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
 	}

@@ -29,18 +29,6 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// freeAddr reserves a loopback port for a router's link listener (every node must know
-// every router's address before any starts).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 type clusterOpts struct {
 	routers, proxies int
 	realms           []string
@@ -54,19 +42,29 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 		o.realms = []string{"realm1"}
 	}
 	tc := &testCluster{t: t}
+	// Every router's link socket is bound before any starts (all must know all addresses).
+	var lns []net.Listener
 	for i := 0; i < o.routers; i++ {
-		tc.members = append(tc.members, ClusterMember{Name: "router" + string(rune('1'+i)), Addr: freeAddr(t)})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		tc.members = append(tc.members, ClusterMember{Name: "router" + string(rune('1'+i)), Addr: ln.Addr().String()})
 	}
 	tc.common = ClusterCommon{Secret: []byte("test cluster secret"), Routers: tc.members, Slots: 256, LinksPerPeer: 2}
-	for _, m := range tc.members {
+	for i, m := range tc.members {
 		c := tc.common
 		c.Name = m.Name
 		nc := Config{NoListeners: true, Realms: o.realms, Logger: quietLogger()}
 		if o.mod != nil {
 			o.mod(&nc)
 		}
-		r, err := StartRouter(RouterNodeConfig{ClusterCommon: c, LinkAddr: m.Addr, Node: nc})
+		r, err := StartRouter(RouterNodeConfig{ClusterCommon: c, LinkAddr: m.Addr, LinkListener: lns[i], Node: nc})
 		if err != nil {
+			for _, l := range lns[i+1:] {
+				l.Close()
+			}
 			t.Fatal(err)
 		}
 		tc.routers = append(tc.routers, r)

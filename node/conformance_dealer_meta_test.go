@@ -12,6 +12,10 @@ import (
 // caller_authrole in INVOCATION.Details; a role permission forces it
 // (ap_rpc_caller_identification.md, docs/features.md authorization).
 func TestCallerIdentificationConformance(t *testing.T) {
+	conformance(t, callerIdentificationConformance)
+}
+
+func callerIdentificationConformance(t *testing.T, on *targets) {
 	perms, err := engine.NewRolePermissions([]engine.Rule{
 		{URI: "", Match: "prefix", Allow: engine.Permission{Call: true, Register: true, Publish: true, Subscribe: true}},
 		{URI: "com.forced.", Match: "prefix", Allow: engine.Permission{Call: true, Register: true, DiscloseCaller: true}},
@@ -19,7 +23,7 @@ func TestCallerIdentificationConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, func(c *Config) {
+	n := on.start(t, func(c *Config) {
 		c.Roles = map[string]map[string]*engine.RolePermissions{"realm1": {"anonymous": perms}}
 	})
 	caller := joinRaw(t, "caller", n.RawSocketURL(), codec.MsgPack, nil)
@@ -66,8 +70,10 @@ func TestCallerIdentificationConformance(t *testing.T) {
 // wamp.error.canceled, also for progressive calls; a caller that leaves mid-call gets its
 // invocation interrupted (basic profile "Caller Leaving During RPC Invocation", quoted by
 // the progressive call results and invocations sections).
-func TestCalleeLeavesConformance(t *testing.T) {
-	n := startNode(t, nil)
+func TestCalleeLeavesConformance(t *testing.T) { conformance(t, calleeLeavesConformance) }
+
+func calleeLeavesConformance(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	ws, rs := n.WebSocketURL(), n.RawSocketURL()
 	caller := joinRaw(t, "caller", ws, codec.CBOR, nil)
 	for _, c := range []struct {
@@ -127,8 +133,10 @@ func TestCalleeLeavesConformance(t *testing.T) {
 // TestRegistrationMetaAPIConformance: wamp.registration.* procedures, meta events and
 // remove_callee with registration revocation (ap_rpc_registration_meta_api.md,
 // ap_rpc_registration_revocation.md).
-func TestRegistrationMetaAPIConformance(t *testing.T) {
-	n := startNode(t, nil)
+func TestRegistrationMetaAPIConformance(t *testing.T) { conformance(t, registrationMetaAPIConformance) }
+
+func registrationMetaAPIConformance(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	ws, rs := n.WebSocketURL(), n.RawSocketURL()
 	m := joinRaw(t, "meta", ws, codec.JSON, nil)
 	events := []string{"on_create", "on_register", "on_unregister", "on_delete"}

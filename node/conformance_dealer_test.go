@@ -160,8 +160,10 @@ func waitCallees(p *rawPeer, reg uint64, n uint64) {
 
 // TestSharedRegistrationConformance: REGISTER.Options.invoke single, roundrobin, random,
 // first, last (ap_rpc_shared_registration.md).
-func TestSharedRegistrationConformance(t *testing.T) {
-	n := startNode(t, nil)
+func TestSharedRegistrationConformance(t *testing.T) { conformance(t, sharedRegistrationConformance) }
+
+func sharedRegistrationConformance(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	ws, rs := n.WebSocketURL(), n.RawSocketURL()
 	caller := joinRaw(t, "caller", ws, codec.JSON, nil)
 	// callees registers procedure with policy on three callees (one per serializer,
@@ -292,7 +294,11 @@ func TestSharedRegistrationConformance(t *testing.T) {
 // TestProgressiveCallResultsConformance: receive_progress and YIELD progress=true
 // (ap_rpc_progressive_call_results.md).
 func TestProgressiveCallResultsConformance(t *testing.T) {
-	n := startNode(t, nil)
+	conformance(t, progressiveCallResultsConformance)
+}
+
+func progressiveCallResultsConformance(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	caller := joinRaw(t, "caller", n.WebSocketURL(), codec.JSON, nil)
 	callee := joinRaw(t, "callee", n.RawSocketURL(), codec.CBOR, nil)
 	callee.register("com.stream", nil)
@@ -368,7 +374,11 @@ func TestProgressiveCallResultsConformance(t *testing.T) {
 // TestProgressiveCallInvocationsConformance: CALL progress=true chunks
 // (ap_10_rpc_progressive_call_invocations.md).
 func TestProgressiveCallInvocationsConformance(t *testing.T) {
-	n := startNode(t, nil)
+	conformance(t, progressiveCallInvocationsConformance)
+}
+
+func progressiveCallInvocationsConformance(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	ws, rs := n.WebSocketURL(), n.RawSocketURL()
 	caller := joinRaw(t, "caller", ws, codec.MsgPack, nil)
 	a := joinRaw(t, "a", rs, codec.JSON, nil)
@@ -452,8 +462,10 @@ func TestProgressiveCallInvocationsConformance(t *testing.T) {
 
 // TestCallCancelingConformance: CANCEL modes skip, kill, killnowait
 // (ap_rpc_call_canceling.md).
-func TestCallCancelingConformance(t *testing.T) {
-	n := startNode(t, nil)
+func TestCallCancelingConformance(t *testing.T) { conformance(t, callCancelingConformance) }
+
+func callCancelingConformance(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	caller := joinRaw(t, "caller", n.RawSocketURL(), codec.CBOR, nil)
 	callee := joinRaw(t, "callee", n.WebSocketURL(), codec.JSON, nil)
 	plain := joinRaw(t, "plain", n.RawSocketURL(), codec.MsgPack, map[string]any{"roles": rolesWithout("call_canceling")})
@@ -537,8 +549,10 @@ func TestCallCancelingConformance(t *testing.T) {
 
 // TestCallTimeoutConformance: a dealer-initiated timeout is a killnowait cancel for a
 // canceling callee and skip otherwise, with wamp.error.timeout (ap_11_rpc_call_timeout.md).
-func TestCallTimeoutConformance(t *testing.T) {
-	n := startNode(t, nil)
+func TestCallTimeoutConformance(t *testing.T) { conformance(t, callTimeoutConformance) }
+
+func callTimeoutConformance(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	caller := joinRaw(t, "caller", n.WebSocketURL(), codec.MsgPack, nil)
 	callee := joinRaw(t, "callee", n.RawSocketURL(), codec.CBOR, nil)
 	plain := joinRaw(t, "plain", n.WebSocketURL(), codec.JSON, map[string]any{"roles": rolesWithout("call_canceling")})

@@ -87,8 +87,11 @@ func checkSubDetails(t *testing.T, v any, id uint64, uri, match string) {
 // TestConformanceSubscriptionMetaAPI: wamp.subscription.on_create / on_subscribe /
 // on_unsubscribe / on_delete with (session, details|id) in the spec's order, and list,
 // lookup, match, get, list_subscribers, count_subscribers over the wire.
-func TestConformanceSubscriptionMetaAPI(t *testing.T) {
-	n := startNode(t, nil)
+func TestConformanceSubscriptionMetaAPI(t *testing.T) { conformance(t, conformanceSubscriptionMetaAPI) }
+
+func conformanceSubscriptionMetaAPI(t *testing.T, on *targets) {
+	on.notYet(t, "realm-wide subscription meta events (one on_create/on_delete per realm, not per router) and list_subscribers across routers")
+	n := on.start(t, nil)
 	w := joinRaw(t, "watcher", n.WebSocketURL(), codec.JSON, nil)
 	const meta = "wamp.subscription.on_"
 	wsub := w.subscribe(meta, map[string]any{"match": "prefix"})
@@ -183,7 +186,12 @@ func TestConformanceSubscriptionMetaAPI(t *testing.T) {
 // subscription_revocation, nothing to one that did not; both stop getting events and
 // wamp.subscription.on_unsubscribe tells about both.
 func TestConformanceSubscriptionRevocation(t *testing.T) {
-	n := startNode(t, nil)
+	conformance(t, conformanceSubscriptionRevocation)
+}
+
+func conformanceSubscriptionRevocation(t *testing.T, on *targets) {
+	on.notYet(t, "wamp.subscription.remove_subscriber of a subscriber on another router")
+	n := on.start(t, nil)
 	w := joinRaw(t, "watcher", n.WebSocketURL(), codec.CBOR, nil)
 	wsub := w.subscribe("wamp.subscription.on_unsubscribe", nil)
 	a := joinRaw(t, "a", n.WebSocketURL(), codec.MsgPack, nil)
@@ -218,8 +226,10 @@ func TestConformanceSubscriptionRevocation(t *testing.T) {
 // authrole); count and list with an authrole filter; get; kill (GOODBYE with the given
 // reason and message, never the caller itself), kill_by_authid, kill_by_authrole and
 // kill_all (default reason wamp.close.normal, result: how many were closed).
-func TestConformanceSessionMetaAPI(t *testing.T) {
-	n := authNode(t, nil)
+func TestConformanceSessionMetaAPI(t *testing.T) { conformance(t, conformanceSessionMetaAPI) }
+
+func conformanceSessionMetaAPI(t *testing.T, on *targets) {
+	n := authNode(t, on, nil)
 	w := joinRaw(t, "watcher", n.WebSocketURL(), codec.CBOR, nil)
 	jsub, lsub := w.subscribe("wamp.session.on_join", nil), w.subscribe("wamp.session.on_leave", nil)
 	joined := func(p *rawPeer, authid, authrole, method string) {
@@ -316,8 +326,10 @@ func TestConformanceSessionMetaAPI(t *testing.T) {
 // ArgumentsKw scope "destroyed" (default) or "detached" and flush_testaments(scope):
 // the testaments are published when the session says GOODBYE and when its transport is
 // lost, detached first, each scope in the order added; flushed ones never.
-func TestConformanceTestaments(t *testing.T) {
-	n := startNode(t, nil)
+func TestConformanceTestaments(t *testing.T) { conformance(t, conformanceTestaments) }
+
+func conformanceTestaments(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	w := joinRaw(t, "watcher", n.WebSocketURL(), codec.JSON, nil)
 	gone := w.subscribe("com.gone", nil)
 	expectTestaments := func(want ...string) {
@@ -357,7 +369,11 @@ func TestConformanceTestaments(t *testing.T) {
 // TestConformanceTestamentPublishOptions: add_testament's ArgumentsKw publish_options are
 // the testament's Publish.Options (here: exclude the watcher, disclose the publisher).
 func TestConformanceTestamentPublishOptions(t *testing.T) {
-	n := startNode(t, nil)
+	conformance(t, conformanceTestamentPublishOptions)
+}
+
+func conformanceTestamentPublishOptions(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	w1 := joinRaw(t, "w1", n.WebSocketURL(), codec.JSON, nil)
 	w2 := joinRaw(t, "w2", n.RawSocketURL(), codec.CBOR, nil)
 	w1.subscribe("com.gone", nil)
@@ -375,8 +391,10 @@ func TestConformanceTestamentPublishOptions(t *testing.T) {
 // TestConformanceKillAllQuiet: "Closing all sessions in the realm will not generate
 // session meta events or testament events" (wamp.session.kill_all), even for the caller,
 // who stays.
-func TestConformanceKillAllQuiet(t *testing.T) {
-	n := startNode(t, nil)
+func TestConformanceKillAllQuiet(t *testing.T) { conformance(t, conformanceKillAllQuiet) }
+
+func conformanceKillAllQuiet(t *testing.T, on *targets) {
+	n := on.start(t, nil)
 	c := joinRaw(t, "caller", n.WebSocketURL(), codec.JSON, nil)
 	c.subscribe("wamp.session.on_leave", nil)
 	c.subscribe("com.gone", nil)

@@ -42,6 +42,12 @@ type LinksConfig struct {
 	// slots that role's sessions spread over (nil, or less than 2: one slot).
 	Realms   []string
 	SpreadOf func(realm, authrole string) int
+	// Place, when set, names the router of a new session before the placement map is
+	// asked (tests and benchmarks pin sessions to routers with it, e.g. to put the
+	// sessions of one realm on different routers deterministically). It returns "" to
+	// leave the choice to the map; a router that is unknown or whose links are down is
+	// ignored the same way. It must be safe for concurrent use.
+	Place func(realm, authrole string, session uint64) string
 	// OpenTimeout bounds the wait for a router's answer to Open (default 10 s).
 	OpenTimeout time.Duration
 	Logger      *slog.Logger
@@ -136,14 +142,15 @@ func (ls *Links) Ready() bool {
 	return false
 }
 
-// WaitReady waits until every router has a link up, or until timeout; it reports
-// whether they all did.
+// WaitReady waits until every link to every router is up (PerPeer each), or until
+// timeout; it reports whether they all are. One link up per router would do for
+// placement, but a session whose id picks a link still dialing could not open.
 func (ls *Links) WaitReady(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
 		all := true
 		for _, p := range ls.pools {
-			all = all && p.Up()
+			all = all && p.Stats().Links >= ls.cfg.PerPeer
 		}
 		if all {
 			return true
@@ -215,13 +222,28 @@ func (ls *Links) routerFor(realm, authrole string, id uint64) string {
 	return ls.place.PlaceExcept(realm, authrole, spread, id, func(name string) bool { return !ls.pools[name].Up() })
 }
 
+// pinned is the router cfg.Place names for a new session, if it is known and up; "".
+func (ls *Links) pinned(realm, authrole string, id uint64) string {
+	if ls.cfg.Place == nil {
+		return ""
+	}
+	r := ls.cfg.Place(realm, authrole, id)
+	if p := ls.pools[r]; p == nil || !p.Up() {
+		return ""
+	}
+	return r
+}
+
 // Open implements Cluster.
 func (ls *Links) Open(c *netpoll.Conn, req wire.OpenReq, done func(rs *RemoteSession, abortURI, why string)) {
 	id := engine.NewSessionID()
 	for _, taken := ls.sessions.Load(id); taken; _, taken = ls.sessions.Load(id) {
 		id = engine.NewSessionID()
 	}
-	router := ls.routerFor(req.Realm, req.AuthRole, id)
+	router := ls.pinned(req.Realm, req.AuthRole, id)
+	if router == "" {
+		router = ls.routerFor(req.Realm, req.AuthRole, id)
+	}
 	if router == "" {
 		go done(nil, ErrRouterUnavailable, "no router is reachable for this realm and role; try again later")
 		return

@@ -13,6 +13,7 @@ package router
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,9 @@ type forwarded struct {
 type Config struct {
 	// Addr is the link listen address (host:port; port 0 picks one).
 	Addr string
+	// Listener, when set, is a socket bound already that the server accepts links on
+	// (Addr is then ignored); the server owns it.
+	Listener net.Listener
 	// Link is this node's identity, secret, TLS and limits.
 	Link link.Config
 	// OnRouterLink, if set, is told when a link from another router goes up or down
@@ -79,7 +83,13 @@ func Listen(eng *engine.Router, cfg Config) (*Server, error) {
 	}
 	s := &Server{eng: eng, log: log, links: xsync.NewMapOf[*link.Link, *linkState](),
 		onRouterLink: cfg.OnRouterLink}
-	ln, err := link.Listen(cfg.Addr, cfg.Link, s)
+	var ln *link.Listener
+	var err error
+	if cfg.Listener != nil {
+		ln, err = link.Serve(cfg.Listener, cfg.Link, s)
+	} else {
+		ln, err = link.Listen(cfg.Addr, cfg.Link, s)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("router: link listener: %w", err)
 	}
