@@ -82,12 +82,17 @@ func (s *Session) authorized(reqType codec.MessageType, m *codec.Message, sc *sc
 	case codec.CALL:
 		ok = perm.Call
 		// Forced disclosure: the rule discloses the caller even without disclose_me.
-		m.Details.DiscloseMe = m.Details.DiscloseMe || perm.DiscloseCaller
+		if perm.DiscloseCaller {
+			m.Details.Has, m.Details.DiscloseMe = m.Details.Has|codec.KeyDiscloseMe, true
+		}
 	case codec.REGISTER:
 		ok = perm.Register
 	case codec.PUBLISH:
 		ok = perm.Publish
-		m.Details.DiscloseMe = m.Details.DiscloseMe || perm.DisclosePublisher
+		// The Has bit too: a PUBLISH forwarded to another router is re-encoded from m.
+		if perm.DisclosePublisher {
+			m.Details.Has, m.Details.DiscloseMe = m.Details.Has|codec.KeyDiscloseMe, true
+		}
 	case codec.SUBSCRIBE:
 		ok = perm.Subscribe
 	}

@@ -148,7 +148,7 @@ func (s *Session) authorizeDynamic(reqType codec.MessageType, m *codec.Message, 
 		return false
 	}
 	if d.disclose && (reqType == codec.CALL || reqType == codec.PUBLISH) {
-		m.Details.DiscloseMe = true
+		m.Details.Has, m.Details.DiscloseMe = m.Details.Has|codec.KeyDiscloseMe, true
 	}
 	if !d.allow && (reqType != codec.PUBLISH || m.Details.Acknowledge) {
 		s.sendError(reqType, m.Request, ErrNotAuthorized, sc)

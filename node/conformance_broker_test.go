@@ -246,7 +246,6 @@ func conformancePublisherIdentification(t *testing.T, on *targets) {
 		}
 	})
 	t.Run("forced", func(t *testing.T) {
-		on.notYet(t, "publisher disclosure forced by a role permission (DisclosePublisher) reaching subscribers on other routers")
 		perms, err := engine.NewRolePermissions([]engine.Rule{{URI: "", Match: "prefix",
 			Allow: engine.Permission{Publish: true, Subscribe: true, Call: true, DisclosePublisher: true}}})
 		if err != nil {

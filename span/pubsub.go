@@ -241,7 +241,15 @@ func (s *Span) Published(rl *engine.Realm, p *engine.Publication) {
 	b = appendBytes(b, p.AuthID)
 	b = appendBytes(b, p.AuthRole)
 	b = append(b, byte(p.Serializer))
-	b, err := codec.For(p.Serializer).Append(b, p.Message)
+	msg := p.Message
+	if msg.Details.DiscloseMe && msg.Dict != nil {
+		// Disclosure may have been forced by the publisher's role (engine/authorize.go),
+		// which the raw options do not say: encode the options from the decoded keys.
+		cp := *msg
+		cp.Dict = nil
+		msg = &cp
+	}
+	b, err := codec.For(p.Serializer).Append(b, msg)
 	if err != nil {
 		s.log.Warn("span: publish encode failed", "realm", rl.Name(), "err", err)
 	} else {
