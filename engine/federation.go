@@ -31,6 +31,10 @@ type Federation interface {
 	// RemoteInterest reports whether another router has a subscription matching topic
 	// (so that a meta event nobody here listens to is still published). Lock-free.
 	RemoteInterest(rl *Realm, topic []byte) bool
+	// HeldElsewhere reports whether another live router holds the subscription (topic,
+	// match policy): on_create and on_delete are then not this router's to publish (the
+	// realm's subscription existed before, or still exists).
+	HeldElsewhere(rl *Realm, topic string, pattern bool, kind match.Kind) bool
 	// Published is called after the local fan-out of a PUBLISH from a local session
 	// (never for PublishRemote). p and everything it points to are valid only during
 	// the call. On the publish path: it must not lock or allocate in steady state.

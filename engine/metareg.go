@@ -13,7 +13,7 @@ import (
 
 // subscribed publishes on_create / on_subscribe after a SUBSCRIBE.
 func (rl *Realm) subscribed(s *Session, sub *subscription, added, created bool) {
-	if created {
+	if created && !rl.heldElsewhere(sub) {
 		rl.publishMeta("wamp.subscription.on_create", []any{s.id, sub.metaDetails()})
 	}
 	if added {
@@ -24,13 +24,20 @@ func (rl *Realm) subscribed(s *Session, sub *subscription, added, created bool) 
 	}
 }
 
+// heldElsewhere reports whether another router of a cluster holds sub: its creation
+// and deletion are then not realm-wide events (a single node: never).
+func (rl *Realm) heldElsewhere(sub *subscription) bool {
+	f := rl.router.federation()
+	return f != nil && f.HeldElsewhere(rl, sub.topic, sub.pattern, sub.kind)
+}
+
 // unsubscribed removes s from sub and publishes on_unsubscribe / on_delete.
 func (rl *Realm) unsubscribed(s *Session, sub *subscription) {
 	removed, deleted := rl.broker.remove(rl, sub, s)
 	if removed {
 		rl.publishMeta("wamp.subscription.on_unsubscribe", []any{s.id, sub.id})
 	}
-	if deleted {
+	if deleted && !rl.heldElsewhere(sub) {
 		rl.publishMeta("wamp.subscription.on_delete", []any{s.id, sub.id})
 	}
 	if f := rl.router.federation(); removed && f != nil {

@@ -90,7 +90,6 @@ func checkSubDetails(t *testing.T, v any, id uint64, uri, match string) {
 func TestConformanceSubscriptionMetaAPI(t *testing.T) { conformance(t, conformanceSubscriptionMetaAPI) }
 
 func conformanceSubscriptionMetaAPI(t *testing.T, on *targets) {
-	on.notYet(t, "realm-wide subscription meta events (one on_create/on_delete per realm, not per router) and list_subscribers across routers")
 	n := on.start(t, nil)
 	w := joinRaw(t, "watcher", n.WebSocketURL(), codec.JSON, nil)
 	const meta = "wamp.subscription.on_"

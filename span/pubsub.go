@@ -177,6 +177,27 @@ func (st *realmState) interest(topic []byte) uint64 {
 	return mask
 }
 
+// HeldElsewhere implements engine.Federation: whether another router has announced
+// interest in exactly (topic, policy).
+func (s *Span) HeldElsewhere(rl *engine.Realm, topic string, pattern bool, kind match.Kind) bool {
+	st := s.fedState(rl)
+	live := s.live.Load().others
+	if pattern {
+		st.mu.Lock()
+		pi := st.byPattern[patKey{topic, kind}]
+		st.mu.Unlock()
+		return pi != nil && pi.mask.Load()&live != 0
+	}
+	if bk, ok := st.exact.Load(xxhash.Sum64String(topic)); ok {
+		for _, e := range bk.entries {
+			if e.topic == topic && e.mask&live != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // SubscriptionChanged implements engine.Federation: tell every other live router.
 func (s *Span) SubscriptionChanged(rl *engine.Realm, topic string, pattern bool, kind match.Kind, present bool) {
 	pol := policyByte(pattern, kind)
