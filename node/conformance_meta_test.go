@@ -189,7 +189,6 @@ func TestConformanceSubscriptionRevocation(t *testing.T) {
 }
 
 func conformanceSubscriptionRevocation(t *testing.T, on *targets) {
-	on.notYet(t, "wamp.subscription.remove_subscriber of a subscriber on another router")
 	n := on.start(t, nil)
 	w := joinRaw(t, "watcher", n.WebSocketURL(), codec.CBOR, nil)
 	wsub := w.subscribe("wamp.subscription.on_unsubscribe", nil)
