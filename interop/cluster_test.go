@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -142,13 +141,9 @@ func TestClusterCrossClient(t *testing.T) {
 }
 
 // TestClusterFeatures: the advanced-profile scripts (see TestFeatures) against a cluster
-// of their own, their sessions spread over the routers. Skipped until the realm-wide
-// meta API lands (all their other checks pass); INTEROP_CLUSTER_FEATURES=1 runs it.
+// of their own, their sessions spread over the routers (the meta API answers for the
+// whole realm).
 func TestClusterFeatures(t *testing.T) {
-	if os.Getenv("INTEROP_CLUSTER_FEATURES") != "1" {
-		t.Skip("cluster: realm-wide session meta API (wamp.session.count) and wamp.subscription.lookup of a " +
-			"subscription on another router not yet (issue 10); INTEROP_CLUSTER_FEATURES=1 runs it")
-	}
 	js, py := clients()
 	eachOnOwnNode(t, []scriptCase{
 		{"js/ws/msgpack", "features.js", endpoint{c: js, transport: "ws", serializer: "msgpack"}},
