@@ -253,3 +253,56 @@ func TestRealmAcrossRouters(t *testing.T) {
 		break
 	}
 }
+
+// TestClusterDynamicAuthenticator: a proxy asks the dynamic authenticator, a procedure
+// registered by a client of any router, through its link to a router (wire Call), and
+// the realm's authenticated session then lands on a router.
+func TestClusterDynamicAuthenticator(t *testing.T) {
+	anon := "backend"
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3, realms: []string{"realm1", "auth"},
+		mod: func(c *Config) {
+			c.Auth = map[string]*proxy.RealmAuth{
+				"auth": {Anonymous: &anon},
+				"realm1": {Authenticator: &proxy.Authenticator{Realm: "auth", Procedure: "com.authn",
+					Methods: []string{"ticket"}, Timeout: 2 * time.Second}},
+			}
+		}})
+	ctx := ctxT(t)
+	authn, err := client.Connect(ctx, client.Config{URL: tc.url(0, false), Realm: "auth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer authn.Close()
+	if _, err := authn.Register(ctx, "com.authn", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		details, _ := inv.Args[2].(map[string]any)
+		if inv.Args[0] != "realm1" || inv.Args[1] != "joe" || details["ticket"] != "pw" {
+			return nil, &client.Error{URI: "wamp.error.not_authorized"}
+		}
+		return &client.Result{Args: []any{map[string]any{"role": "user", "extra": map[string]any{"tier": "gold"}}}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	onRouters := map[*RouterNode]bool{}
+	for i := range 6 {
+		s, err := client.Connect(ctx, client.Config{URL: tc.url(i%2, false), Realm: "realm1", AuthID: "joe",
+			AuthMethods: []string{"ticket"},
+			OnChallenge: func(string, map[string]any) (string, error) { return "pw", nil }})
+		if err != nil {
+			t.Fatalf("join %d through proxy %d: %v", i, i%2, err)
+		}
+		if s.AuthRole() != "user" {
+			t.Fatalf("authrole %q, want user", s.AuthRole())
+		}
+		onRouters[tc.routerOf(s.ID())] = true
+		s.Close()
+	}
+	if len(onRouters) < 2 {
+		t.Fatalf("authenticated sessions on %d routers", len(onRouters))
+	}
+	_, err = client.Connect(ctx, client.Config{URL: tc.url(1, false), Realm: "realm1", AuthID: "joe",
+		AuthMethods: []string{"ticket"}, OnChallenge: func(string, map[string]any) (string, error) { return "wrong", nil }})
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != "wamp.error.not_authorized" {
+		t.Fatalf("wrong ticket: %v, want ABORT wamp.error.not_authorized", err)
+	}
+}
