@@ -3,13 +3,16 @@ package node
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/netpoll"
 	"github.com/switchyard-wamp/switchyard/proxy"
 )
 
@@ -305,4 +308,75 @@ func TestClusterDynamicAuthenticator(t *testing.T) {
 	if !errors.As(err, &we) || we.URI != "wamp.error.not_authorized" {
 		t.Fatalf("wrong ticket: %v, want ABORT wamp.error.not_authorized", err)
 	}
+}
+
+// TestClusterCookieAcrossProxies: a WAMP-Cookie handed out and authenticated by one
+// proxy logs in on the other; a proxy that starts later learns it from the routers.
+func TestClusterCookieAcrossProxies(t *testing.T) {
+	mod := func(c *Config) {
+		if !c.NoListeners {
+			c.Listeners = []Listener{{Name: "web", Address: "127.0.0.1:0", Cookie: &netpoll.Cookie{Name: "cbtid", MaxAge: time.Hour}}}
+		}
+		store, err := proxy.NewCookieStore("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Auth = map[string]*proxy.RealmAuth{"realm1": {
+			Tickets: map[string]proxy.TicketPrincipal{"joe": {Ticket: "s3cret", Role: "user"}},
+			Cookie:  &proxy.CookieAuth{MaxAge: time.Hour, Store: store}}}
+	}
+	tc := startCluster(t, clusterOpts{routers: 2, proxies: 2, spread: spread3, mod: mod})
+	ctx := ctxT(t)
+	var cookie string
+	joe, err := client.Connect(ctx, client.Config{URL: tc.url(0, false), Realm: "realm1", AuthID: "joe",
+		AuthMethods: []string{"cookie", "ticket"}, OnChallenge: func(string, map[string]any) (string, error) { return "s3cret", nil },
+		OnResponseHeader: func(k, v string) {
+			if strings.EqualFold(k, "Set-Cookie") && strings.HasPrefix(v, "cbtid=") {
+				cookie = strings.SplitN(strings.TrimPrefix(v, "cbtid="), ";", 2)[0]
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joe.Close()
+	if cookie == "" {
+		t.Fatal("no cookie handed out")
+	}
+	rejoin := func(url string) (*client.Session, error) {
+		return client.Connect(ctx, client.Config{URL: url, Realm: "realm1",
+			AuthMethods: []string{"cookie"}, Header: http.Header{"Cookie": {"cbtid=" + cookie}}})
+	}
+	check := func(url string) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			s, err := rejoin(url)
+			if err == nil {
+				if s.AuthID() != "joe" || s.WelcomeDetails()["authmethod"] != "cookie" {
+					t.Fatalf("WELCOME %v", s.WelcomeDetails())
+				}
+				s.Close()
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cookie login through %s: %v", url, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	check(tc.url(1, false)) // the other proxy
+	// A proxy started afterwards gets the cookie from the routers.
+	c := tc.common
+	c.Name = "proxy3"
+	nc := Config{Realms: []string{"realm1"}, Logger: quietLogger()}
+	mod(&nc)
+	p, err := StartProxy(ProxyNodeConfig{ClusterCommon: c, Node: nc, SpreadOf: spread3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopQuietly(p.Stop) })
+	if !p.Links.WaitReady(5 * time.Second) {
+		t.Fatal("proxy3 has no links")
+	}
+	check(p.Node.WebSocketURL())
 }

@@ -30,6 +30,11 @@ type Cluster interface {
 	// Shutdown says GOODBYE reason to every client session and ends it on its router;
 	// the connections stay open so that the GOODBYE can be flushed.
 	Shutdown(reason string)
+	// ShareCookie tells the other proxies (through the routers) that a WAMP-Cookie now
+	// authenticates a principal; SetCookieSink names where the cookies the others share
+	// go (the frontend's cookie stores).
+	ShareCookie(c wire.Cookie)
+	SetCookieSink(func(wire.Cookie))
 }
 
 // NewClusterFrontend returns a Frontend for a proxy node: sessions are authenticated
@@ -37,7 +42,20 @@ type Cluster interface {
 func NewClusterFrontend(cl Cluster, log *slog.Logger, auth map[string]*RealmAuth) *Frontend {
 	f := NewFrontend(nil, log, auth)
 	f.cluster = cl
+	cl.SetCookieSink(f.sharedCookie)
 	return f
+}
+
+// sharedCookie records a cookie another proxy handed out, in the realm's store.
+func (f *Frontend) sharedCookie(c wire.Cookie) {
+	ra := (*f.auth.Load())[c.Realm]
+	if ra == nil || ra.Cookie == nil || time.Now().After(c.Expires) {
+		return
+	}
+	if e, ok := ra.Cookie.Store.lookup(c.Realm, c.Cookie); ok && !e.Expires.Before(c.Expires) {
+		return // known already (the routers replay what a proxy shared to every proxy)
+	}
+	ra.Cookie.Store.remember(cookieEntry(c))
 }
 
 // RemoteSession is a client session that lives on a router: the proxy's end of it.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/puzpuzpuz/xsync/v3"
+	"github.com/switchyard-wamp/switchyard/cluster/wire"
 	"github.com/switchyard-wamp/switchyard/engine"
 	"github.com/switchyard-wamp/switchyard/netpoll"
 )
@@ -151,7 +152,11 @@ func (f *Frontend) rememberCookie(c *netpoll.Conn, realm string, info engine.Aut
 	if ra == nil || ra.Cookie == nil || info.AuthMethod == "cookie" || c.CookieID() == "" {
 		return
 	}
-	ra.Cookie.Store.remember(cookieEntry{Cookie: c.CookieID(), Realm: realm, AuthID: info.AuthID,
+	e := cookieEntry{Cookie: c.CookieID(), Realm: realm, AuthID: info.AuthID,
 		AuthRole: info.AuthRole, AuthMethod: info.AuthMethod, AuthProvider: info.AuthProvider,
-		Expires: time.Now().Add(ra.Cookie.MaxAge)})
+		Expires: time.Now().Add(ra.Cookie.MaxAge)}
+	ra.Cookie.Store.remember(e)
+	if f.cluster != nil {
+		f.cluster.ShareCookie(wire.Cookie(e))
+	}
 }

@@ -67,6 +67,8 @@ type Links struct {
 	calls    *xsync.MapOf[uint64, func(engine.CallResult)]
 	callID   atomic.Uint64
 	closed   atomic.Bool
+	// cookieSink receives the cookies other proxies share (the frontend's stores).
+	cookieSink atomic.Pointer[func(wire.Cookie)]
 }
 
 // opening is a session whose Open awaits the router's answer.
@@ -206,6 +208,20 @@ func (ls *Links) CutForTest(router string) {
 // Pool returns the link pool to router (nil for an unknown name), for counters.
 func (ls *Links) Pool(router string) *link.Pool { return ls.pools[router] }
 
+// ShareCookie implements Cluster: the cookie goes to every router that is up, which
+// keep it and pass it on to the other proxies.
+func (ls *Links) ShareCookie(c wire.Cookie) {
+	b := wire.Encode(c)
+	for name := range ls.pools {
+		if l := ls.pick(name, 0); l != nil {
+			_ = l.Send(link.Kind(wire.CookieSet), 0, b)
+		}
+	}
+}
+
+// SetCookieSink implements Cluster.
+func (ls *Links) SetCookieSink(f func(wire.Cookie)) { ls.cookieSink.Store(&f) }
+
 // Sessions returns the number of sessions this proxy forwards.
 func (ls *Links) Sessions() int { return ls.sessions.Size() }
 
@@ -339,6 +355,15 @@ func (ls *Links) OnFrame(l *link.Link, f *link.Frame) {
 		if rs, ok := ls.sessions.LoadAndDelete(f.Session); ok {
 			rs.left.Store(true) // the router knows
 			rs.conn.Close()
+		}
+	case wire.CookieSet:
+		var c wire.Cookie
+		if err := wire.Decode(f.Payload, &c); err != nil {
+			ls.log.Warn("cluster: bad cookie frame", "router", l.Peer().Node, "err", err)
+			return
+		}
+		if sink := ls.cookieSink.Load(); sink != nil {
+			(*sink)(c)
 		}
 	case wire.CallResult:
 		done, ok := ls.calls.LoadAndDelete(f.Session)

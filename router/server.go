@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,9 @@ type Server struct {
 	forwarded atomic.Int64
 	// onRouterLink is told when a link from another router goes up or down.
 	onRouterLink func(node string, up bool)
+	// cookies are the WAMP-Cookies the proxies shared (realm + "\x00" + cookie), kept
+	// to replay to a proxy whose link comes up; expired ones are dropped on replay.
+	cookies *xsync.MapOf[string, []byte]
 }
 
 type spanBox struct{ h SpanHandler }
@@ -82,7 +86,7 @@ func Listen(eng *engine.Router, cfg Config) (*Server, error) {
 		cfg.Link.Logger = log
 	}
 	s := &Server{eng: eng, log: log, links: xsync.NewMapOf[*link.Link, *linkState](),
-		onRouterLink: cfg.OnRouterLink}
+		onRouterLink: cfg.OnRouterLink, cookies: xsync.NewMapOf[string, []byte]()}
 	var ln *link.Listener
 	var err error
 	if cfg.Listener != nil {
@@ -159,6 +163,9 @@ func (s *Server) OnLinkUp(l *link.Link) {
 	if p.Role == "router" && s.onRouterLink != nil {
 		s.onRouterLink(p.Node, true)
 	}
+	if p.Role == "proxy" {
+		s.replayCookies(l)
+	}
 }
 
 // OnLinkDown implements link.Handler: every session the link carried leaves its realm
@@ -234,6 +241,8 @@ func (s *Server) OnFrame(l *link.Link, f *link.Frame) {
 		}
 	case wire.Call:
 		s.call(l, f.Session, f.Payload)
+	case wire.CookieSet:
+		s.shareCookie(l, f.Payload)
 	default:
 		s.log.Warn("cluster: unexpected frame", "peer", l.Peer().Node, "kind", f.Kind)
 	}
@@ -283,6 +292,41 @@ func (s *Server) open(l *link.Link, st *linkState, id uint64, payload []byte) {
 		sess.Leave()
 		s.drop(st, id)
 	}
+}
+
+// maxCookies bounds the cookies a router keeps for replay.
+const maxCookies = 1 << 20
+
+// shareCookie keeps a cookie a proxy shared and passes it to every other proxy link.
+func (s *Server) shareCookie(from *link.Link, payload []byte) {
+	var c wire.Cookie
+	if err := wire.Decode(payload, &c); err != nil || c.Cookie == "" {
+		s.log.Warn("cluster: bad cookie frame", "proxy", from.Peer().Node, "err", err)
+		return
+	}
+	if s.cookies.Size() < maxCookies {
+		s.cookies.Store(c.Realm+"\x00"+c.Cookie, slices.Clone(payload))
+	}
+	s.links.Range(func(l *link.Link, _ *linkState) bool {
+		if l != from && l.Peer().Role == "proxy" {
+			_ = l.Send(link.Kind(wire.CookieSet), 0, payload)
+		}
+		return true
+	})
+}
+
+// replayCookies sends a proxy whose link came up every live cookie this router keeps.
+func (s *Server) replayCookies(l *link.Link) {
+	now := time.Now()
+	s.cookies.Range(func(k string, b []byte) bool {
+		var c wire.Cookie
+		if wire.Decode(b, &c) != nil || now.After(c.Expires) {
+			s.cookies.Delete(k)
+			return true
+		}
+		_ = l.Send(link.Kind(wire.CookieSet), 0, b)
+		return true
+	})
 }
 
 // call runs a procedure call a proxy asks for (its dynamic authenticator).

@@ -16,6 +16,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -43,7 +44,23 @@ const (
 	Call
 	// CallResult (router -> proxy): the answer to Call; payload is a Result in JSON.
 	CallResult
+	// CookieSet (proxy -> every router -> every other proxy): a WAMP-Cookie now
+	// authenticates a principal; payload is a Cookie in JSON. Routers keep the cookies
+	// and replay them to a proxy whose link comes up, so a cookie handed out by one
+	// proxy is honoured by all.
+	CookieSet
 )
+
+// Cookie is the payload of a CookieSet frame: what a cookie authenticates as in a realm.
+type Cookie struct {
+	Cookie       string    `json:"cookie"`
+	Realm        string    `json:"realm"`
+	AuthID       string    `json:"authid"`
+	AuthRole     string    `json:"authrole"`
+	AuthMethod   string    `json:"authmethod"`
+	AuthProvider string    `json:"authprovider"`
+	Expires      time.Time `json:"expires"`
+}
 
 // SpanBase is the first link kind of the router-to-router protocol: span kind k travels
 // as link kind SpanBase+k.
