@@ -97,6 +97,25 @@ func (s *Session) deferMessage(m *codec.Message) {
 	h.mu.Unlock()
 }
 
+// undefer takes back the deferMessage just made (nothing turned out to wait for).
+func (s *Session) undefer() {
+	h := s.holdOf()
+	if h.draining {
+		h.missed = false
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := len(h.backlog); n > 0 {
+		h.backlog[n-1] = nil
+		h.backlog = h.backlog[:n-1]
+	}
+	if len(h.backlog) == 0 {
+		h.backlog = nil
+		h.deferred.Store(false)
+	}
+}
+
 // useAuthorizer gives a joining session the realm's authorizer when its role has no
 // static permissions.
 func (s *Session) useAuthorizer() {

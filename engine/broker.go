@@ -154,6 +154,22 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 		s.realm.broker.remove(s.realm, sub, s) // the session left meanwhile
 		return
 	}
+	if created {
+		// In a cluster, SUBSCRIBED waits until every router knows of the new
+		// subscription (with the session's later messages, in order): then this SUBSCRIBE
+		// runs again, finds s subscribed and answers.
+		if f := s.realm.router.federation(); f != nil {
+			rl := s.realm
+			s.deferMessage(m)
+			if f.AwaitInterest(rl, sub.id, func() {
+				s.resolveHold(func(*holdState) {})
+				rl.subscribed(s, sub, added, created) // after SUBSCRIBED, as on one node
+			}) {
+				return
+			}
+			s.undefer()
+		}
+	}
 	sc.m = codec.Message{Type: codec.SUBSCRIBED, Request: m.Request, Subscription: sub.id}
 	s.sendAck(&sc.m, sc)
 	if m.Details.GetRetained {

@@ -35,6 +35,10 @@ type Federation interface {
 	// match policy): on_create and on_delete are then not this router's to publish (the
 	// realm's subscription existed before, or still exists).
 	HeldElsewhere(rl *Realm, topic string, pattern bool, kind match.Kind) bool
+	// AwaitInterest calls done (on another goroutine) once every other live router
+	// knows of subscription subID, which this router just created; it reports false,
+	// and never calls done, when there is nothing to wait for. SUBSCRIBED waits for it.
+	AwaitInterest(rl *Realm, subID uint64, done func()) bool
 	// Published is called after the local fan-out of a PUBLISH from a local session
 	// (never for PublishRemote). p and everything it points to are valid only during
 	// the call. On the publish path: it must not lock or allocate in steady state.

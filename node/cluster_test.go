@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -379,4 +380,55 @@ func TestClusterCookieAcrossProxies(t *testing.T) {
 		t.Fatal("proxy3 has no links")
 	}
 	check(p.Node.WebSocketURL())
+}
+
+// TestClusterSubscribedMeansReachable: once SUBSCRIBED arrives, a PUBLISH from a session
+// on another router reaches the new subscriber (SUBSCRIBED waits until every router
+// knows of a new subscription), for fresh exact and prefix topics, many times over.
+func TestClusterSubscribedMeansReachable(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	on := map[*RouterNode]*client.Session{}
+	for i := 0; len(on) < 3 && i < 60; i++ {
+		s := tc.connect(i%2, codec.JSON, false)
+		on[tc.routerOf(s.ID())] = s
+	}
+	var subs, pubs []*client.Session
+	for _, r := range tc.routers {
+		subs = append(subs, on[r])
+	}
+	pubs = append(pubs, subs[1:]...)
+	pubs = append(pubs, subs[0])
+	for i := range 60 {
+		sub, pub := subs[i%3], pubs[i%3]
+		topic := fmt.Sprintf("com.example.fresh.n%d.t", i)
+		opts := map[string]any(nil)
+		if i%2 == 1 {
+			opts = map[string]any{"match": "prefix"}
+			topic = fmt.Sprintf("com.example.fresh.p%d", i)
+		}
+		got := make(chan struct{}, 1)
+		onEvent := func(*client.Event) { // never block the client's reader
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		}
+		if _, err := sub.Subscribe(ctx, topic, onEvent, opts); err != nil {
+			t.Fatal(err)
+		}
+		pt := topic
+		if i%2 == 1 {
+			pt = topic + ".x"
+		}
+		if err := pub.Publish(ctx, pt, []any{i}, nil, client.Acknowledge()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("round %d: publish right after SUBSCRIBED on another router was not delivered", i)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package span
 
 import (
+	"slices"
 	"fmt"
 	"math/bits"
 	"sync"
@@ -196,6 +197,31 @@ func (s *Span) HeldElsewhere(rl *engine.Realm, topic string, pattern bool, kind 
 		}
 	}
 	return false
+}
+
+// AwaitInterest implements engine.Federation: done runs once every other live router
+// has handled the interest announcement of subscription subID (a barrier that follows it
+// on the same key), so that a PUBLISH anywhere after SUBSCRIBED reaches the new
+// subscriber. It reports false, and never calls done, when no other router is live.
+func (s *Span) AwaitInterest(rl *engine.Realm, subID uint64, done func()) bool {
+	w := &ackWait{barrier: done}
+	for _, n := range s.live.Load().names {
+		if n != s.self {
+			w.wait = append(w.wait, n)
+		}
+	}
+	if len(w.wait) == 0 {
+		return false
+	}
+	id := s.ackSeq.Add(1)
+	s.acks.Store(id, w)
+	payload := appendUvarint(nil, id)
+	for _, n := range slices.Clone(w.wait) {
+		if !s.send(n, subID, KindBarrier, payload) {
+			s.onAck(n, id)
+		}
+	}
+	return true
 }
 
 // SubscriptionChanged implements engine.Federation: tell every other live router.

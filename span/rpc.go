@@ -52,6 +52,9 @@ type ackWait struct {
 	ref  regRef
 	c    *claim
 	wait []string
+	// barrier, when set, is what to run once every router has acked (an interest
+	// barrier, AwaitInterest) instead of answering a claim.
+	barrier func()
 }
 
 func regKey(realm string, pol byte, proc string) uint64 {
@@ -209,6 +212,10 @@ func (s *Span) onAck(from string, id uint64) {
 // acked answers the claim whose broadcast every router has seen, and decides the claims
 // that queued behind it.
 func (s *Span) acked(w *ackWait) {
+	if w.barrier != nil {
+		w.barrier()
+		return
+	}
 	s.answer(w.c, "")
 	st := w.st
 	for {

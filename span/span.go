@@ -367,6 +367,11 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 	case KindRegAck:
 		s.onAck(from, r.uvarint())
 		err = r.err
+	case KindBarrier:
+		id := r.uvarint()
+		if err = r.err; err == nil {
+			s.send(from, 0, KindRegAck, appendUvarint(nil, id))
+		}
 	case KindUnclaim:
 		err = s.onUnclaim(&r)
 	case KindRegDel:

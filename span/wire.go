@@ -60,6 +60,10 @@ const (
 	// KindSubscriber (session's router to every router): realm, added (1) or removed (0),
 	// session id, subscription id. Key: session id.
 	KindSubscriber
+	// KindBarrier: ack id. The receiver answers KindRegAck with the id once it has
+	// handled what the sender sent before with the same key (the interest of a new
+	// subscription: AwaitInterest). Key: the subscription id.
+	KindBarrier
 	// KindResync (a router to one it now sees live again): no fields; the receiver
 	// sends its whole state back (as to a newly seen router), since the sender may have
 	// dropped it while it thought the receiver dead. Key: 0.
@@ -70,7 +74,7 @@ var kindNames = [...]string{KindInterest: "interest", KindPublish: "publish", Ki
 	KindClaimAnswer: "claim-answer", KindRegAdd: "reg-add", KindRegAck: "reg-ack", KindUnclaim: "unclaim",
 	KindRegDel: "reg-del", KindInvoke: "invoke", KindAnswer: "answer", KindGone: "gone",
 	KindQuery: "query", KindReply: "reply", KindSession: "session", KindSubscriber: "subscriber",
-	KindResync: "resync"}
+	KindBarrier: "barrier", KindResync: "resync"}
 
 // String names the kind for logs.
 func (k Kind) String() string {
