@@ -26,6 +26,9 @@ type loopback struct {
 	inflight atomic.Int64
 	// mute is a router that accepts messages and never gets them (a hung router).
 	mute string
+	// slowTo delays every message to that router by slowBy (a slow link).
+	slowTo string
+	slowBy time.Duration
 	// failed counts the sends refused because a router was down.
 	failed atomic.Int64
 }
@@ -102,7 +105,12 @@ func (l *loopback) drain(from, to string, q *lbQueue) {
 		q.mu.Unlock()
 		l.mu.Lock()
 		dst, gone := l.spans[to], l.down[to] || l.down[from] || l.mute == to
+		slow := l.slowBy
+		if l.slowTo != to {
+			slow = 0
+		}
 		l.mu.Unlock()
+		time.Sleep(slow)
 		if !gone {
 			dst.OnMessage(from, m.kind, m.payload)
 		}

@@ -2,6 +2,7 @@ package span
 
 import (
 	"testing"
+	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -254,5 +255,39 @@ func TestEventHistoryAcrossRouters(t *testing.T) {
 	res := s.one(codec.RESULT)
 	if evs, _ := value(t, codec.MsgPack, res.Args).([]any); len(evs) != 3 {
 		t.Fatalf("history on another router: %d events, want 3: %v", len(evs), evs)
+	}
+}
+
+// TestSubscribedMeansReachable: SUBSCRIBED waits until every router knows of a new
+// subscription, so a PUBLISH on another router right after SUBSCRIBED reaches the
+// subscriber even when the interest announcement travels slowly.
+func TestSubscribedMeansReachable(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	c.lb.settle(t)
+	c.lb.mu.Lock()
+	c.lb.slowTo, c.lb.slowBy = "b", 100*time.Millisecond
+	c.lb.mu.Unlock()
+	sub := c.join("a", codec.JSON, "s", "user")
+	pub := c.join("b", codec.JSON, "p", "user")
+	// SUBSCRIBE and wait for SUBSCRIBED only (the helpers also wait for the transport
+	// to settle, which would hide the race).
+	sub.send(codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.slow")})
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		sub.p.mu.Lock()
+		n := len(sub.p.msgs)
+		sub.p.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no SUBSCRIBED")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	m := codec.Message{Type: codec.PUBLISH, URI: []byte("com.slow"), Args: raw(t, codec.JSON, []any{1})}
+	pub.send(m)
+	if evs := sub.waitFor(2); len(evs) != 2 || evs[0].Type != codec.SUBSCRIBED || evs[1].Type != codec.EVENT {
+		t.Fatalf("subscriber got %s, want SUBSCRIBED then the EVENT", describe(evs))
 	}
 }
