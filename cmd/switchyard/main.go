@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -38,6 +40,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "switchyard: unknown command %q\n\n", os.Args[1])
 		usage()
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h, --help: the usage is printed, and asking for it is not a failure
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard:", err)

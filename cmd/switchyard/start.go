@@ -59,7 +59,7 @@ func runStart(args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "time to flush GOODBYE to sessions on SIGINT/SIGTERM")
 	fs.StringVar(&f.admin, "admin", "", "internal admin listener for /debug/pprof and /debug/stats, e.g. 127.0.0.1:9090 (off by default; never the public port)")
-	fs.StringVar(&f.configFile, "config", "", "node config file (YAML or JSON; see docs/config.md and `switchyard init`); flags given here override it")
+	fs.StringVar(&f.configFile, "config", "", "node config file (YAML or JSON; see docs/config.md and 'switchyard init'); flags given here override it")
 	f.prof.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
