@@ -2,6 +2,8 @@
 GO ?= go
 PKGS := ./...
 # Packages with concurrency: the race detector runs on them in `make test`.
+# The version `switchyard version` prints, stamped by `make build` and `make release`.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 RACE_PKGS := ./engine/... ./netpoll/... ./client/... ./proxy/... ./node/... ./loadgen/... ./bench/... ./link/... ./router/... ./cluster/... ./span/...
 
 .PHONY: run build test bench lint profile pgo release bench-e2e cluster cluster-stop
@@ -10,7 +12,7 @@ run:
 	$(GO) run ./cmd/switchyard start
 
 build:
-	$(GO) build -o bin/switchyard ./cmd/switchyard
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
 
 test:
 	$(GO) vet $(PKGS)
@@ -36,7 +38,7 @@ pgo: profile
 
 # Release build: uses cmd/switchyard/default.pgo (go build's -pgo=auto).
 release:
-	$(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/switchyard ./cmd/switchyard
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
 
 # End-to-end scenarios against a fresh router per scenario; results, table and chart
 # land in bench/out/ (see bench/RESULTS.md for the recorded runs).
