@@ -35,7 +35,8 @@ Rules:
 - Secrets (fields marked *secret*) may be written ` + "`\"${env:NAME}\"`" + `: the value is read from
   the environment variable NAME when the file is loaded; an unset variable is an error.
 - File names (fields marked *file*) are relative to the directory of the config file.
-- Environment overrides (below) win over the file.
+- Environment overrides (below) win over the file, and the command-line flags of
+  ` + "`switchyard start`" + ` (` + "`--log-level`, `--admin`" + ` of router and proxy) win over both.
 - ` + "`cluster`" + ` left out: a standalone node (` + "`switchyard start`" + `). With it, the file describes one
   node of a cluster (` + "`switchyard router`" + ` or ` + "`switchyard proxy`" + `); the example at the end of
   this page comes from ` + "`switchyard init --cluster DIR`" + `. ` + "`switchyard check --role router|proxy`" + `

@@ -80,3 +80,27 @@ func TestRolesBecomePermissions(t *testing.T) {
 		t.Fatalf("roles not compiled: %v %v", nc.Roles, err)
 	}
 }
+
+// TestPrecedenceFileEnvFlags pins what README and docs/config.md say: the environment
+// overrides the file and a flag given overrides both.
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	t.Setenv("SWITCHYARD_LISTENERS_0_ADDRESS", "127.0.0.1:28081")
+	t.Setenv("SWITCHYARD_LOG_LEVEL", "warn")
+	var f startFlags
+	fs := flag.NewFlagSet("start", flag.ContinueOnError)
+	fs.StringVar(&f.listen, "listen", ":8080", "")
+	fs.StringVar(&f.logLevel, "log-level", "info", "")
+	if err := fs.Parse([]string{"--listen", "127.0.0.1:28082"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadStartConfig(&f, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Listeners[0].Address; got != "127.0.0.1:28082" {
+		t.Errorf("listener address %q: the flag must win over the environment", got)
+	}
+	if got := cfg.Node.LogLevel; got != "warn" {
+		t.Errorf("log level %q: the environment must win over the default", got)
+	}
+}
