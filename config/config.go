@@ -86,7 +86,7 @@ type Listener struct {
 	MaxMessageSize int      `json:"max_message_size" default:"1048576" env:"SWITCHYARD_LISTENERS_{i}_MAX_MESSAGE_SIZE" doc:"Largest inbound message in bytes."`
 	PingInterval   Duration `json:"ping_interval" default:"10s" env:"SWITCHYARD_LISTENERS_{i}_PING_INTERVAL" doc:"Send a ping after a connection has been idle this long."`
 	PingTimeout    Duration `json:"ping_timeout" default:"5s" env:"SWITCHYARD_LISTENERS_{i}_PING_TIMEOUT" doc:"Close a connection whose ping is not answered within this."`
-	Auth           []string `json:"auth" enum:"anonymous,ticket,wampcra,cryptosign,tls,cookie" doc:"Auth methods this listener offers. Left out: every method some realm configures. Each listed method must be configured in at least one realm."`
+	Auth           []string `json:"auth" enum:"anonymous,ticket,wampcra,cryptosign,tls,cookie" doc:"Auth methods this listener offers. Left out: every method some realm configures. Each listed method must be configured in at least one realm, and each method a realm configures must be offered by at least one listener (else no client could use it)."`
 }
 
 // TLS is the TLS setup of a listener. Plain data; see Config for concurrency.
