@@ -45,7 +45,7 @@ func runStart(args []string) error {
 	var f startFlags
 	fs := flag.NewFlagSet("start", flag.ContinueOnError)
 	fs.StringVar(&f.listen, "listen", ":8080", "universal listener: WebSocket at --ws-path, RawSocket, and the status page at /")
-	fs.StringVar(&f.rawsocket, "rawsocket", ":8081", "RawSocket-only listener (empty to disable)")
+	fs.StringVar(&f.rawsocket, "rawsocket", ":8081", "RawSocket-only listener (empty to disable); not opened when --listen is given without it and\nwithout --config (the --listen port serves RawSocket too)")
 	fs.StringVar(&f.wsPath, "ws-path", "/ws", "WebSocket path on the universal listener")
 	fs.Var(&f.realms, "realm", "realm to serve (repeatable; default realm1)")
 	fs.IntVar(&f.maxMsg, "max-message-size", 1<<20, "largest inbound message in bytes")
