@@ -8,8 +8,10 @@ RACE_PKGS := ./engine/... ./netpoll/... ./client/... ./proxy/... ./node/... ./lo
 
 .PHONY: run build test interop-js bench lint profile pgo release bench-e2e cluster cluster-stop
 
-run:
-	$(GO) run ./cmd/switchyard start
+# Builds bin/switchyard, then the recipe's shell execs it (no `go run` parent in between:
+# a signal to make's recipe reaches the router itself). Flags: make run ARGS="--listen ...".
+run: build
+	exec bin/switchyard start $(ARGS)
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
