@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/node"
@@ -217,15 +219,46 @@ func wsPathOf(nc node.Config) string {
 	return "/ws"
 }
 
-// statsHandler serves the node's counters as JSON on the admin listener.
+// statsHandler serves the node's counters as JSON on the admin listener, every key in
+// snake_case ({"sessions": 3, "netpoll": {"accepted": 5, "slow_consumer_closed": 0, ...}}).
 func statsHandler(n *node.Node) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"sessions": n.Router.SessionCount(),
-			"netpoll":  n.Server.Stats(),
+			"netpoll":  snakeFields(n.Server.Stats()),
 		})
 	})
+}
+
+// snakeFields maps the exported fields of struct v to snake_case keys
+// (SlowConsumerClosed: slow_consumer_closed), so that the stats keep one casing as
+// fields are added.
+func snakeFields(v any) map[string]any {
+	rv := reflect.ValueOf(v)
+	out := make(map[string]any, rv.NumField())
+	for i := range rv.NumField() {
+		if f := rv.Type().Field(i); f.IsExported() {
+			out[snakeCase(f.Name)] = rv.Field(i).Interface()
+		}
+	}
+	return out
+}
+
+// snakeCase turns a Go field name into snake_case: BytesIn: bytes_in, TLSErrors: tls_errors.
+func snakeCase(name string) string {
+	var b strings.Builder
+	rs := []rune(name)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			if i > 0 && (unicode.IsLower(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]) && unicode.IsUpper(rs[i-1]))) {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // statusPage is the small HTML page served at "/" of the universal listener.
