@@ -59,6 +59,8 @@ running configuration stays in force. Otherwise:
   within 5 s has its connection closed. Listing the realm again brings it back empty.
 - ` + "`listeners[].tls`" + ` files are read again: new TLS handshakes get the new certificate.
 - Everything else (` + "`node`" + `, listeners' addresses, kinds, sizes and timeouts) needs a restart.
+  A reload that changes them logs, at Warn, the changed keys (e.g. ` + "`listeners[0].address`" + `)
+  that were not applied.
 
 ## Environment overrides
 

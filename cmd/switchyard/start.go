@@ -41,6 +41,9 @@ type startFlags struct {
 	admin                     string
 	configFile                string
 	prof                      profiles.Flags
+	// running is the configuration in force (set at start and by each applied reload):
+	// what a reload compares the file with to log the changes that need a restart.
+	running *config.Config
 }
 
 func runStart(args []string) error {
@@ -70,6 +73,7 @@ func runStart(args []string) error {
 	if err != nil {
 		return err
 	}
+	f.running = cfg
 	nc, err := nodeConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -187,7 +191,8 @@ func serveSignals(n *node.Node, sig <-chan os.Signal, fs *flag.FlagSet, f *start
 
 // reload re-reads --config on SIGHUP and applies its realms, principals and roles and
 // the TLS certificate, key and client CA files of TLS listeners. A bad file (config or
-// certificate) is refused with a log line and the running config stays in force.
+// certificate) is refused with a log line and the running config stays in force. Other
+// changes (node settings, listeners) need a restart: a Warn line lists them.
 func reload(n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger) {
 	if f.configFile == "" {
 		log.Warn("SIGHUP: nothing to reload (started without --config)")
@@ -207,6 +212,17 @@ func reload(n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger) {
 		return
 	}
 	log.Info("SIGHUP: config reloaded", "file", f.configFile, "realms", strings.Join(nc.Realms, ","))
+	if f.running != nil {
+		if changes := restartChanges(f.running, cfg); len(changes) > 0 {
+			log.Warn("SIGHUP: these changes need a restart and were not applied", "file", f.configFile,
+				"changes", strings.Join(changes, ", "))
+		}
+		// What runs keeps the settings of the start (compare later reloads with them),
+		// and the realms of this reload.
+		kept := *f.running
+		kept.Realms = cfg.Realms
+		f.running = &kept
+	}
 }
 
 // wsPathOf is the WebSocket path of the first listener that serves WebSocket.
