@@ -5,9 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -158,26 +156,4 @@ func (n *Node) reloadCerts(lns []Listener) error {
 		s.cs.cur.Store(s.cfg)
 	}
 	return nil
-}
-
-// bindError names the address of a listener that could not be opened: the event loops
-// report a failed bind without it ("bind: address already in use"). After a failed
-// start every listener is closed again, so each TCP address with a fixed port is tried
-// once more on its own, and the first that fails names the culprit. err is returned
-// unchanged when it is not a bind failure or no address fails again.
-func bindError(err error, lns []netpoll.Listener) error {
-	if !strings.Contains(err.Error(), "bind:") && !strings.Contains(err.Error(), "listen") {
-		return err
-	}
-	for _, l := range lns {
-		if l.Network == "unix" || strings.HasSuffix(l.Address, ":0") {
-			continue
-		}
-		ln, lerr := net.Listen("tcp", l.Address)
-		if lerr != nil {
-			return fmt.Errorf("listener %s (%s): %w", l.Address, l.Kind, err)
-		}
-		ln.Close()
-	}
-	return err
 }

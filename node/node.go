@@ -181,7 +181,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("node: %w", bindError(err, lns))
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.Server = srv
 	return n, nil
