@@ -2,20 +2,42 @@
 GO ?= go
 PKGS := ./...
 # Packages with concurrency: the race detector runs on them in `make test`.
+# The version `switchyard version` prints, stamped by `make build` and `make release`.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 RACE_PKGS := ./engine/... ./netpoll/... ./client/... ./proxy/... ./node/... ./loadgen/... ./bench/... ./link/... ./router/... ./cluster/... ./span/...
 
-.PHONY: run build test bench lint profile pgo release bench-e2e cluster cluster-stop
+.PHONY: run build test interop-js bench lint profile pgo release bench-e2e cluster cluster-stop
 
-run:
-	$(GO) run ./cmd/switchyard start
+# Builds bin/switchyard, then the recipe's shell execs it (no `go run` parent in between:
+# a signal to make's recipe reaches the router itself). Flags: make run ARGS="--listen ...".
+run: build
+	exec bin/switchyard start $(ARGS)
 
 build:
-	$(GO) build -o bin/switchyard ./cmd/switchyard
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
 
-test:
+test: interop-js
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 8m $(PKGS)
 	$(GO) test -count=1 -timeout 8m -race $(RACE_PKGS)
+
+# The AutobahnJS and wampy.js clients of the interop tests (pinned in
+# interop/js/package-lock.json), installed by `npm ci` when missing or older than the lock
+# file. Without Node.js >= 20 and npm, `make test` stops with what to install; INTEROP_JS=skip
+# runs the tests without them (the JS interop tests are then skipped).
+JS_STAMP := interop/js/node_modules/.package-lock.json
+interop-js:
+	@if [ "$(INTEROP_JS)" = skip ]; then echo "make: INTEROP_JS=skip: the AutobahnJS and wampy.js interop tests will be skipped"; \
+	else $(MAKE) -s --no-print-directory $(JS_STAMP); fi
+
+$(JS_STAMP): interop/js/package.json interop/js/package-lock.json
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null || [ "$$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then \
+	  echo "make test: the interop tests need Node.js >= 20 and npm (have: node $$(node --version 2>/dev/null || echo none), npm $$(npm --version 2>/dev/null || echo none))." >&2; \
+	  echo "  install them, then: (cd interop/js && npm ci)" >&2; \
+	  echo "  or run without the JS interop tests: make test INTEROP_JS=skip" >&2; \
+	  exit 1; \
+	fi
+	cd interop/js && npm ci --no-audit --no-fund --loglevel=error
 
 # Micro-benchmarks with -count, compared by benchstat against the previous commit.
 bench:
@@ -36,7 +58,7 @@ pgo: profile
 
 # Release build: uses cmd/switchyard/default.pgo (go build's -pgo=auto).
 release:
-	$(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/switchyard ./cmd/switchyard
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
 
 # End-to-end scenarios against a fresh router per scenario; results, table and chart
 # land in bench/out/ (see bench/RESULTS.md for the recorded runs).

@@ -40,6 +40,32 @@ func (p Problem) String() string {
 type LoadError struct {
 	File     string // file name; empty for Parse
 	Problems []Problem
+	// Partial is the configuration as far as it decoded (nil after a syntax error):
+	// unknown keys are skipped and a field with a problem keeps its zero value. It lets
+	// `switchyard check` report the value problems (Validate) in the same run; never run
+	// it. Failed lists the paths of the fields that did not decode, whose Validate
+	// problems only repeat the ones in Problems.
+	Partial *Config
+	Failed  []string
+}
+
+// ValidatePartial is Validate of Partial without the problems of the fields that did
+// not decode (Failed) and of what they hold; nil when there is no Partial.
+func (e *LoadError) ValidatePartial() []Problem {
+	if e.Partial == nil {
+		return nil
+	}
+	var out []Problem
+next:
+	for _, p := range e.Partial.Validate() {
+		for _, f := range e.Failed {
+			if p.Path == f || strings.HasPrefix(p.Path, f+".") || strings.HasPrefix(p.Path, f+"[") {
+				continue next
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // Error joins the problems, one per line, prefixed by the file name.
@@ -133,7 +159,7 @@ func Parse(data []byte, opts ParseOptions) (*Config, error) {
 		c.Realms = DefaultRealms()
 	}
 	if len(d.problems) > 0 {
-		return nil, &LoadError{Problems: d.problems}
+		return nil, &LoadError{Problems: d.problems, Partial: c, Failed: d.failed}
 	}
 	return c, nil
 }
@@ -187,10 +213,13 @@ type decoder struct {
 	getenv   func(string) string
 	dir      string
 	problems []Problem
+	failed   []string // paths of the fields that did not decode (see LoadError.Failed)
 }
 
+// fail records a problem with the value at path (the field keeps its zero value).
 func (d *decoder) fail(path, format string, args ...any) {
 	d.problems = append(d.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+	d.failed = append(d.failed, path)
 }
 
 var (
@@ -308,7 +337,7 @@ func (d *decoder) structure(m map[string]any, v reflect.Value, path string) {
 		if s := suggest(k, known); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		d.fail(path, "%s", msg)
+		d.problems = append(d.problems, Problem{Path: path, Message: msg})
 	}
 }
 

@@ -35,7 +35,8 @@ Rules:
 - Secrets (fields marked *secret*) may be written ` + "`\"${env:NAME}\"`" + `: the value is read from
   the environment variable NAME when the file is loaded; an unset variable is an error.
 - File names (fields marked *file*) are relative to the directory of the config file.
-- Environment overrides (below) win over the file.
+- Environment overrides (below) win over the file, and the command-line flags of
+  ` + "`switchyard start`" + ` (` + "`--log-level`, `--admin`" + ` of router and proxy) win over both.
 - ` + "`cluster`" + ` left out: a standalone node (` + "`switchyard start`" + `). With it, the file describes one
   node of a cluster (` + "`switchyard router`" + ` or ` + "`switchyard proxy`" + `); the example at the end of
   this page comes from ` + "`switchyard init --cluster DIR`" + `. ` + "`switchyard check --role router|proxy`" + `
@@ -58,6 +59,8 @@ running configuration stays in force. Otherwise:
   within 5 s has its connection closed. Listing the realm again brings it back empty.
 - ` + "`listeners[].tls`" + ` files are read again: new TLS handshakes get the new certificate.
 - Everything else (` + "`node`" + `, listeners' addresses, kinds, sizes and timeouts) needs a restart.
+  A reload that changes them logs, at Warn, the changed keys (e.g. ` + "`listeners[0].address`" + `)
+  that were not applied.
 
 ## Environment overrides
 

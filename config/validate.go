@@ -59,6 +59,7 @@ func (c *Config) Validate() []Problem {
 			names[r.Name] = i
 		}
 		v.realm(r, p)
+		v.unoffered(r, p)
 		v.spread(r, p)
 		// A listener hands out one cookie, before the realm is known: one name for all.
 		if ck := r.Auth.Cookie; ck != nil {
@@ -246,39 +247,67 @@ func (v *validator) listener(l *Listener, p string) {
 
 // methodConfigured reports whether some realm can authenticate with method m.
 func (v *validator) methodConfigured(m string) bool {
-	for _, r := range v.c.Realms {
-		a := &r.Auth
-		if a.Authenticator != nil && slices.Contains(a.Authenticator.Methods, m) {
+	for i := range v.c.Realms {
+		if realmConfigures(&v.c.Realms[i], m) {
 			return true
-		}
-		switch m {
-		case MethodAnonymous:
-			if a.Anonymous != nil {
-				return true
-			}
-		case MethodTicket:
-			if len(a.Ticket) > 0 {
-				return true
-			}
-		case MethodWAMPCRA:
-			if len(a.WAMPCRA) > 0 {
-				return true
-			}
-		case MethodCryptosign:
-			if len(a.Cryptosign) > 0 {
-				return true
-			}
-		case MethodTLS:
-			if len(a.TLS) > 0 {
-				return true
-			}
-		case MethodCookie:
-			if a.Cookie != nil {
-				return true
-			}
 		}
 	}
 	return false
+}
+
+// realmConfigures reports whether realm r can authenticate with method m.
+func realmConfigures(r *Realm, m string) bool {
+	a := &r.Auth
+	if a.Authenticator != nil && slices.Contains(a.Authenticator.Methods, m) {
+		return true
+	}
+	switch m {
+	case MethodAnonymous:
+		return a.Anonymous != nil
+	case MethodTicket:
+		return len(a.Ticket) > 0
+	case MethodWAMPCRA:
+		return len(a.WAMPCRA) > 0
+	case MethodCryptosign:
+		return len(a.Cryptosign) > 0
+	case MethodTLS:
+		return len(a.TLS) > 0
+	case MethodCookie:
+		return a.Cookie != nil
+	}
+	return false
+}
+
+// unoffered flags the auth methods realm r configures that no listener offers (a
+// listener with auth left out offers every method): no client could ever use them,
+// and a HELLO with one is refused on every listener. A node without listeners (a
+// cluster router, reached over links) is not checked.
+func (v *validator) unoffered(r *Realm, p string) {
+	if len(v.c.Listeners) == 0 {
+		return
+	}
+	var offered []string
+	for _, l := range v.c.Listeners {
+		if len(l.Auth) == 0 {
+			return
+		}
+		for _, m := range l.Auth {
+			if !slices.Contains(offered, m) {
+				offered = append(offered, m)
+			}
+		}
+	}
+	for _, m := range AuthMethods {
+		if !realmConfigures(r, m) || slices.Contains(offered, m) {
+			continue
+		}
+		path := p + ".auth." + m
+		if r.Auth.Authenticator != nil && slices.Contains(r.Auth.Authenticator.Methods, m) {
+			path = p + ".auth.authenticator.methods"
+		}
+		v.add(path, "auth method %s is configured but no listener offers it (listeners' auth: %s): add %s to a listener's auth",
+			m, strings.Join(offered, ", "), m)
+	}
 }
 
 func (v *validator) tls(t *TLS, p string) {

@@ -73,6 +73,9 @@ func TestValidateRules(t *testing.T) {
 		return c.Listeners[0].TLS
 	}
 	withAuth := func(c *Config) *Realm {
+		for i := range c.Listeners {
+			c.Listeners[i].Auth = nil // offer every method a realm configures
+		}
 		r := authRealm()
 		setDefaults(&r.Limits)
 		c.Realms = append(c.Realms, r)

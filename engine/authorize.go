@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 )
@@ -96,8 +97,45 @@ func (s *Session) authorized(reqType codec.MessageType, m *codec.Message, sc *sc
 	case codec.SUBSCRIBE:
 		ok = perm.Subscribe
 	}
-	if !ok && (reqType != codec.PUBLISH || m.Details.Acknowledge) {
-		s.sendError(reqType, m.Request, ErrNotAuthorized, sc)
+	if !ok {
+		s.deny(reqType, m, sc)
 	}
 	return ok
+}
+
+// deny refuses m, an action of s its authrole may not do: ERROR wamp.error.not_authorized
+// (a PUBLISH only when acknowledged) with a text naming the action and the URI, and an
+// Info log line with the session, authid and authrole (rate-limited per cause and peer
+// address, as every line a client can cause). Not the hot path: it may allocate.
+func (s *Session) deny(reqType codec.MessageType, m *codec.Message, sc *scratch) {
+	action := deniedAction(reqType)
+	r := s.realm.router
+	if r.logOKAt(slog.LevelInfo, "not authorized", s.peer) {
+		r.log.Info("not authorized", "realm", s.realm.name, "session", s.id, "authid", s.auth.AuthID,
+			"authrole", s.auth.AuthRole, "action", action, "uri", string(m.URI))
+	}
+	if reqType != codec.PUBLISH || m.Details.Acknowledge {
+		s.sendErrorMsg(reqType, m.Request, ErrNotAuthorized, NotAuthorizedText(action, string(m.URI), s.auth.AuthRole), sc)
+	}
+}
+
+// NotAuthorizedText is the message of a wamp.error.not_authorized: the action (call,
+// register, publish, subscribe) and URI refused, and the authrole that lacks it.
+func NotAuthorizedText(action, uri, authrole string) string {
+	return fmt.Sprintf("authrole %q is not authorized to %s %q", authrole, action, uri)
+}
+
+// deniedAction names the action of a request type in NotAuthorizedText.
+func deniedAction(reqType codec.MessageType) string {
+	switch reqType {
+	case codec.CALL:
+		return "call"
+	case codec.REGISTER:
+		return "register"
+	case codec.PUBLISH:
+		return "publish to"
+	case codec.SUBSCRIBE:
+		return "subscribe to"
+	}
+	return reqType.String()
 }

@@ -1,6 +1,10 @@
 package engine
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -81,5 +85,43 @@ func BenchmarkAuthorize(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestNotAuthorizedSaysWhat: a denial carries a text naming the action, the URI and the
+// authrole, and the router logs it at Info with the session, authid and authrole; an
+// unacknowledged PUBLISH gets no ERROR but is logged too.
+func TestNotAuthorizedSaysWhat(t *testing.T) {
+	var logs bytes.Buffer
+	rl := NewRouter(slog.New(slog.NewTextHandler(&logs, nil))).AddRealm("realm1")
+	user, err := NewRolePermissions([]Rule{{URI: "com.app.", Match: "prefix", Allow: Permission{Call: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl.SetRoles(map[string]*RolePermissions{"user": user})
+	p := &memPeer{ser: codec.JSON}
+	s := rl.Join(p, AuthInfo{AuthID: "joe", AuthRole: "user"})
+	s.Receive(&codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("com.app.x")})
+	e := p.one(t, codec.ERROR)
+	if len(e.Args) == 0 {
+		t.Fatalf("denial %s without a text", e.URI)
+	}
+	args, _ := value(t, codec.JSON, e.Args).([]any)
+	if string(e.URI) != ErrNotAuthorized || len(args) != 1 || args[0] != `authrole "user" is not authorized to register "com.app.x"` {
+		t.Fatalf("denial: %s %v", e.URI, args)
+	}
+	for _, want := range []string{"level=INFO", `msg="not authorized"`, "realm=realm1", fmt.Sprintf("session=%d", s.ID()),
+		"authid=joe", "authrole=user", "action=register", "uri=com.app.x"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	logs.Reset()
+	s.Receive(&codec.Message{Type: codec.PUBLISH, Request: 2, URI: []byte("com.other")})
+	if ms := p.take(t); len(ms) != 0 {
+		t.Fatalf("unacknowledged PUBLISH answered: %+v", ms)
+	}
+	if !strings.Contains(logs.String(), `action="publish to" uri=com.other`) {
+		t.Errorf("denied PUBLISH not logged:\n%s", logs.String())
 	}
 }

@@ -169,8 +169,8 @@ func (s *Session) authorizeDynamic(reqType codec.MessageType, m *codec.Message, 
 	if d.disclose && (reqType == codec.CALL || reqType == codec.PUBLISH) {
 		m.Details.Has, m.Details.DiscloseMe = m.Details.Has|codec.KeyDiscloseMe, true
 	}
-	if !d.allow && (reqType != codec.PUBLISH || m.Details.Acknowledge) {
-		s.sendError(reqType, m.Request, ErrNotAuthorized, sc)
+	if !d.allow {
+		s.deny(reqType, m, sc)
 	}
 	return d.allow
 }

@@ -49,12 +49,15 @@ func (r *Router) SetLogLimit(l *lograte.Limiter) {
 
 // logOK reports whether a Warn line for cause, caused by peer, may be written now. The
 // address is the peer's RemoteAddr when it has one.
-func (r *Router) logOK(cause string, peer Peer) bool {
+func (r *Router) logOK(cause string, peer Peer) bool { return r.logOKAt(slog.LevelWarn, cause, peer) }
+
+// logOKAt is logOK for a line at level.
+func (r *Router) logOKAt(level slog.Level, cause string, peer Peer) bool {
 	var addr net.Addr
 	if p, ok := peer.(interface{ RemoteAddr() net.Addr }); ok {
 		addr = p.RemoteAddr()
 	}
-	return r.logLimit.Load().Allow(slog.LevelWarn, cause, lograte.Addr(addr))
+	return r.logLimit.Load().Allow(level, cause, lograte.Addr(addr))
 }
 
 // AddRealm creates realm name if it does not exist and returns it. Safe for concurrent use.

@@ -225,22 +225,45 @@ func (r *Result) formatCounts(row func(k, format string, a ...any), prefix strin
 		row("throughput", "%s msgs/s ~ %.2f MB/s payload (sum of the parts)", thousands(int64(r.MsgsPerSec+0.5)), r.MBPerSec)
 		return
 	}
-	row(prefix+"sent", "%s (%s msgs/s ~ %.2f MB/s)", thousands(r.Sent), thousands(int64(r.SentPerSec+0.5)), r.SentMBPerSec)
-	row(prefix+"delivered", "%s", thousands(r.Delivered))
+	unit := rateUnit(r.Scenario)
+	row(prefix+"sent", "%s (%s %s ~ %.2f MB/s)", thousands(r.Sent), thousands(int64(r.SentPerSec+0.5)), unit, r.SentMBPerSec)
+	if r.Scenario == "rpc" && r.Sent > r.Delivered {
+		// A caller keeps --inflight calls outstanding: the calls sent near the end of
+		// the window are answered after it (or never: those are counted in lost).
+		row(prefix+"delivered", "%s (the other %s calls were in flight when the window ended)", thousands(r.Delivered), thousands(r.Sent-r.Delivered))
+	} else {
+		row(prefix+"delivered", "%s", thousands(r.Delivered))
+	}
 	if r.Ack {
 		row(prefix+"acked", "%s (%d never acknowledged)", thousands(r.Acked), r.Unacked)
 	}
 	row(prefix+"errors", "%d", r.Errors)
 	row(prefix+"lost", "%d", r.Lost)
-	unit := "msgs/s"
-	if r.Scenario == "connect" {
-		unit = "joins/s"
-	}
 	row(prefix+"throughput", "%s %s ~ %.2f MB/s payload delivered", thousands(int64(r.MsgsPerSec+0.5)), unit, r.MBPerSec)
 	if l := r.Latency; l != nil {
-		row(prefix+"latency (us)", "p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f, n=%d)",
-			l.P50Us, l.P90Us, l.P99Us, l.P999Us, l.MaxUs, l.MeanUs, l.Count)
+		row(prefix+"latency", "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s, n=%d)",
+			latencyText(l.P50Us), latencyText(l.P90Us), latencyText(l.P99Us), latencyText(l.P999Us), latencyText(l.MaxUs), latencyText(l.MeanUs), l.Count)
 	}
+}
+
+// rateUnit is what the per-second figures of scenario count.
+func rateUnit(scenario string) string {
+	switch scenario {
+	case "rpc":
+		return "calls/s"
+	case "connect":
+		return "joins/s"
+	}
+	return "msgs/s"
+}
+
+// latencyText formats a latency given in microseconds: in us up to 10 ms, in ms past it
+// (a p99.9 of 92864.5 us reads 92.9 ms).
+func latencyText(us float64) string {
+	if us >= 10000 {
+		return fmt.Sprintf("%.1f ms", us/1000)
+	}
+	return fmt.Sprintf("%.1f us", us)
 }
 
 func perWhat(scenario string) string {

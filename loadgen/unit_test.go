@@ -150,8 +150,8 @@ func TestResultFormat(t *testing.T) {
 	for _, want := range []string{
 		"scenario", "mixed", "rs://h:1 (realm realm1, msgpack)", "publishers=1 subscribers=2", "rate=1000/s",
 		"window", "2.000 s", "sent ", "2,000", "delivered", "1,980", "errors", "lost",
-		"throughput", "990 msgs/s", "pubsub sent", "1,000 (500 msgs/s", "rpc delivered", "pubsub latency (us)",
-		"p50 40.0  p90 80.0  p99 150.0  p99.9 300.0  max 400.0", "router cpu", "757.00 us per delivered event or call",
+		"throughput", "990 msgs/s", "pubsub sent", "1,000 (500 msgs/s", "rpc sent", "1,000 (500 calls/s", "rpc delivered", "pubsub latency",
+		"p50 40.0 us  p90 80.0 us  p99 150.0 us  p99.9 300.0 us  max 400.0 us", "router cpu", "757.00 us per delivered event or call",
 		"router rss", "20.0 MiB", "loadgen cpu", "125.00 us per message", "host cpu", "90% busy of 2 cores",
 		"error ", "wamp.error.x",
 	} {
@@ -168,6 +168,30 @@ func TestResultFormat(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("pubsub table lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestResultFormatRPCUnits: an rpc table counts calls (not msgs), says what sent minus
+// delivered is, and gives latencies past 10 ms in ms.
+func TestResultFormatRPCUnits(t *testing.T) {
+	r := &Result{Scenario: "rpc", URL: "ws://h:1/ws", Realm: "realm1", Serializer: "json", Callers: 64, Callees: 1,
+		Inflight: 8, Size: 64, Elapsed: 10 * time.Second, Sent: 100512, Delivered: 100000, MsgsPerSec: 10000, SentPerSec: 10051.2,
+		Latency: &Latency{Count: 100000, MinUs: 800, MeanUs: 9000, P50Us: 8200.4, P90Us: 9999.9, P99Us: 40000, P999Us: 92864.5, MaxUs: 120000}}
+	var b bytes.Buffer
+	if err := r.Format(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"100,512 (10,051 calls/s", "10,000 calls/s", "100,000 (the other 512 calls were in flight when the window ended)",
+		"p50 8200.4 us  p90 9999.9 us  p99 40.0 ms  p99.9 92.9 ms  max 120.0 ms  (mean 9000.0 us, n=100000)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rpc table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "msgs/s") {
+		t.Errorf("rpc table counts msgs/s:\n%s", out)
 	}
 }
 

@@ -11,11 +11,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pkg/profile"
@@ -80,9 +83,9 @@ func (f *Flags) Start() (stop func() error, err error) {
 	}, nil
 }
 
-// AdminHandler returns the handler of the admin listener: /debug/pprof/ (index, cmdline,
-// profile, symbol, trace and the named profiles) plus extra handlers by path. Safe for
-// concurrent use.
+// AdminHandler returns the handler of the admin listener: an index of its endpoints at
+// "/", /debug/pprof/ (index, cmdline, profile, symbol, trace and the named profiles) plus
+// extra handlers by path. Safe for concurrent use.
 func AdminHandler(extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -90,10 +93,29 @@ func AdminHandler(extra map[string]http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	paths := []string{"/debug/pprof/"}
 	for path, h := range extra {
 		mux.Handle(path, h)
+		paths = append(paths, path)
 	}
+	slices.Sort(paths)
+	index := adminIndex(paths)
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(index)
+	})
 	return mux
+}
+
+// adminIndex is the page at the admin root: a link to each endpoint.
+func adminIndex(paths []string) []byte {
+	var b strings.Builder
+	b.WriteString("<!doctype html><html><head><meta charset=\"utf-8\"><title>switchyard admin</title></head><body><h1>switchyard admin</h1><ul>")
+	for _, p := range paths {
+		fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a></li>", html.EscapeString(p), html.EscapeString(p))
+	}
+	b.WriteString("</ul></body></html>\n")
+	return []byte(b.String())
 }
 
 // ServeAdmin listens on addr (an internal address such as 127.0.0.1:9090) and serves h

@@ -72,3 +72,32 @@ func TestAdminServesPprof(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminRootIndex: the admin root lists every endpoint (it was a 404); other unknown
+// paths stay 404.
+func TestAdminRootIndex(t *testing.T) {
+	srv, addr, err := ServeAdmin("127.0.0.1:0", AdminHandler(map[string]http.Handler{
+		"/debug/stats": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "{}") }),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	resp, err := http.Get("http://" + addr.String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `href="/debug/pprof/"`) || !strings.Contains(string(b), `href="/debug/stats"`) {
+		t.Fatalf("/: %d %q", resp.StatusCode, b)
+	}
+	resp, err = http.Get("http://" + addr.String() + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("/nope: %d", resp.StatusCode)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -280,7 +281,28 @@ func (f *Frontend) hello(c *netpoll.Conn, st *conn, m *codec.Message) {
 		f.send(c, &ch)
 		return
 	}
-	f.abort(c, st, engine.ErrNoAuthMethod, "no authentication method offered by the client is available on this realm")
+	f.abort(c, st, engine.ErrNoAuthMethod, f.noAuthMethodText(c, ra, methods))
+}
+
+// noAuthMethodText is the ABORT message when none of the client's methods can be used:
+// when the realm configures some of them but c's listener does not offer them, it says
+// so and names what the listener offers (otherwise the realm looks misconfigured).
+func (f *Frontend) noAuthMethodText(c *netpoll.Conn, ra *RealmAuth, methods []any) string {
+	var held []string
+	for _, mv := range methods {
+		if method, _ := mv.(string); ra.offers(method) && !f.listenerOffers(c, method) {
+			held = append(held, method)
+		}
+	}
+	if len(held) == 0 {
+		return "no authentication method offered by the client is available on this realm"
+	}
+	var offered []string
+	if m := f.methods.Load(); m != nil {
+		offered = (*m)[c.Listener()]
+	}
+	return fmt.Sprintf("the realm accepts %s but this listener does not offer it (the listener's auth offers only %s)",
+		strings.Join(held, ", "), strings.Join(offered, ", "))
 }
 
 // authenticate checks AUTHENTICATE against the pending CHALLENGE.

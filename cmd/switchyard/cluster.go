@@ -25,7 +25,7 @@ import (
 // from --config (its cluster section names the node and lists the routers).
 func runRole(role string, args []string) error {
 	fs := flag.NewFlagSet(role, flag.ContinueOnError)
-	configFile := fs.String("config", "", "cluster node config file (required; see `switchyard init --cluster DIR`)")
+	configFile := fs.String("config", "", "cluster node config file (required; see 'switchyard init --cluster DIR')")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
 	admin := fs.String("admin", "", "internal admin listener for /debug/pprof and /debug/stats (overrides the file)")
 	if err := fs.Parse(args); err != nil {

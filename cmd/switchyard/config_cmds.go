@@ -185,8 +185,19 @@ func checkFile(w io.Writer, name, role string, getenv func(string) string) (*con
 	var le *config.LoadError
 	switch {
 	case errors.As(err, &le):
+		// Report what did not decode and, in the same run, what Validate finds in the
+		// rest (a user fixes every problem at once, not one pass per kind).
 		for _, p := range le.Problems {
 			problems = append(problems, p.String())
+		}
+		if le.Partial != nil {
+			if err := le.Partial.ApplyEnv(getenv); err != nil {
+				problems = append(problems, "environment: "+err.Error())
+			}
+			for _, p := range le.ValidatePartial() {
+				problems = append(problems, p.String())
+			}
+			problems = append(problems, roleProblems(le.Partial, role)...)
 		}
 	case err != nil:
 		fmt.Fprintf(w, "%s: %v\n", name, err)
@@ -198,11 +209,7 @@ func checkFile(w io.Writer, name, role string, getenv func(string) string) (*con
 		for _, p := range c.Validate() {
 			problems = append(problems, p.String())
 		}
-		if role != "" {
-			if err := c.ClusterRole(role); err != nil {
-				problems = append(problems, err.Error())
-			}
-		}
+		problems = append(problems, roleProblems(c, role)...)
 	}
 	if len(problems) == 0 {
 		fmt.Fprintf(w, "%s: ok\n", name)
@@ -213,4 +220,15 @@ func checkFile(w io.Writer, name, role string, getenv func(string) string) (*con
 		fmt.Fprintln(w, p)
 	}
 	return c, false
+}
+
+// roleProblems is c.ClusterRole(role) as a list of problems (none when role is empty).
+func roleProblems(c *config.Config, role string) []string {
+	if role == "" {
+		return nil
+	}
+	if err := c.ClusterRole(role); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
 }

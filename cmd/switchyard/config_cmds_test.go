@@ -136,3 +136,40 @@ func TestCheckClusterFiles(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+// TestCheckReportsEveryProblemAtOnce: a file with an unknown key, a value of the wrong
+// type and values Validate refuses gets all of them from one `switchyard check`, and the
+// field that did not decode is not reported twice.
+func TestCheckReportsEveryProblemAtOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	data := `version: 1
+node:
+  log_level: verbose
+  loglevel: info
+listeners:
+  - address: [":0"]
+    kind: bogus
+    serializers: [json, xml]
+`
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if checkOK(&out, p, "") {
+		t.Fatalf("check passed:\n%s", out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		`node: unknown key "loglevel"`,            // decode: unknown key
+		"listeners[0].address: expected a string", // decode: wrong type
+		"node.log_level:",                         // Validate: enum
+		"listeners[0].serializers[1]:",            // Validate: enum
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("check output lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "listeners[0].address"); n != 1 {
+		t.Errorf("listeners[0].address reported %d times:\n%s", n, got)
+	}
+}

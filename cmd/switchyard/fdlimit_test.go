@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/client"
-	"github.com/switchyard-wamp/switchyard/netpoll"
 )
 
 // syncBuffer collects a child's stderr while the test reads it.
@@ -52,10 +51,13 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
-// nodeStats is the part of /debug/stats the test reads.
+// nodeStats is the part of /debug/stats the test reads (snake_case keys).
 type nodeStats struct {
-	Sessions int
-	Netpoll  netpoll.Stats
+	Sessions int `json:"sessions"`
+	Netpoll  struct {
+		Accepted     uint64 `json:"accepted"`
+		RefusedAtCap uint64 `json:"refused_at_cap"`
+	} `json:"netpoll"`
 }
 
 func stats(t *testing.T, admin string) nodeStats {

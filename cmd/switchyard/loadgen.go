@@ -36,7 +36,23 @@ Scenarios:
             (--publishers/--subscribers/--topics and --callers/--callees/--inflight);
             --rate is split evenly; both shares are reported
   sink      not a load: a no-op router (accepts ws and rs on --listen, answers HELLO with
-            WELCOME, discards the rest) to measure loadgen's own ceiling
+            WELCOME, discards the rest) to measure loadgen's own ceiling; its flags:
+              --listen ADDR   address to accept WebSocket (any path) and RawSocket on
+                              (default 127.0.0.1:9999)
+              --ticket T      require ticket authentication with this ticket
+
+URLs: ws://, wss:// (WebSocket); rs://, rss://, tcp://, tcps:// (RawSocket over TCP);
+rs+unix:///path/to.sock (RawSocket on a Unix socket, e.g. a unix listener of switchyard).
+
+Output: rates count publications and events (pubsub), calls (rpc) or joins (connect) per
+second; rpc's sent - delivered are the calls still in flight when the window ended.
+Latencies are in us, in ms past 10 ms. In --json every key names its unit (_ns, _us,
+_seconds, _bytes, _per_sec, mb = 10^6 bytes).
+
+Authentication: with --ticket, the role the router gives --authid must be allowed to
+call, register, publish and subscribe on URIs under the prefix "loadgen." (each run uses
+loadgen.<random>.*); in a switchyard config, a permission
+  {uri: "loadgen.", match: prefix, allow: {call: true, register: true, publish: true, subscribe: true}}
 
 Examples:
   switchyard loadgen pubsub --url ws://127.0.0.1:8080/ws --subscribers 10 --duration 10s --router-pid PID
@@ -67,7 +83,7 @@ func runLoadgen(args []string) error {
 		return runSink(args[1:])
 	}
 	if _, ok := loadgen.Lookup(name); !ok {
-		return fmt.Errorf("loadgen: unknown scenario %q (one of %s)", name, strings.Join(loadgen.Scenarios(), ", "))
+		return fmt.Errorf("loadgen: unknown scenario %q (one of %s)", name, strings.Join(append(loadgen.Scenarios(), "sink"), ", "))
 	}
 	var o loadgen.Options
 	var ser string
@@ -146,7 +162,7 @@ func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags, tf *tls
 	fs.StringVar(&tf.key, "tls-key", "", "wss://, rss://: PEM private key of --tls-cert")
 	fs.StringVar(ser, "serializer", "json", "json, msgpack or cbor")
 	fs.StringVar(&o.AuthID, "authid", "", "authid to join with (HELLO details)")
-	fs.StringVar(&o.Ticket, "ticket", "", "ticket authentication: HELLO authmethods [\"ticket\"], AUTHENTICATE with this ticket")
+	fs.StringVar(&o.Ticket, "ticket", "", "ticket authentication: HELLO authmethods [\"ticket\"], AUTHENTICATE with this ticket;\nthe role of --authid needs call, register, publish and subscribe on the prefix \"loadgen.\"")
 	fs.IntVar(&o.Publishers, "publishers", 1, "pubsub, mixed: publishing sessions")
 	fs.IntVar(&o.Subscribers, "subscribers", 1, "pubsub, mixed: subscribing sessions (subscriber i on topic i%topics); 0 = publish only")
 	fs.IntVar(&o.Topics, "topics", 1, "pubsub, mixed: topics, published to round-robin")

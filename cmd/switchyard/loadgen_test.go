@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-wamp/switchyard/loadgen"
@@ -42,3 +43,12 @@ func TestLoadgenURLAndPIDFlags(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestLoadgenUnknownScenarioListsSink: the error for a wrong scenario lists every
+// scenario `switchyard loadgen` accepts, sink included.
+func TestLoadgenUnknownScenarioListsSink(t *testing.T) {
+	err := runLoadgen([]string{"bogus"})
+	if err == nil || !strings.Contains(err.Error(), "rpc") || !strings.Contains(err.Error(), "sink") {
+		t.Fatalf("loadgen bogus: %v", err)
+	}
+}

@@ -3,12 +3,15 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"runtime/debug"
 )
 
-// version is set at release build time with -ldflags "-X main.version=...".
+// version is set by `make build` and `make release` with -ldflags "-X main.version=...";
+// a binary from `go install ...@vX` reports the module version instead (versionString).
 var version = "dev"
 
 func main() {
@@ -39,6 +42,9 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h, --help: the usage is printed, and asking for it is not a failure
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard:", err)
 		os.Exit(1)
@@ -65,6 +71,9 @@ Run "switchyard start -h" or "switchyard loadgen -h" for the flags.
 func versionString() string {
 	v := version
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version // go install github.com/switchyard-wamp/switchyard/cmd/switchyard@vX
+		}
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 				v += " (" + s.Value[:12] + ")"

@@ -22,7 +22,18 @@ import (
 
 // applyStartFlags writes the flags the user set on the command line over cfg (a loaded
 // file or the embedded default): flags win over the file, defaults of unset flags do not.
+//
+// An explicit --listen without --rawsocket and without --config is the whole listening
+// setup: the embedded default's RawSocket-only listener (:8081 on every interface) is
+// not opened; the --listen port serves RawSocket too.
 func applyStartFlags(cfg *config.Config, fs *flag.FlagSet, f *startFlags) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if set["listen"] && !set["rawsocket"] && f.configFile == "" {
+		if l := listenerOf(cfg, config.KindRawSocket, false); l != nil && l.Address == defaultAddress(config.KindRawSocket) {
+			dropListeners(cfg, config.KindRawSocket)
+		}
+	}
 	fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
 		case "listen":
@@ -86,6 +97,16 @@ func listenerOf(cfg *config.Config, kind string, create bool) *config.Listener {
 		}
 	}
 	panic("no default listener of kind " + kind)
+}
+
+// defaultAddress is the address of the embedded default's listener of kind ("" if none).
+func defaultAddress(kind string) string {
+	for _, l := range config.DefaultListeners() {
+		if l.Kind == kind {
+			return l.Address
+		}
+	}
+	return ""
 }
 
 func dropListeners(cfg *config.Config, kind string) {

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"flag"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +80,71 @@ func TestRolesBecomePermissions(t *testing.T) {
 	nc, err = nodeConfig(cfg)
 	if err != nil || nc.Roles["realm1"]["anonymous"] == nil {
 		t.Fatalf("roles not compiled: %v %v", nc.Roles, err)
+	}
+}
+
+// TestPrecedenceFileEnvFlags pins what README and docs/config.md say: the environment
+// overrides the file and a flag given overrides both.
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	t.Setenv("SWITCHYARD_LISTENERS_0_ADDRESS", "127.0.0.1:28081")
+	t.Setenv("SWITCHYARD_LOG_LEVEL", "warn")
+	var f startFlags
+	fs := flag.NewFlagSet("start", flag.ContinueOnError)
+	fs.StringVar(&f.listen, "listen", ":8080", "")
+	fs.StringVar(&f.logLevel, "log-level", "info", "")
+	if err := fs.Parse([]string{"--listen", "127.0.0.1:28082"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadStartConfig(&f, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Listeners[0].Address; got != "127.0.0.1:28082" {
+		t.Errorf("listener address %q: the flag must win over the environment", got)
+	}
+	if got := cfg.Node.LogLevel; got != "warn" {
+		t.Errorf("log level %q: the environment must win over the default", got)
+	}
+}
+
+// TestListenAloneOpensOnePort: `switchyard start --listen 127.0.0.1:X` opens that port
+// only (it serves RawSocket too), not also the default RawSocket listener on :8081 of
+// every interface; --rawsocket given, or a config file, keep their RawSocket listener.
+func TestListenAloneOpensOnePort(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		file string
+		want []string
+	}{
+		{[]string{"--listen", "127.0.0.1:28082"}, "", []string{"universal 127.0.0.1:28082"}},
+		{[]string{"--listen", "127.0.0.1:28082", "--rawsocket", "127.0.0.1:28083"}, "", []string{"universal 127.0.0.1:28082", "rawsocket 127.0.0.1:28083"}},
+		{[]string{"--realm", "a"}, "", []string{"universal :8080", "rawsocket :8081"}},
+		{[]string{"--listen", "127.0.0.1:28082"}, "version: 1\n", []string{"universal 127.0.0.1:28082", "rawsocket :8081"}},
+	} {
+		var f startFlags
+		fs := flag.NewFlagSet("start", flag.ContinueOnError)
+		fs.StringVar(&f.listen, "listen", ":8080", "")
+		fs.StringVar(&f.rawsocket, "rawsocket", ":8081", "")
+		fs.Var(&f.realms, "realm", "")
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if tc.file != "" {
+			f.configFile = filepath.Join(t.TempDir(), "switchyard.yaml")
+			if err := os.WriteFile(f.configFile, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg, err := loadStartConfig(&f, fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range cfg.Listeners {
+			got = append(got, l.Kind+" "+l.Address)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("start %s (file %q): listeners %q, want %q", strings.Join(tc.args, " "), tc.file, got, tc.want)
+		}
 	}
 }

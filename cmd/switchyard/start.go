@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/node"
@@ -39,13 +41,16 @@ type startFlags struct {
 	admin                     string
 	configFile                string
 	prof                      profiles.Flags
+	// running is the configuration in force (set at start and by each applied reload):
+	// what a reload compares the file with to log the changes that need a restart.
+	running *config.Config
 }
 
 func runStart(args []string) error {
 	var f startFlags
 	fs := flag.NewFlagSet("start", flag.ContinueOnError)
 	fs.StringVar(&f.listen, "listen", ":8080", "universal listener: WebSocket at --ws-path, RawSocket, and the status page at /")
-	fs.StringVar(&f.rawsocket, "rawsocket", ":8081", "RawSocket-only listener (empty to disable)")
+	fs.StringVar(&f.rawsocket, "rawsocket", ":8081", "RawSocket-only listener (empty to disable); not opened when --listen is given without it and\nwithout --config (the --listen port serves RawSocket too)")
 	fs.StringVar(&f.wsPath, "ws-path", "/ws", "WebSocket path on the universal listener")
 	fs.Var(&f.realms, "realm", "realm to serve (repeatable; default realm1)")
 	fs.IntVar(&f.maxMsg, "max-message-size", 1<<20, "largest inbound message in bytes")
@@ -59,7 +64,7 @@ func runStart(args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "time to flush GOODBYE to sessions on SIGINT/SIGTERM")
 	fs.StringVar(&f.admin, "admin", "", "internal admin listener for /debug/pprof and /debug/stats, e.g. 127.0.0.1:9090 (off by default; never the public port)")
-	fs.StringVar(&f.configFile, "config", "", "node config file (YAML or JSON; see docs/config.md and `switchyard init`); flags given here override it")
+	fs.StringVar(&f.configFile, "config", "", "node config file (YAML or JSON; see docs/config.md and 'switchyard init'); flags given here override it")
 	f.prof.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -68,6 +73,7 @@ func runStart(args []string) error {
 	if err != nil {
 		return err
 	}
+	f.running = cfg
 	nc, err := nodeConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -185,7 +191,8 @@ func serveSignals(n *node.Node, sig <-chan os.Signal, fs *flag.FlagSet, f *start
 
 // reload re-reads --config on SIGHUP and applies its realms, principals and roles and
 // the TLS certificate, key and client CA files of TLS listeners. A bad file (config or
-// certificate) is refused with a log line and the running config stays in force.
+// certificate) is refused with a log line and the running config stays in force. Other
+// changes (node settings, listeners) need a restart: a Warn line lists them.
 func reload(n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger) {
 	if f.configFile == "" {
 		log.Warn("SIGHUP: nothing to reload (started without --config)")
@@ -205,6 +212,17 @@ func reload(n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger) {
 		return
 	}
 	log.Info("SIGHUP: config reloaded", "file", f.configFile, "realms", strings.Join(nc.Realms, ","))
+	if f.running != nil {
+		if changes := restartChanges(f.running, cfg); len(changes) > 0 {
+			log.Warn("SIGHUP: these changes need a restart and were not applied", "file", f.configFile,
+				"changes", strings.Join(changes, ", "))
+		}
+		// What runs keeps the settings of the start (compare later reloads with them),
+		// and the realms of this reload.
+		kept := *f.running
+		kept.Realms = cfg.Realms
+		f.running = &kept
+	}
 }
 
 // wsPathOf is the WebSocket path of the first listener that serves WebSocket.
@@ -217,15 +235,46 @@ func wsPathOf(nc node.Config) string {
 	return "/ws"
 }
 
-// statsHandler serves the node's counters as JSON on the admin listener.
+// statsHandler serves the node's counters as JSON on the admin listener, every key in
+// snake_case ({"sessions": 3, "netpoll": {"accepted": 5, "slow_consumer_closed": 0, ...}}).
 func statsHandler(n *node.Node) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"sessions": n.Router.SessionCount(),
-			"netpoll":  n.Server.Stats(),
+			"netpoll":  snakeFields(n.Server.Stats()),
 		})
 	})
+}
+
+// snakeFields maps the exported fields of struct v to snake_case keys
+// (SlowConsumerClosed: slow_consumer_closed), so that the stats keep one casing as
+// fields are added.
+func snakeFields(v any) map[string]any {
+	rv := reflect.ValueOf(v)
+	out := make(map[string]any, rv.NumField())
+	for i := range rv.NumField() {
+		if f := rv.Type().Field(i); f.IsExported() {
+			out[snakeCase(f.Name)] = rv.Field(i).Interface()
+		}
+	}
+	return out
+}
+
+// snakeCase turns a Go field name into snake_case: BytesIn: bytes_in, TLSErrors: tls_errors.
+func snakeCase(name string) string {
+	var b strings.Builder
+	rs := []rune(name)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			if i > 0 && (unicode.IsLower(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]) && unicode.IsUpper(rs[i-1]))) {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // statusPage is the small HTML page served at "/" of the universal listener.
