@@ -16,6 +16,8 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 8m $(PKGS)
 	$(GO) test -count=1 -timeout 8m -race $(RACE_PKGS)
+	@# go test hides a passing package's output: say which WAMP vector suites ran or skipped.
+	@$(GO) test -count=1 -v -run '^TestConformance' ./codec/ | grep '^codec conformance:'
 
 # Micro-benchmarks with -count, compared by benchstat against the previous commit.
 bench:
