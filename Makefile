@@ -20,6 +20,8 @@ test: interop-js
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 8m $(PKGS)
 	$(GO) test -count=1 -timeout 8m -race $(RACE_PKGS)
+	@# go test hides a passing package's output: say which WAMP vector suites ran or skipped.
+	@$(GO) test -count=1 -v -run '^TestConformance' ./codec/ | grep '^codec conformance:'
 
 # The AutobahnJS and wampy.js clients of the interop tests (pinned in
 # interop/js/package-lock.json), installed by `npm ci` when missing or older than the lock

@@ -53,11 +53,16 @@ func (b tvBytes) decode() ([]byte, error) {
 	return nil, errors.New("sample has no bytes")
 }
 
-func loadTestsuite(t *testing.T) map[string]tvFile {
+// loadTestsuite reads the single-message vectors for the test suite (its name in the
+// summary). It skips t, saying so in the summary, only when the folder is absent; a
+// folder that is present but holds no vectors fails t.
+func loadTestsuite(t *testing.T, suite string) map[string]tvFile {
 	t.Helper()
 	root := filepath.Join(testsuiteDir, "singlemessage")
 	if _, err := os.Stat(root); err != nil {
-		t.Skipf("WAMP conformance vectors not found at %s (a checkout without shared/): skipping", testsuiteDir)
+		abs, _ := filepath.Abs(root)
+		reportSuite("%s: SKIPPED, vectors not found at %s (%v)", suite, abs, err)
+		t.Skipf("WAMP conformance vectors not found at %s (a checkout without shared/): skipping", abs)
 	}
 	files := map[string]tvFile{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -82,7 +87,8 @@ func loadTestsuite(t *testing.T) map[string]tvFile {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Skipf("no vectors under %s", root)
+		reportSuite("%s: FAILED, no vectors under %s", suite, root)
+		t.Fatalf("no vectors under %s, but the folder is present", root)
 	}
 	return files
 }
@@ -205,8 +211,8 @@ func checkAttributes(t *testing.T, want map[string]any, got map[string]any) {
 }
 
 func TestConformanceVectors(t *testing.T) {
-	files := loadTestsuite(t)
-	checked := 0
+	files := loadTestsuite(t, "vectors")
+	checked, unsupported := 0, 0
 	for name, f := range files {
 		for si, sample := range f.Samples {
 			if sample.Expected == nil {
@@ -214,6 +220,7 @@ func TestConformanceVectors(t *testing.T) {
 			}
 			if shapeOf(uint64(f.Code)) == nil {
 				t.Logf("%s: %s (code %d) is not a supported message type: skipped", name, f.Type, f.Code)
+				unsupported++
 				continue
 			}
 			for sname, encs := range sample.Serializers {
@@ -257,6 +264,8 @@ func TestConformanceVectors(t *testing.T) {
 			}
 		}
 	}
+	reportSuite("vectors: ran, %d encodings checked from %d files; %d samples of unsupported message types skipped",
+		checked, len(files), unsupported)
 	if checked == 0 {
 		t.Fatal("no vectors checked")
 	}
@@ -313,8 +322,8 @@ func toModel(v any) any {
 // key the codec parses (Details well-known keys). Rules on other keys (eligible, exclude,
 // enc_algo, forward_for, ...) belong to the router and are only counted here.
 func TestConformanceValidation(t *testing.T) {
-	files := loadTestsuite(t)
-	skipped := 0
+	files := loadTestsuite(t, "validation")
+	tested, skipped := 0, 0
 	for name, f := range files {
 		for si, sample := range f.Samples {
 			if sample.Wmsg == nil {
@@ -330,6 +339,7 @@ func TestConformanceValidation(t *testing.T) {
 					continue
 				}
 			}
+			tested++
 			for _, s := range []Serializer{JSON, MsgPack, CBOR} {
 				raw, err := AppendValue(nil, s, wmsg)
 				if err != nil {
@@ -347,6 +357,11 @@ func TestConformanceValidation(t *testing.T) {
 				}
 			}
 		}
+	}
+	reportSuite("validation: ran, %d samples checked in JSON, MsgPack and CBOR; %d router-level rules not checked by the codec",
+		tested, skipped)
+	if tested == 0 {
+		t.Fatalf("no validation sample tested (%d files read, %d router-level rules skipped)", len(files), skipped)
 	}
 	t.Logf("%d validation samples are router-level rules, not checked by the codec", skipped)
 }

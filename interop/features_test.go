@@ -86,10 +86,45 @@ func runScript(t *testing.T, rn *routerNode, e endpoint, name string, timeout ti
 	start := time.Now()
 	err := cmd.Run()
 	report(t, err, time.Since(start), script{e.String() + " " + name, &out})
-	if err == nil && strings.Contains(out.String(), "\nFAIL ") {
+	if err == nil && hasLine(out.String(), "FAIL ") {
 		t.Errorf("%s exited 0 but printed FAIL lines", name)
 	}
-	if err == nil && needPass && !strings.Contains(out.String(), "PASS ") {
+	if err == nil && needPass && !hasLine(out.String(), "PASS ") {
 		t.Errorf("%s exited 0 but printed no PASS line", name)
+	}
+}
+
+// hasLine reports whether some line of out, the first and last included, starts with
+// prefix.
+func hasLine(out, prefix string) bool {
+	for line := range strings.Lines(out) {
+		if strings.HasPrefix(line, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHasLine checks the scan of script output for FAIL and PASS lines: a FAIL on the
+// first line counts, a FAIL inside a line does not.
+func TestHasLine(t *testing.T) {
+	for _, c := range []struct {
+		out  string
+		want bool
+	}{
+		{"FAIL 0.1s js subscribe: no event\nok   publish\n", true},
+		{"ok   publish\nFAIL 0.1s js subscribe: no event\n", true},
+		{"ok   publish\nFAIL 0.1s js subscribe: no event", true},
+		{"ok   publish\nok   call\nPASS js\n", false},
+		{"ok   detail says FAIL here\n", false},
+		{"FAILED js (1 failed checks)\n", false},
+		{"", false},
+	} {
+		if got := hasLine(c.out, "FAIL "); got != c.want {
+			t.Errorf("hasLine(%q, FAIL) = %v, want %v", c.out, got, c.want)
+		}
+	}
+	if !hasLine("PASS js\n", "PASS ") || hasLine("ok   PASS later\n", "PASS ") {
+		t.Error("PASS line scan")
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,24 +177,38 @@ func (c *wsClient) read(t testing.TB) ws.Frame {
 	return f
 }
 
-// expectEOF reads until EOF (failing on a data frame if noData).
+// expectEOF reads (discarding data) until the peer closes: EOF or a reset. A read
+// deadline is not a close, so it fails the test: the server kept the connection open.
 func expectEOF(t testing.TB, r io.Reader) {
 	t.Helper()
 	buf := make([]byte, 4096)
 	for {
 		_, err := r.Read(buf)
-		if err != nil {
-			if err == io.EOF || isReset(err) {
-				return
-			}
-			t.Fatalf("expected EOF, got %v", err)
+		if err == nil {
+			continue
 		}
+		if isTimeout(err) {
+			t.Fatalf("connection still open: read deadline passed without EOF (%v)", err)
+		}
+		if !isClosed(err) {
+			t.Fatalf("expected EOF or reset, got %v", err)
+		}
+		return
 	}
 }
 
-func isReset(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne)
+// isClosed reports whether err says the peer closed the connection: EOF, or a reset
+// or abort by the peer (a close with unread data in its receive buffer).
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// isTimeout reports whether err is a passed deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // --- RawSocket client helpers ---

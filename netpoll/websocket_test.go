@@ -203,7 +203,7 @@ func TestWSNoSubprotocolRefused(t *testing.T) {
 			t.Fatalf("protos %v: want 400, got %v", protos, err)
 		}
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "2 protocol errors counted", func() bool { return s.Stats().ProtocolErrors >= 2 })
 	if st := s.Stats(); st.Open != 0 || st.ProtocolErrors != 2 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -293,10 +293,9 @@ func TestWSKeepalive(t *testing.T) {
 	if err := h.waitClose(t); !errors.Is(err, errPingTimeout) {
 		t.Fatalf("OnClose err %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if pings.Load() < 3 {
-		t.Fatalf("only %d pings", pings.Load())
-	}
+	// The good client answers 3 more pings, living past another PingTimeout.
+	more := pings.Load() + 3
+	waitFor(t, "3 more pings answered", func() bool { return pings.Load() >= more })
 	good.write(t, ws.OpText, true, []byte("[1]"))
 	if p := <-texts; string(p) != "[1]" {
 		t.Fatalf("good client lost: %q", p)

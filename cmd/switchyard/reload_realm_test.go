@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -61,6 +62,36 @@ func anonLogin(url, realm string) (*client.Session, error) {
 	return client.Connect(ctx, client.Config{URL: url, Realm: realm, AuthMethods: []string{"anonymous"}})
 }
 
+// serveHUP runs serveSignals for n as `switchyard start` does, fed by real SIGHUPs sent
+// to this process, until the test ends; log is the logger writing into logs. The
+// returned hup sends one SIGHUP and waits until logs holds nth lines saying want.
+// The tests using it must not run in parallel: a SIGHUP reaches every listener.
+func serveHUP(t *testing.T, n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger, logs *lockedBuffer) (hup func(want string, nth int)) {
+	t.Helper()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	done := make(chan os.Signal, 1)
+	go func() { done <- serveSignals(n, sig, fs, f, log) }()
+	t.Cleanup(func() {
+		signal.Stop(sig)
+		close(sig)
+		<-done
+	})
+	return func(want string, nth int) {
+		t.Helper()
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for strings.Count(logs.String(), want) < nth {
+			if time.Now().After(deadline) {
+				t.Fatalf("SIGHUP %d: %q not logged:\n%s", nth, want, logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
 // TestSIGHUPRemovesRealm: a realm left out of the file at a SIGHUP is gone. New HELLOs
 // get ABORT wamp.error.no_such_realm whatever method they offer (not a WELCOME as
 // anonymous), its sessions get GOODBYE wamp.close.close_realm, the other realms' sessions
@@ -84,30 +115,7 @@ func TestSIGHUPRemovesRealm(t *testing.T) {
 	defer n.Stop(context.Background())
 	url := n.WebSocketURL()
 
-	// What `switchyard start` does with signals, fed by real SIGHUPs to this process.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGHUP)
-	done := make(chan os.Signal, 1)
-	go func() { done <- serveSignals(n, sig, fs, f, nc.Logger) }()
-	defer func() {
-		signal.Stop(sig)
-		close(sig)
-		<-done
-	}()
-	hup := func(nth int) {
-		t.Helper()
-		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for strings.Count(logs.String(), "SIGHUP: config reloaded") < nth {
-			if time.Now().After(deadline) {
-				t.Fatalf("reload %d not logged:\n%s", nth, logs.String())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-
+	hup := serveHUP(t, n, fs, f, nc.Logger, logs)
 	s1, err := anonLogin(url, "realm1")
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +133,7 @@ func TestSIGHUPRemovesRealm(t *testing.T) {
 	defer s3.Close()
 
 	write(realmsFile(anonRealm("realm1")))
-	hup(1)
+	hup("SIGHUP: config reloaded", 1)
 
 	for _, s := range []*client.Session{s2, s3} {
 		select {
@@ -168,7 +176,7 @@ func TestSIGHUPRemovesRealm(t *testing.T) {
 		}
 	}
 	refused("after one reload")
-	hup(2)
+	hup("SIGHUP: config reloaded", 2)
 	refused("after two reloads")
 	if s, err := anonLogin(url, "realm1"); err != nil {
 		t.Fatalf("kept realm after two reloads: %v", err)

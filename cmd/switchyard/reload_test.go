@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,6 +37,9 @@ func ticketLogin(t *testing.T, url, realm, ticket string) (*client.Session, erro
 		OnChallenge: func(string, map[string]any) (string, error) { return ticket, nil }})
 }
 
+// TestSIGHUPReload: a real SIGHUP to a started node (through serveSignals, as `switchyard
+// start` runs it) refuses a bad file and keeps the running config, and applies a good one
+// to new logins while established sessions keep working.
 func TestSIGHUPReload(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "switchyard.yaml")
@@ -49,12 +51,14 @@ func TestSIGHUPReload(t *testing.T) {
 	write(fmt.Sprintf(reloadBase, "first"))
 	f, fs, nc := startConfigOf(t, file)
 	nc.Listeners = nc.Listeners[:1]
-	nc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &lockedBuffer{}
+	nc.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	n, err := node.Start(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Stop(context.Background())
+	hup := serveHUP(t, n, fs, f, nc.Logger, logs)
 	url := n.WebSocketURL()
 	old, err := ticketLogin(t, url, "realm1", "first")
 	if err != nil {
@@ -64,7 +68,7 @@ func TestSIGHUPReload(t *testing.T) {
 
 	// A bad file is refused: the old ticket still works.
 	write("realms: [{name: realm1, roles: [{name: user, permissions: [{uri: x, match: sideways}]}]}]")
-	reload(n, fs, f, nc.Logger)
+	hup("SIGHUP: config reload refused", 1)
 	if s, err := ticketLogin(t, url, "realm1", "first"); err != nil {
 		t.Fatalf("bad file changed the running config: %v", err)
 	} else {
@@ -73,7 +77,7 @@ func TestSIGHUPReload(t *testing.T) {
 
 	// A good file takes effect for new logins; the established session keeps working.
 	write(fmt.Sprintf(reloadBase, "second") + "  - name: realm2\n    roles: [{name: user, permissions: [{uri: '', match: prefix, allow: {call: true}}]}]\n    auth: {ticket: [{authid: joe, ticket: second, role: user}]}\n")
-	reload(n, fs, f, nc.Logger)
+	hup("SIGHUP: config reloaded", 1)
 	_, err = ticketLogin(t, url, "realm1", "first")
 	var we *client.Error
 	if !errors.As(err, &we) || we.URI != "wamp.error.authentication_failed" {

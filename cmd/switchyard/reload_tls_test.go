@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,7 @@ import (
 	"github.com/switchyard-wamp/switchyard/node"
 )
 
-// TestSIGHUPReloadsCertificates: reload re-reads a TLS listener's files; a bad file is
+// TestSIGHUPReloadsCertificates: a real SIGHUP re-reads a TLS listener's files; a bad file is
 // refused with a log line and the old certificate stays in force.
 func TestSIGHUPReloadsCertificates(t *testing.T) {
 	dir := t.TempDir()
@@ -29,13 +28,14 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, fs, nc := startConfigOf(t, file)
-	var logs bytes.Buffer
-	nc.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	logs := &lockedBuffer{}
+	nc.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	n, err := node.Start(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Stop(t.Context())
+	hup := serveHUP(t, n, fs, f, nc.Logger, logs)
 	if !strings.HasPrefix(n.WebSocketURL(), "wss://") {
 		t.Fatalf("URL %s", n.WebSocketURL())
 	}
@@ -57,14 +57,14 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reload(n, fs, f, nc.Logger)
-	if got := issuer(); got != "first CA" || !strings.Contains(logs.String(), "reload refused") {
+	hup("SIGHUP: config reload refused", 1)
+	if got := issuer(); got != "first CA" {
 		t.Fatalf("bad key file: issuer %q, log %s", got, logs.String())
 	}
 	if _, _, err := testpki.MustCA("second CA").MustServer().WriteFiles(dir, "server"); err != nil {
 		t.Fatal(err)
 	}
-	reload(n, fs, f, nc.Logger)
+	hup("SIGHUP: config reloaded", 1)
 	if got := issuer(); got != "second CA" {
 		t.Fatalf("after reload: issuer %q\n%s", got, logs.String())
 	}

@@ -58,6 +58,17 @@ func withoutCache(tr *Tree[int], f func()) {
 	f()
 }
 
+// BenchmarkBuildMillion is the build of 10^6 patterns (benchTree(10^6)), the time limit
+// TestBuildMillion does not check; ns/op is one whole build.
+func BenchmarkBuildMillion(b *testing.B) {
+	for b.Loop() {
+		tr := benchTree(1_000_000)
+		if len(treeMatches(tr, "com.app0.sensor.3")) != 4 {
+			b.Fatal("wrong matches")
+		}
+	}
+}
+
 // BenchmarkMatch is one broker lookup of a URI with four matching patterns among n:
 // cached (repeated URI, cache hit), uncached (cache disabled: the tree walk) and miss
 // (a new URI each time: walk plus cache fill).

@@ -467,7 +467,9 @@ func refStable(u string) int {
 	return n
 }
 
-// TestBuildMillion checks that 10^6 patterns build fast and small.
+// TestBuildMillion checks that 10^6 patterns build small and still match. How fast they
+// build is BenchmarkBuildMillion's business: a wall-clock limit in a test fails on a
+// loaded machine and passes a regression on a fast one.
 func TestBuildMillion(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("slow")
@@ -482,8 +484,8 @@ func TestBuildMillion(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	heap := after.HeapAlloc - before.HeapAlloc
 	t.Logf("10^6 patterns: built in %v, heap %d MB (%d B/pattern)", took, heap>>20, heap/1_000_000)
-	if heap > 600<<20 || took > 10*time.Second {
-		t.Errorf("too big or slow: %d MB, %v", heap>>20, took)
+	if heap > 600<<20 {
+		t.Errorf("too big: %d MB", heap>>20)
 	}
 	if got := treeMatches(tr, "com.app0.sensor.3"); len(got) != 4 {
 		t.Errorf("matches: %q", got)
