@@ -1,9 +1,9 @@
 # switchyard developer targets. `make run` starts a node; `make test` is what CI runs.
 GO ?= go
 PKGS := ./...
-# Packages with concurrency: the race detector runs on them in `make test`.
 # The version `switchyard version` prints, stamped by `make build` and `make release`.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Packages with concurrency: the race detector runs on them in `make test`.
 RACE_PKGS := ./engine/... ./netpoll/... ./client/... ./proxy/... ./node/... ./loadgen/... ./bench/... ./link/... ./router/... ./cluster/... ./span/...
 
 .PHONY: run build test interop-js bench lint profile pgo release bench-e2e cluster cluster-stop
