@@ -3,6 +3,7 @@ package engine
 import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/internal/hashmix"
 )
 
 // Consistent-hash invocation policy (REGISTER.Options.invoke = "hash", or Bondy's
@@ -30,22 +31,11 @@ func routingKey(m *codec.Message, ser codec.Serializer) uint64 {
 
 // rendezvous returns the callee of cs (non-empty) with the highest weight for key.
 func rendezvous(cs []*Session, key uint64) *Session {
-	best, bestW := cs[0], mix64(key^cs[0].id)
+	best, bestW := cs[0], hashmix.Mix64(key^cs[0].id)
 	for _, c := range cs[1:] {
-		if w := mix64(key ^ c.id); w > bestW {
+		if w := hashmix.Mix64(key ^ c.id); w > bestW {
 			best, bestW = c, w
 		}
 	}
 	return best
-}
-
-// mix64 is the SplitMix64 finalizer: a cheap bijection whose output bits all depend on
-// every input bit, so that weights of different callees for one key are independent.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

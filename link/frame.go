@@ -134,3 +134,19 @@ func parseFrame(body []byte, f *Frame, tbuf []uint64) ([]uint64, error) {
 	}
 	return tbuf, nil
 }
+
+// Each calls fn once per delivery f stands for: once with f itself for a single frame,
+// once per target for a multi-target frame (with a copy of f whose Session is the target
+// and Targets nil), in order. fn gets the frame only during the call.
+func (f *Frame) Each(fn func(*Frame)) {
+	if f.Targets == nil {
+		fn(f)
+		return
+	}
+	one := *f
+	one.Targets = nil
+	for _, id := range f.Targets {
+		one.Session = id
+		fn(&one)
+	}
+}

@@ -55,7 +55,7 @@ func (f *Frontend) sharedCookie(c wire.Cookie) {
 	if e, ok := ra.Cookie.Store.lookup(c.Realm, c.Cookie); ok && !e.Expires.Before(c.Expires) {
 		return // known already (the routers replay what a proxy shared to every proxy)
 	}
-	ra.Cookie.Store.remember(cookieEntry(c))
+	ra.Cookie.Store.remember(c)
 }
 
 // RemoteSession is a client session that lives on a router: the proxy's end of it.

@@ -30,16 +30,9 @@ type CookieAuth struct {
 	Store  *CookieStore
 }
 
-// cookieEntry is what a cookie authenticates as (one JSON line in the store's file).
-type cookieEntry struct {
-	Cookie       string    `json:"cookie"`
-	Realm        string    `json:"realm"`
-	AuthID       string    `json:"authid"`
-	AuthRole     string    `json:"authrole"`
-	AuthMethod   string    `json:"authmethod"`
-	AuthProvider string    `json:"authprovider"`
-	Expires      time.Time `json:"expires"`
-}
+// cookieEntry is what a cookie authenticates as (one JSON line in the store's file, and
+// what proxies share through the routers).
+type cookieEntry = wire.Cookie
 
 // CookieStore maps cookies to the principal they authenticated as, in memory and
 // optionally in a file (JSON lines, appended on each login, compacted on open) so that
@@ -157,6 +150,6 @@ func (f *Frontend) rememberCookie(c *netpoll.Conn, realm string, info engine.Aut
 		Expires: time.Now().Add(ra.Cookie.MaxAge)}
 	ra.Cookie.Store.remember(e)
 	if f.cluster != nil {
-		f.cluster.ShareCookie(wire.Cookie(e))
+		f.cluster.ShareCookie(e)
 	}
 }

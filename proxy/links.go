@@ -327,12 +327,7 @@ func (ls *Links) OnFrame(l *link.Link, f *link.Frame) {
 	if f.Targets != nil {
 		// One payload for several sessions (typically an EVENT, also e.g. Close):
 		// one delivery per id, the same bytes to each connection.
-		one := *f
-		one.Targets = nil
-		for _, id := range f.Targets {
-			one.Session = id
-			ls.OnFrame(l, &one)
-		}
+		f.Each(func(one *link.Frame) { ls.OnFrame(l, one) })
 		return
 	}
 	switch uint8(f.Kind) {

@@ -194,12 +194,7 @@ var msgPool = sync.Pool{New: func() any { return new(codec.Message) }}
 func (s *Server) OnFrame(l *link.Link, f *link.Frame) {
 	if f.Targets != nil {
 		// The link merged identical consecutive frames (any kind): one delivery per id.
-		one := *f
-		one.Targets = nil
-		for _, id := range f.Targets {
-			one.Session = id
-			s.OnFrame(l, &one)
-		}
+		f.Each(func(one *link.Frame) { s.OnFrame(l, one) })
 		return
 	}
 	k := uint8(f.Kind)

@@ -2,6 +2,7 @@ package span
 
 import (
 	"fmt"
+	"github.com/switchyard-wamp/switchyard/internal/hashmix"
 	"log/slog"
 	"math/bits"
 
@@ -242,20 +243,11 @@ func (s *Span) owner(key uint64) string {
 	m := s.live.Load()
 	best, bestW := s.self, uint64(0)
 	for i, n := range m.names {
-		if w := mix64(key ^ m.hashes[i]); i == 0 || w > bestW {
+		if w := hashmix.Mix64(key ^ m.hashes[i]); i == 0 || w > bestW {
 			best, bestW = n, w
 		}
 	}
 	return best
-}
-
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 // send queues a message; a failure is logged (the link layer reports the router down).

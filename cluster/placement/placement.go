@@ -10,7 +10,7 @@
 // them), so they are spelled out here and must not change between releases:
 //
 //	slot(realm, authrole)        = xxhash64(realm ‖ 0x00 ‖ authrole) mod slots
-//	weight(router, slot)         = mix(xxhash64(router) ^ mix(uint64(slot)))
+//	weight(router, slot)         = hashmix.Mix64(xxhash64(router) ^ hashmix.Mix64(uint64(slot)))
 //	router of a session          = the (session mod spread)-th live router in slot's order
 //
 // where mix is the SplitMix64 finalizer and a slot's order is by decreasing weight (ties,
@@ -30,6 +30,7 @@ package placement
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/switchyard-wamp/switchyard/internal/hashmix"
 	"slices"
 
 	"github.com/cespare/xxhash/v2"
@@ -72,11 +73,11 @@ func New(slots int, routers []string) *Map {
 	}
 	m.owner = make([]int32, slots)
 	for s := range slots {
-		ms := mix(uint64(s))
-		best, bestW := 0, mix(m.seeds[0]^ms)
+		ms := hashmix.Mix64(uint64(s))
+		best, bestW := 0, hashmix.Mix64(m.seeds[0]^ms)
 		for i := 1; i < len(names); i++ {
 			// names are sorted: on a tie the earlier (smaller) name keeps the slot.
-			if w := mix(m.seeds[i] ^ ms); w > bestW {
+			if w := hashmix.Mix64(m.seeds[i] ^ ms); w > bestW {
 				best, bestW = i, w
 			}
 		}
@@ -84,17 +85,6 @@ func New(slots int, routers []string) *Map {
 		m.counts[best]++
 	}
 	return m
-}
-
-// mix is the SplitMix64 finalizer: a bijection on uint64 whose every output bit depends
-// on every input bit.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 // Slots returns the number of hash slots. Safe for concurrent use.
@@ -128,10 +118,10 @@ func (m *Map) OwnerExcept(slot int, down func(string) bool) string {
 	if slot < 0 || slot >= m.slots {
 		panic(fmt.Sprintf("placement: slot %d out of range [0, %d)", slot, m.slots))
 	}
-	ms := mix(uint64(slot))
+	ms := hashmix.Mix64(uint64(slot))
 	best, bestW := -1, uint64(0)
 	for i, r := range m.routers {
-		w := mix(m.seeds[i] ^ ms)
+		w := hashmix.Mix64(m.seeds[i] ^ ms)
 		if best >= 0 && w <= bestW {
 			continue // lower in the order (or a tie lost to a smaller name)
 		}
@@ -237,14 +227,14 @@ func (m *Map) OwnerK(slot, k int, down func(string) bool) string {
 		w uint64
 		i int
 	}
-	ms := mix(uint64(slot))
+	ms := hashmix.Mix64(uint64(slot))
 	var buf [16]ranked
 	live := buf[:0]
 	for i, r := range m.routers {
 		if down != nil && down(r) {
 			continue
 		}
-		live = append(live, ranked{mix(m.seeds[i] ^ ms), i})
+		live = append(live, ranked{hashmix.Mix64(m.seeds[i] ^ ms), i})
 	}
 	if len(live) == 0 {
 		return ""

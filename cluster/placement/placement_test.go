@@ -3,6 +3,7 @@ package placement
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/switchyard-wamp/switchyard/internal/hashmix"
 	"math"
 	"slices"
 	"strings"
@@ -21,7 +22,7 @@ func refOwner(slot int, routers []string, down map[string]bool) string {
 		if down[r] {
 			continue
 		}
-		w := mix(xxhash.Sum64String(r) ^ mix(uint64(slot)))
+		w := hashmix.Mix64(xxhash.Sum64String(r) ^ hashmix.Mix64(uint64(slot)))
 		if best == "" || w > bestW || w == bestW && r < best {
 			best, bestW = r, w
 		}
