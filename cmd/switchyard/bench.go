@@ -101,7 +101,7 @@ func benchRunFlags(o *benchRunOpts) *flag.FlagSet {
 	fs.StringVar(&o.ports, "ports", "", "loopback port range for the routers, LO-HI (default: ports the kernel picks)")
 	fs.StringVar(&o.serializer, "serializer", "json", "json, msgpack or cbor")
 	fs.BoolVar(&o.cluster, "cluster", false, "also run every scenario on a local cluster (2 proxies, 3 routers) and report cluster/single ratios")
-	fs.IntVar(&o.clusterSpread, "cluster-spread", 1, "--cluster: the spread of realm1's roles in the cluster files (1: one router per realm and role;\n0: as init --cluster writes it)")
+	fs.IntVar(&o.clusterSpread, "cluster-spread", 0, "--cluster: the spread of realm1's roles in the cluster files (0, the default: as init --cluster writes it, realm1 over all three routers;\n1: one router per realm and role)")
 	o.prof.Register(fs)
 	return fs
 }
