@@ -1,9 +1,9 @@
 package span
 
 import (
-	"slices"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 
