@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/switchyard-wamp/switchyard/internal/origin"
 )
 
 // rawSocketMaxMessage is the largest message a RawSocket handshake can announce (2^24).
@@ -227,6 +229,14 @@ func (v *validator) listener(l *Listener, p string) {
 			v.add(p+".tls", "TLS is not served on Unix domain sockets")
 		}
 		v.tls(l.TLS, p+".tls")
+	}
+	for j, o := range l.AllowedOrigins {
+		if err := origin.Check(o); err != nil {
+			v.add(fmt.Sprintf("%s.allowed_origins[%d]", p, j), "%v", err)
+		}
+	}
+	if len(l.AllowedOrigins) > 0 && l.Kind == KindRawSocket {
+		v.add(p+".allowed_origins", "RawSocket has no Origin header: allowed_origins needs a websocket, universal or unix listener")
 	}
 	for j, m := range l.Auth {
 		mp := fmt.Sprintf("%s.auth[%d]", p, j)

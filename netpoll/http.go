@@ -13,13 +13,12 @@ var (
 	errHTTPTooLarge = errors.New("netpoll: http request head over 8 KiB")
 	errHTTPBad      = errors.New("netpoll: malformed http request")
 	crlfcrlf        = []byte("\r\n\r\n")
-	defaultPage     = []byte("<!doctype html><html><head><title>switchyard</title></head><body><h1>switchyard</h1><p>WAMP router</p></body></html>\n")
 	notFoundPage    = []byte("<!doctype html><html><head><title>404</title></head><body><h1>404 not found</h1></body></html>\n")
 )
 
 // readHTTP accumulates an HTTP request head in gnet's buffer; once complete it either
 // upgrades to WebSocket (GET Path with Upgrade: websocket) or serves the status page
-// (universal listeners; websocket-only listeners answer 404) and closes. Returns the bytes consumed (0 while the head is incomplete).
+// (universal listeners, per Listener.StatusPage; websocket-only listeners answer 404) and closes. Returns the bytes consumed (0 while the head is incomplete).
 func (c *Conn) readHTTP() int {
 	gc := c.gc
 	avail := gc.InboundBuffered()
@@ -51,9 +50,9 @@ func (c *Conn) readHTTP() int {
 	case method != "GET" && method != "HEAD":
 		c.loop.wbuf = appendHTTPResponse(c.loop.wbuf, 405, "Method Not Allowed", nil, false)
 		c.closeWith(0, nil)
-	case path == "/" && c.ln.Kind == KindUniversal:
-		body := defaultPage
-		if s.cfg.StatusPage != nil {
+	case path == "/" && c.ln.Kind == KindUniversal && c.ln.StatusPage != StatusOff:
+		body := c.ln.minPage
+		if c.ln.StatusPage == StatusFull && s.cfg.StatusPage != nil {
 			body = s.cfg.StatusPage()
 		}
 		c.loop.wbuf = appendHTTPResponse(c.loop.wbuf, 200, "OK", body, method == "HEAD")

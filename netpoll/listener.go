@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"html"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +39,35 @@ func (k Kind) String() string {
 		return "rawsocket"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// StatusMode says what a universal listener serves at "/" (other kinds serve no page).
+// A plain value: safe for concurrent use.
+type StatusMode uint8
+
+// Status page modes; the zero value is StatusMinimal.
+const (
+	// StatusMinimal says that a WAMP router runs here and gives the WebSocket path;
+	// nothing about realms or sessions. The default: "/" is public.
+	StatusMinimal StatusMode = iota
+	// StatusFull serves Config.StatusPage (realm names, session counts, ...) to anyone
+	// who asks; without a Config.StatusPage, the minimal page.
+	StatusFull
+	// StatusOff answers "/" with 404, as any unknown path.
+	StatusOff
+)
+
+// String returns "minimal", "full" or "off". Safe for concurrent use.
+func (m StatusMode) String() string {
+	switch m {
+	case StatusMinimal:
+		return "minimal"
+	case StatusFull:
+		return "full"
+	case StatusOff:
+		return "off"
+	}
+	return fmt.Sprintf("StatusMode(%d)", uint8(m))
 }
 
 // Cookie makes a listener hand out a tracking cookie on WebSocket upgrades (the basis of
@@ -86,6 +117,17 @@ type Listener struct {
 	PingTimeout time.Duration
 	// Cookie, when set, hands out a cookie on WebSocket upgrades (see Conn.CookieID).
 	Cookie *Cookie
+	// StatusPage selects the page at "/" of a universal listener; the zero value is
+	// StatusMinimal (no realm names).
+	StatusPage StatusMode
+	// AllowedOrigins are the Origin header values a WebSocket upgrade may carry
+	// (patterns: "*", "null" or scheme://host[:port] where
+	// '*' is any run of characters but '/' and ':', e.g. https://*.example.com); a mismatch gets HTTP 403 and a rate-limited
+	// log line. Browsers send Origin on every WebSocket request, so this is what stops
+	// another site's page from opening a session with its visitor's cookies
+	// (cross-site WebSocket hijacking). An upgrade without an Origin header (a
+	// non-browser client) is always allowed. Nil, empty or containing "*": any origin.
+	AllowedOrigins []string
 }
 
 // listener is a Listener with its defaults applied and the values derived from it.
@@ -97,6 +139,8 @@ type listener struct {
 	rsMax    int    // inbound RawSocket limit: 1<<(9+rsNibble)
 	sers     uint8  // bitmask of allowed serializers (1<<codec.Serializer)
 	protoErr string // reason text for a WebSocket client offering no allowed subprotocol
+	origins  originPatterns
+	minPage  []byte // the StatusMinimal page
 	addr     net.Addr
 	netLn    net.Listener // the accepting socket (accept.go)
 }
@@ -145,7 +189,15 @@ func newListener(i int, l Listener) (*listener, error) {
 		}
 		l.Cookie = &c
 	}
-	ln := &listener{Listener: l, index: i}
+	if l.StatusPage > StatusOff {
+		return nil, fmt.Errorf("listener %s: unknown status page mode %v", l.Name, l.StatusPage)
+	}
+	origins, err := compileOrigins(l.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: allowed origins: %w", l.Name, err)
+	}
+	l.AllowedOrigins = slices.Clone(l.AllowedOrigins)
+	ln := &listener{Listener: l, index: i, origins: origins, minPage: minimalPage(l.Path)}
 	sers := l.Serializers
 	if len(sers) == 0 {
 		sers = []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR}
@@ -189,4 +241,11 @@ func checkUnixPath(l *listener) error {
 		return fmt.Errorf("netpoll: listener %s: %s exists and is not a socket", l.Name, l.Address)
 	}
 	return nil
+}
+
+// minimalPage is the StatusMinimal page of a listener whose WebSocket path is wsPath.
+func minimalPage(wsPath string) []byte {
+	return []byte("<!doctype html><html><head><meta charset=\"utf-8\"><title>switchyard</title></head><body>" +
+		"<h1>switchyard</h1><p>A WAMP router is running on this port.</p><p>WebSocket: <code>" +
+		html.EscapeString(wsPath) + "</code></p></body></html>\n")
 }

@@ -86,9 +86,8 @@ type Config struct {
 	WriteDeadline time.Duration
 	// Loops is the number of gnet event loops; default runtime.GOMAXPROCS(0).
 	Loops int
-	// StatusPage returns the body (text/html) served at "/" of universal listeners
-	// (and, with status 404, for other non-WebSocket paths). nil serves a minimal
-	// built-in page.
+	// StatusPage returns the body (text/html) served at "/" of the universal listeners
+	// whose StatusPage is StatusFull; nil: they serve the minimal page too.
 	StatusPage func() []byte
 	// Logger receives structured logs, one per abnormal close; default slog.Default().
 	Logger *slog.Logger

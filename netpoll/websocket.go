@@ -57,7 +57,7 @@ var errNoSubprotocol = errors.New("no supported WAMP subprotocol")
 func (c *Conn) upgradeWS(req []byte) {
 	var chosen *wsProto
 	l := c.ln
-	var cookie []byte
+	var cookie, origin []byte
 	u := ws.Upgrader{
 		ReadBufferSize:  maxHTTPHeader + 512,
 		WriteBufferSize: 1024,
@@ -74,9 +74,16 @@ func (c *Conn) upgradeWS(req []byte) {
 			if l.Cookie != nil && cookie == nil && bytes.EqualFold(key, []byte("Cookie")) {
 				cookie = findCookie(value, l.Cookie.Name)
 			}
+			if !l.origins.any && bytes.EqualFold(key, []byte("Origin")) {
+				origin = append(origin[:0], bytes.TrimSpace(value)...)
+			}
 			return nil
 		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if !l.origins.allowed(origin) {
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(403),
+					ws.RejectionReason("origin not allowed"))
+			}
 			if chosen == nil {
 				return nil, ws.RejectConnectionError(ws.RejectionStatus(400),
 					ws.RejectionReason(l.protoErr))
@@ -100,6 +107,11 @@ func (c *Conn) upgradeWS(req []byte) {
 	_, err := u.Upgrade(rw)
 	c.loop.wbuf = append(c.loop.wbuf, out.Bytes()...)
 	if err != nil {
+		if !l.origins.allowed(origin) {
+			c.protocolClose(0, "websocket origin refused", fmt.Errorf("%w: %v", errOriginRefused, err),
+				"listener", l.Name, "origin", string(origin[:min(len(origin), 200)]))
+			return
+		}
 		if chosen == nil {
 			err = fmt.Errorf("%w: %v", errNoSubprotocol, err)
 		}

@@ -216,7 +216,7 @@ func TestWSNoSubprotocolRefused(t *testing.T) {
 
 func TestHTTPPages(t *testing.T) {
 	h := newEchoHandler()
-	s := startServer(t, Config{StatusPage: func() []byte { return []byte("<h1>status ok</h1>") }}, h)
+	s := startServer(t, Config{Listeners: twoListeners(Listener{StatusPage: StatusFull}), StatusPage: func() []byte { return []byte("<h1>status ok</h1>") }}, h)
 	base := "http://" + s.UniversalAddr().String()
 	cases := []struct {
 		path string

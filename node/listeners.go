@@ -36,6 +36,19 @@ type Listener struct {
 	// AuthMethods are the auth methods offered on this listener; nil offers every
 	// method the realm configures. Needs a Name.
 	AuthMethods []string
+	// StatusPage is what "/" of a universal listener serves: "minimal" (default: a
+	// WAMP router runs here, the WebSocket path), "full" (Config.StatusPage: realm
+	// names and session counts, to anyone) or "off" (404).
+	StatusPage string
+	// AllowedOrigins are the Origin patterns a WebSocket upgrade may carry
+	// (netpoll.Listener.AllowedOrigins); empty: any origin.
+	AllowedOrigins []string
+}
+
+// statusModes maps Listener.StatusPage onto netpoll's modes.
+var statusModes = map[string]netpoll.StatusMode{
+	"": netpoll.StatusMinimal, "minimal": netpoll.StatusMinimal,
+	"full": netpoll.StatusFull, "off": netpoll.StatusOff,
 }
 
 // TLSFiles are the files of a TLS listener. Plain data.
@@ -98,7 +111,13 @@ func (n *Node) netpollListeners() ([]netpoll.Listener, error) {
 	for i, l := range n.cfg.Listeners {
 		nl := netpoll.Listener{Name: l.Name, Network: l.Network, Address: l.Address, Path: l.Path,
 			Serializers: l.Serializers, MaxMessageSize: l.MaxMessageSize,
-			PingInterval: l.PingInterval, PingTimeout: l.PingTimeout, Cookie: l.Cookie}
+			PingInterval: l.PingInterval, PingTimeout: l.PingTimeout, Cookie: l.Cookie,
+			AllowedOrigins: l.AllowedOrigins}
+		mode, ok := statusModes[l.StatusPage]
+		if !ok {
+			return nil, fmt.Errorf("node: listener %d: status page %q (want minimal, full or off)", i, l.StatusPage)
+		}
+		nl.StatusPage = mode
 		switch l.Kind {
 		case KindUniversal, "":
 			nl.Kind = netpoll.KindUniversal

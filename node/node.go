@@ -33,8 +33,10 @@ type Config struct {
 	// MaxConnections caps the client connections held at once (netpoll.Config); 0 =
 	// netpoll.DefaultMaxConnections(), below the file descriptor limit.
 	MaxConnections int
-	StatusPage     func(*Node) []byte
-	Logger         *slog.Logger
+	// StatusPage builds the page served at "/" of the universal listeners whose
+	// StatusPage is "full"; nil: they serve the minimal page.
+	StatusPage func(*Node) []byte
+	Logger     *slog.Logger
 	// Auth says who may join each realm; a realm without an entry is anonymous-only.
 	Auth map[string]*proxy.RealmAuth
 	// Roles are each realm's authroles and their permissions; a realm without an entry

@@ -157,7 +157,8 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		l := &cfg.Listeners[i]
 		path := fmt.Sprintf("listeners[%d]", i)
 		nl := node.Listener{Name: path, AuthMethods: l.Auth, Kind: l.Kind, Address: l.Address, Path: l.Path, MaxMessageSize: l.MaxMessageSize,
-			PingInterval: time.Duration(l.PingInterval), PingTimeout: time.Duration(l.PingTimeout)}
+			PingInterval: time.Duration(l.PingInterval), PingTimeout: time.Duration(l.PingTimeout),
+			StatusPage: l.StatusPage, AllowedOrigins: l.AllowedOrigins}
 		if l.Kind == config.KindUnix {
 			nl.Kind, nl.Network = node.KindUniversal, "unix"
 		}
