@@ -74,9 +74,11 @@ func run(url, ticket string) error {
 	fmt.Println("whoami:", res.Args[0])
 
 	// Anything outside com.example. is refused with wamp.error.not_authorized.
-	if _, err := s.Call(ctx, "other.thing", nil, nil, nil); err == nil {
-		return errors.New("call other.thing: want wamp.error.not_authorized, got a result")
+	_, err = s.Call(ctx, "other.thing", nil, nil, nil)
+	var werr *client.Error
+	if !errors.As(err, &werr) || werr.URI != "wamp.error.not_authorized" {
+		return fmt.Errorf("call other.thing: want wamp.error.not_authorized, got %v", err)
 	}
-	fmt.Println("other.thing refused: wamp.error.not_authorized")
+	fmt.Println("other.thing refused:", werr.URI)
 	return nil
 }
