@@ -3,6 +3,7 @@ package interop
 import (
 	"bufio"
 	"context"
+	"github.com/switchyard-wamp/switchyard/internal/testpki"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +72,43 @@ func TestExamples(t *testing.T) {
 		})
 	}
 
+	t.Run("tls", func(t *testing.T) {
+		// examples/tls/switchyard.yaml beside a self-signed certificate, as its comment
+		// tells a user to make one (here from a throwaway CA).
+		dir := t.TempDir()
+		yaml, err := os.ReadFile(filepath.Join(root, "examples", "tls", "switchyard.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "switchyard.yaml"), yaml, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ca := testpki.MustCA("example CA")
+		cert, key, err := ca.MustServer("127.0.0.1", "localhost").WriteFiles(dir, "server")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(cert) != "server.crt" || filepath.Base(key) != "server.key" {
+			t.Fatalf("certificate files %s %s, the example's config names server.crt and server.key", cert, key)
+		}
+		caFile, err := ca.WriteFile(dir, "ca")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wssURL := startExampleNode(t, filepath.Join(bin, "switchyard"), filepath.Join(dir, "switchyard.yaml"))
+		if !strings.HasPrefix(wssURL, "wss://") {
+			t.Fatalf("the TLS example's listener serves %s", wssURL)
+		}
+		out, err := runExample(root, []string{filepath.Join(bin, "go"), "--url", wssURL, "--ca", caFile}, nil)
+		if err != nil {
+			t.Fatalf("go example over wss: %v\n%s", err, out)
+		}
+		// Without trusting the certificate the example must fail.
+		if out, err := runExample(root, []string{filepath.Join(bin, "go"), "--url", wssURL}, nil); err == nil {
+			t.Fatalf("go example over wss without --ca succeeded:\n%s", out)
+		}
+	})
+
 	t.Run("ticket", func(t *testing.T) {
 		const ticket = "example-ticket-3f9a"
 		wsURL := startExampleNode(t, filepath.Join(bin, "switchyard"), filepath.Join(root, "examples", "ticket", "switchyard.yaml"),
@@ -104,7 +142,7 @@ func runExample(dir string, command, env []string) (string, error) {
 }
 
 // listenerURL finds the WebSocket URL in the start line of `switchyard start`.
-var listenerURL = regexp.MustCompile(`listener0="universal (ws://\S+)`)
+var listenerURL = regexp.MustCompile(`listener0="universal (wss?://\S+)`)
 
 // startExampleNode runs `switchyard start --config file` with its first listener moved
 // to a free loopback port, and returns that listener's WebSocket URL; t's end stops it.

@@ -2,6 +2,7 @@
 // subscribes to a topic, calls the procedure and publishes an event, then exits.
 //
 //	go run ./examples/go --url ws://127.0.0.1:8080/ws
+//	go run ./examples/go --url wss://127.0.0.1:8443/ws --ca examples/tls/server.crt
 //
 // The URL comes from --url, else $SWITCHYARD_URL, else ws://127.0.0.1:8080/ws; it may
 // also be rs://host:port (RawSocket). The exit status is 0 on success, 1 on failure.
@@ -9,6 +10,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"os"
@@ -25,22 +28,37 @@ func main() {
 	}
 	url := flag.String("url", def, "router URL (ws://, wss://, rs://, rss://)")
 	realm := flag.String("realm", "realm1", "realm to join")
+	ca := flag.String("ca", "", "PEM certificate to trust for wss:// and rss:// (a self-signed router certificate; see examples/tls)")
 	flag.Parse()
-	if err := run(*url, *realm); err != nil {
+	var tlsCfg *tls.Config
+	if *ca != "" {
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			fmt.Fprintln(os.Stderr, "error: no PEM certificate in", *ca)
+			os.Exit(1)
+		}
+		tlsCfg = &tls.Config{RootCAs: pool}
+	}
+	if err := run(*url, *realm, tlsCfg); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 	fmt.Println("ok")
 }
 
-func run(url, realm string) error {
+func run(url, realm string, tlsCfg *tls.Config) error {
 	// Everything below must finish within 10 seconds.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
 	// Two sessions, as two programs would have: a callee/subscriber and a caller/publisher.
 	// Serializer picks JSON, MessagePack or CBOR (the zero value is JSON).
-	cfg := client.Config{URL: url, Realm: realm, Serializer: codec.MsgPack}
+	cfg := client.Config{URL: url, Realm: realm, Serializer: codec.MsgPack, TLSConfig: tlsCfg}
 	callee, err := client.Connect(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connect callee: %w", err)
