@@ -46,6 +46,7 @@ func TestExamples(t *testing.T) {
 		{name: "go", command: []string{filepath.Join(bin, "go"), "--url", url}},
 		{name: "go/env-url", command: []string{filepath.Join(bin, "go")}, env: []string{"SWITCHYARD_URL=" + url}},
 		{name: "python", c: &py, command: []string{"/usr/bin/python3", "examples/python/hello.py", url}},
+		{name: "python/rawsocket-twisted", c: &py, command: []string{"/usr/bin/python3", "examples/python/hello_rawsocket.py", rn.urls["rs"]}},
 		{name: "autobahnjs/json", c: &js, command: []string{nodeBin, "examples/js/autobahn.js", url, "json"}, env: []string{nodePath}},
 		{name: "autobahnjs/msgpack", c: &js, command: []string{nodeBin, "examples/js/autobahn.js", url, "msgpack"}, env: []string{nodePath}},
 		{name: "autobahnjs/cbor", c: &js, command: []string{nodeBin, "examples/js/autobahn.js", url, "cbor"}, env: []string{nodePath}},
