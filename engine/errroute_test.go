@@ -122,9 +122,10 @@ func TestCallArgumentsThatCannotReachTheCallee(t *testing.T) {
 	callee.Receive(&codec.Message{Type: codec.REGISTER, Request: 1, URI: []byte("com.p")})
 	ep.one(t, codec.REGISTERED)
 	caller.Receive(&codec.Message{Type: codec.CALL, Request: 7, URI: []byte("com.p"), Args: untranscodable})
-	e := cp.one(t, codec.ERROR)
-	if e.ErrType != codec.CALL || e.Request != 7 || !strings.HasPrefix(string(e.URI), "wamp.error.") {
-		t.Fatalf("ERROR %+v", e)
+	// The caller's arguments are at fault, not the callee's connection.
+	e := errorOf(t, cp, codec.CALL, 7, ErrInvalidArgument)
+	if msg := value(t, codec.MsgPack, e.Args).([]any)[0].(string); !strings.Contains(msg, "cannot be transcoded for the callee") {
+		t.Fatalf("ERROR text %q", msg)
 	}
 	if ms := ep.take(t); len(ms) != 0 {
 		t.Fatalf("the callee got %+v", ms)
