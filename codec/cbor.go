@@ -315,17 +315,12 @@ func (cborCodec) Decode(b []byte, m *Message) error {
 	return nil
 }
 
-// cborDict validates the dict at b[i] and fills m.Details with the keys in mask.
+// cborDict validates the dict at b[i] (every key a text string, as WAMP and the other
+// serializers require, even when mask is 0) and fills m.Details with the keys in mask.
 func cborDict(b []byte, i int, m *Message, mask uint64) (int, error) {
 	n, indef, j, err := cborContainer(b, i, cborMap)
 	if err != nil {
 		return 0, cbFailErr(m, "Details/Options: want dict", err)
-	}
-	if mask == 0 {
-		if i, err = cborSkip(b, i, 0); err != nil {
-			return 0, cbFailErr(m, "Details/Options", err)
-		}
-		return i, nil
 	}
 	i = j
 	for idx := uint64(0); ; idx++ {

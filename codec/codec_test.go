@@ -351,3 +351,27 @@ func TestFirstElement(t *testing.T) {
 		}
 	}
 }
+
+// TestDictKeysMustBeStrings: a Details/Options dict whose top-level key is not a string is
+// malformed in every serializer, also for message types whose dict has no key the router
+// reads (HELLO, WELCOME, ERROR): JSON cannot express it, so accepting it in MessagePack or
+// CBOR would let a message through that no other serializer can carry. Found by the
+// cross-serializer property of the Decode fuzz targets (testdata/fuzz seeds).
+func TestDictKeysMustBeStrings(t *testing.T) {
+	for _, tc := range []struct {
+		s Serializer
+		b string
+	}{
+		{MsgPack, "\x93\x01\xa6000000\x81\x30\x30"},      // [1, "000000", {48: 48}]
+		{CBOR, "\x83\x02\x00\xa1\x30\x30"},               // [2, 0, {-17: -17}]
+		{MsgPack, "\x95\x08\x30\x07\x81\x01\xc0\xa3a.b"}, // ERROR [8, 48, 7, {1: nil}, "a.b"]
+		{CBOR, "\x85\x08\x18\x30\x07\xa1\x01\xf6\x63a.b"},
+	} {
+		var m Message
+		if err := For(tc.s).Decode([]byte(tc.b), &m); err == nil {
+			t.Errorf("%s: Decode(%x) accepted a dict with a non-string key: %+v", tc.s, tc.b, m)
+		} else if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Decode(%x): %v, want ErrInvalid", tc.s, tc.b, err)
+		}
+	}
+}

@@ -30,6 +30,7 @@ func fuzzDecode(t *testing.T, s Serializer, b []byte) {
 	if err := c.Decode(b, &m); err != nil {
 		return
 	}
+	decoded := m
 	out, err := c.Append(nil, &m)
 	if err != nil {
 		t.Fatalf("Append after Decode(%q): %v", b, err)
@@ -45,12 +46,104 @@ func fuzzDecode(t *testing.T, s Serializer, b []byte) {
 	if !reflect.DeepEqual(norMsg(m), norMsg(m2)) {
 		t.Fatalf("round trip changed the message:\n%+v\n%+v", m, m2)
 	}
-	// The payload transcodes to every serializer, or fails cleanly.
+	// The message agrees field by field once carried to every other serializer.
 	for _, to := range allSerializers {
-		if m.Args != nil {
-			_, _ = Transcode(nil, to, m.Args, s)
+		if to != s {
+			crossCheck(t, s, to, b, &decoded)
 		}
 	}
+}
+
+// rawFields lists the fields of m that hold encoded values in the message's serializer.
+func rawFields(m *Message) []*Raw {
+	d := &m.Details
+	return []*Raw{&m.Dict, &m.Args, &m.Kwargs, &d.Exclude, &d.ExcludeAuthID, &d.ExcludeAuthRole,
+		&d.Eligible, &d.EligibleAuthID, &d.EligibleAuthRole}
+}
+
+// crossCheck carries m, decoded from b in serializer from, to serializer to (its encoded
+// values transcoded, its dict written as transcoded), decodes the result, and requires
+// every field to agree: scalars and strings exactly, encoded values by content.
+func crossCheck(t *testing.T, from, to Serializer, b []byte, m *Message) {
+	t.Helper()
+	tm := *m
+	for i, p := range rawFields(&tm) {
+		if *p == nil {
+			continue
+		}
+		out, err := Transcode(nil, to, *p, from)
+		if err != nil {
+			// Decode checks the payload only for its outer shape and the dict only
+			// for its top-level keys (the router forwards the rest untouched), so a
+			// value another serializer cannot carry ({0: 0} as ArgumentsKw, a CBOR
+			// simple value inside an option) fails here, cleanly; DecodeValue must
+			// refuse it too. TestDictKeysMustBeStrings covers the top-level keys.
+			if _, derr := DecodeValue(from, *p); derr == nil {
+				t.Fatalf("%s->%s: Transcode refuses raw field %d %x that DecodeValue accepts: %v", from, to, i, []byte(*p), err)
+			}
+			return
+		}
+		*p = out
+	}
+	if to == JSON && nulAmbiguous(from, m) {
+		return
+	}
+	enc, err := For(to).Append(nil, &tm)
+	if err != nil {
+		t.Fatalf("%s->%s: Append(%+v) from %x: %v", from, to, tm, b, err)
+	}
+	var got Message
+	if err := For(to).Decode(enc, &got); err != nil {
+		t.Fatalf("%s->%s: Decode(%x), the carried form of %x: %v", from, to, enc, b, err)
+	}
+	want := *m
+	wantRaw, gotRaw := rawFields(&want), rawFields(&got)
+	for i := range wantRaw {
+		w, g := *wantRaw[i], *gotRaw[i]
+		if (w == nil) != (g == nil) {
+			// An ArgumentsKw without Arguments is written with an empty Arguments list.
+			if i == 1 && w == nil && m.Kwargs != nil {
+				*wantRaw[i], *gotRaw[i] = nil, nil
+				continue
+			}
+			t.Fatalf("%s->%s: raw field %d present %v, now %v (%x -> %x)", from, to, i, w != nil, g != nil, b, enc)
+		}
+		if w != nil {
+			wv, werr := DecodeValue(from, w)
+			gv, gerr := DecodeValue(to, g)
+			if werr != nil || gerr != nil {
+				t.Fatalf("%s->%s: raw field %d does not decode: %v / %v", from, to, i, werr, gerr)
+			}
+			if !hasNaN(wv) && !reflect.DeepEqual(norm(wv), norm(gv)) {
+				t.Fatalf("%s->%s: raw field %d %#v became %#v (%x -> %x)", from, to, i, wv, gv, b, enc)
+			}
+		}
+		*wantRaw[i], *gotRaw[i] = nil, nil
+	}
+	if !reflect.DeepEqual(norMsg(want), norMsg(got)) {
+		t.Fatalf("%s->%s: message changed:\n%+v\n%+v\n(%x -> %x)", from, to, want, got, b, enc)
+	}
+}
+
+// nulAmbiguous reports whether m holds a string that starts with NUL (in its strings or
+// encoded values): JSON reads such a string back as binary, by the WAMP binary rule.
+func nulAmbiguous(from Serializer, m *Message) bool {
+	d := &m.Details
+	for _, s := range [][]byte{m.URI, d.Match, d.Invoke, d.Topic, d.Procedure, d.Message, d.PublisherAuthID,
+		d.PublisherAuthRole, d.CallerAuthID, d.CallerAuthRole, d.Mode, d.Reason, d.PptScheme,
+		d.PptSerializer, d.PptCipher, d.PptKeyID, d.RKey} {
+		if len(s) > 0 && s[0] == 0 {
+			return true
+		}
+	}
+	for _, p := range rawFields(m) {
+		if *p != nil {
+			if v, err := DecodeValue(from, *p); err == nil && hasNULString(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func FuzzDecodeJSON(f *testing.F) {

@@ -102,17 +102,11 @@ func (msgpackCodec) Decode(b []byte, m *Message) error {
 	return nil
 }
 
-// mpDict validates the dict at b and fills m.Details with the keys in mask.
+// mpDict validates the dict at b (every key a string, as WAMP and the other serializers
+// require, even when mask is 0) and fills m.Details with the keys in mask.
 func mpDict(b []byte, m *Message, mask uint64) ([]byte, error) {
 	if msgp.NextType(b) != msgp.MapType {
 		return nil, mpFail(m, "Details/Options: want dict")
-	}
-	if mask == 0 {
-		o, err := msgp.Skip(b)
-		if err != nil {
-			return nil, mpFailErr(m, "Details/Options", err)
-		}
-		return o, nil
 	}
 	n, o, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {

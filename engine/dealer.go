@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -318,7 +319,8 @@ func (s *Session) call(m *codec.Message, sc *scratch) {
 	}
 	if err != nil {
 		if _, mine := callee.pending.take(inv); mine {
-			s.sendErrorMsg(codec.CALL, m.Request, ErrCanceled, "callee unreachable: "+err.Error(), sc)
+			uri, text := invocationFailure(err)
+			s.sendErrorMsg(codec.CALL, m.Request, uri, text, sc)
 		}
 		return
 	}
@@ -349,6 +351,17 @@ func clone(b []byte) []byte {
 		return nil
 	}
 	return append([]byte(nil), b...)
+}
+
+// invocationFailure names, for the caller, why sendInvocation failed: arguments the
+// callee's serializer cannot carry are the caller's mistake (wamp.error.invalid_argument,
+// as for a RESULT the caller's serializer cannot carry); anything else is the callee's
+// connection (wamp.error.canceled).
+func invocationFailure(err error) (uri, text string) {
+	if errors.Is(err, codec.ErrInvalid) {
+		return ErrInvalidArgument, "arguments cannot be transcoded for the callee: " + err.Error()
+	}
+	return ErrCanceled, "callee unreachable: " + err.Error()
 }
 
 // sendInvocation sends INVOCATION inv for registration regID to callee with m's payload

@@ -55,7 +55,8 @@ func (s *Session) callChunk(oc *openCall, m *codec.Message, sc *scratch) {
 	if err := s.sendInvocation(oc.callee, oc.inv, oc.reg, m, &oc.opts, sc); err != nil {
 		if _, mine := oc.callee.pending.take(oc.inv); mine {
 			s.closeOpenCall(m.Request)
-			s.sendErrorMsg(codec.CALL, m.Request, ErrCanceled, "callee unreachable: "+err.Error(), sc)
+			uri, text := invocationFailure(err)
+			s.sendErrorMsg(codec.CALL, m.Request, uri, text, sc)
 		}
 	}
 }
