@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,24 +16,6 @@ import (
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/node"
 )
-
-// lockedBuffer is a bytes.Buffer the node's goroutines may log into while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 const (
 	realmAnon = `
@@ -66,7 +46,7 @@ func anonLogin(url, realm string) (*client.Session, error) {
 // to this process, until the test ends; log is the logger writing into logs. The
 // returned hup sends one SIGHUP and waits until logs holds nth lines saying want.
 // The tests using it must not run in parallel: a SIGHUP reaches every listener.
-func serveHUP(t *testing.T, n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger, logs *lockedBuffer) (hup func(want string, nth int)) {
+func serveHUP(t *testing.T, n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger, logs *syncBuffer) (hup func(want string, nth int)) {
 	t.Helper()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP)
@@ -106,7 +86,7 @@ func TestSIGHUPRemovesRealm(t *testing.T) {
 	}
 	write(realmsFile(anonRealm("realm1"), realmTicket, anonRealm("realm3")))
 	f, fs, nc := startConfigOf(t, file)
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	nc.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	n, err := node.Start(nc)
 	if err != nil {

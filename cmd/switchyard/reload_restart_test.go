@@ -28,7 +28,7 @@ func TestSIGHUPNamesChangesThatNeedARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.running = cfg // as runStart does
-	var logs lockedBuffer
+	var logs syncBuffer
 	nc.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	n, err := node.Start(nc)
 	if err != nil {

@@ -51,7 +51,7 @@ func TestSIGHUPReload(t *testing.T) {
 	write(fmt.Sprintf(reloadBase, "first"))
 	f, fs, nc := startConfigOf(t, file)
 	nc.Listeners = nc.Listeners[:1]
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	nc.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	n, err := node.Start(nc)
 	if err != nil {

@@ -28,7 +28,7 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, fs, nc := startConfigOf(t, file)
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	nc.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	n, err := node.Start(nc)
 	if err != nil {
