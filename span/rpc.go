@@ -336,16 +336,22 @@ func (s *Span) Unregistered(rl *engine.Realm, cs *engine.Session, procedure stri
 }
 
 func (s *Span) onUnclaim(r *reader) error {
-	realm := r.string()
-	var ref regRef
-	ref.pol = r.byte1()
-	ref.proc = r.string()
-	id := r.uvarint()
-	if r.err != nil {
-		return r.err
+	realm, ref, id, err := readCalleeRef(r)
+	if err != nil {
+		return err
 	}
 	s.unclaim(s.state(realm), ref, id)
 	return nil
+}
+
+// readCalleeRef reads the fields unclaim and reg-del share: realm, policy, procedure,
+// callee id.
+func readCalleeRef(r *reader) (realm string, ref regRef, id uint64, err error) {
+	realm = r.string()
+	ref.pol = r.byte1()
+	ref.proc = r.string()
+	id = r.uvarint()
+	return realm, ref, id, r.err
 }
 
 // unclaim is the owner's removal of callee id from ref: applied here and broadcast.
@@ -360,13 +366,9 @@ func (s *Span) unclaim(st *realmState, ref regRef, id uint64) {
 }
 
 func (s *Span) onRegDel(r *reader) error {
-	realm := r.string()
-	var ref regRef
-	ref.pol = r.byte1()
-	ref.proc = r.string()
-	id := r.uvarint()
-	if r.err != nil {
-		return r.err
+	realm, ref, id, err := readCalleeRef(r)
+	if err != nil {
+		return err
 	}
 	s.applyDel(s.state(realm), ref, id)
 	return nil
