@@ -40,6 +40,19 @@ type LinkStats struct {
 	RTT                 time.Duration
 }
 
+// Add adds o's counters to t (totals over several links; RTT is left alone). Not safe
+// for concurrent use on the same t.
+func (t *LinkStats) Add(o LinkStats) {
+	t.FramesIn += o.FramesIn
+	t.BytesIn += o.BytesIn
+	t.FramesOut += o.FramesOut
+	t.BytesOut += o.BytesOut
+	t.Reads += o.Reads
+	t.Writes += o.Writes
+	t.Coalesced += o.Coalesced
+	t.Queued += o.Queued
+}
+
 // counters are the totals an endpoint (Listener or Pool) keeps over all its links.
 // Safe for concurrent use.
 type counters struct {

@@ -67,6 +67,32 @@ func (p *Pool) Pick(key uint64) *Link {
 	return p.slots[key%uint64(len(p.slots))].Load()
 }
 
+// PickUp is Pick, or, while key's link reconnects, the next link of the pool that is up
+// (in slot order from key's); nil when none is up. A caller that keeps the link it got
+// for a session (as proxies and routers do) keeps that session's frames in order.
+// Safe for concurrent use.
+func (p *Pool) PickUp(key uint64) *Link {
+	n := uint64(len(p.slots))
+	for k := range n {
+		if l := p.slots[(key+k)%n].Load(); l != nil {
+			return l
+		}
+	}
+	return nil
+}
+
+// LinkStats sums the counters of the pool's links that are up now. Safe for concurrent
+// use.
+func (p *Pool) LinkStats() LinkStats {
+	var t LinkStats
+	for i := range p.slots {
+		if l := p.slots[i].Load(); l != nil {
+			t.Add(l.Stats())
+		}
+	}
+	return t
+}
+
 // Up reports whether at least one link is up. Safe for concurrent use.
 func (p *Pool) Up() bool {
 	for i := range p.slots {

@@ -75,14 +75,13 @@ type RouterNode struct {
 	log   *slog.Logger
 	span  *span.Span
 
-	mu      sync.Mutex
-	pools   map[string]*link.Pool // to the other routers, by name
-	perPeer int
-	live    []string
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
-	err     error
+	mu    sync.Mutex
+	pools map[string]*link.Pool // to the other routers, by name
+	live  []string
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+	err   error
 }
 
 // StartRouter starts a router node: the engine, the link listener, and links to the
@@ -115,7 +114,6 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 	if per <= 0 {
 		per = 2
 	}
-	r.perPeer = per
 	for _, m := range cfg.Routers {
 		if m.Name == cfg.Name {
 			continue
@@ -140,10 +138,7 @@ func (r *RouterNode) LinkAddr() string { return r.Links.Addr() }
 func (r *RouterNode) LinkStats() link.LinkStats {
 	t := r.Links.LinkStats()
 	for _, p := range r.pools {
-		x := router.PoolLinkStats(p, r.perPeer)
-		t.FramesIn, t.BytesIn = t.FramesIn+x.FramesIn, t.BytesIn+x.BytesIn
-		t.FramesOut, t.BytesOut = t.FramesOut+x.FramesOut, t.BytesOut+x.BytesOut
-		t.Writes, t.Coalesced = t.Writes+x.Writes, t.Coalesced+x.Coalesced
+		t.Add(p.LinkStats())
 	}
 	return t
 }
@@ -177,13 +172,7 @@ func (r *RouterNode) sendSpan(to string, key uint64, kind uint8, payload []byte)
 	if p == nil {
 		return fmt.Errorf("router %s: no link to %q", r.name, to)
 	}
-	// The key's link, or another one that is up while it reconnects.
-	var l *link.Link
-	for k := range uint64(r.perPeer) {
-		if l = p.Pick(key + k); l != nil {
-			break
-		}
-	}
+	l := p.PickUp(key) // the key's link, or another one that is up while it reconnects
 	if l == nil {
 		return fmt.Errorf("router %s: link to %s is down", r.name, to)
 	}

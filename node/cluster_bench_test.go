@@ -9,7 +9,6 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
-	"github.com/switchyard-wamp/switchyard/router"
 )
 
 // linkOut sums the frames and bytes written on every link of the cluster (each frame is
@@ -21,7 +20,7 @@ func (tc *testCluster) linkOut() (frames, bytes uint64) {
 	}
 	for _, p := range tc.proxies {
 		for _, m := range tc.members {
-			s := router.PoolLinkStats(p.Links.Pool(m.Name), tc.common.LinksPerPeer)
+			s := p.Links.Pool(m.Name).LinkStats()
 			frames, bytes = frames+s.FramesOut, bytes+s.BytesOut
 		}
 	}

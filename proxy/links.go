@@ -178,19 +178,6 @@ func (ls *Links) Shutdown(reason string) {
 	})
 }
 
-// pick returns the link to router for key, or the next one that is up while that one
-// reconnects (a session keeps the link it was opened on for life, so any up link
-// keeps its frames in order); nil when none is up.
-func (ls *Links) pick(router string, key uint64) *link.Link {
-	p := ls.pools[router]
-	for k := range uint64(ls.cfg.PerPeer) {
-		if l := p.Pick(key + k); l != nil {
-			return l
-		}
-	}
-	return nil
-}
-
 // CutForTest closes every link to router (fault tests): the link's sessions end with
 // GOODBYE CloseRouterLost and the pool reconnects.
 func (ls *Links) CutForTest(router string) {
@@ -213,7 +200,7 @@ func (ls *Links) Pool(router string) *link.Pool { return ls.pools[router] }
 func (ls *Links) ShareCookie(c wire.Cookie) {
 	b := wire.Encode(c)
 	for name := range ls.pools {
-		if l := ls.pick(name, 0); l != nil {
+		if l := ls.pools[name].PickUp(0); l != nil {
 			_ = l.Send(link.Kind(wire.CookieSet), 0, b)
 		}
 	}
@@ -264,7 +251,7 @@ func (ls *Links) Open(c *netpoll.Conn, req wire.OpenReq, done func(rs *RemoteSes
 		go done(nil, ErrRouterUnavailable, "no router is reachable for this realm and role; try again later")
 		return
 	}
-	l := ls.pick(router, id)
+	l := ls.pools[router].PickUp(id)
 	if l == nil {
 		go done(nil, ErrRouterUnavailable, "router "+router+" is not reachable; try again later")
 		return
@@ -297,7 +284,7 @@ func (ls *Links) CallProcedure(realm, procedure string, args []any, kwargs map[s
 	router := ls.routerFor(realm, "", id)
 	var l *link.Link
 	if router != "" {
-		l = ls.pick(router, id)
+		l = ls.pools[router].PickUp(id)
 	}
 	if l == nil {
 		go done(engine.CallResult{Err: fmt.Errorf("no router reachable for realm %q", realm)})

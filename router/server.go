@@ -42,8 +42,6 @@ type Server struct {
 	links *xsync.MapOf[*link.Link, *linkState]
 	// forwarded counts the sessions joined over links.
 	forwarded atomic.Int64
-	// onRouterLink is told when a link from another router goes up or down.
-	onRouterLink func(node string, up bool)
 	// cookies are the WAMP-Cookies the proxies shared (realm + "\x00" + cookie), kept
 	// to replay to a proxy whose link comes up; expired ones are dropped on replay.
 	cookies *xsync.MapOf[string, []byte]
@@ -73,9 +71,6 @@ type Config struct {
 	Listener net.Listener
 	// Link is this node's identity, secret, TLS and limits.
 	Link link.Config
-	// OnRouterLink, if set, is told when a link from another router goes up or down
-	// (the cluster wiring uses it for membership). It runs on the link's goroutine.
-	OnRouterLink func(node string, up bool)
 }
 
 // Listen starts a router's link endpoint in front of eng.
@@ -86,7 +81,7 @@ func Listen(eng *engine.Router, cfg Config) (*Server, error) {
 		cfg.Link.Logger = log
 	}
 	s := &Server{eng: eng, log: log, links: xsync.NewMapOf[*link.Link, *linkState](),
-		onRouterLink: cfg.OnRouterLink, cookies: xsync.NewMapOf[string, []byte]()}
+		cookies: xsync.NewMapOf[string, []byte]()}
 	var ln *link.Listener
 	var err error
 	if cfg.Listener != nil {
@@ -115,34 +110,9 @@ func (s *Server) Forwarded() int64 { return s.forwarded.Load() }
 func (s *Server) LinkStats() link.LinkStats {
 	var t link.LinkStats
 	s.links.Range(func(l *link.Link, _ *linkState) bool {
-		addLinkStats(&t, l.Stats())
+		t.Add(l.Stats())
 		return true
 	})
-	return t
-}
-
-// addLinkStats adds b's counters to t.
-func addLinkStats(t *link.LinkStats, b link.LinkStats) {
-	t.FramesIn += b.FramesIn
-	t.BytesIn += b.BytesIn
-	t.FramesOut += b.FramesOut
-	t.BytesOut += b.BytesOut
-	t.Reads += b.Reads
-	t.Writes += b.Writes
-	t.Coalesced += b.Coalesced
-	t.Queued += b.Queued
-}
-
-// PoolLinkStats sums the counters of p's links that are up now (n links per pool).
-func PoolLinkStats(p *link.Pool, n int) link.LinkStats {
-	var t link.LinkStats
-	seen := map[*link.Link]bool{}
-	for k := range uint64(n) {
-		if l := p.Pick(k); l != nil && !seen[l] {
-			seen[l] = true
-			addLinkStats(&t, l.Stats())
-		}
-	}
 	return t
 }
 
@@ -160,9 +130,6 @@ func (s *Server) OnLinkUp(l *link.Link) {
 	s.links.Store(l, &linkState{sessions: map[uint64]*forwarded{}})
 	p := l.Peer()
 	s.log.Info("cluster link up", "peer", p.Node, "role", p.Role)
-	if p.Role == "router" && s.onRouterLink != nil {
-		s.onRouterLink(p.Node, true)
-	}
 	if p.Role == "proxy" {
 		s.replayCookies(l)
 	}
@@ -181,9 +148,6 @@ func (s *Server) OnLinkDown(l *link.Link, err error) {
 			fw.sess.Leave()
 			s.forwarded.Add(-1)
 		}
-	}
-	if p.Role == "router" && s.onRouterLink != nil {
-		s.onRouterLink(p.Node, false)
 	}
 }
 
