@@ -221,3 +221,22 @@ func TestRegisterWithAuthorizerAcrossRouters(t *testing.T) {
 		t.Fatalf("call from b: %+v", r)
 	}
 }
+
+// TestOneSidedDownIsResynced: a router that thought another was down (and dropped its
+// interest) sees it live again while the other never noticed anything: it asks for a
+// resync, so the other's subscribers get events again.
+func TestOneSidedDownIsResynced(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	sub := c.join("b", codec.JSON, "s", "user")
+	sub.subscribe("com.onesided", "")
+	c.lb.settle(t)
+	// Only a saw b go and come back.
+	c.spans["a"].RouterDown("b")
+	c.spans["a"].SetRouters([]string{"a", "b"})
+	c.lb.settle(t)
+	pub := c.join("a", codec.JSON, "p", "user")
+	pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte("com.onesided"), Args: raw(t, codec.JSON, []any{1})})
+	if evs := sub.waitFor(1); len(evs) != 1 || evs[0].Type != codec.EVENT {
+		t.Fatalf("subscriber on b after a's one-sided down/up: %s", describe(evs))
+	}
+}
