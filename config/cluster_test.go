@@ -32,12 +32,7 @@ func TestValidateCluster(t *testing.T) {
 		return c.Cluster.TLS
 	}
 	proxy := func(c *Config) { c.Cluster.Node, c.Cluster.Link = "proxy1", "" }
-	type mut func(c *Config)
-	for _, tc := range []struct {
-		rule      string
-		bad, fix  mut
-		path, msg string
-	}{
+	for _, tc := range []ruleCase{
 		{"node required", func(c *Config) { c.Cluster.Node = "" }, proxy, "cluster.node", "required"},
 		{"node characters", func(c *Config) { c.Cluster.Node = "proxy 1" }, func(c *Config) { proxy(c); c.Cluster.Node = "proxy-1.eu_west" }, "cluster.node", "only letters, digits"},
 		{"node length", func(c *Config) { c.Cluster.Node = strings.Repeat("n", 65) }, func(c *Config) { proxy(c); c.Cluster.Node = strings.Repeat("n", 64) }, "cluster.node", "longer than 64"},
@@ -75,24 +70,7 @@ func TestValidateCluster(t *testing.T) {
 		{"role spread", func(c *Config) { c.Realms[0].Roles[0].Spread = 1025 }, func(c *Config) { c.Realms[0].Roles[0].Spread = 1024 }, "realms[0].roles[0].spread", "got 1025"},
 		{"a proxy needs listeners", func(c *Config) { proxy(c); c.Listeners = nil }, func(c *Config) { c.Listeners = nil }, "listeners", "no listeners"},
 	} {
-		t.Run(tc.rule, func(t *testing.T) {
-			c := routerConfig()
-			tc.bad(c)
-			var got []string
-			found := false
-			for _, p := range c.Validate() {
-				got = append(got, p.String())
-				found = found || p.Path == tc.path && strings.Contains(p.Message, tc.msg)
-			}
-			if !found {
-				t.Errorf("failing case: want %s: ...%s...; got %q", tc.path, tc.msg, got)
-			}
-			c = routerConfig()
-			tc.fix(c)
-			if p := c.Validate(); len(p) != 0 {
-				t.Errorf("passing case: %v", p)
-			}
-		})
+		checkRule(t, routerConfig, tc)
 	}
 }
 

@@ -81,12 +81,7 @@ func TestValidateRules(t *testing.T) {
 		c.Realms = append(c.Realms, r)
 		return &c.Realms[1]
 	}
-	type mut func(c *Config)
-	for _, tc := range []struct {
-		rule      string
-		bad, fix  mut
-		path, msg string
-	}{
+	for _, tc := range []ruleCase{
 		{"version", func(c *Config) { c.Version = 2 }, func(c *Config) { c.Version = 1 }, "version", "unsupported schema version 2"},
 		{"log level", func(c *Config) { c.Node.LogLevel = "loud" }, func(c *Config) { c.Node.LogLevel = "warn" }, "node.log_level", `"loud" is not one of debug, info, warn, error`},
 		{"loops", func(c *Config) { c.Node.Loops = -1 }, func(c *Config) { c.Node.Loops = 8 }, "node.loops", "must be 0"},
@@ -228,25 +223,39 @@ func TestValidateRules(t *testing.T) {
 		{"authorizer cache", func(c *Config) { c.Realms[0].Authorizer = &Authorizer{Procedure: "a.b", CacheSize: -1} },
 			func(c *Config) { c.Realms[0].Authorizer = &Authorizer{Procedure: "a.b", CacheSize: 0} }, "realms[0].authorizer.cache_size", "must be 0"},
 	} {
-		t.Run(tc.rule, func(t *testing.T) {
-			c := Default()
-			tc.bad(c)
-			var got []string
-			found := false
-			for _, p := range c.Validate() {
-				got = append(got, p.String())
-				found = found || p.Path == tc.path && strings.Contains(p.Message, tc.msg)
-			}
-			if !found {
-				t.Errorf("failing case: want %s: ...%s...; got %q", tc.path, tc.msg, got)
-			}
-			c = Default()
-			tc.fix(c)
-			if p := c.Validate(); len(p) != 0 {
-				t.Errorf("passing case: %v", p)
-			}
-		})
+		checkRule(t, Default, tc)
 	}
+}
+
+// ruleCase is one validation rule: a change that breaks it (bad), one that keeps the
+// same field valid (fix), and the problem bad must produce.
+type ruleCase struct {
+	rule      string
+	bad, fix  func(c *Config)
+	path, msg string
+}
+
+// checkRule runs tc against a fresh base(): bad must report tc.path with tc.msg among
+// its problems, fix must report none.
+func checkRule(t *testing.T, base func() *Config, tc ruleCase) {
+	t.Run(tc.rule, func(t *testing.T) {
+		c := base()
+		tc.bad(c)
+		var got []string
+		found := false
+		for _, p := range c.Validate() {
+			got = append(got, p.String())
+			found = found || p.Path == tc.path && strings.Contains(p.Message, tc.msg)
+		}
+		if !found {
+			t.Errorf("failing case: want %s: ...%s...; got %q", tc.path, tc.msg, got)
+		}
+		c = base()
+		tc.fix(c)
+		if p := c.Validate(); len(p) != 0 {
+			t.Errorf("passing case: %v", p)
+		}
+	})
 }
 
 // Durations that do not parse are load problems (Validate sees only parsed values).
