@@ -20,7 +20,8 @@ const (
 type outNode struct {
 	next *outNode
 	buf  []byte
-	msg  bool // a WAMP message (counted in MessagesOut), not a control frame
+	msg  bool  // a WAMP message (counted in MessagesOut), not a control frame
+	slot uint8 // its codec.TypeSlot (counted in MessageCounts on the loop)
 }
 
 var nodePool = sync.Pool{New: func() any { return &outNode{buf: make([]byte, 0, 256)} }}
@@ -30,6 +31,7 @@ func getNode() *outNode { return nodePool.Get().(*outNode) }
 func putNode(n *outNode) {
 	n.next = nil
 	n.msg = false
+	n.slot = 0
 	if cap(n.buf) > maxKeptBuf {
 		n.buf = make([]byte, 0, 256)
 	}
@@ -53,6 +55,7 @@ func (c *Conn) Send(msg []byte) error {
 	}
 	n := getNode()
 	n.msg = true
+	n.slot = uint8(codec.TypeSlot(codec.PeekType(c.ser, msg)))
 	b := n.buf[:0]
 	if c.transport == transportRawSocket {
 		if len(msg) > c.peerMax {
@@ -138,6 +141,7 @@ func (c *Conn) drain() {
 		bytes += len(n.buf)
 		if n.msg {
 			msgs++
+			ls.typesOut[c.ser%codec.NumSerializers][n.slot].Add(1)
 		}
 		if len(n.buf) >= writeChunk {
 			// Big frame: write what is buffered, then the frame itself, without a copy.

@@ -48,6 +48,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/puzpuzpuz/xsync/v3"
+	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/internal/lograte"
 )
 
@@ -183,7 +184,63 @@ type loopState struct {
 	scratch                            []byte // unmasked WebSocket payloads, valid during one OnMessage
 	_                                  [64]byte
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Uint64
-	_                                  [64]byte
+	// typesIn and typesOut count WAMP messages by serializer and codec.TypeSlot.
+	typesIn, typesOut [codec.NumSerializers][codec.NumTypeSlots]atomic.Uint64
+	_                 [64]byte
+}
+
+// addTypes adds o's per-type counters to l's (folding a closed TLS conn's counters
+// into the retired totals).
+func (l *loopState) addTypes(o *loopState) {
+	for s := range l.typesIn {
+		for t := range l.typesIn[s] {
+			l.typesIn[s][t].Add(o.typesIn[s][t].Load())
+			l.typesOut[s][t].Add(o.typesOut[s][t].Load())
+		}
+	}
+}
+
+// MessageCounts are WAMP messages by serializer (codec.Serializer) and message type
+// (codec.TypeSlot; slot 0 counts messages whose type code is unknown).
+type MessageCounts struct {
+	In, Out [codec.NumSerializers][codec.NumTypeSlots]uint64
+}
+
+// MessageCounts returns the messages delivered to the Handler (In) and written to
+// sockets (Out) so far, by serializer and type. The counters are kept per event loop
+// (and per TLS conn) without a lock; this sums them. Safe for concurrent use.
+func (s *Server) MessageCounts() MessageCounts {
+	var mc MessageCounts
+	add := func(l *loopState) {
+		for i := range l.typesIn {
+			for t := range l.typesIn[i] {
+				mc.In[i][t] += l.typesIn[i][t].Load()
+				mc.Out[i][t] += l.typesOut[i][t].Load()
+			}
+		}
+	}
+	s.loops.Range(func(_ gnet.EventLoop, l *loopState) bool {
+		add(l)
+		return true
+	})
+	s.tlsStates.Range(func(l *loopState, _ struct{}) bool {
+		add(l)
+		return true
+	})
+	add(&s.retired)
+	return mc
+}
+
+// QueuedBytes returns the bytes queued by Send and not yet handed to a socket, summed
+// over every conn (it walks the conns: a scrape-time cost, not a hot-path one). Safe
+// for concurrent use.
+func (s *Server) QueuedBytes() int64 {
+	var q int64
+	s.conns.Range(func(c *Conn, _ struct{}) bool {
+		q += c.queued.Load()
+		return true
+	})
+	return q
 }
 
 // NewServer validates cfg, applies defaults and returns a Server that is not yet

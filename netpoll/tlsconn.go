@@ -160,6 +160,7 @@ func (t *tlsConn) readLoop() {
 	s.retired.bytesOut.Add(ls.bytesOut.Load())
 	s.retired.msgsIn.Add(ls.msgsIn.Load())
 	s.retired.msgsOut.Add(ls.msgsOut.Load())
+	s.retired.addTypes(ls)
 }
 
 // compact makes room for the next read (mu held, reader goroutine only). With nothing

@@ -303,5 +303,6 @@ func (c *Conn) deliver(msg []byte) {
 		return
 	}
 	c.loop.msgsIn.Add(1)
+	c.loop.typesIn[c.ser%codec.NumSerializers][codec.TypeSlot(codec.PeekType(c.ser, msg))].Add(1)
 	c.srv.h.OnMessage(c, msg)
 }

@@ -1,0 +1,48 @@
+package codec
+
+import "testing"
+
+// TestPeekType encodes every message kind with every serializer and checks that
+// PeekType reads its code back from the bytes, and that non-messages give 0.
+func TestPeekType(t *testing.T) {
+	if numTypeSlot != NumTypeSlots {
+		t.Fatalf("NumTypeSlots = %d, the type table has %d slots", NumTypeSlots, numTypeSlot)
+	}
+	for _, s := range allSerializers {
+		for _, m := range sampleMessages(t, s) {
+			b, err := For(s).Append(nil, &m)
+			if err != nil {
+				t.Fatalf("%s %s: %v", s, m.Type, err)
+			}
+			if got := PeekType(s, b); got != m.Type {
+				t.Errorf("%s: PeekType(%s) = %s", s, m.Type, got)
+			}
+			if SlotType(TypeSlot(m.Type)) != m.Type || TypeSlot(m.Type) == 0 {
+				t.Errorf("slot of %s does not round-trip", m.Type)
+			}
+		}
+		for _, junk := range [][]byte{nil, {}, []byte("{}"), {0xc0}, {0x91}, []byte(" [ x")} {
+			if got := PeekType(s, junk); got != 0 {
+				t.Errorf("%s: PeekType(%q) = %d, want 0", s, junk, got)
+			}
+		}
+	}
+	if got := PeekType(JSON, []byte(" [ 36 ,1,2]")); got != EVENT {
+		t.Errorf("JSON with spaces: %s", got)
+	}
+}
+
+func BenchmarkPeekType(b *testing.B) {
+	msgs := map[Serializer][]byte{}
+	for _, s := range allSerializers {
+		m := Message{Type: EVENT, Subscription: 1, Publication: 2}
+		msgs[s], _ = For(s).Append(nil, &m)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s := allSerializers[i%3]
+		if PeekType(s, msgs[s]) != EVENT {
+			b.Fatal("bad type")
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package netpoll
+
+import (
+	"testing"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+)
+
+// BenchmarkConnSendEvent: Send of a real MessagePack EVENT (the fan-out message) plus
+// the loop's drain every 64 messages: what the per-type counters cost on the send path.
+// Must be 0 allocs/op.
+func BenchmarkConnSendEvent(b *testing.B) {
+	c := benchConn(b, transportWebSocket, false)
+	m := codec.Message{Type: codec.EVENT, Subscription: 7, Publication: 123456789}
+	msg, err := codec.For(codec.MsgPack).Append(nil, &m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	warmUp(b, c, msg)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for i := 0; b.Loop(); i++ {
+		if err := c.Send(msg); err != nil {
+			b.Fatal(err)
+		}
+		if i%64 == 63 {
+			c.drain()
+		}
+	}
+	c.drain()
+}
+
+// TestMessageCounts sends WAMP messages of two types over real RawSocket connections
+// in two serializers; the echo handler sends each back. MessageCounts must count each
+// message once in and once out, under its serializer and type.
+func TestMessageCounts(t *testing.T) {
+	h := newEchoHandler()
+	s := startServer(t, Config{}, h)
+	sent := map[codec.Serializer]map[codec.MessageType]int{
+		codec.JSON:    {codec.PUBLISH: 3, codec.CALL: 1},
+		codec.MsgPack: {codec.PUBLISH: 2, codec.CALL: 4},
+	}
+	for ser, types := range sent {
+		c := dialRS(t, s.RawSocketAddr())
+		c.handshake(t, 15, byte(ser))
+		h.waitOpen(t)
+		for typ, n := range types {
+			m := codec.Message{Type: typ, Request: 1, URI: []byte("com.example.x"), Dict: emptyDict(ser)}
+			b, err := codec.For(ser).Append(nil, &m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range n {
+				c.writeFrame(t, 0, b)
+				if _, p := c.readFrame(t); len(p) != len(b) {
+					t.Fatalf("echo of %d bytes, sent %d", len(p), len(b))
+				}
+			}
+		}
+	}
+	mc := s.MessageCounts()
+	for ser, types := range sent {
+		for typ, n := range types {
+			slot := codec.TypeSlot(typ)
+			if got := mc.In[ser][slot]; got != uint64(n) {
+				t.Errorf("in %s %s = %d, want %d", ser, typ, got, n)
+			}
+			if got := mc.Out[ser][slot]; got != uint64(n) {
+				t.Errorf("out %s %s = %d, want %d", ser, typ, got, n)
+			}
+		}
+	}
+	if mc.In[codec.CBOR][codec.TypeSlot(codec.PUBLISH)] != 0 {
+		t.Error("CBOR counted without CBOR traffic")
+	}
+}
+
+func emptyDict(ser codec.Serializer) codec.Raw {
+	switch ser {
+	case codec.JSON:
+		return codec.Raw("{}")
+	case codec.MsgPack:
+		return codec.Raw{0x80}
+	}
+	return codec.Raw{0xa0}
+}
