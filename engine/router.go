@@ -188,6 +188,18 @@ func (rl *Realm) Name() string { return rl.name }
 // SessionCount returns the number of sessions joined to the realm.
 func (rl *Realm) SessionCount() int { return rl.sessions.Size() }
 
+// CallsInFlight returns the CALLs of the realm's local sessions that wait for a result
+// (it reads each session's counter: a scrape-time cost, nothing on the call path).
+// Safe for concurrent use.
+func (rl *Realm) CallsInFlight() int64 {
+	var n int64
+	rl.sessions.Range(func(_ uint64, s *Session) bool {
+		n += s.inflight.Load()
+		return true
+	})
+	return n
+}
+
 // Join adds a session for peer with the given identity and returns it. The caller sends
 // WELCOME (see WelcomeDetails). Safe for concurrent use.
 func (rl *Realm) Join(peer Peer, auth AuthInfo) *Session {

@@ -246,8 +246,9 @@ type ProxyNodeConfig struct {
 
 // ProxyNode is a running cluster proxy node.
 type ProxyNode struct {
-	Node  *Node
-	Links *proxy.Links
+	Node    *Node
+	Links   *proxy.Links
+	routers []string // names, for PeerLinks
 }
 
 // StartProxy starts a proxy node: links to every router (in the background) and the
@@ -271,7 +272,11 @@ func StartProxy(cfg ProxyNodeConfig) (*ProxyNode, error) {
 		ls.Close()
 		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
 	}
-	return &ProxyNode{Node: n, Links: ls}, nil
+	pn := &ProxyNode{Node: n, Links: ls}
+	for _, m := range cfg.Routers {
+		pn.routers = append(pn.routers, m.Name)
+	}
+	return pn, nil
 }
 
 // Stop closes the client listeners (GOODBYE within ctx) and the links.

@@ -212,6 +212,7 @@ func (f *Frontend) answered(c *netpoll.Conn, st *conn, realm, authid, method str
 // one line and aborts with uri; the client learns nothing more.
 func (f *Frontend) authFailed(c *netpoll.Conn, st *conn, realm, authid, method, uri, why string) {
 	f.limit.failed(c.RemoteAddr())
+	f.counters.failed(method)
 	if f.logOK("authentication failed", c) {
 		f.log.Warn("authentication failed", "realm", realm, "authid", authid, "method", method,
 			"remote", c.RemoteAddr().String(), "reason", why)

@@ -35,6 +35,8 @@ type Frontend struct {
 	logLimit atomic.Pointer[lograte.Limiter]
 	// methods are the auth methods each listener (by name) offers; absent: all.
 	methods atomic.Pointer[map[string][]string]
+	// counters are joins, leaves and failed logins for /metrics (stats.go).
+	counters frontendCounters
 }
 
 // NewFrontend returns a Frontend that joins sessions to router's realms. A nil logger means
@@ -181,6 +183,9 @@ func (f *Frontend) OnClose(c *netpoll.Conn, err error) {
 	sess := st.sess.Load()
 	remote := st.remote.Load()
 	st.mu.Unlock()
+	if sess != nil || remote != nil {
+		f.countLeave(c)
+	}
 	if sess != nil {
 		sess.Leave()
 	}
@@ -357,6 +362,7 @@ func (f *Frontend) welcome(c *netpoll.Conn, st *conn, realm string, info engine.
 
 // welcomed sends WELCOME for a joined session.
 func (f *Frontend) welcomed(c *netpoll.Conn, id uint64, realm string, info engine.AuthInfo, details map[string]any) {
+	f.counters.joins.Add(1)
 	f.rememberCookie(c, realm, info)
 	w := codec.Message{Type: codec.WELCOME, Session: id, DictAny: details}
 	f.send(c, &w)
