@@ -112,7 +112,7 @@ func (s *Server) acceptLoop(l *listener) {
 	for {
 		nc, err := l.netLn.Accept()
 		if err != nil {
-			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+			if s.stopping.Load() || s.draining.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			// Out of descriptors (EMFILE, ENFILE) and the like: the pending conns wait in
@@ -187,3 +187,18 @@ func (s *Server) enroll(l *listener, nc net.Conn) {
 			"listener", l.Name, "error", err, "failures", n)
 	}
 }
+
+// StopAccepting closes every listener (a lame-duck drain): no new connection is
+// accepted, and the open ones are served until Stop. It returns once the accept
+// goroutines have exited. Safe for concurrent use; idempotent.
+func (s *Server) StopAccepting() {
+	if !s.started.Load() {
+		return
+	}
+	s.draining.Store(true)
+	s.closeListeners()
+	s.acceptWG.Wait()
+}
+
+// Draining reports whether StopAccepting was called. Safe for concurrent use.
+func (s *Server) Draining() bool { return s.draining.Load() }

@@ -140,6 +140,7 @@ type Server struct {
 	started   atomic.Bool
 	stopping  atomic.Bool
 	stopped   atomic.Bool
+	draining  atomic.Bool // StopAccepting was called
 	tickDone  chan struct{}
 	died      chan error // the network layer stopped on its own (see Done)
 	diedOnce  atomic.Bool
