@@ -103,7 +103,7 @@ func (c *ClusterSubprocess) Launch(ctx context.Context, logPath string) (Router,
 	}
 	// Routers first, so that the proxies find their links up.
 	start := func(role, name string) error {
-		p, err := startProc(c.Bin, []string{role, "--config", filepath.Join(dir, name+".yaml"), "--log-level", "info"},
+		p, err := startProc(c.Bin, []string{role, "--config", filepath.Join(dir, name+".yaml"), "--log-level", "info", "--log-format", "text"},
 			filepath.Join(dir, name+".log"))
 		if err != nil {
 			return err

@@ -45,13 +45,15 @@ type Config struct {
 // Node holds the process-wide settings. Plain data; see Config for concurrency.
 type Node struct {
 	LogLevel          string   `json:"log_level" default:"info" env:"SWITCHYARD_LOG_LEVEL" enum:"debug,info,warn,error" doc:"Log level."`
+	LogFormat         string   `json:"log_format" default:"auto" env:"SWITCHYARD_LOG_FORMAT" enum:"auto,json,text" doc:"Log line format on stderr: json (one JSON object per line, for log collectors), text (key=value) or auto (JSON when stderr is not a terminal, text otherwise)."`
 	Loops             int      `json:"loops" default:"0" env:"SWITCHYARD_LOOPS" doc:"Event loops; 0 = one per CPU."`
 	OutboundLimit     int      `json:"outbound_limit" default:"4194304" env:"SWITCHYARD_OUTBOUND_LIMIT" doc:"Soft limit of the slow-consumer policy: a connection whose backlog (bytes queued, buffered for the socket, and not yet sent by the kernel) stays over this for write_deadline is disconnected (a log line and a counter). A burst may go over it."`
 	OutboundHardLimit int      `json:"outbound_hard_limit" default:"0" env:"SWITCHYARD_OUTBOUND_HARD_LIMIT" doc:"A connection whose backlog goes over this many bytes is disconnected at once as a slow consumer; bounds the memory one connection can pin. 0 = the larger of 32 MiB and twice outbound_limit."`
 	WriteDeadline     Duration `json:"write_deadline" default:"5s" env:"SWITCHYARD_WRITE_DEADLINE" doc:"How long a connection's backlog may stay over outbound_limit before it is disconnected as a slow consumer."`
 	MaxConnections    int      `json:"max_connections" default:"0" env:"SWITCHYARD_MAX_CONNECTIONS" doc:"Client connections held at once, all listeners together (TLS handshakes included). At the cap a new connection is closed at once, before any handshake, and counted (netpoll.refused_at_cap in /debug/stats, a log line at most every 5 s); existing sessions keep working and new connections are served again as others close. 0 = the process's file descriptor limit (soft RLIMIT_NOFILE, which Go raises to the hard limit) minus max(64, limit/16) kept for listeners, files, TLS and links: 960 under ulimit -n 1024."`
 	ShutdownGrace     Duration `json:"shutdown_grace" default:"2s" env:"SWITCHYARD_SHUTDOWN_GRACE" doc:"On SIGINT/SIGTERM, time to flush GOODBYE to every session before closing."`
-	Admin             string   `json:"admin" default:"" env:"SWITCHYARD_ADMIN" doc:"Internal admin listener (/debug/pprof, /debug/stats), e.g. 127.0.0.1:9090; empty disables. Never the public port."`
+	DrainPeriod       Duration `json:"drain_period" default:"30s" env:"SWITCHYARD_DRAIN_PERIOD" doc:"Lame-duck drain on SIGUSR2: the node stops accepting connections, /readyz fails, and every session gets GOODBYE wamp.close.system_shutdown spread evenly over this period; then the process exits 0."`
+	Admin             string   `json:"admin" default:"" env:"SWITCHYARD_ADMIN" doc:"Internal admin listener: the live status page at /, /status.json, /metrics (Prometheus), /healthz, /readyz, /debug/pprof and /debug/stats, e.g. 127.0.0.1:9090; empty disables. Never the public port."`
 }
 
 // Listener kinds (Listener.Kind).

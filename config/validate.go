@@ -184,6 +184,9 @@ func (v *validator) node(n *Node) {
 	if n.MaxConnections < 0 {
 		v.add("node.max_connections", "must be 0 (derived from the file descriptor limit) or more, got %d", n.MaxConnections)
 	}
+	if n.DrainPeriod < 0 {
+		v.add("node.drain_period", "must not be negative, got %s", n.DrainPeriod)
+	}
 	if n.ShutdownGrace < 0 {
 		v.add("node.shutdown_grace", "must not be negative, got %s", n.ShutdownGrace)
 	}

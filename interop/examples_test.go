@@ -150,7 +150,7 @@ var listenerURL = regexp.MustCompile(`listener0="universal (wss?://\S+)`)
 func startExampleNode(t *testing.T, switchyard, file string, env ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, switchyard, "start", "--config", file)
+	cmd := exec.CommandContext(ctx, switchyard, "start", "--config", file, "--log-format", "text")
 	cmd.Env = append(os.Environ(), "SWITCHYARD_LISTENERS_0_ADDRESS=127.0.0.1:0")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.WaitDelay = 2 * time.Second

@@ -84,7 +84,7 @@ func (f *Flags) Start() (stop func() error, err error) {
 }
 
 // AdminHandler returns the handler of the admin listener: an index of its endpoints at
-// "/", /debug/pprof/ (index, cmdline, profile, symbol, trace and the named profiles) plus
+// "/" (unless extra has "/{$}", the caller's own root page), /debug/pprof/ (index, cmdline, profile, symbol, trace and the named profiles) plus
 // extra handlers by path. Safe for concurrent use.
 func AdminHandler(extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
@@ -96,7 +96,12 @@ func AdminHandler(extra map[string]http.Handler) http.Handler {
 	paths := []string{"/debug/pprof/"}
 	for path, h := range extra {
 		mux.Handle(path, h)
-		paths = append(paths, path)
+		if path != "/{$}" {
+			paths = append(paths, path)
+		}
+	}
+	if _, own := extra["/{$}"]; own {
+		return mux // the caller's page is the root (it links the endpoints itself)
 	}
 	slices.Sort(paths)
 	index := adminIndex(paths)

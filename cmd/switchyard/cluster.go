@@ -7,8 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,7 +16,6 @@ import (
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/link"
 	"github.com/switchyard-wamp/switchyard/node"
-	"github.com/switchyard-wamp/switchyard/profiles"
 )
 
 // runRole runs `switchyard router` or `switchyard proxy`: a cluster node of that role
@@ -27,7 +24,8 @@ func runRole(role string, args []string) error {
 	fs := flag.NewFlagSet(role, flag.ContinueOnError)
 	configFile := fs.String("config", "", "cluster node config file (required; see 'switchyard init --cluster DIR')")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
-	admin := fs.String("admin", "", "internal admin listener for /debug/pprof and /debug/stats (overrides the file)")
+	logFormat := fs.String("log-format", "", "json, text or auto: JSON when stderr is not a terminal (overrides the file)")
+	admin := fs.String("admin", "", "internal admin listener: status page, /metrics, /healthz, /readyz, /debug/pprof (overrides the file)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -47,6 +45,9 @@ func runRole(role string, args []string) error {
 		}
 		if *logLevel != "" {
 			cfg.Node.LogLevel = *logLevel
+		}
+		if *logFormat != "" {
+			cfg.Node.LogFormat = *logFormat
 		}
 		if *admin != "" {
 			cfg.Node.Admin = *admin
@@ -71,11 +72,11 @@ func runRole(role string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", role, err)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Node.LogLevel)); err != nil {
-		return fmt.Errorf("log level: %w", err)
+	base, err := newLogger(os.Stderr, cfg.Node.LogFormat, cfg.Node.LogLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.Cluster.Node)
+	log := base.With("node", cfg.Cluster.Node)
 	nc.Logger = log
 	common, err := clusterCommon(cfg)
 	if err != nil {
@@ -84,6 +85,7 @@ func runRole(role string, args []string) error {
 
 	var n *node.Node
 	var stop func(context.Context) error
+	ops := &opsNode{role: role, name: cfg.Cluster.Node, started: time.Now(), log: log}
 	attrs := []any{"version", version, "role", role, "realms", strings.Join(nc.Realms, ",")}
 	switch role {
 	case config.RoleRouter:
@@ -93,6 +95,7 @@ func runRole(role string, args []string) error {
 			return err
 		}
 		n, stop = r.Node, r.Stop
+		ops.links = r.PeerLinks
 		attrs = append(attrs, "link", r.LinkAddr())
 	default:
 		p, err := node.StartProxy(node.ProxyNodeConfig{ClusterCommon: common, Node: nc, SpreadOf: cfg.SpreadOf})
@@ -100,28 +103,25 @@ func runRole(role string, args []string) error {
 			return err
 		}
 		n, stop = p.Node, p.Stop
+		ops.links, ops.clusterReady, ops.sessions = p.PeerLinks, p.Ready, p.Links.Sessions
 	}
+	ops.n = n
 	if !nc.NoListeners {
 		nc.StatusPage = nil
 		for i, l := range nc.Listeners {
 			attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
 		}
 	}
-	if cfg.Node.Admin != "" {
-		adm, addr, err := profiles.ServeAdmin(cfg.Node.Admin, profiles.AdminHandler(map[string]http.Handler{
-			"/debug/stats": statsHandler(n),
-		}))
-		if err != nil {
-			_ = stop(context.Background())
-			return fmt.Errorf("%s: %w", role, err)
-		}
-		defer adm.Close()
-		log.Info("admin listener", "addr", addr.String())
+	closeAdmin, err := ops.serveAdmin(cfg.Node.Admin)
+	if err != nil {
+		_ = stop(context.Background())
+		return fmt.Errorf("%s: %w", role, err)
 	}
+	defer closeAdmin()
 	log.Info("switchyard cluster node started", attrs...)
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR2)
 	var died <-chan error
 	if n.Server != nil {
 		died = n.Server.Done()
@@ -137,7 +137,8 @@ func runRole(role string, args []string) error {
 			log.Info("SIGHUP: config reloaded (realms, roles, auth; the cluster section needs a restart)", "file", *configFile)
 		}
 	}
-	dead := awaitEnd(sig, died, hup, func(s os.Signal) { log.Info("shutting down", "signal", s.String()) })
+	drain := func() <-chan struct{} { return ops.startDrain(time.Duration(cfg.Node.DrainPeriod)) }
+	dead := awaitEndOps(sig, died, hup, drain, func(s os.Signal) { log.Info("shutting down", "signal", s.String()) })
 	if dead != nil {
 		log.Error("network layer stopped, exiting", "err", dead)
 	}

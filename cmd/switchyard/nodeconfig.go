@@ -72,6 +72,10 @@ func applyStartFlags(cfg *config.Config, fs *flag.FlagSet, f *startFlags) {
 			cfg.Node.MaxConnections = f.maxConns
 		case "log-level":
 			cfg.Node.LogLevel = f.logLevel
+		case "log-format":
+			cfg.Node.LogFormat = f.logFormat
+		case "drain-period":
+			cfg.Node.DrainPeriod = config.Duration(f.drainPeriod)
 		case "shutdown-grace":
 			cfg.Node.ShutdownGrace = config.Duration(f.shutdownGrace)
 		case "admin":

@@ -36,7 +36,8 @@ type startFlags struct {
 	writeDeadline             time.Duration
 	pingInterval, pingTimeout time.Duration
 	loops, maxConns           int
-	logLevel                  string
+	logLevel, logFormat       string
+	drainPeriod               time.Duration
 	shutdownGrace             time.Duration
 	admin                     string
 	configFile                string
@@ -62,8 +63,10 @@ func runStart(args []string) error {
 	fs.IntVar(&f.loops, "loops", 0, "event loops (default: one per CPU)")
 	fs.IntVar(&f.maxConns, "max-connections", 0, "client connections held at once; more are closed at once (default 0: the file descriptor limit minus max(64, limit/16))")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "auto", "log lines as json, text, or auto (JSON when stderr is not a terminal)")
+	fs.DurationVar(&f.drainPeriod, "drain-period", 30*time.Second, "on SIGUSR2, spread the GOODBYEs of the lame-duck drain over this, then exit")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "time to flush GOODBYE to sessions on SIGINT/SIGTERM")
-	fs.StringVar(&f.admin, "admin", "", "internal admin listener for /debug/pprof and /debug/stats, e.g. 127.0.0.1:9090 (off by default; never the public port)")
+	fs.StringVar(&f.admin, "admin", "", "internal admin listener: status page at /, /metrics, /healthz, /readyz, /debug/pprof, /debug/stats;\ne.g. 127.0.0.1:9090 (off by default; never the public port)")
 	fs.StringVar(&f.configFile, "config", "", "node config file (YAML or JSON; see docs/config.md and 'switchyard init'); flags given here override it")
 	f.prof.Register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -87,11 +90,10 @@ func runStart(args []string) error {
 			fmt.Fprintln(os.Stderr, "switchyard:", err)
 		}
 	}()
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Node.LogLevel)); err != nil {
-		return fmt.Errorf("log level: %w", err)
+	log, err := newLogger(os.Stderr, cfg.Node.LogFormat, cfg.Node.LogLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	nc.Logger = log
 	nc.StatusPage = func(n *node.Node) []byte { return statusPage(n, wsPathOf(nc)) }
@@ -99,17 +101,13 @@ func runStart(args []string) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	if cfg.Node.Admin != "" {
-		adm, addr, err := profiles.ServeAdmin(cfg.Node.Admin, profiles.AdminHandler(map[string]http.Handler{
-			"/debug/stats": statsHandler(n),
-		}))
-		if err != nil {
-			_ = n.Stop(context.Background())
-			return fmt.Errorf("start: %w", err)
-		}
-		defer adm.Close()
-		log.Info("admin listener", "addr", addr.String(), "paths", "/debug/pprof/ /debug/stats")
+	ops := &opsNode{role: "standalone", name: hostname(), n: n, started: time.Now(), log: log}
+	closeAdmin, err := ops.serveAdmin(cfg.Node.Admin)
+	if err != nil {
+		_ = n.Stop(context.Background())
+		return fmt.Errorf("start: %w", err)
 	}
+	defer closeAdmin()
 	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ","), "max_connections", n.Server.MaxConnections()}
 	for i, l := range nc.Listeners {
 		attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
@@ -117,8 +115,9 @@ func runStart(args []string) error {
 	log.Info("switchyard node started", attrs...)
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	died := awaitEnd(sig, n.Server.Done(), func() { reload(n, fs, &f, log) }, func(s os.Signal) {
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR2)
+	drain := func() <-chan struct{} { return ops.startDrain(time.Duration(cfg.Node.DrainPeriod)) }
+	died := awaitEndOps(sig, n.Server.Done(), func() { reload(n, fs, &f, log) }, drain, func(s os.Signal) {
 		log.Info("shutting down", "signal", s.String(), "sessions", n.Router.SessionCount())
 	})
 	if died != nil {
@@ -142,19 +141,7 @@ func runStart(args []string) error {
 // called; awaitEnd returns nil) or an error on died (the network layer stopped; it is
 // returned). Each SIGHUP calls reload.
 func awaitEnd(sig <-chan os.Signal, died <-chan error, reload func(), stopping func(os.Signal)) error {
-	for {
-		select {
-		case s := <-sig:
-			if s == syscall.SIGHUP {
-				reload()
-				continue
-			}
-			stopping(s)
-			return nil
-		case err := <-died:
-			return err
-		}
-	}
+	return awaitEndOps(sig, died, reload, nil, stopping)
 }
 
 // loadStartConfig builds the config start runs: the file (or the embedded default), the
@@ -223,6 +210,15 @@ func reload(n *node.Node, fs *flag.FlagSet, f *startFlags, log *slog.Logger) {
 		kept.Realms = cfg.Realms
 		f.running = &kept
 	}
+}
+
+// hostname names a standalone node on its status page.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "switchyard"
+	}
+	return h
 }
 
 // wsPathOf is the WebSocket path of the first listener that serves WebSocket.

@@ -24,7 +24,7 @@ func TestStartProcess(t *testing.T) {
 	if err := os.WriteFile(file, []byte(realmsFile(anonRealm("realm1"), anonRealm("realm3"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "start", "--config", file)
+	cmd := exec.Command(bin, "start", "--config", file, "--log-format", "text")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
