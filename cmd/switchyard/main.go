@@ -25,6 +25,8 @@ func main() {
 		err = runStart(os.Args[2:])
 	case "router", "proxy":
 		err = runRole(os.Args[1], os.Args[2:])
+	case "drain":
+		err = runDrain(os.Args[2:])
 	case "init":
 		err = runInit(os.Args[2:])
 	case "check":
@@ -58,6 +60,7 @@ Usage:
   switchyard start [flags]   run a standalone node (realm1, anonymous, ws://127.0.0.1:8080/ws)
   switchyard router --config F   run a cluster router node (hosts realms, accepts links)
   switchyard proxy --config F    run a cluster proxy node (accepts clients, forwards sessions)
+  switchyard drain [--admin ADDR] [--wait D]   lame-duck drain of the node at ADDR (as SIGUSR2)
   switchyard init [DIR]      write a commented DIR/switchyard.yaml equal to the default
   switchyard init --cluster [DIR]  write a local example cluster (2 proxies, 3 routers)
   switchyard check [--role router|proxy] FILE...   validate config files (each problem with its field path)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -99,7 +100,59 @@ func (o *opsNode) adminHandler() http.Handler {
 			_, _ = w.Write([]byte(why + "\n"))
 		}),
 		"/debug/stats": statsHandler(o.n),
+		"/drain":       drainHandler(),
 	})
+}
+
+// drainHandler starts the lame-duck drain on POST (what `switchyard drain` sends, for
+// a Kubernetes preStop hook or an image without kill): it signals SIGUSR2 to this
+// process, so the drain runs exactly as for the signal.
+func drainHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "POST starts the lame-duck drain", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGUSR2); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("draining\n"))
+	})
+}
+
+// runDrain is `switchyard drain`: it asks the node whose admin listener is --admin to
+// start its lame-duck drain (POST /drain) and, with --wait, waits until the process has
+// exited (its admin listener stops answering), for a Kubernetes preStop hook.
+func runDrain(args []string) error {
+	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
+	admin := fs.String("admin", "127.0.0.1:9090", "admin listener (node.admin) of the node to drain")
+	wait := fs.Duration("wait", 0, "wait up to this long for the node to exit (0: return at once)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Post("http://"+*admin+"/drain", "text/plain", nil)
+	if err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("drain: %s answered %s", *admin, resp.Status)
+	}
+	for deadline := time.Now().Add(*wait); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := c.Get("http://" + *admin + "/healthz")
+		if err != nil {
+			return nil // gone: the drain is over
+		}
+		_ = resp.Body.Close()
+	}
+	if *wait > 0 {
+		return fmt.Errorf("drain: %s still up after %v", *admin, *wait)
+	}
+	return nil
 }
 
 // status is the node's status.json.

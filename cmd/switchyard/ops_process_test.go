@@ -171,3 +171,61 @@ func TestLogFormat(t *testing.T) {
 		t.Error("format xml accepted")
 	}
 }
+
+// TestDrainCommand: `switchyard drain --admin A --wait D` (what a Kubernetes preStop
+// hook runs) drains the node at A like SIGUSR2 and returns once it has exited; a GET of
+// /drain changes nothing.
+func TestDrainCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	admin := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cmd := exec.Command(bin, "start", "--listen", "127.0.0.1:0", "--rawsocket", "", "--admin", admin,
+		"--drain-period", "300ms", "--log-format", "json")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	var started map[string]any
+	for deadline := time.Now().Add(15 * time.Second); started == nil; time.Sleep(20 * time.Millisecond) {
+		if started = jsonLog(t, out.String(), "switchyard node started"); started == nil && time.Now().After(deadline) {
+			t.Fatalf("no start line:\n%s", out.String())
+		}
+	}
+	url, _, _ := strings.Cut(strings.TrimPrefix(started["listener0"].(string), "universal "), " ")
+	s, err := anonLogin(url, "realm1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if code, _ := httpGet(t, "http://"+admin+"/drain"); code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /drain: %d, want 405", code)
+	}
+	if code, body := httpGet(t, "http://"+admin+"/readyz"); code != 200 {
+		t.Fatalf("/readyz after GET /drain: %d %s", code, body)
+	}
+	if b, err := exec.Command(bin, "drain", "--admin", admin, "--wait", "10s").CombinedOutput(); err != nil {
+		t.Fatalf("switchyard drain: %v: %s", err, b)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out.String())
+		}
+	default:
+		t.Fatal("switchyard drain --wait returned before the node exited")
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session did not end")
+	}
+	if err := s.Err(); err == nil || !strings.Contains(err.Error(), "wamp.close.system_shutdown") {
+		t.Fatalf("session: %v, want GOODBYE wamp.close.system_shutdown", err)
+	}
+}
