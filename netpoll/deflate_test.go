@@ -370,3 +370,29 @@ func BenchmarkInflate(b *testing.B) {
 		}
 	}
 }
+
+// FuzzInflate feeds arbitrary bytes to the inbound inflater: it returns a message, or
+// errInflate, or errTooBig past the limit; it never panics and never returns more than
+// limit+one read's worth of bytes. Seeds: compressed WAMP messages and a bomb.
+func FuzzInflate(f *testing.F) {
+	for _, m := range []string{`[1,"realm1",{}]`, `[16,5,{},"com.example.topic",["` + strings.Repeat("x", 300) + `"]]`, ""} {
+		f.Add(clientDeflate(f, []byte(m)))
+	}
+	f.Add(clientDeflate(f, bytes.Repeat([]byte{'a'}, 1<<16)))
+	f.Add([]byte{0xff, 0xff, 0xff})
+	const limit = 4096
+	f.Fuzz(func(t *testing.T, z []byte) {
+		out, err := inflate(nil, z, nil, limit)
+		switch {
+		case err == nil && len(out) > limit:
+			t.Fatalf("%d bytes out past the limit without errTooBig", len(out))
+		case err != nil && !errors.Is(err, errInflate) && !errors.Is(err, errTooBig):
+			t.Fatalf("unexpected error %v", err)
+		}
+		// With a dictionary (client context takeover) the same holds.
+		if _, err := inflate(nil, z, []byte("dictionary of a previous message"), limit); err != nil &&
+			!errors.Is(err, errInflate) && !errors.Is(err, errTooBig) {
+			t.Fatalf("unexpected error with a dictionary: %v", err)
+		}
+	})
+}
