@@ -80,17 +80,27 @@ var AuthMethods = []string{MethodAnonymous, MethodTicket, MethodWAMPCRA, MethodC
 
 // Listener is one listening socket. Plain data; see Config for concurrency.
 type Listener struct {
-	Address        string   `json:"address" env:"SWITCHYARD_LISTENERS_{i}_ADDRESS" doc:"host:port to listen on (\":8080\" = every interface); for kind unix, the socket's file path. Required."`
-	Kind           string   `json:"kind" default:"universal" enum:"universal,websocket,rawsocket,unix" doc:"universal: WebSocket at path, RawSocket (first byte 0x7F) and the status page on one port; websocket: WebSocket only; rawsocket: RawSocket only; unix: universal on a Unix domain socket."`
-	Path           string   `json:"path" default:"/ws" doc:"WebSocket path (kinds universal, websocket and unix)."`
-	TLS            *TLS     `json:"tls" doc:"Serve TLS on this listener; left out: plain TCP."`
-	Serializers    []string `json:"serializers" default:"json,msgpack,cbor" enum:"json,msgpack,cbor" doc:"Serializers a client may pick (WebSocket subprotocols wamp.2.NAME and wamp.2.NAME.batched; RawSocket serializer ids 1, 2, 3)."`
-	MaxMessageSize int      `json:"max_message_size" default:"1048576" env:"SWITCHYARD_LISTENERS_{i}_MAX_MESSAGE_SIZE" doc:"Largest inbound message in bytes."`
-	PingInterval   Duration `json:"ping_interval" default:"10s" env:"SWITCHYARD_LISTENERS_{i}_PING_INTERVAL" doc:"Send a ping after a connection has been idle this long."`
-	PingTimeout    Duration `json:"ping_timeout" default:"5s" env:"SWITCHYARD_LISTENERS_{i}_PING_TIMEOUT" doc:"Close a connection whose ping is not answered within this."`
-	StatusPage     string   `json:"status_page" default:"minimal" enum:"off,minimal,full" doc:"What the universal (and unix) listener answers at /, to anyone who asks: minimal says a WAMP router runs here and gives the WebSocket path; full also lists every realm name and the session count; off answers 404. Ignored by websocket and rawsocket listeners, which serve no page."`
-	AllowedOrigins []string `json:"allowed_origins" doc:"Origin header values a WebSocket upgrade may carry: \"*\" (any), \"null\", or scheme://host[:port] patterns in which * stands for any run of characters other than / and : (https://*.example.com matches https://app.example.com, not https://example.com). A browser sends its page's origin with every WebSocket upgrade, and its cookies too: without this list, any web site its user visits can open a WAMP session here in that user's name (cross-site WebSocket hijacking), which matters with cookie or tls auth and on addresses only the user's network reaches. A mismatch gets HTTP 403 and a log line. An upgrade without an Origin header (non-browser clients) is always accepted. Left out or empty: any origin (the default, for compatibility)."`
-	Auth           []string `json:"auth" enum:"anonymous,ticket,wampcra,cryptosign,tls,cookie" doc:"Auth methods this listener offers. Left out: every method some realm configures. Each listed method must be configured in at least one realm, and each method a realm configures must be offered by at least one listener (else no client could use it)."`
+	Address        string       `json:"address" env:"SWITCHYARD_LISTENERS_{i}_ADDRESS" doc:"host:port to listen on (\":8080\" = every interface); for kind unix, the socket's file path. Required."`
+	Kind           string       `json:"kind" default:"universal" enum:"universal,websocket,rawsocket,unix" doc:"universal: WebSocket at path, RawSocket (first byte 0x7F) and the status page on one port; websocket: WebSocket only; rawsocket: RawSocket only; unix: universal on a Unix domain socket."`
+	Path           string       `json:"path" default:"/ws" doc:"WebSocket path (kinds universal, websocket and unix)."`
+	TLS            *TLS         `json:"tls" doc:"Serve TLS on this listener; left out: plain TCP."`
+	Serializers    []string     `json:"serializers" default:"json,msgpack,cbor" enum:"json,msgpack,cbor" doc:"Serializers a client may pick (WebSocket subprotocols wamp.2.NAME and wamp.2.NAME.batched; RawSocket serializer ids 1, 2, 3)."`
+	MaxMessageSize int          `json:"max_message_size" default:"1048576" env:"SWITCHYARD_LISTENERS_{i}_MAX_MESSAGE_SIZE" doc:"Largest inbound message in bytes."`
+	PingInterval   Duration     `json:"ping_interval" default:"10s" env:"SWITCHYARD_LISTENERS_{i}_PING_INTERVAL" doc:"Send a ping after a connection has been idle this long."`
+	PingTimeout    Duration     `json:"ping_timeout" default:"5s" env:"SWITCHYARD_LISTENERS_{i}_PING_TIMEOUT" doc:"Close a connection whose ping is not answered within this."`
+	StatusPage     string       `json:"status_page" default:"minimal" enum:"off,minimal,full" doc:"What the universal (and unix) listener answers at /, to anyone who asks: minimal says a WAMP router runs here and gives the WebSocket path; full also lists every realm name and the session count; off answers 404. Ignored by websocket and rawsocket listeners, which serve no page."`
+	AllowedOrigins []string     `json:"allowed_origins" doc:"Origin header values a WebSocket upgrade may carry: \"*\" (any), \"null\", or scheme://host[:port] patterns in which * stands for any run of characters other than / and : (https://*.example.com matches https://app.example.com, not https://example.com). A browser sends its page's origin with every WebSocket upgrade, and its cookies too: without this list, any web site its user visits can open a WAMP session here in that user's name (cross-site WebSocket hijacking), which matters with cookie or tls auth and on addresses only the user's network reaches. A mismatch gets HTTP 403 and a log line. An upgrade without an Origin header (non-browser clients) is always accepted. Left out or empty: any origin (the default, for compatibility)."`
+	Compression    *Compression `json:"compression" doc:"WebSocket compression (permessage-deflate, RFC 7692) for clients that offer it. Left out: off. The router never keeps a compression context (server_no_context_takeover), so one event fanned out to many sessions is compressed once per serializer and an idle session holds no compressor; see docs/compression.md for the memory and CPU figures."`
+	Auth           []string     `json:"auth" enum:"anonymous,ticket,wampcra,cryptosign,tls,cookie" doc:"Auth methods this listener offers. Left out: every method some realm configures. Each listed method must be configured in at least one realm, and each method a realm configures must be offered by at least one listener (else no client could use it)."`
+}
+
+// Compression is a listener's permessage-deflate setup. Plain data; see Config for
+// concurrency.
+type Compression struct {
+	ClientContextTakeover bool `json:"client_context_takeover" default:"false" doc:"Let clients compress each message with the context of the previous ones (better ratios for similar messages). It costs the session a 32 KiB window while it lives; false answers client_no_context_takeover, so a compressed session costs no memory between messages."`
+	ClientMaxWindowBits   int  `json:"client_max_window_bits" default:"15" doc:"Largest LZ77 window (8 to 15 bits) a client may compress with, sent when its offer has client_max_window_bits."`
+	Level                 int  `json:"level" default:"1" doc:"Deflate level of outbound messages: 1 (fastest) to 9 (smallest)."`
+	MinSize               int  `json:"min_size" default:"128" doc:"Outbound messages shorter than this many bytes go uncompressed (each message may choose); small WAMP messages gain nothing from deflate."`
 }
 
 // TLS is the TLS setup of a listener. Plain data; see Config for concurrency.
