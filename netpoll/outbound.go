@@ -158,12 +158,22 @@ func (c *Conn) drain() {
 	}
 	ls := c.loop
 	var bytes, msgs int
+	// Per-type counts go out in runs of one type (a fan-out batch is mostly EVENTs):
+	// about one atomic add per batch, not per message.
+	types := &ls.typesOut[c.ser%codec.NumSerializers]
+	var runSlot uint8
+	var run uint64
 	for n := fifo; n != nil; {
 		next := n.next
 		bytes += len(n.buf)
 		if n.msg {
 			msgs++
-			ls.typesOut[c.ser%codec.NumSerializers][n.slot].Add(1)
+			if run > 0 && n.slot != runSlot {
+				types[runSlot].Add(run)
+				run = 0
+			}
+			runSlot = n.slot
+			run++
 		}
 		if len(n.buf) >= writeChunk {
 			// Big frame: write what is buffered, then the frame itself, without a copy.
@@ -188,6 +198,9 @@ func (c *Conn) drain() {
 	}
 	c.queued.Add(-int64(bytes))
 	ls.msgsOut.Add(uint64(msgs))
+	if run > 0 {
+		types[runSlot].Add(run)
+	}
 	c.write()
 }
 

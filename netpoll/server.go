@@ -189,8 +189,9 @@ type loopState struct {
 	scratch                            []byte // unmasked WebSocket payloads, valid during one OnMessage
 	inflated                           []byte // inflated WebSocket messages, valid during one OnMessage
 	_                                  [64]byte
-	bytesIn, bytesOut, msgsIn, msgsOut atomic.Uint64
-	// typesIn and typesOut count WAMP messages by serializer and codec.TypeSlot.
+	bytesIn, bytesOut, msgsOut atomic.Uint64
+	// typesIn and typesOut count WAMP messages by serializer and codec.TypeSlot (the
+	// sum of typesIn is Stats.MessagesIn).
 	typesIn, typesOut [codec.NumSerializers][codec.NumTypeSlots]atomic.Uint64
 	_                 [64]byte
 }
@@ -463,7 +464,11 @@ func (s *Server) Stats() Stats {
 	add := func(l *loopState) {
 		st.BytesIn += l.bytesIn.Load()
 		st.BytesOut += l.bytesOut.Load()
-		st.MessagesIn += l.msgsIn.Load()
+		for i := range l.typesIn {
+			for t := range l.typesIn[i] {
+				st.MessagesIn += l.typesIn[i][t].Load()
+			}
+		}
 		st.MessagesOut += l.msgsOut.Load()
 	}
 	s.loops.Range(func(_ gnet.EventLoop, l *loopState) bool {

@@ -158,7 +158,6 @@ func (t *tlsConn) readLoop() {
 	ls := c.loop
 	s.retired.bytesIn.Add(ls.bytesIn.Load())
 	s.retired.bytesOut.Add(ls.bytesOut.Load())
-	s.retired.msgsIn.Add(ls.msgsIn.Load())
 	s.retired.msgsOut.Add(ls.msgsOut.Load())
 	s.retired.addTypes(ls)
 }

@@ -346,7 +346,7 @@ func (c *Conn) deliver(msg []byte) {
 	if c.state.Load() != stActive {
 		return
 	}
-	c.loop.msgsIn.Add(1)
+	// The per-type counter is the only one: Stats sums them for MessagesIn.
 	c.loop.typesIn[c.ser%codec.NumSerializers][codec.TypeSlot(codec.PeekType(c.ser, msg))].Add(1)
 	c.srv.h.OnMessage(c, msg)
 }
