@@ -185,10 +185,10 @@ type Server struct {
 // by the code that holds that loop (counters are atomics so that Stats can read them;
 // each loop has its own, so there is no cross-core contention on the hot path).
 type loopState struct {
-	wbuf                               []byte // contiguous write buffer: one conn's frames of one batch
-	scratch                            []byte // unmasked WebSocket payloads, valid during one OnMessage
-	inflated                           []byte // inflated WebSocket messages, valid during one OnMessage
-	_                                  [64]byte
+	wbuf                       []byte // contiguous write buffer: one conn's frames of one batch
+	scratch                    []byte // unmasked WebSocket payloads, valid during one OnMessage
+	inflated                   []byte // inflated WebSocket messages, valid during one OnMessage
+	_                          [64]byte
 	bytesIn, bytesOut, msgsOut atomic.Uint64
 	// typesIn and typesOut count WAMP messages by serializer and codec.TypeSlot (the
 	// sum of typesIn is Stats.MessagesIn).
