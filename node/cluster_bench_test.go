@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,16 @@ func (tc *testCluster) linkOut() (frames, bytes uint64) {
 		}
 	}
 	return frames, bytes
+}
+
+// cpuTime is the process's user+system CPU time so far (getrusage): every node of the
+// in-process cluster and the clients.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkClusterFanOutLinks publishes through a 3-router, 2-proxy cluster to N
@@ -59,6 +70,7 @@ func BenchmarkClusterFanOutLinks(b *testing.B) {
 			delivered.Store(0)
 			f0, b0 := tc.linkOut()
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			for range b.N {
 				if err := pub.Publish(ctx, "bench.fanout", []any{"payload-of-some-sixty-four-bytes-................................"}, nil); err != nil {
 					b.Fatal(err)
@@ -69,6 +81,7 @@ func BenchmarkClusterFanOutLinks(b *testing.B) {
 				time.Sleep(time.Millisecond)
 			}
 			b.StopTimer()
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/event")
 			f1, b1 := tc.linkOut()
 			b.ReportMetric(float64(f1-f0)/float64(b.N), "link-frames/event")
 			b.ReportMetric(float64(b1-b0)/float64(b.N), "link-bytes/event")
@@ -101,6 +114,7 @@ func BenchmarkClusterCall(b *testing.B) {
 			}
 			b.SetParallelism(32)
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
 				s := <-callers
 				for pb.Next() {
@@ -110,6 +124,10 @@ func BenchmarkClusterCall(b *testing.B) {
 					}
 				}
 			})
+			b.StopTimer()
+			// The clients' CPU is in it too (same process): compare A/B, not with the
+			// cluster processes of bench run --cluster.
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/call")
 		})
 	}
 }
