@@ -12,6 +12,7 @@
 #   BASE_BIN=a HEAD_BIN=b bench/ab-cluster.sh    # two prebuilt binaries
 #   PROFILE=DIR ...                              # also a CPU profile of every node per run
 #                                                # (DIR/<bin>-<round>-<node>.pprof)
+#   STATS=DIR ...                                # /debug/stats of every node after each run
 #   SPREAD=1 ...                                 # realm1 on one router (default: as init writes it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +74,10 @@ run() { # bin, loadgen args... ; prints "cluster-us-per-msg msgs-per-sec"
   "$LOADGEN" loadgen "$@" --url ws://127.0.0.1:$p/ws,ws://127.0.0.1:$((p+1))/ws --duration "$DURATION" --warmup 2s \
     --router-pid "$pids" --json --progress=false > "$D/r.json"
   for pid in "${curls[@]}"; do wait "$pid" || true; done
+  if [ -n "${STATS:-}" ]; then
+    mkdir -p "$STATS"; i=5
+    for n in "${names[@]}"; do curl -s -o "$STATS/$bin-$ROUND-$n.json" "http://127.0.0.1:$((p+i))/debug/stats"; i=$((i+1)); done
+  fi
   for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   PIDS=()
