@@ -5,9 +5,26 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// cpuTime is the process's user+system CPU time so far (getrusage).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time (user+system, every goroutine: both ends of
+// the link) per op since start, as cpu-ns/op: on a shared machine it is steadier than
+// ns/op, which also counts the time the process waits for a core.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
 
 // counter is a Handler that counts frames and, when echo is set, sends each frame back.
 type counter struct {
@@ -65,6 +82,7 @@ func BenchmarkSend(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(payload)))
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := range b.N {
 		binary.BigEndian.PutUint64(payload, uint64(i))
 		if err := l.Send(kEvent, uint64(i%1000+1), payload); err != nil {
@@ -74,7 +92,11 @@ func BenchmarkSend(b *testing.B) {
 			pace(l)
 		}
 	}
+	for rc.frames.Load() < uint64(b.N) {
+		runtime.Gosched()
+	}
 	b.StopTimer()
+	reportCPU(b, cpu0)
 	reportLink(b, l)
 }
 
@@ -128,12 +150,16 @@ func BenchmarkPingPong(b *testing.B) {
 	payload := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := range b.N {
 		if err := l.Send(kEvent, uint64(i+1), payload); err != nil {
 			b.Fatal(err)
 		}
 		<-dc.got
 	}
+	b.StopTimer()
+	reportCPU(b, cpu0)
+	reportLink(b, l)
 }
 
 // BenchmarkThroughput: 4 senders, 100-byte frames, until the receiver has all of them.
@@ -144,6 +170,7 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(100)
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range senders {
@@ -168,6 +195,7 @@ func BenchmarkThroughput(b *testing.B) {
 		runtime.Gosched()
 	}
 	b.StopTimer()
+	reportCPU(b, cpu0)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "frames/s")
 	reportLink(b, l)
 }
@@ -178,4 +206,49 @@ func reportLink(b *testing.B, l *Link) {
 		b.ReportMetric(float64(s.BytesOut)/float64(s.Writes), "bytes/write")
 		b.ReportMetric(float64(s.FramesOut)/float64(s.Writes), "frames/write")
 	}
+}
+
+// replies is a Handler that hands each frame's session to the channel of that session
+// (BenchmarkPingPongParallel's callers wait on their own channel).
+type replies struct{ ch []chan struct{} }
+
+func (r *replies) OnLinkUp(*Link)          {}
+func (r *replies) OnLinkDown(*Link, error) {}
+func (r *replies) OnFrame(_ *Link, f *Frame) {
+	f.Each(func(one *Frame) { r.ch[one.Session-1] <- struct{}{} })
+}
+
+// BenchmarkPingPongParallel: 64 callers, each with one frame in flight to the listener
+// and back (the cluster's RPC shape on one link: many sessions, one call each).
+func BenchmarkPingPongParallel(b *testing.B) {
+	const callers = 64
+	dr := &replies{}
+	for range callers {
+		dr.ch = append(dr.ch, make(chan struct{}, 1))
+	}
+	l := benchPair(b, &counter{echo: true}, dr)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			payload := make([]byte, 64)
+			binary.BigEndian.PutUint64(payload, uint64(c))
+			for next.Add(1) <= int64(b.N) {
+				if err := l.Send(kEvent, uint64(c+1), payload); err != nil {
+					b.Error(err)
+					return
+				}
+				<-dr.ch[c]
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	reportCPU(b, cpu0)
+	reportLink(b, l)
 }

@@ -4,27 +4,48 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/link"
 )
 
-// linkOut sums the frames and bytes written on every link of the cluster (each frame is
-// written once, by its sender, so the outbound counters count every frame once).
-func (tc *testCluster) linkOut() (frames, bytes uint64) {
+// linkStats sums the counters of every link end of the cluster (both ends of each link:
+// a link's frames out are its peer's frames in).
+func (tc *testCluster) linkStats() link.LinkStats {
+	var t link.LinkStats
 	for _, r := range tc.routers {
-		s := r.LinkStats()
-		frames, bytes = frames+s.FramesOut, bytes+s.BytesOut
+		t.Add(r.LinkStats())
 	}
 	for _, p := range tc.proxies {
 		for _, m := range tc.members {
-			s := p.Links.Pool(m.Name).LinkStats()
-			frames, bytes = frames+s.FramesOut, bytes+s.BytesOut
+			t.Add(p.Links.Pool(m.Name).LinkStats())
 		}
 	}
-	return frames, bytes
+	return t
+}
+
+// reportLinkIO reports the link frames per write and per read between two snapshots.
+func reportLinkIO(b *testing.B, s0, s1 link.LinkStats) {
+	if w := s1.Writes - s0.Writes; w > 0 {
+		b.ReportMetric(float64(s1.FramesOut-s0.FramesOut)/float64(w), "link-frames/write")
+	}
+	if r := s1.Reads - s0.Reads; r > 0 {
+		b.ReportMetric(float64(s1.FramesIn-s0.FramesIn)/float64(r), "link-frames/read")
+	}
+}
+
+// cpuTime is the process's user+system CPU time so far (getrusage): every node of the
+// in-process cluster and the clients.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkClusterFanOutLinks publishes through a 3-router, 2-proxy cluster to N
@@ -57,8 +78,10 @@ func BenchmarkClusterFanOutLinks(b *testing.B) {
 			}
 			time.Sleep(50 * time.Millisecond)
 			delivered.Store(0)
-			f0, b0 := tc.linkOut()
+			s0 := tc.linkStats()
+			f0, b0 := s0.FramesOut, s0.BytesOut
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			for range b.N {
 				if err := pub.Publish(ctx, "bench.fanout", []any{"payload-of-some-sixty-four-bytes-................................"}, nil); err != nil {
 					b.Fatal(err)
@@ -69,7 +92,10 @@ func BenchmarkClusterFanOutLinks(b *testing.B) {
 				time.Sleep(time.Millisecond)
 			}
 			b.StopTimer()
-			f1, b1 := tc.linkOut()
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/event")
+			s1 := tc.linkStats()
+			reportLinkIO(b, s0, s1)
+			f1, b1 := s1.FramesOut, s1.BytesOut
 			b.ReportMetric(float64(f1-f0)/float64(b.N), "link-frames/event")
 			b.ReportMetric(float64(b1-b0)/float64(b.N), "link-bytes/event")
 			b.ReportMetric(float64(delivered.Load())/float64(b.N), "deliveries/event")
@@ -100,7 +126,9 @@ func BenchmarkClusterCall(b *testing.B) {
 				callers <- tc.connect(0, codec.JSON, false)
 			}
 			b.SetParallelism(32)
+			s0 := tc.linkStats()
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
 				s := <-callers
 				for pb.Next() {
@@ -110,6 +138,11 @@ func BenchmarkClusterCall(b *testing.B) {
 					}
 				}
 			})
+			b.StopTimer()
+			// The clients' CPU is in it too (same process): compare A/B, not with the
+			// cluster processes of bench run --cluster.
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/call")
+			reportLinkIO(b, s0, tc.linkStats())
 		})
 	}
 }
