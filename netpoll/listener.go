@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -128,6 +129,12 @@ type Listener struct {
 	// (cross-site WebSocket hijacking). An upgrade without an Origin header (a
 	// non-browser client) is always allowed. Nil, empty or containing "*": any origin.
 	AllowedOrigins []string
+	// Web, when set, serves every HTTP request of a universal or websocket listener
+	// but the WebSocket upgrade at Path (and a plain request at Path, answered 426):
+	// the conn leaves the event loops for Go's net/http (handoff.go), and StatusPage
+	// is not used (the handler serves "/" or not). Called on net/http's goroutines,
+	// concurrently. Nil: the built-in status page and 404 on the loop, as without it.
+	Web http.Handler
 }
 
 // listener is a Listener with its defaults applied and the values derived from it.

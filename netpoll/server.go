@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,10 @@ type Server struct {
 	handshaking *xsync.MapOf[net.Conn, struct{}]   // TLS conns in their TLS handshake
 	retired     loopState                          // counters of closed TLS conns
 
+	webSrv   *http.Server // serves the conns handed off to net/http; nil without Web listeners
+	webLn    *webListener
+	webConns *xsync.MapOf[*webConn, struct{}] // handed-off conns not yet closed
+
 	clock      atomic.Int64 // coarse now (unix nanos), refreshed by the ticker
 	lastSweep  int64        // ticker goroutine only
 	tick       time.Duration
@@ -228,6 +233,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 		loops:       xsync.NewMapOf[gnet.EventLoop, *loopState](),
 		tlsStates:   xsync.NewMapOf[*loopState, struct{}](),
 		handshaking: xsync.NewMapOf[net.Conn, struct{}](),
+		webConns:    xsync.NewMapOf[*webConn, struct{}](),
 	}
 	s.sweepEvery = time.Second
 	for i, l := range cfg.Listeners {
@@ -283,6 +289,7 @@ func (s *Server) start() error {
 		}
 		s.cli = cli
 	}
+	s.startWeb()
 	s.started.Store(true)
 	go s.tickLoop()
 	for _, l := range s.lns {
@@ -345,6 +352,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	case <-enrolled:
 	case <-ctx.Done():
 	}
+	s.stopWeb(ctx)
 	s.handshaking.Range(func(c net.Conn, _ struct{}) bool {
 		_ = c.Close()
 		return true
