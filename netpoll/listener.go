@@ -250,6 +250,10 @@ func checkUnixPath(l *listener) error {
 	return nil
 }
 
+// MinimalPage returns the StatusMinimal page of a listener whose WebSocket path is
+// wsPath (the node info page of a web tree serves it too). Safe for concurrent use.
+func MinimalPage(wsPath string) []byte { return minimalPage(wsPath) }
+
 // minimalPage is the StatusMinimal page of a listener whose WebSocket path is wsPath.
 func minimalPage(wsPath string) []byte {
 	return []byte("<!doctype html><html><head><meta charset=\"utf-8\"><title>switchyard</title></head><body>" +

@@ -43,6 +43,9 @@ type Listener struct {
 	// AllowedOrigins are the Origin patterns a WebSocket upgrade may carry
 	// (netpoll.Listener.AllowedOrigins); empty: any origin.
 	AllowedOrigins []string
+	// Web is the listener's path tree (static files, redirects, JSON values, reverse
+	// proxies, the node info page, the HTTP bridge); nil: the built-in status page.
+	Web []WebPath
 }
 
 // statusModes maps Listener.StatusPage onto netpoll's modes.
@@ -109,6 +112,7 @@ func (n *Node) netpollListeners() ([]netpoll.Listener, error) {
 	var out []netpoll.Listener
 	n.certs = make([]*certSource, len(n.cfg.Listeners))
 	for i, l := range n.cfg.Listeners {
+		var err error
 		nl := netpoll.Listener{Name: l.Name, Network: l.Network, Address: l.Address, Path: l.Path,
 			Serializers: l.Serializers, MaxMessageSize: l.MaxMessageSize,
 			PingInterval: l.PingInterval, PingTimeout: l.PingTimeout, Cookie: l.Cookie,
@@ -118,6 +122,9 @@ func (n *Node) netpollListeners() ([]netpoll.Listener, error) {
 			return nil, fmt.Errorf("node: listener %d: status page %q (want minimal, full or off)", i, l.StatusPage)
 		}
 		nl.StatusPage = mode
+		if nl.Web, err = n.webTree(i, l); err != nil {
+			return nil, err
+		}
 		switch l.Kind {
 		case KindUniversal, "":
 			nl.Kind = netpoll.KindUniversal
