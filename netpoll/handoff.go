@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -67,6 +68,15 @@ func (w *webConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return w.Conn.Read(b)
+}
+
+// ReadFrom lets net/http send files with sendfile(2) on plain conns (it looks for an
+// io.ReaderFrom on the conn it serves, which the embedded interface hides).
+func (w *webConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(w.Conn, r)
 }
 
 func (w *webConn) Close() error {
