@@ -56,7 +56,7 @@ func (e *Error) Error() string { return "wamp error " + e.URI }
 //	wamp.error.no_such_procedure, no_such_realm, no_such_registration -> 404
 //	wamp.error.not_authorized, authorization_failed                    -> 403
 //	wamp.error.invalid_argument, invalid_uri, invalid_payload          -> 400
-//	wamp.error.no_available_callee                                     -> 503
+//	wamp.error.no_available_callee, switchyard.error.router_unavailable -> 503
 //	wamp.error.timeout, wamp.error.canceled                            -> 504
 //	any other wamp.error.* (the router failed)                         -> 500
 //	any other URI (an application error raised by the callee)          -> 502
@@ -70,7 +70,7 @@ func Status(uri string) int {
 		return http.StatusForbidden
 	case "wamp.error.invalid_argument", "wamp.error.invalid_uri", "wamp.error.invalid_payload":
 		return http.StatusBadRequest
-	case "wamp.error.no_available_callee":
+	case "wamp.error.no_available_callee", "switchyard.error.router_unavailable":
 		return http.StatusServiceUnavailable
 	case "wamp.error.timeout", "wamp.error.canceled":
 		return http.StatusGatewayTimeout

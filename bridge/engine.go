@@ -1,13 +1,8 @@
 package bridge
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
-	"sync/atomic"
-
-	"github.com/puzpuzpuz/xsync/v3"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -20,29 +15,21 @@ import (
 // first use and joins again if the realm closed it (a realm removed and added back).
 // Safe for concurrent use.
 type EngineSession struct {
-	rt     *engine.Router
-	realm  string
-	auth   engine.AuthInfo
-	nextID atomic.Uint64
-	wait   *xsync.MapOf[uint64, chan reply]
+	session
+	rt    *engine.Router
+	realm string
+	auth  engine.AuthInfo
 
 	mu   sync.Mutex // serializes Session.Receive (not safe for concurrent use); guards sess
 	sess *engine.Session
 }
 
-// reply is one PUBLISHED, RESULT or ERROR, copied out of the engine's buffer.
-type reply struct {
-	typ         codec.MessageType
-	publication uint64
-	uri         string
-	args        json.RawMessage
-	kwargs      json.RawMessage
-}
-
 // NewEngineSession returns the bridge session of realm on rt; it joins on first use.
 func NewEngineSession(rt *engine.Router, realm, authid, authrole string) *EngineSession {
-	return &EngineSession{rt: rt, realm: realm, wait: xsync.NewMapOf[uint64, chan reply](),
+	s := &EngineSession{rt: rt, realm: realm,
 		auth: engine.AuthInfo{AuthID: authid, AuthRole: authrole, AuthMethod: "http", AuthProvider: "bridge"}}
+	s.session = newSession(s)
+	return s
 }
 
 // enginePeer receives what the engine sends the bridge session.
@@ -50,36 +37,10 @@ type enginePeer struct{ s *EngineSession }
 
 func (p enginePeer) Serializer() codec.Serializer { return codec.JSON }
 
-// Send hands a PUBLISHED, RESULT or ERROR to the request waiting for it; it runs on
-// whichever event loop produced the answer and never blocks (each waiter has room for
-// one reply).
+// Send hands an answer to its request (session.answer); never blocks.
 func (p enginePeer) Send(b []byte) error {
-	var m codec.Message
-	if err := codec.For(codec.JSON).Decode(b, &m); err != nil {
-		return fmt.Errorf("bridge session: %w", err)
-	}
-	switch m.Type {
-	case codec.PUBLISHED, codec.ERROR:
-	case codec.RESULT:
-		if m.Details.Progress {
-			return nil // not asked for
-		}
-	default:
-		return nil // EVENT, INVOCATION, ...: the bridge neither subscribes nor registers
-	}
-	ch, ok := p.s.wait.LoadAndDelete(m.Request)
-	if !ok {
-		return nil // the HTTP request gave up
-	}
-	r := reply{typ: m.Type, publication: m.Publication, uri: string(m.URI)}
-	if m.Args != nil {
-		r.args = json.RawMessage(append([]byte(nil), m.Args...))
-	}
-	if m.Kwargs != nil {
-		r.kwargs = json.RawMessage(append([]byte(nil), m.Kwargs...))
-	}
-	ch <- r
-	return nil
+	_, err := p.s.answer(b)
+	return err
 }
 
 // Close is called when the engine ends the session (possibly inside Receive, with mu
@@ -89,8 +50,8 @@ func (p enginePeer) Close() {}
 // errNoRealm answers requests while the realm does not exist.
 var errNoRealm = &Error{URI: "wamp.error.no_such_realm"}
 
-// receive feeds one message (JSON text) to the session, joining first when needed.
-func (s *EngineSession) receive(msg []byte) error {
+// deliver feeds one message to the engine session, joining first when needed.
+func (s *EngineSession) deliver(msg []byte) error {
 	var m codec.Message
 	if err := codec.For(codec.JSON).Decode(msg, &m); err != nil {
 		return &Error{URI: "wamp.error.invalid_argument", Args: mustJSON([]any{"request not encodable: " + err.Error()})}
@@ -112,81 +73,4 @@ func (s *EngineSession) receive(msg []byte) error {
 		s.sess = nil
 	}
 	return nil
-}
-
-// request sends a message built by build(requestID) and waits for its answer.
-func (s *EngineSession) request(ctx context.Context, build func(id uint64) ([]byte, error), cancelable bool) (reply, error) {
-	id := s.nextID.Add(1)
-	msg, err := build(id)
-	if err != nil {
-		return reply{}, &Error{URI: "wamp.error.invalid_argument", Args: mustJSON([]any{err.Error()})}
-	}
-	ch := make(chan reply, 1)
-	s.wait.Store(id, ch)
-	if err := s.receive(msg); err != nil {
-		s.wait.Delete(id)
-		return reply{}, err
-	}
-	select {
-	case r := <-ch:
-		if r.typ == codec.ERROR {
-			return r, &Error{URI: r.uri, Args: r.args, Kwargs: r.kwargs}
-		}
-		return r, nil
-	case <-ctx.Done():
-		if _, waiting := s.wait.LoadAndDelete(id); waiting && cancelable {
-			_ = s.receive(fmt.Appendf(nil, `[49,%d,{"mode":"killnowait"}]`, id))
-		}
-		return reply{}, ctx.Err()
-	}
-}
-
-// Publish implements Session. Safe for concurrent use.
-func (s *EngineSession) Publish(ctx context.Context, topic string, args []any, kwargs, options map[string]any) (uint64, error) {
-	r, err := s.request(ctx, func(id uint64) ([]byte, error) {
-		opts := map[string]any{}
-		for k, v := range options {
-			opts[k] = v
-		}
-		opts["acknowledge"] = true
-		return json.Marshal(wampMsg(16, id, opts, topic, args, kwargs))
-	}, false)
-	return r.publication, err
-}
-
-// Call implements Session. Safe for concurrent use.
-func (s *EngineSession) Call(ctx context.Context, procedure string, args []any, kwargs, options map[string]any) (Result, error) {
-	r, err := s.request(ctx, func(id uint64) ([]byte, error) {
-		opts := map[string]any{}
-		for k, v := range options {
-			if k != "receive_progress" { // one HTTP answer: no progressive results
-				opts[k] = v
-			}
-		}
-		return json.Marshal(wampMsg(48, id, opts, procedure, args, kwargs))
-	}, true)
-	return Result{Args: r.args, Kwargs: r.kwargs}, err
-}
-
-// wampMsg is [type, id, options, uri, args?, kwargs?] with the optional tail trimmed.
-func wampMsg(typ int, id uint64, opts map[string]any, uri string, args []any, kwargs map[string]any) []any {
-	m := []any{typ, id, opts, uri}
-	if args != nil || kwargs != nil {
-		if args == nil {
-			args = []any{}
-		}
-		m = append(m, args)
-	}
-	if kwargs != nil {
-		m = append(m, kwargs)
-	}
-	return m
-}
-
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return b
 }

@@ -80,9 +80,6 @@ func (n *Node) webHandler(l Listener, w WebPath) (http.Handler, bool, error) {
 	case WebNodeInfo:
 		return web.NodeInfo(n.nodeInfoPage(l)), false, nil
 	case WebPublisher, WebCaller, WebWebhook:
-		if n.cfg.Cluster != nil {
-			return nil, false, fmt.Errorf("the HTTP bridge runs on a standalone node only (not yet on a cluster proxy)")
-		}
 		g, err := bridge.NewGuard(w.Guard)
 		if err != nil {
 			return nil, false, err
@@ -94,7 +91,12 @@ func (n *Node) webHandler(l Listener, w WebPath) (http.Handler, bool, error) {
 		if w.Realm == "" || w.Role == "" {
 			return nil, false, fmt.Errorf("%s needs a realm and a role", w.Kind)
 		}
-		s := bridge.NewEngineSession(n.Router, w.Realm, authid, w.Role)
+		var s bridge.Session
+		if n.cfg.Cluster != nil { // a proxy: the session lives on a router
+			s = bridge.NewClusterSession(n.cfg.Cluster, w.Realm, authid, w.Role)
+		} else {
+			s = bridge.NewEngineSession(n.Router, w.Realm, authid, w.Role)
+		}
 		switch w.Kind {
 		case WebPublisher:
 			return bridge.Publisher(s, g, log), false, nil
