@@ -27,6 +27,10 @@
 // but for a TLS conn they run on that conn's goroutines, not on an event loop. Each TLS
 // conn costs two goroutines and its own buffers; see tlsconn.go and docs/tls.md.
 //
+// Web: a listener with a Web handler gives every HTTP request that is not the
+// WebSocket upgrade at its Path to Go's net/http, connection and bytes already read
+// included (handoff.go, docs/web.md); WAMP stays on the loops.
+//
 // Accepting: every listener, plain or TLS, is a net.Listener with an accept goroutine
 // that enforces the connection cap (Config.MaxConnections, below the descriptor limit)
 // and survives running out of descriptors; plain conns are then handed to a gnet event
