@@ -88,10 +88,53 @@ type Listener struct {
 	MaxMessageSize int          `json:"max_message_size" default:"1048576" env:"SWITCHYARD_LISTENERS_{i}_MAX_MESSAGE_SIZE" doc:"Largest inbound message in bytes."`
 	PingInterval   Duration     `json:"ping_interval" default:"10s" env:"SWITCHYARD_LISTENERS_{i}_PING_INTERVAL" doc:"Send a ping after a connection has been idle this long."`
 	PingTimeout    Duration     `json:"ping_timeout" default:"5s" env:"SWITCHYARD_LISTENERS_{i}_PING_TIMEOUT" doc:"Close a connection whose ping is not answered within this."`
-	StatusPage     string       `json:"status_page" default:"minimal" enum:"off,minimal,full" doc:"What the universal (and unix) listener answers at /, to anyone who asks: minimal says a WAMP router runs here and gives the WebSocket path; full also lists every realm name and the session count; off answers 404. Ignored by websocket and rawsocket listeners, which serve no page."`
+	StatusPage     string       `json:"status_page" default:"minimal" enum:"off,minimal,full" doc:"What the universal (and unix) listener answers at /, to anyone who asks: minimal says a WAMP router runs here and gives the WebSocket path; full also lists every realm name and the session count; off answers 404. Ignored by websocket and rawsocket listeners, which serve no page. With web set, / is what the tree says, and this only selects what a nodeinfo entry shows (off: the minimal page)."`
 	AllowedOrigins []string     `json:"allowed_origins" doc:"Origin header values a WebSocket upgrade may carry: \"*\" (any), \"null\", or scheme://host[:port] patterns in which * stands for any run of characters other than / and : (https://*.example.com matches https://app.example.com, not https://example.com). A browser sends its page's origin with every WebSocket upgrade, and its cookies too: without this list, any web site its user visits can open a WAMP session here in that user's name (cross-site WebSocket hijacking), which matters with cookie or tls auth and on addresses only the user's network reaches. A mismatch gets HTTP 403 and a log line. An upgrade without an Origin header (non-browser clients) is always accepted. Left out or empty: any origin (the default, for compatibility)."`
 	Compression    *Compression `json:"compression" doc:"WebSocket compression (permessage-deflate, RFC 7692) for clients that offer it. Left out: off. The router never keeps a compression context (server_no_context_takeover), so one event fanned out to many sessions is compressed once per serializer and an idle session holds no compressor; see docs/compression.md for the memory and CPU figures."`
 	Auth           []string     `json:"auth" enum:"anonymous,ticket,wampcra,cryptosign,tls,cookie" doc:"Auth methods this listener offers. Left out: every method some realm configures. Each listed method must be configured in at least one realm, and each method a realm configures must be offered by at least one listener (else no client could use it)."`
+	Web            []WebPath    `json:"web" doc:"The web services of this listener (kinds universal, websocket and unix): a path tree of static files, redirects, JSON values, reverse proxies, the node info page and the HTTP bridge, served by Go's net/http next to WAMP (see docs/web.md). The WebSocket endpoint stays at path. Set: every other HTTP request is served by this tree (404 where no entry matches) and status_page is not used: add a nodeinfo entry at / to keep the page. Left out: the built-in status page at / and 404 elsewhere, as without it."`
+}
+
+// Web path kinds (WebPath.Kind).
+const (
+	WebStatic       = "static"
+	WebRedirect     = "redirect"
+	WebJSON         = "json"
+	WebReverseProxy = "reverseproxy"
+	WebNodeInfo     = "nodeinfo"
+	WebPublisher    = "publisher"
+	WebCaller       = "caller"
+	WebWebhook      = "webhook"
+)
+
+// WebPath is one entry of a listener's web path tree. Plain data; see Config for
+// concurrency.
+type WebPath struct {
+	Path      string   `json:"path" doc:"Where the entry lives: / or /a/b (no trailing slash). static and reverseproxy entries also serve every path below it; the others serve exactly this path. The longest matching path wins. Required, unique in the listener, and not the listener's WebSocket path."`
+	Kind      string   `json:"kind" enum:"static,redirect,json,reverseproxy,nodeinfo,publisher,caller,webhook" doc:"static: files below directory; redirect: to url; json: the fixed value; reverseproxy: forward to url (WebSocket upgrades too); nodeinfo: the node info page (what status_page would serve: minimal or full); publisher, caller, webhook: the HTTP bridge to WAMP in realm with role (see docs/web.md). Required."`
+	Directory string   `json:"directory" file:"true" doc:"static: the directory served. Required for static."`
+	Index     string   `json:"index" default:"index.html" doc:"static: the file served for a directory."`
+	MaxAge    Duration `json:"max_age" default:"0s" doc:"static: Cache-Control max-age; 0 sends no-cache (browsers revalidate with the ETag each time)."`
+	URL       string   `json:"url" doc:"redirect: the target (absolute URL or path); reverseproxy: the upstream, http://host:port[/path] or https://... Required for both."`
+	Code      int      `json:"code" default:"302" doc:"redirect: the status code, 301, 302, 303, 307 or 308."`
+	Value     string   `json:"value" doc:"json: the value, as JSON text (e.g. '{\"version\": 3}'). Required for json."`
+	Realm     string   `json:"realm" doc:"publisher, caller, webhook: the realm the bridge acts in (one of realms). Required for them."`
+	Role      string   `json:"role" doc:"publisher, caller, webhook: the authrole of the bridge's session; its permissions apply (publish, call). Required for them."`
+	AuthID    string   `json:"authid" default:"http-bridge" doc:"publisher, caller, webhook: the authid of the bridge's session (seen by callees and subscribers when the role discloses it)."`
+	Topic     string   `json:"topic" doc:"webhook: the topic every request is published to. Required for webhook."`
+	Timeout   Duration `json:"timeout" default:"30s" doc:"caller: a call without an answer within this is canceled and answered 504."`
+	MaxBody   int      `json:"max_body" default:"65536" doc:"publisher, caller, webhook: largest request body in bytes; over it: 413."`
+	Rate      int      `json:"rate" default:"0" doc:"publisher, caller, webhook: requests per second taken from all clients together; past it: 429 with Retry-After. 0: no bound."`
+	Burst     int      `json:"burst" default:"0" doc:"publisher, caller, webhook: requests that may come at once within rate; 0: rate."`
+	HMAC      *WebHMAC `json:"hmac" doc:"publisher, caller, webhook: require requests signed with HMAC-SHA256 (see docs/web.md); left out: unsigned. Not with ticket."`
+	Ticket    string   `json:"ticket" secret:"true" doc:"publisher, caller, webhook: require the header Authorization: Bearer <ticket>; empty: no ticket. Not with hmac."`
+}
+
+// WebHMAC is the request signature a bridge entry requires. Plain data.
+type WebHMAC struct {
+	Key    string   `json:"key" doc:"Key name the client sends in X-Switchyard-Key. Required."`
+	Secret string   `json:"secret" secret:"true" doc:"The shared secret. Required."`
+	Window Duration `json:"window" default:"5m" doc:"A timestamp further than this from the node's clock is refused, and a nonce is remembered this long (a replay within it is refused)."`
 }
 
 // Compression is a listener's permessage-deflate setup. Plain data; see Config for

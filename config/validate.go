@@ -255,6 +255,7 @@ func (v *validator) listener(l *Listener, p string) {
 	if len(l.AllowedOrigins) > 0 && l.Kind == KindRawSocket {
 		v.add(p+".allowed_origins", "RawSocket has no Origin header: allowed_origins needs a websocket, universal or unix listener")
 	}
+	v.web(l, p)
 	for j, m := range l.Auth {
 		mp := fmt.Sprintf("%s.auth[%d]", p, j)
 		if !slices.Contains(AuthMethods, m) {

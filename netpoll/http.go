@@ -17,8 +17,10 @@ var (
 )
 
 // readHTTP accumulates an HTTP request head in gnet's buffer; once complete it either
-// upgrades to WebSocket (GET Path with Upgrade: websocket) or serves the status page
-// (universal listeners, per Listener.StatusPage; websocket-only listeners answer 404) and closes. Returns the bytes consumed (0 while the head is incomplete).
+// upgrades to WebSocket (GET Path with Upgrade: websocket), hands the conn to net/http
+// (a listener with a Web handler, handoff.go), or serves the status page (universal
+// listeners, per Listener.StatusPage; websocket-only listeners answer 404) and closes.
+// Returns the bytes consumed (0 while the head is incomplete).
 func (c *Conn) readHTTP() int {
 	gc := c.gc
 	avail := gc.InboundBuffered()
@@ -47,6 +49,9 @@ func (c *Conn) readHTTP() int {
 		c.loop.wbuf = appendHTTPResponse(c.loop.wbuf, 426, "Upgrade Required",
 			[]byte("WebSocket upgrade required\n"), method == "HEAD")
 		c.closeWith(0, nil)
+	case c.ln.Web != nil:
+		c.handOff() // consumes the whole inbound buffer
+		return len(req)
 	case method != "GET" && method != "HEAD":
 		c.loop.wbuf = appendHTTPResponse(c.loop.wbuf, 405, "Method Not Allowed", nil, false)
 		c.closeWith(0, nil)

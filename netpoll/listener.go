@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -132,6 +133,12 @@ type Listener struct {
 	// Compression, when set, offers permessage-deflate (RFC 7692) to WebSocket clients
 	// that ask for it (see deflate.go); nil: no compression.
 	Compression *Compression
+	// Web, when set, serves every HTTP request of a universal or websocket listener
+	// but the WebSocket upgrade at Path (and a plain request at Path, answered 426):
+	// the conn leaves the event loops for Go's net/http (handoff.go), and StatusPage
+	// is not used (the handler serves "/" or not). Called on net/http's goroutines,
+	// concurrently. Nil: the built-in status page and 404 on the loop, as without it.
+	Web http.Handler
 }
 
 // listener is a Listener with its defaults applied and the values derived from it.
@@ -262,6 +269,10 @@ func checkUnixPath(l *listener) error {
 	}
 	return nil
 }
+
+// MinimalPage returns the StatusMinimal page of a listener whose WebSocket path is
+// wsPath (the node info page of a web tree serves it too). Safe for concurrent use.
+func MinimalPage(wsPath string) []byte { return minimalPage(wsPath) }
 
 // minimalPage is the StatusMinimal page of a listener whose WebSocket path is wsPath.
 func minimalPage(wsPath string) []byte {

@@ -27,6 +27,10 @@
 // but for a TLS conn they run on that conn's goroutines, not on an event loop. Each TLS
 // conn costs two goroutines and its own buffers; see tlsconn.go and docs/tls.md.
 //
+// Web: a listener with a Web handler gives every HTTP request that is not the
+// WebSocket upgrade at its Path to Go's net/http, connection and bytes already read
+// included (handoff.go, docs/web.md); WAMP stays on the loops.
+//
 // Accepting: every listener, plain or TLS, is a net.Listener with an accept goroutine
 // that enforces the connection cap (Config.MaxConnections, below the descriptor limit)
 // and survives running out of descriptors; plain conns are then handed to a gnet event
@@ -41,6 +45,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -170,6 +175,10 @@ type Server struct {
 	handshaking *xsync.MapOf[net.Conn, struct{}]   // TLS conns in their TLS handshake
 	retired     loopState                          // counters of closed TLS conns
 
+	webSrv   *http.Server // serves the conns handed off to net/http; nil without Web listeners
+	webLn    *webListener
+	webConns *xsync.MapOf[*webConn, struct{}] // handed-off conns not yet closed
+
 	clock      atomic.Int64 // coarse now (unix nanos), refreshed by the ticker
 	lastSweep  int64        // ticker goroutine only
 	tick       time.Duration
@@ -292,6 +301,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 		loops:       xsync.NewMapOf[gnet.EventLoop, *loopState](),
 		tlsStates:   xsync.NewMapOf[*loopState, struct{}](),
 		handshaking: xsync.NewMapOf[net.Conn, struct{}](),
+		webConns:    xsync.NewMapOf[*webConn, struct{}](),
 	}
 	s.sweepEvery = time.Second
 	for i, l := range cfg.Listeners {
@@ -347,6 +357,7 @@ func (s *Server) start() error {
 		}
 		s.cli = cli
 	}
+	s.startWeb()
 	s.started.Store(true)
 	go s.tickLoop()
 	for _, l := range s.lns {
@@ -409,6 +420,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	case <-enrolled:
 	case <-ctx.Done():
 	}
+	s.stopWeb(ctx)
 	s.handshaking.Range(func(c net.Conn, _ struct{}) bool {
 		_ = c.Close()
 		return true

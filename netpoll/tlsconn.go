@@ -63,7 +63,8 @@ type tlsConn struct {
 	s       *Server
 	c       *Conn
 	raw     net.Conn
-	tc      *tls.Conn
+	tc      net.Conn     // the *tls.Conn; a plain conn taken back from net/http (handoff.go)
+	handoff *webConn     // set by Conn.handOff: the reader gives tc to net/http
 	writer  func()       // t.writeLoop, bound once: starting a writer then allocates nothing
 	wakeReq atomic.Bool  // a Wake asked for the protocol code to run
 	writing atomic.Bool  // a writer goroutine is running
@@ -109,22 +110,56 @@ func (s *Server) serveTLS(l *listener, raw net.Conn) {
 		return
 	}
 	st := tc.ConnectionState()
+	// A fresh goroutine: this one's stack grew during the handshake.
+	s.startGoroutineConn(l, raw, tc, born, &st, nil)
+}
+
+// startGoroutineConn runs conn tc (over socket raw) on a reader goroutine and writer
+// goroutines; pre are bytes already read from it.
+func (s *Server) startGoroutineConn(l *listener, raw, tc net.Conn, born int64, st *tls.ConnectionState, pre []byte) {
 	t := &tlsConn{s: s, raw: raw, tc: tc}
 	t.writer = t.writeLoop
+	t.in = t.idle[:0]
+	if len(pre) > 0 {
+		t.inBox, t.in = getBuf()
+		t.in = append(t.in, pre...)
+	}
 	ls := new(loopState)
 	s.tlsStates.Store(ls, struct{}{})
-	t.c = s.newConn(l, t, ls, raw.RemoteAddr(), born, &st)
+	t.c = s.newConn(l, t, ls, raw.RemoteAddr(), born, st)
 	s.conns.Store(t.c, struct{}{}) // from here on Stop and the ticker see it
 	if s.stopping.Load() {
 		t.closeSocket(false) // Stop may have walked the conns before the Store
 	}
-	// A fresh goroutine: this one's stack grew during the handshake.
 	go t.readLoop()
+}
+
+// serveGoroutineConn serves conn nc (a plain or TLS conn taken back from net/http for a
+// WebSocket upgrade, see handoff.go) on goroutines; pre is the request head and what
+// followed it.
+func (s *Server) serveGoroutineConn(l *listener, nc net.Conn, pre []byte) {
+	var st *tls.ConnectionState
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		st = &cs
+		raw = tc.NetConn()
+	}
+	s.startGoroutineConn(l, raw, nc, s.now(), st, pre)
 }
 
 // readLoop reads until the socket fails or is closed, then reports the close.
 func (t *tlsConn) readLoop() {
 	c := t.c
+	if t.InboundBuffered() > 0 { // bytes read before this conn was made (handoff.go)
+		t.mu.Lock()
+		t.act(c.onTraffic())
+		if t.handoff != nil {
+			t.giveAway()
+			return
+		}
+		t.mu.Unlock()
+	}
 	for {
 		t.mu.Lock()
 		t.compact()
@@ -135,6 +170,10 @@ func (t *tlsConn) readLoop() {
 		if n > 0 {
 			t.in = t.in[:len(t.in)+n]
 			t.act(c.onTraffic())
+			if t.handoff != nil {
+				t.giveAway()
+				return
+			}
 		}
 		if err != nil {
 			if t.closed.Load() {
@@ -151,10 +190,25 @@ func (t *tlsConn) readLoop() {
 		t.mu.Unlock()
 	}
 	t.closeSocket(false)
-	s := t.s
-	s.live.Add(-1)
+	t.s.live.Add(-1)
+	t.retire()
+}
+
+// giveAway ends the reader of a conn handed to net/http (mu held, released here): the
+// conn leaves netpoll's books, and its socket and slot go to the webConn.
+func (t *tlsConn) giveAway() {
+	t.c.onClosed(nil)
+	putBuf(t.inBox, t.in)
+	t.in, t.r, t.inBox = nil, 0, nil
+	t.mu.Unlock()
+	t.retire()
+	t.s.pushWeb(t.handoff)
+}
+
+// retire folds the conn's counters into the retired totals so that Stats still add up.
+func (t *tlsConn) retire() {
+	s, c := t.s, t.c
 	s.tlsStates.Delete(c.loop)
-	// Fold this conn's counters into the retired totals so that Stats still add up.
 	ls := c.loop
 	s.retired.bytesIn.Add(ls.bytesIn.Load())
 	s.retired.bytesOut.Add(ls.bytesOut.Load())
@@ -244,6 +298,9 @@ func (t *tlsConn) flush() bool {
 
 // act applies the action the protocol code returned (mu held).
 func (t *tlsConn) act(a gnet.Action) {
+	if t.handoff != nil {
+		return // the socket lives on in net/http
+	}
 	if a == gnet.Close || a == gnet.Shutdown {
 		t.closeSocket(true)
 	}

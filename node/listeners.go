@@ -46,6 +46,9 @@ type Listener struct {
 	// Compression offers permessage-deflate to WebSocket clients (netpoll.Compression);
 	// nil: off.
 	Compression *netpoll.Compression
+	// Web is the listener's path tree (static files, redirects, JSON values, reverse
+	// proxies, the node info page, the HTTP bridge); nil: the built-in status page.
+	Web []WebPath
 }
 
 // statusModes maps Listener.StatusPage onto netpoll's modes.
@@ -112,6 +115,7 @@ func (n *Node) netpollListeners() ([]netpoll.Listener, error) {
 	var out []netpoll.Listener
 	n.certs = make([]*certSource, len(n.cfg.Listeners))
 	for i, l := range n.cfg.Listeners {
+		var err error
 		nl := netpoll.Listener{Name: l.Name, Network: l.Network, Address: l.Address, Path: l.Path,
 			Serializers: l.Serializers, MaxMessageSize: l.MaxMessageSize,
 			PingInterval: l.PingInterval, PingTimeout: l.PingTimeout, Cookie: l.Cookie,
@@ -121,6 +125,9 @@ func (n *Node) netpollListeners() ([]netpoll.Listener, error) {
 			return nil, fmt.Errorf("node: listener %d: status page %q (want minimal, full or off)", i, l.StatusPage)
 		}
 		nl.StatusPage = mode
+		if nl.Web, err = n.webTree(i, l); err != nil {
+			return nil, err
+		}
 		switch l.Kind {
 		case KindUniversal, "":
 			nl.Kind = netpoll.KindUniversal

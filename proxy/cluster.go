@@ -21,8 +21,9 @@ type Cluster interface {
 	// Open asks the router that owns the session's placement to join it. done runs
 	// exactly once, on another goroutine, with the session or with the WAMP error URI
 	// and reason to ABORT with. Messages the router sends for the session after it
-	// accepted go to c only after done has returned.
-	Open(c *netpoll.Conn, req wire.OpenReq, done func(rs *RemoteSession, abortURI, why string))
+	// accepted go to c only after done has returned. c is the client's connection, or
+	// any other peer speaking WAMP in req.Serializer (the HTTP bridge's session).
+	Open(c engine.Peer, req wire.OpenReq, done func(rs *RemoteSession, abortURI, why string))
 	// CallProcedure calls procedure in realm through the cluster (the dynamic
 	// authenticator); done runs once, on another goroutine.
 	CallProcedure(realm, procedure string, args []any, kwargs map[string]any, timeout time.Duration,
@@ -65,8 +66,8 @@ type RemoteSession struct {
 	ID uint64
 	// Router is the name of the router node that holds the session.
 	Router string
-	conn   *netpoll.Conn
-	via    any // the link the session's frames use (identity only)
+	conn   engine.Peer // the client's *netpoll.Conn, or the HTTP bridge's peer
+	via    any         // the link the session's frames use (identity only)
 	send   func(kind uint8, payload []byte) error
 	left   atomic.Bool
 	// onLeave runs once when the session is over on this side (unregisters it).

@@ -12,7 +12,6 @@ import (
 	"github.com/switchyard-wamp/switchyard/cluster/wire"
 	"github.com/switchyard-wamp/switchyard/engine"
 	"github.com/switchyard-wamp/switchyard/link"
-	"github.com/switchyard-wamp/switchyard/netpoll"
 )
 
 // Close reasons a proxy gives its clients when their router is gone or refuses.
@@ -238,7 +237,7 @@ func (ls *Links) pinned(realm, authrole string, id uint64) string {
 }
 
 // Open implements Cluster.
-func (ls *Links) Open(c *netpoll.Conn, req wire.OpenReq, done func(rs *RemoteSession, abortURI, why string)) {
+func (ls *Links) Open(c engine.Peer, req wire.OpenReq, done func(rs *RemoteSession, abortURI, why string)) {
 	id := engine.NewSessionID()
 	for _, taken := ls.sessions.Load(id); taken; _, taken = ls.sessions.Load(id) {
 		id = engine.NewSessionID()

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-wamp/switchyard/bridge"
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -189,6 +190,7 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 				}
 			}
 		}
+		nl.Web = webPaths(l.Web)
 		nc.Listeners = append(nc.Listeners, nl)
 	}
 	allowAll := config.DefaultRealms()[0].Roles[0].Permissions
@@ -285,4 +287,20 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		return nc, fmt.Errorf("%w:\n  %s", errCannotRun, strings.Join(problems, "\n  "))
 	}
 	return nc, nil
+}
+
+// webPaths maps a listener's web path tree onto the node's.
+func webPaths(ws []config.WebPath) []node.WebPath {
+	var out []node.WebPath
+	for _, w := range ws {
+		nw := node.WebPath{Path: w.Path, Kind: w.Kind, Directory: w.Directory, Index: w.Index,
+			MaxAge: time.Duration(w.MaxAge), URL: w.URL, Code: w.Code, Value: w.Value,
+			Realm: w.Realm, Role: w.Role, AuthID: w.AuthID, Topic: w.Topic, Timeout: time.Duration(w.Timeout),
+			Guard: bridge.GuardConfig{MaxBody: int64(w.MaxBody), Rate: float64(w.Rate), Burst: w.Burst, Ticket: w.Ticket}}
+		if h := w.HMAC; h != nil {
+			nw.Guard.HMACKey, nw.Guard.HMACSecret, nw.Guard.HMACWindow = h.Key, []byte(h.Secret), time.Duration(h.Window)
+		}
+		out = append(out, nw)
+	}
+	return out
 }
