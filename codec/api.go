@@ -17,5 +17,5 @@ var ErrInvalid = errors.New("invalid WAMP message")
 //	FirstElement(s Serializer, list Raw) (Raw, bool)                 first.go
 //
 // Files: shape.go holds the one per-type shape table all codecs walk; json.go/jsonscan.go,
-// msgpack.go and cbor.go the serializers; enc.go the token writers shared by Append,
-// Transcode and AppendValue.
+// msgpack.go, cbor.go and ubjson.go the serializers; enc.go the token writers shared by
+// Append, Transcode and AppendValue.

@@ -43,6 +43,8 @@ func FirstElement(s Serializer, list Raw) (elem Raw, ok bool) {
 			return nil, false
 		}
 		return list[i:e:e], true
+	case UBJSON:
+		return ubjFirstElement(list)
 	}
 	return nil, false
 }

@@ -1,4 +1,5 @@
-// Package codec holds the WAMP message model and its serializers (JSON, MessagePack, CBOR).
+// Package codec holds the WAMP message model and its serializers (JSON, MessagePack, CBOR,
+// UBJSON).
 //
 // Decoding is zero-copy: a decoded Message aliases the input buffer, and the payload
 // (Arguments, ArgumentsKw) stays as raw encoded bytes so that the router can forward it
@@ -65,12 +66,14 @@ const (
 	JSON    Serializer = 1
 	MsgPack Serializer = 2
 	CBOR    Serializer = 3
+	UBJSON  Serializer = 4
 )
 
 // NumSerializers bounds the Serializer values; arrays indexed by Serializer use it.
-const NumSerializers = 4
+const NumSerializers = 5
 
-// String returns the WAMP name of the serializer ("json", "msgpack", "cbor").
+// String returns the WAMP name of the serializer ("json", "msgpack", "cbor", "ubjson").
+// Safe for concurrent use.
 func (s Serializer) String() string {
 	switch s {
 	case JSON:
@@ -79,6 +82,8 @@ func (s Serializer) String() string {
 		return "msgpack"
 	case CBOR:
 		return "cbor"
+	case UBJSON:
+		return "ubjson"
 	}
 	return fmt.Sprintf("serializer(%d)", uint8(s))
 }

@@ -41,6 +41,13 @@ func DecodeValue(s Serializer, raw Raw) (any, error) {
 		if err == nil && i != len(raw) {
 			err = errSyntax
 		}
+	case UBJSON:
+		var i int
+		if len(raw) == 0 {
+			err = errEOF
+		} else if v, i, err = ubjValue(raw, 1, raw[0], 0); err == nil && i != len(raw) {
+			err = errSyntax
+		}
 	default:
 		return nil, encErr(s, "%v", errNotValid)
 	}
@@ -353,7 +360,7 @@ func cbValue(b []byte, i, depth int) (any, int, error) {
 // channels, ...) and NaN/infinities in JSON are errors (not wrapping ErrInvalid). Safe for
 // concurrent use.
 func AppendValue(dst []byte, s Serializer, v any) ([]byte, error) {
-	if s < JSON || s > CBOR {
+	if s < JSON || s > UBJSON {
 		return dst, encErr(s, "%v", errNotValid)
 	}
 	orig := len(dst)
@@ -427,7 +434,7 @@ func appendAny(dst []byte, s Serializer, v any, depth int) ([]byte, error) {
 			if s == JSON && i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendStr(dst, s, k)
+			dst = appendKey(dst, s, k)
 			if s == JSON {
 				dst = append(dst, ':')
 			}
@@ -504,7 +511,7 @@ func appendReflect(dst []byte, s Serializer, rv reflect.Value, depth int) ([]byt
 			if s == JSON && i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendStr(dst, s, k.String())
+			dst = appendKey(dst, s, k.String())
 			if s == JSON {
 				dst = append(dst, ':')
 			}
