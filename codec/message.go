@@ -88,6 +88,25 @@ func (s Serializer) String() string {
 	return fmt.Sprintf("serializer(%d)", uint8(s))
 }
 
+// Serializers lists every serializer this build speaks, in RawSocket id order: the default
+// of a listener and of tools that enumerate them. Safe for concurrent use.
+func Serializers() []Serializer { return []Serializer{JSON, MsgPack, CBOR, UBJSON} }
+
+// Valid reports whether s is a serializer this build speaks (For accepts it). Safe for
+// concurrent use.
+func (s Serializer) Valid() bool { return s >= JSON && s <= UBJSON }
+
+// ParseSerializer returns the serializer named name ("json", "msgpack", "cbor",
+// "ubjson": Serializer.String's names). Safe for concurrent use.
+func ParseSerializer(name string) (Serializer, bool) {
+	for _, s := range Serializers() {
+		if s.String() == name {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
 // Raw is one encoded value (a list or a dict) in the bytes of the serializer of the
 // message that holds it. A nil Raw means the element is absent.
 type Raw []byte

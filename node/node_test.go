@@ -53,7 +53,7 @@ func endpoints(n *Node) []endpoint {
 	}
 }
 
-var sers = []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR}
+var sers = codec.Serializers()
 
 func connect(t *testing.T, ep endpoint, ser codec.Serializer) *client.Session {
 	t.Helper()
