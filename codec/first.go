@@ -8,7 +8,7 @@ import "github.com/tinylib/msgp/msgp"
 // concurrent use. The bytes are the element's encoding in s, so the same value encoded
 // by two serializers gives different bytes.
 func FirstElement(s Serializer, list Raw) (elem Raw, ok bool) {
-	switch s {
+	switch payloadSer(s) {
 	case JSON:
 		i := jws(list, 0)
 		if i >= len(list) || list[i] != '[' {

@@ -531,6 +531,8 @@ func For(s Serializer) Codec {
 		return cborCodec{}
 	case UBJSON:
 		return ubjsonCodec{}
+	case Flatbuffers:
+		return flatbufCodec{}
 	}
 	panic(fmt.Sprintf("codec: unknown serializer %d", uint8(s)))
 }

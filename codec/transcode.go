@@ -19,7 +19,8 @@ var (
 // Transcode appends src, one value (typically Arguments or ArgumentsKw) encoded with from,
 // re-encoded with to, and returns the extended slice. It streams tokens from a reader of
 // from to a writer of to without building Go values and does not allocate beyond growing
-// dst. With to == from it appends src unchanged.
+// dst. With to == from it appends src unchanged. Flatbuffers stands for its payload
+// serializer, CBOR (see flatbuf.go), here as in DecodeValue, AppendValue and FirstElement.
 //
 // Value mapping: integers stay integers (non-negative ones in the smallest unsigned form),
 // floats stay floats (JSON output always has a '.' or an exponent), strings, booleans and
@@ -35,9 +36,10 @@ var (
 //
 // Safe for concurrent use.
 func Transcode(dst []byte, to Serializer, src Raw, from Serializer) ([]byte, error) {
-	if to < JSON || to > UBJSON || from < JSON || from > UBJSON {
+	if to < JSON || to > Flatbuffers || from < JSON || from > Flatbuffers {
 		return dst, encErr(to, "transcode %s to %s: %v", from, to, errNotValid)
 	}
+	to, from = payloadSer(to), payloadSer(from)
 	if to == from {
 		return append(dst, src...), nil
 	}

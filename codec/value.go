@@ -20,6 +20,7 @@ import (
 // (MessagePack fixext 1 type 0 data 0) are nil. Errors wrap ErrInvalid. Safe for
 // concurrent use.
 func DecodeValue(s Serializer, raw Raw) (any, error) {
+	s = payloadSer(s)
 	var v any
 	var err error
 	switch s {
@@ -360,9 +361,10 @@ func cbValue(b []byte, i, depth int) (any, int, error) {
 // channels, ...) and NaN/infinities in JSON are errors (not wrapping ErrInvalid). Safe for
 // concurrent use.
 func AppendValue(dst []byte, s Serializer, v any) ([]byte, error) {
-	if s < JSON || s > UBJSON {
+	if s < JSON || s > Flatbuffers {
 		return dst, encErr(s, "%v", errNotValid)
 	}
+	s = payloadSer(s)
 	orig := len(dst)
 	dst, err := appendAny(dst, s, v, 0)
 	if err != nil {
