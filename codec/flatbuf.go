@@ -248,7 +248,22 @@ func (flatbufCodec) Decode(b []byte, m *Message) (err error) {
 	if fbNeedsURI(sh) && m.URI == nil {
 		return invalid(Flatbuffers, "%s: missing URI", m.Type)
 	}
+	if fbIsSession(m.Type) {
+		var err error
+		if m.Dict, err = fbSessionDict(&tab, m.Type); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// fbIsSession reports the session-level types, whose dict flatbuf_session.go maps.
+func fbIsSession(t MessageType) bool {
+	switch t {
+	case HELLO, WELCOME, ABORT, GOODBYE, CHALLENGE, AUTHENTICATE:
+		return true
+	}
+	return false
 }
 
 // fbNeedsURI reports whether a URI element is among the required ones.
@@ -321,6 +336,16 @@ func (flatbufCodec) Append(dst []byte, m *Message) ([]byte, error) {
 	sh := shapeOf(uint64(m.Type))
 	if sh == nil || fbTables[m.Type].n == 0 {
 		return dst, encErr(Flatbuffers, "unknown message type %d", uint8(m.Type))
+	}
+	if fbIsSession(m.Type) {
+		bld := fbBuilders.Get().(*fb.Builder)
+		defer fbBuilders.Put(bld)
+		bld.Reset()
+		off, err := fbAppendSession(bld, m)
+		if err != nil {
+			return dst, err
+		}
+		return fbFinish(dst, bld, m.Type, off), nil
 	}
 	d := &m.Details
 	if m.Dict != nil || m.DictAny != nil {
@@ -426,12 +451,16 @@ func (flatbufCodec) Append(dst []byte, m *Message) ([]byte, error) {
 			}
 		}
 	}
-	msg := bld.EndObject()
+	return fbFinish(dst, bld, m.Type, bld.EndObject()), nil
+}
+
+// fbFinish writes the root Message table around msg and appends the buffer to dst.
+func fbFinish(dst []byte, bld *fb.Builder, t MessageType, msg fb.UOffsetT) []byte {
 	bld.StartObject(2)
 	bld.PrependUOffsetTSlot(1, msg, 0)
-	bld.PrependUint8Slot(0, uint8(m.Type), 0)
+	bld.PrependUint8Slot(0, uint8(t), 0)
 	bld.Finish(bld.EndObject())
-	return append(dst, bld.FinishedBytes()...), nil
+	return append(dst, bld.FinishedBytes()...)
 }
 
 // fbList writes a Details list option (CBOR) as a [uint64] or [string] vector.

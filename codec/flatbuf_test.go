@@ -279,3 +279,120 @@ func FuzzDecodeFlatbuffers(f *testing.F) {
 		}
 	})
 }
+
+// TestFlatbuffersSessionDicts: the session-level dicts survive Append and Decode as far as
+// the schema's typed fields hold them (roles and their boolean features, authmethods,
+// authid, authrole, authmethod, authprovider, realm, one authextra/extra string pair).
+func TestFlatbuffersSessionDicts(t *testing.T) {
+	c := For(Flatbuffers)
+	for _, tc := range []struct {
+		m    Message
+		want map[string]any
+	}{
+		{Message{Type: HELLO, URI: []byte("realm1"), DictAny: map[string]any{
+			"roles": map[string]any{
+				"caller":     map[string]any{"features": map[string]any{"progressive_call_results": true, "call_canceling": true, "x_unknown": true}},
+				"subscriber": map[string]any{},
+			},
+			"authmethods": []any{"ticket", "cryptosign", "x-custom"}, "authid": "joe", "authrole": "user",
+			"authextra": map[string]any{"pubkey": "abcd", "n": uint64(1)}, "other": "dropped",
+		}}, map[string]any{
+			"roles": map[string]any{
+				"caller":     map[string]any{"features": map[string]any{"progressive_call_results": true, "call_canceling": true}},
+				"subscriber": map[string]any{"features": map[string]any{}},
+			},
+			"authmethods": []any{"ticket", "cryptosign"}, "authid": "joe", "authrole": "user",
+			"authextra": map[string]any{"pubkey": "abcd"},
+		}},
+		{Message{Type: WELCOME, Session: 42, DictAny: map[string]any{
+			"roles": map[string]any{"broker": map[string]any{"features": map[string]any{"publisher_exclusion": true}}, "dealer": map[string]any{"features": map[string]any{}}},
+			"realm": "realm1", "authid": "a", "authrole": "anonymous", "authmethod": "anonymous", "authprovider": "static",
+		}}, map[string]any{
+			"roles": map[string]any{"broker": map[string]any{"features": map[string]any{"publisher_exclusion": true}}, "dealer": map[string]any{"features": map[string]any{}}},
+			"realm": "realm1", "authid": "a", "authrole": "anonymous", "authmethod": "anonymous", "authprovider": "static",
+		}},
+		{Message{Type: CHALLENGE, URI: []byte("wampcra"), DictAny: map[string]any{"challenge": "{}"}},
+			map[string]any{"challenge": "{}"}},
+		{Message{Type: ABORT, URI: []byte("wamp.error.no_such_realm"), DictAny: map[string]any{"message": "no"}},
+			map[string]any{"message": "no"}},
+		{Message{Type: GOODBYE, URI: []byte("wamp.close.normal"), Details: Details{Has: KeyMessage, Message: []byte("bye")}},
+			map[string]any{"message": "bye"}},
+	} {
+		b, err := c.Append(nil, &tc.m)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.m.Type, err)
+		}
+		var got Message
+		if err := c.Decode(b, &got); err != nil {
+			t.Fatalf("%s: Decode(%x): %v", tc.m.Type, b, err)
+		}
+		d, err := DecodeDict(Flatbuffers, got.Dict)
+		if err != nil || !reflect.DeepEqual(d, tc.want) {
+			t.Errorf("%s: dict %#v, %v\nwant %#v", tc.m.Type, d, err, tc.want)
+		}
+		if got.Type != tc.m.Type || string(got.URI) != string(tc.m.URI) || got.Session != tc.m.Session {
+			t.Errorf("%s: got %+v", tc.m.Type, got)
+		}
+		// The Dict (CBOR) form appends like DictAny.
+		again, err := c.Append(nil, &got)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Errorf("%s: Append(Decode) = %x, %v; want %x", tc.m.Type, again, err, b)
+		}
+	}
+}
+
+// TestFlatbuffersZeroAllocs: routing messages decode and encode without allocating
+// (builders come from a pool; Decode aliases the buffer).
+func TestFlatbuffersZeroAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("alloc counts are checked in the full run")
+	}
+	c := For(Flatbuffers)
+	for _, typ := range []MessageType{PUBLISH, EVENT, CALL} {
+		b := typical(t, Flatbuffers, typ)
+		var m Message
+		if n := testing.AllocsPerRun(100, func() {
+			if err := c.Decode(b, &m); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("Decode %s: %v allocs", typ, n)
+		}
+		dst := make([]byte, 0, 1024)
+		if n := testing.AllocsPerRun(100, func() {
+			if _, err := c.Append(dst[:0], &m); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("Append %s: %v allocs", typ, n)
+		}
+	}
+}
+
+func BenchmarkFlatbuffers(b *testing.B) {
+	c := For(Flatbuffers)
+	for _, typ := range []MessageType{PUBLISH, EVENT, CALL} {
+		in := typical(b, Flatbuffers, typ)
+		var m Message
+		b.Run("decode/"+typ.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				if err := c.Decode(in, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("encode/"+typ.String(), func(b *testing.B) {
+			dst := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				var err error
+				if dst, err = c.Append(dst[:0], &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

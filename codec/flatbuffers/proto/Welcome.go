@@ -45,12 +45,12 @@ func (rcv *Welcome) MutateSession(n uint64) bool {
 	return rcv._tab.MutateUint64Slot(4, n)
 }
 
-func (rcv *Welcome) Roles(obj *Roles) *Roles {
+func (rcv *Welcome) Roles(obj *RouterRoles) *RouterRoles {
 	o := flatbuffers.UOffsetT(rcv._tab.Offset(6))
 	if o != 0 {
 		x := rcv._tab.Indirect(o + rcv._tab.Pos)
 		if obj == nil {
-			obj = new(Roles)
+			obj = new(RouterRoles)
 		}
 		obj.Init(rcv._tab.Bytes, x)
 		return obj
