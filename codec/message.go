@@ -1,5 +1,5 @@
 // Package codec holds the WAMP message model and its serializers (JSON, MessagePack, CBOR,
-// UBJSON).
+// UBJSON, Flatbuffers).
 //
 // Decoding is zero-copy: a decoded Message aliases the input buffer, and the payload
 // (Arguments, ArgumentsKw) stays as raw encoded bytes so that the router can forward it
@@ -67,15 +67,16 @@ const (
 	MsgPack Serializer = 2
 	CBOR    Serializer = 3
 	UBJSON  Serializer = 4
-	// Flatbuffers has a codec (For) whose Raw values are CBOR, but is not offered on the
-	// wire yet (Valid is false): see flatbuf.go.
+	// Flatbuffers messages are typed tables whose Raw values are CBOR: see flatbuf.go.
+	// It has no batched WebSocket variant.
 	Flatbuffers Serializer = 5
 )
 
 // NumSerializers bounds the Serializer values; arrays indexed by Serializer use it.
 const NumSerializers = 6
 
-// String returns the WAMP name of the serializer ("json", "msgpack", "cbor", "ubjson").
+// String returns the WAMP name of the serializer ("json", "msgpack", "cbor", "ubjson",
+// "flatbuffers").
 // Safe for concurrent use.
 func (s Serializer) String() string {
 	switch s {
@@ -95,14 +96,14 @@ func (s Serializer) String() string {
 
 // Serializers lists every serializer this build speaks, in RawSocket id order: the default
 // of a listener and of tools that enumerate them. Safe for concurrent use.
-func Serializers() []Serializer { return []Serializer{JSON, MsgPack, CBOR, UBJSON} }
+func Serializers() []Serializer { return []Serializer{JSON, MsgPack, CBOR, UBJSON, Flatbuffers} }
 
 // Valid reports whether s is a serializer this build speaks (For accepts it). Safe for
 // concurrent use.
-func (s Serializer) Valid() bool { return s >= JSON && s <= UBJSON }
+func (s Serializer) Valid() bool { return s >= JSON && s <= Flatbuffers }
 
 // ParseSerializer returns the serializer named name ("json", "msgpack", "cbor",
-// "ubjson": Serializer.String's names). Safe for concurrent use.
+// "ubjson", "flatbuffers": Serializer.String's names). Safe for concurrent use.
 func ParseSerializer(name string) (Serializer, bool) {
 	for _, s := range Serializers() {
 		if s.String() == name {

@@ -500,7 +500,8 @@ func encErr(s Serializer, format string, args ...any) error {
 	return fmt.Errorf("codec: %s: encode: %s", s, fmt.Sprintf(format, args...))
 }
 
-// For returns the codec for s (JSON, MsgPack, CBOR or UBJSON). It panics on an unknown
+// For returns the codec for s (JSON, MsgPack, CBOR, UBJSON or Flatbuffers; the decode
+// rules below are those of the first four, Flatbuffers' are in flatbuf.go). It panics on an unknown
 // serializer. The returned codecs are stateless and safe for concurrent use.
 //
 // Decode rules common to all the codecs:
