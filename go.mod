@@ -7,6 +7,7 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gobwas/ws v1.5.0
+	github.com/google/flatbuffers v2.0.8+incompatible
 	github.com/panjf2000/gnet/v2 v2.9.7
 	github.com/pkg/profile v1.7.0
 	github.com/prometheus/client_golang v1.25.0

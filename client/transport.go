@@ -106,9 +106,7 @@ func Dial(ctx context.Context, rawURL string, ser codec.Serializer, opts ...Dial
 	if o.maxMsg <= 0 {
 		o.maxMsg = DefaultMaxMessageSize
 	}
-	switch ser {
-	case codec.JSON, codec.MsgPack, codec.CBOR:
-	default:
+	if !ser.Valid() {
 		return nil, fmt.Errorf("client: unsupported serializer %v", ser)
 	}
 	u, err := url.Parse(rawURL)

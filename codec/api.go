@@ -17,5 +17,6 @@ var ErrInvalid = errors.New("invalid WAMP message")
 //	FirstElement(s Serializer, list Raw) (Raw, bool)                 first.go
 //
 // Files: shape.go holds the one per-type shape table all codecs walk; json.go/jsonscan.go,
-// msgpack.go and cbor.go the serializers; enc.go the token writers shared by Append,
-// Transcode and AppendValue.
+// msgpack.go, cbor.go, ubjson.go and flatbuf.go (with flatbuffers/, the schema and its
+// generated code) the serializers; enc.go the token writers shared by
+// Append, Transcode and AppendValue.

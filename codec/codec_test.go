@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-var allSerializers = []Serializer{JSON, MsgPack, CBOR}
+var allSerializers = []Serializer{JSON, MsgPack, CBOR, UBJSON}
 
 func mustValue(t testing.TB, s Serializer, v any) Raw {
 	t.Helper()

@@ -11,7 +11,9 @@ import (
 
 // Token writers shared by Append, Transcode and AppendValue. For JSON the caller writes
 // the separators (',' and ':') and the closers (appendEnd); for MessagePack and CBOR the
-// container heads carry the element count and there is nothing to close.
+// container heads carry the element count and there is nothing to close; UBJSON needs no
+// separators but is closed like JSON (its containers are written unbounded), and its dict
+// keys have no marker (appendKey). The helpers of ubjson.go do the UBJSON bytes.
 
 // CBOR major types.
 const (
@@ -46,6 +48,8 @@ func appendArrayHead(dst []byte, s Serializer, n int) []byte {
 		return append(dst, '[')
 	case MsgPack:
 		return msgp.AppendArrayHeader(dst, uint32(n))
+	case UBJSON:
+		return append(dst, ubjArray)
 	}
 	return cborAppendHead(dst, cborArray, uint64(n))
 }
@@ -56,13 +60,16 @@ func appendMapHead(dst []byte, s Serializer, n int) []byte {
 		return append(dst, '{')
 	case MsgPack:
 		return msgp.AppendMapHeader(dst, uint32(n))
+	case UBJSON:
+		return append(dst, ubjObject)
 	}
 	return cborAppendHead(dst, cborMap, uint64(n))
 }
 
-// appendEnd closes a JSON container (c is ']' or '}'); a no-op for binary serializers.
+// appendEnd closes a JSON or UBJSON container (c is ']' or '}', the same byte in both); a
+// no-op for the serializers whose heads carry a count.
 func appendEnd(dst []byte, s Serializer, c byte) []byte {
-	if s == JSON {
+	if s == JSON || s == UBJSON {
 		return append(dst, c)
 	}
 	return dst
@@ -74,6 +81,8 @@ func appendStr(dst []byte, s Serializer, v string) []byte {
 		return jappendString(dst, unsafeBytes(v))
 	case MsgPack:
 		return msgp.AppendString(dst, v)
+	case UBJSON:
+		return ubjAppendStr(dst, unsafeBytes(v))
 	}
 	return append(cborAppendHead(dst, cborText, uint64(len(v))), v...)
 }
@@ -84,8 +93,36 @@ func appendStrBytes(dst []byte, s Serializer, v []byte) []byte {
 		return jappendString(dst, v)
 	case MsgPack:
 		return msgp.AppendStringFromBytes(dst, v)
+	case UBJSON:
+		return ubjAppendStr(dst, v)
 	}
 	return append(cborAppendHead(dst, cborText, uint64(len(v))), v...)
+}
+
+// appendKey writes a dict key: a string, except in UBJSON where keys carry no marker.
+func appendKey(dst []byte, s Serializer, k string) []byte {
+	if s == UBJSON {
+		return ubjAppendKey(dst, unsafeBytes(k))
+	}
+	return appendStr(dst, s, k)
+}
+
+// appendKeyBytes is appendKey for a byte slice.
+func appendKeyBytes(dst []byte, s Serializer, k []byte) []byte {
+	if s == UBJSON {
+		return ubjAppendKey(dst, k)
+	}
+	return appendStrBytes(dst, s, k)
+}
+
+// ubjKeyFromStr turns the string a transcoder just wrote at dst[p:] into a UBJSON key by
+// dropping its S marker (the token writers never write UBJSON's C char); a no-op for the
+// other serializers.
+func ubjKeyFromStr(dst []byte, s Serializer, p int) []byte {
+	if s == UBJSON {
+		return moveDown(dst, p, p+1)
+	}
+	return dst
 }
 
 func appendBin(dst []byte, s Serializer, v []byte) []byte {
@@ -94,6 +131,8 @@ func appendBin(dst []byte, s Serializer, v []byte) []byte {
 		return jappendBinary(dst, v)
 	case MsgPack:
 		return msgp.AppendBytes(dst, v)
+	case UBJSON:
+		return ubjAppendBin(dst, v)
 	}
 	return append(cborAppendHead(dst, cborBytes, uint64(len(v))), v...)
 }
@@ -107,6 +146,11 @@ func appendBool(dst []byte, s Serializer, v bool) []byte {
 		return append(dst, "false"...)
 	case MsgPack:
 		return msgp.AppendBool(dst, v)
+	case UBJSON:
+		if v {
+			return append(dst, ubjTrue)
+		}
+		return append(dst, ubjFalse)
 	}
 	if v {
 		return append(dst, 0xf5)
@@ -120,6 +164,8 @@ func appendNil(dst []byte, s Serializer) []byte {
 		return append(dst, "null"...)
 	case MsgPack:
 		return msgp.AppendNil(dst)
+	case UBJSON:
+		return append(dst, ubjNull)
 	}
 	return append(dst, 0xf6)
 }
@@ -131,6 +177,8 @@ func appendUint(dst []byte, s Serializer, v uint64) []byte {
 		return strconv.AppendUint(dst, v, 10)
 	case MsgPack:
 		return msgp.AppendUint64(dst, v)
+	case UBJSON:
+		return ubjAppendUint(dst, v)
 	}
 	return cborAppendHead(dst, cborUint, v)
 }
@@ -145,6 +193,8 @@ func appendInt(dst []byte, s Serializer, v int64) []byte {
 		return strconv.AppendInt(dst, v, 10)
 	case MsgPack:
 		return msgp.AppendInt64(dst, v)
+	case UBJSON:
+		return ubjAppendInt(dst, v)
 	}
 	return cborAppendHead(dst, cborNeg, uint64(-(v + 1)))
 }
@@ -160,6 +210,8 @@ func appendFloat(dst []byte, s Serializer, f float64, bits int) ([]byte, error) 
 			return msgp.AppendFloat32(dst, float32(f)), nil
 		}
 		return msgp.AppendFloat64(dst, f), nil
+	case UBJSON:
+		return ubjAppendFloat(dst, f, bits), nil
 	}
 	if bits == 32 {
 		return binary.BigEndian.AppendUint32(append(dst, 0xfa), math.Float32bits(float32(f))), nil

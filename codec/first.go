@@ -8,7 +8,7 @@ import "github.com/tinylib/msgp/msgp"
 // concurrent use. The bytes are the element's encoding in s, so the same value encoded
 // by two serializers gives different bytes.
 func FirstElement(s Serializer, list Raw) (elem Raw, ok bool) {
-	switch s {
+	switch payloadSer(s) {
 	case JSON:
 		i := jws(list, 0)
 		if i >= len(list) || list[i] != '[' {
@@ -43,6 +43,8 @@ func FirstElement(s Serializer, list Raw) (elem Raw, ok bool) {
 			return nil, false
 		}
 		return list[i:e:e], true
+	case UBJSON:
+		return ubjFirstElement(list)
 	}
 	return nil, false
 }

@@ -171,7 +171,7 @@ func FuzzTranscode(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, from uint8, b []byte) {
-		src := Serializer(from%3 + 1)
+		src := Serializer(from%uint8(len(allSerializers)) + 1)
 		want, werr := DecodeValue(src, b)
 		for _, to := range allSerializers {
 			out, err := Transcode(nil, to, b, src)

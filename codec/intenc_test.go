@@ -11,13 +11,15 @@ import (
 
 // intCase is one integer with its expected encodings, written out by hand: MessagePack's
 // smallest form (positive fixint, uint8/16/32 before uint64; negative fixint, int8/16/32
-// before int64) and CBOR's preferred serialization (the smallest argument length).
+// before int64), CBOR's preferred serialization (the smallest argument length) and what
+// py-ubjson 0.16.1 (AutobahnPython's UBJSON) writes: U, i, I, l, L, then H (decimal text).
 type intCase struct {
 	neg bool
 	u   uint64 // the value when !neg
 	i   int64  // the value when neg
 	mp  string // hex
 	cb  string // hex
+	ub  string // hex
 }
 
 func (c intCase) json() string {
@@ -40,6 +42,8 @@ func (c intCase) enc(s Serializer) []byte {
 		return hexBytes(c.mp)
 	case CBOR:
 		return hexBytes(c.cb)
+	case UBJSON:
+		return hexBytes(c.ub)
 	}
 	return []byte(c.json())
 }
@@ -54,45 +58,45 @@ func hexBytes(s string) []byte {
 
 // uintCases are the unsigned boundaries up to 2^53 (the largest WAMP id).
 var uintCases = []intCase{
-	{u: 0, mp: "00", cb: "00"},
-	{u: 1, mp: "01", cb: "01"},
-	{u: 23, mp: "17", cb: "17"},
-	{u: 24, mp: "18", cb: "18 18"},
-	{u: 127, mp: "7f", cb: "18 7f"},
-	{u: 128, mp: "cc 80", cb: "18 80"},
-	{u: 255, mp: "cc ff", cb: "18 ff"},
-	{u: 256, mp: "cd 0100", cb: "19 0100"},
-	{u: 65535, mp: "cd ffff", cb: "19 ffff"},
-	{u: 65536, mp: "ce 00010000", cb: "1a 00010000"},
-	{u: 1<<32 - 1, mp: "ce ffffffff", cb: "1a ffffffff"},
-	{u: 1 << 32, mp: "cf 0000000100000000", cb: "1b 0000000100000000"},
-	{u: 8251946555114629, mp: "cf 001d511a071f8485", cb: "1b 001d511a071f8485"},
-	{u: 1<<53 - 1, mp: "cf 001fffffffffffff", cb: "1b 001fffffffffffff"},
-	{u: 1 << 53, mp: "cf 0020000000000000", cb: "1b 0020000000000000"},
+	{u: 0, mp: "00", cb: "00", ub: "55 00"},
+	{u: 1, mp: "01", cb: "01", ub: "55 01"},
+	{u: 23, mp: "17", cb: "17", ub: "55 17"},
+	{u: 24, mp: "18", cb: "18 18", ub: "55 18"},
+	{u: 127, mp: "7f", cb: "18 7f", ub: "55 7f"},
+	{u: 128, mp: "cc 80", cb: "18 80", ub: "55 80"},
+	{u: 255, mp: "cc ff", cb: "18 ff", ub: "55 ff"},
+	{u: 256, mp: "cd 0100", cb: "19 0100", ub: "49 0100"},
+	{u: 65535, mp: "cd ffff", cb: "19 ffff", ub: "6c 0000ffff"},
+	{u: 65536, mp: "ce 00010000", cb: "1a 00010000", ub: "6c 00010000"},
+	{u: 1<<32 - 1, mp: "ce ffffffff", cb: "1a ffffffff", ub: "4c 00000000ffffffff"},
+	{u: 1 << 32, mp: "cf 0000000100000000", cb: "1b 0000000100000000", ub: "4c 0000000100000000"},
+	{u: 8251946555114629, mp: "cf 001d511a071f8485", cb: "1b 001d511a071f8485", ub: "4c 001d511a071f8485"},
+	{u: 1<<53 - 1, mp: "cf 001fffffffffffff", cb: "1b 001fffffffffffff", ub: "4c 001fffffffffffff"},
+	{u: 1 << 53, mp: "cf 0020000000000000", cb: "1b 0020000000000000", ub: "4c 0020000000000000"},
 }
 
 // payloadIntCases add what a payload may hold beyond ids: negatives and the 64-bit ends.
 var payloadIntCases = append(append([]intCase{}, uintCases...), []intCase{
-	{u: math.MaxUint64, mp: "cf ffffffffffffffff", cb: "1b ffffffffffffffff"},
-	{neg: true, i: -1, mp: "ff", cb: "20"},
-	{neg: true, i: -24, mp: "e8", cb: "37"},
-	{neg: true, i: -25, mp: "e7", cb: "38 18"},
-	{neg: true, i: -32, mp: "e0", cb: "38 1f"},
-	{neg: true, i: -33, mp: "d0 df", cb: "38 20"},
-	{neg: true, i: -128, mp: "d0 80", cb: "38 7f"},
-	{neg: true, i: -129, mp: "d1 ff7f", cb: "38 80"},
-	{neg: true, i: -256, mp: "d1 ff00", cb: "38 ff"},
-	{neg: true, i: -257, mp: "d1 feff", cb: "39 0100"},
-	{neg: true, i: -32768, mp: "d1 8000", cb: "39 7fff"},
-	{neg: true, i: -32769, mp: "d2 ffff7fff", cb: "39 8000"},
-	{neg: true, i: -65536, mp: "d2 ffff0000", cb: "39 ffff"},
-	{neg: true, i: -65537, mp: "d2 fffeffff", cb: "3a 00010000"},
-	{neg: true, i: math.MinInt32, mp: "d2 80000000", cb: "3a 7fffffff"},
-	{neg: true, i: math.MinInt32 - 1, mp: "d3 ffffffff7fffffff", cb: "3a 80000000"},
-	{neg: true, i: -1 << 32, mp: "d3 ffffffff00000000", cb: "3a ffffffff"},
-	{neg: true, i: -1<<32 - 1, mp: "d3 fffffffeffffffff", cb: "3b 0000000100000000"},
-	{neg: true, i: -1 << 53, mp: "d3 ffe0000000000000", cb: "3b 001fffffffffffff"},
-	{neg: true, i: math.MinInt64, mp: "d3 8000000000000000", cb: "3b 7fffffffffffffff"},
+	{u: math.MaxUint64, mp: "cf ffffffffffffffff", cb: "1b ffffffffffffffff", ub: "48 55143138343436373434303733373039353531363135"},
+	{neg: true, i: -1, mp: "ff", cb: "20", ub: "69 ff"},
+	{neg: true, i: -24, mp: "e8", cb: "37", ub: "69 e8"},
+	{neg: true, i: -25, mp: "e7", cb: "38 18", ub: "69 e7"},
+	{neg: true, i: -32, mp: "e0", cb: "38 1f", ub: "69 e0"},
+	{neg: true, i: -33, mp: "d0 df", cb: "38 20", ub: "69 df"},
+	{neg: true, i: -128, mp: "d0 80", cb: "38 7f", ub: "69 80"},
+	{neg: true, i: -129, mp: "d1 ff7f", cb: "38 80", ub: "49 ff7f"},
+	{neg: true, i: -256, mp: "d1 ff00", cb: "38 ff", ub: "49 ff00"},
+	{neg: true, i: -257, mp: "d1 feff", cb: "39 0100", ub: "49 feff"},
+	{neg: true, i: -32768, mp: "d1 8000", cb: "39 7fff", ub: "49 8000"},
+	{neg: true, i: -32769, mp: "d2 ffff7fff", cb: "39 8000", ub: "6c ffff7fff"},
+	{neg: true, i: -65536, mp: "d2 ffff0000", cb: "39 ffff", ub: "6c ffff0000"},
+	{neg: true, i: -65537, mp: "d2 fffeffff", cb: "3a 00010000", ub: "6c fffeffff"},
+	{neg: true, i: math.MinInt32, mp: "d2 80000000", cb: "3a 7fffffff", ub: "6c 80000000"},
+	{neg: true, i: math.MinInt32 - 1, mp: "d3 ffffffff7fffffff", cb: "3a 80000000", ub: "4c ffffffff7fffffff"},
+	{neg: true, i: -1 << 32, mp: "d3 ffffffff00000000", cb: "3a ffffffff", ub: "4c ffffffff00000000"},
+	{neg: true, i: -1<<32 - 1, mp: "d3 fffffffeffffffff", cb: "3b 0000000100000000", ub: "4c fffffffeffffffff"},
+	{neg: true, i: -1 << 53, mp: "d3 ffe0000000000000", cb: "3b 001fffffffffffff", ub: "4c ffe0000000000000"},
+	{neg: true, i: math.MinInt64, mp: "d3 8000000000000000", cb: "3b 7fffffffffffffff", ub: "4c 8000000000000000"},
 }...)
 
 // refHead writes a container head (n < 16) or a small string, independently of the codec.
@@ -103,7 +107,15 @@ func refArray(s Serializer, n int) []byte {
 	case CBOR:
 		return []byte{0x80 | byte(n)}
 	}
-	return []byte("[")
+	return []byte("[") // JSON and UBJSON
+}
+
+// refClose closes a list (JSON and UBJSON write no count).
+func refClose(s Serializer, b []byte) []byte {
+	if s == JSON || s == UBJSON {
+		return append(b, ']')
+	}
+	return b
 }
 
 func refStr(s Serializer, v string) []byte {
@@ -112,6 +124,8 @@ func refStr(s Serializer, v string) []byte {
 		return append([]byte{0xa0 | byte(len(v))}, v...)
 	case CBOR:
 		return append([]byte{0x60 | byte(len(v))}, v...)
+	case UBJSON:
+		return append([]byte{'S', 'U', byte(len(v))}, v...)
 	}
 	return []byte(strconv.Quote(v))
 }
@@ -122,6 +136,8 @@ func refSmall(s Serializer, v uint8) []byte { // a type code: < 128
 		return []byte(strconv.Itoa(int(v)))
 	case s == CBOR && v >= 24:
 		return []byte{0x18, v}
+	case s == UBJSON:
+		return []byte{'U', v}
 	}
 	return []byte{v}
 }
@@ -133,6 +149,8 @@ func refMap1(s Serializer, key string, val []byte) []byte {
 		return append(append([]byte{0x81}, refStr(s, key)...), val...)
 	case CBOR:
 		return append(append([]byte{0xa1}, refStr(s, key)...), val...)
+	case UBJSON:
+		return append(append(append([]byte{'{', 'U', byte(len(key))}, key...), val...), '}')
 	}
 	return []byte("{" + strconv.Quote(key) + ":" + string(val) + "}")
 }
@@ -144,7 +162,7 @@ func refEmptyMap(s Serializer) []byte {
 	case CBOR:
 		return []byte{0xa0}
 	}
-	return []byte("{}")
+	return []byte("{}") // JSON and UBJSON
 }
 
 // refMessage joins the encoded elements of a message (type code first).
@@ -156,10 +174,7 @@ func refMessage(s Serializer, elems ...[]byte) []byte {
 		}
 		out = append(out, e...)
 	}
-	if s == JSON {
-		out = append(out, ']')
-	}
-	return out
+	return refClose(s, out)
 }
 
 // TestAppendIDsSmallestForm checks the exact bytes of every integer element of every
@@ -304,6 +319,10 @@ func TestTranscodeIntsSmallestForm(t *testing.T) {
 				srcs = append(srcs, append([]byte{0x1b}, be64(c.u)...))
 			case from == CBOR:
 				srcs = append(srcs, append([]byte{0x3b}, be64(uint64(-1-c.i))...))
+			case from == UBJSON && c.neg:
+				srcs = append(srcs, append([]byte{'L'}, be64(uint64(c.i))...))
+			case from == UBJSON && c.u <= math.MaxInt64:
+				srcs = append(srcs, append([]byte{'L'}, be64(c.u)...))
 			}
 			for _, src := range srcs {
 				for _, to := range allSerializers {
@@ -318,12 +337,12 @@ func TestTranscodeIntsSmallestForm(t *testing.T) {
 					if want := c.enc(to); !bytes.Equal(got, want) {
 						t.Errorf("%s->%s %x (%s): got %x, want %x", from, to, src, c.json(), got, want)
 					}
-					list := append(refArray(from, 2), append(refStr(from, "x"), src...)...)
+					list := refClose(from, append(refArray(from, 2), append(refStr(from, "x"), src...)...))
 					if from == JSON {
 						list = []byte(`["x",` + string(src) + `]`)
 					}
 					got, err = Transcode(nil, to, list, from)
-					want := append(refArray(to, 2), append(refStr(to, "x"), c.enc(to)...)...)
+					want := refClose(to, append(refArray(to, 2), append(refStr(to, "x"), c.enc(to)...)...))
 					if to == JSON {
 						want = []byte(`["x",` + c.json() + `]`)
 					}

@@ -336,7 +336,7 @@ func appendDict(dst []byte, s Serializer, m *Message) ([]byte, error) {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendStr(dst, s, k.name)
+		dst = appendKey(dst, s, k.name)
 		if s == JSON {
 			dst = append(dst, ':')
 		}
@@ -353,8 +353,5 @@ func appendDict(dst []byte, s Serializer, m *Message) ([]byte, error) {
 			dst = appendInt(dst, s, d.Timeout)
 		}
 	}
-	if s == JSON {
-		dst = append(dst, '}')
-	}
-	return dst, nil
+	return appendEnd(dst, s, '}'), nil
 }

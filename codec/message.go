@@ -1,4 +1,5 @@
-// Package codec holds the WAMP message model and its serializers (JSON, MessagePack, CBOR).
+// Package codec holds the WAMP message model and its serializers (JSON, MessagePack, CBOR,
+// UBJSON, Flatbuffers).
 //
 // Decoding is zero-copy: a decoded Message aliases the input buffer, and the payload
 // (Arguments, ArgumentsKw) stays as raw encoded bytes so that the router can forward it
@@ -65,12 +66,18 @@ const (
 	JSON    Serializer = 1
 	MsgPack Serializer = 2
 	CBOR    Serializer = 3
+	UBJSON  Serializer = 4
+	// Flatbuffers messages are typed tables whose Raw values are CBOR: see flatbuf.go.
+	// It has no batched WebSocket variant.
+	Flatbuffers Serializer = 5
 )
 
 // NumSerializers bounds the Serializer values; arrays indexed by Serializer use it.
-const NumSerializers = 4
+const NumSerializers = 6
 
-// String returns the WAMP name of the serializer ("json", "msgpack", "cbor").
+// String returns the WAMP name of the serializer ("json", "msgpack", "cbor", "ubjson",
+// "flatbuffers").
+// Safe for concurrent use.
 func (s Serializer) String() string {
 	switch s {
 	case JSON:
@@ -79,8 +86,31 @@ func (s Serializer) String() string {
 		return "msgpack"
 	case CBOR:
 		return "cbor"
+	case UBJSON:
+		return "ubjson"
+	case Flatbuffers:
+		return "flatbuffers"
 	}
 	return fmt.Sprintf("serializer(%d)", uint8(s))
+}
+
+// Serializers lists every serializer this build speaks, in RawSocket id order: the default
+// of a listener and of tools that enumerate them. Safe for concurrent use.
+func Serializers() []Serializer { return []Serializer{JSON, MsgPack, CBOR, UBJSON, Flatbuffers} }
+
+// Valid reports whether s is a serializer this build speaks (For accepts it). Safe for
+// concurrent use.
+func (s Serializer) Valid() bool { return s >= JSON && s <= Flatbuffers }
+
+// ParseSerializer returns the serializer named name ("json", "msgpack", "cbor",
+// "ubjson", "flatbuffers": Serializer.String's names). Safe for concurrent use.
+func ParseSerializer(name string) (Serializer, bool) {
+	for _, s := range Serializers() {
+		if s.String() == name {
+			return s, true
+		}
+	}
+	return 0, false
 }
 
 // Raw is one encoded value (a list or a dict) in the bytes of the serializer of the

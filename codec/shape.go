@@ -500,10 +500,11 @@ func encErr(s Serializer, format string, args ...any) error {
 	return fmt.Errorf("codec: %s: encode: %s", s, fmt.Sprintf(format, args...))
 }
 
-// For returns the codec for s (JSON, MsgPack or CBOR). It panics on an unknown
+// For returns the codec for s (JSON, MsgPack, CBOR, UBJSON or Flatbuffers; the decode
+// rules below are those of the first four, Flatbuffers' are in flatbuf.go). It panics on an unknown
 // serializer. The returned codecs are stateless and safe for concurrent use.
 //
-// Decode rules common to all three codecs:
+// Decode rules common to all the codecs:
 //   - the message is one list whose first element is a known type code; element count and
 //     element types follow the WAMP spec for that type (ids are integers in [0, 2^53],
 //     ERROR's REQUEST.Type an integer in [0, 255], URIs strings, Details/Options dicts,
@@ -529,6 +530,10 @@ func For(s Serializer) Codec {
 		return msgpackCodec{}
 	case CBOR:
 		return cborCodec{}
+	case UBJSON:
+		return ubjsonCodec{}
+	case Flatbuffers:
+		return flatbufCodec{}
 	}
 	panic(fmt.Sprintf("codec: unknown serializer %d", uint8(s)))
 }

@@ -19,7 +19,8 @@ var (
 // Transcode appends src, one value (typically Arguments or ArgumentsKw) encoded with from,
 // re-encoded with to, and returns the extended slice. It streams tokens from a reader of
 // from to a writer of to without building Go values and does not allocate beyond growing
-// dst. With to == from it appends src unchanged.
+// dst. With to == from it appends src unchanged. Flatbuffers stands for its payload
+// serializer, CBOR (see flatbuf.go), here as in DecodeValue, AppendValue and FirstElement.
 //
 // Value mapping: integers stay integers (non-negative ones in the smallest unsigned form),
 // floats stay floats (JSON output always has a '.' or an exponent), strings, booleans and
@@ -35,9 +36,10 @@ var (
 //
 // Safe for concurrent use.
 func Transcode(dst []byte, to Serializer, src Raw, from Serializer) ([]byte, error) {
-	if to < JSON || to > CBOR || from < JSON || from > CBOR {
+	if to < JSON || to > Flatbuffers || from < JSON || from > Flatbuffers {
 		return dst, encErr(to, "transcode %s to %s: %v", from, to, errNotValid)
 	}
+	to, from = payloadSer(to), payloadSer(from)
 	if to == from {
 		return append(dst, src...), nil
 	}
@@ -62,6 +64,13 @@ func Transcode(dst []byte, to Serializer, src Raw, from Serializer) ([]byte, err
 		if err == nil && i != len(src) {
 			err = errSyntax
 		}
+	case UBJSON:
+		var i int
+		if len(src) == 0 {
+			err = errEOF
+		} else if dst, i, err = tcUBJSON(dst, to, src, 1, src[0], 0); err == nil && i != len(src) {
+			err = errSyntax
+		}
 	}
 	if err != nil {
 		return dst[:orig], wrap(from, "transcode to "+to.String(), err)
@@ -78,13 +87,19 @@ func moveDown(dst []byte, p, q int) []byte {
 // tcJSONString writes the JSON string at b[i] (raw content [s, e)) to a binary target.
 func tcJSONString(dst []byte, to Serializer, b []byte, s, e int, esc, isKey bool) ([]byte, error) {
 	if !esc {
+		if isKey {
+			return appendKeyBytes(dst, to, b[s:e]), nil
+		}
 		return appendStrBytes(dst, to, b[s:e]), nil
 	}
 	p := len(dst)
 	dst = junescape(dst, b[s:e])
 	q := len(dst)
 	content := dst[p:q]
-	if isKey || len(content) == 0 || content[0] != 0 {
+	if isKey {
+		return moveDown(appendKeyBytes(dst, to, content), p, q), nil
+	}
+	if len(content) == 0 || content[0] != 0 {
 		return moveDown(appendStrBytes(dst, to, content), p, q), nil
 	}
 	var err error
@@ -146,7 +161,7 @@ func tcJSON(dst []byte, to Serializer, b []byte, i, depth int) ([]byte, int, err
 			}
 			i = jws(b, i)
 		}
-		return dst, i + 1, nil // ']' or '}'
+		return appendEnd(dst, to, b[i]), i + 1, nil // ']' or '}'
 	case 't':
 		i, err := jliteral(b, i, "true")
 		return appendBool(dst, to, true), i, err
@@ -242,9 +257,11 @@ func tcMsgpack(dst []byte, to Serializer, b []byte, depth int) ([]byte, []byte, 
 				if msgp.NextType(b) != msgp.StrType {
 					return dst, nil, errKey
 				}
+				p := len(dst)
 				if dst, b, err = tcMsgpack(dst, to, b, depth+1); err != nil {
 					return dst, nil, err
 				}
+				dst = ubjKeyFromStr(dst, to, p)
 				if to == JSON {
 					dst = append(dst, ':')
 				}
@@ -361,7 +378,7 @@ func tcCBOR(dst []byte, to Serializer, b []byte, i, depth int) ([]byte, int, err
 			per = 2
 		}
 		n := arg
-		if info == cborIndef && to != JSON {
+		if info == cborIndef && to != JSON && to != UBJSON { // these two need no count
 			c, err := cborCount(b, i, per, depth)
 			if err != nil {
 				return dst, 0, err
@@ -391,9 +408,11 @@ func tcCBOR(dst []byte, to Serializer, b []byte, i, depth int) ([]byte, int, err
 				if i >= len(b) || b[i]&0xe0 != cborText {
 					return dst, 0, errKey
 				}
+				p := len(dst)
 				if dst, i, err = tcCBOR(dst, to, b, i, depth+1); err != nil {
 					return dst, 0, err
 				}
+				dst = ubjKeyFromStr(dst, to, p)
 				if to == JSON {
 					dst = append(dst, ':')
 				}

@@ -20,6 +20,7 @@ import (
 // (MessagePack fixext 1 type 0 data 0) are nil. Errors wrap ErrInvalid. Safe for
 // concurrent use.
 func DecodeValue(s Serializer, raw Raw) (any, error) {
+	s = payloadSer(s)
 	var v any
 	var err error
 	switch s {
@@ -39,6 +40,13 @@ func DecodeValue(s Serializer, raw Raw) (any, error) {
 		var i int
 		v, i, err = cbValue(raw, 0, 0)
 		if err == nil && i != len(raw) {
+			err = errSyntax
+		}
+	case UBJSON:
+		var i int
+		if len(raw) == 0 {
+			err = errEOF
+		} else if v, i, err = ubjValue(raw, 1, raw[0], 0); err == nil && i != len(raw) {
 			err = errSyntax
 		}
 	default:
@@ -353,9 +361,10 @@ func cbValue(b []byte, i, depth int) (any, int, error) {
 // channels, ...) and NaN/infinities in JSON are errors (not wrapping ErrInvalid). Safe for
 // concurrent use.
 func AppendValue(dst []byte, s Serializer, v any) ([]byte, error) {
-	if s < JSON || s > CBOR {
+	if s < JSON || s > Flatbuffers {
 		return dst, encErr(s, "%v", errNotValid)
 	}
+	s = payloadSer(s)
 	orig := len(dst)
 	dst, err := appendAny(dst, s, v, 0)
 	if err != nil {
@@ -427,7 +436,7 @@ func appendAny(dst []byte, s Serializer, v any, depth int) ([]byte, error) {
 			if s == JSON && i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendStr(dst, s, k)
+			dst = appendKey(dst, s, k)
 			if s == JSON {
 				dst = append(dst, ':')
 			}
@@ -504,7 +513,7 @@ func appendReflect(dst []byte, s Serializer, rv reflect.Value, depth int) ([]byt
 			if s == JSON && i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendStr(dst, s, k.String())
+			dst = appendKey(dst, s, k.String())
 			if s == JSON {
 				dst = append(dst, ':')
 			}

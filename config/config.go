@@ -84,7 +84,7 @@ type Listener struct {
 	Kind           string       `json:"kind" default:"universal" enum:"universal,websocket,rawsocket,unix" doc:"universal: WebSocket at path, RawSocket (first byte 0x7F) and the status page on one port; websocket: WebSocket only; rawsocket: RawSocket only; unix: universal on a Unix domain socket."`
 	Path           string       `json:"path" default:"/ws" doc:"WebSocket path (kinds universal, websocket and unix)."`
 	TLS            *TLS         `json:"tls" doc:"Serve TLS on this listener; left out: plain TCP."`
-	Serializers    []string     `json:"serializers" default:"json,msgpack,cbor" enum:"json,msgpack,cbor" doc:"Serializers a client may pick (WebSocket subprotocols wamp.2.NAME and wamp.2.NAME.batched; RawSocket serializer ids 1, 2, 3)."`
+	Serializers    []string     `json:"serializers" default:"json,msgpack,cbor,ubjson,flatbuffers" enum:"json,msgpack,cbor,ubjson,flatbuffers" doc:"Serializers a client may pick (WebSocket subprotocols wamp.2.NAME and wamp.2.NAME.batched, flatbuffers without .batched; RawSocket serializer ids json 1, msgpack 2, cbor 3, ubjson 4, flatbuffers 5)."`
 	MaxMessageSize int          `json:"max_message_size" default:"1048576" env:"SWITCHYARD_LISTENERS_{i}_MAX_MESSAGE_SIZE" doc:"Largest inbound message in bytes."`
 	PingInterval   Duration     `json:"ping_interval" default:"10s" env:"SWITCHYARD_LISTENERS_{i}_PING_INTERVAL" doc:"Send a ping after a connection has been idle this long."`
 	PingTimeout    Duration     `json:"ping_timeout" default:"5s" env:"SWITCHYARD_LISTENERS_{i}_PING_TIMEOUT" doc:"Close a connection whose ping is not answered within this."`

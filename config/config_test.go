@@ -55,7 +55,7 @@ func TestDefault(t *testing.T) {
 	u, r := c.Listeners[0], c.Listeners[1]
 	if u.Address != ":8080" || u.Kind != KindUniversal || u.Path != "/ws" || u.MaxMessageSize != 1<<20 ||
 		time.Duration(u.PingInterval) != 10*time.Second || time.Duration(u.PingTimeout) != 5*time.Second ||
-		!reflect.DeepEqual(u.Serializers, []string{"json", "msgpack", "cbor"}) ||
+		!reflect.DeepEqual(u.Serializers, []string{"json", "msgpack", "cbor", "ubjson", "flatbuffers"}) ||
 		!reflect.DeepEqual(u.Auth, []string{"anonymous"}) || u.TLS != nil {
 		t.Errorf("universal listener: %+v", u)
 	}
@@ -215,7 +215,7 @@ func TestTypeErrors(t *testing.T) {
 func TestAbsentKeysTakeDefaults(t *testing.T) {
 	c := parse(t, "listeners: [{address: ':9'}, {address: ':10', max_message_size: 0, tls: {cert_file: c, key_file: k}}]\nrealms: [{name: r, auth: {cookie: {}, wampcra: [{authid: a, secret: s, role: x}]}, roles: [{name: x, permissions: [{uri: a.b}]}]}]", FormatYAML)
 	l := c.Listeners[0]
-	if l.Kind != KindUniversal || l.Path != "/ws" || l.MaxMessageSize != 1<<20 || len(l.Serializers) != 3 || l.Auth != nil || l.TLS != nil {
+	if l.Kind != KindUniversal || l.Path != "/ws" || l.MaxMessageSize != 1<<20 || len(l.Serializers) != 5 || l.Auth != nil || l.TLS != nil {
 		t.Errorf("listener defaults: %+v", l)
 	}
 	if c.Listeners[1].MaxMessageSize != 0 || c.Listeners[1].TLS.MinVersion != "1.2" {

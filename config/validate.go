@@ -214,7 +214,7 @@ func (v *validator) listener(l *Listener, p string) {
 		v.add(p+".path", "must start with /, got %q", l.Path)
 	}
 	if len(l.Serializers) == 0 {
-		v.add(p+".serializers", "at least one serializer (json, msgpack, cbor)")
+		v.add(p+".serializers", "at least one serializer (json, msgpack, cbor, ubjson, flatbuffers)")
 	}
 	if l.MaxMessageSize <= 0 {
 		v.add(p+".max_message_size", "must be a positive number of bytes, got %d", l.MaxMessageSize)

@@ -101,7 +101,7 @@ func TestValidateRules(t *testing.T) {
 		{"kind", func(c *Config) { c.Listeners[0].Kind = "tcp" }, func(c *Config) { c.Listeners[0].Kind = KindWebSocket }, "listeners[0].kind", `"tcp" is not one of universal, websocket, rawsocket, unix`},
 		{"path", func(c *Config) { c.Listeners[0].Path = "ws" }, func(c *Config) { c.Listeners[0].Path = "/" }, "listeners[0].path", "must start with /"},
 		{"serializer name", func(c *Config) { c.Listeners[0].Serializers = []string{"json", "xml"} },
-			func(c *Config) { c.Listeners[0].Serializers = []string{"cbor"} }, "listeners[0].serializers[1]", `"xml" is not one of json, msgpack, cbor`},
+			func(c *Config) { c.Listeners[0].Serializers = []string{"cbor"} }, "listeners[0].serializers[1]", `"xml" is not one of json, msgpack, cbor, ubjson, flatbuffers`},
 		{"status page", func(c *Config) { c.Listeners[0].StatusPage = "verbose" }, func(c *Config) { c.Listeners[0].StatusPage = "off" }, "listeners[0].status_page", `"verbose" is not one of off, minimal, full`},
 		{"allowed origin pattern", func(c *Config) { c.Listeners[0].AllowedOrigins = []string{"*", "example.com"} },
 			func(c *Config) { c.Listeners[0].AllowedOrigins = []string{"https://*.example.com"} }, "listeners[0].allowed_origins[1]", "want \"*\", \"null\" or scheme://host[:port]"},

@@ -16,7 +16,7 @@
 // installs them (.ci/run) and a skip would hide a broken install. Install locally with
 //
 //	cd interop/js && npm ci
-//	sudo apt-get install python3-autobahn python3-msgpack python3-cbor2 python3-twisted python3-nacl
+//	sudo apt-get install python3-autobahn python3-msgpack python3-cbor2 python3-ubjson python3-twisted python3-nacl
 package interop
 
 import (
@@ -106,15 +106,15 @@ func detectPython() client {
 		// The Debian packages live in the system interpreter, not in a pyenv on PATH.
 		py = "/usr/bin/python3"
 	}
-	const install = "sudo apt-get install python3-autobahn python3-msgpack python3-cbor2 python3-twisted python3-nacl"
+	const install = "sudo apt-get install python3-autobahn python3-msgpack python3-cbor2 python3-ubjson python3-twisted python3-nacl"
 	if _, err := os.Stat(py); err != nil {
 		c.missing = fmt.Sprintf("AutobahnPython: %s not found; %s", py, install)
 		return c
 	}
 	// nacl (PyNaCl) is what autobahn.wamp.cryptosign needs (auth.py).
-	out, err := exec.Command(py, "-c", "import autobahn, msgpack, cbor2, twisted.internet, nacl; print(autobahn.__version__)").CombinedOutput()
+	out, err := exec.Command(py, "-c", "import autobahn, msgpack, cbor2, ubjson, twisted.internet, nacl; print(autobahn.__version__)").CombinedOutput()
 	if err != nil {
-		c.missing = fmt.Sprintf("AutobahnPython: `%s -c 'import autobahn, msgpack, cbor2, twisted.internet, nacl'` failed (%v: %s); %s",
+		c.missing = fmt.Sprintf("AutobahnPython: `%s -c 'import autobahn, msgpack, cbor2, ubjson, twisted.internet, nacl'` failed (%v: %s); %s",
 			py, err, strings.TrimSpace(string(out)), install)
 		return c
 	}
@@ -211,7 +211,7 @@ func startNodeConfig(t *testing.T, configure func(*node.Config)) *routerNode {
 type endpoint struct {
 	c          client
 	transport  string // "ws", "rs", "rsonly"
-	serializer string // "json", "msgpack", "cbor"
+	serializer string // "json", "msgpack", "cbor", "ubjson"
 	// framework is AutobahnPython's networking flavour: "asyncio", "twisted", or "" for
 	// the script's default (asyncio on WebSocket, Twisted on RawSocket: the asyncio
 	// RawSocket client of autobahn 22.7.1 is broken, crossbario/autobahn-python#1592).
@@ -394,7 +394,7 @@ func TestAutobahnPython(t *testing.T) {
 	rn := startNode(t)
 	var eps []endpoint
 	for _, tr := range []string{"ws", "rs", "rsonly"} {
-		for _, ser := range []string{"json", "msgpack", "cbor"} {
+		for _, ser := range []string{"json", "msgpack", "cbor", "ubjson"} {
 			eps = append(eps, endpoint{c: py, transport: tr, serializer: ser})
 		}
 	}
@@ -431,6 +431,10 @@ func TestCrossClient(t *testing.T) {
 		{ep(py, "rsonly", "json"), ep(js, "rs", "json")},
 		{ep(js, "ws", "json"), ep(js, "ws", "cbor")},
 		{ep(py, "ws", "msgpack"), ep(py, "rs", "json")},
+		// UBJSON (AutobahnPython only: AutobahnJS has no UBJSON serializer).
+		{ep(py, "ws", "ubjson"), ep(js, "ws", "cbor")},
+		{ep(js, "ws", "json"), ep(py, "rs", "ubjson")},
+		{ep(py, "rs", "ubjson"), ep(py, "ws", "msgpack")},
 	}
 	for _, p := range pairs {
 		t.Run(p.server.String()+"_serves_"+p.driver.String(), func(t *testing.T) {

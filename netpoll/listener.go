@@ -102,7 +102,7 @@ type Listener struct {
 	// how TLS conns run). It must hold a certificate or a GetCertificate /
 	// GetConfigForClient callback.
 	TLS *tls.Config
-	// Serializers a client may pick; nil or empty allows JSON, MessagePack and CBOR.
+	// Serializers a client may pick; nil or empty allows codec.Serializers().
 	// WebSocket offers only wamp.2.X and wamp.2.X.batched of these; a RawSocket
 	// handshake asking for another gets the "serializer unsupported" error reply.
 	Serializers []codec.Serializer
@@ -227,11 +227,11 @@ func newListener(i int, l Listener) (*listener, error) {
 	ln := &listener{Listener: l, index: i, origins: origins, minPage: minimalPage(l.Path)}
 	sers := l.Serializers
 	if len(sers) == 0 {
-		sers = []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR}
+		sers = codec.Serializers()
 	}
 	var names []string
 	for _, s := range sers {
-		if s < codec.JSON || s > codec.CBOR {
+		if !s.Valid() {
 			return nil, fmt.Errorf("listener %s: unsupported serializer %v", l.Name, s)
 		}
 		ln.sers |= 1 << s

@@ -54,7 +54,7 @@ func (c *Conn) readRSHandshake() int {
 	case hb[2] != 0 || hb[3] != 0:
 		ls.wbuf = append(ls.wbuf, rsMagic, rsErrReserved<<4, 0, 0)
 		c.protocolClose(0, "rawsocket handshake refused", errRSReserved)
-	case ser < byte(codec.JSON) || ser > byte(codec.CBOR) || !c.ln.allows(codec.Serializer(ser)):
+	case !codec.Serializer(ser).Valid() || !c.ln.allows(codec.Serializer(ser)):
 		ls.wbuf = append(ls.wbuf, rsMagic, rsErrSerializer<<4, 0, 0)
 		c.protocolClose(0, "rawsocket handshake refused", errRSSerializer, "serializer", ser)
 	default:

@@ -19,7 +19,7 @@ func TestRawSocketHandshakeAndEcho(t *testing.T) {
 	h := newEchoHandler()
 	s := startServer(t, Config{}, h) // MaxMessageSize 1 MiB -> nibble 11
 	for name, addr := range rsListeners(s) {
-		for _, ser := range []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR} {
+		for _, ser := range codec.Serializers() {
 			t.Run(name+"/"+ser.String(), func(t *testing.T) {
 				c := dialRS(t, addr)
 				rep := c.handshake(t, 15, byte(ser))
@@ -75,7 +75,7 @@ func TestRawSocketUnknownSerializer(t *testing.T) {
 	h := newEchoHandler()
 	s := startServer(t, Config{}, h)
 	for _, addr := range rsListeners(s) {
-		for _, ser := range []byte{0, 4, 15} {
+		for _, ser := range []byte{0, codec.NumSerializers, 15} {
 			c := dialRS(t, addr)
 			if rep := c.handshake(t, 3, ser); rep != [4]byte{0x7F, 1 << 4, 0, 0} {
 				t.Fatalf("serializer %d: reply %x", ser, rep)

@@ -44,9 +44,12 @@ var wsProtos = [...]wsProto{
 	{"wamp.2.json", codec.JSON, false},
 	{"wamp.2.msgpack", codec.MsgPack, false},
 	{"wamp.2.cbor", codec.CBOR, false},
+	{"wamp.2.ubjson", codec.UBJSON, false},
+	{"wamp.2.flatbuffers", codec.Flatbuffers, false}, // no batched variant
 	{"wamp.2.json.batched", codec.JSON, true},
 	{"wamp.2.msgpack.batched", codec.MsgPack, true},
 	{"wamp.2.cbor.batched", codec.CBOR, true},
+	{"wamp.2.ubjson.batched", codec.UBJSON, true},
 }
 
 var errNoSubprotocol = errors.New("no supported WAMP subprotocol")

@@ -28,7 +28,7 @@ type Listener struct {
 	Address        string // host:port (port 0: any free port, see Node.ListenerAddr) or socket path
 	Path           string // WebSocket path; default "/ws"
 	TLS            *TLSFiles
-	Serializers    []codec.Serializer // allowed; empty: JSON, MessagePack, CBOR
+	Serializers    []codec.Serializer // allowed; empty: codec.Serializers()
 	MaxMessageSize int                // largest inbound message, bytes; default 1 MiB
 	PingInterval   time.Duration      // ping after this much idle time; default 10s
 	PingTimeout    time.Duration      // close when a ping is not answered within this; default 5s

@@ -236,8 +236,7 @@ var msgPool = sync.Pool{New: func() any { return new(codec.Message) }}
 
 // codecOf returns the codec of ser, or an error for a serializer this build lacks.
 func codecOf(ser codec.Serializer) (codec.Codec, error) {
-	switch ser {
-	case codec.JSON, codec.MsgPack, codec.CBOR:
+	if ser.Valid() {
 		return codec.For(ser), nil
 	}
 	return nil, fmt.Errorf("unknown serializer %d", uint8(ser))

@@ -125,7 +125,13 @@ func dropListeners(cfg *config.Config, kind string) {
 }
 
 // serializerNames maps the config's serializer names to codec serializers.
-var serializerNames = map[string]codec.Serializer{"json": codec.JSON, "msgpack": codec.MsgPack, "cbor": codec.CBOR}
+var serializerNames = func() map[string]codec.Serializer {
+	m := map[string]codec.Serializer{}
+	for _, s := range codec.Serializers() {
+		m[s.String()] = s
+	}
+	return m
+}()
 
 // cookieStores keeps each realm's WAMP-Cookie store across config reloads (by realm and
 // file), so that a SIGHUP does not forget who the cookies belong to.

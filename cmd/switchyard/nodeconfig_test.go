@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/node"
 )
@@ -24,7 +25,7 @@ func TestDefaultConfigIsTheEmbeddedNode(t *testing.T) {
 	}
 	u, r := nc.Listeners[0], nc.Listeners[1]
 	if u.Kind != node.KindUniversal || u.Address != ":8080" || u.Path != "/ws" || u.TLS != nil ||
-		r.Kind != node.KindRawSocket || r.Address != ":8081" || len(u.Serializers) != 3 {
+		r.Kind != node.KindRawSocket || r.Address != ":8081" || !slices.Equal(u.Serializers, codec.Serializers()) {
 		t.Fatalf("listeners %+v", nc.Listeners)
 	}
 	for _, l := range nc.Listeners {

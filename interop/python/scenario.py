@@ -2,7 +2,7 @@
 """AutobahnPython interop scenario for switchyard. Run by interop/interop_test.go.
 
     /usr/bin/python3 scenario.py --role solo|serve|drive --url URL [--realm realm1]
-                                 [--serializer json|msgpack|cbor] [--prefix interop.x.]
+                                 [--serializer json|msgpack|cbor|ubjson] [--prefix interop.x.]
                                  [--framework auto|asyncio|twisted] [--timeout 20]
 
 URL is ws://host:port/path (WebSocket) or rs://host:port (RawSocket); wss:// and rss://
@@ -42,7 +42,7 @@ ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDe
 ap.add_argument("--role", default=os.environ.get("INTEROP_ROLE", "solo"), choices=["solo", "serve", "drive"])
 ap.add_argument("--url", default=os.environ.get("INTEROP_URL"))
 ap.add_argument("--realm", default=os.environ.get("INTEROP_REALM", "realm1"))
-ap.add_argument("--serializer", default=os.environ.get("INTEROP_SERIALIZER", "json"), choices=["json", "msgpack", "cbor"])
+ap.add_argument("--serializer", default=os.environ.get("INTEROP_SERIALIZER", "json"), choices=["json", "msgpack", "cbor", "ubjson"])
 ap.add_argument("--prefix", default=os.environ.get("INTEROP_PREFIX", "interop.py."))
 ap.add_argument("--framework", default=os.environ.get("INTEROP_FRAMEWORK", "auto"), choices=["auto", "asyncio", "twisted"])
 ap.add_argument("--timeout", type=float, default=float(os.environ.get("INTEROP_TIMEOUT", "20")))
@@ -341,6 +341,8 @@ def make_serializer():
         return s.JsonSerializer()
     if opts.serializer == "msgpack":
         return s.MsgPackSerializer()
+    if opts.serializer == "ubjson":
+        return s.UBJSONSerializer()  # py-ubjson (Debian python3-ubjson)
     return s.CBORSerializer()
 
 
