@@ -5,7 +5,12 @@ import (
 	"testing"
 )
 
+// seedDecode seeds a decoder's fuzz target: the WAMP spec vectors (when present), the
+// built-in sample messages and the known-bad messages carried to s.
 func seedDecode(f *testing.F, s Serializer) {
+	for _, b := range vectorInputs(f, s) {
+		f.Add(b)
+	}
 	for _, m := range sampleMessages(f, s) {
 		b, err := For(s).Append(nil, &m)
 		if err != nil {
