@@ -88,13 +88,15 @@ type Conn struct {
 	// Send that sees it needs no Wake (the loop drains after it anyway).
 	inTraffic atomic.Bool
 
-	state    atomic.Int32
-	reason   atomic.Int32
-	isOpen   atomic.Bool // OnOpen done (ticker reads it; fields below are then immutable)
-	lastRead atomic.Int64
-	pingAt   atomic.Int64 // when the outstanding keepalive ping was queued; 0 = none
-	born     int64
-	ctx      atomic.Pointer[ctxBox]
+	state  atomic.Int32
+	reason atomic.Int32
+	isOpen atomic.Bool // OnOpen done (ticker reads it; fields below are then immutable)
+	// established: the Handler said the WAMP session is up (Established).
+	established atomic.Bool
+	lastRead    atomic.Int64
+	pingAt      atomic.Int64 // when the outstanding keepalive ping was queued; 0 = none
+	born        int64
+	ctx         atomic.Pointer[ctxBox]
 
 	// Fixed before OnOpen (published by isOpen / the Handler).
 	transport string
@@ -122,6 +124,11 @@ type Conn struct {
 }
 
 type ctxBox struct{ v any }
+
+// Established tells the server that the conn's WAMP session is up (WELCOME sent): with
+// Config.AwaitSession, a conn not established within its listener's HandshakeTimeout is
+// closed. Safe for concurrent use.
+func (c *Conn) Established() { c.established.Store(true) }
 
 // Serializer returns the negotiated serializer. Safe for concurrent use.
 func (c *Conn) Serializer() codec.Serializer { return c.ser }
@@ -417,6 +424,8 @@ func (c *Conn) onClosed(err error) {
 		reported = ErrSlowConsumer
 	case c.reason.Load() == reasonPingTimeout:
 		reported = errPingTimeout
+	case c.reason.Load() == reasonHandshakeTimeout:
+		reported = errHandshakeTimeout
 	case c.closeErr != nil:
 		reported = c.closeErr
 	case c.phase == phaseDone:

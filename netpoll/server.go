@@ -100,6 +100,11 @@ type Config struct {
 	// every 5s); existing conns are not affected. 0 or less selects
 	// DefaultMaxConnections(), which keeps the process below its descriptor limit.
 	MaxConnections int
+	// AwaitSession makes the WAMP opening handshake part of each listener's
+	// HandshakeTimeout: a conn that the Handler has not marked Established (its session
+	// welcomed) within it is closed. Without it only the transport handshakes are
+	// timed, for Handlers that have no session to wait for.
+	AwaitSession bool
 }
 
 // Stats is a snapshot of the server counters (see Server.Stats).
@@ -114,6 +119,7 @@ type Stats struct {
 	MessagesIn         uint64 // WAMP messages delivered to Handler.OnMessage
 	MessagesOut        uint64 // WAMP messages (not control frames) handed to sockets
 	RefusedAtCap       uint64 // connections closed at accept because MaxConnections were held
+	HandshakeTimeouts  uint64 // connections closed for not finishing their handshakes in time (Listener.HandshakeTimeout)
 }
 
 // Errors returned by Conn.Send.
@@ -172,6 +178,7 @@ type Server struct {
 	accepted   atomic.Uint64
 	open       atomic.Int64
 	slowClosed atomic.Uint64
+	hsTimeouts atomic.Uint64
 	protoErrs  atomic.Uint64
 }
 
@@ -236,7 +243,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 			return nil, fmt.Errorf("netpoll: %w", err)
 		}
 		s.lns = append(s.lns, ln)
-		s.sweepEvery = min(s.sweepEvery, ln.PingInterval/4, ln.PingTimeout/4)
+		s.sweepEvery = min(s.sweepEvery, ln.PingInterval/4, ln.PingTimeout/4, ln.HandshakeTimeout/4)
 	}
 	s.cfg.Listeners = nil
 	s.sweepEvery = max(s.sweepEvery, 5*time.Millisecond)
@@ -393,6 +400,7 @@ func (s *Server) Stats() Stats {
 		OverOutboundLimit:  int64(s.overLimit.Size()),
 		ProtocolErrors:     s.protoErrs.Load(),
 		RefusedAtCap:       s.refused.Load(),
+		HandshakeTimeouts:  s.hsTimeouts.Load(),
 	}
 	add := func(l *loopState) {
 		st.BytesIn += l.bytesIn.Load()

@@ -158,7 +158,8 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		path := fmt.Sprintf("listeners[%d]", i)
 		nl := node.Listener{Name: path, AuthMethods: l.Auth, Kind: l.Kind, Address: l.Address, Path: l.Path, MaxMessageSize: l.MaxMessageSize,
 			PingInterval: time.Duration(l.PingInterval), PingTimeout: time.Duration(l.PingTimeout),
-			StatusPage: l.StatusPage, AllowedOrigins: l.AllowedOrigins}
+			HandshakeTimeout: time.Duration(l.HandshakeTimeout),
+			StatusPage:       l.StatusPage, AllowedOrigins: l.AllowedOrigins}
 		if l.Kind == config.KindUnix {
 			nl.Kind, nl.Network = node.KindUniversal, "unix"
 		}
