@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/internal/testpki"
 	"github.com/switchyard-wamp/switchyard/proxy"
 )
 
@@ -98,8 +100,13 @@ func waitClosed(c net.Conn, limit time.Duration) (time.Time, error) {
 func TestHandshakeTimeoutEveryStage(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	ticket := "s3cret"
+	certFile, keyFile, _, err := testpki.MustCA("handshake test CA").ServerFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := startNode(t, func(c *Config) {
 		c.Auth = map[string]*proxy.RealmAuth{"realm1": {Tickets: map[string]proxy.TicketPrincipal{"joe": {Ticket: ticket, Role: "user"}}}}
+		c.Listeners = append(c.Listeners, Listener{Address: "127.0.0.1:0", TLS: &TLSFiles{CertFile: certFile, KeyFile: keyFile}})
 		for i := range c.Listeners {
 			c.Listeners[i].HandshakeTimeout = timeout
 			c.Listeners[i].PingInterval = time.Minute // keepalive must not be what closes them
@@ -130,6 +137,25 @@ func TestHandshakeTimeoutEveryStage(t *testing.T) {
 		}
 		defer c.Close()
 		all = append(all, stalled{st.name, born, func(d time.Duration) (time.Time, error) { return waitClosed(c, d) }})
+	}
+	// TLS: nothing sent (the TLS handshake times out), and TLS done but nothing more.
+	tlsAddr := n.Server.Addr(2).String()
+	for _, finish := range []bool{false, true} {
+		born := time.Now()
+		raw, err := net.Dial("tcp", tlsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		c, name := raw, "tls-nothing-sent"
+		if finish {
+			tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
+			if err := tc.HandshakeContext(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+			c, name = tc, "tls-done-nothing-more"
+		}
+		all = append(all, stalled{name, born, func(d time.Duration) (time.Time, error) { return waitClosed(c, d) }})
 	}
 	// HELLO sent, CHALLENGE never answered.
 	tr, err := client.Dial(ctxT(t), n.RawSocketURL(), codec.JSON)
