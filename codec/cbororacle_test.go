@@ -22,7 +22,8 @@ import (
 //   - duplicate map keys: the oracle refuses them, so that we know the input has one (ours
 //     keeps the last: then only the refusal side is compared);
 //   - text strings are not checked for UTF-8 by ours (the router forwards payloads
-//     untouched and JSON output escapes what it must), so the oracle does not check either.
+//     untouched; no decoder of ours checks it, and Transcode to JSON copies the bytes as
+//     they are), so the oracle does not check either.
 //
 // Differences by design, told apart by what the oracle returns:
 //   - ours refuses simple values other than false/true/null/undefined and maps with non-
