@@ -383,8 +383,21 @@ func (c *Conn) slowConsumer(backlog int64, reason string) {
 			"transport", c.transport, "reason", reason, "backlog_bytes", backlog, "over_limit_for", over,
 			"limit", s.cfg.OutboundLimit, "hard_limit", s.cfg.OutboundHardLimit, "write_deadline", s.cfg.WriteDeadline)
 	}
+	if t, ok := c.gc.(*tlsConn); ok {
+		abortOnClose(t.raw) // a net.Conn: safe from any goroutine
+	}
 	if !s.stopped.Load() {
 		_ = c.gc.Close()
+	}
+}
+
+// abortOnClose makes the coming close of a slow consumer's socket a reset (SO_LINGER 0):
+// the kernel drops what it still holds for the peer (up to its send buffer, MBs) at once,
+// instead of trickling it to a peer that does not read for as long as the peer keeps its
+// window open. s is a *net.TCPConn or a gnet.Conn; other kinds are left as they are.
+func abortOnClose(s any) {
+	if l, ok := s.(interface{ SetLinger(int) error }); ok {
+		_ = l.SetLinger(0)
 	}
 }
 
@@ -400,6 +413,11 @@ func (c *Conn) onClosed(err error) {
 		st = c.state.Load()
 		if st == stSlow || c.state.CompareAndSwap(st, stClosed) {
 			break
+		}
+	}
+	if st == stSlow {
+		if g, ok := c.gc.(gnet.Conn); ok {
+			abortOnClose(g) // on the loop, before gnet closes the descriptor
 		}
 	}
 	s := c.srv

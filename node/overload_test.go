@@ -191,6 +191,7 @@ func TestSlowConsumerOverload(t *testing.T) {
 	before := n.Server.Stats().SlowConsumerClosed
 	var closeTimes []time.Duration // from each slow subscriber's SUBSCRIBED to the counter moving
 	var readSlowly int64
+	var seenAfter time.Duration // the longest a slow client took to see its connection end
 	stopSlow := make(chan struct{})
 	slowDone := make(chan error, 1)
 	go func() {
@@ -211,7 +212,17 @@ func TestSlowConsumerOverload(t *testing.T) {
 				}
 			}
 			seen++
-			closeTimes = append(closeTimes, time.Since(since))
+			policy := time.Now()
+			closeTimes = append(closeTimes, policy.Sub(since))
+			// The node resets the connection: what the kernel held for it is dropped,
+			// so the client learns it at once rather than after reading all of it.
+			select {
+			case at := <-slow.closed:
+				seenAfter = max(seenAfter, at.Sub(policy))
+			case <-time.After(2 * time.Second):
+				slowDone <- fmt.Errorf("slow subscriber %d still connected 2s after the policy closed it (read %d events)", len(closeTimes), slow.read.Load())
+				return
+			}
 			readSlowly += slow.read.Load()
 		}
 	}()
@@ -224,9 +235,7 @@ func TestSlowConsumerOverload(t *testing.T) {
 		t.Fatalf("no slow subscriber was closed; stats %+v", n.Server.Stats())
 	}
 	// The node closed them: only the fast subscribers, the publisher and the last slow
-	// one (not yet over its deadline, or closed just now) are open. (A client itself
-	// sees the close only once what the kernel had already accepted for it trickles in
-	// through its small receive window.)
+	// one (not yet over its deadline, or closed just now) are open.
 	waitFor(t, func() bool { return n.Server.Stats().Open <= int64(fast+2) })
 	st := n.Server.Stats()
 	if got := st.SlowConsumerClosed - before; got < uint64(len(closeTimes)) {
@@ -235,8 +244,8 @@ func TestSlowConsumerOverload(t *testing.T) {
 	slices.Sort(closeTimes)
 	t.Logf("overload: %d events/s of %d bytes for %v per phase, %d fast subscribers; the slow one reads one event every %v (%dx slower)",
 		rate, size, phase, fast, slowEvery, rate*int(slowEvery)/int(time.Second))
-	t.Logf("%d slow subscribers in a row, each closed by the policy %v to %v after it subscribed (soft limit 64 KiB, write deadline %v, hard limit %d KiB); they read %d of the %d events; slow_consumer_closed %d -> %d",
-		len(closeTimes), closeTimes[0].Round(time.Millisecond), closeTimes[len(closeTimes)-1].Round(time.Millisecond), deadline, hard>>10, readSlowly, pubB, before, st.SlowConsumerClosed)
+	t.Logf("%d slow subscribers in a row, each closed by the policy %v to %v after it subscribed (soft limit 64 KiB, write deadline %v, hard limit %d KiB); they read %d of the %d events; each saw its connection end at most %v after; slow_consumer_closed %d -> %d",
+		len(closeTimes), closeTimes[0].Round(time.Millisecond), closeTimes[len(closeTimes)-1].Round(time.Millisecond), deadline, hard>>10, readSlowly, pubB, seenAfter.Round(time.Millisecond), before, st.SlowConsumerClosed)
 	t.Logf("heap in use: idle %.1f MiB, peak without slow subscribers %.1f MiB, with them %.1f MiB",
 		mib(base), mib(peakA), mib(peakB))
 	t.Logf("fast subscribers' received events/s: without slow subscribers %s (%d events), with them %s (%d events), all received",
