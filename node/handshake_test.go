@@ -219,13 +219,14 @@ type floodResult struct {
 // joined publisher and subscriber exchange events at a fixed rate. Every stalled
 // connection must be closed within the timeout plus slack, the subscriber must get every
 // event, and the heap must come back down. SWITCHYARD_FLOOD=N sets the number (default
-// 2000; the figure is 10000).
+// 2000; the figure is 10000) and runs a second flood, which must not grow the heap.
 func TestHandshakeFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a flood of connections: not in -short")
 	}
-	count := 2000
+	count, rounds := 2000, 1
 	if v := os.Getenv("SWITCHYARD_FLOOD"); v != "" {
+		rounds = 2
 		var err error
 		if count, err = strconv.Atoi(v); err != nil {
 			t.Fatalf("SWITCHYARD_FLOOD=%q: %v", v, err)
@@ -294,43 +295,63 @@ func TestHandshakeFlood(t *testing.T) {
 	before, t0 := heap(), time.Now()
 	baseRate := rate(t0.Add(-time.Second), t0)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFloodClientProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), "SWITCHYARD_FLOOD_CLIENT="+strings.Join([]string{
-		strconv.Itoa(count), n.Server.UniversalAddr().String(), n.Server.RawSocketAddr().String(),
-		(timeout + 10*time.Second).String()}, ","))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var res floodResult
-	var during uint64
-	var dialedAt, closedAt time.Time
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "FLOOD DIALED"):
-			dialedAt = time.Now()
-			during = heap()
-		case strings.HasPrefix(line, "FLOOD RESULT "):
-			closedAt = time.Now()
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "FLOOD RESULT ")), &res); err != nil {
-				t.Fatal(err)
+	// flood runs one flood from a child process and returns its result, the heap with
+	// every stalled connection open, and when the last one was closed.
+	flood := func() (res floodResult, during uint64, closedAt time.Time) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFloodClientProcess$", "-test.v")
+		cmd.Env = append(os.Environ(), "SWITCHYARD_FLOOD_CLIENT="+strings.Join([]string{
+			strconv.Itoa(count), n.Server.UniversalAddr().String(), n.Server.RawSocketAddr().String(),
+			(timeout + 10*time.Second).String()}, ","))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var dialedAt time.Time
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "FLOOD DIALED"):
+				dialedAt = time.Now()
+				during = heap()
+			case strings.HasPrefix(line, "FLOOD RESULT "):
+				closedAt = time.Now()
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "FLOOD RESULT ")), &res); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("flood client: %v", err)
+		}
+		if dialedAt.IsZero() || closedAt.IsZero() {
+			t.Fatal("the flood client reported nothing")
+		}
+		return res, during, closedAt
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("flood client: %v", err)
-	}
-	if dialedAt.IsZero() || closedAt.IsZero() {
-		t.Fatal("the flood client reported nothing")
-	}
+	res, during, closedAt := flood()
 	time.Sleep(time.Second)
 	after, t1 := heap(), time.Now()
+	if rounds > 1 {
+		// The same flood again: what the first one left (grown tables, pooled buffers)
+		// is reused, not added to.
+		res2, during2, _ := flood()
+		time.Sleep(time.Second)
+		after2 := heap()
+		t.Logf("second flood: closed %d, not closed %d, max time to close %v; heap in use with all open %.1f MiB, after %.1f MiB (after the first: %.1f MiB)",
+			res2.Closed, res2.NotClosed, res2.CloseMax.Round(time.Millisecond), mib(during2), mib(after2), mib(after))
+		if res2.NotClosed > 0 || res2.Closed != res2.Dialed {
+			t.Fatalf("second flood: %+v", res2)
+		}
+		if after2 > after+2<<20 {
+			t.Errorf("heap in use after the second flood %.1f MiB, after the first %.1f MiB: it accumulates", mib(after2), mib(after))
+		}
+		t1 = time.Now()
+	}
 	close(stop)
 	if err := <-pubDone; err != nil {
 		t.Fatalf("publisher during the flood: %v", err)
