@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Packages with concurrency: the race detector runs on them in `make test`.
 RACE_PKGS := ./engine/... ./netpoll/... ./client/... ./proxy/... ./node/... ./loadgen/... ./bench/... ./link/... ./router/... ./cluster/... ./span/... ./metrics/...
 
-.PHONY: run build test interop-js bench lint profile pgo release bench-e2e cluster cluster-stop
+.PHONY: run build test interop-js bench lint profile pgo release bench-e2e cluster cluster-stop fuzz
 
 # Builds bin/switchyard, then the recipe's shell execs it (no `go run` parent in between:
 # a signal to make's recipe reaches the router itself). Flags: make run ARGS="--listen ...".
@@ -40,6 +40,20 @@ $(JS_STAMP): interop/js/package.json interop/js/package-lock.json
 	  exit 1; \
 	fi
 	cd interop/js && npm ci --no-audit --no-fund --loglevel=error
+
+# Runs every Fuzz target of the module for FUZZTIME each, one at a time (`go test` alone
+# runs only their seed corpus). FUZZPAR bounds the fuzzing workers (default: every core).
+# A crasher is written under the package's testdata/fuzz/ and fails the run.
+FUZZTIME ?= 10s
+FUZZPAR ?= 0
+fuzz:
+	@set -e; for f in $$(find . -name '*_test.go' -not -path './interop/js/*' | sort); do \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "== $$(dirname $$f) $$t for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) \
+	      $$(test "$(FUZZPAR)" = 0 || echo -parallel $(FUZZPAR)) $$(dirname $$f); \
+	  done; \
+	done
 
 # Micro-benchmarks with -count, compared by benchstat against the previous commit.
 bench:

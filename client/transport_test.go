@@ -7,8 +7,8 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/gobwas/ws"
 
@@ -33,12 +33,28 @@ func rsListener(t *testing.T, reply []byte, got chan<- []byte, then func(net.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var conn net.Conn
+	// Cleanup closes the listener and the connection, and waits for the goroutine.
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		if conn != nil {
+			conn.Close()
+		}
+		mu.Unlock()
+		<-done
+	})
 	go func() {
-		conn, err := ln.Accept()
+		defer close(done)
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
+		mu.Lock()
+		conn = c
+		mu.Unlock()
 		defer conn.Close()
 		hs := make([]byte, 4)
 		if _, err := io.ReadFull(conn, hs); err != nil {
@@ -102,7 +118,7 @@ func TestRawSocketLengthLimits(t *testing.T) {
 				// A frame bigger than the 1024 bytes the client announced.
 				conn.Write([]byte{0, 0, 0x04, 0x01})
 				conn.Write(make([]byte, 1025))
-				time.Sleep(time.Second)
+				io.Copy(io.Discard, conn) // until the client or the cleanup closes it
 				return
 			}
 		}

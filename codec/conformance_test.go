@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -60,14 +61,31 @@ func (b tvBytes) decode() ([]byte, error) {
 // folder that is present but holds no vectors fails t.
 func loadTestsuite(t *testing.T, suite string) map[string]tvFile {
 	t.Helper()
-	root := filepath.Join(testsuiteDir, "singlemessage")
-	if _, err := os.Stat(root); err != nil {
+	files, root, err := readTestsuite()
+	if errors.Is(err, fs.ErrNotExist) {
 		abs, _ := filepath.Abs(root)
 		reportSuite("%s: SKIPPED, vectors not found at %s (%v)", suite, abs, err)
 		t.Skipf("WAMP conformance vectors not found at %s (a checkout without shared/): skipping", abs)
 	}
-	files := map[string]tvFile{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		reportSuite("%s: FAILED, no vectors under %s", suite, root)
+		t.Fatalf("no vectors under %s, but the folder is present", root)
+	}
+	return files
+}
+
+// readTestsuite reads every single-message vector file, keyed by its path under root. An
+// absent folder is an error wrapping fs.ErrNotExist.
+func readTestsuite() (files map[string]tvFile, root string, err error) {
+	root = filepath.Join(testsuiteDir, "singlemessage")
+	if _, err := os.Stat(root); err != nil {
+		return nil, root, err
+	}
+	files = map[string]tvFile{}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
 			return err
 		}
@@ -79,20 +97,42 @@ func loadTestsuite(t *testing.T, suite string) map[string]tvFile {
 		dec.UseNumber()
 		var f tvFile
 		if err := dec.Decode(&f); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		rel, _ := filepath.Rel(root, path)
 		files[rel] = f
 		return nil
 	})
+	return files, root, err
+}
+
+// vectorInputs returns the bytes of every vector sample encoded with s (the seeds of the
+// fuzz targets), or nil when the vectors are absent; f logs which.
+func vectorInputs(f testing.TB, s Serializer) [][]byte {
+	files, root, err := readTestsuite()
 	if err != nil {
-		t.Fatal(err)
+		f.Logf("fuzz seeds: no WAMP vectors (%v): seeding from the built-in samples only", err)
+		return nil
 	}
-	if len(files) == 0 {
-		reportSuite("%s: FAILED, no vectors under %s", suite, root)
-		t.Fatalf("no vectors under %s, but the folder is present", root)
+	var out [][]byte
+	for _, tf := range files {
+		for _, sample := range tf.Samples {
+			for sname, encs := range sample.Serializers {
+				if serializerNames[sname] != s {
+					continue
+				}
+				for _, e := range encs {
+					if b, err := e.decode(); err == nil {
+						out = append(out, b)
+					}
+				}
+			}
+		}
 	}
-	return files
+	if len(out) == 0 {
+		f.Fatalf("no %s vectors under %s, but the folder is present", s, root)
+	}
+	return out
 }
 
 // attributes maps a decoded message to the testsuite's attribute names.

@@ -1,11 +1,20 @@
 package codec
 
 import (
+	"bytes"
+	"math"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
+// seedDecode seeds a decoder's fuzz target: the WAMP spec vectors (when present), the
+// built-in sample messages and the known-bad messages carried to s.
 func seedDecode(f *testing.F, s Serializer) {
+	for _, b := range vectorInputs(f, s) {
+		f.Add(b)
+	}
 	for _, m := range sampleMessages(f, s) {
 		b, err := For(s).Append(nil, &m)
 		if err != nil {
@@ -78,7 +87,10 @@ func crossCheck(t *testing.T, from, to Serializer, b []byte, m *Message) {
 			// value another serializer cannot carry ({0: 0} as ArgumentsKw, a CBOR
 			// simple value inside an option) fails here, cleanly; DecodeValue must
 			// refuse it too. TestDictKeysMustBeStrings covers the top-level keys.
-			if _, derr := DecodeValue(from, *p); derr == nil {
+			if v, derr := DecodeValue(from, *p); derr == nil {
+				if to == JSON && hasNonFinite(v) {
+					return // JSON has no NaN or infinity: refused by design (TestTranscodeErrors)
+				}
 				t.Fatalf("%s->%s: Transcode refuses raw field %d %x that DecodeValue accepts: %v", from, to, i, []byte(*p), err)
 			}
 			return
@@ -111,6 +123,12 @@ func crossCheck(t *testing.T, from, to Serializer, b []byte, m *Message) {
 		if w != nil {
 			wv, werr := DecodeValue(from, w)
 			gv, gerr := DecodeValue(to, g)
+			if to == JSON && werr == nil && gerr != nil && strings.Contains(gerr.Error(), errBinary.Error()) && bytes.IndexByte(w, 0) >= 0 {
+				// A string starting with NUL reads back from JSON as binary (the WAMP
+				// binary rule). nulAmbiguous misses one under a duplicate dict key: it
+				// sees the decoded value, which keeps the last of the duplicates.
+				return
+			}
 			if werr != nil || gerr != nil {
 				t.Fatalf("%s->%s: raw field %d does not decode: %v / %v", from, to, i, werr, gerr)
 			}
@@ -210,6 +228,23 @@ func hasNULString(v any) bool {
 	case map[string]any:
 		for k, e := range x {
 			if hasNULString(k) || hasNULString(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasNonFinite reports a NaN or an infinity anywhere in v.
+func hasNonFinite(v any) bool {
+	switch x := v.(type) {
+	case float64:
+		return math.IsNaN(x) || math.IsInf(x, 0)
+	case []any:
+		return slices.ContainsFunc(x, hasNonFinite)
+	case map[string]any:
+		for _, e := range x {
+			if hasNonFinite(e) {
 				return true
 			}
 		}

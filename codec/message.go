@@ -5,6 +5,14 @@
 // (Arguments, ArgumentsKw) stays as raw encoded bytes so that the router can forward it
 // without building Go values. A payload is re-encoded only when a receiver speaks another
 // serializer (Transcode), once per serializer per message.
+//
+// CBOR is our own code, not fxamacker/cbor (the design's library), because ours wins on
+// every path that matters (cborbench_test.go, best of 3 runs on the shared 2-core dev
+// machine, ns/op): decode EVENT 139 vs 394 (fxamacker into a toarray struct with
+// RawMessage payload, 1 alloc; 1936 into any), decode CALL 163 vs 425, encode EVENT 105 vs
+// 161, encode CALL 142 vs 186; ours allocates nothing. fxamacker stays as the test oracle:
+// cbororacle_test.go requires both decoders to agree on every input (or both to refuse it).
+// Rerun: go test -run '^$' -bench VsFxamacker -count 3 ./codec
 package codec
 
 import "fmt"

@@ -348,6 +348,18 @@ func tcCBORString(dst []byte, to Serializer, b []byte, major, info byte, arg uin
 	return moveDown(emit(dst, dst[p:q]), p, q), i, nil
 }
 
+// cborTextAt reports whether the item at b[i] is a text string once its tags are dropped
+// (as DecodeValue drops them, on dict keys too).
+func cborTextAt(b []byte, i int) bool {
+	for i < len(b) && b[i]&0xe0 == cborTag {
+		var err error
+		if _, _, _, i, err = cborHead(b, i); err != nil {
+			return false
+		}
+	}
+	return i < len(b) && b[i]&0xe0 == cborText
+}
+
 func tcCBOR(dst []byte, to Serializer, b []byte, i, depth int) ([]byte, int, error) {
 	start := i
 	major, info, arg, i, err := cborHead(b, i)
@@ -405,7 +417,7 @@ func tcCBOR(dst []byte, to Serializer, b []byte, i, depth int) ([]byte, int, err
 				dst = append(dst, ',')
 			}
 			if major == cborMap {
-				if i >= len(b) || b[i]&0xe0 != cborText {
+				if !cborTextAt(b, i) {
 					return dst, 0, errKey
 				}
 				p := len(dst)

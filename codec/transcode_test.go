@@ -154,6 +154,11 @@ func TestTranscodeErrors(t *testing.T) {
 	if err != nil || string(out) != "65536" {
 		t.Errorf("tag: %s %v", out, err)
 	}
+	// On dict keys too ({22("k"): 1}), as DecodeValue drops them.
+	out, err = Transcode(nil, JSON, []byte{0xa1, 0xd6, 0x61, 'k', 0x01}, CBOR)
+	if err != nil || string(out) != `{"k":1}` {
+		t.Errorf("tagged key: %s %v", out, err)
+	}
 }
 
 func TestValueModel(t *testing.T) {

@@ -227,6 +227,9 @@ func (v *validator) listener(l *Listener, p string) {
 	if l.PingTimeout <= 0 {
 		v.add(p+".ping_timeout", "must be positive, got %s", l.PingTimeout)
 	}
+	if l.HandshakeTimeout <= 0 {
+		v.add(p+".handshake_timeout", "must be positive, got %s", l.HandshakeTimeout)
+	}
 	if l.TLS != nil {
 		if l.Kind == KindUnix {
 			v.add(p+".tls", "TLS is not served on Unix domain sockets")

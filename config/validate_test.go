@@ -121,6 +121,7 @@ func TestValidateRules(t *testing.T) {
 			func(c *Config) { c.Listeners[1].MaxMessageSize = 1 << 24 }, "listeners[1].max_message_size", "16 MiB"},
 		{"ping interval", func(c *Config) { c.Listeners[0].PingInterval = 0 }, func(c *Config) { c.Listeners[0].PingInterval = Duration(time.Second) }, "listeners[0].ping_interval", "positive"},
 		{"ping timeout", func(c *Config) { c.Listeners[0].PingTimeout = -1 }, func(c *Config) { c.Listeners[0].PingTimeout = 1 }, "listeners[0].ping_timeout", "positive"},
+		{"handshake timeout", func(c *Config) { c.Listeners[0].HandshakeTimeout = 0 }, func(c *Config) { c.Listeners[0].HandshakeTimeout = 1 }, "listeners[0].handshake_timeout", "positive"},
 		{"tls files required", func(c *Config) { withTLS(c).CertFile = "" }, func(c *Config) { withTLS(c) }, "listeners[0].tls.cert_file", "required"},
 		{"tls file readable", func(c *Config) { withTLS(c).KeyFile = good("nope.pem") }, func(c *Config) { withTLS(c) }, "listeners[0].tls.key_file", "cannot read"},
 		{"tls file not a directory", func(c *Config) { withTLS(c).KeyFile = dir }, func(c *Config) { withTLS(c) }, "listeners[0].tls.key_file", "not a regular file"},

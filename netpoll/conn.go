@@ -88,13 +88,15 @@ type Conn struct {
 	// Send that sees it needs no Wake (the loop drains after it anyway).
 	inTraffic atomic.Bool
 
-	state    atomic.Int32
-	reason   atomic.Int32
-	isOpen   atomic.Bool // OnOpen done (ticker reads it; fields below are then immutable)
-	lastRead atomic.Int64
-	pingAt   atomic.Int64 // when the outstanding keepalive ping was queued; 0 = none
-	born     int64
-	ctx      atomic.Pointer[ctxBox]
+	state  atomic.Int32
+	reason atomic.Int32
+	isOpen atomic.Bool // OnOpen done (ticker reads it; fields below are then immutable)
+	// established: the Handler said the WAMP session is up (Established).
+	established atomic.Bool
+	lastRead    atomic.Int64
+	pingAt      atomic.Int64 // when the outstanding keepalive ping was queued; 0 = none
+	born        int64
+	ctx         atomic.Pointer[ctxBox]
 
 	// Fixed before OnOpen (published by isOpen / the Handler).
 	transport string
@@ -126,6 +128,11 @@ type Conn struct {
 }
 
 type ctxBox struct{ v any }
+
+// Established tells the server that the conn's WAMP session is up (WELCOME sent): with
+// Config.AwaitSession, a conn not established within its listener's HandshakeTimeout is
+// closed. Safe for concurrent use.
+func (c *Conn) Established() { c.established.Store(true) }
 
 // Serializer returns the negotiated serializer. Safe for concurrent use.
 func (c *Conn) Serializer() codec.Serializer { return c.ser }
@@ -380,8 +387,21 @@ func (c *Conn) slowConsumer(backlog int64, reason string) {
 			"transport", c.transport, "reason", reason, "backlog_bytes", backlog, "over_limit_for", over,
 			"limit", s.cfg.OutboundLimit, "hard_limit", s.cfg.OutboundHardLimit, "write_deadline", s.cfg.WriteDeadline)
 	}
+	if t, ok := c.gc.(*tlsConn); ok {
+		abortOnClose(t.raw) // a net.Conn: safe from any goroutine
+	}
 	if !s.stopped.Load() {
 		_ = c.gc.Close()
+	}
+}
+
+// abortOnClose makes the coming close of a slow consumer's socket a reset (SO_LINGER 0):
+// the kernel drops what it still holds for the peer (up to its send buffer, MBs) at once,
+// instead of trickling it to a peer that does not read for as long as the peer keeps its
+// window open. s is a *net.TCPConn or a gnet.Conn; other kinds are left as they are.
+func abortOnClose(s any) {
+	if l, ok := s.(interface{ SetLinger(int) error }); ok {
+		_ = l.SetLinger(0)
 	}
 }
 
@@ -397,6 +417,11 @@ func (c *Conn) onClosed(err error) {
 		st = c.state.Load()
 		if st == stSlow || c.state.CompareAndSwap(st, stClosed) {
 			break
+		}
+	}
+	if st == stSlow {
+		if g, ok := c.gc.(gnet.Conn); ok {
+			abortOnClose(g) // on the loop, before gnet closes the descriptor
 		}
 	}
 	s := c.srv
@@ -421,6 +446,8 @@ func (c *Conn) onClosed(err error) {
 		reported = ErrSlowConsumer
 	case c.reason.Load() == reasonPingTimeout:
 		reported = errPingTimeout
+	case c.reason.Load() == reasonHandshakeTimeout:
+		reported = errHandshakeTimeout
 	case c.closeErr != nil:
 		reported = c.closeErr
 	case c.phase == phaseDone:

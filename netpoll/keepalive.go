@@ -38,23 +38,31 @@ func (s *Server) onTick() {
 }
 
 // sweep pings idle conns, closes conns whose ping went unanswered for PingTimeout and
-// conns that did not finish their handshake within PingInterval+PingTimeout (each
-// listener's own settings).
+// conns that did not finish their handshakes within HandshakeTimeout (each listener's
+// own settings; the WAMP handshake too with Config.AwaitSession).
 func (s *Server) sweep(now int64) {
+	await := s.cfg.AwaitSession
 	s.conns.Range(func(c *Conn, _ struct{}) bool {
 		interval, timeout := int64(c.ln.PingInterval), int64(c.ln.PingTimeout)
 		if c.state.Load() != stActive {
 			return true
 		}
-		if !c.isOpen.Load() {
-			if now-c.born >= interval+timeout && c.reason.CompareAndSwap(reasonNone, reasonHandshakeTimeout) {
+		if open := c.isOpen.Load(); !open || await && !c.established.Load() {
+			if now-c.born >= int64(c.ln.HandshakeTimeout) && c.reason.CompareAndSwap(reasonNone, reasonHandshakeTimeout) {
+				s.hsTimeouts.Add(1)
 				if s.infoOK("handshake timeout", c.remote) {
+					stage := "transport"
+					if open {
+						stage = "wamp session"
+					}
 					s.log.Info("netpoll: handshake timeout, closing", "remote", c.remote.String(),
-						"age", time.Duration(now-c.born))
+						"listener", c.ln.Name, "stage", stage, "age", time.Duration(now-c.born))
 				}
 				_ = c.gc.Close()
 			}
-			return true
+			if !open {
+				return true
+			}
 		}
 		if p := c.pingAt.Load(); p != 0 {
 			if now-p >= timeout && c.reason.CompareAndSwap(reasonNone, reasonPingTimeout) {

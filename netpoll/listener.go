@@ -114,9 +114,15 @@ type Listener struct {
 	// (WebSocket ping frame, RawSocket PING); default 10s.
 	PingInterval time.Duration
 	// PingTimeout: no pong (or any other traffic) within it after a ping closes the
-	// conn; default 5s. A connection must also finish its handshakes (TLS, HTTP upgrade
-	// or RawSocket) within PingInterval+PingTimeout.
+	// conn; default 5s.
 	PingTimeout time.Duration
+	// HandshakeTimeout: a connection must finish its handshakes within it, counted from
+	// accept, or it is closed (Stats.HandshakeTimeouts, a rate-limited log line): TLS,
+	// the HTTP request head and WebSocket upgrade, the RawSocket handshake, and, when
+	// Config.AwaitSession is set, the WAMP opening handshake up to Conn.Established (a
+	// HELLO never sent, a CHALLENGE never answered). Default 10s. A flood of half-open
+	// connections then costs at most this long of each one's (small) state.
+	HandshakeTimeout time.Duration
 	// Cookie, when set, hands out a cookie on WebSocket upgrades (see Conn.CookieID).
 	Cookie *Cookie
 	// StatusPage selects the page at "/" of a universal listener; the zero value is
@@ -140,6 +146,9 @@ type Listener struct {
 	// concurrently. Nil: the built-in status page and 404 on the loop, as without it.
 	Web http.Handler
 }
+
+// DefaultHandshakeTimeout is Listener.HandshakeTimeout when left zero.
+const DefaultHandshakeTimeout = 10 * time.Second
 
 // listener is a Listener with its defaults applied and the values derived from it.
 // Immutable once the server has started.
@@ -186,6 +195,9 @@ func newListener(i int, l Listener) (*listener, error) {
 	}
 	if l.PingTimeout <= 0 {
 		l.PingTimeout = 5 * time.Second
+	}
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if l.TLS != nil && len(l.TLS.Certificates) == 0 && l.TLS.GetCertificate == nil && l.TLS.GetConfigForClient == nil {
 		return nil, fmt.Errorf("listener %s: TLS config without a certificate", l.Name)

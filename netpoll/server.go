@@ -106,6 +106,11 @@ type Config struct {
 	// every 5s); existing conns are not affected. 0 or less selects
 	// DefaultMaxConnections(), which keeps the process below its descriptor limit.
 	MaxConnections int
+	// AwaitSession makes the WAMP opening handshake part of each listener's
+	// HandshakeTimeout: a conn that the Handler has not marked Established (its session
+	// welcomed) within it is closed. Without it only the transport handshakes are
+	// timed, for Handlers that have no session to wait for.
+	AwaitSession bool
 }
 
 // Stats is a snapshot of the server counters (see Server.Stats).
@@ -120,6 +125,7 @@ type Stats struct {
 	MessagesIn         uint64 // WAMP messages delivered to Handler.OnMessage
 	MessagesOut        uint64 // WAMP messages (not control frames) handed to sockets
 	RefusedAtCap       uint64 // connections closed at accept because MaxConnections were held
+	HandshakeTimeouts  uint64 // connections closed for not finishing their handshakes in time (Listener.HandshakeTimeout)
 	DeflateCompressed  uint64 // outbound messages compressed (permessage-deflate)
 	DeflateShared      uint64 // outbound compressed messages that reused a fan-out's compression
 	DeflateInflated    uint64 // inbound compressed messages inflated
@@ -187,6 +193,7 @@ type Server struct {
 	accepted   atomic.Uint64
 	open       atomic.Int64
 	slowClosed atomic.Uint64
+	hsTimeouts atomic.Uint64
 	protoErrs  atomic.Uint64
 }
 
@@ -310,7 +317,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 			return nil, fmt.Errorf("netpoll: %w", err)
 		}
 		s.lns = append(s.lns, ln)
-		s.sweepEvery = min(s.sweepEvery, ln.PingInterval/4, ln.PingTimeout/4)
+		s.sweepEvery = min(s.sweepEvery, ln.PingInterval/4, ln.PingTimeout/4, ln.HandshakeTimeout/4)
 	}
 	s.cfg.Listeners = nil
 	s.sweepEvery = max(s.sweepEvery, 5*time.Millisecond)
@@ -469,6 +476,7 @@ func (s *Server) Stats() Stats {
 		OverOutboundLimit:  int64(s.overLimit.Size()),
 		ProtocolErrors:     s.protoErrs.Load(),
 		RefusedAtCap:       s.refused.Load(),
+		HandshakeTimeouts:  s.hsTimeouts.Load(),
 		DeflateCompressed:  s.deflate.compressed.Load(),
 		DeflateShared:      s.deflate.shared.Load(),
 		DeflateInflated:    s.deflate.inflated.Load(),

@@ -15,7 +15,7 @@ import (
 
 // TLS listeners. gnet has no TLS, so TLS conns run on goroutines: the listener's accept
 // goroutine (accept.go) starts serveTLS for each accepted conn, which runs the TLS
-// handshake (bounded by PingInterval + PingTimeout), then starts a reader goroutine
+// handshake (bounded by Listener.HandshakeTimeout), then starts a reader goroutine
 // and, while there is output, a writer goroutine.
 // They run the very same protocol code as a gnet loop (Conn.onTraffic: HTTP sniffing and upgrade, WebSocket and
 // RawSocket framing, the outbound queue drain, the slow-consumer policy), taking turns
@@ -90,7 +90,7 @@ type tlsConn struct {
 func (s *Server) serveTLS(l *listener, raw net.Conn) {
 	born := s.now()
 	tc := tls.Server(raw, l.TLS)
-	ctx, cancel := context.WithTimeout(context.Background(), l.PingInterval+l.PingTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), l.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	s.handshaking.Delete(raw)
@@ -102,6 +102,9 @@ func (s *Server) serveTLS(l *listener, raw net.Conn) {
 		s.live.Add(-1)
 		if !s.stopping.Load() {
 			s.protoErrs.Add(1)
+			if errors.Is(err, context.DeadlineExceeded) {
+				s.hsTimeouts.Add(1)
+			}
 			if s.infoOK("tls handshake failed", raw.RemoteAddr()) {
 				s.log.Info("netpoll: tls handshake failed, closing", "listener", l.Name,
 					"remote", raw.RemoteAddr().String(), "error", err)

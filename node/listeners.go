@@ -32,7 +32,10 @@ type Listener struct {
 	MaxMessageSize int                // largest inbound message, bytes; default 1 MiB
 	PingInterval   time.Duration      // ping after this much idle time; default 10s
 	PingTimeout    time.Duration      // close when a ping is not answered within this; default 5s
-	Cookie         *netpoll.Cookie    // hand out a cookie on WebSocket upgrades
+	// HandshakeTimeout bounds the time from accept to WELCOME (TLS, HTTP upgrade or
+	// RawSocket handshake, HELLO, authentication); default netpoll.DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	Cookie           *netpoll.Cookie // hand out a cookie on WebSocket upgrades
 	// AuthMethods are the auth methods offered on this listener; nil offers every
 	// method the realm configures. Needs a Name.
 	AuthMethods []string
@@ -118,7 +121,7 @@ func (n *Node) netpollListeners() ([]netpoll.Listener, error) {
 		var err error
 		nl := netpoll.Listener{Name: l.Name, Network: l.Network, Address: l.Address, Path: l.Path,
 			Serializers: l.Serializers, MaxMessageSize: l.MaxMessageSize,
-			PingInterval: l.PingInterval, PingTimeout: l.PingTimeout, Cookie: l.Cookie,
+			PingInterval: l.PingInterval, PingTimeout: l.PingTimeout, HandshakeTimeout: l.HandshakeTimeout, Cookie: l.Cookie,
 			AllowedOrigins: l.AllowedOrigins, Compression: l.Compression}
 		mode, ok := statusModes[l.StatusPage]
 		if !ok {

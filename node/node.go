@@ -178,6 +178,7 @@ func Start(cfg Config) (*Node, error) {
 		LogLimit:          logLimit,
 		StatusPage:        page,
 		MaxConnections:    cfg.MaxConnections,
+		AwaitSession:      true, // the Frontend marks a conn Established at WELCOME
 	}, n.front)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)

@@ -366,6 +366,7 @@ func (f *Frontend) welcomed(c *netpoll.Conn, id uint64, realm string, info engin
 	f.rememberCookie(c, realm, info)
 	w := codec.Message{Type: codec.WELCOME, Session: id, DictAny: details}
 	f.send(c, &w)
+	c.Established() // the handshake timeout no longer applies
 	f.log.Debug("session joined", "session", id, "realm", realm, "authid", info.AuthID,
 		"authmethod", info.AuthMethod, "remote", c.RemoteAddr().String(), "transport", c.Transport(),
 		"serializer", c.Serializer().String())

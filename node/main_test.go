@@ -1,0 +1,10 @@
+package node
+
+import (
+	"testing"
+
+	"github.com/switchyard-wamp/switchyard/internal/leakcheck"
+)
+
+// TestMain fails the package's run when a test leaves a goroutine behind.
+func TestMain(m *testing.M) { leakcheck.Main(m) }
