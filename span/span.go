@@ -139,6 +139,19 @@ func (s *Span) FixTag(all []string) {
 	s.tag.CompareAndSwap(0, tag)
 }
 
+// SetTag fixes this router's INVOCATION id tag to tag (1..engine.MaxRouterTag) as given
+// from outside: the master hands every router a stable tag with its map (MapRouter.Tag),
+// unique among the routers it knows, so routers that join later than others still never
+// collide. Call it before the first SetRouters; it has no effect once the tag is fixed,
+// and reports whether it took. Safe for concurrent use.
+func (s *Span) SetTag(tag uint64) bool {
+	if tag < 1 || tag > engine.MaxRouterTag {
+		s.log.Error("span: router tag out of range, ignored", "tag", tag, "max", engine.MaxRouterTag)
+		return false
+	}
+	return s.tag.CompareAndSwap(0, tag)
+}
+
 // SetRouters sets the live routers (self included or not: self always counts). A router
 // not live before gets a full resync of our state: the interest of our subscriptions
 // and our callees' registrations. The first call also fixes this router's tag.
