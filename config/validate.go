@@ -32,7 +32,7 @@ func (c *Config) Validate() []Problem {
 		v.add("version", "unsupported schema version %d (this switchyard reads version 1)", c.Version)
 	}
 	v.node(&c.Node)
-	if len(c.Listeners) == 0 && !c.IsRouter() {
+	if len(c.Listeners) == 0 && !c.IsRouter() && !c.FollowsMaster() {
 		// A cluster router may take its sessions only over links.
 		v.add("listeners", "no listeners: the node would accept no connections")
 	}
