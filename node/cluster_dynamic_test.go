@@ -242,3 +242,41 @@ func TestRoutersJoinAndLeaveAtRuntime(t *testing.T) {
 	}
 	dc.checkPlaced(6, []string{"ra", "rc"})
 }
+
+// A reload that adds a realm reaches a proxy node's cluster side too (a new cluster
+// config version takes this path): before it the proxy refuses the realm, after it the
+// realm's sessions join on the routers; realm1's session goes on.
+func TestProxyReloadServesNewRealm(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 1, proxies: 1})
+	old := tc.connect(0, codec.JSON, false)
+	connect := func() (*client.Session, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return client.Connect(ctx, client.Config{URL: tc.url(0, false), Realm: "realm2"})
+	}
+	var we *client.Error
+	if _, err := connect(); !errors.As(err, &we) || we.URI != "wamp.error.no_such_realm" {
+		t.Fatalf("realm2 before the reload: %v, want no_such_realm", err)
+	}
+	realms := []string{"realm1", "realm2"}
+	if err := tc.routers[0].Node.Reload(Config{NoListeners: true, Realms: realms, Logger: quietLogger()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.proxies[0].Node.Reload(Config{Listeners: []Listener{{Address: "127.0.0.1:0"}}, Realms: realms,
+		Logger: quietLogger()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := connect()
+	if err != nil {
+		t.Fatalf("realm2 after the reload: %v", err)
+	}
+	defer s.Close()
+	if tc.routerOf(old.ID()) == nil {
+		t.Fatal("realm1's session is gone")
+	}
+	select {
+	case <-old.Done():
+		t.Fatalf("realm1's session ended: %v", old.Err())
+	default:
+	}
+}

@@ -69,7 +69,7 @@ type Links struct {
 	// loads, and a session keeps the link it got for life.
 	set      atomic.Pointer[routerSet]
 	setMu    sync.Mutex
-	realms   map[string]bool
+	realms   atomic.Pointer[map[string]bool] // replaced whole by SetRealms
 	sessions *xsync.MapOf[uint64, *RemoteSession]
 	opening  *xsync.MapOf[uint64, *opening]
 	calls    *xsync.MapOf[uint64, func(engine.CallResult)]
@@ -128,12 +128,10 @@ func NewLinks(cfg LinksConfig) (*Links, error) {
 	if cfg.Link.Logger == nil {
 		cfg.Link.Logger = cfg.Logger
 	}
-	ls := &Links{cfg: cfg, log: cfg.Logger, realms: map[string]bool{},
+	ls := &Links{cfg: cfg, log: cfg.Logger,
 		sessions: xsync.NewMapOf[uint64, *RemoteSession](), opening: xsync.NewMapOf[uint64, *opening](),
 		calls: xsync.NewMapOf[uint64, func(engine.CallResult)]()}
-	for _, r := range cfg.Realms {
-		ls.realms[r] = true
-	}
+	ls.SetRealms(cfg.Realms)
 	ls.set.Store(&routerSet{pools: map[string]*link.Pool{}, place: placement.New(cfg.Slots, nil)})
 	ls.SetRouters(cfg.Routers)
 	return ls, nil
@@ -277,7 +275,18 @@ func (ls *Links) SetCookieSink(f func(wire.Cookie)) { ls.cookieSink.Store(&f) }
 func (ls *Links) Sessions() int { return ls.sessions.Size() }
 
 // HasRealm implements Cluster.
-func (ls *Links) HasRealm(realm string) bool { return ls.realms[realm] }
+func (ls *Links) HasRealm(realm string) bool { return (*ls.realms.Load())[realm] }
+
+// SetRealms makes realms the realms the cluster serves (a reload, or a new cluster config
+// version from the master): handshakes for a realm no longer listed are refused; the
+// sessions of the others go on. Safe for concurrent use.
+func (ls *Links) SetRealms(realms []string) {
+	m := make(map[string]bool, len(realms))
+	for _, r := range realms {
+		m[r] = true
+	}
+	ls.realms.Store(&m)
+}
 
 // routerFor places a new session by membership set: the owner of its slot among the
 // routers whose links are up.
