@@ -76,6 +76,9 @@ func (c *Config) Validate() []Problem {
 	if c.Cluster != nil {
 		v.cluster(c.Cluster)
 	}
+	if c.Master != nil {
+		v.master(c.Master)
+	}
 	slices.SortStableFunc(v.problems, func(a, b Problem) int {
 		return slices.Compare(pathOrder(a.Path), pathOrder(b.Path))
 	})

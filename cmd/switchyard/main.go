@@ -25,6 +25,10 @@ func main() {
 		err = runStart(os.Args[2:])
 	case "router", "proxy":
 		err = runRole(os.Args[1], os.Args[2:])
+	case "master":
+		err = runMaster(os.Args[2:])
+	case "cluster":
+		err = runCluster(os.Args[2:])
 	case "init":
 		err = runInit(os.Args[2:])
 	case "check":
@@ -58,6 +62,9 @@ Usage:
   switchyard start [flags]   run a standalone node (realm1, anonymous, ws://127.0.0.1:8080/ws)
   switchyard router --config F   run a cluster router node (hosts realms, accepts links)
   switchyard proxy --config F    run a cluster proxy node (accepts clients, forwards sessions)
+  switchyard master --config F   run a master replica (registry, slot map, cluster config; Raft)
+  switchyard cluster status [--master URL] [--json]   the cluster as the master sees it
+  switchyard cluster apply FILE [--master URL]   make FILE's realms the next cluster config version
   switchyard init [DIR]      write a commented DIR/switchyard.yaml equal to the default
   switchyard init --cluster [DIR]  write a local example cluster (2 proxies, 3 routers)
   switchyard check [--role router|proxy] FILE...   validate config files (each problem with its field path)
