@@ -199,6 +199,16 @@ func (r *RouterNode) LinkStats() link.LinkStats {
 	return t
 }
 
+// LinksUp returns how many links to the other routers are up (those this router
+// dialed). Safe for concurrent use.
+func (r *RouterNode) LinksUp() int {
+	n := 0
+	for _, p := range *r.pools.Load() {
+		n += p.Stats().Links
+	}
+	return n
+}
+
 // Live returns the routers this one has a link to, and itself, sorted.
 func (r *RouterNode) Live() []string {
 	r.mu.Lock()

@@ -186,6 +186,15 @@ func (ls *Links) SetRouters(routers []RouterAddr) {
 // concurrent use.
 func (ls *Links) Routers() []string { return ls.set.Load().place.Routers() }
 
+// LinksUp returns how many links to the routers are up. Safe for concurrent use.
+func (ls *Links) LinksUp() int {
+	n := 0
+	for _, p := range ls.set.Load().pools {
+		n += p.Stats().Links
+	}
+	return n
+}
+
 // Close closes every link; the sessions they carried are closed by OnLinkDown.
 func (ls *Links) Close() {
 	ls.setMu.Lock()
