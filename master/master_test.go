@@ -13,9 +13,9 @@ import (
 
 const testSecret = "0123456789abcdef0123456789abcdef"
 
-// testLogger logs at warn and above unless SWITCHYARD_TEST_LOG is set.
+// testLogger discards logs unless SWITCHYARD_TEST_LOG is set.
 func testLogger() *slog.Logger {
-	lvl := slog.LevelWarn + 4
+	lvl := slog.LevelError + 4
 	if os.Getenv("SWITCHYARD_TEST_LOG") != "" {
 		lvl = slog.LevelDebug
 	}

@@ -51,6 +51,9 @@ type Server struct {
 	notify             chan bool     // raft leadership changes
 	changed            chan struct{} // map or config version changed: publish
 	mapDirty, cfgDirty atomic.Bool
+	// leading is set once this replica leads and has applied every entry of earlier
+	// terms (a Barrier), cleared when it stops leading.
+	leading atomic.Bool
 
 	mu     sync.Mutex
 	leases map[string]*lease // leader only; reset on every leadership change
@@ -239,7 +242,7 @@ func (s *Server) errNotLeader() error {
 		Kwargs: map[string]any{"leader": s.LeaderURL()}}
 }
 
-func (s *Server) isLeader() bool { return s.rn.r.State() == raft.Leader }
+func (s *Server) isLeader() bool { return s.leading.Load() && s.rn.r.State() == raft.Leader }
 
 // write replicates c through Raft and waits for it to be applied.
 func (s *Server) write(c command) (applyResult, uint64, error) {
@@ -381,13 +384,22 @@ func (s *Server) watchLeadership() {
 		case <-s.stop:
 			return
 		case lead := <-s.notify:
+			s.leading.Store(false)
 			s.mu.Lock()
 			clear(s.leases)
 			s.mu.Unlock()
-			if lead {
-				s.log.Info("master: this replica is the leader")
-			} else {
+			if !lead {
 				s.log.Info("master: this replica is no longer the leader")
+				continue
+			}
+			// Serve as leader once the state holds every committed entry.
+			if err := s.rn.r.Barrier(applyTimeout).Error(); err != nil {
+				s.log.Warn("master: leader barrier failed", "err", err)
+				continue
+			}
+			if s.rn.r.State() == raft.Leader {
+				s.leading.Store(true)
+				s.log.Info("master: this replica is the leader")
 			}
 		}
 	}
