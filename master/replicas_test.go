@@ -109,6 +109,13 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 	if got, ok := LeaderOf(err); !ok || got != leaderURL {
 		t.Fatalf("register on a follower: %v (leader %q)", err, got)
 	}
+	// A node connected to a follower hears of map versions from it.
+	onMap := make(chan int64, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := f.Subscribe(ctx, TopicMap, func(e *client.Event) { onMap <- int64(intOf(e.Kwargs["version"], -1)) }, nil); err != nil {
+		t.Fatal(err)
+	}
 	// Register two routers at the leader; every replica serves the same map.
 	r1 := dial(t, leaderURL, "r1", testSecret)
 	r2 := dial(t, leaderURL, "r2", testSecret)
@@ -117,6 +124,18 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 	want := tr.srv[li].Map()
 	for i, s := range tr.srv {
 		waitFor(t, 5*time.Second, fmt.Sprintf("replica %d's map", i+1), func() bool { return s.Map().Version == want.Version })
+	}
+	// Announcements may coalesce (the latest version wins) but never go back.
+	for last := int64(0); last < 2; {
+		select {
+		case got := <-onMap:
+			if got <= last || got > 2 {
+				t.Fatalf("on_map from the follower: %d after %d", got, last)
+			}
+			last = got
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no on_map 2 from the follower (last %d)", last)
+		}
 	}
 	var mp Map
 	mustCall(t, f, ProcGetMap, nil, &mp)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -55,7 +56,13 @@ func runMaster(args []string) error {
 		adm, addr, err := profiles.ServeAdmin(cfg.Node.Admin, profiles.AdminHandler(map[string]http.Handler{
 			"/debug/stats": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
-				_ = json.NewEncoder(w).Encode(srv.Status())
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				_ = json.NewEncoder(w).Encode(map[string]any{
+					"master": srv.Status(),
+					"runtime": map[string]any{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse,
+						"sys": ms.Sys, "goroutines": runtime.NumGoroutine()},
+				})
 			}),
 		}))
 		if err != nil {
