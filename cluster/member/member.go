@@ -46,7 +46,8 @@ type Config struct {
 	// Retry is the pause before trying the next master after a failure (default
 	// 250 ms); CallTimeout bounds each call to a master (default 2 s).
 	Retry, CallTimeout time.Duration
-	// Logger receives the member's log (nil: slog.Default()).
+	// Logger receives the member's log (nil: slog.Default()); the node's logger, which
+	// names the node already.
 	Logger *slog.Logger
 }
 
@@ -98,7 +99,7 @@ func Start(cfg Config) (*Member, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Member{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), firstMap: make(chan struct{}),
+	m := &Member{cfg: cfg, log: cfg.Logger, firstMap: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go m.run()
 	return m, nil
