@@ -44,7 +44,8 @@ type Config struct {
 	// in heartbeats); that version is not offered again, a later one is.
 	OnConfig func(master.ConfigVersion) error
 	// Retry is the pause before trying the next master after a failure (default
-	// 250 ms); CallTimeout bounds each call to a master (default 2 s).
+	// 250 ms; it doubles while failures last, up to 8 times); CallTimeout bounds each
+	// call to a master (default 2 s).
 	Retry, CallTimeout time.Duration
 	// Logger receives the member's log (nil: slog.Default()); the node's logger, which
 	// names the node already.
@@ -202,7 +203,9 @@ func (m *Member) run() {
 			m.log.Log(context.Background(), lvl, "master: unreachable, keeping the last map and config",
 				"master", url, "err", err, "map_version", m.Status().MapVersion)
 		}
-		pause := m.cfg.Retry
+		// Back off while failures last (a wrong key must not hammer the master into
+		// its per-address lockout): Retry, doubling up to 8 times Retry.
+		pause := m.cfg.Retry << min(max(failures-1, 0), 3)
 		if redirect != "" {
 			pause = 20 * time.Millisecond
 		}
