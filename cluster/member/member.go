@@ -194,6 +194,11 @@ func (m *Member) run() {
 		if m.isStopped() {
 			return
 		}
+		var nl errNotLeader
+		if errors.As(err, &nl) {
+			// An election (no leader named yet): ask again soon, without backing off.
+			failures = min(failures, 1)
+		}
 		if err != nil {
 			failures++
 			lvl := slog.LevelDebug
@@ -204,8 +209,8 @@ func (m *Member) run() {
 				"master", url, "err", err, "map_version", m.Status().MapVersion)
 		}
 		// Back off while failures last (a wrong key must not hammer the master into
-		// its per-address lockout): Retry, doubling up to 8 times Retry.
-		pause := m.cfg.Retry << min(max(failures-1, 0), 3)
+		// its per-address lockout): Retry twice, then doubling up to 8 times Retry.
+		pause := m.cfg.Retry << min(max(failures-2, 0), 3)
 		if redirect != "" {
 			pause = 20 * time.Millisecond
 		}
@@ -293,7 +298,7 @@ func (m *Member) session(s *client.Session, url string) (string, error) {
 			continue
 		case err != nil:
 			if leader, ok := master.LeaderOf(err); ok {
-				return leader, err
+				return leader, errNotLeader{leader}
 			}
 			return "", err
 		}
