@@ -112,7 +112,7 @@ func loadMasterFile(name string) (*config.Config, error) {
 // masterConfig maps the master section to master.Config.
 func masterConfig(m *config.Master, log *slog.Logger) master.Config {
 	mc := master.Config{Name: m.Node, Listen: m.Listen, Raft: m.Raft, DataDir: m.DataDir,
-		Lease: time.Duration(m.Lease), Slots: m.Slots, Secret: m.Secret, OperatorKey: m.OperatorKey,
+		Lease: time.Duration(m.Lease), RaftTimeout: time.Duration(m.RaftTimeout), Slots: m.Slots, Secret: m.Secret, OperatorKey: m.OperatorKey,
 		Logger: log}
 	for _, p := range m.Peers {
 		mc.Peers = append(mc.Peers, master.Peer{Name: p.Name, Raft: p.Raft, URL: p.URL})
