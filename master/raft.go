@@ -142,15 +142,21 @@ func slogWriter(log *slog.Logger) *io.PipeWriter {
 				continue
 			}
 			lvl := slog.LevelInfo
-			switch {
-			case strings.HasPrefix(line, "[ERROR]"):
-				lvl = slog.LevelError
-			case strings.HasPrefix(line, "[WARN]"):
-				lvl = slog.LevelWarn
-			case strings.HasPrefix(line, "[DEBUG]"), strings.HasPrefix(line, "[TRACE]"):
-				lvl = slog.LevelDebug
+			if tag, rest, ok := strings.Cut(line, "]"); ok && strings.HasPrefix(tag, "[") {
+				switch tag[1:] {
+				case "ERROR":
+					lvl = slog.LevelError
+				case "WARN":
+					lvl = slog.LevelWarn
+				case "DEBUG", "TRACE":
+					lvl = slog.LevelDebug
+				}
+				line = strings.TrimSpace(rest)
 			}
-			log.Log(context.Background(), lvl, "raft: "+line)
+			if !strings.HasPrefix(line, "raft:") {
+				line = "raft: " + line
+			}
+			log.Log(context.Background(), lvl, line)
 		}
 		pr.Close()
 	}()

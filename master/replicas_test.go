@@ -145,7 +145,7 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 
 	// Kill the leader: a new one is elected, serves writes, and expires nobody.
 	killed := time.Now()
-	tr.srv[li].Stop(context.Background())
+	tr.srv[li].halt()
 	tr.srv[li] = nil
 	nl := tr.leader(t, 10*time.Second)
 	elected := time.Since(killed)
@@ -179,9 +179,16 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 	waitFor(t, 10*time.Second, "the restarted replica to catch up", func() bool {
 		return s.Map().Version == tr.srv[nl].Map().Version
 	})
-	if s.IsLeader() && nl != li {
-		t.Log("restarted replica took the lead")
-	}
+
+	// A planned stop of the leader hands the leadership over: no election timeout.
+	cur := tr.leader(t, 5*time.Second)
+	stopped := time.Now()
+	tr.srv[cur].Stop(context.Background())
+	tr.srv[cur] = nil
+	next := tr.leader(t, 5*time.Second)
+	s2 := dial(t, tr.srv[next].URL(), "p2", testSecret)
+	mustCall(t, s2, ProcRegister, RegisterReq{Node: "p2", Role: NodeProxy}, nil)
+	t.Logf("leader stopped (leadership transfer): %s serves writes after %v", tr.cfgs[next].Name, time.Since(stopped))
 }
 
 // keepAlive heartbeats as node every d until the returned stop is called.

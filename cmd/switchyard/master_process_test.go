@@ -455,6 +455,20 @@ func TestMasterProcessFailover(t *testing.T) {
 				t.Fatalf("r1 is %s after the failover", n.State)
 			}
 		}
+		// cluster status with the dead replica's file answers through the others.
+		var out bytes.Buffer
+		if err := runClusterStatus(&out, []string{"--config", leader.file, "--json"}); err != nil {
+			t.Fatalf("status with the dead leader's file: %v", err)
+		}
+		var cst master.Status
+		if err := json.Unmarshal(out.Bytes(), &cst); err != nil || cst.Leader != nl.name {
+			t.Fatalf("status with the dead leader's file: %v %s", err, out.String())
+		}
+		for _, mi := range cst.Masters {
+			if mi.Name == leader.name && mi.State != "unreachable" {
+				t.Fatalf("dead replica shown as %s", mi.State)
+			}
+		}
 		t.Logf("round %d: leader %s killed (SIGKILL); a write was accepted by %s after %v", round+1, leader.name, nl.name, took)
 		// The killed replica comes back from its data directory.
 		leader.start(t, bin)
