@@ -365,3 +365,22 @@ func anonRealm(name string) map[string]any {
 			"uri": "", "match": "prefix", "allow": map[string]any{"call": true, "register": true}}}}},
 		"auth": map[string]any{"anonymous": map[string]any{}}}
 }
+
+// TestRaftHostName: a Raft address with a host name (a pod's stable DNS name) is bound
+// on every interface at its port and advertised as written.
+func TestRaftHostName(t *testing.T) {
+	port := strings.Split(freePorts(t, 1)[0], ":")[1]
+	raftAddr := "localhost:" + port
+	m := startOne(t, t.TempDir(), func(c *Config) {
+		c.Raft = raftAddr
+		c.Peers = []Peer{{Name: "m1", Raft: raftAddr, URL: "ws://localhost:1/ws"}}
+	})
+	if m.RaftAddr() != raftAddr {
+		t.Fatalf("advertised %q, want %q", m.RaftAddr(), raftAddr)
+	}
+	r := dial(t, m.URL(), "r1", testSecret)
+	mustCall(t, r, ProcRegister, RegisterReq{Node: "r1", Role: NodeRouter, Link: "127.0.0.1:1"}, nil)
+	if st := m.Status(); len(st.Masters) != 1 || st.Masters[0].Raft != raftAddr || st.Masters[0].State != "leader" {
+		t.Fatalf("masters %+v", st.Masters)
+	}
+}
