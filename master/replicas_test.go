@@ -145,7 +145,7 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 
 	// Kill the leader: a new one is elected, serves writes, and expires nobody.
 	killed := time.Now()
-	tr.srv[li].halt()
+	tr.srv[li].Kill()
 	tr.srv[li] = nil
 	nl := tr.leader(t, 10*time.Second)
 	elected := time.Since(killed)

@@ -285,9 +285,10 @@ func (s *Server) Snapshot() error { return s.rn.r.Snapshot().Error() }
 // more than once and concurrently.
 func (s *Server) Stop(ctx context.Context) error { return s.shutdown(ctx, true) }
 
-// halt stops the replica without handing over the leadership: the others see it die
-// (tests of a crash).
-func (s *Server) halt() error { return s.shutdown(context.Background(), false) }
+// Kill stops the replica without handing over the leadership, as a crash looks to the
+// other replicas (they wait out the election timeout): for tests and fault drills of a
+// leader's death. Safe to call more than once and concurrently with Stop.
+func (s *Server) Kill() error { return s.shutdown(context.Background(), false) }
 
 func (s *Server) shutdown(ctx context.Context, transfer bool) error {
 	var err error
