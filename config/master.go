@@ -22,6 +22,8 @@ type Master struct {
 	Peers       []MasterPeer `json:"peers" doc:"Every replica, this one included, the same list in each replica's file. Left out: a single replica. A data_dir that already holds state keeps the membership it recorded."`
 	Lease       Duration     `json:"lease" default:"5s" doc:"A node's lease: a node that has not heartbeat for this long leaves the map (nodes heartbeat every third of it). At least 100ms."`
 	Slots       int          `json:"slots" default:"4096" doc:"Hash slots of the map the master hands out (the nodes' cluster.slots must match). 16 to 65536."`
+	ForgetAfter Duration     `json:"forget_after" default:"24h" doc:"How long a node that expired or left stays in the registry (and in switchyard cluster status); a router keeps its tag meanwhile, so one that comes back within it has the same tag. At least 1s."`
+	RaftTimeout Duration     `json:"raft_timeout" default:"1s" doc:"Raft's heartbeat and election timeout (the leader lease is half of it): a follower that hears nothing from the leader this long starts an election, so a new leader serves writes about 1.5 to 3 times this after the old one dies. The same on every replica; at least 50ms. Lower it on a fast local network, raise it over slow links."`
 	Secret      string       `json:"secret" secret:"true" env:"SWITCHYARD_MASTER_SECRET" doc:"Cluster secret: a node (authid = its node name) may authenticate with it (WAMP-CRA), unless node_keys lists it. At least 16 characters. Required unless node_keys is set."`
 	NodeKeys    []NodeKey    `json:"node_keys" doc:"Per-node keys: a node listed here must authenticate with its key, never the secret."`
 	OperatorKey string       `json:"operator_key" secret:"true" env:"SWITCHYARD_MASTER_OPERATOR_KEY" doc:"Key of switchyard cluster status/apply (authid operator). Empty: the cluster secret."`
@@ -64,6 +66,12 @@ func (v *validator) master(m *Master) {
 	}
 	if time.Duration(m.Lease).Milliseconds() < MinMasterLeaseMS {
 		v.add(p+".lease", "at least %dms, got %s", MinMasterLeaseMS, m.Lease)
+	}
+	if time.Duration(m.ForgetAfter) < time.Second {
+		v.add(p+".forget_after", "at least 1s, got %s", m.ForgetAfter)
+	}
+	if time.Duration(m.RaftTimeout) < 50*time.Millisecond {
+		v.add(p+".raft_timeout", "at least 50ms, got %s", m.RaftTimeout)
 	}
 	if m.Slots < MinSlots || m.Slots > MaxSlots {
 		v.add(p+".slots", "must be from %d to %d, got %d", MinSlots, MaxSlots, m.Slots)

@@ -10,7 +10,7 @@ import (
 func masterConfig() *Config {
 	c := Default()
 	c.Master = &Master{Node: "m1", Listen: "127.0.0.1:9300", Raft: "127.0.0.1:9301", DataDir: "/tmp/m1",
-		Lease: Duration(5 * time.Second), Slots: 4096, Secret: testSecret,
+		Lease: Duration(5 * time.Second), RaftTimeout: Duration(time.Second), ForgetAfter: Duration(24 * time.Hour), Slots: 4096, Secret: testSecret,
 		Peers: []MasterPeer{{"m1", "127.0.0.1:9301", "ws://127.0.0.1:9300/ws"},
 			{"m2", "127.0.0.1:9311", "ws://127.0.0.1:9310/ws"}, {"m3", "127.0.0.1:9321", "rs://127.0.0.1:9320"}}}
 	return c
@@ -26,6 +26,8 @@ func TestValidateMaster(t *testing.T) {
 		{"raft parses", func(c *Config) { single(c); c.Master.Raft = "raft" }, func(c *Config) { single(c); c.Master.Raft = ":9301" }, "master.raft", "not host:port"},
 		{"data dir", func(c *Config) { c.Master.DataDir = "" }, func(c *Config) {}, "master.data_dir", "required"},
 		{"lease", func(c *Config) { c.Master.Lease = Duration(50 * time.Millisecond) }, func(c *Config) { c.Master.Lease = Duration(100 * time.Millisecond) }, "master.lease", "at least 100ms"},
+		{"forget after", func(c *Config) { c.Master.ForgetAfter = 0 }, func(c *Config) { c.Master.ForgetAfter = Duration(time.Second) }, "master.forget_after", "at least 1s"},
+		{"raft timeout", func(c *Config) { c.Master.RaftTimeout = Duration(10 * time.Millisecond) }, func(c *Config) { c.Master.RaftTimeout = Duration(50 * time.Millisecond) }, "master.raft_timeout", "at least 50ms"},
 		{"slots", func(c *Config) { c.Master.Slots = 8 }, func(c *Config) { c.Master.Slots = 16 }, "master.slots", "from 16 to 65536"},
 		{"secret required", func(c *Config) { c.Master.Secret = "" }, func(c *Config) {
 			c.Master.Secret = ""
@@ -65,7 +67,7 @@ master:
 	}
 	m := c.Master
 	if m == nil || m.Listen != "127.0.0.1:9300" || m.Raft != "127.0.0.1:9301" || m.DataDir != "/etc/sy/data/m1" ||
-		time.Duration(m.Lease) != 5*time.Second || m.Slots != 4096 || m.Secret != testSecret ||
+		time.Duration(m.Lease) != 5*time.Second || time.Duration(m.RaftTimeout) != time.Second || time.Duration(m.ForgetAfter) != 24*time.Hour || m.Slots != 4096 || m.Secret != testSecret ||
 		len(m.NodeKeys) != 1 || m.NodeKeys[0].Key != "r1-key-0123456789" {
 		t.Fatalf("master section: %+v", m)
 	}

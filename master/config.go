@@ -19,7 +19,10 @@ type Config struct {
 	// Peers are all replicas, this one included; empty: a single replica.
 	Peers []Peer
 	Lease time.Duration // a node's lease; 0: DefaultLease
-	Slots int           // hash slots of the map; 0: DefaultSlots
+	// ForgetAfter is how long an expired or departed node stays in the registry (a
+	// router keeps its tag meanwhile); 0: DefaultForgetAfter.
+	ForgetAfter time.Duration
+	Slots       int // hash slots of the map; 0: DefaultSlots
 	// Secret is the cluster secret: any node name may authenticate with it (WAMP-CRA),
 	// except the names in NodeKeys, which must use their own key. Empty: only NodeKeys.
 	Secret      string
@@ -43,8 +46,9 @@ type Peer struct {
 
 // Defaults of Config.
 const (
-	DefaultLease = 5 * time.Second
-	DefaultSlots = 4096
+	DefaultLease       = 5 * time.Second
+	DefaultForgetAfter = 24 * time.Hour
+	DefaultSlots       = 4096
 )
 
 // InternalAuthID is the authid of the replica's own session on its management realm
@@ -57,6 +61,9 @@ const OperatorAuthID = "operator"
 func (c *Config) defaults() error {
 	if c.Lease <= 0 {
 		c.Lease = DefaultLease
+	}
+	if c.ForgetAfter <= 0 {
+		c.ForgetAfter = DefaultForgetAfter
 	}
 	if c.Slots <= 0 {
 		c.Slots = DefaultSlots

@@ -134,7 +134,7 @@ func TestSingleReplicaRegisterHeartbeatMap(t *testing.T) {
 
 func TestLeaseExpiry(t *testing.T) {
 	const lease = 600 * time.Millisecond
-	m := startOne(t, t.TempDir(), func(c *Config) { c.Lease = lease })
+	m := startOne(t, t.TempDir(), func(c *Config) { c.Lease, c.ForgetAfter = lease, time.Second })
 	ra := dial(t, m.URL(), "ra", testSecret)
 	rb := dial(t, m.URL(), "rb", testSecret)
 	mustCall(t, ra, ProcRegister, RegisterReq{Node: "ra", Role: NodeRouter, Link: "127.0.0.1:1"}, nil)
@@ -173,6 +173,16 @@ func TestLeaseExpiry(t *testing.T) {
 	for _, n := range st.Nodes {
 		if n.Node == "ra" && n.State != StateExpired || n.Node == "rb" && n.State != StateLive {
 			t.Fatalf("status %+v", st.Nodes)
+		}
+	}
+	// Gone longer than ForgetAfter: out of the registry, its tag free again.
+	waitFor(t, 5*time.Second, "ra to be forgotten", func() bool { _, ok := m.fsm.node("ra"); return !ok })
+	rc := dial(t, m.URL(), "rc", testSecret)
+	var reg RegisterRes
+	mustCall(t, rc, ProcRegister, RegisterReq{Node: "rc", Role: NodeRouter, Link: "127.0.0.1:3"}, &reg)
+	for _, r := range reg.Map.Routers {
+		if r.Name == "rc" && r.Tag != 1 {
+			t.Fatalf("rc got tag %d, want ra's freed 1", r.Tag)
 		}
 	}
 }

@@ -57,18 +57,9 @@ func startRaft(cfg *Config, f *fsm, notify chan bool) (*raftNode, error) {
 	if err != nil {
 		return fail(fmt.Errorf("master: snapshot store: %w", err))
 	}
-	bind := cfg.Raft
-	advertise, err := net.ResolveTCPAddr("tcp", cfg.Raft)
+	trans, err := newTransport(cfg, hl)
 	if err != nil {
-		return fail(fmt.Errorf("master: raft address %q: %w", cfg.Raft, err))
-	}
-	var adv net.Addr = advertise
-	if advertise.Port == 0 || advertise.IP == nil || advertise.IP.IsUnspecified() {
-		adv = nil // the transport advertises what it bound (tests with port 0)
-	}
-	trans, err := raft.NewTCPTransportWithLogger(bind, adv, 3, 5*time.Second, hl)
-	if err != nil {
-		return fail(fmt.Errorf("master: raft transport on %s: %w", cfg.Raft, err))
+		return fail(err)
 	}
 	rn.trans = trans
 
@@ -142,17 +133,83 @@ func slogWriter(log *slog.Logger) *io.PipeWriter {
 				continue
 			}
 			lvl := slog.LevelInfo
-			switch {
-			case strings.HasPrefix(line, "[ERROR]"):
-				lvl = slog.LevelError
-			case strings.HasPrefix(line, "[WARN]"):
-				lvl = slog.LevelWarn
-			case strings.HasPrefix(line, "[DEBUG]"), strings.HasPrefix(line, "[TRACE]"):
-				lvl = slog.LevelDebug
+			if tag, rest, ok := strings.Cut(line, "]"); ok && strings.HasPrefix(tag, "[") {
+				switch tag[1:] {
+				case "ERROR":
+					lvl = slog.LevelError
+				case "WARN":
+					lvl = slog.LevelWarn
+				case "DEBUG", "TRACE":
+					lvl = slog.LevelDebug
+				}
+				line = strings.TrimSpace(rest)
 			}
-			log.Log(context.Background(), lvl, "raft: "+line)
+			if !strings.HasPrefix(line, "raft:") {
+				line = "raft: " + line
+			}
+			log.Log(context.Background(), lvl, line)
 		}
 		pr.Close()
 	}()
 	return pw
 }
+
+// newTransport listens for Raft on cfg.Raft and advertises the address the other
+// replicas dial: this replica's peers entry, else cfg.Raft itself, else (port 0 or a
+// wildcard host, one replica) the bound address. A host name (e.g. a Kubernetes pod's
+// stable DNS name) is bound as every interface on its port, so the replica starts
+// before its name resolves.
+func newTransport(cfg *Config, hl hclog.Logger) (*raft.NetworkTransport, error) {
+	host, port, err := net.SplitHostPort(cfg.Raft)
+	if err != nil {
+		return nil, fmt.Errorf("master: raft address %q: %w", cfg.Raft, err)
+	}
+	bind := cfg.Raft
+	ip := net.ParseIP(host)
+	if host != "" && ip == nil {
+		bind = net.JoinHostPort("", port)
+	}
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("master: raft transport on %s: %w", bind, err)
+	}
+	st := &tcpStream{Listener: ln, advertise: ln.Addr()}
+	switch {
+	case peerRaft(cfg) != "":
+		st.advertise = namedAddr(peerRaft(cfg))
+	case port != "0" && host != "" && (ip == nil || !ip.IsUnspecified()):
+		st.advertise = namedAddr(cfg.Raft)
+	}
+	return raft.NewNetworkTransportWithLogger(st, 3, 5*time.Second, hl), nil
+}
+
+// peerRaft is the Raft address of this replica's peers entry ("" without peers).
+func peerRaft(cfg *Config) string {
+	for _, p := range cfg.Peers {
+		if p.Name == cfg.Name {
+			return p.Raft
+		}
+	}
+	return ""
+}
+
+// tcpStream is Raft's stream layer on TCP: a listener, dials to the peers' addresses
+// as written (host names resolve at each dial), and the advertised address.
+type tcpStream struct {
+	net.Listener
+	advertise net.Addr
+}
+
+// Dial opens a connection to a peer. Part of raft.StreamLayer.
+func (t *tcpStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(addr), timeout)
+}
+
+// Addr is the advertised address. Part of net.Listener.
+func (t *tcpStream) Addr() net.Addr { return t.advertise }
+
+// namedAddr is a TCP address as written (host name or IP, and port).
+type namedAddr string
+
+func (a namedAddr) Network() string { return "tcp" }
+func (a namedAddr) String() string  { return string(a) }

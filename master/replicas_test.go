@@ -145,7 +145,7 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 
 	// Kill the leader: a new one is elected, serves writes, and expires nobody.
 	killed := time.Now()
-	tr.srv[li].Stop(context.Background())
+	tr.srv[li].Kill()
 	tr.srv[li] = nil
 	nl := tr.leader(t, 10*time.Second)
 	elected := time.Since(killed)
@@ -179,9 +179,16 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 	waitFor(t, 10*time.Second, "the restarted replica to catch up", func() bool {
 		return s.Map().Version == tr.srv[nl].Map().Version
 	})
-	if s.IsLeader() && nl != li {
-		t.Log("restarted replica took the lead")
-	}
+
+	// A planned stop of the leader hands the leadership over: no election timeout.
+	cur := tr.leader(t, 5*time.Second)
+	stopped := time.Now()
+	tr.srv[cur].Stop(context.Background())
+	tr.srv[cur] = nil
+	next := tr.leader(t, 5*time.Second)
+	s2 := dial(t, tr.srv[next].URL(), "p2", testSecret)
+	mustCall(t, s2, ProcRegister, RegisterReq{Node: "p2", Role: NodeProxy}, nil)
+	t.Logf("leader stopped (leadership transfer): %s serves writes after %v", tr.cfgs[next].Name, time.Since(stopped))
 }
 
 // keepAlive heartbeats as node every d until the returned stop is called.
@@ -357,4 +364,23 @@ func anonRealm(name string) map[string]any {
 		"roles": []any{map[string]any{"name": "anonymous", "permissions": []any{map[string]any{
 			"uri": "", "match": "prefix", "allow": map[string]any{"call": true, "register": true}}}}},
 		"auth": map[string]any{"anonymous": map[string]any{}}}
+}
+
+// TestRaftHostName: a Raft address with a host name (a pod's stable DNS name) is bound
+// on every interface at its port and advertised as written.
+func TestRaftHostName(t *testing.T) {
+	port := strings.Split(freePorts(t, 1)[0], ":")[1]
+	raftAddr := "localhost:" + port
+	m := startOne(t, t.TempDir(), func(c *Config) {
+		c.Raft = raftAddr
+		c.Peers = []Peer{{Name: "m1", Raft: raftAddr, URL: "ws://localhost:1/ws"}}
+	})
+	if m.RaftAddr() != raftAddr {
+		t.Fatalf("advertised %q, want %q", m.RaftAddr(), raftAddr)
+	}
+	r := dial(t, m.URL(), "r1", testSecret)
+	mustCall(t, r, ProcRegister, RegisterReq{Node: "r1", Role: NodeRouter, Link: "127.0.0.1:1"}, nil)
+	if st := m.Status(); len(st.Masters) != 1 || st.Masters[0].Raft != raftAddr || st.Masters[0].State != "leader" {
+		t.Fatalf("masters %+v", st.Masters)
+	}
 }

@@ -4,20 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/switchyard-wamp/switchyard/client"
-	"github.com/switchyard-wamp/switchyard/cluster/placement"
 	"github.com/switchyard-wamp/switchyard/engine"
 	"github.com/switchyard-wamp/switchyard/node"
 	"github.com/switchyard-wamp/switchyard/proxy"
@@ -61,14 +55,6 @@ type Server struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
-}
-
-// lease is a node's lease as the leader tracks it (never replicated).
-type lease struct {
-	epoch   uint64    // raft index of the registration it belongs to
-	renewed time.Time // last register or heartbeat (or the grace grant)
-	expires time.Time
-	hb      HeartbeatReq // last report
 }
 
 // Start opens the data directory, starts Raft (bootstrapping a new cluster state from
@@ -236,220 +222,6 @@ func (s *Server) authenticate(_ context.Context, inv *client.Invocation) (*clien
 	return &client.Result{Args: []any{map[string]any{"role": RoleNode, "secret": s.cfg.Secret}}}, nil
 }
 
-// errNotLeader is the ErrNotLeader error naming the current leader's URL.
-func (s *Server) errNotLeader() error {
-	return &client.Error{URI: ErrNotLeader, Args: []any{"this master replica is not the leader"},
-		Kwargs: map[string]any{"leader": s.LeaderURL()}}
-}
-
-func (s *Server) isLeader() bool { return s.leading.Load() && s.rn.r.State() == raft.Leader }
-
-// write replicates c through Raft and waits for it to be applied.
-func (s *Server) write(c command) (applyResult, uint64, error) {
-	if !s.isLeader() {
-		return applyResult{}, 0, s.errNotLeader()
-	}
-	c.At = time.Now().UnixMilli()
-	b, err := json.Marshal(c)
-	if err != nil {
-		return applyResult{}, 0, fmt.Errorf("master: encode %s: %w", c.Kind, err)
-	}
-	f := s.rn.r.Apply(b, applyTimeout)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
-			errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-			return applyResult{}, 0, s.errNotLeader()
-		}
-		return applyResult{}, 0, fmt.Errorf("master: replicate %s: %w", c.Kind, err)
-	}
-	res, _ := f.Response().(applyResult)
-	return res, f.Index(), res.err
-}
-
-func invalidArg(format string, args ...any) error {
-	return &client.Error{URI: "wamp.error.invalid_argument", Args: []any{fmt.Sprintf(format, args...)}}
-}
-
-// register is ProcRegister.
-func (s *Server) register(c *caller, kw map[string]any) (any, error) {
-	var req RegisterReq
-	if err := fromKwargs(kw, &req); err != nil {
-		return nil, invalidArg("register: %v", err)
-	}
-	switch {
-	case c.authrole != RoleNode:
-		return nil, &client.Error{URI: "wamp.error.not_authorized", Args: []any{"only nodes register"}}
-	case req.Node == "" || req.Node != c.authid:
-		return nil, invalidArg("register: node %q must be the session's authid %q", req.Node, c.authid)
-	case req.Role != NodeRouter && req.Role != NodeProxy:
-		return nil, invalidArg("register: role %q is neither %q nor %q", req.Role, NodeRouter, NodeProxy)
-	case req.Role == NodeRouter && req.Link == "":
-		return nil, invalidArg("register: a router names its link address")
-	}
-	_, idx, err := s.write(command{Kind: cmdRegister, Reg: &req})
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	s.mu.Lock()
-	s.leases[req.Node] = &lease{epoch: idx, renewed: now, expires: now.Add(s.cfg.Lease)}
-	s.mu.Unlock()
-	_, cfgV := s.fsm.Versions()
-	s.log.Info("master: node registered", "node", req.Node, "role", req.Role, "link", req.Link)
-	return RegisterRes{LeaseMS: s.cfg.Lease.Milliseconds(), Map: s.fsm.Map(), ConfigVersion: cfgV}, nil
-}
-
-// heartbeat is ProcHeartbeat.
-func (s *Server) heartbeat(c *caller, kw map[string]any) (any, error) {
-	var req HeartbeatReq
-	if err := fromKwargs(kw, &req); err != nil {
-		return nil, invalidArg("heartbeat: %v", err)
-	}
-	if req.Node != c.authid {
-		return nil, invalidArg("heartbeat: node %q must be the session's authid %q", req.Node, c.authid)
-	}
-	if !s.isLeader() {
-		return nil, s.errNotLeader()
-	}
-	rec, ok := s.fsm.node(req.Node)
-	now := time.Now()
-	s.mu.Lock()
-	l := s.leases[req.Node]
-	if ok && rec.State == StateLive && l == nil {
-		// Registered under an earlier leader: the grace lease starts now.
-		l = &lease{epoch: rec.Epoch, expires: now.Add(s.cfg.Lease)}
-		s.leases[req.Node] = l
-	}
-	valid := ok && rec.State == StateLive && l != nil && l.epoch == rec.Epoch && now.Before(l.expires)
-	if valid {
-		l.renewed, l.expires, l.hb = now, now.Add(s.cfg.Lease), req
-	}
-	s.mu.Unlock()
-	if !valid {
-		return nil, &client.Error{URI: ErrNotRegistered, Args: []any{"no lease: register again"}}
-	}
-	mapV, cfgV := s.fsm.Versions()
-	return HeartbeatRes{MapVersion: mapV, ConfigVersion: cfgV}, nil
-}
-
-// leave is ProcLeave.
-func (s *Server) leave(c *caller, kw map[string]any) (any, error) {
-	var req LeaveReq
-	if err := fromKwargs(kw, &req); err != nil {
-		return nil, invalidArg("leave: %v", err)
-	}
-	if req.Node != c.authid {
-		return nil, invalidArg("leave: node %q must be the session's authid %q", req.Node, c.authid)
-	}
-	if _, _, err := s.write(command{Kind: cmdLeave, Node: req.Node}); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	delete(s.leases, req.Node)
-	s.mu.Unlock()
-	s.log.Info("master: node left", "node", req.Node)
-	return struct{}{}, nil
-}
-
-// apply is ProcApply.
-func (s *Server) apply(c *caller, kw map[string]any) (any, error) {
-	if c.authrole != RoleOperator {
-		return nil, &client.Error{URI: "wamp.error.not_authorized", Args: []any{"only the operator applies a config"}}
-	}
-	var req ApplyReq
-	if err := fromKwargs(kw, &req); err != nil {
-		return nil, invalidArg("apply: %v", err)
-	}
-	if report := ValidateShared(req.Config); report != "" {
-		return nil, &client.Error{URI: ErrInvalidConfig, Args: []any{report}}
-	}
-	b, err := json.Marshal(req.Config)
-	if err != nil {
-		return nil, invalidArg("apply: %v", err)
-	}
-	res, _, err := s.write(command{Kind: cmdApply, Config: b})
-	if err != nil {
-		return nil, err
-	}
-	s.log.Info("master: config applied", "version", res.version)
-	return ApplyRes{Version: res.version}, nil
-}
-
-// watchLeadership follows Raft's leadership changes: every change starts the leases
-// afresh, so a new leader gives every live node a full grace lease.
-func (s *Server) watchLeadership() {
-	defer s.wg.Done()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case lead := <-s.notify:
-			s.leading.Store(false)
-			s.mu.Lock()
-			clear(s.leases)
-			s.mu.Unlock()
-			if !lead {
-				s.log.Info("master: this replica is no longer the leader")
-				continue
-			}
-			// Serve as leader once the state holds every committed entry.
-			if err := s.rn.r.Barrier(applyTimeout).Error(); err != nil {
-				s.log.Warn("master: leader barrier failed", "err", err)
-				continue
-			}
-			if s.rn.r.State() == raft.Leader {
-				s.leading.Store(true)
-				s.log.Info("master: this replica is the leader")
-			}
-		}
-	}
-}
-
-// expireLoop, on the leader, expires the nodes whose lease ran out (one Raft write per
-// round, naming each lease's registration) and gives live nodes without a lease (known
-// from an earlier leader) a grace lease.
-func (s *Server) expireLoop() {
-	defer s.wg.Done()
-	tick := time.NewTicker(max(min(s.cfg.Lease/20, 250*time.Millisecond), 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-tick.C:
-		}
-		if !s.isLeader() {
-			continue
-		}
-		now := time.Now()
-		var gone []expireEntry
-		s.mu.Lock()
-		for _, n := range s.fsm.nodes() {
-			if n.State != StateLive {
-				continue
-			}
-			l := s.leases[n.Node]
-			switch {
-			case l == nil || l.epoch < n.Epoch:
-				s.leases[n.Node] = &lease{epoch: n.Epoch, renewed: now, expires: now.Add(s.cfg.Lease)}
-			case l.epoch == n.Epoch && !now.Before(l.expires):
-				gone = append(gone, expireEntry{Node: n.Node, Epoch: n.Epoch})
-			}
-		}
-		s.mu.Unlock()
-		if len(gone) == 0 {
-			continue
-		}
-		if _, _, err := s.write(command{Kind: cmdExpire, Expire: gone}); err != nil {
-			s.log.Warn("master: expiring leases failed", "nodes", len(gone), "err", err)
-			continue
-		}
-		for _, g := range gone {
-			s.log.Warn("master: node lease expired", "node", g.Node)
-		}
-	}
-}
-
 // onChange is the FSM's hook (on raft's goroutine): mark and wake the publisher.
 func (s *Server) onChange(mapChanged, cfgChanged bool) {
 	if mapChanged {
@@ -504,124 +276,30 @@ func (s *Server) RaftAddr() string { return string(s.rn.trans.LocalAddr()) }
 // IsLeader reports whether this replica is the Raft leader. Safe for concurrent use.
 func (s *Server) IsLeader() bool { return s.isLeader() }
 
-// LeaderURL returns the leader's management URL ("" during an election or when the
-// leader is not in the peers list). Safe for concurrent use.
-func (s *Server) LeaderURL() string {
-	_, id := s.rn.r.LeaderWithID()
-	if id == "" {
-		return ""
-	}
-	if string(id) == s.cfg.Name {
-		return s.url
-	}
-	for _, p := range s.cfg.Peers {
-		if p.Name == string(id) {
-			return p.URL
-		}
-	}
-	return ""
-}
-
-// Map returns the current map. Safe for concurrent use.
-func (s *Server) Map() Map { return s.fsm.Map() }
-
-// Status returns the cluster as this replica sees it; lease ages, loads and versions
-// per node are known to the leader only (elsewhere LeaseAgeMS is -1). Safe for
-// concurrent use.
-func (s *Server) Status() Status {
-	_, leader := s.rn.r.LeaderWithID()
-	mapV, cfgV := s.fsm.Versions()
-	m := s.fsm.Map()
-	names := make([]string, len(m.Routers))
-	for i, r := range m.Routers {
-		names[i] = r.Name
-	}
-	pm := placement.New(m.Slots, names)
-	st := Status{Replica: s.cfg.Name, Leader: string(leader), MapVersion: mapV,
-		ConfigVersion: cfgV, Slots: m.Slots, Masters: s.masters(string(leader)), Nodes: []NodeInfo{}}
-	now := time.Now()
-	isLeader := s.isLeader()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, n := range s.fsm.nodes() {
-		ni := NodeInfo{Node: n.Node, Role: n.Role, Link: n.Link, Admin: n.Admin, State: n.State, LeaseAgeMS: -1}
-		if l := s.leases[n.Node]; isLeader && l != nil && n.State == StateLive {
-			ni.LeaseAgeMS = now.Sub(l.renewed).Milliseconds()
-			ni.Sessions, ni.LinksUp = l.hb.Sessions, l.hb.LinksUp
-			ni.MapVersion, ni.ConfigVersion = l.hb.MapVersion, l.hb.ConfigVersion
-		}
-		if n.Role == NodeRouter && n.State == StateLive && len(names) > 0 {
-			ni.Slots = pm.SlotsOf(n.Node)
-		}
-		st.Nodes = append(st.Nodes, ni)
-	}
-	return st
-}
-
-// masters lists the replicas of the Raft configuration: this one with its own Raft
-// state, the others as leader, follower, or unreachable when their Raft port does not
-// answer a TCP dial.
-func (s *Server) masters(leader string) []MasterInfo {
-	var out []MasterInfo
-	cf := s.rn.r.GetConfiguration()
-	if cf.Error() != nil {
-		return nil
-	}
-	for _, sv := range cf.Configuration().Servers {
-		mi := MasterInfo{Name: string(sv.ID), Raft: string(sv.Address)}
-		for _, p := range s.cfg.Peers {
-			if p.Name == mi.Name {
-				mi.URL = p.URL
-			}
-		}
-		switch {
-		case mi.Name == s.cfg.Name:
-			mi.URL, mi.State = s.url, stateName(s.rn.r.State())
-		case mi.Name == leader:
-			mi.State = "leader"
-		default:
-			mi.State = "follower"
-			c, err := net.DialTimeout("tcp", mi.Raft, 300*time.Millisecond)
-			if err != nil {
-				mi.State = "unreachable"
-			} else {
-				c.Close()
-			}
-		}
-		out = append(out, mi)
-	}
-	slices.SortFunc(out, func(a, b MasterInfo) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
-	return out
-}
-
-func stateName(st raft.RaftState) string {
-	switch st {
-	case raft.Leader:
-		return "leader"
-	case raft.Candidate:
-		return "candidate"
-	case raft.Follower:
-		return "follower"
-	}
-	return "unreachable"
-}
-
 // Snapshot makes Raft take a snapshot now (tests, operators). Safe for concurrent use.
 func (s *Server) Snapshot() error { return s.rn.r.Snapshot().Error() }
 
-// Stop closes the replica: its session, its listener (sessions get GOODBYE) and Raft,
-// within ctx. Safe to call more than once.
-func (s *Server) Stop(ctx context.Context) error {
+// Stop closes the replica: a leader with other replicas first hands the leadership to
+// one of them (so a planned stop costs the cluster no election timeout), then its
+// session, its listener (sessions get GOODBYE) and Raft close, within ctx. Safe to call
+// more than once and concurrently.
+func (s *Server) Stop(ctx context.Context) error { return s.shutdown(ctx, true) }
+
+// Kill stops the replica without handing over the leadership, as a crash looks to the
+// other replicas (they wait out the election timeout): for tests and fault drills of a
+// leader's death. Safe to call more than once and concurrently with Stop.
+func (s *Server) Kill() error { return s.shutdown(context.Background(), false) }
+
+func (s *Server) shutdown(ctx context.Context, transfer bool) error {
 	var err error
 	s.once.Do(func() {
+		if transfer && s.rn != nil && s.isLeader() && len(s.cfg.Peers) > 1 {
+			if terr := s.rn.r.LeadershipTransfer().Error(); terr != nil {
+				s.log.Warn("master: leadership transfer before stopping failed", "err", terr)
+			} else {
+				s.log.Info("master: leadership handed over before stopping")
+			}
+		}
 		close(s.stop)
 		s.wg.Wait()
 		if s.sess != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,7 +113,7 @@ func loadMasterFile(name string) (*config.Config, error) {
 // masterConfig maps the master section to master.Config.
 func masterConfig(m *config.Master, log *slog.Logger) master.Config {
 	mc := master.Config{Name: m.Node, Listen: m.Listen, Raft: m.Raft, DataDir: m.DataDir,
-		Lease: time.Duration(m.Lease), Slots: m.Slots, Secret: m.Secret, OperatorKey: m.OperatorKey,
+		Lease: time.Duration(m.Lease), RaftTimeout: time.Duration(m.RaftTimeout), ForgetAfter: time.Duration(m.ForgetAfter), Slots: m.Slots, Secret: m.Secret, OperatorKey: m.OperatorKey,
 		Logger: log}
 	for _, p := range m.Peers {
 		mc.Peers = append(mc.Peers, master.Peer{Name: p.Name, Raft: p.Raft, URL: p.URL})
@@ -158,11 +159,17 @@ func addOperatorFlags(fs *flag.FlagSet) operatorFlags {
 	}
 }
 
-// dial joins the management realm as the operator, following the flags.
+// dial joins the management realm as the operator at url, or (url empty) at the
+// default one; when that replica does not answer and --config names peers, each peer in
+// turn.
 func (o operatorFlags) dial(ctx context.Context, url string) (*client.Session, error) {
 	key := *o.key
 	if key == "" {
 		key = os.Getenv("SWITCHYARD_OPERATOR_KEY")
+	}
+	var urls []string
+	if url != "" {
+		urls = append(urls, url)
 	}
 	if *o.configFile != "" {
 		cfg, err := loadMasterFile(*o.configFile)
@@ -170,27 +177,38 @@ func (o operatorFlags) dial(ctx context.Context, url string) (*client.Session, e
 			return nil, err
 		}
 		if key == "" {
-			key = cfg.Master.OperatorKey
-			if key == "" {
-				key = cfg.Master.Secret
+			key = cmp.Or(cfg.Master.OperatorKey, cfg.Master.Secret)
+		}
+		own := "ws://" + cfg.Master.Listen + "/ws"
+		var others []string
+		for _, p := range cfg.Master.Peers {
+			if p.Name == cfg.Master.Node {
+				own = p.URL
+			} else {
+				others = append(others, p.URL)
 			}
 		}
-		if url == "" {
-			url = "ws://" + cfg.Master.Listen + "/ws"
-			for _, p := range cfg.Master.Peers {
-				if p.Name == cfg.Master.Node {
-					url = p.URL
-				}
-			}
-		}
+		urls = append(append(urls, own), others...)
 	}
-	if url == "" {
-		url = "ws://127.0.0.1:9300/ws"
+	if len(urls) == 0 {
+		urls = []string{"ws://127.0.0.1:9300/ws"}
 	}
 	if key == "" {
 		return nil, errors.New("no operator key: give --key, $SWITCHYARD_OPERATOR_KEY or --config MASTERFILE")
 	}
-	return master.Dial(ctx, url, master.OperatorAuthID, key, nil)
+	var errs []error
+	for _, u := range urls {
+		s, err := master.Dial(ctx, u, master.OperatorAuthID, key, nil)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+		var we *client.Error
+		if errors.As(err, &we) {
+			break // the replica answered and refused: another would too
+		}
+	}
+	return nil, errors.Join(errs...)
 }
 
 // callLeader calls proc as the operator at url, following ErrNotLeader redirects (a

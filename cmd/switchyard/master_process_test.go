@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,6 +77,9 @@ func writeMasters(t *testing.T, dir string, n int) []*masterProc {
 	for i, p := range ps {
 		src := fmt.Sprintf("node:\n  admin: \"%s\"\nmaster:\n  node: %s\n  listen: \"%s\"\n  raft: \"%s\"\n  data_dir: data-%s\n  secret: %s\n",
 			p.admin, p.name, listens[i], rafts[i], p.name, masterTestSecret)
+		if rt := os.Getenv("SWITCHYARD_MASTER_RAFT_TIMEOUT"); rt != "" {
+			src += "  raft_timeout: " + rt + "\n"
+		}
 		if n > 1 {
 			src += "  peers:\n" + peers.String()
 		}
@@ -325,12 +329,11 @@ func adminHeap(t *testing.T, p *masterProc) uint64 {
 	return v.Runtime.HeapInuse
 }
 
-// TestMasterProcessFailover runs three `switchyard master` processes with Raft's
-// default timing, kills the leader with SIGKILL while a router heartbeats, and reports
+// TestMasterProcessFailover runs three `switchyard master` processes, kills the leader with SIGKILL while a router heartbeats, and reports
 // the time until a write (a registration) succeeds at a surviving replica, following
 // not_leader redirects; the heartbeating router stays in the map. Rounds:
 // SWITCHYARD_MASTER_FAILOVERS (default 1); each killed replica restarts from its data
-// directory before the next round.
+// directory before the next round. SWITCHYARD_MASTER_RAFT_TIMEOUT sets master.raft_timeout.
 func TestMasterProcessFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -437,8 +440,11 @@ func TestMasterProcessFailover(t *testing.T) {
 		<-hbDone
 		// r1 was not expired by the failover.
 		nl := leaderOf()
-		if nl == nil {
-			t.Fatal("no leader after the failover")
+		for end := time.Now().Add(10 * time.Second); nl == nil; nl = leaderOf() {
+			if time.Now().After(end) {
+				t.Fatal("no leader after the failover")
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 		st, err := statusOf(nl)
 		if err != nil {
@@ -449,11 +455,25 @@ func TestMasterProcessFailover(t *testing.T) {
 				t.Fatalf("r1 is %s after the failover", n.State)
 			}
 		}
+		// cluster status with the dead replica's file answers through the others.
+		var out bytes.Buffer
+		if err := runClusterStatus(&out, []string{"--config", leader.file, "--json"}); err != nil {
+			t.Fatalf("status with the dead leader's file: %v", err)
+		}
+		var cst master.Status
+		if err := json.Unmarshal(out.Bytes(), &cst); err != nil || cst.Leader != nl.name {
+			t.Fatalf("status with the dead leader's file: %v %s", err, out.String())
+		}
+		for _, mi := range cst.Masters {
+			if mi.Name == leader.name && mi.State != "unreachable" {
+				t.Fatalf("dead replica shown as %s", mi.State)
+			}
+		}
 		t.Logf("round %d: leader %s killed (SIGKILL); a write was accepted by %s after %v", round+1, leader.name, nl.name, took)
 		// The killed replica comes back from its data directory.
 		leader.start(t, bin)
 		waitMaster(t, leader, 30*time.Second)
 	}
 	slices.Sort(times)
-	t.Logf("failover with 3 replicas (raft default timing), %d rounds: median %v, max %v", len(times), times[len(times)/2], times[len(times)-1])
+	t.Logf("failover with 3 replicas (raft_timeout %s), %d rounds: median %v, max %v", cmp.Or(os.Getenv("SWITCHYARD_MASTER_RAFT_TIMEOUT"), "1s"), len(times), times[len(times)/2], times[len(times)-1])
 }
