@@ -139,6 +139,17 @@ func (e *env) startMaster(i int) {
 	e.t.Errorf("master %d: %v", i+1, err)
 }
 
+// killMaster stops replica i as a crash would (no leadership hand-over).
+func (e *env) killMaster(i int) {
+	e.mu.Lock()
+	s := e.ms[i]
+	e.ms[i] = nil
+	e.mu.Unlock()
+	if s != nil {
+		s.Kill()
+	}
+}
+
 func (e *env) stopMaster(i int) {
 	e.mu.Lock()
 	s := e.ms[i]

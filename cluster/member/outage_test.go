@@ -183,7 +183,7 @@ func TestMasterDownRoutingGoesOn(t *testing.T) {
 	}
 	tr.run(5 * time.Millisecond)
 
-	e.stopMaster(0)
+	e.killMaster(0)
 	stopped := time.Now()
 	waitFor(t, 3*testLease, "the nodes to notice the master is gone", func() bool {
 		for _, f := range nodes {
@@ -248,7 +248,7 @@ func TestLeaderKillUnderLoad(t *testing.T) {
 	li := e.leader(5 * time.Second)
 	oldURL := e.urls[li]
 	killed := time.Now()
-	e.stopMaster(li)
+	e.killMaster(li)
 	nl := e.leader(10 * time.Second)
 	elected := time.Since(killed)
 	waitFor(t, 10*time.Second, "every node registered with the new leader", func() bool {
