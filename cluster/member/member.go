@@ -64,9 +64,10 @@ type Member struct {
 	cfgTried   int64 // the last config version offered to OnConfig
 	url        string
 	registered bool
-	sess       *client.Session
 	registers  int
 	stopped    bool
+	leaveCtx   context.Context // set by Stop(ctx, true)
+	leaveErr   error
 
 	firstMap chan struct{}
 	stop     chan struct{}
@@ -148,21 +149,36 @@ func (m *Member) Stop(ctx context.Context, leave bool) error {
 		return nil
 	}
 	m.stopped = true
-	s, reg := m.sess, m.registered
+	if leave {
+		m.leaveCtx = ctx
+	}
 	m.mu.Unlock()
-	var err error
-	if leave && reg && s != nil {
-		err = master.Call(ctx, s, master.ProcLeave, master.LeaveReq{Node: m.cfg.Node}, nil)
-		if err != nil {
-			err = fmt.Errorf("member %s: leave: %w", m.cfg.Node, err)
-		}
-	}
+	// The member's goroutine leaves (it owns the session: no heartbeat of its own can
+	// answer not_registered after the leave and register the node again).
 	close(m.stop)
-	if s != nil {
-		_ = s.Close()
-	}
 	<-m.done
-	return err
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leaveErr
+}
+
+// leave tells the master the node leaves, when Stop asked for it; s is registered.
+func (m *Member) leave(s *client.Session) {
+	m.mu.Lock()
+	ctx := m.leaveCtx
+	m.mu.Unlock()
+	if ctx == nil {
+		return
+	}
+	err := master.Call(ctx, s, master.ProcLeave, master.LeaveReq{Node: m.cfg.Node}, nil)
+	if err != nil {
+		err = fmt.Errorf("member %s: leave: %w", m.cfg.Node, err)
+	} else {
+		m.log.Info("master: left the cluster")
+	}
+	m.mu.Lock()
+	m.leaveErr = err
+	m.mu.Unlock()
 }
 
 // run connects to one master after the other until stopped.
@@ -184,7 +200,7 @@ func (m *Member) run() {
 			leader, err = m.session(s, url)
 			_ = s.Close()
 			m.mu.Lock()
-			m.sess, m.registered, m.url = nil, false, ""
+			m.registered, m.url = false, ""
 			m.mu.Unlock()
 			if leader != "" && leader != url {
 				redirect = leader
@@ -266,7 +282,7 @@ func (m *Member) session(s *client.Session, url string) (string, error) {
 		return "", err
 	}
 	m.mu.Lock()
-	m.sess, m.registered, m.url = s, true, url
+	m.registered, m.url = true, url
 	m.registers++
 	m.mu.Unlock()
 	m.log.Info("master: registered", "master", url, "lease_ms", lease.Milliseconds(), "map_version", m.Status().MapVersion)
@@ -276,6 +292,7 @@ func (m *Member) session(s *client.Session, url string) (string, error) {
 	for {
 		select {
 		case <-m.stop:
+			m.leave(s)
 			return "", nil
 		case <-s.Done():
 			return "", fmt.Errorf("session ended: %w", s.Err())
