@@ -110,6 +110,11 @@ func runRole(role string, args []string) error {
 	}
 	if fol != nil {
 		common.Routers = member.Routers(first)
+		if first.Slots > 0 && first.Slots != common.Slots {
+			// Every node must place by the same slots: the master's map decides.
+			log.Warn("cluster.slots differs from the master's map: placing by the map's", "file", common.Slots, "map", first.Slots)
+			common.Slots = first.Slots
+		}
 	}
 
 	var n *node.Node
