@@ -1,6 +1,7 @@
 package span
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -71,5 +72,55 @@ func TestTagsFromOutsideForRoutersJoiningLater(t *testing.T) {
 		if res.Request != x.req || firstArg(t, codec.JSON, res) != x.arg {
 			t.Fatalf("RESULT on %s: %+v", x.cl.router, res)
 		}
+	}
+}
+
+// A long-lived router sees more router names than it has interest bits when routers
+// come and go under new names (a master's map): the bits of routers gone are reused,
+// so a router joining after 70 others came and went still gets the events its
+// subscribers want, and none of a gone router's interest lingers on its reused bit.
+func TestInterestBitsReusedAfterManyRouters(t *testing.T) {
+	c := newCluster(t, "a")
+	pub := c.join("a", codec.JSON, "p", "app")
+	join := func(name string) *client {
+		r := engine.NewRouter(nil)
+		c.realms[name] = r.AddRealm("realm1")
+		sp := New(name, r, c.lb.from(name), nil)
+		c.spans[name] = sp
+		c.lb.mu.Lock()
+		c.lb.spans[name] = sp
+		c.lb.down[name] = false
+		c.lb.mu.Unlock()
+		sp.SetRouters([]string{"a", name})
+		c.spans["a"].SetRouters([]string{"a", name})
+		c.lb.settle(t)
+		return c.join(name, codec.JSON, "s", "app")
+	}
+	for i := range 70 {
+		name := fmt.Sprintf("gone%02d", i)
+		sub := join(name)
+		sub.subscribe(fmt.Sprintf("com.topic.%d", i), "")
+		c.lb.settle(t)
+		c.lb.mu.Lock()
+		c.lb.down[name] = true
+		c.lb.mu.Unlock()
+		c.spans["a"].RouterDown(name)
+		c.spans["a"].SetRouters([]string{"a"})
+	}
+	late := join("late")
+	late.subscribe("com.topic.late", "")
+	c.lb.settle(t)
+	pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte("com.topic.late")})
+	if ev := late.one(codec.EVENT); ev.Type != codec.EVENT {
+		t.Fatalf("late router's subscriber: %+v", ev)
+	}
+	// The gone routers' topics have no interest left: a's publications go nowhere.
+	c.lb.resetCounts()
+	for i := range 70 {
+		pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte(fmt.Sprintf("com.topic.%d", i))})
+	}
+	c.lb.settle(t)
+	if n := c.lb.count("a", "late", KindPublish); n != 0 {
+		t.Fatalf("%d publications to gone routers' topics reached the late router", n)
 	}
 }
