@@ -33,9 +33,25 @@ func TestRouterJoinAndLeaveThroughMaster(t *testing.T) {
 		before = append(before, s)
 	}
 
+	before2 := e.master().Map()
 	r3 := e.startRouter("r3")
 	e.settled(p, "r1", "r2", "r3")
 	mp := e.master().Map()
+	// Slot moves: only to the router that joined, about a third of them.
+	oldOwners, newOwners := placement.New(before2.Slots, []string{"r1", "r2"}), placement.New(mp.Slots, []string{"r1", "r2", "r3"})
+	moved := 0
+	for slot := range mp.Slots {
+		if o, n := oldOwners.Owner(slot), newOwners.Owner(slot); o != n {
+			if n != "r3" {
+				t.Fatalf("slot %d moved from %s to %s, not to the router that joined", slot, o, n)
+			}
+			moved++
+		}
+	}
+	if moved == 0 || moved > mp.Slots/2 {
+		t.Fatalf("%d of %d slots moved to r3", moved, mp.Slots)
+	}
+	t.Logf("r3 joined: map %d -> %d, %d of %d slots moved, all to r3", before2.Version, mp.Version, moved, mp.Slots)
 	tags := map[int]bool{}
 	for _, f := range []*follower{r1, r2, r3, p} {
 		if st := f.m.Status(); st.MapVersion != mp.Version || !st.Registered {
