@@ -2,6 +2,7 @@ package member_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -89,4 +90,70 @@ func TestMemberConfigChecked(t *testing.T) {
 			t.Errorf("Start(%+v) accepted", c)
 		}
 	}
+}
+
+// A config version the node cannot apply is refused: the node keeps running (and
+// reporting) the one it has, is not offered the same version again, and takes the next.
+func TestMemberConfigVersionRefused(t *testing.T) {
+	e := newEnv(t, 1)
+	offered := make(chan int64, 8)
+	m, err := member.Start(member.Config{Masters: e.urls, Node: "p1", Key: testSecret, Role: master.NodeProxy,
+		Logger: quiet(), OnConfig: func(cv master.ConfigVersion) error {
+			offered <- cv.Version
+			if cv.Version == 1 {
+				return errors.New("not for this node")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(context.Background(), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := m.WaitMap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	op, err := master.Dial(ctx, e.urls[0], master.OperatorAuthID, testSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	apply := func(realm string) int64 {
+		var res master.ApplyRes
+		if err := master.Call(ctx, op, master.ProcApply, master.ApplyReq{Config: map[string]any{"realms": []any{
+			map[string]any{"name": realm, "roles": []any{map[string]any{"name": "anonymous"}},
+				"auth": map[string]any{"anonymous": map[string]any{"role": "anonymous"}}}}}}, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res.Version
+	}
+	if v := apply("r1"); v != 1 {
+		t.Fatalf("first apply is version %d", v)
+	}
+	if got := <-offered; got != 1 {
+		t.Fatalf("offered %d", got)
+	}
+	time.Sleep(testLease) // three heartbeats name version 1 again
+	if st := m.Status(); st.ConfigVersion != 0 {
+		t.Fatalf("runs config version %d after refusing it", st.ConfigVersion)
+	}
+	select {
+	case v := <-offered:
+		t.Fatalf("version %d offered again", v)
+	default:
+	}
+	if v := apply("r2"); v != 2 {
+		t.Fatalf("second apply is version %d", v)
+	}
+	waitFor(t, 5*time.Second, "version 2 applied", func() bool { return m.Status().ConfigVersion == 2 })
+	// The master hears the version the node runs.
+	waitFor(t, 3*testLease, "the master to see version 2", func() bool {
+		for _, n := range e.master().Status().Nodes {
+			if n.Node == "p1" && n.ConfigVersion == 2 {
+				return true
+			}
+		}
+		return false
+	})
 }
