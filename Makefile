@@ -81,10 +81,12 @@ release:
 bench-e2e:
 	$(GO) build -o bin/switchyard ./cmd/switchyard && bin/switchyard bench run all
 
-# The local example cluster (2 proxies, 3 routers) on loopback, in the background; the
-# config files, logs and pids live in .cluster/ (see cluster/local.sh).
+# The local example cluster (a master, 2 proxies, 3 routers) on loopback, in the
+# background; the config files, logs and pids live in .cluster/ (see cluster/local.sh).
+# MASTERS=3 writes three master replicas (the first time .cluster/ is written).
+MASTERS ?= 1
 cluster:
-	cluster/local.sh start
+	MASTERS=$(MASTERS) cluster/local.sh start
 
 cluster-stop:
 	cluster/local.sh stop

@@ -54,7 +54,7 @@ func (c *ClusterSubprocess) Launch(ctx context.Context, logPath string) (Router,
 		_ = cl.Stop()
 		return nil, err
 	}
-	if out, err := exec.CommandContext(ctx, c.Bin, "init", "--cluster", dir).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, c.Bin, "init", "--cluster", "--masters", "0", dir).CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("bench: %s init --cluster: %w: %s", c.Bin, err, bytes.TrimSpace(out)))
 	}
 	// Every example address gets a free port, in every file that names it.

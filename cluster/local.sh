@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# Starts (or stops) the local example cluster on loopback: the nodes that
-# `switchyard init --cluster` describes (2 proxies, 3 routers by default), each a
+# Starts (or stops) the local example cluster on loopback: the processes that
+# `switchyard init --cluster` describes (a master, 2 proxies, 3 routers), each a
 # background process with its log and pid file under $DIR.
 #
 #   cluster/local.sh start   # build, write the example config if missing, start, print URLs
-#   cluster/local.sh stop    # stop every node started from $DIR
-#   cluster/local.sh status  # which nodes run
+#   cluster/local.sh stop    # stop every process started from $DIR
+#   cluster/local.sh status  # which processes run (and the master's view of the cluster)
 #
 # DIR (default .cluster) holds the config files, logs (NAME.log) and pids (NAME.pid).
+# MASTERS (default 1) is the number of master replicas written the first time (3: a
+# replicated master; 0: no master, the nodes list the routers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${DIR:-.cluster}
 BIN=${BIN:-bin/switchyard}
+MASTERS=${MASTERS:-1}
 
 nodes() { ls "$DIR"/*.yaml 2>/dev/null | xargs -n1 basename | sed 's/\.yaml$//' | sort; }
-role_of() { case "$1" in router*) echo router ;; *) echo proxy ;; esac; }
+role_of() { case "$1" in master*) echo master ;; router*) echo router ;; *) echo proxy ;; esac; }
+# in start order: masters, routers, proxies
+ordered() { nodes | grep '^master' || true; nodes | grep '^router' || true; nodes | grep -v '^master\|^router' || true; }
 running() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }
 
 start() {
   go build -o "$BIN" ./cmd/switchyard
   if ! ls "$DIR"/*.yaml >/dev/null 2>&1; then
-    "$BIN" init --cluster "$DIR"
+    "$BIN" init --cluster --masters "$MASTERS" "$DIR"
   fi
-  # Routers first, so that proxies find their links up.
-  for n in $(nodes | grep '^router') $(nodes | grep -v '^router'); do
+  # The masters first (the nodes register there), then the routers, so that proxies
+  # find their links up.
+  for n in $(ordered); do
     if running "$n"; then echo "$n already running (pid $(cat "$DIR/$n.pid"))"; continue; fi
     "$BIN" "$(role_of "$n")" --config "$DIR/$n.yaml" >"$DIR/$n.log" 2>&1 &
     echo $! >"$DIR/$n.pid"
@@ -35,21 +41,30 @@ start() {
   done
   [ $failed -eq 0 ] || { stop; exit 1; }
   echo "cluster running from $DIR (logs: $DIR/NAME.log; stop with: make cluster-stop)"
-  for n in $(nodes | grep -v '^router'); do
+  for n in $(nodes | grep -v '^master\|^router'); do
+    # A node following a master opens its listeners once the master answered.
+    for _ in $(seq 100); do grep -q 'listener0=' "$DIR/$n.log" && break; sleep 0.1; done
     grep -o 'listener[0-9]*="[^"]*"' "$DIR/$n.log" | sed "s/^/  $n: /"
   done
+  if ls "$DIR"/master*.yaml >/dev/null 2>&1; then
+    echo "  cluster status: $BIN cluster status --config $(ls "$DIR"/master*.yaml | head -1)"
+  fi
 }
 
 stop() {
-  for n in $(nodes); do
+  # Proxies and routers first (they leave the map), the masters last.
+  for n in $(ordered | tac); do
     if running "$n"; then kill "$(cat "$DIR/$n.pid")" && echo "stopped $n"; fi
     rm -f "$DIR/$n.pid"
   done
 }
 
 status() {
-  for n in $(nodes); do
+  for n in $(ordered); do
     if running "$n"; then echo "$n: running (pid $(cat "$DIR/$n.pid"))"; else echo "$n: stopped"; fi
+  done
+  for m in $(nodes | grep '^master' || true); do
+    if running "$m"; then "$BIN" cluster status --config "$DIR/$m.yaml" || true; break; fi
   done
 }
 

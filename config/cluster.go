@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,17 +13,20 @@ import (
 // (`switchyard proxy`: accept clients, authenticate them, forward their sessions) in
 // front of router nodes (`switchyard router`: host the realms). Every node reads the
 // same schema; only node, link and the listeners differ between the files of one
-// cluster. The membership is static here: every router is listed with the address its
-// links are dialed at. A file cannot know which command reads it, so the command checks
-// its role with Config.ClusterRole after Validate. Plain data; see Config for
-// concurrency.
+// cluster. The membership is static (every router is listed with the address its links
+// are dialed at) or, with masters, the master's map (the node registers and follows the
+// map and the cluster config versions). A file cannot know which command reads it, so
+// the command checks its role with Config.ClusterRole after Validate. Plain data; see
+// Config for concurrency.
 type Cluster struct {
 	Node         string          `json:"node" env:"SWITCHYARD_CLUSTER_NODE" doc:"This node's name, unique in the cluster: letters, digits, '.', '_' and '-', at most 64. A router's name is listed in routers, a proxy's is not. Required."`
 	Link         string          `json:"link" env:"SWITCHYARD_CLUSTER_LINK" doc:"host:port this node accepts links from other nodes on. Required on a router, where it must match the router's entry in routers: the same port, and the same host or a wildcard one (\":9201\", \"0.0.0.0:9201\"). A proxy may leave it empty (it dials the routers)."`
 	Secret       string          `json:"secret" secret:"true" doc:"Shared secret every node proves when a link opens; a peer that cannot is refused. At least 16 characters (switchyard init --cluster generates 32 random bytes in hex); the same on every node. Required unless tls is set."`
 	Slots        int             `json:"slots" default:"4096" doc:"Hash slots. A new session goes to the router that owns the slot of its (realm, authrole); the owners follow from the router names (rendezvous hashing), so every node must use the same slots and routers. 16 to 65536."`
 	LinksPerPeer int             `json:"links_per_peer" default:"2" doc:"Persistent TCP links per pair of nodes, shared by all sessions between them. 1 to 64."`
-	Routers      []ClusterRouter `json:"routers" doc:"Every router node of the cluster with its link address: the static membership, the same list on every node. At least one."`
+	Routers      []ClusterRouter `json:"routers" doc:"Every router node of the cluster with its link address: the static membership, the same list on every node. At least one, unless masters is set (then leave it out: the map comes from the master)."`
+	Masters      []string        `json:"masters" doc:"Management URLs of the cluster's master replicas (ws://host:port/ws or rs://host:port; wss/rss with TLS). With masters the membership is the master's map: the node registers there, holds a lease by heartbeat, follows the map and the cluster config versions (realms), tries the masters in turn, and keeps routing on its last map and config while none answers. A router's link is then the address it registers, so it must be one the other nodes can dial. Left out: static membership (routers)."`
+	Key          string          `json:"key" secret:"true" doc:"This node's key on the masters (WAMP-CRA secret; the authid is node). Empty: the cluster secret. Only with masters."`
 	TLS          *LinkTLS        `json:"tls" doc:"Mutual TLS on links: every node presents its certificate and accepts only peers whose certificate ca_file signs. Left out: plain TCP, authenticated by secret."`
 }
 
@@ -69,6 +73,19 @@ func (c *Config) ClusterRole(role string) error {
 	if cl == nil {
 		return fmt.Errorf("%s", Problem{"cluster", fmt.Sprintf("required by switchyard %s: this file has no cluster section (see switchyard init --cluster)", role)})
 	}
+	if len(cl.Masters) > 0 {
+		// The master's map lists the routers: a router registers its link, which the
+		// other nodes dial; a proxy needs listeners for its clients.
+		switch {
+		case role == RoleRouter && cl.Link == "":
+			return fmt.Errorf("%s", Problem{"cluster.link", "required: a router registers its link address with the masters"})
+		case role == RoleRouter && checkLinkAddr(cl.Link, true) != nil:
+			return fmt.Errorf("%s", Problem{"cluster.link", fmt.Sprintf("%v (with masters a router registers this address)", checkLinkAddr(cl.Link, true))})
+		case role == RoleProxy && len(c.Listeners) == 0:
+			return fmt.Errorf("%s", Problem{"listeners", "no listeners: a proxy accepts its clients there"})
+		}
+		return nil
+	}
 	listed := cl.router(cl.Node) >= 0
 	switch {
 	case role == RoleRouter && !listed:
@@ -80,9 +97,26 @@ func (c *Config) ClusterRole(role string) error {
 }
 
 // IsRouter reports whether this node is one of the cluster's routers (its name is
-// listed in cluster.routers); false for a standalone node. Safe for concurrent use as
-// long as nobody mutates c.
+// listed in cluster.routers); false for a standalone node, and for a node following
+// masters (only the command that reads the file knows its role then). Safe for
+// concurrent use as long as nobody mutates c.
 func (c *Config) IsRouter() bool { return c.Cluster != nil && c.Cluster.router(c.Cluster.Node) >= 0 }
+
+// FollowsMaster reports whether the node takes its membership and cluster config from
+// masters (cluster.masters is set). Safe for concurrent use as long as nobody mutates c.
+func (c *Config) FollowsMaster() bool { return c.Cluster != nil && len(c.Cluster.Masters) > 0 }
+
+// MasterKey returns the secret the node proves to the masters: cluster.key, else the
+// cluster secret. Safe for concurrent use as long as nobody mutates c.
+func (c *Config) MasterKey() string {
+	if c.Cluster == nil {
+		return ""
+	}
+	if c.Cluster.Key != "" {
+		return c.Cluster.Key
+	}
+	return c.Cluster.Secret
+}
 
 // RouterNames returns the names of cluster.routers in file order (nil for a
 // standalone node): the membership cluster/placement builds its map from. Safe for
@@ -148,9 +182,13 @@ func (v *validator) cluster(cl *Cluster) {
 	if cl.LinksPerPeer < 1 || cl.LinksPerPeer > 64 {
 		v.add(p+".links_per_peer", "must be from 1 to 64, got %d", cl.LinksPerPeer)
 	}
-	if len(cl.Routers) == 0 {
-		v.add(p+".routers", "at least one router: sessions need a router to live on")
+	switch {
+	case len(cl.Routers) == 0 && len(cl.Masters) == 0:
+		v.add(p+".routers", "at least one router (or masters): sessions need a router to live on")
+	case len(cl.Routers) > 0 && len(cl.Masters) > 0:
+		v.add(p+".routers", "leave it out with masters: the membership is the master's map")
 	}
+	v.masters(cl)
 	names, links := map[string]int{}, map[string]int{}
 	for i, r := range cl.Routers {
 		rp := fmt.Sprintf("%s.routers[%d]", p, i)
@@ -187,6 +225,39 @@ func (v *validator) cluster(cl *Cluster) {
 		if v.readable(t.CAFile, p+".tls.ca_file") {
 			v.caFile(t.CAFile, p+".tls.ca_file")
 		}
+	}
+}
+
+// masters checks cluster.masters and cluster.key.
+func (v *validator) masters(cl *Cluster) {
+	const p = "cluster"
+	seen := map[string]int{}
+	for i, m := range cl.Masters {
+		mp := fmt.Sprintf("%s.masters[%d]", p, i)
+		u, err := url.Parse(m)
+		switch {
+		case m == "":
+			v.add(mp, "required")
+		case err != nil:
+			v.add(mp, "%q is not a URL: %v", m, err)
+		case !slices.Contains([]string{"ws", "wss", "rs", "rss", "tcp", "tcps"}, u.Scheme):
+			v.add(mp, "%q: scheme %q is not ws, wss, rs, rss, tcp or tcps (e.g. ws://10.0.0.9:9300/ws)", m, u.Scheme)
+		case u.Hostname() == "" || u.Port() == "":
+			v.add(mp, "%q: give the master's host and port (e.g. ws://10.0.0.9:9300/ws)", m)
+		default:
+			if j, dup := seen[m]; dup {
+				v.add(mp, "%q is also masters[%d]", m, j)
+			}
+			seen[m] = i
+		}
+	}
+	if cl.Key != "" && len(cl.Masters) == 0 {
+		v.add(p+".key", "only with masters: it is this node's key on the masters")
+	} else if cl.Key != "" && len(cl.Key) < MinSecretLen {
+		v.add(p+".key", "too short: at least %d characters", MinSecretLen)
+	}
+	if len(cl.Masters) > 0 && cl.Key == "" && cl.Secret == "" {
+		v.add(p+".key", "required with masters when there is no secret: the node proves it to the masters")
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 // CompareClusterFiles checks that the configurations of one cluster's nodes (names[i]
 // is the file of cfgs[i], every one with a cluster section) agree on what the nodes
 // compute placement and links from: unique node names, and the same secret, slots,
-// links_per_peer, routers (names and links; order does not matter), link TLS on or off,
+// links_per_peer, routers (names and links; order does not matter), masters (order does
+// not matter), link TLS on or off,
 // and spread of every realm and role they both define. Each problem's path is the field
 // in the second file of the pair that differs, and its message names both files; a
 // secret is never printed. Safe for concurrent use as long as nobody mutates cfgs.
@@ -44,6 +45,9 @@ func CompareClusterFiles(names []string, cfgs []*Config) []Problem {
 		}
 		if a, b := routerSet(cl), routerSet(ref); !maps.Equal(a, b) {
 			add("cluster.routers", "%s lists %v, %s lists %v: the nodes would place sessions differently", n, sortedRouters(a), rn, sortedRouters(b))
+		}
+		if a, b := sortedMasters(cl), sortedMasters(ref); !slices.Equal(a, b) {
+			add("cluster.masters", "%s names %v, %s names %v: the nodes would follow different maps", n, a, rn, b)
 		}
 		for ri := range c.Realms {
 			r := &c.Realms[ri]
@@ -86,4 +90,11 @@ func sortedRouters(m map[string]string) []string {
 		out = append(out, k+"="+m[k])
 	}
 	return out
+}
+
+// sortedMasters is cl.Masters sorted.
+func sortedMasters(cl *Cluster) []string {
+	m := slices.Clone(cl.Masters)
+	slices.Sort(m)
+	return m
 }

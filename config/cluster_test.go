@@ -309,6 +309,7 @@ func TestCompareClusterFiles(t *testing.T) {
 		{"tls", func(c []*Config) { c[2].Cluster.TLS = &LinkTLS{} }, "cluster.tls", "set in only one of router1.yaml and proxy1.yaml"},
 		{"router link", func(c []*Config) { c[3].Cluster.Routers[0].Link = "127.0.0.1:9999" }, "cluster.routers", "router2.yaml lists"},
 		{"router missing", func(c []*Config) { c[1].Cluster.Routers = c[1].Cluster.Routers[:2] }, "cluster.routers", "proxy2.yaml lists [router1=127.0.0.1:9201 router2=127.0.0.1:9202]"},
+		{"masters", func(c []*Config) { c[2].Cluster.Masters = []string{"ws://127.0.0.1:9300/ws"} }, "cluster.masters", "router1.yaml names [ws://127.0.0.1:9300/ws], proxy1.yaml names []"},
 		{"role spread", func(c []*Config) { c[3].Realms[0].Roles[0].Spread = 2 }, "realms[0].roles[0].spread", `realm realm1, authrole "anonymous": spread 2 in router2.yaml, 3 in proxy1.yaml`},
 		{"realm spread", func(c []*Config) { c[1].Realms[0].Spread = 2 }, "realms[0].spread", `authrole "": spread 2 in proxy2.yaml, 1 in proxy1.yaml`},
 	} {

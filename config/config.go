@@ -40,6 +40,7 @@ type Config struct {
 	Listeners []Listener `json:"listeners" doc:"Where the node accepts client connections. Left out: the embedded default (universal on :8080 with WebSocket at /ws, RawSocket on :8081), both offering anonymous."`
 	Realms    []Realm    `json:"realms" doc:"The realms the node routes. Left out: the embedded default (realm1, anonymous with authrole anonymous allowed everything)."`
 	Cluster   *Cluster   `json:"cluster" doc:"Membership of a cluster of proxy and router nodes (switchyard proxy, switchyard router); left out: a standalone node (switchyard start)."`
+	Master    *Master    `json:"master" doc:"This process is a master replica (switchyard master): the cluster's control plane. Left out: not a master."`
 }
 
 // Node holds the process-wide settings. Plain data; see Config for concurrency.

@@ -113,6 +113,13 @@ type ParseOptions struct {
 // with its path (or the read error). Load does not apply environment overrides
 // (ApplyEnv) and does not Validate. Safe for concurrent use.
 func Load(path string) (*Config, error) {
+	return LoadOverlay(path, nil)
+}
+
+// LoadOverlay is Load with the top-level keys of shared (nil: none) replacing the
+// file's, as ParseOverlay: a cluster node following a master reads its own file with
+// the cluster config version's shared part. Safe for concurrent use.
+func LoadOverlay(path string, shared map[string]any) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -124,7 +131,12 @@ func Load(path string) (*Config, error) {
 	case ".json":
 		opts.Format = FormatJSON
 	}
-	c, err := Parse(data, opts)
+	var c *Config
+	if shared == nil {
+		c, err = Parse(data, opts)
+	} else {
+		c, err = ParseOverlay(data, opts, shared)
+	}
 	var le *LoadError
 	if errors.As(err, &le) {
 		le.File = path
@@ -139,6 +151,45 @@ func Parse(data []byte, opts ParseOptions) (*Config, error) {
 	if err != nil {
 		return nil, &LoadError{Problems: []Problem{{Message: err.Error()}}}
 	}
+	return decodeTree(raw, opts)
+}
+
+// ParseOverlay is Parse of data with some top-level keys replaced by those of shared
+// (the JSON form of config keys, as a master's cluster config version holds them:
+// "realms" and its like): a node applies the cluster's shared part over its own file.
+// Safe for concurrent use.
+func ParseOverlay(data []byte, opts ParseOptions, shared map[string]any) (*Config, error) {
+	raw, err := parseTree(data, opts.Format)
+	if err != nil {
+		return nil, &LoadError{Problems: []Problem{{Message: err.Error()}}}
+	}
+	top, ok := raw.(map[string]any)
+	if raw == nil || !ok {
+		top = map[string]any{}
+		if raw != nil {
+			return decodeTree(raw, opts) // reports the bad top level
+		}
+	}
+	// The shared part goes through JSON so that its values have the shapes the decoder
+	// reads from a file (json.Number, not float64).
+	b, err := json.Marshal(shared)
+	if err != nil {
+		return nil, &LoadError{Problems: []Problem{{Message: "shared config: " + err.Error()}}}
+	}
+	over, err := parseTree(b, FormatJSON)
+	if err != nil {
+		return nil, &LoadError{Problems: []Problem{{Message: "shared config: " + err.Error()}}}
+	}
+	if m, ok := over.(map[string]any); ok {
+		for k, v := range m {
+			top[k] = v
+		}
+	}
+	return decodeTree(top, opts)
+}
+
+// decodeTree decodes a parsed file (see Parse).
+func decodeTree(raw any, opts ParseOptions) (*Config, error) {
 	d := &decoder{getenv: opts.Getenv, dir: opts.Dir}
 	if d.getenv == nil {
 		d.getenv = os.Getenv

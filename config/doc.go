@@ -80,13 +80,29 @@ create a block the file leaves out (a listener's ` + "`tls`" + `).
 	b.Write(InitFile())
 	b.WriteString("```\n")
 	b.WriteString("\n## A cluster node (`switchyard init --cluster`)\n\n" +
-		"`switchyard init --cluster DIR` writes a local example cluster: `proxy1.yaml`, `proxy2.yaml`\n" +
-		"(client listeners on 127.0.0.1:8080 and 127.0.0.1:8090) and `router1.yaml` .. `router3.yaml`\n" +
-		"(links on 127.0.0.1:9201 .. 9203, no client listeners), with a generated secret. Here is\n" +
-		"`router1.yaml`, with the secret read from the environment instead:\n\n```yaml\n")
-	for _, f := range ClusterInitFiles("") {
+		"`switchyard init --cluster DIR` writes a local example cluster: `master1.yaml` (the master,\n" +
+		"management on 127.0.0.1:9300; `--masters 3` writes three replicas, `--masters 0` none and a\n" +
+		"static membership), `proxy1.yaml`, `proxy2.yaml` (client listeners on 127.0.0.1:8080 and\n" +
+		"127.0.0.1:8090) and `router1.yaml` .. `router3.yaml` (links on 127.0.0.1:9201 .. 9203, no\n" +
+		"client listeners), with a generated secret. Here are `master1.yaml` and `router1.yaml`, with\n" +
+		"the secret read from the environment instead:\n\n```yaml\n")
+	for _, f := range ClusterInitFilesMasters("", 1) {
+		if f.Name == "master1.yaml" {
+			b.Write(f.Data)
+			b.WriteString("```\n\n```yaml\n")
+		}
 		if f.Name == "router1.yaml" {
 			b.Write(f.Data)
+		}
+	}
+	b.WriteString("```\n\nWith `--masters 0` the nodes list the routers instead (static membership):\n\n```yaml\n")
+	for _, f := range ClusterInitFiles("") {
+		if f.Name == "router1.yaml" {
+			if i := bytes.Index(f.Data, []byte("\ncluster:")); i >= 0 {
+				if j := bytes.Index(f.Data[i:], []byte("\n\n")); j >= 0 {
+					b.Write(f.Data[i+1 : i+j+1])
+				}
+			}
 		}
 	}
 	b.WriteString("```\n")

@@ -32,7 +32,7 @@ func (c *Config) Validate() []Problem {
 		v.add("version", "unsupported schema version %d (this switchyard reads version 1)", c.Version)
 	}
 	v.node(&c.Node)
-	if len(c.Listeners) == 0 && !c.IsRouter() {
+	if len(c.Listeners) == 0 && !c.IsRouter() && !c.FollowsMaster() {
 		// A cluster router may take its sessions only over links.
 		v.add("listeners", "no listeners: the node would accept no connections")
 	}
@@ -75,6 +75,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.Cluster != nil {
 		v.cluster(c.Cluster)
+	}
+	if c.Master != nil {
+		v.master(c.Master)
 	}
 	slices.SortStableFunc(v.problems, func(a, b Problem) int {
 		return slices.Compare(pathOrder(a.Path), pathOrder(b.Path))

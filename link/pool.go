@@ -56,6 +56,9 @@ func Dial(addr string, n int, cfg Config, h Handler) *Pool {
 	return p
 }
 
+// Addr returns the address the pool dials. Safe for concurrent use.
+func (p *Pool) Addr() string { return p.addr }
+
 // Err returns the config error that kept the pool from starting, else nil. Safe for
 // concurrent use.
 func (p *Pool) Err() error { return p.err }

@@ -4,9 +4,10 @@
 // to every router). `switchyard router` and `switchyard proxy` use them, and so do the
 // cluster tests, which run several nodes in one process over real TCP links on loopback.
 //
-// Membership is static here: every node's config lists every router. A router counts as
-// live while a link to it is up; the placement of new sessions and the realm-spanning
-// protocol follow the live set.
+// Membership is static (every node's config lists every router) or follows the master's
+// map (SetRouters on each new map version). A router counts as live while it is in the
+// membership and a link to it is up; the placement of new sessions and the
+// realm-spanning protocol follow the live set.
 
 package node
 
@@ -18,6 +19,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cwire "github.com/switchyard-wamp/switchyard/cluster/wire"
@@ -35,7 +37,8 @@ type ClusterCommon struct {
 	// Name is this node's name; Secret the cluster secret of the links (or TLS).
 	Name   string
 	Secret []byte
-	// Routers are every router of the cluster (static membership).
+	// Routers are every router of the cluster: the static membership, or the routers of
+	// the master's map at start (SetRouters follows later maps).
 	Routers []ClusterMember
 	// Slots is the number of hash slots; LinksPerPeer the links per node pair.
 	Slots, LinksPerPeer int
@@ -65,6 +68,10 @@ type RouterNodeConfig struct {
 	// Node is the engine side: realms, roles, store and (optional) client listeners
 	// (NoListeners for a router that only takes sessions over links).
 	Node Config
+	// Tag, when not 0, is this router's stable tag from the master's map
+	// (master.MapRouter.Tag): its INVOCATION id tag in the realm-spanning protocol. 0 in
+	// static mode, where the tag follows from the position in Routers.
+	Tag int
 }
 
 // RouterNode is a running cluster router node.
@@ -75,8 +82,12 @@ type RouterNode struct {
 	log   *slog.Logger
 	span  *span.Span
 
+	per  int
+	lcfg link.Config
+	// pools are the link pools to the other routers of the membership, by name: a map
+	// never changed once stored (SetRouters stores a new one under mu), read lock-free.
+	pools atomic.Pointer[map[string]*link.Pool]
 	mu    sync.Mutex
-	pools map[string]*link.Pool // to the other routers, by name
 	live  []string
 	stop  chan struct{}
 	wg    sync.WaitGroup
@@ -96,7 +107,7 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
 	}
-	r := &RouterNode{Node: n, name: cfg.Name, log: log, pools: map[string]*link.Pool{}, stop: make(chan struct{})}
+	r := &RouterNode{Node: n, name: cfg.Name, log: log, stop: make(chan struct{}), lcfg: cfg.linkConfig("router", log)}
 	srv, err := router.Listen(n.Router, router.Config{Addr: cfg.LinkAddr, Listener: cfg.LinkListener, Link: cfg.linkConfig("router", log)})
 	if err != nil {
 		_ = n.Stop(context.Background())
@@ -104,27 +115,72 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 	}
 	r.Links = srv
 	r.span = span.New(cfg.Name, n.Router, spanTransport{r}, log)
-	all := make([]string, 0, len(cfg.Routers))
-	for _, m := range cfg.Routers {
-		all = append(all, m.Name)
-	}
-	r.span.FixTag(all)
-	srv.SetSpan(spanHandler{r.span})
-	per := cfg.LinksPerPeer
-	if per <= 0 {
-		per = 2
-	}
-	for _, m := range cfg.Routers {
-		if m.Name == cfg.Name {
-			continue
+	if cfg.Tag != 0 {
+		r.span.SetTag(uint64(cfg.Tag))
+	} else {
+		all := make([]string, 0, len(cfg.Routers))
+		for _, m := range cfg.Routers {
+			all = append(all, m.Name)
 		}
-		r.pools[m.Name] = link.Dial(m.Addr, per, cfg.linkConfig("router", log), srv)
+		r.span.FixTag(all)
 	}
+	srv.SetSpan(spanHandler{r.span})
+	r.per = cfg.LinksPerPeer
+	if r.per <= 0 {
+		r.per = 2
+	}
+	empty := map[string]*link.Pool{}
+	r.pools.Store(&empty)
+	r.SetRouters(cfg.Routers)
 	r.live = []string{cfg.Name}
 	r.span.SetRouters(r.live)
 	r.wg.Add(1)
 	go r.watch()
 	return r, nil
+}
+
+// SetRouters makes routers the membership (this router may be listed or not): links
+// to a router new to it start dialing (it joins the live set, and gets the span resync,
+// once one is up); the pools of routers no longer listed close, and those routers
+// leave the live set (span.RouterDown) within the watch period. A router whose link
+// address changed is redialed. The node's own sessions stay where they are. Safe for
+// concurrent use; the membership of the last call wins.
+func (r *RouterNode) SetRouters(routers []ClusterMember) {
+	r.mu.Lock()
+	select {
+	case <-r.stop:
+		r.mu.Unlock()
+		return // stopped: dial nothing more
+	default:
+	}
+	cur := *r.pools.Load()
+	next := make(map[string]*link.Pool, len(routers))
+	var closing []*link.Pool
+	for _, m := range routers {
+		if m.Name == r.name || m.Name == "" {
+			continue
+		}
+		if p, ok := cur[m.Name]; ok && p.Addr() == m.Addr {
+			next[m.Name] = p
+			continue
+		}
+		if _, dup := next[m.Name]; dup {
+			continue
+		}
+		next[m.Name] = link.Dial(m.Addr, r.per, r.lcfg, r.Links)
+		r.log.Info("cluster: router added", "node", r.name, "router", m.Name, "link", m.Addr)
+	}
+	for name, p := range cur {
+		if next[name] != p {
+			closing = append(closing, p)
+			r.log.Info("cluster: router removed", "node", r.name, "router", name)
+		}
+	}
+	r.pools.Store(&next)
+	r.mu.Unlock()
+	for _, p := range closing {
+		p.Close()
+	}
 }
 
 // Name returns the router's node name.
@@ -137,10 +193,20 @@ func (r *RouterNode) LinkAddr() string { return r.Links.Addr() }
 // accepted (proxies, other routers) and those it dialed (other routers).
 func (r *RouterNode) LinkStats() link.LinkStats {
 	t := r.Links.LinkStats()
-	for _, p := range r.pools {
+	for _, p := range *r.pools.Load() {
 		t.Add(p.LinkStats())
 	}
 	return t
+}
+
+// LinksUp returns how many links to the other routers are up (those this router
+// dialed). Safe for concurrent use.
+func (r *RouterNode) LinksUp() int {
+	n := 0
+	for _, p := range *r.pools.Load() {
+		n += p.Stats().Links
+	}
+	return n
 }
 
 // Live returns the routers this one has a link to, and itself, sorted.
@@ -168,7 +234,7 @@ func (h spanHandler) OnMessage(from string, kind uint8, payload []byte) {
 
 // sendSpan carries a span message to router `to`: on the link that key picks.
 func (r *RouterNode) sendSpan(to string, key uint64, kind uint8, payload []byte) error {
-	p := r.pools[to]
+	p := (*r.pools.Load())[to]
 	if p == nil {
 		return fmt.Errorf("router %s: no link to %q", r.name, to)
 	}
@@ -193,7 +259,7 @@ func (r *RouterNode) watch() {
 		case <-t.C:
 		}
 		live := []string{r.name}
-		for name, p := range r.pools {
+		for name, p := range *r.pools.Load() {
 			if p.Up() {
 				live = append(live, name)
 			}
@@ -221,9 +287,11 @@ func (r *RouterNode) watch() {
 // Idempotent.
 func (r *RouterNode) Stop(ctx context.Context) error {
 	r.once.Do(func() {
+		r.mu.Lock()
 		close(r.stop)
+		r.mu.Unlock()
 		r.wg.Wait()
-		for _, p := range r.pools {
+		for _, p := range *r.pools.Load() {
 			p.Close()
 		}
 		r.Links.Close()
@@ -246,9 +314,8 @@ type ProxyNodeConfig struct {
 
 // ProxyNode is a running cluster proxy node.
 type ProxyNode struct {
-	Node    *Node
-	Links   *proxy.Links
-	routers []string // names, for PeerLinks
+	Node  *Node
+	Links *proxy.Links
 }
 
 // StartProxy starts a proxy node: links to every router (in the background) and the
@@ -273,9 +340,6 @@ func StartProxy(cfg ProxyNodeConfig) (*ProxyNode, error) {
 		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
 	}
 	pn := &ProxyNode{Node: n, Links: ls}
-	for _, m := range cfg.Routers {
-		pn.routers = append(pn.routers, m.Name)
-	}
 	return pn, nil
 }
 

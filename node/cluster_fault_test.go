@@ -137,15 +137,15 @@ func TestLinkCutReconnects(t *testing.T) {
 	on := tc.sessionsOnEveryRouter(t)
 	r1, r2 := tc.routers[0], tc.routers[1]
 	for k := range uint64(4) {
-		if l := r1.pools[r2.Name()].Pick(k); l != nil {
+		if l := (*r1.pools.Load())[r2.Name()].Pick(k); l != nil {
 			l.Close(fmt.Errorf("test: cut"))
 		}
-		if l := r2.pools[r1.Name()].Pick(k); l != nil {
+		if l := (*r2.pools.Load())[r1.Name()].Pick(k); l != nil {
 			l.Close(fmt.Errorf("test: cut"))
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(r1.Live()) < 2 || len(r2.Live()) < 2 || !r1.pools[r2.Name()].Up() || !r2.pools[r1.Name()].Up() {
+	for len(r1.Live()) < 2 || len(r2.Live()) < 2 || !(*r1.pools.Load())[r2.Name()].Up() || !(*r2.pools.Load())[r1.Name()].Up() {
 		if time.Now().After(deadline) {
 			t.Fatalf("router links did not come back: %v %v", r1.Live(), r2.Live())
 		}

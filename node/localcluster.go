@@ -158,12 +158,12 @@ func StartLocalCluster(cfg LocalClusterConfig) (*LocalCluster, error) {
 // (per each): span messages go on the link their key picks, and one still dialing
 // would drop them.
 func (r *RouterNode) linksUp(per int) bool {
-	for _, p := range r.pools {
+	for _, p := range *r.pools.Load() {
 		if p.Stats().Links < per {
 			return false
 		}
 	}
-	return len(r.Live()) == len(r.pools)+1
+	return len(r.Live()) == len(*r.pools.Load())+1
 }
 
 // WebSocketURLs returns every proxy's WebSocket URL, in proxy order.

@@ -221,6 +221,10 @@ func (n *Node) Reload(cfg Config) error {
 			n.cfg.Logger.Error("reload: store config refused", "realm", r, "err", err)
 		}
 	}
+	// A proxy node's cluster learns the realms it serves (new ones before their auth).
+	if rs, ok := n.cfg.Cluster.(interface{ SetRealms([]string) }); ok {
+		rs.SetRealms(cfg.Realms)
+	}
 	// The new auth map has no entry for removed realms, so from here on their
 	// handshakes are refused; then their sessions are told GOODBYE.
 	n.front.SetAuth(servedAuth(cfg.Realms, cfg.Auth))

@@ -28,7 +28,7 @@ type PeerLink struct {
 // PeerLinks returns the state of the links to the other routers, sorted by name, then
 // the inbound links. Safe for concurrent use.
 func (r *RouterNode) PeerLinks() []PeerLink {
-	out := poolLinks(r.pools)
+	out := poolLinks(*r.pools.Load())
 	in := r.Links.LinkStats()
 	return append(out, PeerLink{Peer: "inbound", Up: true, Stats: in})
 }
@@ -36,8 +36,9 @@ func (r *RouterNode) PeerLinks() []PeerLink {
 // PeerLinks returns the state of the links to every router, sorted by name. Safe for
 // concurrent use.
 func (p *ProxyNode) PeerLinks() []PeerLink {
-	pools := make(map[string]*link.Pool, len(p.routers))
-	for _, name := range p.routers {
+	routers := p.Links.Routers()
+	pools := make(map[string]*link.Pool, len(routers))
+	for _, name := range routers {
 		if pl := p.Links.Pool(name); pl != nil {
 			pools[name] = pl
 		}

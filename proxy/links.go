@@ -23,17 +23,22 @@ const (
 	ErrRouterUnavailable = "switchyard.error.router_unavailable"
 )
 
-// RouterAddr names a router node and its link address.
+// RouterAddr names a router node and its link address. Plain data.
 type RouterAddr struct {
 	Name string
 	Addr string
+	// Tag is the router's stable tag from the master's map (master.MapRouter.Tag), 0 in
+	// static mode. Proxies ignore it; a router takes its own as its span tag.
+	Tag int
 }
 
-// LinksConfig configures a proxy's links to the routers of a static cluster.
+// LinksConfig configures a proxy's links to the routers of a cluster.
 type LinksConfig struct {
 	// Link is this node's link identity, secret and TLS (Node and Role are required).
 	Link link.Config
 	// Routers are the router nodes; sessions are placed over those whose links are up.
+	// SetRouters replaces them as the master's map changes; may be empty at start
+	// then (every Open is refused until a map names a router).
 	Routers []RouterAddr
 	// Slots is the number of hash slots (placement); PerPeer the links per router.
 	Slots, PerPeer int
@@ -56,11 +61,14 @@ type LinksConfig struct {
 // placement of new sessions, and the table of the sessions it forwards. It implements
 // Cluster and link.Handler. Its methods are safe for concurrent use.
 type Links struct {
-	cfg      LinksConfig
-	log      *slog.Logger
-	pools    map[string]*link.Pool // by router name; fixed after NewLinks
-	place    *placement.Map
-	realms   map[string]bool
+	cfg LinksConfig
+	log *slog.Logger
+	// set is the router membership (pools and placement map), swapped whole by
+	// SetRouters under setMu and read lock-free: a new session is placed by the set it
+	// loads, and a session keeps the link it got for life.
+	set      atomic.Pointer[routerSet]
+	setMu    sync.Mutex
+	realms   atomic.Pointer[map[string]bool] // replaced whole by SetRealms
 	sessions *xsync.MapOf[uint64, *RemoteSession]
 	opening  *xsync.MapOf[uint64, *opening]
 	calls    *xsync.MapOf[uint64, func(engine.CallResult)]
@@ -68,6 +76,19 @@ type Links struct {
 	closed   atomic.Bool
 	// cookieSink receives the cookies other proxies share (the frontend's stores).
 	cookieSink atomic.Pointer[func(wire.Cookie)]
+}
+
+// routerSet is one membership: a link pool per router and the placement map over
+// their names. Never changed once stored.
+type routerSet struct {
+	pools map[string]*link.Pool // by router name
+	place *placement.Map
+}
+
+// down reports whether router name is unknown or has no link up (placement skips it).
+func (rs *routerSet) down(name string) bool {
+	p := rs.pools[name]
+	return p == nil || !p.Up()
 }
 
 // opening is a session whose Open awaits the router's answer.
@@ -88,11 +109,9 @@ func (o *opening) finish(rs *RemoteSession, abortURI, why string) {
 }
 
 // NewLinks dials every router (links come up in the background) and returns the proxy's
-// cluster backend.
+// cluster backend. With no routers, every new session is refused until SetRouters
+// names some (a proxy following a master's map).
 func NewLinks(cfg LinksConfig) (*Links, error) {
-	if len(cfg.Routers) == 0 {
-		return nil, fmt.Errorf("proxy: a cluster needs at least one router")
-	}
 	if cfg.Slots <= 0 {
 		cfg.Slots = 4096
 	}
@@ -108,34 +127,86 @@ func NewLinks(cfg LinksConfig) (*Links, error) {
 	if cfg.Link.Logger == nil {
 		cfg.Link.Logger = cfg.Logger
 	}
-	ls := &Links{cfg: cfg, log: cfg.Logger, pools: map[string]*link.Pool{}, realms: map[string]bool{},
+	ls := &Links{cfg: cfg, log: cfg.Logger,
 		sessions: xsync.NewMapOf[uint64, *RemoteSession](), opening: xsync.NewMapOf[uint64, *opening](),
 		calls: xsync.NewMapOf[uint64, func(engine.CallResult)]()}
-	names := make([]string, 0, len(cfg.Routers))
-	for _, r := range cfg.Routers {
-		names = append(names, r.Name)
-	}
-	ls.place = placement.New(cfg.Slots, names)
-	for _, r := range cfg.Realms {
-		ls.realms[r] = true
-	}
-	for _, r := range cfg.Routers {
-		ls.pools[r.Name] = link.Dial(r.Addr, cfg.PerPeer, cfg.Link, ls)
-	}
+	ls.SetRealms(cfg.Realms)
+	ls.set.Store(&routerSet{pools: map[string]*link.Pool{}, place: placement.New(cfg.Slots, nil)})
+	ls.SetRouters(cfg.Routers)
 	return ls, nil
+}
+
+// SetRouters makes routers the membership: new sessions are placed by the new map at
+// once (over its routers whose links are up); links to a router new to the set start
+// dialing; a router that left the set has its links closed, and the sessions it held
+// end as when its links break (GOODBYE CloseRouterLost, the client reconnects). No
+// session of a router that stays moves. A router whose address changed is redialed.
+// Safe for concurrent use; the membership of the last call wins. After Close it does
+// nothing.
+func (ls *Links) SetRouters(routers []RouterAddr) {
+	ls.setMu.Lock()
+	if ls.closed.Load() {
+		ls.setMu.Unlock()
+		return
+	}
+	cur := ls.set.Load()
+	next := &routerSet{pools: make(map[string]*link.Pool, len(routers))}
+	names := make([]string, 0, len(routers))
+	for _, r := range routers {
+		if _, dup := next.pools[r.Name]; dup || r.Name == "" {
+			continue
+		}
+		names = append(names, r.Name)
+		if p, ok := cur.pools[r.Name]; ok && p.Addr() == r.Addr {
+			next.pools[r.Name] = p
+			continue
+		}
+		next.pools[r.Name] = link.Dial(r.Addr, ls.cfg.PerPeer, ls.cfg.Link, ls)
+		if len(cur.pools) > 0 {
+			ls.log.Info("cluster: router added", "router", r.Name, "link", r.Addr)
+		}
+	}
+	next.place = placement.New(ls.cfg.Slots, names)
+	var closing []*link.Pool
+	for name, p := range cur.pools {
+		if next.pools[name] != p {
+			closing = append(closing, p)
+			ls.log.Info("cluster: router removed", "router", name)
+		}
+	}
+	ls.set.Store(next)
+	ls.setMu.Unlock()
+	for _, p := range closing {
+		p.Close()
+	}
+}
+
+// Routers returns the names of the routers of the current membership, sorted. Safe for
+// concurrent use.
+func (ls *Links) Routers() []string { return ls.set.Load().place.Routers() }
+
+// LinksUp returns how many links to the routers are up. Safe for concurrent use.
+func (ls *Links) LinksUp() int {
+	n := 0
+	for _, p := range ls.set.Load().pools {
+		n += p.Stats().Links
+	}
+	return n
 }
 
 // Close closes every link; the sessions they carried are closed by OnLinkDown.
 func (ls *Links) Close() {
+	ls.setMu.Lock()
 	ls.closed.Store(true)
-	for _, p := range ls.pools {
+	ls.setMu.Unlock()
+	for _, p := range ls.set.Load().pools {
 		p.Close()
 	}
 }
 
 // Ready reports whether at least one router link is up.
 func (ls *Links) Ready() bool {
-	for _, p := range ls.pools {
+	for _, p := range ls.set.Load().pools {
 		if p.Up() {
 			return true
 		}
@@ -150,7 +221,7 @@ func (ls *Links) WaitReady(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
 		all := true
-		for _, p := range ls.pools {
+		for _, p := range ls.set.Load().pools {
 			all = all && p.Stats().Links >= ls.cfg.PerPeer
 		}
 		if all {
@@ -180,7 +251,7 @@ func (ls *Links) Shutdown(reason string) {
 // CutForTest closes every link to router (fault tests): the link's sessions end with
 // GOODBYE CloseRouterLost and the pool reconnects.
 func (ls *Links) CutForTest(router string) {
-	p := ls.pools[router]
+	p := ls.set.Load().pools[router]
 	if p == nil {
 		return
 	}
@@ -192,14 +263,14 @@ func (ls *Links) CutForTest(router string) {
 }
 
 // Pool returns the link pool to router (nil for an unknown name), for counters.
-func (ls *Links) Pool(router string) *link.Pool { return ls.pools[router] }
+func (ls *Links) Pool(router string) *link.Pool { return ls.set.Load().pools[router] }
 
 // ShareCookie implements Cluster: the cookie goes to every router that is up, which
 // keep it and pass it on to the other proxies.
 func (ls *Links) ShareCookie(c wire.Cookie) {
 	b := wire.Encode(c)
-	for name := range ls.pools {
-		if l := ls.pools[name].PickUp(0); l != nil {
+	for _, p := range ls.set.Load().pools {
+		if l := p.PickUp(0); l != nil {
 			_ = l.Send(link.Kind(wire.CookieSet), 0, b)
 		}
 	}
@@ -212,25 +283,36 @@ func (ls *Links) SetCookieSink(f func(wire.Cookie)) { ls.cookieSink.Store(&f) }
 func (ls *Links) Sessions() int { return ls.sessions.Size() }
 
 // HasRealm implements Cluster.
-func (ls *Links) HasRealm(realm string) bool { return ls.realms[realm] }
+func (ls *Links) HasRealm(realm string) bool { return (*ls.realms.Load())[realm] }
 
-// routerFor places a new session: the owner of its slot among the routers whose links
-// are up.
-func (ls *Links) routerFor(realm, authrole string, id uint64) string {
+// SetRealms makes realms the realms the cluster serves (a reload, or a new cluster config
+// version from the master): handshakes for a realm no longer listed are refused; the
+// sessions of the others go on. Safe for concurrent use.
+func (ls *Links) SetRealms(realms []string) {
+	m := make(map[string]bool, len(realms))
+	for _, r := range realms {
+		m[r] = true
+	}
+	ls.realms.Store(&m)
+}
+
+// routerFor places a new session by membership set: the owner of its slot among the
+// routers whose links are up.
+func (ls *Links) routerFor(set *routerSet, realm, authrole string, id uint64) string {
 	spread := 1
 	if ls.cfg.SpreadOf != nil {
 		spread = max(ls.cfg.SpreadOf(realm, authrole), 1)
 	}
-	return ls.place.PlaceExcept(realm, authrole, spread, id, func(name string) bool { return !ls.pools[name].Up() })
+	return set.place.PlaceExcept(realm, authrole, spread, id, set.down)
 }
 
-// pinned is the router cfg.Place names for a new session, if it is known and up; "".
-func (ls *Links) pinned(realm, authrole string, id uint64) string {
+// pinned is the router cfg.Place names for a new session, if it is in set and up; "".
+func (ls *Links) pinned(set *routerSet, realm, authrole string, id uint64) string {
 	if ls.cfg.Place == nil {
 		return ""
 	}
 	r := ls.cfg.Place(realm, authrole, id)
-	if p := ls.pools[r]; p == nil || !p.Up() {
+	if set.down(r) {
 		return ""
 	}
 	return r
@@ -242,15 +324,16 @@ func (ls *Links) Open(c engine.Peer, req wire.OpenReq, done func(rs *RemoteSessi
 	for _, taken := ls.sessions.Load(id); taken; _, taken = ls.sessions.Load(id) {
 		id = engine.NewSessionID()
 	}
-	router := ls.pinned(req.Realm, req.AuthRole, id)
+	set := ls.set.Load()
+	router := ls.pinned(set, req.Realm, req.AuthRole, id)
 	if router == "" {
-		router = ls.routerFor(req.Realm, req.AuthRole, id)
+		router = ls.routerFor(set, req.Realm, req.AuthRole, id)
 	}
 	if router == "" {
 		go done(nil, ErrRouterUnavailable, "no router is reachable for this realm and role; try again later")
 		return
 	}
-	l := ls.pools[router].PickUp(id)
+	l := set.pools[router].PickUp(id)
 	if l == nil {
 		go done(nil, ErrRouterUnavailable, "router "+router+" is not reachable; try again later")
 		return
@@ -280,10 +363,11 @@ func (ls *Links) Open(c engine.Peer, req wire.OpenReq, done func(rs *RemoteSessi
 func (ls *Links) CallProcedure(realm, procedure string, args []any, kwargs map[string]any, timeout time.Duration,
 	done func(engine.CallResult)) {
 	id := ls.callID.Add(1)
-	router := ls.routerFor(realm, "", id)
+	set := ls.set.Load()
+	router := ls.routerFor(set, realm, "", id)
 	var l *link.Link
 	if router != "" {
-		l = ls.pools[router].PickUp(id)
+		l = set.pools[router].PickUp(id)
 	}
 	if l == nil {
 		go done(engine.CallResult{Err: fmt.Errorf("no router reachable for realm %q", realm)})

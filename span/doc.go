@@ -50,8 +50,10 @@
 // own ids stay below), so the callee's router sends a YIELD or ERROR with such an id back
 // to the tagged router (KindAnswer, learned from KindInvoke), where the ghost processes
 // it. A callee that leaves makes every router drop its ghost (KindGone), which fails its
-// calls in flight with wamp.error.canceled. The tag is 1 + this router's position in the
-// sorted names of the first SetRouters call: every router must get the same list then.
+// calls in flight with wamp.error.canceled. The tag is given from outside with SetTag
+// (the master's map gives every router a stable, unique tag, so routers that join later
+// never collide); in a static cluster it is 1 + this router's position in the sorted
+// names of the full router list (FixTag) or of the first SetRouters call.
 //
 // # Meta API
 //
@@ -69,7 +71,10 @@
 // local subscribers, since the dead router cannot publish them), stops waiting for its
 // acks, and sends the claims that waited for it as owner to the new owner. SetRouters
 // sends a router seen for the first time (or again after RouterDown) our subscriptions'
-// interest, our sessions and our callees' registrations. RouterDown also publishes
+// interest, our sessions and our callees' registrations. Interest bits go to router
+// names as they are seen; once all 64 are given, the bit of a router that is not live
+// is reused (its leftover interest dropped first), so routers may come and go under new
+// names for as long as at most 64 count at once. RouterDown also publishes
 // on_unsubscribe/on_delete/on_leave for the dead router's sessions, ends the meta
 // queries waiting for it, and interrupts the INVOCATIONs its callers had in flight to
 // our callees (their late answers are dropped).

@@ -252,7 +252,7 @@ func (s *Span) onInterest(from string, r *reader) error {
 		return r.err
 	}
 	s.mu.Lock()
-	b := s.bitOf(from)
+	b := s.bitOf(from, nil)
 	s.mu.Unlock()
 	if b < 0 {
 		return fmt.Errorf("no interest bit for router %s", from)

@@ -38,7 +38,8 @@ type Span struct {
 
 	// mu guards membership changes (SetRouters, RouterDown) and the name index.
 	mu sync.Mutex
-	// bit gives each router name ever seen its interest bit (never reused); guarded by mu.
+	// bit gives each router name seen its interest bit; guarded by mu. A bit is reused
+	// only once all are given, from a router that is not live (reclaimBit).
 	bit map[string]int
 	// names[i] is the router of bit i; written under mu before the bit is published.
 	names [MaxRouters]atomic.Pointer[string]
@@ -90,7 +91,7 @@ func New(self string, r *engine.Router, t Transport, log *slog.Logger) *Span {
 	s.queryTimeout.Store(int64(DefaultQueryTimeout))
 	empty := map[string]*realmState{}
 	s.realms.Store(&empty)
-	s.bitOf(self)
+	s.bitOf(self, nil)
 	s.live.Store(&members{names: []string{self}, hashes: []uint64{xxhash.Sum64String(self)}})
 	r.SetFederation(s)
 	return s
@@ -108,20 +109,45 @@ func (s *Span) Tag() uint64 {
 	return 1
 }
 
-// bitOf returns name's interest bit, giving it one when new; -1 when all are taken.
-// Caller holds mu (or is New).
-func (s *Span) bitOf(name string) int {
+// bitOf returns name's interest bit, giving it one when new (reclaiming the bit of a
+// router that is not live, and not in keep, once all are given); -1 when none is
+// free. Caller holds mu (or is New).
+func (s *Span) bitOf(name string, keep []string) int {
 	if b, ok := s.bit[name]; ok {
 		return b
 	}
 	b := len(s.bit)
 	if b >= MaxRouters {
-		return -1
+		if b = s.reclaimBit(keep); b < 0 {
+			return -1
+		}
 	}
 	s.bit[name] = b
 	n := name
 	s.names[b].Store(&n)
 	return b
+}
+
+// reclaimBit frees the interest bit of a router that is neither self, live, nor in
+// keep, after dropping what interest is still recorded under it: a long-lived router
+// sees more than MaxRouters router names over its life when routers come and go under
+// new names (a master's map). -1 when every bit belongs to a router that counts.
+// Caller holds mu. A router whose bit went and that comes back gets another one and
+// is resynced as any router seen again.
+func (s *Span) reclaimBit(keep []string) int {
+	live := s.live.Load()
+	for name, b := range s.bit {
+		if name == s.self || slices.Contains(live.names, name) || slices.Contains(keep, name) {
+			continue
+		}
+		for _, st := range *s.realms.Load() {
+			st.dropInterest(b)
+		}
+		delete(s.bit, name)
+		s.log.Info("span: interest bit of a router gone reused", "gone", name, "bit", b)
+		return b
+	}
+	return -1
 }
 
 // FixTag fixes this router's INVOCATION id tag from the cluster's full, static list of
@@ -137,6 +163,19 @@ func (s *Span) FixTag(all []string) {
 	names = slices.Compact(names)
 	tag := min(uint64(slices.Index(names, s.self)+1), engine.MaxRouterTag)
 	s.tag.CompareAndSwap(0, tag)
+}
+
+// SetTag fixes this router's INVOCATION id tag to tag (1..engine.MaxRouterTag) as given
+// from outside: the master hands every router a stable tag with its map (MapRouter.Tag),
+// unique among the routers it knows, so routers that join later than others still never
+// collide. Call it before the first SetRouters; it has no effect once the tag is fixed,
+// and reports whether it took. Safe for concurrent use.
+func (s *Span) SetTag(tag uint64) bool {
+	if tag < 1 || tag > engine.MaxRouterTag {
+		s.log.Error("span: router tag out of range, ignored", "tag", tag, "max", engine.MaxRouterTag)
+		return false
+	}
+	return s.tag.CompareAndSwap(0, tag)
 }
 
 // SetRouters sets the live routers (self included or not: self always counts). A router
@@ -166,7 +205,7 @@ func (s *Span) SetRouters(names []string) {
 		if n == s.self {
 			continue
 		}
-		b := s.bitOf(n)
+		b := s.bitOf(n, all)
 		if b < 0 {
 			s.log.Error("span: too many routers, ignoring one", "name", n, "max", MaxRouters)
 			continue

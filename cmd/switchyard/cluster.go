@@ -4,22 +4,27 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/switchyard-wamp/switchyard/cluster/member"
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/link"
+	"github.com/switchyard-wamp/switchyard/master"
 	"github.com/switchyard-wamp/switchyard/node"
 )
 
 // runRole runs `switchyard router` or `switchyard proxy`: a cluster node of that role
-// from --config (its cluster section names the node and lists the routers).
+// from --config (its cluster section names the node and lists the routers, or names the
+// masters whose map and cluster config the node follows: see follower).
 func runRole(role string, args []string) error {
 	fs := flag.NewFlagSet(role, flag.ContinueOnError)
 	configFile := fs.String("config", "", "cluster node config file (required; see 'switchyard init --cluster DIR')")
@@ -35,8 +40,10 @@ func runRole(role string, args []string) error {
 	if *configFile == "" {
 		return fmt.Errorf("%s: --config FILE is required (write an example with `switchyard init --cluster DIR`)", role)
 	}
-	load := func() (*config.Config, error) {
-		cfg, err := config.Load(*configFile)
+	// loadWith reads the file, with the shared keys of the cluster config version the
+	// node runs over it when it follows masters.
+	loadWith := func(shared map[string]any) (*config.Config, error) {
+		cfg, err := config.LoadOverlay(*configFile, shared)
 		if err != nil {
 			return nil, err
 		}
@@ -64,11 +71,7 @@ func runRole(role string, args []string) error {
 		}
 		return cfg, nil
 	}
-	cfg, err := load()
-	if err != nil {
-		return fmt.Errorf("%s: %w", role, err)
-	}
-	nc, err := nodeConfig(cfg)
+	cfg, err := loadWith(nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", role, err)
 	}
@@ -77,10 +80,43 @@ func runRole(role string, args []string) error {
 		return err
 	}
 	log := base.With("node", cfg.Cluster.Node)
+	var fol *follower
+	load := func() (*config.Config, error) { return loadWith(nil) }
+	var first master.Map
+	if cfg.FollowsMaster() {
+		if fol, err = startFollower(cfg, role, log, loadWith); err != nil {
+			return fmt.Errorf("%s: %w", role, err)
+		}
+		load = func() (*config.Config, error) { return loadWith(fol.sharedConfig()) }
+		if first, err = fol.waitFirstMap(cfg.Cluster.Masters); err != nil {
+			_ = fol.m.Stop(context.Background(), false)
+			return fmt.Errorf("%s: %w", role, err)
+		}
+		// Start with the cluster config version of the registration.
+		if cfg, err = load(); err != nil {
+			_ = fol.m.Stop(context.Background(), false)
+			return fmt.Errorf("%s: %w", role, err)
+		}
+		fol.cur.Store(cfg)
+		defer fol.stop(context.Background()) // after a failed start; a clean stop leaves first
+	}
+	started := cfg
+	nc, err := nodeConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", role, err)
+	}
 	nc.Logger = log
 	common, err := clusterCommon(cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", role, err)
+	}
+	if fol != nil {
+		common.Routers = member.Routers(first)
+		if first.Slots > 0 && first.Slots != common.Slots {
+			// Every node must place by the same slots: the master's map decides.
+			log.Warn("cluster.slots differs from the master's map: placing by the map's", "file", common.Slots, "map", first.Slots)
+			common.Slots = first.Slots
+		}
 	}
 
 	var n *node.Node
@@ -90,20 +126,39 @@ func runRole(role string, args []string) error {
 	switch role {
 	case config.RoleRouter:
 		nc.NoListeners = len(cfg.Listeners) == 0
-		r, err := node.StartRouter(node.RouterNodeConfig{ClusterCommon: common, LinkAddr: cfg.Cluster.Link, Node: nc})
+		rc := node.RouterNodeConfig{ClusterCommon: common, LinkAddr: cfg.Cluster.Link, Node: nc}
+		if fol != nil {
+			if rc.Tag = member.TagOf(first, cfg.Cluster.Node); rc.Tag == 0 {
+				return fmt.Errorf("%s: the master's map (version %d) does not list this router", role, first.Version)
+			}
+		}
+		r, err := node.StartRouter(rc)
 		if err != nil {
 			return err
 		}
 		n, stop = r.Node, r.Stop
 		ops.links = r.PeerLinks
 		attrs = append(attrs, "link", r.LinkAddr())
+		if fol != nil {
+			fol.attach(r, nil, reloader(r.Node), started)
+		}
 	default:
-		p, err := node.StartProxy(node.ProxyNodeConfig{ClusterCommon: common, Node: nc, SpreadOf: cfg.SpreadOf})
+		spread := cfg.SpreadOf
+		if fol != nil {
+			spread = fol.spreadOf
+		}
+		p, err := node.StartProxy(node.ProxyNodeConfig{ClusterCommon: common, Node: nc, SpreadOf: spread})
 		if err != nil {
 			return err
 		}
 		n, stop = p.Node, p.Stop
 		ops.links, ops.clusterReady, ops.sessions = p.PeerLinks, p.Ready, p.Links.Sessions
+		if fol != nil {
+			fol.attach(nil, p, reloader(p.Node), started)
+		}
+	}
+	if fol != nil {
+		attrs = append(attrs, "masters", strings.Join(cfg.Cluster.Masters, ","), "map_version", first.Version)
 	}
 	ops.n = n
 	if !nc.NoListeners {
@@ -111,6 +166,9 @@ func runRole(role string, args []string) error {
 		for i, l := range nc.Listeners {
 			attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
 		}
+	}
+	if fol != nil {
+		ops.extra = map[string]http.Handler{"/debug/member": memberHandler(fol.m)}
 	}
 	closeAdmin, err := ops.serveAdmin(cfg.Node.Admin)
 	if err != nil {
@@ -134,6 +192,9 @@ func runRole(role string, args []string) error {
 		} else if err := n.Reload(nc2); err != nil {
 			log.Error("SIGHUP: config reload refused, the running config stays in force", "file", *configFile, "err", err)
 		} else {
+			if fol != nil {
+				fol.cur.Store(cfg)
+			}
 			log.Info("SIGHUP: config reloaded (realms, roles, auth; the cluster section needs a restart)", "file", *configFile)
 		}
 	}
@@ -144,6 +205,9 @@ func runRole(role string, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
 	defer cancel()
+	if fol != nil {
+		fol.stop(ctx) // leave the map first: proxies stop placing sessions here
+	}
 	if err := stop(ctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
@@ -152,6 +216,25 @@ func runRole(role string, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloader applies a config to a running node through the SIGHUP path.
+func reloader(n *node.Node) func(*config.Config) error {
+	return func(cfg *config.Config) error {
+		nc, err := nodeConfig(cfg)
+		if err != nil {
+			return err
+		}
+		return n.Reload(nc)
+	}
+}
+
+// memberHandler serves /debug/member: the node's view of the masters (JSON).
+func memberHandler(m *member.Member) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(snakeFields(m.Status()))
+	})
 }
 
 // clusterCommon maps the cluster section to the settings every role shares.

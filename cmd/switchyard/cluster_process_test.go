@@ -46,7 +46,7 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	if out, err := exec.Command(bin, "init", "--cluster", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "init", "--cluster", "--masters", "0", dir).CombinedOutput(); err != nil {
 		t.Fatalf("init --cluster: %v\n%s", err, out)
 	}
 	// The example's fixed ports, moved to free ones in every file.

@@ -21,17 +21,21 @@ import (
 // It never overwrites an existing file.
 func runInit(args []string) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	cluster := fs.Bool("cluster", false, "write a local example cluster (2 proxies, 3 routers) instead")
+	cluster := fs.Bool("cluster", false, "write a local example cluster (a master, 2 proxies, 3 routers) instead")
+	masters := fs.Int("masters", 1, "with --cluster: master replicas (1 or 3; 0: none, the nodes list the routers)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: switchyard init [--cluster] [DIR]
+		fmt.Fprintf(fs.Output(), `Usage: switchyard init [--cluster [--masters N]] [DIR]
 
 Writes DIR/%s (DIR defaults to "."): the embedded default
 configuration, commented, with an example of every auth method.
 
 With --cluster, writes a local example cluster on loopback instead, one file per node:
-proxy1.yaml and proxy2.yaml (clients on 127.0.0.1:8080 and 127.0.0.1:8090) and
-router1.yaml .. router3.yaml (links on 127.0.0.1:9201 .. 9203), sharing a generated
-cluster secret. Existing files are never overwritten.
+master1.yaml (the master, management on ws://127.0.0.1:9300/ws; --masters 3: three
+replicas, on 9300, 9310, 9320), proxy1.yaml and proxy2.yaml (clients on 127.0.0.1:8080
+and 127.0.0.1:8090) and router1.yaml .. router3.yaml (links on 127.0.0.1:9201 .. 9203),
+sharing a generated cluster secret. The nodes follow the master's map; with
+--masters 0 there is no master and every node lists the routers (static membership).
+Existing files are never overwritten.
 `, config.InitFileName)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +53,10 @@ cluster secret. Existing files are never overwritten.
 		return fmt.Errorf("init: %w", err)
 	}
 	if *cluster {
-		return writeClusterInit(os.Stdout, dir)
+		if *masters < 0 || *masters > config.MaxMasterPeers {
+			return fmt.Errorf("init: --masters %d: want 0 to %d (1 or 3 usually)", *masters, config.MaxMasterPeers)
+		}
+		return writeClusterInit(os.Stdout, dir, *masters)
 	}
 	name := filepath.Join(dir, config.InitFileName)
 	if err := writeNew(name, config.InitFile()); err != nil {
@@ -59,36 +66,46 @@ cluster secret. Existing files are never overwritten.
 	return nil
 }
 
-// writeClusterInit writes the files of config.ClusterInitFiles into dir with a fresh
-// random secret (32 bytes from crypto/rand, in hex) written into every file, which are
-// therefore created with mode 0600. It writes nothing when any of the files exists.
-func writeClusterInit(w io.Writer, dir string) error {
+// writeClusterInit writes the files of config.ClusterInitFilesMasters into dir with a
+// fresh random secret (32 bytes from crypto/rand, in hex) written into every file, which
+// are therefore created with mode 0600. It writes nothing when any of the files exists.
+func writeClusterInit(w io.Writer, dir string, masters int) error {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return fmt.Errorf("init: cluster secret: %w", err)
 	}
-	files := config.ClusterInitFiles(hex.EncodeToString(key))
+	files := config.ClusterInitFilesMasters(hex.EncodeToString(key), masters)
 	for _, f := range files {
 		if _, err := os.Lstat(filepath.Join(dir, f.Name)); err == nil {
 			return fmt.Errorf("init: %s already exists; not overwriting it (nor writing the other cluster files)", filepath.Join(dir, f.Name))
 		}
 	}
-	var routers, proxies []string
+	var mastersFiles, routers, proxies []string
 	for _, f := range files {
 		name := filepath.Join(dir, f.Name)
 		if err := writeNew(name, f.Data); err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		if strings.HasPrefix(f.Name, config.RoleRouter) {
+		switch {
+		case strings.HasPrefix(f.Name, "master"):
+			mastersFiles = append(mastersFiles, name)
+		case strings.HasPrefix(f.Name, config.RoleRouter):
 			routers = append(routers, name)
-		} else {
+		default:
 			proxies = append(proxies, name)
 		}
 	}
-	fmt.Fprintf(w, "wrote %s (one shared, generated cluster secret: keep the files private)\n", strings.Join(append(slices.Clone(proxies), routers...), ", "))
+	fmt.Fprintf(w, "wrote %s (one shared, generated cluster secret: keep the files private)\n", strings.Join(slices.Concat(mastersFiles, proxies, routers), ", "))
 	fmt.Fprintf(w, "check them:\n  switchyard check --role router %s\n", strings.Join(routers, " "))
 	fmt.Fprintf(w, "  switchyard check --role proxy %s\n", strings.Join(proxies, " "))
-	fmt.Fprintln(w, "run them, routers first:")
+	if len(mastersFiles) > 0 {
+		fmt.Fprintln(w, "run them, the master first:")
+		for _, m := range mastersFiles {
+			fmt.Fprintf(w, "  switchyard master --config %s\n", m)
+		}
+	} else {
+		fmt.Fprintln(w, "run them, routers first:")
+	}
 	for _, r := range routers {
 		fmt.Fprintf(w, "  switchyard router --config %s\n", r)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ func checkOK(out *bytes.Buffer, name, role string) bool {
 // the way `switchyard check --role ROLE` does.
 func TestInitCluster(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cluster")
-	if err := runInit([]string{"--cluster", dir}); err != nil {
+	if err := runInit([]string{"--cluster", "--masters", "0", dir}); err != nil {
 		t.Fatal(err)
 	}
 	secrets := map[string]bool{}
@@ -62,7 +63,7 @@ func TestInitCluster(t *testing.T) {
 	// A second run overwrites nothing and writes nothing.
 	os.Remove(filepath.Join(dir, "router3.yaml"))
 	before, _ := os.ReadFile(filepath.Join(dir, "proxy1.yaml"))
-	if err := runInit([]string{"--cluster", dir}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if err := runInit([]string{"--cluster", "--masters", "0", dir}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("second init: %v", err)
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "proxy1.yaml")); !bytes.Equal(before, after) {
@@ -73,7 +74,7 @@ func TestInitCluster(t *testing.T) {
 	}
 	// A second cluster gets its own secret.
 	dir2 := filepath.Join(t.TempDir(), "c2")
-	if err := runInit([]string{"--cluster", dir2}); err != nil {
+	if err := runInit([]string{"--cluster", "--masters", "0", dir2}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := config.Load(filepath.Join(dir2, "router1.yaml"))
@@ -105,7 +106,7 @@ func TestCheckRole(t *testing.T) {
 // TestCheckClusterFiles: files checked together are compared as one cluster.
 func TestCheckClusterFiles(t *testing.T) {
 	dir := t.TempDir()
-	if err := runInit([]string{"--cluster", dir}); err != nil {
+	if err := runInit([]string{"--cluster", "--masters", "0", dir}); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
@@ -171,5 +172,51 @@ listeners:
 	}
 	if n := strings.Count(got, "listeners[0].address"); n != 1 {
 		t.Errorf("listeners[0].address reported %d times:\n%s", n, got)
+	}
+}
+
+// TestInitClusterMasters: `switchyard init --cluster` writes a master (three with
+// --masters 3) and nodes that follow it; every file checks, the master files as masters.
+func TestInitClusterMasters(t *testing.T) {
+	for _, n := range []string{"1", "3"} {
+		dir := filepath.Join(t.TempDir(), "cluster")
+		var args []string
+		if n != "1" {
+			args = []string{"--masters", n}
+		}
+		if err := runInit(append(append([]string{"--cluster"}, args...), dir)); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "master*.yaml"))
+		if fmt.Sprint(len(files)) != n {
+			t.Fatalf("--masters %s: master files %v", n, files)
+		}
+		var urls []string
+		for _, f := range files {
+			c, err := loadMasterFile(f)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			urls = append(urls, "ws://"+c.Master.Listen+"/ws")
+		}
+		for _, f := range []struct{ name, role string }{
+			{"proxy1.yaml", config.RoleProxy}, {"router3.yaml", config.RoleRouter},
+		} {
+			p := filepath.Join(dir, f.name)
+			var out bytes.Buffer
+			if !checkOK(&out, p, f.role) {
+				t.Errorf("switchyard check --role %s %s:\n%s", f.role, f.name, out.String())
+			}
+			c, err := config.Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(c.Cluster.Masters) != fmt.Sprint(urls) || len(c.Cluster.Routers) != 0 {
+				t.Errorf("%s: masters %v (want %v), routers %v", f.name, c.Cluster.Masters, urls, c.Cluster.Routers)
+			}
+		}
+	}
+	if err := runInit([]string{"--cluster", "--masters", "9", t.TempDir()}); err == nil {
+		t.Error("--masters 9 accepted")
 	}
 }

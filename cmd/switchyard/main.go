@@ -27,6 +27,10 @@ func main() {
 		err = runRole(os.Args[1], os.Args[2:])
 	case "drain":
 		err = runDrain(os.Args[2:])
+	case "master":
+		err = runMaster(os.Args[2:])
+	case "cluster":
+		err = runCluster(os.Args[2:])
 	case "init":
 		err = runInit(os.Args[2:])
 	case "check":
@@ -61,6 +65,9 @@ Usage:
   switchyard router --config F   run a cluster router node (hosts realms, accepts links)
   switchyard proxy --config F    run a cluster proxy node (accepts clients, forwards sessions)
   switchyard drain [--admin ADDR] [--wait D]   lame-duck drain of the node at ADDR (as SIGUSR2)
+  switchyard master --config F   run a master replica (registry, slot map, cluster config; Raft)
+  switchyard cluster status [--master URL] [--json]   the cluster as the master sees it
+  switchyard cluster apply FILE [--master URL]   make FILE's realms the next cluster config version
   switchyard init [DIR]      write a commented DIR/switchyard.yaml equal to the default
   switchyard init --cluster [DIR]  write a local example cluster (2 proxies, 3 routers)
   switchyard check [--role router|proxy] FILE...   validate config files (each problem with its field path)
