@@ -76,8 +76,12 @@ func runMaster(args []string) error {
 	log.Info("switchyard master started", "version", version, "replica", m.Node, "url", srv.URL(),
 		"raft", srv.RaftAddr(), "data_dir", m.DataDir)
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		// A reload signal (e.g. a service manager's reload) must not kill a replica.
+		log.Warn("SIGHUP ignored: a master reads its file only at start (restart it to apply changes; cluster config changes go through switchyard cluster apply)")
+	}
 	log.Info("shutting down", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
 	defer cancel()
