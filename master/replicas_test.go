@@ -280,9 +280,9 @@ func TestRestartFromDataDirWithSnapshot(t *testing.T) {
 	op := dial(t, m.URL(), OperatorAuthID, testSecret)
 	var ar ApplyRes
 	mustCall(t, op, ProcApply, ApplyReq{Config: map[string]any{"realms": []any{anonRealm("app")}}}, &ar)
-	for _, n := range []string{"ra", "rb", "rc"} {
+	for i, n := range []string{"ra", "rb", "rc"} {
 		s := dial(t, m.URL(), n, testSecret)
-		mustCall(t, s, ProcRegister, RegisterReq{Node: n, Role: NodeRouter, Link: "127.0.0.1:1" + n}, nil)
+		mustCall(t, s, ProcRegister, RegisterReq{Node: n, Role: NodeRouter, Link: fmt.Sprintf("127.0.0.1:%d", 9201+i)}, nil)
 	}
 	if err := m.Snapshot(); err != nil {
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func TestRestartFromDataDirWithSnapshot(t *testing.T) {
 	// rb comes back with its tag.
 	rb2 := dial(t, m2.URL(), "rb", testSecret)
 	var reg RegisterRes
-	mustCall(t, rb2, ProcRegister, RegisterReq{Node: "rb", Role: NodeRouter, Link: "127.0.0.1:1rb"}, &reg)
+	mustCall(t, rb2, ProcRegister, RegisterReq{Node: "rb", Role: NodeRouter, Link: "127.0.0.1:9202"}, &reg)
 	for _, r := range reg.Map.Routers {
 		if r.Name == "rb" && r.Tag != 2 {
 			t.Fatalf("rb's tag after restart: %+v", reg.Map)
