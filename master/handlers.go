@@ -63,7 +63,7 @@ func (s *Server) register(c *caller, kw map[string]any) (any, error) {
 	case !validNodeName(req.Node):
 		return nil, invalidArg("register: node name %q: at most 64 letters, digits, '.', '_' and '-'", req.Node)
 	case req.Role == NodeRouter && !validLink(req.Link):
-		return nil, invalidArg("register: a router names the host:port its links are dialed at, got %q", req.Link)
+		return nil, invalidArg("register: a router names the host:port the other nodes dial its links at (not a wildcard host), got %q", req.Link)
 	}
 	_, idx, err := s.write(command{Kind: cmdRegister, Reg: &req})
 	if err != nil {
@@ -167,10 +167,14 @@ func validNodeName(name string) bool {
 	return true
 }
 
-// validLink reports whether link is a dialable host:port.
+// validLink reports whether link is a dialable host:port: other nodes dial it, so its
+// host is neither empty nor a wildcard address.
 func validLink(link string) bool {
 	host, port, err := net.SplitHostPort(link)
 	if err != nil || host == "" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		return false
 	}
 	n, err := strconv.Atoi(port)

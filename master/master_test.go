@@ -114,6 +114,7 @@ func TestSingleReplicaRegisterHeartbeatMap(t *testing.T) {
 		t.Fatalf("register as another node: %v", err)
 	}
 	for _, bad := range []RegisterReq{{Node: "p1", Role: NodeRouter, Link: "nohost"}, {Node: "p1", Role: NodeRouter},
+		{Node: "p1", Role: NodeRouter, Link: ":9201"}, {Node: "p1", Role: NodeRouter, Link: "0.0.0.0:9201"},
 		{Node: "p1", Role: "broker"}} {
 		if err := call(t, p1, ProcRegister, bad, nil); !errors.Is(err, &client.Error{URI: "wamp.error.invalid_argument"}) {
 			t.Fatalf("register %+v: %v", bad, err)
