@@ -136,10 +136,22 @@ func masterConfig(m *config.Master, log *slog.Logger) master.Config {
 
 // runCluster runs `switchyard cluster status|apply`.
 func runCluster(args []string) error {
+	const usage = `Usage:
+  switchyard cluster status [--master URL] [--key KEY] [--config MASTERFILE] [--json]
+  switchyard cluster apply FILE [--master URL] [--key KEY] [--config MASTERFILE]
+
+status prints the cluster as the master sees it (replicas, nodes, leases, slots,
+versions); apply checks FILE as switchyard check does and makes its realms the next
+cluster config version. Run "switchyard cluster status -h" for the flags.
+`
 	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
 		return errors.New("cluster: want a subcommand: status or apply")
 	}
 	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(os.Stderr, usage)
+		return flag.ErrHelp
 	case "status":
 		return runClusterStatus(os.Stdout, args[1:])
 	case "apply":
