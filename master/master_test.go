@@ -98,6 +98,23 @@ func TestSingleReplicaRegisterHeartbeatMap(t *testing.T) {
 	if hb.MapVersion != 2 || hb.ConfigVersion != 0 {
 		t.Fatalf("heartbeat answer %+v", hb)
 	}
+	// Status (as a node may ask): loads and lease ages from the leader, slots per router.
+	var st Status
+	mustCall(t, p1, ProcStatus, nil, &st)
+	slots := 0
+	for _, n := range st.Nodes {
+		slots += n.Slots
+		if n.Node == "p1" && (n.Sessions != 7 || n.MapVersion != 2 || n.LeaseAgeMS < 0 || n.LeaseAgeMS > 1000 || n.State != StateLive) {
+			t.Fatalf("p1 in status: %+v", n)
+		}
+		if n.Role == NodeRouter && n.Slots == 0 {
+			t.Fatalf("router without slots: %+v", n)
+		}
+	}
+	if st.Replica != "m1" || st.Leader != "m1" || len(st.Nodes) != 3 || slots != DefaultSlots || st.MapVersion != 2 ||
+		len(st.Masters) != 1 || st.Masters[0].State != "leader" {
+		t.Fatalf("status %+v", st)
+	}
 	var mp Map
 	mustCall(t, p1, ProcGetMap, nil, &mp)
 	if mp.Version != 2 || len(mp.Routers) != 2 || mp.Routers[0].Name != "r1" || mp.Routers[1].Name != "r2" {
