@@ -340,3 +340,52 @@ func TestLargeFramesBetweenSmallOnes(t *testing.T) {
 		}
 	}
 }
+
+// The frames of one read form a batch: what OnFrame sends during it goes out in one
+// write by the reader itself at the batch's end, without waking the writer goroutine
+// (plain TCP), or through the writer with NoWriteThrough (as TLS links do).
+func TestReadBatchFlushesOnceAtItsEnd(t *testing.T) {
+	for _, noWT := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoWriteThrough=%v", noWT), func(t *testing.T) {
+			lc := quiet("r1", "router")
+			lc.NoWriteThrough = noWT
+			lr, dr := newRecorder(), newRecorder()
+			lr.onFrame = func(l *Link, f *Frame) { _ = l.Send(f.Kind, f.Session, f.Payload) } // echo
+			ln, err := Listen("127.0.0.1:0", lc, lr)
+			must(t, err)
+			p := Dial(ln.Addr().String(), 1, quiet("p1", "proxy"), dr)
+			t.Cleanup(func() { p.Close(); ln.Close() })
+			ll, dl := waitUp(t, lr), waitUp(t, dr)
+			eventually(t, "pool link", func() bool { return p.Pick(0) == dl })
+
+			hold, release := holdWriter(t)
+			hold(dl) // the n frames leave in one write, so that the listener reads them at once
+			const n = 200
+			var b []byte
+			for i := range n {
+				b = seqPayload(b, 1, uint64(i))
+				must(t, dl.Send(kEvent, uint64(i+1), b))
+			}
+			s0 := ll.Stats()
+			release()
+			eventually(t, "echoes", func() bool { return len(dr.got()) == n })
+			for i, f := range dr.got() {
+				if f.Session != uint64(i+1) || binary.BigEndian.Uint64(f.Payload[8:]) != uint64(i) {
+					t.Fatalf("echo %d: session %d, payload %x", i, f.Session, f.Payload)
+				}
+			}
+			s1 := ll.Stats()
+			reads, writes, wakes := s1.Reads-s0.Reads, s1.Writes-s0.Writes, s1.Wakes-s0.Wakes
+			t.Logf("%d frames echoed: %d reads, %d writes, %d writer wake-ups", n, reads, writes, wakes)
+			if writes > reads {
+				t.Errorf("%d writes for %d reads: want at most one write per read batch", writes, reads)
+			}
+			if !noWT && wakes != 0 {
+				t.Errorf("%d writer wake-ups, want 0: the batch's end writes itself", wakes)
+			}
+			if noWT && wakes == 0 {
+				t.Errorf("no writer wake-up with NoWriteThrough")
+			}
+		})
+	}
+}
