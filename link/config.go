@@ -35,6 +35,11 @@ type Config struct {
 	MaxConns int
 	// NoCoalesce turns off tail coalescing in Send (see Link.Send).
 	NoCoalesce bool
+	// NoWriteThrough makes every write go through the link's writer goroutine, as TLS
+	// links always do; by default the end of a link reader's read batch writes what the
+	// batch queued on a plain TCP link itself, without blocking (see batch.go). For A/B
+	// measurements and tests.
+	NoWriteThrough bool
 	// Logger receives state changes and refusals (default slog.Default()).
 	Logger *slog.Logger
 }

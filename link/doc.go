@@ -13,7 +13,10 @@
 // Frame.Payload is valid only during OnFrame). Send appends the encoded frame to the
 // link's outbound buffer under a short mutex and wakes the writer only when that buffer
 // goes from empty to non-empty; the writer swaps buffers and writes everything queued in
-// one write call, so a busy link carries many frames per syscall. Send never blocks: a
+// one write call, so a busy link carries many frames per syscall. While a reader handles
+// the frames of one read, what they make any link send is flushed once at the end of
+// that read instead, by the reader itself with a non-blocking write (batch.go): a hop
+// through a router costs no writer wake-up. Send never blocks: a
 // link whose outbound queue exceeds Config.OutboundLimit is closed as overloaded and its
 // handler told (OnLinkDown); nothing is ever dropped silently.
 //

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -154,6 +155,58 @@ func TestSilentPeerIsDeadWithinDeadAfter(t *testing.T) {
 	}
 	if p.Stats().Dead != 1 {
 		t.Fatalf("pool counted %d dead links", p.Stats().Dead)
+	}
+}
+
+// The read deadline moves only every DeadAfter/4 on a busy link: a peer that falls
+// silent right after a frame that did not move it must still get DeadAfter from that
+// frame, not from the older deadline.
+func TestDeadAfterCountsFromTheLastFrame(t *testing.T) {
+	lc := cfg("r1", "router", nil)
+	lc, _ = lc.withDefaults(true)
+	const deadAfter = 800 * time.Millisecond
+	// Completes the handshake, sends two frames 100ms apart (under DeadAfter/4), then
+	// stays silent.
+	addr := rawServer(t, func(c net.Conn) {
+		if _, err := listenerHandshake(c, &lc); err != nil {
+			t.Error(err)
+			return
+		}
+		for range 2 {
+			if _, err := c.Write(appendFrame(nil, kEvent, 1, []byte("x"))); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	dc := cfg("p1", "proxy", nil)
+	dc.Heartbeat, dc.DeadAfter = 100*time.Millisecond, deadAfter
+	var mu sync.Mutex
+	var last time.Time
+	frames := 0
+	dr := newRecorder()
+	dr.onFrame = func(*Link, *Frame) {
+		mu.Lock()
+		last = time.Now()
+		frames++
+		mu.Unlock()
+	}
+	p := Dial(addr, 1, dc, dr)
+	defer p.Close()
+	waitUp(t, dr)
+	err := waitDown(t, dr, 5*time.Second)
+	down := time.Now()
+	if !errors.Is(err, ErrDead) {
+		t.Fatalf("OnLinkDown(%v), want ErrDead", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if frames != 2 {
+		t.Fatalf("%d frames arrived, want 2", frames)
+	}
+	if silent := down.Sub(last); silent < deadAfter-20*time.Millisecond || silent > deadAfter+time.Second {
+		t.Fatalf("declared dead %v after the last frame, DeadAfter is %v", silent, deadAfter)
 	}
 }
 

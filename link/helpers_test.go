@@ -156,6 +156,11 @@ func holdWriter(t *testing.T) (hold func(*Link), release func()) {
 			<-gate
 		}
 	}
+	testHeld = func(l *Link) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return l == held
+	}
 	var once sync.Once
 	release = func() {
 		once.Do(func() {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +36,7 @@ type LinkStats struct {
 	FramesIn, BytesIn   uint64 // frames (pings and pongs included) and bytes received after the handshake
 	FramesOut, BytesOut uint64 // frames queued (a coalesced Send adds none; pings and pongs count) and bytes written
 	Reads, Writes       uint64 // read and write calls on the connection
+	Wakes               uint64 // wake-ups of the writer goroutine (a read batch's end mostly writes itself)
 	Coalesced           uint64 // session ids added to the tail frame instead of a new frame
 	Queued              int    // bytes queued, not yet written
 	RTT                 time.Duration
@@ -49,6 +51,7 @@ func (t *LinkStats) Add(o LinkStats) {
 	t.BytesOut += o.BytesOut
 	t.Reads += o.Reads
 	t.Writes += o.Writes
+	t.Wakes += o.Wakes
 	t.Coalesced += o.Coalesced
 	t.Queued += o.Queued
 }
@@ -69,8 +72,13 @@ const (
 )
 
 // testBeforeSwap, when set by a test, runs in the writer before it takes the queued
-// bytes (to hold the writer and make batching deterministic). Nil in production.
-var testBeforeSwap func(*Link)
+// bytes (to hold the writer and make batching deterministic); testHeld, when set,
+// reports the links a test holds that way, which Send never writes through. Nil in
+// production.
+var (
+	testBeforeSwap func(*Link)
+	testHeld       func(*Link) bool
+)
 
 // Link is one authenticated connection to a peer node. Send, SendTargets, Close, Peer
 // and Stats are safe for concurrent use.
@@ -83,10 +91,27 @@ type Link struct {
 	onUp   func(*Link) // endpoint hooks, run on the reader goroutine
 	onDown func(*Link)
 
+	// raw writes a plain TCP link's bytes without blocking (write-through, batch.go);
+	// nil for TLS links, whose bytes only the writer goroutine writes. writeFn is the
+	// callback handed to raw.Write, allocated once; wtBuf, wtN and wtErr are its
+	// argument and results, used only by the goroutine holding the writing role.
+	raw     syscall.RawConn
+	writeFn func(fd uintptr) bool
+	wtBuf   []byte
+	wtN     int
+	wtErr   error
+	// dirty: l is on the list of links a read batch's end flushes (batch.go); dirtyNext
+	// links that list.
+	dirty     atomic.Bool
+	dirtyNext *Link
+
 	mu        sync.Mutex
-	out       []byte // queued frames, not yet taken by the writer
+	out       []byte // queued frames, not yet taken by a writer
+	rest      []byte // unwritten end of a write-through, for the writer goroutine (before out)
+	spare     []byte // an empty buffer to swap with out
+	writing   bool   // a goroutine (the writer, or a Send writing through) is writing bytes it took
 	tail      int    // offset in out of the last frame if it may take more targets, else -1
-	queued    int    // bytes in out plus bytes being written
+	queued    int    // bytes in out and rest plus bytes being written
 	closed    bool
 	graceful  bool
 	err       error
@@ -94,24 +119,33 @@ type Link struct {
 	coalesced uint64
 
 	isClosed atomic.Bool
-	wake     chan struct{} // capacity 1: out went from empty to non-empty
+	wrote    atomic.Bool   // a write-through wrote since the writer's last heartbeat check
+	wake     chan struct{} // capacity 1: there is something for the writer goroutine
 	closing  chan struct{} // closed when the link starts closing
 	wdone    chan struct{} // closed when the writer has exited
 	done     chan struct{} // closed after OnLinkDown
 
-	framesIn, bytesIn, reads, bytesOut, writes atomic.Uint64
-	rtt                                        atomic.Int64
+	framesIn, bytesIn, reads, bytesOut, writes, wakes atomic.Uint64
+	rtt                                               atomic.Int64
 }
 
 // newLink wraps an authenticated connection.
 func newLink(c net.Conn, cfg *Config, h Handler, peer PeerInfo, ctr *counters) *Link {
-	return &Link{
+	l := &Link{
 		conn: c, cfg: cfg, h: h, peer: peer, ctr: ctr, tail: -1,
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		wdone:   make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	// A *tls.Conn is no syscall.Conn: its bytes must go through its record layer.
+	if sc, ok := c.(syscall.Conn); ok && !cfg.NoWriteThrough {
+		if raw, err := sc.SyscallConn(); err == nil {
+			l.raw = raw
+			l.writeFn = l.writeNonBlocking
+		}
+	}
+	return l
 }
 
 // Peer returns the authenticated remote node. Safe for concurrent use.
@@ -136,7 +170,7 @@ func (l *Link) Stats() LinkStats {
 	s := LinkStats{FramesOut: l.framesOut, Coalesced: l.coalesced, Queued: l.queued}
 	l.mu.Unlock()
 	s.FramesIn, s.BytesIn, s.Reads = l.framesIn.Load(), l.bytesIn.Load(), l.reads.Load()
-	s.BytesOut, s.Writes = l.bytesOut.Load(), l.writes.Load()
+	s.BytesOut, s.Writes, s.Wakes = l.bytesOut.Load(), l.writes.Load(), l.wakes.Load()
 	s.RTT = time.Duration(l.rtt.Load())
 	return s
 }
@@ -151,6 +185,12 @@ func (l *Link) Stats() LinkStats {
 // merged, so the order of every session's frames is kept; the receiver must treat a
 // frame with Targets like one frame per target. Session 0 (the node itself) is never
 // merged.
+//
+// Send wakes the link's writer goroutine when its queue goes from empty to non-empty,
+// except while a link reader of this process is handling the frames of one read (any
+// link's, in OnFrame): then the queue is flushed when that read's frames are done,
+// typically by the reader itself writing without blocking (see batch.go). Send itself
+// never waits for the socket, so it may run on an event loop.
 //
 // Errors: ErrReservedKind, ErrTooLarge, ErrClosed (wrapped with the reason), or
 // ErrOverloaded, in which case the link is closing.
@@ -182,10 +222,7 @@ func (l *Link) Send(kind Kind, session uint64, payload []byte) error {
 	l.out = appendFrame(l.out, kind, session, payload)
 	l.queued += size
 	l.framesOut++
-	l.mu.Unlock()
-	if wasEmpty {
-		l.signal()
-	}
+	l.kick(wasEmpty)
 	return nil
 }
 
@@ -225,10 +262,7 @@ func (l *Link) SendTargets(kind Kind, targets []uint64, payload []byte) error {
 	l.out = appendMulti(l.out, kind, targets, payload)
 	l.queued += size
 	l.framesOut++
-	l.mu.Unlock()
-	if wasEmpty {
-		l.signal()
-	}
+	l.kick(wasEmpty)
 	return nil
 }
 
@@ -278,10 +312,36 @@ func (l *Link) overload(size int) error {
 	return err
 }
 
+// kick gets the frame just queued written; l.mu is held and kick unlocks it. wasEmpty:
+// out was empty before it. If someone is writing, they look at out again when done; if
+// out held frames already, someone was told about them. Otherwise, while a link reader
+// is inside a read batch, the link is left for that batch's end to flush (see batch.go);
+// else the writer goroutine is woken.
+func (l *Link) kick(wasEmpty bool) {
+	if !wasEmpty || l.writing {
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	if batchOpen.Load() > 0 {
+		l.deferFlush()
+		return
+	}
+	l.signal()
+}
+
+// writeFailed closes the link after a failed write, logging it once.
+func (l *Link) writeFailed(err error) {
+	if l.shut(err, false) {
+		l.cfg.Logger.Warn("link: write failed, closing the link", "peer", l.peer.Node, "err", err)
+	}
+}
+
 // signal wakes the writer.
 func (l *Link) signal() {
 	select {
 	case l.wake <- struct{}{}:
+		l.wakes.Add(1)
 	default:
 	}
 }
@@ -299,10 +359,7 @@ func (l *Link) sendCtl(kind Kind, payload []byte) {
 	l.out = appendFrame(l.out, kind, 0, payload)
 	l.queued += hdrLen + len(payload) + idLen
 	l.framesOut++
-	l.mu.Unlock()
-	if wasEmpty {
-		l.signal()
-	}
+	l.kick(wasEmpty)
 }
 
 // Close closes the link with err as the reason (nil: ErrClosed): frames already queued
@@ -369,19 +426,22 @@ func (l *Link) run() {
 	close(l.done)
 }
 
-// writeLoop writes whatever is queued in one write call per wake-up and pings when the
-// link has sent nothing for Heartbeat.
+// writeLoop writes, when woken, whatever is queued (what a write-through left first),
+// one write call per turn until the queue is empty, and pings when the link has sent
+// nothing for Heartbeat.
 func (l *Link) writeLoop() {
 	defer close(l.wdone)
 	hb := l.cfg.Heartbeat
 	timer := time.NewTimer(hb)
 	defer timer.Stop()
 	last := time.Now()
-	var spare []byte
 	for {
 		select {
 		case <-l.wake:
 		case <-timer.C:
+			if l.wrote.Swap(false) {
+				last = time.Now()
+			}
 			if idle := time.Since(last); idle < hb {
 				timer.Reset(hb - idle)
 				continue
@@ -393,8 +453,14 @@ func (l *Link) writeLoop() {
 			continue
 		case <-l.closing:
 			l.mu.Lock()
-			buf, graceful := l.out, l.graceful
-			l.out = nil
+			for l.writing { // a write-through in progress (it never blocks)
+				l.mu.Unlock()
+				time.Sleep(10 * time.Microsecond)
+				l.mu.Lock()
+			}
+			buf := append(l.rest, l.out...)
+			graceful := l.graceful
+			l.out, l.rest = nil, nil
 			l.mu.Unlock()
 			if graceful && len(buf) > 0 {
 				_ = l.conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -406,34 +472,49 @@ func (l *Link) writeLoop() {
 			_ = l.conn.Close()
 			return
 		}
+		if l.drainQueue() {
+			last = time.Now()
+		}
+	}
+}
+
+// drainQueue writes (blocking) what a write-through left, then the queue, until there
+// is nothing left or someone else is writing; it reports whether it wrote. A failed
+// write closes the link (writeLoop's closing case takes over).
+func (l *Link) drainQueue() (wrote bool) {
+	for {
 		if testBeforeSwap != nil {
 			testBeforeSwap(l)
 		}
 		l.mu.Lock()
-		buf := l.out
-		l.out = spare[:0]
-		l.tail = -1
-		l.mu.Unlock()
-		if len(buf) == 0 {
-			spare = buf
-			continue
+		if l.writing || (l.rest == nil && len(l.out) == 0) {
+			l.mu.Unlock()
+			return wrote
 		}
+		buf, fromOut := l.rest, false
+		if buf != nil {
+			l.rest = nil
+		} else {
+			buf, fromOut = l.out, true
+			l.out, l.spare = l.spare[:0], nil
+			l.tail = -1
+		}
+		l.writing = true
+		l.mu.Unlock()
 		_, err := l.conn.Write(buf)
 		l.writes.Add(1)
 		l.mu.Lock()
+		l.writing = false
 		l.queued -= len(buf)
+		if fromOut && l.spare == nil && cap(buf) <= maxKeepOut {
+			l.spare = buf[:0]
+		}
 		l.mu.Unlock()
 		if err != nil {
-			if l.shut(fmt.Errorf("link: write: %w", err), false) {
-				l.cfg.Logger.Warn("link: write failed, closing the link", "peer", l.peer.Node, "err", err)
-			}
-			continue // the closing case takes over
+			l.writeFailed(fmt.Errorf("link: write: %w", err))
+			return wrote
 		}
 		l.bytesOut.Add(uint64(len(buf)))
-		last = time.Now()
-		if cap(buf) > maxKeepOut {
-			buf = nil
-		}
-		spare = buf[:0]
+		wrote = true
 	}
 }

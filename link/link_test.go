@@ -340,3 +340,110 @@ func TestLargeFramesBetweenSmallOnes(t *testing.T) {
 		}
 	}
 }
+
+// The frames of one read form a batch: what OnFrame sends during it goes out in one
+// write by the reader itself at the batch's end, without waking the writer goroutine
+// (plain TCP), or through the writer with NoWriteThrough (as TLS links do).
+func TestReadBatchFlushesOnceAtItsEnd(t *testing.T) {
+	for _, noWT := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoWriteThrough=%v", noWT), func(t *testing.T) {
+			lc := quiet("r1", "router")
+			lc.NoWriteThrough = noWT
+			lr, dr := newRecorder(), newRecorder()
+			lr.onFrame = func(l *Link, f *Frame) { _ = l.Send(f.Kind, f.Session, f.Payload) } // echo
+			ln, err := Listen("127.0.0.1:0", lc, lr)
+			must(t, err)
+			p := Dial(ln.Addr().String(), 1, quiet("p1", "proxy"), dr)
+			t.Cleanup(func() { p.Close(); ln.Close() })
+			ll, dl := waitUp(t, lr), waitUp(t, dr)
+			eventually(t, "pool link", func() bool { return p.Pick(0) == dl })
+
+			hold, release := holdWriter(t)
+			hold(dl) // the n frames leave in one write, so that the listener reads them at once
+			const n = 200
+			var b []byte
+			for i := range n {
+				b = seqPayload(b, 1, uint64(i))
+				must(t, dl.Send(kEvent, uint64(i+1), b))
+			}
+			s0 := ll.Stats()
+			release()
+			eventually(t, "echoes", func() bool { return len(dr.got()) == n })
+			for i, f := range dr.got() {
+				if f.Session != uint64(i+1) || binary.BigEndian.Uint64(f.Payload[8:]) != uint64(i) {
+					t.Fatalf("echo %d: session %d, payload %x", i, f.Session, f.Payload)
+				}
+			}
+			s1 := ll.Stats()
+			reads, writes, wakes := s1.Reads-s0.Reads, s1.Writes-s0.Writes, s1.Wakes-s0.Wakes
+			t.Logf("%d frames echoed: %d reads, %d writes, %d writer wake-ups", n, reads, writes, wakes)
+			if writes > reads {
+				t.Errorf("%d writes for %d reads: want at most one write per read batch", writes, reads)
+			}
+			if !noWT && wakes != 0 {
+				t.Errorf("%d writer wake-ups, want 0: the batch's end writes itself", wakes)
+			}
+			if noWT && wakes == 0 {
+				t.Errorf("no writer wake-up with NoWriteThrough")
+			}
+		})
+	}
+}
+
+// Batch-end writes that the socket does not take at once (large frames, a peer reading
+// slower) leave the rest to the writer goroutine, ahead of anything queued since: every
+// echo arrives whole and in order.
+func TestReadBatchLargeEchoesKeepOrder(t *testing.T) {
+	lr, dr := newRecorder(), newRecorder()
+	lr.onFrame = func(l *Link, f *Frame) { _ = l.Send(f.Kind, f.Session, f.Payload) } // echo
+	var mu sync.Mutex
+	var got []uint64
+	bad := ""
+	dr.onFrame = func(_ *Link, f *Frame) {
+		time.Sleep(2 * time.Millisecond) // a slow reader: the listener's socket fills up
+		seq := binary.BigEndian.Uint64(f.Payload)
+		for _, c := range f.Payload[8:] {
+			if c != byte(seq) {
+				mu.Lock()
+				bad = fmt.Sprintf("echo %d corrupted", seq)
+				mu.Unlock()
+				break
+			}
+		}
+		mu.Lock()
+		got = append(got, seq)
+		mu.Unlock()
+	}
+	lc, dc := quiet("r1", "router"), quiet("p1", "proxy")
+	lc.OutboundLimit, dc.OutboundLimit = 256<<20, 256<<20
+	ln, err := Listen("127.0.0.1:0", lc, lr)
+	must(t, err)
+	p := Dial(ln.Addr().String(), 1, dc, dr)
+	t.Cleanup(func() { p.Close(); ln.Close() })
+	ll, dl := waitUp(t, lr), waitUp(t, dr)
+	const n, size = 64, 300 << 10
+	payload := make([]byte, size)
+	for i := range n {
+		binary.BigEndian.PutUint64(payload, uint64(i))
+		for j := 8; j < size; j++ {
+			payload[j] = byte(i)
+		}
+		must(t, dl.Send(kEvent, 1, payload))
+	}
+	eventually(t, "echoes", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == n })
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != "" {
+		t.Fatal(bad)
+	}
+	for i, s := range got {
+		if s != uint64(i) {
+			t.Fatalf("echo %d has sequence %d", i, s)
+		}
+	}
+	st := ll.Stats()
+	t.Logf("listener: %d reads, %d writes, %d writer wake-ups for %d echoes of %d KiB", st.Reads, st.Writes, st.Wakes, n, size>>10)
+	if st.Wakes == 0 {
+		t.Log("every batch-end write went through whole: the remainder path was not exercised this time")
+	}
+}

@@ -11,14 +11,30 @@ import (
 )
 
 // readLoop reads frames until the connection fails or a frame is bad, parsing them in
-// place in its buffer and delivering user frames to the handler. It returns why it
-// stopped.
+// place in its buffer and delivering user frames to the handler. The frames of one read
+// form a batch (batch.go): what they make other links send is flushed once, at its end.
+// It returns why it stopped.
+//
+// The read deadline (DeadAfter after the last data) is moved only when a quarter of
+// DeadAfter has passed since it was last set, not on every read; when it fires early
+// because of that, it is moved to DeadAfter after the last data and the read goes on.
 func (l *Link) readLoop() error {
 	buf := make([]byte, readBufSize)
 	r, w := 0, 0
 	var f Frame
 	var tbuf []uint64
 	var err error
+	inBatch := false
+	defer func() {
+		if inBatch {
+			endBatch()
+		}
+	}()
+	lastData := time.Now()
+	deadlineSet := lastData
+	if err := l.conn.SetReadDeadline(lastData.Add(l.cfg.DeadAfter)); err != nil {
+		return fmt.Errorf("link: read: %w", err)
+	}
 	for {
 		for w-r >= 4 {
 			n := int(binary.BigEndian.Uint32(buf[r:]))
@@ -46,6 +62,10 @@ func (l *Link) readLoop() error {
 			}
 			l.h.OnFrame(l, &f)
 		}
+		if inBatch {
+			inBatch = false
+			endBatch()
+		}
 		// Make room: the pending frame (or at least its length) must fit after r.
 		need := 4
 		if w-r >= 4 {
@@ -65,15 +85,31 @@ func (l *Link) readLoop() error {
 			w = copy(buf, buf[r:w])
 			r = 0
 		}
-		if err := l.conn.SetReadDeadline(time.Now().Add(l.cfg.DeadAfter)); err != nil {
-			return fmt.Errorf("link: read: %w", err)
-		}
 		k, err := l.conn.Read(buf[w:])
 		w += k
 		l.reads.Add(1)
+		if k > 0 {
+			beginBatch()
+			inBatch = true
+			lastData = time.Now()
+			if lastData.Sub(deadlineSet) > l.cfg.DeadAfter/4 {
+				deadlineSet = lastData
+				if err := l.conn.SetReadDeadline(lastData.Add(l.cfg.DeadAfter)); err != nil {
+					return fmt.Errorf("link: read: %w", err)
+				}
+			}
+		}
 		if err != nil && k == 0 {
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
+				if silent := time.Since(lastData); silent < l.cfg.DeadAfter {
+					// Set before the last data arrived: move it and read on.
+					deadlineSet = lastData
+					if err := l.conn.SetReadDeadline(lastData.Add(l.cfg.DeadAfter)); err != nil {
+						return fmt.Errorf("link: read: %w", err)
+					}
+					continue
+				}
 				return fmt.Errorf("%w: nothing received for %v", ErrDead, l.cfg.DeadAfter)
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 				return fmt.Errorf("%w: connection ended", ErrPeerClosed)
