@@ -119,6 +119,9 @@ type Stats struct {
 	MessagesIn         uint64 // WAMP messages delivered to Handler.OnMessage
 	MessagesOut        uint64 // WAMP messages (not control frames) handed to sockets
 	RefusedAtCap       uint64 // connections closed at accept because MaxConnections were held
+	DeflateCompressed  uint64 // outbound messages compressed (permessage-deflate)
+	DeflateShared      uint64 // outbound compressed messages that reused a fan-out's compression
+	DeflateInflated    uint64 // inbound compressed messages inflated
 }
 
 // Errors returned by Conn.Send.
@@ -134,10 +137,11 @@ var (
 // that serve the plain conns and the goroutines of the TLS conns. Its methods are safe for
 // concurrent use.
 type Server struct {
-	cfg Config
-	h   Handler
-	log *slog.Logger
-	lns []*listener // every listener, in Config order
+	cfg     Config
+	h       Handler
+	log     *slog.Logger
+	lns     []*listener // every listener, in Config order
+	deflate deflateStats
 
 	startOnce sync.Once
 	cli       *gnet.Client // the event loops of the plain conns; nil without plain listeners
@@ -190,6 +194,7 @@ type Server struct {
 type loopState struct {
 	wbuf                               []byte // contiguous write buffer: one conn's frames of one batch
 	scratch                            []byte // unmasked WebSocket payloads, valid during one OnMessage
+	inflated                           []byte // inflated WebSocket messages, valid during one OnMessage
 	_                                  [64]byte
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Uint64
 	_                                  [64]byte
@@ -405,6 +410,9 @@ func (s *Server) Stats() Stats {
 		OverOutboundLimit:  int64(s.overLimit.Size()),
 		ProtocolErrors:     s.protoErrs.Load(),
 		RefusedAtCap:       s.refused.Load(),
+		DeflateCompressed:  s.deflate.compressed.Load(),
+		DeflateShared:      s.deflate.shared.Load(),
+		DeflateInflated:    s.deflate.inflated.Load(),
 	}
 	add := func(l *loopState) {
 		st.BytesIn += l.bytesIn.Load()

@@ -43,6 +43,9 @@ type Listener struct {
 	// AllowedOrigins are the Origin patterns a WebSocket upgrade may carry
 	// (netpoll.Listener.AllowedOrigins); empty: any origin.
 	AllowedOrigins []string
+	// Compression offers permessage-deflate to WebSocket clients (netpoll.Compression);
+	// nil: off.
+	Compression *netpoll.Compression
 	// Web is the listener's path tree (static files, redirects, JSON values, reverse
 	// proxies, the node info page, the HTTP bridge); nil: the built-in status page.
 	Web []WebPath
@@ -116,7 +119,7 @@ func (n *Node) netpollListeners() ([]netpoll.Listener, error) {
 		nl := netpoll.Listener{Name: l.Name, Network: l.Network, Address: l.Address, Path: l.Path,
 			Serializers: l.Serializers, MaxMessageSize: l.MaxMessageSize,
 			PingInterval: l.PingInterval, PingTimeout: l.PingTimeout, Cookie: l.Cookie,
-			AllowedOrigins: l.AllowedOrigins}
+			AllowedOrigins: l.AllowedOrigins, Compression: l.Compression}
 		mode, ok := statusModes[l.StatusPage]
 		if !ok {
 			return nil, fmt.Errorf("node: listener %d: status page %q (want minimal, full or off)", i, l.StatusPage)

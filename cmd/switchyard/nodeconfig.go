@@ -160,6 +160,10 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 		nl := node.Listener{Name: path, AuthMethods: l.Auth, Kind: l.Kind, Address: l.Address, Path: l.Path, MaxMessageSize: l.MaxMessageSize,
 			PingInterval: time.Duration(l.PingInterval), PingTimeout: time.Duration(l.PingTimeout),
 			StatusPage: l.StatusPage, AllowedOrigins: l.AllowedOrigins}
+		if c := l.Compression; c != nil {
+			nl.Compression = &netpoll.Compression{ClientContextTakeover: c.ClientContextTakeover,
+				ClientMaxWindowBits: c.ClientMaxWindowBits, Level: c.Level, MinSize: c.MinSize}
+		}
 		if l.Kind == config.KindUnix {
 			nl.Kind, nl.Network = node.KindUniversal, "unix"
 		}
