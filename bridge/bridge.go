@@ -51,6 +51,7 @@ type Error struct {
 	Kwargs json.RawMessage
 }
 
+// Error returns "wamp error " and the URI. Safe for concurrent use.
 func (e *Error) Error() string { return "wamp error " + e.URI }
 
 // Status maps a WAMP error URI onto the HTTP status the bridge answers with:
