@@ -14,6 +14,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Session is how a bridge acts in its realm. Implementations are safe for concurrent
@@ -49,6 +51,7 @@ type Error struct {
 	Kwargs json.RawMessage
 }
 
+// Error returns "wamp error " and the URI. Safe for concurrent use.
 func (e *Error) Error() string { return "wamp error " + e.URI }
 
 // Status maps a WAMP error URI onto the HTTP status the bridge answers with:
@@ -152,15 +155,20 @@ func Caller(s Session, g *Guard, timeout time.Duration, log *slog.Logger) http.H
 
 // Webhook returns the webhook bridge: any POST publishes one event to topic whose only
 // positional argument is {"body": the body as a string, "headers": {name: [values]},
-// "method": ..., "path": ...}; it answers 202 {"id": publication}. Safe for concurrent
-// use.
+// "method": ..., "path": ...} ("body_base64" instead of "body" when the body is not
+// UTF-8); it answers 202 {"id": publication}. Safe for concurrent use.
 func Webhook(s Session, topic string, g *Guard, log *slog.Logger) http.Handler {
 	return g.wrap(log, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		hdr := map[string]any{}
 		for k, v := range r.Header {
 			hdr[k] = v
 		}
-		ev := map[string]any{"body": string(body), "headers": hdr, "method": r.Method, "path": r.URL.Path}
+		ev := map[string]any{"headers": hdr, "method": r.Method, "path": r.URL.Path}
+		if utf8.Valid(body) {
+			ev["body"] = string(body)
+		} else {
+			ev["body_base64"] = base64.StdEncoding.EncodeToString(body)
+		}
 		id, err := s.Publish(r.Context(), topic, []any{ev}, nil, nil)
 		if err != nil {
 			writeWAMPError(w, log, "webhook publish", topic, err)

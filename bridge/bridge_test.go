@@ -148,6 +148,13 @@ func TestPublisherAndWebhook(t *testing.T) {
 	if ev["body"] != "payload=1&x=2" || fmt.Sprint(hdr["X-Github-Event"]) != "[push]" || ev["method"] != "POST" {
 		t.Fatalf("webhook event %+v", ev)
 	}
+	// A body that is not UTF-8 travels in base64.
+	if a := post(t, base+"/hook", "\xff\xfe", nil); a.code != 202 {
+		t.Fatalf("binary webhook: %d %v", a.code, a.body)
+	}
+	if ev, _ := wait(t, events).Args[0].(map[string]any); ev["body_base64"] != "//4=" || ev["body"] != nil {
+		t.Fatalf("binary webhook event %+v", ev)
+	}
 	// GET is not a bridge request.
 	resp, err := http.Get(base + "/publish")
 	if err != nil {

@@ -31,7 +31,7 @@ type ClusterSession struct {
 }
 
 // NewClusterSession returns the bridge session of realm through cl; it opens on first
-// use.
+// use. Safe for concurrent use.
 func NewClusterSession(cl proxy.Cluster, realm, authid, authrole string) *ClusterSession {
 	s := &ClusterSession{cl: cl, req: wire.OpenReq{Realm: realm, AuthID: authid, AuthRole: authrole,
 		AuthMethod: "http", AuthProvider: "bridge", Serializer: uint8(codec.JSON),

@@ -25,6 +25,7 @@ type EngineSession struct {
 }
 
 // NewEngineSession returns the bridge session of realm on rt; it joins on first use.
+// Safe for concurrent use.
 func NewEngineSession(rt *engine.Router, realm, authid, authrole string) *EngineSession {
 	s := &EngineSession{rt: rt, realm: realm,
 		auth: engine.AuthInfo{AuthID: authid, AuthRole: authrole, AuthMethod: "http", AuthProvider: "bridge"}}

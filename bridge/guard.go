@@ -66,7 +66,7 @@ type Guard struct {
 	now    func() time.Time
 }
 
-// NewGuard checks cfg and returns its guard.
+// NewGuard checks cfg and returns its guard. Safe for concurrent use.
 func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if cfg.MaxBody < 0 || cfg.Rate < 0 || cfg.Burst < 0 || cfg.HMACWindow < 0 {
 		return nil, errors.New("bridge: negative limit")

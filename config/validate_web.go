@@ -73,13 +73,20 @@ func (v *validator) webEntry(w *WebPath, wp string) {
 
 // bridge checks a publisher, caller or webhook entry.
 func (v *validator) bridge(w *WebPath, wp string) {
+	ri := slices.IndexFunc(v.c.Realms, func(r Realm) bool { return r.Name == w.Realm })
 	if w.Realm == "" {
 		v.add(wp+".realm", "required for %s", w.Kind)
-	} else if !slices.ContainsFunc(v.c.Realms, func(r Realm) bool { return r.Name == w.Realm }) {
+	} else if ri < 0 {
 		v.add(wp+".realm", "no realm %q in realms", w.Realm)
 	}
 	if w.Role == "" {
 		v.add(wp+".role", "required for %s", w.Kind)
+	} else if ri >= 0 {
+		r := &v.c.Realms[ri]
+		// Without an authorizer, a role the realm does not list may do nothing.
+		if r.Authorizer == nil && !slices.ContainsFunc(r.Roles, func(ro Role) bool { return ro.Name == w.Role }) {
+			v.add(wp+".role", "role %q is not in realms[%d].roles (and the realm has no authorizer): the bridge could do nothing", w.Role, ri)
+		}
 	}
 	if w.Kind == WebWebhook {
 		if err := checkURI(w.Topic, "exact"); err != nil {

@@ -223,6 +223,7 @@ func dupConn(g gnet.Conn) (net.Conn, error) {
 
 // pushWeb queues wc for net/http's accept without blocking the caller (an event loop).
 func (s *Server) pushWeb(wc *webConn) {
+	s.webHanded.Add(1)
 	s.webConns.Store(wc, struct{}{})
 	if s.stopping.Load() {
 		_ = wc.Close()

@@ -3,11 +3,13 @@ package netpoll
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,8 +112,32 @@ func TestWebHandOff(t *testing.T) {
 		for s.webConns.Size() > 0 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if n := s.webConns.Size(); n != 0 {
-			t.Fatalf("%d web conns still held", n)
+		if st := s.Stats(); st.WebOpen != 0 || st.WebHandedOff < 22 {
+			t.Fatalf("web conns: %d handed off (want at least 22), %d still open", st.WebHandedOff, st.WebOpen)
+		}
+		// Every slot came back: the plain and TLS conns of the subtests above (handed
+		// off, some taken back for a WebSocket) are closed by now.
+		for s.live.Load() != 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := s.live.Load(); n != 0 {
+			t.Fatalf("%d connection slots still held", n)
+		}
+	})
+	t.Run("unix", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "web.sock")
+		startServer(t, Config{Listeners: []Listener{{Network: "unix", Address: sock, Web: webEcho}}}, newEchoHandler())
+		cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+		resp, err := cl.Post("http://x/u", "text/plain", strings.NewReader("over unix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "POST /u tls=false body=over unix" {
+			t.Fatalf("unix: %q", b)
 		}
 	})
 }

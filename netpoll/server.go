@@ -129,6 +129,8 @@ type Stats struct {
 	DeflateCompressed  uint64 // outbound messages compressed (permessage-deflate)
 	DeflateShared      uint64 // outbound compressed messages that reused a fan-out's compression
 	DeflateInflated    uint64 // inbound compressed messages inflated
+	WebHandedOff       uint64 // connections handed to net/http for a web request (handoff.go)
+	WebOpen            int64  // of those, still open (held by net/http or its handlers)
 }
 
 // Errors returned by Conn.Send.
@@ -181,9 +183,10 @@ type Server struct {
 	handshaking *xsync.MapOf[net.Conn, struct{}]   // TLS conns in their TLS handshake
 	retired     loopState                          // counters of closed TLS conns
 
-	webSrv   *http.Server // serves the conns handed off to net/http; nil without Web listeners
-	webLn    *webListener
-	webConns *xsync.MapOf[*webConn, struct{}] // handed-off conns not yet closed
+	webSrv    *http.Server // serves the conns handed off to net/http; nil without Web listeners
+	webLn     *webListener
+	webConns  *xsync.MapOf[*webConn, struct{}] // handed-off conns not yet closed
+	webHanded atomic.Uint64
 
 	clock      atomic.Int64 // coarse now (unix nanos), refreshed by the ticker
 	lastSweep  int64        // ticker goroutine only
@@ -476,6 +479,8 @@ func (s *Server) Stats() Stats {
 		OverOutboundLimit:  int64(s.overLimit.Size()),
 		ProtocolErrors:     s.protoErrs.Load(),
 		RefusedAtCap:       s.refused.Load(),
+		WebHandedOff:       s.webHanded.Load(),
+		WebOpen:            int64(s.webConns.Size()),
 		HandshakeTimeouts:  s.hsTimeouts.Load(),
 		DeflateCompressed:  s.deflate.compressed.Load(),
 		DeflateShared:      s.deflate.shared.Load(),

@@ -28,7 +28,7 @@ type Static struct {
 // NewStatic opens dir. index is the file served for a directory ("" = index.html);
 // maxAge > 0 sends "Cache-Control: public, max-age=N", else "no-cache" (caches
 // revalidate with the ETag every time). The directory stays open for the life of the
-// process.
+// process. Safe for concurrent use.
 func NewStatic(dir, index string, maxAge time.Duration) (*Static, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -108,7 +108,7 @@ type Redirect struct {
 }
 
 // NewRedirect checks target (an absolute URL or a path) and code (301, 302, 303, 307
-// or 308; 0 = 302).
+// or 308; 0 = 302). Safe for concurrent use.
 func NewRedirect(target string, code int) (*Redirect, error) {
 	if code == 0 {
 		code = http.StatusFound
@@ -135,7 +135,8 @@ type JSON struct {
 	body []byte
 }
 
-// NewJSON checks that value is one JSON text and keeps a compact copy of it.
+// NewJSON checks that value is one JSON text and keeps a compact copy of it. Safe for
+// concurrent use.
 func NewJSON(value string) (*JSON, error) {
 	var v any
 	if err := json.Unmarshal([]byte(value), &v); err != nil {

@@ -36,6 +36,7 @@ type Tree struct {
 }
 
 // NewTree checks routes (paths well formed and unique, handlers set) and builds the tree.
+// Safe for concurrent use.
 func NewTree(routes []Route) (*Tree, error) {
 	seen := map[string]bool{}
 	t := &Tree{}

@@ -136,10 +136,15 @@ listeners:
       - {path: /j, kind: json, value: "{"}
       - {path: /p, kind: reverseproxy, url: "ftp://x"}
       - {path: /b, kind: publisher, realm: nope}
+      - {path: /c, kind: caller, realm: realm1, role: nobody}
       - {path: /h, kind: webhook, realm: realm1, role: r, topic: "a..b", ticket: t, hmac: {key: k, secret: s}}
   - address: ":8081"
     kind: rawsocket
     web: [{path: /x, kind: nodeinfo}]
+realms:
+  - name: realm1
+    roles: [{name: r, permissions: []}]
+    auth: {anonymous: {role: r}}
 `), config.ParseOptions{Format: config.FormatYAML})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +156,7 @@ listeners:
 	all := strings.Join(got, " ")
 	for _, want := range []string{"listeners[0].web[0].path", "listeners[0].web[1].path", "listeners[0].web[1].directory",
 		"listeners[0].web[2].value", "listeners[0].web[3].url", "listeners[0].web[4].realm", "listeners[0].web[4].role",
-		"listeners[0].web[5].topic", "listeners[0].web[5].ticket", "listeners[1].web"} {
+		"listeners[0].web[5].role", "listeners[0].web[6].topic", "listeners[0].web[6].ticket", "listeners[1].web"} {
 		if !strings.Contains(" "+all+" ", " "+want+" ") {
 			t.Errorf("no problem reported at %s (got %s)", want, all)
 		}
