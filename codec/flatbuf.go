@@ -167,6 +167,10 @@ func (flatbufCodec) Decode(b []byte, m *Message) (err error) {
 	if len(b) < 8 {
 		return invalid(Flatbuffers, "buffer too short")
 	}
+	// The runtime slices with offsets read from the buffer: a full slice expression
+	// keeps them within len(b), not within what cap(b) would allow (a network read
+	// buffer's next bytes, say).
+	b = b[:len(b):len(b)]
 	root := fb.Table{Bytes: b, Pos: fb.GetUOffsetT(b)}
 	t := root.GetUint8Slot(fbSlot(0), 0)
 	o := root.Offset(fbSlot(1))
