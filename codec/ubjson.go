@@ -90,6 +90,9 @@ func ubjIntAt(b []byte, i int, m byte) (int64, int, error) {
 
 // ubjLen reads a length (a marker and a non-negative integer) at b[i].
 func ubjLen(b []byte, i int) (int64, int, error) {
+	if i+1 < len(b) && b[i] == ubjUint8 { // the common case: a length below 256
+		return int64(b[i+1]), i + 2, nil
+	}
 	if i >= len(b) {
 		return 0, 0, errEOF
 	}
@@ -179,6 +182,9 @@ func (c *ubjCont) binary() bool { return c.typ == ubjUint8 && !c.obj }
 // more reports whether element k exists at *i, skipping no-ops before it; for unbounded
 // containers it consumes the closing marker.
 func (c *ubjCont) more(b []byte, i *int, k int64) (bool, error) {
+	if c.n < 0 && c.typ == 0 && *i < len(b) && b[*i] != ubjNoop && b[*i] != ubjArrEnd && b[*i] != ubjObjEnd {
+		return true, nil // the common case: an unbounded container with another element
+	}
 	if c.n >= 0 && k >= c.n {
 		return false, nil
 	}
