@@ -109,6 +109,9 @@ func Dial(ctx context.Context, rawURL string, ser codec.Serializer, opts ...Dial
 	if !ser.Valid() {
 		return nil, fmt.Errorf("client: unsupported serializer %v", ser)
 	}
+	if o.batched && ser == codec.Flatbuffers {
+		return nil, fmt.Errorf("client: %v has no batched WebSocket subprotocol", ser)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("client: bad URL: %w", err)

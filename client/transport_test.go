@@ -318,6 +318,10 @@ func TestDialErrors(t *testing.T) {
 			t.Errorf("Dial(%q, %v) succeeded", c.url, c.ser)
 		}
 	}
+	// Flatbuffers has no batched subprotocol: refused before dialing.
+	if _, err := Dial(testCtx(t), "ws://127.0.0.1:1/", codec.Flatbuffers, WithBatched()); err == nil || !strings.Contains(err.Error(), "no batched") {
+		t.Errorf("Dial flatbuffers batched: %v", err)
+	}
 }
 
 func TestConcurrentSend(t *testing.T) {

@@ -62,14 +62,15 @@ const (
 	fbStrList                   // [string] -> Details raw list bit (CBOR)
 )
 
-// fbField is one mapped field: its position in the table (field id), kind, element kind
-// (fbID) or Details bit, and the default the schema gives it.
+// fbField is one mapped field: its position in the table (field id), kind, and element
+// kind (fbID) or Details bit. Append writes every Details field whose Has bit is set,
+// defaults included (exclude_me defaults to true, INTERRUPT's mode to kill): Has says
+// the key was there.
 type fbField struct {
 	slot uint16
 	kind fbKind
 	elem elemKind
 	bit  uint64
-	def  uint8
 }
 
 func fid(slot uint16, k elemKind) fbField          { return fbField{slot: slot, kind: fbID, elem: k} }
@@ -106,7 +107,7 @@ var fbTables = func() (t [YIELD + 1]struct {
 	set(GOODBYE, 4, fk(1, fbURI), fd(2, fbStr, KeyMessage))
 	set(ERROR, 12, fbJoin([]fbField{fk(1, fbErrType), fid(2, eRequest), fk(3, fbURI)}, fbPPT(4))...)
 	set(PUBLISH, 21, fbJoin([]fbField{fid(1, eRequest), fk(2, fbURI)}, fbPPT(3), []fbField{
-		fd(10, fbBool, KeyAcknowledge), {slot: 11, kind: fbBool, bit: KeyExcludeMe, def: 1},
+		fd(10, fbBool, KeyAcknowledge), fd(11, fbBool, KeyExcludeMe),
 		fd(12, fbIDList, KeyExclude), fd(13, fbStrList, KeyExcludeAuthID), fd(14, fbStrList, KeyExcludeAuthRole),
 		fd(15, fbIDList, KeyEligible), fd(16, fbStrList, KeyEligibleAuthID), fd(17, fbStrList, KeyEligibleAuthRole),
 		fd(18, fbBool, KeyRetain)})...)
@@ -131,12 +132,6 @@ var fbTables = func() (t [YIELD + 1]struct {
 		fd(14, fbUint, KeyCaller), fd(15, fbStr, KeyCallerAuthID), fd(16, fbStr, KeyCallerAuthRole)})...)
 	set(INTERRUPT, 5, fid(1, eRequest), fd(2, fbEnum, KeyMode), fd(3, fbStr, KeyReason))
 	set(YIELD, 14, fbJoin([]fbField{fid(1, eRequest)}, fbPPT(2), []fbField{fd(9, fbBool, KeyProgress)})...)
-	// INTERRUPT's mode defaults to kill in the schema; CANCEL's to skip.
-	for i, f := range t[INTERRUPT].fields {
-		if f.bit == KeyMode {
-			t[INTERRUPT].fields[i].def = 1
-		}
-	}
 	return t
 }()
 
@@ -167,6 +162,10 @@ func (flatbufCodec) Decode(b []byte, m *Message) (err error) {
 	if len(b) < 8 {
 		return invalid(Flatbuffers, "buffer too short")
 	}
+	// The runtime slices with offsets read from the buffer: a full slice expression
+	// keeps them within len(b), not within what cap(b) would allow (a network read
+	// buffer's next bytes, say).
+	b = b[:len(b):len(b)]
 	root := fb.Table{Bytes: b, Pos: fb.GetUOffsetT(b)}
 	t := root.GetUint8Slot(fbSlot(0), 0)
 	o := root.Offset(fbSlot(1))

@@ -129,9 +129,10 @@ func fbSessionDict(tab *fb.Table, t MessageType) (Raw, error) {
 				}
 				extra[string(fbBytes(&mt, mt.Pos+fb.UOffsetT(ko)))] = val
 			}
-			if f.key == "extra" { // CHALLENGE/AUTHENTICATE: Extra is the message's dict
+			switch {
+			case f.key == "extra": // CHALLENGE/AUTHENTICATE: Extra is the message's dict
 				d = extra
-			} else {
+			case len(extra) > 0: // a Map without its key carries nothing
 				d[f.key] = extra
 			}
 		default:

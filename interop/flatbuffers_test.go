@@ -31,6 +31,9 @@ import (
 func TestAutobahnPythonFlatbuffers(t *testing.T) {
 	_, py := clients()
 	require(t, py)
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import flatbuffers").CombinedOutput(); err != nil {
+		require(t, client{name: "py", missing: "AutobahnPython's Flatbuffers serializer needs python3-flatbuffers (" + strings.TrimSpace(string(out)) + ")"})
+	}
 	rn := startNode(t)
 
 	ev := codec.Message{Type: codec.EVENT, Subscription: 5512315355, Publication: 4429313566,

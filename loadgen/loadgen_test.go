@@ -149,6 +149,20 @@ func TestPubSubCountMsgPackAck(t *testing.T) {
 	}
 }
 
+// TestUBJSON runs pub/sub (acknowledged) and RPC over UBJSON: templates,
+// payload stamps and latency reads in UBJSON against a real node.
+func TestUBJSON(t *testing.T) {
+	r := run(t, "pubsub", false, Options{Subscribers: 2, Serializer: codec.UBJSON, Size: 100, Ack: true,
+		Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond})
+	if r.Acked <= 0 || r.Lost != 0 {
+		t.Errorf("pubsub: sent %d acked %d lost %d", r.Sent, r.Acked, r.Lost)
+	}
+	r = run(t, "rpc", true, Options{Callers: 2, Callees: 1, Inflight: 2, Serializer: codec.UBJSON, Duration: 300 * time.Millisecond})
+	if r.Lost != 0 {
+		t.Errorf("rpc: lost %d", r.Lost)
+	}
+}
+
 func TestPubSubRate(t *testing.T) {
 	// Only that a paced run works: the pacing itself is tested by TestPacer.
 	run(t, "pubsub", false, Options{Subscribers: 2, Serializer: codec.CBOR, Rate: 2000, Duration: 300 * time.Millisecond})
@@ -194,7 +208,7 @@ func TestMixed(t *testing.T) {
 
 func TestPayload(t *testing.T) {
 	ns := time.Now().UnixNano()
-	for _, ser := range []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR} {
+	for _, ser := range []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR, codec.UBJSON} {
 		for _, size := range []int{minSize(ser), 33, 64, 300, 70000} {
 			p, err := newPayload(ser, size)
 			if err != nil {

@@ -30,7 +30,7 @@ type Options struct {
 	// subscriber crosses between two URLs. An entry may itself hold a comma-separated list.
 	URLs       []string
 	Realm      string           // --realm
-	Serializer codec.Serializer // --serializer: json, msgpack or cbor
+	Serializer codec.Serializer // --serializer: json, msgpack, cbor or ubjson
 	AuthID     string           // --authid: HELLO.Details.authid
 	Ticket     string           // --ticket: authmethods ["ticket"], AUTHENTICATE with it on CHALLENGE
 	TLS        *tls.Config      // --tls-ca, --tls-insecure, --tls-cert, --tls-key: for wss:// and rss:// (nil: system roots)
@@ -150,7 +150,9 @@ func (o *Options) Defaults(kind string) {
 // Validate reports the first invalid field.
 func (o *Options) Validate() error {
 	switch {
-	case o.Serializer != codec.JSON && o.Serializer != codec.MsgPack && o.Serializer != codec.CBOR:
+	case o.Serializer == codec.Flatbuffers:
+		return fmt.Errorf("loadgen: flatbuffers is not supported (messages are sent from byte templates; a Flatbuffers table has no fixed place for the request id)")
+	case !o.Serializer.Valid():
 		return fmt.Errorf("loadgen: unknown serializer %v", o.Serializer)
 	case o.Publishers < 0, o.Subscribers < 0, o.Topics < 0, o.Callers < 0, o.Callees < 0,
 		o.Inflight < 0, o.Sessions < 0, o.Concurrency < 0, o.Window < 0:
@@ -216,7 +218,8 @@ func (o *Options) joinedAt(k int) {
 	}
 }
 
-// ParseSerializer parses "json", "msgpack" or "cbor".
+// ParseSerializer parses "json", "msgpack", "cbor" or "ubjson" (and "flatbuffers", which
+// Validate refuses).
 func ParseSerializer(s string) (codec.Serializer, error) {
 	switch strings.ToLower(s) {
 	case "json", "":
@@ -225,8 +228,12 @@ func ParseSerializer(s string) (codec.Serializer, error) {
 		return codec.MsgPack, nil
 	case "cbor":
 		return codec.CBOR, nil
+	case "ubjson":
+		return codec.UBJSON, nil
+	case "flatbuffers":
+		return codec.Flatbuffers, nil
 	}
-	return 0, fmt.Errorf("loadgen: unknown serializer %q (json, msgpack, cbor)", s)
+	return 0, fmt.Errorf("loadgen: unknown serializer %q (json, msgpack, cbor, ubjson)", s)
 }
 
 // TLSConfig builds the client TLS configuration of the --tls-* flags: caFile (PEM) is

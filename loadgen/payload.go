@@ -11,8 +11,8 @@ import (
 // The payload of every publication and call is the args list [send time in Unix ns,
 // "xxx..."], padded so that the encoded list is exactly Size bytes. The time sits at a
 // fixed offset of the encoded bytes so that a sender patches it in place instead of
-// re-encoding: JSON 19 decimal digits at offset 1, MessagePack uint64 (0xcf) and CBOR
-// uint64 (0x1b) big-endian at offset 2.
+// re-encoding: JSON 19 decimal digits at offset 1, MessagePack uint64 (0xcf), CBOR
+// uint64 (0x1b) and UBJSON int64 ('L') big-endian at offset 2.
 
 // payload is one sender's reusable encoded args list.
 type payload struct {
@@ -25,8 +25,11 @@ const jsonTimeDigits = 19 // Unix ns from 2001-09-09 to 2286-11-20
 
 // payloadOverhead is the encoded size of [time, ""] without the string header.
 func payloadOverhead(ser codec.Serializer) int {
-	if ser == codec.JSON {
+	switch ser {
+	case codec.JSON:
 		return 1 + jsonTimeDigits + 1 + 2 + 1 // [ digits , "" ]
+	case codec.UBJSON:
+		return 1 + 9 + 1 + 1 // [ L+8 bytes S ... ]: the S marker counted here
 	}
 	return 1 + 9 // array head, 0xcf/0x1b + 8 bytes
 }
@@ -36,11 +39,21 @@ func payloadOverhead(ser codec.Serializer) int {
 var strMarkers = map[codec.Serializer][4]byte{
 	codec.MsgPack: {0xa0, 0xd9, 0xda, 0xdb},
 	codec.CBOR:    {0x60, 0x78, 0x79, 0x7a},
+	codec.UBJSON:  {0, 'U', 'I', 'l'}, // the length's integer marker (no one-byte form)
 }
 
 // appendStrHead appends the MessagePack or CBOR header of an n-byte text string.
 func appendStrHead(b []byte, ser codec.Serializer, n int) []byte {
 	m := strMarkers[ser]
+	if ser == codec.UBJSON {
+		switch strHead(ser, n) {
+		case 2:
+			return append(b, m[1], byte(n))
+		case 3:
+			return append(b, m[2], byte(n>>8), byte(n))
+		}
+		return append(b, m[3], byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
 	switch strHead(ser, n) {
 	case 1:
 		return append(b, m[0]|byte(n))
@@ -71,6 +84,14 @@ func strHead(ser codec.Serializer, n int) int {
 		case n < 1<<8:
 			return 2
 		case n < 1<<16:
+			return 3
+		}
+		return 5
+	case codec.UBJSON: // the length after S: U n, I n16, l n32 (signed, as py-ubjson writes)
+		switch {
+		case n < 1<<8:
+			return 2
+		case n < 1<<15:
 			return 3
 		}
 		return 5
@@ -109,6 +130,11 @@ func newPayload(ser codec.Serializer, size int) (*payload, error) {
 		b = append(b, 0x82, 0x1b, 0, 0, 0, 0, 0, 0, 0, 0)
 		b = appendStrHead(b, ser, n)
 		b = append(b, pad...)
+	case codec.UBJSON:
+		b = append(b, '[', 'L', 0, 0, 0, 0, 0, 0, 0, 0, 'S')
+		b = appendStrHead(b, ser, n)
+		b = append(b, pad...)
+		b = append(b, ']')
 	default:
 		return nil, fmt.Errorf("loadgen: unknown serializer %v", ser)
 	}
@@ -213,6 +239,27 @@ func payloadTime(ser codec.Serializer, raw []byte) (ns int64, ok bool) {
 		case info == 27 && len(rest) >= 8:
 			v := binary.BigEndian.Uint64(rest)
 			return int64(v), v < 1<<63
+		}
+	case codec.UBJSON: // an unbounded list, as switchyard writes it
+		if len(raw) < 3 || raw[0] != '[' {
+			return 0, false
+		}
+		rest := raw[2:]
+		switch b := raw[1]; {
+		case b == 'U':
+			return int64(rest[0]), true
+		case b == 'i':
+			v := int8(rest[0])
+			return int64(v), v >= 0
+		case b == 'I' && len(rest) >= 2:
+			v := int16(binary.BigEndian.Uint16(rest))
+			return int64(v), v >= 0
+		case b == 'l' && len(rest) >= 4:
+			v := int32(binary.BigEndian.Uint32(rest))
+			return int64(v), v >= 0
+		case b == 'L' && len(rest) >= 8:
+			v := int64(binary.BigEndian.Uint64(rest))
+			return v, v >= 0
 		}
 	}
 	return 0, false

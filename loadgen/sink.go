@@ -17,7 +17,7 @@ import (
 )
 
 // Sink is a no-op WAMP "router" for measuring loadgen itself: on one TCP port it accepts
-// WebSocket (any path; wamp.2.json, wamp.2.msgpack, wamp.2.cbor) and RawSocket, answers
+// WebSocket (any path; wamp.2.json, wamp.2.msgpack, wamp.2.cbor, wamp.2.ubjson, wamp.2.flatbuffers) and RawSocket, answers
 // HELLO with WELCOME (after a ticket CHALLENGE when it has a ticket) and then reads and
 // discards everything without parsing it. A publish-only pubsub run against it
 // (`--subscribers 0`) measures how fast loadgen can push publications, and its CPU.
@@ -115,7 +115,7 @@ func (s *Sink) serve(c net.Conn) error {
 			return err
 		}
 		sc.ser = codec.Serializer(hs[1] & 0x0F)
-		if sc.ser < codec.JSON || sc.ser > codec.CBOR {
+		if !sc.ser.Valid() {
 			_, _ = c.Write([]byte{0x7F, 0x10, 0, 0}) // serializer unsupported
 			return errors.New("sink: unsupported serializer")
 		}
@@ -125,7 +125,7 @@ func (s *Sink) serve(c net.Conn) error {
 	} else {
 		sc.ws = true
 		u := ws.Upgrader{Protocol: func(p []byte) bool {
-			for _, ser := range []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR} {
+			for _, ser := range codec.Serializers() {
 				if string(p) == "wamp.2."+ser.String() {
 					sc.ser = ser
 					return true

@@ -228,7 +228,7 @@ func TestThousands(t *testing.T) {
 
 // Templates build the same bytes as the codec, for every serializer and id width.
 func TestTemplate(t *testing.T) {
-	for _, ser := range []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR} {
+	for _, ser := range []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR, codec.UBJSON} {
 		pl, err := newPayload(ser, 100)
 		if err != nil {
 			t.Fatal(err)

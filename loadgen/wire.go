@@ -393,14 +393,18 @@ func newTemplate(ser codec.Serializer, m codec.Message) (*template, error) {
 		k++
 	}
 	tail := []byte(nil)
-	if ser == codec.JSON {
+	if ser == codec.JSON || ser == codec.UBJSON {
 		tail = []byte("]")
 	}
 	a := len(enc0) - len(tail) - len(args)
 	if k >= a || !bytes.Equal(enc0[a:a+len(args)], args) || !bytes.Equal(enc0[a+len(args):], tail) {
 		return nil, fmt.Errorf("loadgen: %v template: unexpected encoding", m.Type)
 	}
-	return &template{ser: ser, head: slices.Clone(enc0[:k]), mid: slices.Clone(enc0[k+1 : a]), tail: tail}, nil
+	start := k
+	if ser == codec.UBJSON {
+		start-- // the id's integer marker (U for 0 and 1) goes with the id: appendUint writes it
+	}
+	return &template{ser: ser, head: slices.Clone(enc0[:start]), mid: slices.Clone(enc0[k+1 : a]), tail: tail}, nil
 }
 
 // build appends the message with request id and encoded Arguments args to dst.
@@ -417,6 +421,16 @@ func appendUint(dst []byte, ser codec.Serializer, v uint64) []byte {
 	switch ser {
 	case codec.JSON:
 		return strconv.AppendUint(dst, v, 10)
+	case codec.UBJSON: // U, I, l, L (py-ubjson's smallest forms)
+		switch {
+		case v <= 0xFF:
+			return append(dst, 'U', byte(v))
+		case v <= 0x7FFF:
+			return append(dst, 'I', byte(v>>8), byte(v))
+		case v <= 0x7FFFFFFF:
+			return append(dst, 'l', byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+		}
+		return append(dst, 'L', byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 	case codec.MsgPack:
 		switch {
 		case v < 0x80:

@@ -40,7 +40,7 @@ func TestProxyForwardsSessions(t *testing.T) {
 	if _, err := sub.Subscribe(ctx, "com.example.topic", func(e *client.Event) { got <- e }, nil); err != nil {
 		t.Fatal(err)
 	}
-	for i, ser := range []codec.Serializer{codec.JSON, codec.MsgPack, codec.CBOR} {
+	for i, ser := range allSers { // UBJSON and Flatbuffers cross the links too
 		caller := tc.connect(i%2, ser, i == 1)
 		res, err := caller.Call(ctx, "com.example.add", []any{2, 3}, nil, nil)
 		if err != nil {

@@ -99,7 +99,7 @@ func benchRunFlags(o *benchRunOpts) *flag.FlagSet {
 	fs.StringVar(&o.routerBin, "router-bin", "", "switchyard binary to start as the router (default: this binary)")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the router inside this process (no router CPU/RSS figures)")
 	fs.StringVar(&o.ports, "ports", "", "loopback port range for the routers, LO-HI (default: ports the kernel picks)")
-	fs.StringVar(&o.serializer, "serializer", "json", "json, msgpack or cbor")
+	fs.StringVar(&o.serializer, "serializer", "json", "json, msgpack, cbor or ubjson")
 	fs.BoolVar(&o.cluster, "cluster", false, "also run every scenario on a local cluster (2 proxies, 3 routers) and report cluster/single ratios")
 	fs.IntVar(&o.clusterSpread, "cluster-spread", 0, "--cluster: the spread of realm1's roles in the cluster files (0, the default: as init --cluster writes it, realm1 over all three routers;\n1: one router per realm and role)")
 	o.prof.Register(fs)

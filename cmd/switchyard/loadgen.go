@@ -160,7 +160,7 @@ func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags, tf *tls
 	fs.BoolVar(&tf.insecure, "tls-insecure", false, "wss://, rss://: do not verify the router's certificate (testing only)")
 	fs.StringVar(&tf.cert, "tls-cert", "", "wss://, rss://: PEM client certificate (with --tls-key)")
 	fs.StringVar(&tf.key, "tls-key", "", "wss://, rss://: PEM private key of --tls-cert")
-	fs.StringVar(ser, "serializer", "json", "json, msgpack or cbor")
+	fs.StringVar(ser, "serializer", "json", "json, msgpack, cbor or ubjson")
 	fs.StringVar(&o.AuthID, "authid", "", "authid to join with (HELLO details)")
 	fs.StringVar(&o.Ticket, "ticket", "", "ticket authentication: HELLO authmethods [\"ticket\"], AUTHENTICATE with this ticket;\nthe role of --authid needs call, register, publish and subscribe on the prefix \"loadgen.\"")
 	fs.IntVar(&o.Publishers, "publishers", 1, "pubsub, mixed: publishing sessions")
