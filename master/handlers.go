@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -58,8 +60,10 @@ func (s *Server) register(c *caller, kw map[string]any) (any, error) {
 		return nil, invalidArg("register: node %q must be the session's authid %q", req.Node, c.authid)
 	case req.Role != NodeRouter && req.Role != NodeProxy:
 		return nil, invalidArg("register: role %q is neither %q nor %q", req.Role, NodeRouter, NodeProxy)
-	case req.Role == NodeRouter && req.Link == "":
-		return nil, invalidArg("register: a router names its link address")
+	case !validNodeName(req.Node):
+		return nil, invalidArg("register: node name %q: at most 64 letters, digits, '.', '_' and '-'", req.Node)
+	case req.Role == NodeRouter && !validLink(req.Link):
+		return nil, invalidArg("register: a router names the host:port the other nodes dial its links at (not a wildcard host), got %q", req.Link)
 	}
 	_, idx, err := s.write(command{Kind: cmdRegister, Reg: &req})
 	if err != nil {
@@ -148,4 +152,31 @@ func (s *Server) apply(c *caller, kw map[string]any) (any, error) {
 	}
 	s.log.Info("master: config applied", "version", res.version)
 	return ApplyRes{Version: res.version}, nil
+}
+
+// validNodeName reports whether name is a node name as config.Cluster.Node allows.
+func validNodeName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validLink reports whether link is a dialable host:port: other nodes dial it, so its
+// host is neither empty nor a wildcard address.
+func validLink(link string) bool {
+	host, port, err := net.SplitHostPort(link)
+	if err != nil || host == "" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n < 65536
 }

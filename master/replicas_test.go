@@ -98,17 +98,24 @@ func (tr *trio) leader(t *testing.T, d time.Duration) int {
 }
 
 func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
-	tr := startTrio(t, 300*time.Millisecond)
-	li := tr.leader(t, 5*time.Second)
-	fi := (li + 1) % 3
-	leaderURL := tr.srv[li].URL()
+	tr := startTrio(t, time.Second)
 
-	// A write on a follower is redirected to the leader's URL.
-	f := dial(t, tr.srv[fi].URL(), "r1", testSecret)
-	err := call(t, f, ProcRegister, RegisterReq{Node: "r1", Role: NodeRouter, Link: "127.0.0.1:9201"}, nil)
-	if got, ok := LeaderOf(err); !ok || got != leaderURL {
-		t.Fatalf("register on a follower: %v (leader %q)", err, got)
-	}
+	// A write on a follower is redirected to the leader's URL (asked again should the
+	// leadership move meanwhile, as it may on a loaded machine).
+	var f *client.Session
+	waitFor(t, 10*time.Second, "a follower's redirect to the leader", func() bool {
+		li := tr.leader(t, 5*time.Second)
+		if f != nil {
+			f.Close()
+		}
+		f = dial(t, tr.srv[(li+1)%3].URL(), "r1", testSecret)
+		err := call(t, f, ProcRegister, RegisterReq{Node: "r1", Role: NodeRouter, Link: "127.0.0.1:9201"}, nil)
+		got, ok := LeaderOf(err)
+		if !ok {
+			t.Fatalf("register on a follower: %v", err)
+		}
+		return got == tr.srv[li].URL()
+	})
 	// A node connected to a follower hears of map versions from it.
 	onMap := make(chan int64, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -117,10 +124,9 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Register two routers at the leader; every replica serves the same map.
-	r1 := dial(t, leaderURL, "r1", testSecret)
-	r2 := dial(t, leaderURL, "r2", testSecret)
-	mustCall(t, r1, ProcRegister, RegisterReq{Node: "r1", Role: NodeRouter, Link: "127.0.0.1:9201"}, nil)
-	mustCall(t, r2, ProcRegister, RegisterReq{Node: "r2", Role: NodeRouter, Link: "127.0.0.1:9202"}, nil)
+	tr.atLeader(t, "r1", ProcRegister, RegisterReq{Node: "r1", Role: NodeRouter, Link: "127.0.0.1:9201"})
+	tr.atLeader(t, "r2", ProcRegister, RegisterReq{Node: "r2", Role: NodeRouter, Link: "127.0.0.1:9202"})
+	li := tr.leader(t, 5*time.Second)
 	want := tr.srv[li].Map()
 	for i, s := range tr.srv {
 		waitFor(t, 5*time.Second, fmt.Sprintf("replica %d's map", i+1), func() bool { return s.Map().Version == want.Version })
@@ -144,31 +150,49 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 	}
 
 	// Kill the leader: a new one is elected, serves writes, and expires nobody.
+	li = tr.leader(t, 5*time.Second)
 	killed := time.Now()
 	tr.srv[li].Kill()
 	tr.srv[li] = nil
 	nl := tr.leader(t, 10*time.Second)
 	elected := time.Since(killed)
 	newURL := tr.srv[nl].URL()
-	n1 := dial(t, newURL, "r1", testSecret)
-	waitFor(t, 5*time.Second, "a heartbeat answered by the new leader", func() bool {
-		return call(t, n1, ProcHeartbeat, HeartbeatReq{Node: "r1"}, nil) == nil
+	// A heartbeat and a registration accepted by the leader (asking the current leader
+	// each time: on a loaded machine leadership may move once more).
+	var serving time.Duration
+	waitFor(t, 10*time.Second, "the new leader to serve a heartbeat and a write", func() bool {
+		url := tr.srv[tr.leader(t, 5*time.Second)].URL()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ok := true
+		for _, node := range []string{"r1", "p1"} {
+			s, err := Dial(ctx, url, node, testSecret, nil)
+			if err != nil {
+				return false
+			}
+			if node == "r1" {
+				err = Call(ctx, s, ProcHeartbeat, HeartbeatReq{Node: "r1"}, nil)
+			} else {
+				err = Call(ctx, s, ProcRegister, RegisterReq{Node: "p1", Role: NodeProxy}, nil)
+			}
+			s.Close()
+			ok = ok && err == nil
+		}
+		serving = time.Since(killed)
+		return ok
 	})
-	p1 := dial(t, newURL, "p1", testSecret)
-	mustCall(t, p1, ProcRegister, RegisterReq{Node: "p1", Role: NodeProxy}, nil)
-	serving := time.Since(killed)
-	t.Logf("leader killed: new leader %s after %v, serving writes after %v (raft timeout 300ms)",
+	t.Logf("leader killed: new leader %s after %v, serving writes after %v (raft timeout 1s)",
 		tr.cfgs[nl].Name, elected, serving)
-	if got := tr.srv[nl].Map(); got.Version != 2 || len(got.Routers) != 2 {
+	if got := tr.srv[tr.leader(t, 5*time.Second)].Map(); got.Version != 2 || len(got.Routers) != 2 {
 		t.Fatalf("map after failover: %+v", got)
 	}
-	// r2 never heartbeat: its grace lease (2 s from the new leadership) runs out, r1 is kept alive.
-	stop := keepAlive(n1, "r1", 300*time.Millisecond)
+	// r2 never heartbeat: its grace lease (2 s from the new leadership) runs out, r1 is
+	// kept alive (following the leader should it move again).
+	stop := keepAlive(newURL, "r1", 300*time.Millisecond)
 	defer stop()
-	waitFor(t, 5*time.Second, "r2's grace lease to run out", func() bool { return len(tr.srv[nl].Map().Routers) == 1 })
-	if got := tr.srv[nl].Map(); got.Routers[0].Name != "r1" {
-		t.Fatalf("map after r2's lease: %+v", got)
-	}
+	waitFor(t, 10*time.Second, "r2's grace lease to run out", func() bool {
+		return fmt.Sprint(tr.srv[tr.leader(t, 5*time.Second)].Map().Routers) == "[{r1 127.0.0.1:9201 1}]"
+	})
 
 	// The killed replica restarts from its data directory and catches up.
 	s, err := Start(tr.cfgs[li])
@@ -186,16 +210,47 @@ func TestThreeReplicasRedirectReplicateFailover(t *testing.T) {
 	tr.srv[cur].Stop(context.Background())
 	tr.srv[cur] = nil
 	next := tr.leader(t, 5*time.Second)
-	s2 := dial(t, tr.srv[next].URL(), "p2", testSecret)
-	mustCall(t, s2, ProcRegister, RegisterReq{Node: "p2", Role: NodeProxy}, nil)
+	tr.atLeader(t, "p2", ProcRegister, RegisterReq{Node: "p2", Role: NodeProxy})
 	t.Logf("leader stopped (leadership transfer): %s serves writes after %v", tr.cfgs[next].Name, time.Since(stopped))
 }
 
-// keepAlive heartbeats as node every d until the returned stop is called.
-func keepAlive(s *client.Session, node string, d time.Duration) func() {
+// atLeader calls proc as node at the current leader until it succeeds (10 s at most).
+func (tr *trio) atLeader(t *testing.T, node, proc string, req any) {
+	t.Helper()
+	var last error
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		url := tr.srv[tr.leader(t, 5*time.Second)].URL()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := Dial(ctx, url, node, testSecret, nil)
+		if err == nil {
+			err = Call(ctx, s, proc, req, nil)
+			s.Close()
+		}
+		cancel()
+		if last = err; err == nil {
+			return
+		}
+		if _, redirected := LeaderOf(err); !redirected {
+			t.Fatalf("%s as %s: %v", proc, node, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s as %s: %v", proc, node, last)
+}
+
+// keepAlive heartbeats as node every d, following not_leader redirects (a node does),
+// until the returned stop is called.
+func keepAlive(url, node string, d time.Duration) func() {
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
+		var s *client.Session
+		defer func() {
+			if s != nil {
+				s.Close()
+			}
+		}()
 		for {
 			select {
 			case <-stop:
@@ -203,7 +258,16 @@ func keepAlive(s *client.Session, node string, d time.Duration) func() {
 			case <-time.After(d):
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			Call(ctx, s, ProcHeartbeat, HeartbeatReq{Node: node}, nil)
+			if s == nil {
+				s, _ = Dial(ctx, url, node, testSecret, nil)
+			}
+			if s != nil {
+				err := Call(ctx, s, ProcHeartbeat, HeartbeatReq{Node: node}, nil)
+				if l, ok := LeaderOf(err); ok && l != "" && l != url {
+					s.Close()
+					s, url = nil, l
+				}
+			}
 			cancel()
 		}
 	}()
@@ -216,9 +280,9 @@ func TestRestartFromDataDirWithSnapshot(t *testing.T) {
 	op := dial(t, m.URL(), OperatorAuthID, testSecret)
 	var ar ApplyRes
 	mustCall(t, op, ProcApply, ApplyReq{Config: map[string]any{"realms": []any{anonRealm("app")}}}, &ar)
-	for _, n := range []string{"ra", "rb", "rc"} {
+	for i, n := range []string{"ra", "rb", "rc"} {
 		s := dial(t, m.URL(), n, testSecret)
-		mustCall(t, s, ProcRegister, RegisterReq{Node: n, Role: NodeRouter, Link: "127.0.0.1:1" + n}, nil)
+		mustCall(t, s, ProcRegister, RegisterReq{Node: n, Role: NodeRouter, Link: fmt.Sprintf("127.0.0.1:%d", 9201+i)}, nil)
 	}
 	if err := m.Snapshot(); err != nil {
 		t.Fatal(err)
@@ -239,7 +303,7 @@ func TestRestartFromDataDirWithSnapshot(t *testing.T) {
 	// rb comes back with its tag.
 	rb2 := dial(t, m2.URL(), "rb", testSecret)
 	var reg RegisterRes
-	mustCall(t, rb2, ProcRegister, RegisterReq{Node: "rb", Role: NodeRouter, Link: "127.0.0.1:1rb"}, &reg)
+	mustCall(t, rb2, ProcRegister, RegisterReq{Node: "rb", Role: NodeRouter, Link: "127.0.0.1:9202"}, &reg)
 	for _, r := range reg.Map.Routers {
 		if r.Name == "rb" && r.Tag != 2 {
 			t.Fatalf("rb's tag after restart: %+v", reg.Map)

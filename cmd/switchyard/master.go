@@ -76,8 +76,12 @@ func runMaster(args []string) error {
 	log.Info("switchyard master started", "version", version, "replica", m.Node, "url", srv.URL(),
 		"raft", srv.RaftAddr(), "data_dir", m.DataDir)
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		// A reload signal (e.g. a service manager's reload) must not kill a replica.
+		log.Warn("SIGHUP ignored: a master reads its file only at start (restart it to apply changes; cluster config changes go through switchyard cluster apply)")
+	}
 	log.Info("shutting down", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Node.ShutdownGrace))
 	defer cancel()
@@ -132,10 +136,22 @@ func masterConfig(m *config.Master, log *slog.Logger) master.Config {
 
 // runCluster runs `switchyard cluster status|apply`.
 func runCluster(args []string) error {
+	const usage = `Usage:
+  switchyard cluster status [--master URL] [--key KEY] [--config MASTERFILE] [--json]
+  switchyard cluster apply FILE [--master URL] [--key KEY] [--config MASTERFILE]
+
+status prints the cluster as the master sees it (replicas, nodes, leases, slots,
+versions); apply checks FILE as switchyard check does and makes its realms the next
+cluster config version. Run "switchyard cluster status -h" for the flags.
+`
 	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
 		return errors.New("cluster: want a subcommand: status or apply")
 	}
 	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(os.Stderr, usage)
+		return flag.ErrHelp
 	case "status":
 		return runClusterStatus(os.Stdout, args[1:])
 	case "apply":
