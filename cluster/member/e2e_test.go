@@ -1,12 +1,14 @@
 package member_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/client"
+	"github.com/switchyard-wamp/switchyard/cluster/member"
 	"github.com/switchyard-wamp/switchyard/cluster/placement"
 	"github.com/switchyard-wamp/switchyard/master"
 	"github.com/switchyard-wamp/switchyard/proxy"
@@ -180,5 +182,78 @@ func TestRouterKillLeaseExpiry(t *testing.T) {
 	}
 	if got := e.master().Map(); slices.ContainsFunc(got.Routers, func(r master.MapRouter) bool { return r.Name == owner }) {
 		t.Fatalf("master's map still has %s", owner)
+	}
+}
+
+// A router cut off from the master alone (its member stops, the router runs on) is
+// expired like a dead one: its sessions end with router_lost and the others drop it.
+// When it reaches the master again it registers and rejoins: it is in every map again,
+// gets new sessions, and realms span it again (an event crosses both ways).
+func TestRouterExpiredWhileRunningRejoins(t *testing.T) {
+	e := newEnv(t, 1)
+	e.spread = 2
+	r1, r2 := e.startRouter("r1"), e.startRouter("r2")
+	p := e.startProxy("p1")
+	e.settled(p, "r1", "r2")
+	var on2 *client.Session
+	for i := 0; i < 40 && on2 == nil; i++ {
+		if s := e.connect(p, "realm1"); e.home("realm1", s.ID()) == "r2" {
+			on2 = s
+		}
+	}
+	if on2 == nil {
+		t.Fatal("no session on r2")
+	}
+	_ = r2.m.Stop(context.Background(), false) // cut off from the master; the router runs on
+	select {
+	case <-on2.Done():
+	case <-time.After(3*testLease + 5*time.Second):
+		t.Fatal("the expired router's session is still open")
+	}
+	waitFor(t, 5*time.Second, "r1 alone", func() bool { return len(r1.router.Live()) == 1 })
+
+	// Back in touch: a new member for the same running router.
+	m, err := member.Start(e.memberConfig(r2, master.NodeRouter, r2.router.LinkAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.mu.Lock()
+	r2.m = m
+	r2.mu.Unlock()
+	e.settled(p, "r1", "r2")
+	var a, b *client.Session
+	for i := 0; i < 60 && (a == nil || b == nil); i++ {
+		s := e.connect(p, "realm1")
+		switch e.home("realm1", s.ID()) {
+		case "r1":
+			a = s
+		case "r2":
+			b = s
+		}
+	}
+	if a == nil || b == nil {
+		t.Fatal("new sessions do not reach both routers after r2 rejoined")
+	}
+	ctx := context.Background()
+	for _, pair := range [][2]*client.Session{{a, b}, {b, a}} {
+		got := make(chan struct{}, 1)
+		sub, err := pair[1].Subscribe(ctx, "com.rejoin", func(*client.Event) { got <- struct{}{} }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 3*time.Second, "the subscription to span", func() bool {
+			if err := pair[0].Publish(ctx, "com.rejoin", nil, nil, client.Acknowledge()); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-got:
+				return true
+			case <-time.After(50 * time.Millisecond):
+				return false
+			}
+		})
+		if err := sub.Unsubscribe(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -197,10 +197,14 @@ func (m *Member) run() {
 		cancel()
 		if err == nil {
 			var leader string
+			before := m.Status().Registrations
 			leader, err = m.session(s, url)
 			_ = s.Close()
 			m.mu.Lock()
 			m.registered, m.url = false, ""
+			if m.registers > before {
+				failures = 0 // it was registered: a new outage starts here
+			}
 			m.mu.Unlock()
 			if leader != "" && leader != url {
 				redirect = leader
@@ -212,10 +216,11 @@ func (m *Member) run() {
 		}
 		var nl errNotLeader
 		if errors.As(err, &nl) {
-			// An election (no leader named yet): ask again soon, without backing off.
+			// A redirect, or an election (no leader named yet): ask again soon, without
+			// backing off or calling the master unreachable.
 			failures = min(failures, 1)
 		}
-		if err != nil {
+		if err != nil && redirect == "" {
 			failures++
 			lvl := slog.LevelDebug
 			if failures == 1 || failures%len(m.cfg.Masters) == 0 && failures/len(m.cfg.Masters)%20 == 1 {

@@ -59,7 +59,8 @@ func (p *nodeProc) member() (map[string]any, error) {
 // TestClusterMasterProcesses runs the example cluster of `switchyard init --cluster`
 // (one master, three routers, two proxies) as real processes: the nodes register and
 // serve; `switchyard cluster apply` adds a realm that every node applies without
-// dropping sessions (apply -> last node on the new version is logged); a router killed
+// dropping sessions (apply -> last node on the new version is logged), and keeps after a
+// SIGHUP (the file is re-read with the cluster config over it); a router killed
 // with SIGKILL has its slot served by the others at once and leaves every node's map
 // when its lease runs out (both times logged; SWITCHYARD_TEST_LEASE sets the lease,
 // default 2s, the shipped default is 5s); SIGTERM stops every process with status 0.
@@ -240,6 +241,19 @@ func TestClusterMasterProcesses(t *testing.T) {
 			t.Fatalf("a realm1 session ended with the apply: %v", s.Err())
 		default:
 		}
+	}
+	// SIGHUP re-reads the file with the cluster config over it: realm2 stays served.
+	if err := procs["proxy1"].cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(5*time.Second, "proxy1's SIGHUP reload", func() bool {
+		b, _ := os.ReadFile(procs["proxy1"].log)
+		return strings.Contains(string(b), "SIGHUP: config reloaded")
+	})
+	if s, err := connect(0, "realm2"); err != nil {
+		t.Fatalf("realm2 through proxy1 after SIGHUP: %v", err)
+	} else {
+		s.Close()
 	}
 
 	// SIGKILL router2: its slot is served by the others at once; it leaves the map at
