@@ -59,6 +59,8 @@ type opsNode struct {
 	clusterReady func() bool
 	// sessions overrides the session count (a proxy holds its sessions on routers).
 	sessions func() int
+	// extra are more admin endpoints by path (e.g. a role's own debug page).
+	extra map[string]http.Handler
 	started  time.Time
 	draining atomic.Bool
 	log      *slog.Logger
@@ -83,7 +85,7 @@ func (o *opsNode) ready() (bool, string) {
 func (o *opsNode) adminHandler() http.Handler {
 	src := metrics.Source{Role: o.role, Router: o.n.Router, Server: o.n.Server, Frontend: o.n.FrontendStats,
 		Links: o.links, Ready: func() bool { ok, _ := o.ready(); return ok }, Draining: o.draining.Load}
-	return profiles.AdminHandler(map[string]http.Handler{
+	handlers := map[string]http.Handler{
 		"/{$}":         statuspage.NodePage(),
 		"/status.json": statuspage.NodeJSON(o.status),
 		"/metrics":     metrics.Handler(src),
@@ -101,7 +103,11 @@ func (o *opsNode) adminHandler() http.Handler {
 		}),
 		"/debug/stats": statsHandler(o.n),
 		"/drain":       drainHandler(),
-	})
+	}
+	for path, h := range o.extra {
+		handlers[path] = h
+	}
+	return profiles.AdminHandler(handlers)
 }
 
 // drainHandler starts the lame-duck drain on POST (what `switchyard drain` sends, for
