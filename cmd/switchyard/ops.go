@@ -60,7 +60,7 @@ type opsNode struct {
 	// sessions overrides the session count (a proxy holds its sessions on routers).
 	sessions func() int
 	// extra are more admin endpoints by path (e.g. a role's own debug page).
-	extra map[string]http.Handler
+	extra    map[string]http.Handler
 	started  time.Time
 	draining atomic.Bool
 	log      *slog.Logger
