@@ -133,6 +133,8 @@ func TestMetrics(t *testing.T) {
 	want(t, m, `switchyard_calls_in_flight{realm="realm1"}`, 0)
 	want(t, m, `switchyard_up{role="standalone"}`, 1)
 	want(t, m, `switchyard_ready`, 1)
+	want(t, m, `switchyard_slow_consumer_closed_total{reason="hard_limit"}`, 0)
+	want(t, m, `switchyard_slow_consumer_closed_total{reason="write_deadline"}`, 0)
 	if m[`switchyard_bytes_total{direction="in"}`] <= 0 || m[`go_goroutines`] <= 0 {
 		t.Errorf("bytes in %v, go_goroutines %v", m[`switchyard_bytes_total{direction="in"}`], m[`go_goroutines`])
 	}

@@ -199,6 +199,3 @@ func (s *Server) StopAccepting() {
 	s.closeListeners()
 	s.acceptWG.Wait()
 }
-
-// Draining reports whether StopAccepting was called. Safe for concurrent use.
-func (s *Server) Draining() bool { return s.draining.Load() }

@@ -378,6 +378,9 @@ func (c *Conn) slowConsumer(backlog int64, reason string) {
 	}
 	s := c.srv
 	s.slowClosed.Add(1)
+	if reason == "hard_limit" {
+		s.slowHard.Add(1)
+	}
 	var over time.Duration
 	if since := c.overSince.Load(); since != 0 {
 		over = time.Duration(time.Now().UnixNano() - since)

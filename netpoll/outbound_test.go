@@ -81,6 +81,10 @@ func testSlowConsumer(t *testing.T, paced bool) {
 	if st := s.Stats(); st.SlowConsumerClosed != 1 || st.Open != 0 || st.OverOutboundLimit != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+	// Which limit fired is counted (the reason label of switchyard_slow_consumer_closed_total).
+	if hard := s.Stats().SlowConsumerHard; hard != map[bool]uint64{false: 1, true: 0}[paced] {
+		t.Fatalf("SlowConsumerHard %d for the %s case", hard, map[bool]string{false: "hard", true: "deadline"}[paced])
+	}
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 32<<20 {

@@ -118,6 +118,7 @@ type Stats struct {
 	Accepted           uint64 // connections accepted on any listener and kept (TLS: before the handshake)
 	Open               int64  // connections currently open (got OnOpen, not yet OnClose)
 	SlowConsumerClosed uint64 // connections closed by the slow-consumer policy
+	SlowConsumerHard   uint64 // of those, closed at once over OutboundHardLimit (the others stayed over OutboundLimit for WriteDeadline)
 	OverOutboundLimit  int64  // connections whose backlog is over OutboundLimit now (closed if it lasts)
 	ProtocolErrors     uint64 // bad handshakes (TLS included) and bad frames (each closed the conn)
 	BytesIn            uint64 // bytes consumed from sockets
@@ -197,6 +198,7 @@ type Server struct {
 	open       atomic.Int64
 	slowClosed atomic.Uint64
 	hsTimeouts atomic.Uint64
+	slowHard   atomic.Uint64 // of slowClosed: over OutboundHardLimit
 	protoErrs  atomic.Uint64
 }
 
@@ -476,6 +478,7 @@ func (s *Server) Stats() Stats {
 		Accepted:           s.accepted.Load(),
 		Open:               s.open.Load(),
 		SlowConsumerClosed: s.slowClosed.Load(),
+		SlowConsumerHard:   s.slowHard.Load(),
 		OverOutboundLimit:  int64(s.overLimit.Size()),
 		ProtocolErrors:     s.protoErrs.Load(),
 		RefusedAtCap:       s.refused.Load(),

@@ -7,8 +7,8 @@ import (
 	"github.com/switchyard-wamp/switchyard/engine"
 )
 
-// DrainMessage is GOODBYE.Details.message of the wamp.close.system_shutdown a session
-// gets during a lame-duck drain (when the serializer path carries a message).
+// DrainMessage is GOODBYE.Details.message of the wamp.close.system_shutdown a cluster
+// proxy sends its sessions during a lame-duck drain (the engine's GOODBYE has none).
 const DrainMessage = "the router is draining for a restart; reconnect"
 
 // Drain is the lame-duck drain: the node stops accepting client connections (the
@@ -42,9 +42,8 @@ func (n *Node) Drain(ctx context.Context, period time.Duration) int {
 // returns how many it called.
 func spread(ctx context.Context, period time.Duration, fs []func()) int {
 	start := time.Now()
-	t := time.NewTimer(0)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	<-t.C
 	for i, f := range fs {
 		at := start.Add(period * time.Duration(i) / time.Duration(len(fs)))
 		if d := time.Until(at); d > time.Millisecond {

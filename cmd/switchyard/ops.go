@@ -59,7 +59,7 @@ type opsNode struct {
 	clusterReady func() bool
 	// sessions overrides the session count (a proxy holds its sessions on routers).
 	sessions func() int
-	// extra are more admin paths (a master follower's /debug/member).
+	// extra are more admin endpoints by path (e.g. a role's own debug page).
 	extra    map[string]http.Handler
 	started  time.Time
 	draining atomic.Bool
@@ -104,8 +104,8 @@ func (o *opsNode) adminHandler() http.Handler {
 		"/debug/stats": statsHandler(o.n),
 		"/drain":       drainHandler(),
 	}
-	for p, h := range o.extra {
-		handlers[p] = h
+	for path, h := range o.extra {
+		handlers[path] = h
 	}
 	return profiles.AdminHandler(handlers)
 }
