@@ -233,6 +233,20 @@ func (v *validator) listener(l *Listener, p string) {
 		}
 		v.tls(l.TLS, p+".tls")
 	}
+	if c := l.Compression; c != nil {
+		if l.Kind == KindRawSocket {
+			v.add(p+".compression", "RawSocket has no compression: compression needs a websocket, universal or unix listener")
+		}
+		if c.ClientMaxWindowBits < 8 || c.ClientMaxWindowBits > 15 {
+			v.add(p+".compression.client_max_window_bits", "must be from 8 to 15, got %d", c.ClientMaxWindowBits)
+		}
+		if c.Level < 1 || c.Level > 9 {
+			v.add(p+".compression.level", "must be from 1 to 9, got %d", c.Level)
+		}
+		if c.MinSize < 0 {
+			v.add(p+".compression.min_size", "must not be negative, got %d", c.MinSize)
+		}
+	}
 	for j, o := range l.AllowedOrigins {
 		if err := origin.Check(o); err != nil {
 			v.add(fmt.Sprintf("%s.allowed_origins[%d]", p, j), "%v", err)

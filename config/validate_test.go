@@ -107,6 +107,14 @@ func TestValidateRules(t *testing.T) {
 			func(c *Config) { c.Listeners[0].AllowedOrigins = []string{"https://*.example.com"} }, "listeners[0].allowed_origins[1]", "want \"*\", \"null\" or scheme://host[:port]"},
 		{"allowed origins on rawsocket", func(c *Config) { c.Listeners[1].AllowedOrigins = []string{"*"} },
 			func(c *Config) { c.Listeners[1].AllowedOrigins = nil }, "listeners[1].allowed_origins", "RawSocket has no Origin header"},
+		{"compression on rawsocket", func(c *Config) { c.Listeners[1].Compression = &Compression{ClientMaxWindowBits: 15, Level: 1} },
+			func(c *Config) { c.Listeners[0].Compression = &Compression{ClientMaxWindowBits: 15, Level: 1} }, "listeners[1].compression", "RawSocket has no compression"},
+		{"compression level", func(c *Config) { c.Listeners[0].Compression = &Compression{ClientMaxWindowBits: 15, Level: 10} },
+			func(c *Config) { c.Listeners[0].Compression = &Compression{ClientMaxWindowBits: 8, Level: 9} }, "listeners[0].compression.level", "from 1 to 9"},
+		{"compression window", func(c *Config) { c.Listeners[0].Compression = &Compression{ClientMaxWindowBits: 7, Level: 1} },
+			func(c *Config) {
+				c.Listeners[0].Compression = &Compression{ClientMaxWindowBits: 15, Level: 1, MinSize: 0}
+			}, "listeners[0].compression.client_max_window_bits", "from 8 to 15"},
 		{"serializers empty", func(c *Config) { c.Listeners[0].Serializers = nil }, func(c *Config) { c.Listeners[0].Serializers = []string{"msgpack"} }, "listeners[0].serializers", "at least one"},
 		{"max message size", func(c *Config) { c.Listeners[0].MaxMessageSize = -5 }, func(c *Config) { c.Listeners[0].MaxMessageSize = 5 }, "listeners[0].max_message_size", "positive"},
 		{"rawsocket size", func(c *Config) { c.Listeners[1].MaxMessageSize = 1<<24 + 1 },

@@ -106,6 +106,8 @@ type Conn struct {
 	peerMax   int  // RawSocket: the client's max message length
 	cookieID  string
 	cookieNew bool
+	deflate   bool // permessage-deflate negotiated
+	inCtx     bool // the client takes over its compression context (inWin is kept)
 
 	// Event-loop only.
 	phase      uint8
@@ -119,8 +121,10 @@ type Conn struct {
 	fragOp     byte
 	frag       []byte // WebSocket fragmented message being reassembled (nil when none)
 	fragActive bool
-	kernHint   int64 // upper bound on the kernel's unsent bytes (slowconsumer.go)
-	kernOff    bool  // the kernel cannot tell this socket's unsent bytes
+	fragComp   bool   // the message being reassembled is compressed (RSV1 on its first frame)
+	inWin      []byte // last 32 KiB received, when the client takes over its context
+	kernHint   int64  // upper bound on the kernel's unsent bytes (slowconsumer.go)
+	kernOff    bool   // the kernel cannot tell this socket's unsent bytes
 }
 
 type ctxBox struct{ v any }

@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"compress/flate"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -134,6 +135,9 @@ type Listener struct {
 	// (cross-site WebSocket hijacking). An upgrade without an Origin header (a
 	// non-browser client) is always allowed. Nil, empty or containing "*": any origin.
 	AllowedOrigins []string
+	// Compression, when set, offers permessage-deflate (RFC 7692) to WebSocket clients
+	// that ask for it (see deflate.go); nil: no compression.
+	Compression *Compression
 }
 
 // DefaultHandshakeTimeout is Listener.HandshakeTimeout when left zero.
@@ -203,6 +207,22 @@ func newListener(i int, l Listener) (*listener, error) {
 	}
 	if l.StatusPage > StatusOff {
 		return nil, fmt.Errorf("listener %s: unknown status page mode %v", l.Name, l.StatusPage)
+	}
+	if c := l.Compression; c != nil {
+		cc := *c
+		if cc.Level == 0 {
+			cc.Level = flate.BestSpeed
+		}
+		if cc.Level < flate.BestSpeed || cc.Level > flate.BestCompression {
+			return nil, fmt.Errorf("listener %s: compression level %d (want 1 to 9)", l.Name, c.Level)
+		}
+		if cc.ClientMaxWindowBits != 0 && (cc.ClientMaxWindowBits < 8 || cc.ClientMaxWindowBits > 15) {
+			return nil, fmt.Errorf("listener %s: compression client_max_window_bits %d (want 8 to 15)", l.Name, c.ClientMaxWindowBits)
+		}
+		if cc.MinSize <= 0 {
+			cc.MinSize = 128
+		}
+		l.Compression = &cc
 	}
 	origins, err := compileOrigins(l.AllowedOrigins)
 	if err != nil {

@@ -66,6 +66,8 @@ func (c *Conn) Send(msg []byte) error {
 		}
 		b = append(b, rsRegular, byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg)))
 		b = append(b, msg...)
+	} else if c.deflate && len(msg) >= c.ln.Compression.MinSize {
+		b = c.appendCompressed(b, msg)
 	} else {
 		switch {
 		case !c.batched:
@@ -83,6 +85,26 @@ func (c *Conn) Send(msg []byte) error {
 	}
 	n.buf = b
 	return c.enqueue(n)
+}
+
+// appendCompressed appends msg as one compressed WebSocket frame (RSV1 set) framed for
+// this conn's batching: the compression is shared with other conns sending the same
+// bytes in the same framing (see deflate.go).
+func (c *Conn) appendCompressed(b, msg []byte) []byte {
+	mode := modePlain
+	if c.batched {
+		mode = modeBinaryBatch
+		if c.ser == codec.JSON {
+			mode = modeJSONBatch
+		}
+	}
+	d, payload := compressed(c.ln.Compression.Level, mode, msg, &c.srv.deflate)
+	start := len(b)
+	b = appendWSHeader(b, c.wsOpcode, len(payload))
+	b[start] |= 0x40 // RSV1: a compressed message
+	b = append(b, payload...)
+	d.put()
+	return b
 }
 
 func stateErr(st int32) error {

@@ -120,6 +120,9 @@ type Stats struct {
 	MessagesOut        uint64 // WAMP messages (not control frames) handed to sockets
 	RefusedAtCap       uint64 // connections closed at accept because MaxConnections were held
 	HandshakeTimeouts  uint64 // connections closed for not finishing their handshakes in time (Listener.HandshakeTimeout)
+	DeflateCompressed  uint64 // outbound messages compressed (permessage-deflate)
+	DeflateShared      uint64 // outbound compressed messages that reused a fan-out's compression
+	DeflateInflated    uint64 // inbound compressed messages inflated
 }
 
 // Errors returned by Conn.Send.
@@ -135,10 +138,11 @@ var (
 // that serve the plain conns and the goroutines of the TLS conns. Its methods are safe for
 // concurrent use.
 type Server struct {
-	cfg Config
-	h   Handler
-	log *slog.Logger
-	lns []*listener // every listener, in Config order
+	cfg     Config
+	h       Handler
+	log     *slog.Logger
+	lns     []*listener // every listener, in Config order
+	deflate deflateStats
 
 	startOnce sync.Once
 	cli       *gnet.Client // the event loops of the plain conns; nil without plain listeners
@@ -188,6 +192,7 @@ type Server struct {
 type loopState struct {
 	wbuf                               []byte // contiguous write buffer: one conn's frames of one batch
 	scratch                            []byte // unmasked WebSocket payloads, valid during one OnMessage
+	inflated                           []byte // inflated WebSocket messages, valid during one OnMessage
 	_                                  [64]byte
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Uint64
 	_                                  [64]byte
@@ -401,6 +406,9 @@ func (s *Server) Stats() Stats {
 		ProtocolErrors:     s.protoErrs.Load(),
 		RefusedAtCap:       s.refused.Load(),
 		HandshakeTimeouts:  s.hsTimeouts.Load(),
+		DeflateCompressed:  s.deflate.compressed.Load(),
+		DeflateShared:      s.deflate.shared.Load(),
+		DeflateInflated:    s.deflate.inflated.Load(),
 	}
 	add := func(l *loopState) {
 		st.BytesIn += l.bytesIn.Load()

@@ -58,6 +58,7 @@ func (c *Conn) upgradeWS(req []byte) {
 	var chosen *wsProto
 	l := c.ln
 	var cookie, origin []byte
+	var deflate bool
 	u := ws.Upgrader{
 		ReadBufferSize:  maxHTTPHeader + 512,
 		WriteBufferSize: 1024,
@@ -99,6 +100,9 @@ func (c *Conn) upgradeWS(req []byte) {
 			return ws.HandshakeHeaderString(setCookieHeader(l, c.cookieID)), nil
 		},
 	}
+	if l.Compression != nil {
+		u.Negotiate = negotiateDeflate(l, &deflate, &c.inCtx)
+	}
 	var out bytes.Buffer
 	rw := struct {
 		io.Reader
@@ -125,6 +129,8 @@ func (c *Conn) upgradeWS(req []byte) {
 	if chosen.ser == codec.JSON {
 		c.wsOpcode = opText
 	}
+	c.deflate = deflate
+	c.inCtx = deflate && c.inCtx
 	c.phase = phaseWS
 	c.markOpen()
 }
@@ -163,8 +169,9 @@ func (c *Conn) readWS() int {
 	if len(hb) < hlen {
 		return 0
 	}
+	compressed := rsv == 0x40 && c.deflate && (op == opText || op == opBinary)
 	switch {
-	case rsv != 0:
+	case rsv != 0 && !compressed:
 		c.protocolClose(closeProtocol, "websocket reserved bits set", nil)
 		return 0
 	case !masked:
@@ -203,12 +210,16 @@ func (c *Conn) readWS() int {
 		if fin {
 			ls.scratch = append(ls.scratch[:0], payload...)
 			ws.Cipher(ls.scratch, mask, 0)
-			c.deliverWS(ls.scratch)
+			if compressed {
+				c.deliverCompressed(ls.scratch)
+			} else {
+				c.deliverWS(ls.scratch)
+			}
 			if cap(ls.scratch) > maxKeptBuf {
 				ls.scratch = nil
 			}
 		} else {
-			c.fragActive, c.fragOp = true, op
+			c.fragActive, c.fragOp, c.fragComp = true, op, compressed
 			c.frag = append(c.frag[:0], payload...)
 			ws.Cipher(c.frag, mask, 0)
 		}
@@ -218,7 +229,11 @@ func (c *Conn) readWS() int {
 		ws.Cipher(c.frag[start:], mask, 0)
 		if fin {
 			c.fragActive = false
-			c.deliverWS(c.frag)
+			if c.fragComp {
+				c.deliverCompressed(c.frag)
+			} else {
+				c.deliverWS(c.frag)
+			}
 			if cap(c.frag) > 64<<10 {
 				c.frag = nil
 			} else {
@@ -260,6 +275,35 @@ func validCloseCode(code uint16) bool {
 		return code != 1004 && code != 1005 && code != 1006
 	}
 	return false
+}
+
+// deliverCompressed inflates one complete compressed WebSocket message (into the loop's
+// inflate buffer, bounded by MaxMessageSize) and delivers it.
+func (c *Conn) deliverCompressed(payload []byte) {
+	ls := c.loop
+	var dict []byte
+	if c.inCtx {
+		dict = c.inWin
+	}
+	out, err := inflate(ls.inflated, payload, dict, c.ln.MaxMessageSize)
+	ls.inflated = out
+	switch {
+	case errors.Is(err, errTooBig):
+		c.protocolClose(closeTooBig, "inflated websocket message over MaxMessageSize", err,
+			"max", c.ln.MaxMessageSize)
+		return
+	case err != nil:
+		c.protocolClose(closeInvalidData, "bad permessage-deflate data", err)
+		return
+	}
+	c.srv.deflate.inflated.Add(1)
+	if c.inCtx {
+		c.inWin = keepWindow(c.inWin, out)
+	}
+	c.deliverWS(out)
+	if cap(ls.inflated) > maxKeptBuf {
+		ls.inflated = nil
+	}
 }
 
 // deliverWS hands one complete WebSocket message to the Handler, splitting batches.

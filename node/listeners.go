@@ -46,6 +46,9 @@ type Listener struct {
 	// AllowedOrigins are the Origin patterns a WebSocket upgrade may carry
 	// (netpoll.Listener.AllowedOrigins); empty: any origin.
 	AllowedOrigins []string
+	// Compression offers permessage-deflate to WebSocket clients (netpoll.Compression);
+	// nil: off.
+	Compression *netpoll.Compression
 }
 
 // statusModes maps Listener.StatusPage onto netpoll's modes.
@@ -115,7 +118,7 @@ func (n *Node) netpollListeners() ([]netpoll.Listener, error) {
 		nl := netpoll.Listener{Name: l.Name, Network: l.Network, Address: l.Address, Path: l.Path,
 			Serializers: l.Serializers, MaxMessageSize: l.MaxMessageSize,
 			PingInterval: l.PingInterval, PingTimeout: l.PingTimeout, HandshakeTimeout: l.HandshakeTimeout, Cookie: l.Cookie,
-			AllowedOrigins: l.AllowedOrigins}
+			AllowedOrigins: l.AllowedOrigins, Compression: l.Compression}
 		mode, ok := statusModes[l.StatusPage]
 		if !ok {
 			return nil, fmt.Errorf("node: listener %d: status page %q (want minimal, full or off)", i, l.StatusPage)

@@ -160,6 +160,10 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 			PingInterval: time.Duration(l.PingInterval), PingTimeout: time.Duration(l.PingTimeout),
 			HandshakeTimeout: time.Duration(l.HandshakeTimeout),
 			StatusPage:       l.StatusPage, AllowedOrigins: l.AllowedOrigins}
+		if c := l.Compression; c != nil {
+			nl.Compression = &netpoll.Compression{ClientContextTakeover: c.ClientContextTakeover,
+				ClientMaxWindowBits: c.ClientMaxWindowBits, Level: c.Level, MinSize: c.MinSize}
+		}
 		if l.Kind == config.KindUnix {
 			nl.Kind, nl.Network = node.KindUniversal, "unix"
 		}

@@ -351,10 +351,11 @@ class JoinFailed(Exception):
         self.message = message
 
 
-def client_factory(make, headers=None):
+def client_factory(make, headers=None, compress=False):
     """The WAMP client factory for opts.url (WebSocket or RawSocket) offering exactly
     opts.serializer, with make the session factory and headers (dict) extra HTTP request
-    headers of a WebSocket upgrade; returns (factory, host, port)."""
+    headers of a WebSocket upgrade; compress offers permessage-deflate (RFC 7692) on a
+    WebSocket; returns (factory, host, port)."""
     ser = make_serializer()
     if RAWSOCKET:
         url = "rs:" + opts.url.split(":", 1)[1] if opts.url.startswith("tcp:") else opts.url
@@ -363,6 +364,16 @@ def client_factory(make, headers=None):
     _, host, port, _, _, _ = parse_ws_url(opts.url)
     factory = WampWebSocketClientFactory(make, url=opts.url, serializers=[ser], headers=headers)
     factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
+    if compress:
+        from autobahn.websocket.compress import (PerMessageDeflateOffer, PerMessageDeflateResponse,
+                                                 PerMessageDeflateResponseAccept)
+
+        def accept(response):
+            if isinstance(response, PerMessageDeflateResponse):
+                return PerMessageDeflateResponseAccept(response)
+
+        factory.setProtocolOptions(perMessageCompressionOffers=[PerMessageDeflateOffer(accept_max_window_bits=True)],
+                                   perMessageCompressionAccept=accept)
     return factory, host, port
 
 
@@ -377,6 +388,7 @@ class Result:
         self.challenges = []  # every CHALLENGE, in order
         self.headers = None  # the WebSocket upgrade response's headers (dict, lower-case names)
         self.error = None  # the connection failure the library raised or reported
+        self.protocol = None  # the WebSocket protocol instance (its negotiated extensions)
 
 
 def ticket(t):
@@ -396,7 +408,7 @@ def no_challenge(challenge, session=None):
 
 
 async def join(realm, authmethods=None, authid=None, authextra=None, respond=no_challenge, tls=None, headers=None,
-               connect_errors=False, on_lost=None):
+               connect_errors=False, on_lost=None, compress=False):
     """Opens one connection to opts.url and joins realm offering authmethods as authid with
     authextra, answering each CHALLENGE with respond(challenge, session); resolves with a
     Result once joined, aborted or disconnected. A joined session that later leaves or
@@ -450,7 +462,7 @@ async def join(realm, authmethods=None, authid=None, authextra=None, respond=no_
                 on_lost("transport lost")
             settle()
 
-    factory, host, port = client_factory(lambda: Session(ComponentConfig(realm=realm)), headers)
+    factory, host, port = client_factory(lambda: Session(ComponentConfig(realm=realm)), headers, compress)
     base = factory.protocol
 
     # Record the upgrade response's headers, and why the connection was lost: a TLS
@@ -468,6 +480,7 @@ async def join(realm, authmethods=None, authid=None, authextra=None, respond=no_
 
     def on_upgrade(self, response):
         res.headers = dict(response.headers)
+        res.protocol = self
         return base.onConnect(self, response)
 
     recording = {"connectionLost": connection_lost_twisted, "connection_lost": connection_lost_asyncio}
