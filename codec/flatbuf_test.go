@@ -2,12 +2,10 @@ package codec
 
 import (
 	"bytes"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strconv"
 	"testing"
 
@@ -456,21 +454,4 @@ func TestFlatbuffersDecodeStaysWithinLen(t *testing.T) {
 	if err := For(Flatbuffers).Decode(buf[:len(msg)], &m); err == nil {
 		t.Fatalf("decoded past the end of the buffer: URI %q", m.URI)
 	}
-}
-
-// hasNonFinite reports a NaN or an infinity, which JSON cannot carry.
-func hasNonFinite(v any) bool {
-	switch x := v.(type) {
-	case float64:
-		return math.IsNaN(x) || math.IsInf(x, 0)
-	case []any:
-		return slices.ContainsFunc(x, hasNonFinite)
-	case map[string]any:
-		for _, e := range x {
-			if hasNonFinite(e) {
-				return true
-			}
-		}
-	}
-	return false
 }
