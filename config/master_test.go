@@ -67,7 +67,7 @@ master:
 	}
 	m := c.Master
 	if m == nil || m.Listen != "127.0.0.1:9300" || m.Raft != "127.0.0.1:9301" || m.DataDir != "/etc/sy/data/m1" ||
-		time.Duration(m.Lease) != 5*time.Second || time.Duration(m.RaftTimeout) != time.Second || time.Duration(m.ForgetAfter) != 24*time.Hour || m.Slots != 4096 || m.Secret != testSecret ||
+		time.Duration(m.Lease) != 4*time.Second || time.Duration(m.RaftTimeout) != time.Second || time.Duration(m.ForgetAfter) != 24*time.Hour || m.Slots != 4096 || m.Secret != testSecret ||
 		len(m.NodeKeys) != 1 || m.NodeKeys[0].Key != "r1-key-0123456789" {
 		t.Fatalf("master section: %+v", m)
 	}

@@ -46,7 +46,7 @@ type Peer struct {
 
 // Defaults of Config.
 const (
-	DefaultLease       = 5 * time.Second
+	DefaultLease       = 4 * time.Second
 	DefaultForgetAfter = 24 * time.Hour
 	DefaultSlots       = 4096
 )

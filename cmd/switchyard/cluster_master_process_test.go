@@ -92,7 +92,7 @@ func TestClusterMasterProcesses(t *testing.T) {
 			s = strings.ReplaceAll(s, "127.0.0.1:"+from, "127.0.0.1:"+to)
 		}
 		s = strings.Replace(s, `admin: ""`, fmt.Sprintf("admin: %q", p.admin), 1)
-		s = strings.Replace(s, "lease: 5s", "lease: "+lease.String(), 1)
+		s = strings.Replace(s, "lease: 4s", "lease: "+lease.String(), 1)
 		if err := os.WriteFile(p.file, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -152,7 +152,7 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 
 // TestMasterProcessFiftyNodes runs `switchyard master` as a process with 50 simulated
 // nodes (10 routers, 40 proxies; clients of our client package) that register and
-// heartbeat every third of the 5 s lease, and reports the master's CPU and memory over
+// heartbeat every third of the 4 s lease, and reports the master's CPU and memory over
 // a window (SWITCHYARD_MASTER_MEASURE, default 3s: set e.g. 60s for the closing note).
 // `switchyard cluster status --json` and `cluster apply` run against it; SIGHUP leaves it
 // running, SIGTERM stops it with status 0.
