@@ -169,6 +169,16 @@ func runRole(role string, args []string) error {
 	}
 	if fol != nil {
 		ops.extra = map[string]http.Handler{"/debug/member": memberHandler(fol.m)}
+		ops.memberReady = func() (bool, string) {
+			st := fol.m.Status()
+			switch {
+			case st.Registrations == 0:
+				return false, "not registered with a master yet"
+			case st.MapVersion == 0:
+				return false, "no slot map from the masters yet"
+			}
+			return true, ""
+		}
 	}
 	closeAdmin, err := ops.serveAdmin(cfg.Node.Admin)
 	if err != nil {

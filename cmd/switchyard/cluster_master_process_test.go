@@ -63,7 +63,7 @@ func (p *nodeProc) member() (map[string]any, error) {
 // SIGHUP (the file is re-read with the cluster config over it); a router killed
 // with SIGKILL has its slot served by the others at once and leaves every node's map
 // when its lease runs out (both times logged; SWITCHYARD_TEST_LEASE sets the lease,
-// default 2s, the shipped default is 5s); SIGTERM stops every process with status 0.
+// default 2s, the shipped default is 4s); SIGTERM stops every process with status 0.
 func TestClusterMasterProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -164,6 +164,20 @@ func TestClusterMasterProcesses(t *testing.T) {
 		v := views()
 		for _, n := range nodes {
 			if v[n] == nil || v[n]["registered"] != true || v[n]["map_version"] != float64(mp.Version) {
+				return false
+			}
+		}
+		return true
+	})
+	// Registered and holding a map: every node answers /readyz 200 (issue #13).
+	waitUntil(10*time.Second, "every node ready (/readyz 200)", func() bool {
+		for _, n := range nodes {
+			r, err := (&http.Client{Timeout: time.Second}).Get("http://" + procs[n].admin + "/readyz")
+			if err != nil {
+				return false
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusOK {
 				return false
 			}
 		}

@@ -57,6 +57,10 @@ type opsNode struct {
 	links func() []node.PeerLink
 	// clusterReady says whether the cluster side can serve (nil: always).
 	clusterReady func() bool
+	// memberReady says whether a node that follows the masters has registered once and
+	// holds a map (nil: no masters). A master outage later does not unready it: the
+	// node keeps routing on its last map.
+	memberReady func() (bool, string)
 	// sessions overrides the session count (a proxy holds its sessions on routers).
 	sessions func() int
 	// extra are more admin endpoints by path (e.g. a role's own debug page).
@@ -76,6 +80,11 @@ func (o *opsNode) ready() (bool, string) {
 		return false, "listeners not started"
 	case o.clusterReady != nil && !o.clusterReady():
 		return false, "no router link up"
+	}
+	if o.memberReady != nil {
+		if ok, why := o.memberReady(); !ok {
+			return false, why
+		}
 	}
 	return true, "ready"
 }
