@@ -94,6 +94,8 @@ type HeartbeatReq struct {
 	Node          string `json:"node"`
 	Sessions      int    `json:"sessions"`       // sessions on this node
 	LinksUp       int    `json:"links_up"`       // cluster links up
+	MessagesIn    uint64 `json:"messages_in"`    // WAMP messages (a router: link frames) received since start
+	MessagesOut   uint64 `json:"messages_out"`   // and sent
 	MapVersion    int64  `json:"map_version"`    // the map version the node routes by
 	ConfigVersion int64  `json:"config_version"` // the config version it runs
 }
@@ -176,6 +178,8 @@ type NodeInfo struct {
 	Sessions      int    `json:"sessions"`
 	Slots         int    `json:"slots"` // slots owned (routers)
 	LinksUp       int    `json:"links_up"`
+	MessagesIn    uint64 `json:"messages_in"`  // from its last heartbeat (rates: the cluster page)
+	MessagesOut   uint64 `json:"messages_out"`
 	MapVersion    int64  `json:"map_version"`
 	ConfigVersion int64  `json:"config_version"`
 }

@@ -54,6 +54,7 @@ func (s *Server) Status() Status {
 		if l := s.leases[n.Node]; isLeader && l != nil && n.State == StateLive {
 			ni.LeaseAgeMS = now.Sub(l.renewed).Milliseconds()
 			ni.Sessions, ni.LinksUp = l.hb.Sessions, l.hb.LinksUp
+			ni.MessagesIn, ni.MessagesOut = l.hb.MessagesIn, l.hb.MessagesOut
 			ni.MapVersion, ni.ConfigVersion = l.hb.MapVersion, l.hb.ConfigVersion
 		}
 		if n.Role == NodeRouter && n.State == StateLive && len(names) > 0 {

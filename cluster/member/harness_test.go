@@ -244,17 +244,17 @@ func (f *follower) onConfig(cv master.ConfigVersion) error {
 	return nil
 }
 
-func (f *follower) load() (int, int) {
+func (f *follower) load() member.Load {
 	f.mu.Lock()
 	r, p := f.router, f.proxy
 	f.mu.Unlock()
 	switch {
 	case r != nil:
-		return r.Node.Router.SessionCount(), r.LinksUp()
+		return member.Load{Sessions: r.Node.Router.SessionCount(), LinksUp: r.LinksUp()}
 	case p != nil:
-		return p.Links.Sessions(), p.Links.LinksUp()
+		return member.Load{Sessions: p.Links.Sessions(), LinksUp: p.Links.LinksUp()}
 	}
-	return 0, 0
+	return member.Load{}
 }
 
 func (f *follower) realmsNow() []string {

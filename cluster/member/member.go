@@ -34,7 +34,7 @@ type Config struct {
 	Role, Link, Admin, Version string
 	// Load reports the node's load for heartbeats (nil: zeros). Called from the
 	// member's goroutine.
-	Load func() (sessions, linksUp int)
+	Load func() Load
 	// OnMap receives every map whose version differs from the last one handed over,
 	// in order, on the member's goroutine (never two at once). It should return soon:
 	// heartbeats wait for it.
@@ -75,6 +75,14 @@ type Member struct {
 }
 
 // Status is what a Member knows right now. Plain data.
+// Load is what a heartbeat reports about the node: the master's status and cluster
+// page show it.
+type Load struct {
+	Sessions, LinksUp       int
+	MessagesIn, MessagesOut uint64
+}
+
+// Status is what a Member knows now (Member.Status).
 type Status struct {
 	Master        string // the master it is registered with ("" while none answers)
 	Registered    bool
@@ -355,7 +363,8 @@ func (m *Member) register(s *client.Session) (time.Duration, error) {
 func (m *Member) heartbeat(s *client.Session) (master.HeartbeatRes, error) {
 	req := master.HeartbeatReq{Node: m.cfg.Node}
 	if m.cfg.Load != nil {
-		req.Sessions, req.LinksUp = m.cfg.Load()
+		ld := m.cfg.Load()
+		req.Sessions, req.LinksUp, req.MessagesIn, req.MessagesOut = ld.Sessions, ld.LinksUp, ld.MessagesIn, ld.MessagesOut
 	}
 	st := m.Status()
 	req.MapVersion, req.ConfigVersion = st.MapVersion, st.ConfigVersion

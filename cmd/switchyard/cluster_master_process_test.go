@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/master"
+	"github.com/switchyard-wamp/switchyard/statuspage"
 )
 
 // nodeProc is a cluster process (master, router or proxy) logging to a file.
@@ -183,6 +185,41 @@ func TestClusterMasterProcesses(t *testing.T) {
 		}
 		return true
 	})
+	// The master's admin listener: the cluster page at /, its data at /cluster.json
+	// (every node, with the leader), and /readyz.
+	{
+		hc := &http.Client{Timeout: 2 * time.Second}
+		madm := "http://" + procs["master1"].admin
+		var cv statuspage.Cluster
+		waitUntil(10*time.Second, "the master's cluster.json listing every node", func() bool {
+			r, err := hc.Get(madm + "/cluster.json")
+			if err != nil {
+				return false
+			}
+			defer r.Body.Close()
+			cv = statuspage.Cluster{}
+			if json.NewDecoder(r.Body).Decode(&cv) != nil || cv.Leader == "" || len(cv.Nodes) != len(nodes) {
+				return false
+			}
+			for _, n := range cv.Nodes {
+				if !n.Up || (n.Role == master.NodeRouter && n.Slots == 0) {
+					return false
+				}
+			}
+			return true
+		})
+		for _, path := range []string{"/", "/readyz", "/healthz"} {
+			r, err := hc.Get(madm + path)
+			if err != nil {
+				t.Fatalf("master admin %s: %v", path, err)
+			}
+			b, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			if r.StatusCode != http.StatusOK || (path == "/" && !strings.Contains(string(b), "cluster.json")) {
+				t.Fatalf("master admin %s: %d %.200s", path, r.StatusCode, b)
+			}
+		}
+	}
 	proxyURL := func(i int) string { return "ws://127.0.0.1:" + ports[[]string{"8080", "8090"}[i%2]] + "/ws" }
 	connect := func(i int, realm string) (*client.Session, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

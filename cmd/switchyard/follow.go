@@ -130,17 +130,24 @@ func (f *follower) spreadOf(realm, authrole string) int {
 }
 
 // loadReport is the load a heartbeat reports.
-func (f *follower) loadReport() (sessions, linksUp int) {
+func (f *follower) loadReport() member.Load {
 	f.mu.Lock()
 	r, p := f.router, f.proxy
 	f.mu.Unlock()
 	switch {
 	case r != nil:
-		return r.Node.Router.SessionCount(), r.LinksUp()
+		ls := r.LinkStats()
+		return member.Load{Sessions: r.Node.Router.SessionCount(), LinksUp: r.LinksUp(),
+			MessagesIn: ls.FramesIn, MessagesOut: ls.FramesOut}
 	case p != nil:
-		return p.Links.Sessions(), p.Links.LinksUp()
+		ld := member.Load{Sessions: p.Links.Sessions(), LinksUp: p.Links.LinksUp()}
+		if p.Node.Server != nil {
+			st := p.Node.Server.Stats()
+			ld.MessagesIn, ld.MessagesOut = st.MessagesIn, st.MessagesOut
+		}
+		return ld
 	}
-	return 0, 0
+	return member.Load{}
 }
 
 // stop leaves the cluster (a router leaves the map at once) within ctx.

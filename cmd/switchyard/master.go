@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/master"
 	"github.com/switchyard-wamp/switchyard/profiles"
+	"github.com/switchyard-wamp/switchyard/statuspage"
 )
 
 // runMaster runs `switchyard master --config FILE`: one replica of the cluster's master
@@ -30,6 +31,7 @@ func runMaster(args []string) error {
 	fs := flag.NewFlagSet("master", flag.ContinueOnError)
 	configFile := fs.String("config", "", "master config file with a master section (required)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
+	logFormat := fs.String("log-format", "", "json, text or auto: JSON when stderr is not a terminal (overrides the file)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,18 +45,37 @@ func runMaster(args []string) error {
 	if *logLevel != "" {
 		cfg.Node.LogLevel = *logLevel
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Node.LogLevel)); err != nil {
-		return fmt.Errorf("log level: %w", err)
+	if *logFormat != "" {
+		cfg.Node.LogFormat = *logFormat
+	}
+	log, err := newLogger(os.Stderr, cfg.Node.LogFormat, cfg.Node.LogLevel)
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
 	}
 	m := cfg.Master
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := master.Start(masterConfig(m, log))
 	if err != nil {
 		return err
 	}
 	if cfg.Node.Admin != "" {
 		adm, addr, err := profiles.ServeAdmin(cfg.Node.Admin, profiles.AdminHandler(map[string]http.Handler{
+			"/{$}":          statuspage.ClusterPage(),
+			"/cluster.json": statuspage.ClusterJSON(func() statuspage.Cluster { return clusterView(srv.Status()) }),
+			"/healthz": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				_, _ = w.Write([]byte("ok\n"))
+			}),
+			// Ready: this replica knows a leader (itself or another), so writes can go
+			// somewhere; during an election it is not.
+			"/readyz": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				if st := srv.Status(); st.Leader == "" {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					_, _ = w.Write([]byte("no raft leader\n"))
+					return
+				}
+				_, _ = w.Write([]byte("ready\n"))
+			}),
 			"/debug/stats": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
 				var ms runtime.MemStats
@@ -389,4 +410,20 @@ func sharedConfig(w io.Writer, name string) (master.ApplyReq, error) {
 		return master.ApplyReq{}, fmt.Errorf("%s has problems: nothing applied", name)
 	}
 	return master.ApplyReq{Config: shared}, nil
+}
+
+// clusterView is the master's status as the cluster page shows it: every registered
+// node with its state, owned slots, sessions and message counters (the page computes
+// rates from two snapshots).
+func clusterView(st master.Status) statuspage.Cluster {
+	c := statuspage.Cluster{Master: st.Replica, Leader: st.Leader, Version: uint64(max(st.MapVersion, 0)), Slots: st.Slots}
+	for _, n := range st.Nodes {
+		addr := n.Link
+		if addr == "" {
+			addr = n.Admin
+		}
+		c.Nodes = append(c.Nodes, statuspage.ClusterNode{Name: n.Node, Role: n.Role, Addr: addr, Up: n.State == master.StateLive,
+			Slots: n.Slots, Sessions: n.Sessions, MessagesIn: n.MessagesIn, MessagesOut: n.MessagesOut})
+	}
+	return c
 }
