@@ -1,5 +1,7 @@
 package codec
 
+import fb "github.com/google/flatbuffers/go"
+
 // PeekType returns the WAMP message code of msg (the first element of the message list)
 // by reading its first few bytes, without decoding the message; 0 when msg does not
 // start like a WAMP message of serializer s. Counters use it on the hot path: it does
@@ -67,8 +69,52 @@ func PeekType(s Serializer, msg []byte) MessageType {
 			return MessageType(msg[i+1])
 		}
 		return 0
+	case UBJSON:
+		return peekUBJSON(msg)
+	case Flatbuffers:
+		return peekFlatbuffers(msg)
 	}
 	return 0
+}
+
+// peekUBJSON reads the first element of a UBJSON message list (a marked container, as
+// Decode requires), skipping no-ops; 0 when it is not a small integer.
+func peekUBJSON(b []byte) MessageType {
+	if len(b) == 0 || b[0] != ubjArray {
+		return 0
+	}
+	c, i, err := ubjOpen(b, 1, false)
+	if err != nil || c.typ != 0 {
+		return 0
+	}
+	if more, _ := c.more(b, &i, 0); !more || i >= len(b) {
+		return 0
+	}
+	tm := b[i]
+	if tm == ubjFloat32 || tm == ubjFloat64 {
+		return 0
+	}
+	t, _, ok := ubjIDAt(b, i+1, tm, 255)
+	if !ok {
+		return 0
+	}
+	return MessageType(t)
+}
+
+// peekFlatbuffers reads the union type of a Flatbuffers message (the WAMP message code,
+// as the root table's first field); 0 when the buffer cannot hold one.
+func peekFlatbuffers(b []byte) (t MessageType) {
+	if len(b) < 8 {
+		return 0
+	}
+	defer func() {
+		if recover() != nil {
+			t = 0
+		}
+	}()
+	b = b[:len(b):len(b)]
+	root := fb.Table{Bytes: b, Pos: fb.GetUOffsetT(b)}
+	return MessageType(root.GetUint8Slot(fbSlot(0), 0))
 }
 
 // typeSlots numbers the message types densely (0: unknown), so that per-type counters

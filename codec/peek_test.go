@@ -46,3 +46,25 @@ func BenchmarkPeekType(b *testing.B) {
 		}
 	}
 }
+
+// TestPeekTypeFlatbuffers checks PeekType on every sample message the Flatbuffers codec
+// can carry (its payloads are CBOR), and that short or garbage buffers do not panic.
+func TestPeekTypeFlatbuffers(t *testing.T) {
+	n := 0
+	for _, m := range sampleMessages(t, CBOR) {
+		b, err := For(Flatbuffers).Append(nil, &m)
+		if err != nil {
+			continue // a message kind or option the schema cannot carry
+		}
+		n++
+		if got := PeekType(Flatbuffers, b); got != m.Type {
+			t.Errorf("flatbuffers: PeekType(%s) = %s", m.Type, got)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d sample messages encoded with Flatbuffers", n)
+	}
+	for _, junk := range [][]byte{nil, {1, 2, 3}, {0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 9}} {
+		_ = PeekType(Flatbuffers, junk) // must not panic
+	}
+}
