@@ -31,7 +31,8 @@ start() {
   # find their links up.
   for n in $(ordered); do
     if running "$n"; then echo "$n already running (pid $(cat "$DIR/$n.pid"))"; continue; fi
-    "$BIN" "$(role_of "$n")" --config "$DIR/$n.yaml" >"$DIR/$n.log" 2>&1 &
+    # Text logs: a person reads these files (and the URL lines below are grepped from them).
+    "$BIN" "$(role_of "$n")" --config "$DIR/$n.yaml" --log-format text >"$DIR/$n.log" 2>&1 &
     echo $! >"$DIR/$n.pid"
   done
   sleep 1
