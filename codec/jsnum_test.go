@@ -4,6 +4,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // The bytes in these tests are what wampy.js 8.0.2 sent to the router (msgpackr 2.1 and
@@ -133,5 +134,44 @@ func TestDecodeFloatIDsFromJavaScript(t *testing.T) {
 		if err := For(s).Decode(msg, &m); err == nil {
 			t.Errorf("%s ERROR type 256.0: no error", s)
 		}
+	}
+}
+
+// TestJSONStringsAreValidUTF8: a string that reaches JSON from a binary serializer with
+// bytes that are not UTF-8 is written with U+FFFD in their place, so that the text
+// frame a JSON WebSocket subscriber gets is valid UTF-8 (a browser closes on anything
+// else); valid UTF-8, escapes and U+FFFD itself pass unchanged.
+func TestJSONStringsAreValidUTF8(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain", `"plain"`},
+		{"caf\u00e9 \u2603 \U0001F600", "\"caf\u00e9 \u2603 \U0001F600\""},
+		{"\xc3(", "\"\ufffd(\""},
+		{"a\xffb\xfe", "\"a\ufffdb\ufffd\""},
+		{"\xe2\x82", "\"\ufffd\ufffd\""},           // a truncated 3-byte sequence
+		{"\xed\xa0\x80", "\"\ufffd\ufffd\ufffd\""}, // a UTF-16 surrogate, not UTF-8
+		{"\ufffd", "\"\ufffd\""},
+		{"q\"\\\n\x01", `"q\"\\\n\u0001"`},
+	} {
+		got := string(jappendString(nil, []byte(tc.in)))
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("jappendString(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	// End to end: a MessagePack EVENT with an invalid string, transcoded for a JSON peer.
+	src, err := For(MsgPack).Append(nil, &Message{Type: EVENT, Subscription: 1, Publication: 2,
+		Args: mustValue(t, MsgPack, []any{"\xc3("})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Message
+	if err := For(MsgPack).Decode(src, &m); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Transcode(nil, JSON, m.Args, MsgPack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.Valid(out) || string(out) != "[\"\ufffd(\"]" {
+		t.Fatalf("transcoded args %q", out)
 	}
 }

@@ -346,18 +346,28 @@ var jsonEscNeeded = func() (t [256]bool) {
 		t[i] = true
 	}
 	t['"'], t['\\'] = true, true
+	for i := 0x80; i < 0x100; i++ {
+		t[i] = true // checked as UTF-8 (see jappendString)
+	}
 	return
 }()
 
 const hexDigits = "0123456789abcdef"
 
-// jappendString appends s as a quoted JSON string.
+// jappendString appends s as a quoted JSON string. A byte that does not start a valid
+// UTF-8 sequence becomes U+FFFD: JSON goes out in WebSocket text frames, which must be
+// valid UTF-8 (browsers close the connection on anything else, RFC 6455 8.1), and a
+// string from a binary serializer (a MessagePack or CBOR publisher's) may not be.
 func jappendString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !jsonEscNeeded[c] {
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			dst, start, i = jappendNonASCII(dst, s, start, i)
 			continue
 		}
 		dst = append(dst, s[start:i]...)
@@ -377,6 +387,21 @@ func jappendString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// jappendNonASCII handles the byte s[i] >= 0x80 of jappendString: a valid UTF-8
+// sequence (U+FFFD itself included) stays as it is and is skipped; an invalid byte is
+// replaced by U+FFFD. It returns the new dst, start and the index of the last byte
+// handled. Kept out of line so that the ASCII loop stays small.
+//
+//go:noinline
+func jappendNonASCII(dst, s []byte, start, i int) ([]byte, int, int) {
+	if r, size := utf8.DecodeRune(s[i:]); r != utf8.RuneError || size > 1 {
+		return dst, start, i + size - 1
+	}
+	dst = append(dst, s[start:i]...)
+	dst = append(dst, "\ufffd"...)
+	return dst, i + 1, i
 }
 
 // jappendBinary appends b under the WAMP binary rule: "\u0000" + base64(b).
