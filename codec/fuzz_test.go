@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // seedDecode seeds a decoder's fuzz target: the WAMP spec vectors (when present), the
@@ -144,13 +145,14 @@ func crossCheck(t *testing.T, from, to Serializer, b []byte, m *Message) {
 }
 
 // nulAmbiguous reports whether m holds a string that starts with NUL (in its strings or
-// encoded values): JSON reads such a string back as binary, by the WAMP binary rule.
+// encoded values): JSON reads such a string back as binary, by the WAMP binary rule; or
+// one that is not UTF-8, which JSON writes with U+FFFD in place of its bad bytes.
 func nulAmbiguous(from Serializer, m *Message) bool {
 	d := &m.Details
 	for _, s := range [][]byte{m.URI, d.Match, d.Invoke, d.Topic, d.Procedure, d.Message, d.PublisherAuthID,
 		d.PublisherAuthRole, d.CallerAuthID, d.CallerAuthRole, d.Mode, d.Reason, d.PptScheme,
 		d.PptSerializer, d.PptCipher, d.PptKeyID, d.RKey} {
-		if len(s) > 0 && s[0] == 0 {
+		if len(s) > 0 && s[0] == 0 || !utf8.Valid(s) {
 			return true
 		}
 	}
@@ -213,12 +215,13 @@ func FuzzTranscode(f *testing.F) {
 	})
 }
 
-// hasNULString reports a string starting with NUL: in JSON it reads back as binary (the
-// WAMP binary rule makes such strings ambiguous).
+// hasNULString reports a string that JSON does not carry as it is: one starting with
+// NUL reads back as binary (the WAMP binary rule makes such strings ambiguous), and one
+// that is not UTF-8 is written with U+FFFD in place of its bad bytes.
 func hasNULString(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return len(x) > 0 && x[0] == 0
+		return len(x) > 0 && x[0] == 0 || !utf8.ValidString(x)
 	case []any:
 		for _, e := range x {
 			if hasNULString(e) {
