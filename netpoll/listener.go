@@ -236,7 +236,7 @@ func newListener(i int, l Listener) (*listener, error) {
 		return nil, fmt.Errorf("listener %s: allowed origins: %w", l.Name, err)
 	}
 	l.AllowedOrigins = slices.Clone(l.AllowedOrigins)
-	ln := &listener{Listener: l, index: i, origins: origins, minPage: minimalPage(l.Path)}
+	ln := &listener{Listener: l, index: i, origins: origins}
 	sers := l.Serializers
 	if len(sers) == 0 {
 		sers = codec.Serializers()
@@ -254,6 +254,7 @@ func newListener(i int, l Listener) (*listener, error) {
 		}
 	}
 	ln.protoErr = "no supported WAMP subprotocol (" + strings.Join(names, ", ") + ")"
+	ln.minPage = minimalPage(l.Path, sers)
 	// Largest n with 2^(9+n) <= MaxMessageSize, 0..15.
 	for n := byte(15); ; n-- {
 		if 1<<(9+int(n)) <= l.MaxMessageSize || n == 0 {
@@ -283,12 +284,29 @@ func checkUnixPath(l *listener) error {
 }
 
 // MinimalPage returns the StatusMinimal page of a listener whose WebSocket path is
-// wsPath (the node info page of a web tree serves it too). Safe for concurrent use.
-func MinimalPage(wsPath string) []byte { return minimalPage(wsPath) }
+// wsPath and whose serializers are sers (empty: every serializer of the build); the node
+// info page of a web tree serves it too. Safe for concurrent use.
+func MinimalPage(wsPath string, sers []codec.Serializer) []byte {
+	if len(sers) == 0 {
+		sers = codec.Serializers()
+	}
+	return minimalPage(wsPath, sers)
+}
 
-// minimalPage is the StatusMinimal page of a listener whose WebSocket path is wsPath.
-func minimalPage(wsPath string) []byte {
+// minimalPage is the StatusMinimal page of a listener whose WebSocket path is wsPath:
+// it names the WebSocket subprotocols and RawSocket serializer ids a client may pick.
+func minimalPage(wsPath string, sers []codec.Serializer) []byte {
+	var protos, ids []string
+	for _, p := range wsProtos {
+		if slices.Contains(sers, p.ser) {
+			protos = append(protos, p.name)
+		}
+	}
+	for _, s := range sers {
+		ids = append(ids, fmt.Sprintf("%d (%s)", s, s))
+	}
 	return []byte("<!doctype html><html><head><meta charset=\"utf-8\"><title>switchyard</title></head><body>" +
 		"<h1>switchyard</h1><p>A WAMP router is running on this port.</p><p>WebSocket: <code>" +
-		html.EscapeString(wsPath) + "</code></p></body></html>\n")
+		html.EscapeString(wsPath) + "</code>, subprotocols <code>" + strings.Join(protos, "</code>, <code>") +
+		"</code></p><p>RawSocket serializer ids: " + strings.Join(ids, ", ") + "</p></body></html>\n")
 }

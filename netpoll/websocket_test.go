@@ -325,3 +325,26 @@ func TestWSPipelinedAfterHandshake(t *testing.T) {
 	}
 	_ = binary.BigEndian
 }
+
+// TestMinimalPageListsSerializers: the page at / of a universal listener names the
+// WebSocket subprotocols and RawSocket ids of exactly the serializers it allows.
+func TestMinimalPageListsSerializers(t *testing.T) {
+	s := startServer(t, Config{Listeners: twoListeners(Listener{Serializers: []codec.Serializer{codec.JSON, codec.UBJSON}})}, newEchoHandler())
+	resp, err := http.Get("http://" + s.UniversalAddr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(body)
+	for _, want := range []string{"wamp.2.json", "wamp.2.ubjson.batched", "1 (json)", "4 (ubjson)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q: %s", want, page)
+		}
+	}
+	for _, not := range []string{"wamp.2.msgpack", "wamp.2.cbor", "wamp.2.flatbuffers", "3 (cbor)"} {
+		if strings.Contains(page, not) {
+			t.Errorf("page lists %q, which the listener does not allow: %s", not, page)
+		}
+	}
+}

@@ -117,6 +117,6 @@ func (n *Node) nodeInfoPage(l Listener) func() []byte {
 	if l.StatusPage == "full" && n.cfg.StatusPage != nil {
 		return func() []byte { return n.cfg.StatusPage(n) }
 	}
-	page := netpoll.MinimalPage(l.Path)
+	page := netpoll.MinimalPage(l.Path, l.Serializers)
 	return func() []byte { return page }
 }

@@ -163,9 +163,7 @@ func runRole(role string, args []string) error {
 	ops.n = n
 	if !nc.NoListeners {
 		nc.StatusPage = nil
-		for i, l := range nc.Listeners {
-			attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
-		}
+		attrs = append(attrs, listenerAttrs(n, nc.Listeners)...)
 	}
 	if fol != nil {
 		ops.extra = map[string]http.Handler{"/debug/member": memberHandler(fol.m)}

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/config"
 	"github.com/switchyard-wamp/switchyard/node"
 	"github.com/switchyard-wamp/switchyard/profiles"
@@ -109,9 +110,7 @@ func runStart(args []string) error {
 	}
 	defer closeAdmin()
 	attrs := []any{"version", version, "realms", strings.Join(nc.Realms, ","), "max_connections", n.Server.MaxConnections()}
-	for i, l := range nc.Listeners {
-		attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "))
-	}
+	attrs = append(attrs, listenerAttrs(n, nc.Listeners)...)
 	log.Info("switchyard node started", attrs...)
 
 	sig := make(chan os.Signal, 1)
@@ -289,4 +288,24 @@ func statusPage(n *node.Node, wsPath string) []byte {
 	}
 	fmt.Fprintf(&b, "</p><p>Sessions: %d</p></body></html>\n", router.SessionCount())
 	return []byte(b.String())
+}
+
+// listenerAttrs are the log attributes of a started node's listeners: listenerN = kind
+// and URLs, listenerN_serializers = the serializers a client may pick there (the
+// WebSocket subprotocols wamp.2.NAME, the RawSocket ids).
+func listenerAttrs(n *node.Node, ls []node.Listener) []any {
+	var attrs []any
+	for i, l := range ls {
+		sers := l.Serializers
+		if len(sers) == 0 {
+			sers = codec.Serializers()
+		}
+		names := make([]string, len(sers))
+		for j, s := range sers {
+			names[j] = s.String()
+		}
+		attrs = append(attrs, fmt.Sprintf("listener%d", i), l.Kind+" "+strings.Join(n.URLs(i), " "),
+			fmt.Sprintf("listener%d_serializers", i), strings.Join(names, ","))
+	}
+	return attrs
 }
