@@ -178,7 +178,7 @@ type NodeInfo struct {
 	Sessions      int    `json:"sessions"`
 	Slots         int    `json:"slots"` // slots owned (routers)
 	LinksUp       int    `json:"links_up"`
-	MessagesIn    uint64 `json:"messages_in"`  // from its last heartbeat (rates: the cluster page)
+	MessagesIn    uint64 `json:"messages_in"` // from its last heartbeat (rates: the cluster page)
 	MessagesOut   uint64 `json:"messages_out"`
 	MapVersion    int64  `json:"map_version"`
 	ConfigVersion int64  `json:"config_version"`
