@@ -1,6 +1,6 @@
 package codec
 
-import fb "github.com/google/flatbuffers/go"
+import "encoding/binary"
 
 // PeekType returns the WAMP message code of msg (the first element of the message list)
 // by reading its first few bytes, without decoding the message; 0 when msg does not
@@ -102,19 +102,25 @@ func peekUBJSON(b []byte) MessageType {
 }
 
 // peekFlatbuffers reads the union type of a Flatbuffers message (the WAMP message code,
-// as the root table's first field); 0 when the buffer cannot hold one.
-func peekFlatbuffers(b []byte) (t MessageType) {
+// the root table's first field); 0 when the buffer cannot hold one. Every offset is
+// checked against len(b), so it needs no recover on the per-message path.
+func peekFlatbuffers(b []byte) MessageType {
 	if len(b) < 8 {
 		return 0
 	}
-	defer func() {
-		if recover() != nil {
-			t = 0
-		}
-	}()
-	b = b[:len(b):len(b)]
-	root := fb.Table{Bytes: b, Pos: fb.GetUOffsetT(b)}
-	return MessageType(root.GetUint8Slot(fbSlot(0), 0))
+	pos := int(binary.LittleEndian.Uint32(b)) // the root table
+	if pos > len(b)-4 {
+		return 0
+	}
+	vt := pos - int(int32(binary.LittleEndian.Uint32(b[pos:]))) // its vtable
+	if vt < 0 || vt > len(b)-6 || binary.LittleEndian.Uint16(b[vt:]) < 6 {
+		return 0 // no vtable, or one too short to hold field 0
+	}
+	off := int(binary.LittleEndian.Uint16(b[vt+4:])) // field 0: the union type
+	if off == 0 || pos+off >= len(b) {
+		return 0
+	}
+	return MessageType(b[pos+off])
 }
 
 // typeSlots numbers the message types densely (0: unknown), so that per-type counters

@@ -1,6 +1,10 @@
 package codec
 
-import "testing"
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
 
 // TestPeekType encodes every message kind with every serializer and checks that
 // PeekType reads its code back from the bytes, and that non-messages give 0.
@@ -33,17 +37,20 @@ func TestPeekType(t *testing.T) {
 }
 
 func BenchmarkPeekType(b *testing.B) {
-	msgs := map[Serializer][]byte{}
-	for _, s := range allSerializers {
+	for _, s := range append(slices.Clone(allSerializers), Flatbuffers) {
 		m := Message{Type: EVENT, Subscription: 1, Publication: 2}
-		msgs[s], _ = For(s).Append(nil, &m)
-	}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		s := allSerializers[i%3]
-		if PeekType(s, msgs[s]) != EVENT {
-			b.Fatal("bad type")
+		msg, err := For(s).Append(nil, &m)
+		if err != nil {
+			b.Fatal(err)
 		}
+		b.Run(s.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if PeekType(s, msg) != EVENT {
+					b.Fatal("bad type")
+				}
+			}
+		})
 	}
 }
 
@@ -66,5 +73,21 @@ func TestPeekTypeFlatbuffers(t *testing.T) {
 	}
 	for _, junk := range [][]byte{nil, {1, 2, 3}, {0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 9}} {
 		_ = PeekType(Flatbuffers, junk) // must not panic
+	}
+	// Every offset comes from the buffer: mutated and truncated messages must not panic
+	// (PeekType runs on every message and has no recover).
+	ev, err := For(Flatbuffers).Append(nil, &Message{Type: EVENT, Subscription: 1, Publication: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := slices.Clone(ev[:rng.IntN(len(ev)+1)])
+		for range 1 + rng.IntN(4) {
+			if len(b) > 0 {
+				b[rng.IntN(len(b))] = byte(rng.Uint32())
+			}
+		}
+		_ = PeekType(Flatbuffers, b)
 	}
 }
