@@ -247,15 +247,7 @@ func (s *Server) MessageCounts() MessageCounts {
 			}
 		}
 	}
-	s.loops.Range(func(_ gnet.EventLoop, l *loopState) bool {
-		add(l)
-		return true
-	})
-	s.tlsStates.Range(func(l *loopState, _ struct{}) bool {
-		add(l)
-		return true
-	})
-	add(&s.retired)
+	s.eachLoopState(add)
 	return mc
 }
 
@@ -499,15 +491,7 @@ func (s *Server) Stats() Stats {
 		}
 		st.MessagesOut += l.msgsOut.Load()
 	}
-	s.loops.Range(func(_ gnet.EventLoop, l *loopState) bool {
-		add(l)
-		return true
-	})
-	s.tlsStates.Range(func(l *loopState, _ struct{}) bool {
-		add(l)
-		return true
-	})
-	add(&s.retired)
+	s.eachLoopState(add)
 	return st
 }
 
@@ -599,3 +583,17 @@ func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("gnet: " + fmt.Sprint
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
 func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
 func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: fatal: " + fmt.Sprintf(f, a...)) }
+
+// eachLoopState calls f for the counters of every event loop, every TLS conn and the
+// retired ones (the totals of conns gone): what Stats and the per-type counters sum.
+func (s *Server) eachLoopState(f func(*loopState)) {
+	s.loops.Range(func(_ gnet.EventLoop, l *loopState) bool {
+		f(l)
+		return true
+	})
+	s.tlsStates.Range(func(l *loopState, _ struct{}) bool {
+		f(l)
+		return true
+	})
+	f(&s.retired)
+}
