@@ -2,66 +2,20 @@ package link
 
 import (
 	"fmt"
-	"sync/atomic"
 	"syscall"
 )
 
-// Per-read-batch flush (issue #15). A link reader hands every complete frame of one
-// read to OnFrame, and what those frames cause is typically a Send on other links (a
-// router forwards a CALL to the callee's proxy, a proxy delivers to clients). Waking each
-// target link's writer goroutine per frame costs a futex wake and a goroutine switch per
-// hop; instead, while any link reader of the process is inside such a batch, a Send that
-// makes a link's queue non-empty only marks the link dirty, and the end of the batch
-// flushes every dirty link: the reader writes the queue itself with one non-blocking
-// write (write-through), and only bytes the socket does not take at once, or a link whose
-// writer is busy, go to the writer goroutine. One write then carries every frame the
-// batch produced for that link.
-//
-// The batch state is process-wide rather than per reader (the engine calls Send without
-// knowing which reader it runs on): a frame queued by any goroutine while some batch is
-// open waits at most until that batch ends, which is bounded by OnFrame not blocking.
-// TLS links take part in the marking but are flushed by waking their writer.
-var (
-	batchOpen atomic.Int32         // link readers inside a read batch
-	dirtyTop  atomic.Pointer[Link] // stack of links to flush, linked by dirtyNext
-)
-
-// beginBatch and endBatch bracket the frames of one read on a link reader.
-func beginBatch() { batchOpen.Add(1) }
-
-func endBatch() {
-	batchOpen.Add(-1)
-	flushDirty()
-}
-
-// deferFlush leaves l, whose queue just became non-empty, to the end of the open read
-// batches. If the last batch ended meanwhile, it flushes itself: a batch's end flushes
-// every link pushed before its decrement, and any push after it sees the count at zero.
-func (l *Link) deferFlush() {
-	if l.dirty.CompareAndSwap(false, true) {
-		for {
-			top := dirtyTop.Load()
-			l.dirtyNext = top
-			if dirtyTop.CompareAndSwap(top, l) {
-				break
-			}
-		}
-	}
-	if batchOpen.Load() == 0 {
-		flushDirty()
-	}
-}
-
-// flushDirty flushes every link on the dirty stack. Safe for concurrent use.
-func flushDirty() {
-	for l := dirtyTop.Swap(nil); l != nil; {
-		next := l.dirtyNext
-		l.dirtyNext = nil
-		l.dirty.Store(false) // a Send from now on pushes l again if it finds out empty
-		l.flush()
-		l = next
-	}
-}
+// Per-read-batch flush (issue #15, package internal/readbatch). A link reader hands every
+// complete frame of one read to OnFrame inside a readbatch batch; a Send those frames
+// cause (a router forwarding a CALL to the callee's proxy, a proxy delivering to clients)
+// that makes a link's queue non-empty leaves the link to the batch's end instead of
+// waking its writer goroutine, and the end flushes it: the reader writes the queue itself
+// with one non-blocking write (write-through), and only bytes the socket does not take at
+// once, or a link whose writer is busy, go to the writer goroutine. One write then carries
+// every frame the batch produced for that link. The netpoll event loops open batches too,
+// so a proxy's loop that reads client messages for a link writes the link itself at the
+// end of its read. TLS links take part in the marking but are flushed by waking their
+// writer.
 
 // flush gets l's queue written: by the calling goroutine without blocking on a plain
 // TCP link, else by waking the writer goroutine. Nothing to do when the queue is empty,

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchyard-wamp/switchyard/internal/readbatch"
 )
 
 // PeerInfo is the authenticated remote node: its name and role as sent in its hello
@@ -100,10 +102,8 @@ type Link struct {
 	wtBuf   []byte
 	wtN     int
 	wtErr   error
-	// dirty: l is on the list of links a read batch's end flushes (batch.go); dirtyNext
-	// links that list.
-	dirty     atomic.Bool
-	dirtyNext *Link
+	// bm: l's place on the list of targets a read batch's end flushes (batch.go).
+	bm readbatch.Mark
 
 	mu        sync.Mutex
 	out       []byte // queued frames, not yet taken by a writer
@@ -138,6 +138,7 @@ func newLink(c net.Conn, cfg *Config, h Handler, peer PeerInfo, ctr *counters) *
 		wdone:   make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	l.bm.Init(l.flush)
 	// A *tls.Conn is no syscall.Conn: its bytes must go through its record layer.
 	if sc, ok := c.(syscall.Conn); ok && !cfg.NoWriteThrough {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -323,8 +324,8 @@ func (l *Link) kick(wasEmpty bool) {
 		return
 	}
 	l.mu.Unlock()
-	if batchOpen.Load() > 0 {
-		l.deferFlush()
+	if readbatch.Open() {
+		readbatch.Defer(&l.bm)
 		return
 	}
 	l.signal()

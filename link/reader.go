@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/switchyard-wamp/switchyard/internal/readbatch"
 )
 
 // readLoop reads frames until the connection fails or a frame is bad, parsing them in
@@ -27,7 +29,7 @@ func (l *Link) readLoop() error {
 	inBatch := false
 	defer func() {
 		if inBatch {
-			endBatch()
+			readbatch.End()
 		}
 	}()
 	lastData := time.Now()
@@ -64,7 +66,7 @@ func (l *Link) readLoop() error {
 		}
 		if inBatch {
 			inBatch = false
-			endBatch()
+			readbatch.End()
 		}
 		// Make room: the pending frame (or at least its length) must fit after r.
 		need := 4
@@ -89,7 +91,7 @@ func (l *Link) readLoop() error {
 		w += k
 		l.reads.Add(1)
 		if k > 0 {
-			beginBatch()
+			readbatch.Begin()
 			inBatch = true
 			lastData = time.Now()
 			if lastData.Sub(deadlineSet) > l.cfg.DeadAfter/4 {

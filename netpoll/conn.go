@@ -11,6 +11,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/internal/readbatch"
 )
 
 // Transport names returned by Conn.Transport.
@@ -84,9 +85,18 @@ type Conn struct {
 	// overSince: when the backlog was first seen over OutboundLimit, without a break
 	// since (unix nanos); 0 = under. Set by the loop, read by the ticker.
 	overSince atomic.Int64
-	// inTraffic is true while the loop is inside OnTraffic before its final drain: a
-	// Send that sees it needs no Wake (the loop drains after it anyway).
-	inTraffic atomic.Bool
+	// Direct writes (direct.go): bm defers the conn to the end of the open read batch,
+	// fd is the socket a direct writer writes (-1: TLS, written by its writer only),
+	// wtok is the write token (its holder is the socket's only writer), viaLoop sends
+	// writes through the loop, dead says the descriptor is being closed.
+	bm      readbatch.Mark
+	fd      int
+	wtok    atomic.Bool
+	viaLoop atomic.Bool
+	dead    atomic.Bool
+	// rest: the unwritten end of a direct write, for the loop to write first. Token
+	// holder only, like kernHint.
+	rest []byte
 
 	state  atomic.Int32
 	reason atomic.Int32
@@ -123,8 +133,9 @@ type Conn struct {
 	fragActive bool
 	fragComp   bool   // the message being reassembled is compressed (RSV1 on its first frame)
 	inWin      []byte // last 32 KiB received, when the client takes over its context
-	kernHint   int64  // upper bound on the kernel's unsent bytes (slowconsumer.go)
+	kernHint   int64  // upper bound on the kernel's unsent bytes (slowconsumer.go); token holder only
 	kernOff    bool   // the kernel cannot tell this socket's unsent bytes
+	loopHolds  bool   // the loop holds wtok
 }
 
 type ctxBox struct{ v any }
@@ -196,14 +207,23 @@ func (c *Conn) wake() {
 	_ = c.gc.Wake(nil)
 }
 
-// onTraffic runs on the loop for readable data and for Wake.
+// onTraffic runs on the loop for readable data and for Wake. The messages it reads
+// form one read batch: what they send to other conns is written at its end
+// (direct.go).
 func (c *Conn) onTraffic() gnet.Action {
 	if c.closedLoop {
 		return gnet.None
 	}
+	readbatch.Begin()
+	a := c.traffic()
+	c.unlockWrite()
+	c.endBatch()
+	return a
+}
+
+func (c *Conn) traffic() gnet.Action {
 	s := c.srv
 	ls := c.loop
-	c.inTraffic.Store(true)
 	ls.wbuf = ls.wbuf[:0]
 	if in := c.gc.InboundBuffered(); in > c.leftover {
 		c.lastRead.Store(s.now())
@@ -215,10 +235,16 @@ func (c *Conn) onTraffic() gnet.Action {
 	if c.closedLoop {
 		return gnet.None
 	}
-	c.inTraffic.Store(false)
 	// Load the state before draining: a Send that happened before Close() is then
 	// guaranteed to be in the queue this drain takes.
 	closing := c.phase == phaseDone || c.state.Load() != stActive
+	if !closing && len(ls.wbuf) == 0 && c.q.Load() == nil && !c.viaLoop.Load() && c.overSince.Load() == 0 {
+		// Nothing to write and nothing to measure (a direct writer that may have put the
+		// conn near the soft limit sets viaLoop): leave the socket to direct writers,
+		// one of which may be writing it right now.
+		return gnet.None
+	}
+	c.lockWrite()
 	if !closing {
 		c.resetIfUnder()
 	}
@@ -413,6 +439,7 @@ func (c *Conn) onClosed(err error) {
 	if c.closedLoop {
 		return
 	}
+	c.markDead()
 	c.closedLoop = true
 	// Keep stSlow so that later Sends report ErrSlowConsumer.
 	var st int32

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/internal/readbatch"
 )
 
 const (
@@ -118,8 +119,9 @@ func stateErr(st int32) error {
 }
 
 // enqueue pushes a framed node, enforcing OutboundHardLimit (the soft limit is the
-// loop's business: a burst may go over it), and wakes the loop when the queue was
-// empty (lock-free; safe from any goroutine).
+// loop's business: a burst may go over it), and when the queue was empty leaves the conn
+// to the end of the open read batch, which writes it (direct.go; lock-free, safe from
+// any goroutine).
 func (c *Conn) enqueue(n *outNode) error {
 	size := int64(len(n.buf))
 	if q := c.queued.Add(size); q > int64(c.srv.cfg.OutboundHardLimit) {
@@ -132,8 +134,8 @@ func (c *Conn) enqueue(n *outNode) error {
 		old := c.q.Load()
 		n.next = old
 		if c.q.CompareAndSwap(old, n) {
-			if old == nil && !c.inTraffic.Load() {
-				c.wake()
+			if old == nil {
+				readbatch.Defer(&c.bm)
 			}
 			return nil
 		}
@@ -142,39 +144,25 @@ func (c *Conn) enqueue(n *outNode) error {
 
 // drain runs on the loop: it takes the whole queue, restores FIFO order and appends
 // every frame to the loop's write buffer, handing it to gnet once (or once per
-// writeChunk). Frames already in the buffer (pongs, handshake replies) go first.
+// writeChunk). The unwritten end of a direct write goes first, then the frames already
+// in the buffer (pongs, handshake replies). The loop holds the write token.
 func (c *Conn) drain() {
+	c.writeRest()
+	if c.closedLoop {
+		return
+	}
 	head := c.q.Swap(nil)
 	if head == nil {
 		c.write()
 		return
 	}
-	var fifo *outNode
-	for head != nil {
-		next := head.next
-		head.next = fifo
-		fifo = head
-		head = next
-	}
+	fifo := reverse(head)
 	ls := c.loop
-	var bytes, msgs int
-	// Per-type counts go out in runs of one type (a fan-out batch is mostly EVENTs):
-	// about one atomic add per batch, not per message.
-	types := &ls.typesOut[c.ser%codec.NumSerializers]
-	var runSlot uint8
-	var run uint64
+	bytes, msgs := c.countOut(fifo)
+	c.queued.Add(-int64(bytes))
+	ls.msgsOut.Add(uint64(msgs))
 	for n := fifo; n != nil; {
 		next := n.next
-		bytes += len(n.buf)
-		if n.msg {
-			msgs++
-			if run > 0 && n.slot != runSlot {
-				types[runSlot].Add(run)
-				run = 0
-			}
-			runSlot = n.slot
-			run++
-		}
 		if len(n.buf) >= writeChunk {
 			// Big frame: write what is buffered, then the frame itself, without a copy.
 			c.write()
@@ -195,11 +183,6 @@ func (c *Conn) drain() {
 			return
 		}
 		n = next
-	}
-	c.queued.Add(-int64(bytes))
-	ls.msgsOut.Add(uint64(msgs))
-	if run > 0 {
-		types[runSlot].Add(run)
 	}
 	c.write()
 }

@@ -55,6 +55,7 @@ import (
 	"github.com/puzpuzpuz/xsync/v3"
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/internal/lograte"
+	"github.com/switchyard-wamp/switchyard/internal/readbatch"
 )
 
 // Handler is implemented by the layer above. All calls for one Conn run on that Conn's
@@ -209,6 +210,9 @@ type loopState struct {
 	wbuf                       []byte // contiguous write buffer: one conn's frames of one batch
 	scratch                    []byte // unmasked WebSocket payloads, valid during one OnMessage
 	inflated                   []byte // inflated WebSocket messages, valid during one OnMessage
+	flushSched                 bool   // a round-end flush is scheduled (Wake with flushCB; direct.go)
+	lastFlush                  int64  // when the loop last flushed at the end of a read (nanotime)
+	flushCB                    gnet.AsyncCallback
 	_                          [64]byte
 	bytesIn, bytesOut, msgsOut atomic.Uint64
 	// typesIn and typesOut count WAMP messages by serializer and codec.TypeSlot (the
@@ -500,7 +504,11 @@ func (s *Server) now() int64 { return s.clock.Load() }
 // newConn builds a conn accepted on l at born (unix nanos); st is its TLS state (nil:
 // plain). The caller registers it in s.conns once it is fully set up.
 func (s *Server) newConn(l *listener, io connIO, ls *loopState, remote net.Addr, born int64, st *tls.ConnectionState) *Conn {
-	c := &Conn{srv: s, gc: io, ln: l, loop: ls, remote: remote, born: born, tlsSt: st}
+	c := &Conn{srv: s, gc: io, ln: l, loop: ls, remote: remote, born: born, tlsSt: st, fd: -1}
+	if g, ok := io.(gnet.Conn); ok {
+		c.fd = g.Fd()
+	}
+	c.bm.Init(c.flush)
 	switch l.Kind {
 	case KindUniversal, KindWebSocket:
 		c.phase = phaseSniff
@@ -533,7 +541,15 @@ func (e *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	el := gc.EventLoop()
-	ls, _ := s.loops.LoadOrCompute(el, func() *loopState { return new(loopState) })
+	ls, _ := s.loops.LoadOrCompute(el, func() *loopState {
+		ls := new(loopState)
+		ls.flushCB = func(gnet.Conn, error) error {
+			ls.flushSched = false
+			readbatch.Flush()
+			return nil
+		}
+		return ls
+	})
 	c := s.newConn(p.l, gc, ls, cloneAddr(gc.RemoteAddr()), s.now(), nil)
 	gc.SetContext(c)
 	s.conns.Store(c, struct{}{})

@@ -1,0 +1,256 @@
+package netpoll
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/internal/readbatch"
+)
+
+// Direct writes (issue #15: cross-loop handoff without a wake).
+//
+// A Send that makes a plain conn's queue non-empty does not wake the conn's event loop:
+// it defers the conn to the end of the open read batch (internal/readbatch), and that
+// end, on whatever goroutine closes the batch (the event loop that read the CALL or the
+// PUBLISH, a link reader), writes the queue to the socket itself with one non-blocking
+// write(2). The conn's own loop is not involved, so a message crossing loops costs no
+// eventfd write, no epoll return and no task on the other loop, and a loop that produced
+// messages for many conns writes each of them once at the end of its read.
+//
+// The socket has one writer at a time: whoever holds the conn's write token (wtok). The
+// loop takes it for its own writes (the drain at the end of OnTraffic, handshake replies,
+// the close frame) and for the slow-consumer bookkeeping (kernHint); a direct writer
+// takes it without waiting, and if it is held leaves the queue to the holder, which looks
+// at the queue again after releasing the token.
+//
+// Writes go through the loop (viaLoop) whenever the direct path cannot keep the stream
+// whole or the policy needs the loop: gnet holds bytes for the socket (they go first), a
+// direct write was partial (its remainder, rest, goes first), the conn is over the soft
+// limit or close to it (the loop measures the socket backlog), or the conn is closing
+// (the loop writes the close frame last). TLS conns always go through their writer.
+//
+// The descriptor is never written after it is closed (its number could already belong
+// to another connection): onClosed, which gnet calls before closing it, marks the conn
+// dead and takes the token for good, waiting for a direct write in progress to end.
+
+// partialWrites counts direct writes the socket did not take whole (tests).
+var partialWrites atomic.Uint64
+
+// outBufPool holds the buffers a direct write gathers several frames in.
+var outBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// flush is the conn's readbatch flush: it writes the queue to the socket from the calling
+// goroutine, or wakes the loop when the write must go through it. Safe for concurrent
+// use; never blocks (it may wait for a direct write of the same conn in progress only
+// when that one is the loop's).
+func (c *Conn) flush() {
+	for c.q.Load() != nil {
+		if c.fd < 0 || c.viaLoop.Load() || c.state.Load() != stActive {
+			c.wake()
+			return
+		}
+		if !c.wtok.CompareAndSwap(false, true) {
+			return // the holder looks at the queue after it releases the token
+		}
+		if c.dead.Load() {
+			return // keep the token: the descriptor is gone
+		}
+		if c.viaLoop.Load() {
+			c.wtok.Store(false)
+			c.wake()
+			return
+		}
+		c.writeQueue()
+		c.wtok.Store(false)
+		// A flush that found the token held while we wrote left its frames to us.
+	}
+}
+
+// writeQueue writes the whole queue with one write(2), holding the token. What the
+// socket does not take becomes rest, written by the loop before anything else.
+func (c *Conn) writeQueue() {
+	head := c.q.Swap(nil)
+	if head == nil {
+		return
+	}
+	fifo := reverse(head)
+	var buf []byte
+	var pooled *[]byte
+	if fifo.next == nil {
+		buf = fifo.buf // one frame (an INVOCATION, a RESULT, an EVENT): no copy
+	} else {
+		pooled = outBufPool.Get().(*[]byte)
+		buf = (*pooled)[:0]
+		for n := fifo; n != nil; n = n.next {
+			buf = append(buf, n.buf...)
+		}
+	}
+	bytes, msgs := c.countOut(fifo)
+	w := max(writeNonBlocking(c.fd, buf), 0)
+	if w < len(buf) {
+		partialWrites.Add(1)
+		// The socket is full (or failed: the loop's write of the rest then reports it
+		// and gnet closes the conn): the rest goes through the loop, first.
+		c.rest = append(c.rest, buf[w:]...)
+	}
+	for n := fifo; n != nil; {
+		next := n.next
+		putNode(n)
+		n = next
+	}
+	if pooled != nil && cap(buf) <= maxKeptBuf {
+		*pooled = buf[:0]
+		outBufPool.Put(pooled)
+	}
+	ls := c.loop
+	c.queued.Add(-int64(bytes))
+	ls.msgsOut.Add(uint64(msgs))
+	ls.bytesOut.Add(uint64(w))
+	c.kernHint += int64(w)
+	if c.rest != nil || c.kernHint+c.queued.Load() > int64(c.srv.cfg.OutboundLimit) {
+		// A remainder, or possibly over the soft limit (the loop measures the socket
+		// backlog): writes go through the loop until it says otherwise.
+		c.viaLoop.Store(true)
+		c.wake()
+	}
+}
+
+// writeNonBlocking writes b to the non-blocking socket fd once (retrying EINTR) and
+// returns the bytes written: 0 when the socket is full, -1 when it failed.
+func writeNonBlocking(fd int, b []byte) int {
+	for {
+		n, err := syscall.Write(fd, b)
+		switch err {
+		case nil:
+			return n
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0
+		}
+		return -1
+	}
+}
+
+// reverse turns the queue's LIFO stack into FIFO order.
+func reverse(head *outNode) *outNode {
+	var fifo *outNode
+	for head != nil {
+		next := head.next
+		head.next = fifo
+		fifo = head
+		head = next
+	}
+	return fifo
+}
+
+// countOut adds the per-type counters of the frames in fifo and returns their bytes and
+// WAMP messages. Runs of one type cost one atomic add (a fan-out batch is mostly
+// EVENTs).
+func (c *Conn) countOut(fifo *outNode) (bytes, msgs int) {
+	types := &c.loop.typesOut[c.ser%codec.NumSerializers]
+	var runSlot uint8
+	var run uint64
+	for n := fifo; n != nil; n = n.next {
+		bytes += len(n.buf)
+		if !n.msg {
+			continue
+		}
+		msgs++
+		if run > 0 && n.slot != runSlot {
+			types[runSlot].Add(run)
+			run = 0
+		}
+		runSlot = n.slot
+		run++
+	}
+	if run > 0 {
+		types[runSlot].Add(run)
+	}
+	return bytes, msgs
+}
+
+// lockWrite takes the write token for the loop, waiting for a direct write in progress
+// (one non-blocking write(2)). Loop only; TLS conns have no direct writers.
+func (c *Conn) lockWrite() {
+	if c.fd < 0 || c.loopHolds {
+		return
+	}
+	for i := 0; !c.wtok.CompareAndSwap(false, true); i++ {
+		if i > 16 {
+			runtime.Gosched()
+		}
+	}
+	c.loopHolds = true
+}
+
+// unlockWrite releases the loop's token: the conn goes back to direct writes unless the
+// loop must keep seeing them (see viaLoop), and frames a direct writer left to the loop
+// while it held the token are flushed. Loop only; a closed conn keeps the token.
+func (c *Conn) unlockWrite() {
+	if c.fd < 0 || !c.loopHolds || c.closedLoop {
+		return
+	}
+	c.viaLoop.Store(c.rest != nil || c.gc.OutboundBuffered() > 0 || c.overSince.Load() != 0 ||
+		c.state.Load() != stActive)
+	c.loopHolds = false
+	c.wtok.Store(false)
+	if c.q.Load() != nil {
+		readbatch.Defer(&c.bm)
+	}
+}
+
+// writeRest hands a direct write's remainder to gnet ahead of everything else. Loop
+// only, holding the token.
+func (c *Conn) writeRest() {
+	if c.rest == nil {
+		return
+	}
+	r := c.rest
+	c.rest = nil
+	_, _ = c.gc.Write(r) // gnet copies what the socket does not take; on error it closes the conn
+}
+
+// markDead runs in onClosed, before gnet closes the descriptor: no direct write may
+// start after it, and one in progress is waited for. The token is never released.
+func (c *Conn) markDead() {
+	c.dead.Store(true)
+	c.lockWrite()
+}
+
+// roundGap: a loop that flushed at the end of a read less than this ago defers what its
+// next reads send to the end of its polling round (see endBatch).
+const roundGap = 50 * time.Microsecond
+
+// monoBase is the origin of the loops' monotonic flush times.
+var monoBase = time.Now()
+
+// endBatch closes the read batch of an OnTraffic. What the batch sent to other conns is
+// written now, unless this loop already wrote at the end of a read less than roundGap
+// ago: under load, many conns' reads send to the same few targets (64 callers' CALLs to
+// one callee), and one write per read would cost a write(2) per message; then the flush
+// waits for the end of the loop's polling round (a Wake whose callback runs after the
+// round's reads), and one write carries the round's messages for each target. Under
+// light load every read is flushed at once, with no wake. TLS conns flush at once.
+func (c *Conn) endBatch() {
+	ls := c.loop
+	if c.fd < 0 {
+		readbatch.End()
+		return
+	}
+	if !readbatch.Leave() || ls.flushSched {
+		return
+	}
+	now := int64(time.Since(monoBase))
+	if now-ls.lastFlush >= int64(roundGap) {
+		ls.lastFlush = now
+		readbatch.Flush()
+		return
+	}
+	ls.flushSched = true
+	_ = c.gc.Wake(ls.flushCB)
+}

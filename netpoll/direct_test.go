@@ -1,0 +1,76 @@
+package netpoll
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// TestDirectWritesKeepStreamWhole: senders on other goroutines write a conn whose peer
+// stopped reading, so direct writes end partial and the loop takes over with their
+// remainders (and gnet's buffer) while the client also makes the loop write pongs; once
+// the client reads again every frame must arrive whole, in each sender's order.
+func TestDirectWritesKeepStreamWhole(t *testing.T) {
+	h := newEchoHandler()
+	// Limits above what is sent: the socket fills (partial direct writes) long before
+	// the slow-consumer bookkeeping would send the writes through the loop.
+	s := startServer(t, Config{OutboundLimit: 64 << 20, OutboundHardLimit: 128 << 20}, h)
+	c := dialWS(t, s, "wamp.2.json")
+	defer c.conn.Close()
+	_ = c.conn.SetDeadline(time.Now().Add(60 * time.Second))
+	sc := h.waitOpen(t)
+	partialBefore := partialWrites.Load()
+
+	const senders, per = 4, 150
+	payload := func(g, i int) []byte {
+		hdr := fmt.Sprintf("%d:%d:", g, i)
+		size := len(hdr) + (g*7919+i*104729)%60000 // up to 60 KB: small and big frames mixed
+		p := make([]byte, size)
+		copy(p, hdr)
+		for k := len(hdr); k < size; k++ {
+			p[k] = byte('a' + (g+i+k)%26)
+		}
+		return p
+	}
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for i := range per {
+				if err := sc.Send(payload(g, i)); err != nil {
+					t.Errorf("sender %d message %d: %v", g, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait() // about 18 MB queued or in the socket: the kernel took only part of it
+	for range 3 {
+		c.write(t, ws.OpPing, true, []byte("p"))
+	}
+	next := make([]int, senders)
+	for got := 0; got < senders*per; {
+		f := c.read(t)
+		if f.Header.OpCode == ws.OpPong {
+			continue
+		}
+		var g, i int
+		if _, err := fmt.Sscanf(string(f.Payload[:min(len(f.Payload), 16)]), "%d:%d:", &g, &i); err != nil {
+			t.Fatalf("frame %d: no header in %q...: %v", got, f.Payload[:min(len(f.Payload), 16)], err)
+		}
+		if g < 0 || g >= senders || i != next[g] {
+			t.Fatalf("frame %d: sender %d message %d, want message %d", got, g, i, next[g])
+		}
+		if want := payload(g, i); !bytes.Equal(f.Payload, want) {
+			t.Fatalf("sender %d message %d: %d bytes differ from the %d sent", g, i, len(f.Payload), len(want))
+		}
+		next[g]++
+		got++
+	}
+	if partialWrites.Load() == partialBefore {
+		t.Fatal("no direct write was partial: the test did not exercise the hand-over to the loop")
+	}
+}
