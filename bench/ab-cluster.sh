@@ -46,7 +46,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 run() { # bin, loadgen args... ; prints "cluster-us-per-msg msgs-per-sec"
   local bin=$1; shift
   local c="$D/cl-$bin"
-  rm -rf "$c"; "$D/$bin" init --cluster "$c" >/dev/null
+  rm -rf "$c"; "$D/$bin" init --cluster --masters 0 "$c" >/dev/null # static membership: no master process
   # Five free ports per run for the clients and links, five for the admin listeners.
   local p=$PORT; PORT=$((PORT + 10))
   local -A to=([127.0.0.1:8080]=$p [127.0.0.1:8090]=$((p+1)) [127.0.0.1:9201]=$((p+2)) [127.0.0.1:9202]=$((p+3)) [127.0.0.1:9203]=$((p+4)))
