@@ -251,3 +251,50 @@ func TestEchoScenarioAgainstRouter(t *testing.T) {
 		t.Errorf("echo against a router: delivered %d, errors %d", r.Delivered, r.Errors)
 	}
 }
+
+// echoFrames runs one echoConn over in-memory frames (n masked 80-byte text frames) until
+// EOF, replies discarded.
+func echoFrames(s *EchoServer, in []byte) error {
+	e := &echoConn{s: s, br: bufio.NewReaderSize(bytes.NewReader(in), 64<<10), bw: bufio.NewWriterSize(io.Discard, 64<<10)}
+	err := e.echoWebSocket()
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+func maskedFrames(n int) []byte {
+	var in bytes.Buffer
+	for range n {
+		_ = ws.WriteFrame(&in, ws.MaskFrame(ws.NewTextFrame(bytes.Repeat([]byte("x"), 80))))
+	}
+	return in.Bytes()
+}
+
+// TestEchoServerAllocs: echoing a frame allocates nothing (the buffers are reused).
+func TestEchoServerAllocs(t *testing.T) {
+	s := &EchoServer{}
+	in := maskedFrames(1000)
+	allocs := testing.AllocsPerRun(5, func() {
+		if err := echoFrames(s, in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The run's own reader, writer and first payload buffer: a handful, not 1000.
+	if allocs > 10 {
+		t.Errorf("%.0f allocations for 1000 frames", allocs)
+	}
+}
+
+// BenchmarkEchoServerFrames: the echo server's per-frame work without the syscalls.
+func BenchmarkEchoServerFrames(b *testing.B) {
+	s := &EchoServer{}
+	in := maskedFrames(1000)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if err := echoFrames(s, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
