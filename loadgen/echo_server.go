@@ -95,13 +95,17 @@ func (e *echoConn) need(n int) ([]byte, error) {
 	return e.br.Peek(n)
 }
 
+// flush writes the batch and counts its messages (some may have gone out already when
+// bufio flushed a full buffer on its own).
 func (e *echoConn) flush() error {
+	if e.pending > 0 || e.pendingBytes > 0 {
+		e.s.msgs.Add(e.pending)
+		e.s.bytes.Add(e.pendingBytes)
+		e.pending, e.pendingBytes = 0, 0
+	}
 	if e.bw.Buffered() == 0 {
 		return nil
 	}
-	e.s.msgs.Add(e.pending)
-	e.s.bytes.Add(e.pendingBytes)
-	e.pending, e.pendingBytes = 0, 0
 	return e.bw.Flush()
 }
 
