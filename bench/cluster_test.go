@@ -5,7 +5,6 @@ import (
 	"context"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -112,13 +111,7 @@ func TestClusterTable(t *testing.T) {
 // --cluster` as five processes on free ports, as `bench run --cluster` does, then runs a
 // short pubsub through both proxies with the CPU of every process summed.
 func TestClusterSubprocess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the switchyard binary")
-	}
-	bin := filepath.Join(t.TempDir(), "switchyard")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/switchyard").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := switchyardBin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	logPath := filepath.Join(t.TempDir(), "cluster-test.log")

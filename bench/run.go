@@ -49,9 +49,11 @@ type Machine struct {
 
 // Run is one scenario against switchyard and, with --target, against the target.
 type Run struct {
-	Scenario   string   `json:"scenario"`
-	Group      string   `json:"group"`
-	X          int      `json:"x,omitempty"`
+	Scenario string `json:"scenario"`
+	Group    string `json:"group"`
+	X        int    `json:"x,omitempty"`
+	// Switchyard: the run against a fresh switchyard node; for an echo scenario, against
+	// a fresh echo server (the baseline has no router).
 	Switchyard *Outcome `json:"switchyard"`
 	Target     *Outcome `json:"target,omitempty"`
 	// Cluster: the same scenario through the proxies of a switchyard cluster, right
@@ -87,8 +89,11 @@ type Config struct {
 	// right after the single node; ClusterName describes it for the results.
 	Cluster     Launcher
 	ClusterName string
-	OutDir      string // results.json, results.md, chart.svg, router logs
-	Log         io.Writer
+	// Echo starts loadgen's echo server for the echo scenarios (nil: in this process,
+	// InProcessEcho). They run on it alone: not on the cluster, not against the target.
+	Echo   Launcher
+	OutDir string // results.json, results.md, chart.svg, router logs
+	Log    io.Writer
 }
 
 // RunAll runs every scenario of cfg and writes results.json, results.md and chart.svg
@@ -122,12 +127,20 @@ func RunAll(ctx context.Context, cfg Config) (*Results, error) {
 			return res, errors.Join(err, WriteReport(cfg.OutDir, res))
 		}
 		run := Run{Scenario: sc.Name, Group: sc.Group, X: sc.X}
-		run.Switchyard = runOne(ctx, cfg, sc, ser, cfg.Router, "switchyard", "router-"+sc.Name+".log")
-		if cfg.Cluster != nil {
-			run.Cluster = runOne(ctx, cfg, sc, ser, cfg.Cluster, "cluster", "cluster-"+sc.Name+".log")
-		}
-		if cfg.Target != "" {
-			run.Target = runOne(ctx, cfg, sc, ser, targetLauncher{cfg.Target, cfg.TargetPID}, "target", "")
+		if sc.Kind == "echo" { // the baseline: Switchyard holds the echo server's outcome
+			var echo Launcher = &InProcessEcho{}
+			if cfg.Echo != nil {
+				echo = cfg.Echo
+			}
+			run.Switchyard = runOne(ctx, cfg, sc, ser, echo, "echo", "echo-"+sc.Name+".log")
+		} else {
+			run.Switchyard = runOne(ctx, cfg, sc, ser, cfg.Router, "switchyard", "router-"+sc.Name+".log")
+			if cfg.Cluster != nil {
+				run.Cluster = runOne(ctx, cfg, sc, ser, cfg.Cluster, "cluster", "cluster-"+sc.Name+".log")
+			}
+			if cfg.Target != "" {
+				run.Target = runOne(ctx, cfg, sc, ser, targetLauncher{cfg.Target, cfg.TargetPID}, "target", "")
+			}
 		}
 		res.Runs = append(res.Runs, run)
 		// Write as we go: a long run interrupted still leaves its results.
@@ -146,7 +159,7 @@ func (t targetLauncher) Launch(context.Context, string) (Router, error) { return
 func runOne(ctx context.Context, cfg Config, sc Scenario, ser codec.Serializer, l Launcher, who, logName string) *Outcome {
 	out := &Outcome{LoadAvg: LoadAvg()}
 	logf := func(format string, a ...any) {
-		fmt.Fprintf(cfg.Log, "%-11s %-10s "+format+"\n", append([]any{sc.Name, who}, a...)...)
+		fmt.Fprintf(cfg.Log, "%-14s %-10s "+format+"\n", append([]any{sc.Name, who}, a...)...)
 	}
 	if _, ok := loadgen.Lookup(sc.Kind); !ok {
 		out.Skipped = fmt.Sprintf("loadgen has no %q scenario", sc.Kind)

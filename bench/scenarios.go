@@ -18,13 +18,19 @@ const (
 	GroupRPC    = "rpc"    // X = callers
 	GroupIdle   = "idle"   // X = sessions
 	GroupMixed  = "mixed"
+	// GroupFloor: the shapes issue #15 adds (more calls in flight, a paced fan-out, the
+	// echo baseline); X is still subscribers or callers, but they are not on the chart,
+	// whose panels have one point per X.
+	GroupFloor = "floor"
 )
 
 // Scenario is one fixed entry of the benchmark: a loadgen scenario (Kind) with its shape.
 type Scenario struct {
-	Name  string // fanout-10, rpc-64, idle-10k, ...
-	Kind  string // the loadgen scenario: pubsub, rpc, connect, mixed
-	Group string // GroupFanout, GroupRPC, GroupIdle, GroupMixed
+	Name string // fanout-10, rpc-64, idle-10k, ...
+	// Kind is the loadgen scenario: pubsub, rpc, connect, mixed, or echo (which runs
+	// against loadgen's echo server, not a router: see Config.Echo).
+	Kind  string
+	Group string // GroupFanout, GroupRPC, GroupIdle, GroupMixed, GroupFloor
 	X     int    // subscribers, callers or sessions: the chart's X value
 	// Duration is the default measured window (connect: how long the sessions are held).
 	Duration time.Duration
@@ -59,10 +65,28 @@ func rpc(n int) Scenario {
 		shape: func(o *loadgen.Options) { o.Callers, o.Callees, o.Inflight = n, 1, 1 }}
 }
 
+// Issue #15's rows that the fan-out and rpc series do not cover.
+const (
+	// FloorPubRate is fanout-1000-1k's publication rate: 1000 subscribers at ~1k
+	// publications/s, each connection getting an event about every millisecond.
+	FloorPubRate = 1000
+	// FloorInflight is rpc-64x8's calls in flight per caller.
+	FloorInflight = 8
+)
+
 // scenarios is the fixed list, in run order.
 var scenarios = []Scenario{
 	fanout(1), fanout(10), fanout(100), fanout(1000),
+	{Name: "fanout-1000-1k", Kind: "pubsub", Group: GroupFloor, X: 1000, Duration: DefaultDuration, Warmup: DefaultWarmup,
+		about: fmt.Sprintf("1 publisher at %d publications/s, 1000 subscribers on one topic: a low rate per connection", FloorPubRate),
+		shape: func(o *loadgen.Options) { o.Publishers, o.Subscribers, o.Topics, o.Rate = 1, 1000, 1, FloorPubRate }},
 	rpc(1), rpc(16), rpc(64),
+	{Name: "rpc-64x8", Kind: "rpc", Group: GroupFloor, X: 64, Duration: DefaultDuration, Warmup: DefaultWarmup,
+		about: fmt.Sprintf("64 callers, %d calls in flight each, 1 echo callee", FloorInflight),
+		shape: func(o *loadgen.Options) { o.Callers, o.Callees, o.Inflight = 64, 1, FloorInflight }},
+	{Name: "echo-1", Kind: "echo", Group: GroupFloor, X: 1, Duration: DefaultDuration, Warmup: DefaultWarmup,
+		about: "rpc-1's baseline, no router: 1 connection to loadgen's echo server, 1 message (rpc-1's CALL) in flight",
+		shape: func(o *loadgen.Options) { o.Callers, o.Inflight = 1, 1 }},
 	{Name: "idle-10k", Kind: "connect", Group: GroupIdle, X: 10000, Duration: DefaultIdleHold,
 		about: "join 10,000 idle sessions (64 joining workers), hold them: joins/s, router RSS per session",
 		shape: func(o *loadgen.Options) { o.Sessions, o.Concurrency = 10000, 64 }},

@@ -15,7 +15,7 @@ import (
 
 // Scenario is one kind of load.
 type Scenario interface {
-	// Name is the subcommand name: "pubsub", "rpc", "connect", "mixed".
+	// Name is the subcommand name: "pubsub", "rpc", "connect", "mixed", "echo".
 	Name() string
 	// Run drives the load described by o (Defaults applied, Validate passed) until the
 	// measured window ends, ctx ends, or Count sends were made, and reports it. When ctx
@@ -28,6 +28,7 @@ var scenarios = map[string]Scenario{
 	"rpc":     rpcScenario{},
 	"connect": connectScenario{},
 	"mixed":   mixedScenario{},
+	"echo":    echoScenario{},
 }
 
 // Scenarios returns the scenario names, sorted.

@@ -72,6 +72,10 @@ type Options struct {
 	Progress     io.Writer
 	ProgressLive bool
 
+	// transportOnly: the load connections are transports without a WAMP session (the
+	// echo scenario, against an EchoServer); set by the scenario.
+	transportOnly bool
+
 	// urlNext is the round-robin cursor over URLs: the sessions are assigned URLs in
 	// setup, one role after the other on one goroutine (see takeURLs).
 	urlNext int

@@ -37,8 +37,9 @@ type Result struct {
 
 	Elapsed time.Duration `json:"elapsed_ns"` // length of the measured window
 
-	// Sent: publications, calls or join attempts in the window. Delivered: events
-	// received by subscribers, results received by callers, or sessions joined.
+	// Sent: publications, calls (echo: messages) or join attempts in the window.
+	// Delivered: events received by subscribers, results received by callers, messages
+	// echoed back, or sessions joined.
 	Sent      int64 `json:"sent"`
 	Delivered int64 `json:"delivered"`
 	Errors    int64 `json:"errors"`
@@ -62,7 +63,7 @@ type Result struct {
 	Writes int64 `json:"writes,omitempty"`
 
 	// Latency: pubsub publish-to-event from the send time in the payload; rpc call
-	// round trip; connect dial-to-WELCOME. Only sends inside the window are counted.
+	// round trip; echo message round trip; connect dial-to-WELCOME. Only sends inside the window are counted.
 	Latency *Latency `json:"latency,omitempty"`
 
 	Router *RouterStats `json:"router,omitempty"`
@@ -227,10 +228,10 @@ func (r *Result) formatCounts(row func(k, format string, a ...any), prefix strin
 	}
 	unit := rateUnit(r.Scenario)
 	row(prefix+"sent", "%s (%s %s ~ %.2f MB/s)", thousands(r.Sent), thousands(int64(r.SentPerSec+0.5)), unit, r.SentMBPerSec)
-	if r.Scenario == "rpc" && r.Sent > r.Delivered {
+	if (r.Scenario == "rpc" || r.Scenario == "echo") && r.Sent > r.Delivered {
 		// A caller keeps --inflight calls outstanding: the calls sent near the end of
 		// the window are answered after it (or never: those are counted in lost).
-		row(prefix+"delivered", "%s (the other %s calls were in flight when the window ended)", thousands(r.Delivered), thousands(r.Sent-r.Delivered))
+		row(prefix+"delivered", "%s (the other %s %s were in flight when the window ended)", thousands(r.Delivered), thousands(r.Sent-r.Delivered), inflightWhat(r.Scenario))
 	} else {
 		row(prefix+"delivered", "%s", thousands(r.Delivered))
 	}
@@ -266,8 +267,18 @@ func latencyText(us float64) string {
 	return fmt.Sprintf("%.1f us", us)
 }
 
+// inflightWhat names what rpc and echo keep in flight.
+func inflightWhat(scenario string) string {
+	if scenario == "echo" {
+		return "messages"
+	}
+	return "calls"
+}
+
 func perWhat(scenario string) string {
 	switch scenario {
+	case "echo":
+		return "echoed message"
 	case "pubsub":
 		return "delivered event"
 	case "rpc":

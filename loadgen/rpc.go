@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -23,7 +22,11 @@ type rpcScenario struct{}
 func (rpcScenario) Name() string { return "rpc" }
 
 func (rpcScenario) Run(ctx context.Context, o *Options) (*Result, error) {
-	p := newRPCPart(o, o.Rate)
+	return runOnePart(ctx, o, newRPCPart(o, o.Rate))
+}
+
+// runOnePart drives p alone and fills its Result with the window's CPU figures.
+func runOnePart(ctx context.Context, o *Options, p part) (*Result, error) {
 	rs, w, err := drive(ctx, o, p)
 	if err != nil {
 		return nil, err
@@ -45,8 +48,12 @@ type rpcCaller struct {
 }
 
 type rpcPart struct {
-	o           *Options
-	rate        float64
+	o    *Options
+	rate float64
+	// echo: the callers' CALLs go to an EchoServer, which sends each back unchanged (no
+	// callees, no session): the same sending, batching and reading as rpc, one round
+	// trip of one message each way instead of CALL, INVOCATION, YIELD, RESULT.
+	echo        bool
 	errs        errorLog
 	procs       []string
 	tmpls       []*template
@@ -84,8 +91,12 @@ func (p *rpcPart) conns() []*wconn {
 func (p *rpcPart) setup(ctx context.Context) error {
 	o := p.o
 	prefix := runPrefix()
-	p.procs = make([]string, o.Callees)
-	p.tmpls = make([]*template, o.Callees)
+	procs := o.Callees
+	if p.echo {
+		procs = 1 // the CALL the echo server sends back
+	}
+	p.procs = make([]string, procs)
+	p.tmpls = make([]*template, procs)
 	for i := range p.procs {
 		p.procs[i] = fmt.Sprintf("%s.echo.%d", prefix, i)
 		t, err := newTemplate(o.Serializer, codec.Message{Type: codec.CALL, URI: []byte(p.procs[i])})
@@ -94,6 +105,68 @@ func (p *rpcPart) setup(ctx context.Context) error {
 		}
 		p.tmpls[i] = t
 	}
+	if !p.echo {
+		if err := p.setupCallees(ctx); err != nil {
+			return err
+		}
+	}
+	// A caller's reply: a RESULT, or its own CALL back from the echo server.
+	reply := codec.RESULT
+	if p.echo {
+		reply = codec.CALL
+	}
+	conns, err := dialAll(ctx, o, o.Callers, o.Concurrency)
+	if err != nil {
+		return err
+	}
+	p.callers = make([]*rpcCaller, len(conns))
+	p.hists = newHistSet(len(conns))
+	for i, c := range conns {
+		pl, err := newPayload(o.Serializer, o.Size)
+		if err != nil {
+			return err
+		}
+		k := &rpcCaller{c: c, pl: pl}
+		k.proc.Store(uint32(i % len(p.procs)))
+		p.callers[i] = k
+		if p.rate > 0 {
+			k.free = make(chan struct{}, o.Inflight)
+			for range o.Inflight {
+				k.free <- struct{}{}
+			}
+		}
+		rec := p.hists.recorder(i)
+		c.start(func(m *codec.Message) {
+			switch m.Type {
+			case reply:
+				p.done.Add(1)
+				if ts, ok := payloadTime(o.Serializer, m.Args); !ok {
+					p.errs.add(fmt.Errorf("%v payload without a send time", m.Type))
+				} else if p.win.in(ts) {
+					rec.Record(time.Now().UnixNano() - ts)
+				}
+			case codec.ERROR:
+				p.failed.Add(1)
+				p.errs.add(fmt.Errorf("call: ERROR %s", m.URI))
+			default:
+				return
+			}
+			p.next(k)
+		}, p.errs.add)
+	}
+	go func() {
+		for _, c := range conns {
+			<-c.Done()
+		}
+		close(p.allLost)
+	}()
+	return nil
+}
+
+// setupCallees joins the callees and registers procedure i at callee i; each echoes its
+// INVOCATIONs' arguments in a YIELD.
+func (p *rpcPart) setupCallees(ctx context.Context) error {
+	o := p.o
 	yield, err := newTemplate(o.Serializer, codec.Message{Type: codec.YIELD})
 	if err != nil {
 		return err
@@ -119,51 +192,6 @@ func (p *rpcPart) setup(ctx context.Context) error {
 			}
 		}, p.errs.add)
 	}
-	conns, err := dialAll(ctx, o, o.Callers, o.Concurrency)
-	if err != nil {
-		return err
-	}
-	p.callers = make([]*rpcCaller, len(conns))
-	p.hists = newHistSet(len(conns))
-	for i, c := range conns {
-		pl, err := newPayload(o.Serializer, o.Size)
-		if err != nil {
-			return err
-		}
-		k := &rpcCaller{c: c, pl: pl}
-		k.proc.Store(uint32(i % o.Callees))
-		p.callers[i] = k
-		if p.rate > 0 {
-			k.free = make(chan struct{}, o.Inflight)
-			for range o.Inflight {
-				k.free <- struct{}{}
-			}
-		}
-		rec := p.hists.recorder(i)
-		c.start(func(m *codec.Message) {
-			switch m.Type {
-			case codec.RESULT:
-				p.done.Add(1)
-				if ts, ok := payloadTime(o.Serializer, m.Args); !ok {
-					p.errs.add(errors.New("result payload without a send time"))
-				} else if p.win.in(ts) {
-					rec.Record(time.Now().UnixNano() - ts)
-				}
-			case codec.ERROR:
-				p.failed.Add(1)
-				p.errs.add(fmt.Errorf("call: ERROR %s", m.URI))
-			default:
-				return
-			}
-			p.next(k)
-		}, p.errs.add)
-	}
-	go func() {
-		for _, c := range conns {
-			<-c.Done()
-		}
-		close(p.allLost)
-	}()
 	return nil
 }
 
@@ -271,6 +299,9 @@ func (p *rpcPart) fill(r *Result) {
 	r.Scenario = "rpc"
 	r.Rate = p.rate
 	r.Callers, r.Callees, r.Inflight = o.Callers, o.Callees, o.Inflight
+	if p.echo {
+		r.Scenario, r.Callees = "echo", 0
+	}
 	r.Sent, r.Delivered = p.sent1-p.sent0, p.done1-p.done0
 	r.Lost = max(0, p.outstanding())
 	r.Latency = p.hists.merged().Latency()

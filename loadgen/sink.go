@@ -22,43 +22,60 @@ import (
 // discards everything without parsing it. A publish-only pubsub run against it
 // (`--subscribers 0`) measures how fast loadgen can push publications, and its CPU.
 type Sink struct {
-	ln     net.Listener
+	*tcpServer
 	ticket string
 	bytes  atomic.Int64
 	joined atomic.Int64
+}
+
+// StartSink listens on addr (e.g. "127.0.0.1:0"). With a non-empty ticket, sessions must
+// authenticate with it (authmethods ["ticket"]).
+func StartSink(addr, ticket string) (*Sink, error) {
+	s := &Sink{ticket: ticket}
+	var err error
+	if s.tcpServer, err = startTCPServer(addr, s.serve); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Bytes is the number of bytes discarded after the sessions joined. Safe for concurrent use.
+func (s *Sink) Bytes() int64 { return s.bytes.Load() }
+
+// Joined is the number of sessions welcomed. Safe for concurrent use.
+func (s *Sink) Joined() int64 { return s.joined.Load() }
+
+// tcpServer is the listener of the sink and the echo server: one goroutine per
+// connection running serve, every connection closed by Close.
+type tcpServer struct {
+	ln     net.Listener
+	serve  func(net.Conn) error
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
 }
 
-// StartSink listens on addr (e.g. "127.0.0.1:0"). With a non-empty ticket, sessions must
-// authenticate with it (authmethods ["ticket"]).
-func StartSink(addr, ticket string) (*Sink, error) {
+func startTCPServer(addr string, serve func(net.Conn) error) (*tcpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("loadgen: listen %s: %w", addr, err)
 	}
-	s := &Sink{ln: ln, ticket: ticket, conns: make(map[net.Conn]struct{})}
+	s := &tcpServer{ln: ln, serve: serve, conns: make(map[net.Conn]struct{})}
 	s.wg.Go(s.accept)
 	return s, nil
 }
 
-// Addr is the listening address.
-func (s *Sink) Addr() string { return s.ln.Addr().String() }
+// Addr is the listening address. Safe for concurrent use.
+func (s *tcpServer) Addr() string { return s.ln.Addr().String() }
 
-// WebSocketURL and RawSocketURL are the URLs to give loadgen.
-func (s *Sink) WebSocketURL() string { return "ws://" + s.Addr() + "/ws" }
-func (s *Sink) RawSocketURL() string { return "rs://" + s.Addr() }
+// WebSocketURL and RawSocketURL are the URLs to give loadgen. Safe for concurrent use.
+func (s *tcpServer) WebSocketURL() string { return "ws://" + s.Addr() + "/ws" }
+func (s *tcpServer) RawSocketURL() string { return "rs://" + s.Addr() }
 
-// Bytes is the number of bytes discarded after the sessions joined.
-func (s *Sink) Bytes() int64 { return s.bytes.Load() }
-
-// Joined is the number of sessions welcomed.
-func (s *Sink) Joined() int64 { return s.joined.Load() }
-
-// Close stops listening and closes every connection.
-func (s *Sink) Close() error {
+// Close stops listening, closes every connection and waits for their goroutines. Safe
+// for concurrent use.
+func (s *tcpServer) Close() error {
 	err := s.ln.Close()
 	s.mu.Lock()
 	s.closed = true
@@ -70,7 +87,7 @@ func (s *Sink) Close() error {
 	return err
 }
 
-func (s *Sink) accept() {
+func (s *tcpServer) accept() {
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -103,45 +120,56 @@ type sinkConn struct {
 	buf []byte
 }
 
-func (s *Sink) serve(c net.Conn) error {
+// acceptTransport reads the first bytes of c: a RawSocket handshake (0x7F) is answered
+// with the serializer the client asked for; anything else is taken for a WebSocket
+// upgrade (any path) that must offer a WAMP subprotocol (wamp.2.json, ...).
+func acceptTransport(c net.Conn) (*sinkConn, error) {
 	sc := &sinkConn{c: c, br: bufio.NewReaderSize(c, 64<<10)}
 	first, err := sc.br.Peek(1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if first[0] == 0x7F { // RawSocket
 		var hs [4]byte
 		if _, err := io.ReadFull(sc.br, hs[:]); err != nil {
-			return err
+			return nil, err
 		}
 		sc.ser = codec.Serializer(hs[1] & 0x0F)
 		if !sc.ser.Valid() {
 			_, _ = c.Write([]byte{0x7F, 0x10, 0, 0}) // serializer unsupported
-			return errors.New("sink: unsupported serializer")
+			return nil, errors.New("loadgen: unsupported RawSocket serializer")
 		}
 		if _, err := c.Write([]byte{0x7F, 0xF0 | byte(sc.ser), 0, 0}); err != nil {
-			return err
+			return nil, err
 		}
-	} else {
-		sc.ws = true
-		u := ws.Upgrader{Protocol: func(p []byte) bool {
-			for _, ser := range codec.Serializers() {
-				if string(p) == "wamp.2."+ser.String() {
-					sc.ser = ser
-					return true
-				}
+		return sc, nil
+	}
+	sc.ws = true
+	u := ws.Upgrader{Protocol: func(p []byte) bool {
+		for _, ser := range codec.Serializers() {
+			if string(p) == "wamp.2."+ser.String() {
+				sc.ser = ser
+				return true
 			}
-			return false
-		}}
-		if _, err := u.Upgrade(struct {
-			io.Reader
-			io.Writer
-		}{sc.br, c}); err != nil {
-			return err
 		}
-		if sc.ser == 0 {
-			return errors.New("sink: no WAMP subprotocol")
-		}
+		return false
+	}}
+	if _, err := u.Upgrade(struct {
+		io.Reader
+		io.Writer
+	}{sc.br, c}); err != nil {
+		return nil, err
+	}
+	if sc.ser == 0 {
+		return nil, errors.New("loadgen: no WAMP subprotocol offered")
+	}
+	return sc, nil
+}
+
+func (s *Sink) serve(c net.Conn) error {
+	sc, err := acceptTransport(c)
+	if err != nil {
+		return err
 	}
 	if err := s.handshake(sc); err != nil {
 		return err

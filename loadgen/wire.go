@@ -47,10 +47,12 @@ type authConfig struct {
 	authID string
 	ticket string
 	tls    *tls.Config
+	// transportOnly: the transport handshake and no WAMP session (the echo scenario).
+	transportOnly bool
 }
 
 func (o *Options) auth() authConfig {
-	return authConfig{realm: o.Realm, authID: o.AuthID, ticket: o.Ticket, tls: o.TLS}
+	return authConfig{realm: o.Realm, authID: o.AuthID, ticket: o.Ticket, tls: o.TLS, transportOnly: o.transportOnly}
 }
 
 // helloDetails is the HELLO details dict for a.
@@ -114,7 +116,8 @@ func isWebSocket(rawURL string) (bool, error) {
 	return false, fmt.Errorf("loadgen: unsupported URL scheme %q (ws, wss, rs, rss, tcp, tcps, rs+unix)", u.Scheme)
 }
 
-// dialSession connects to rawURL and joins the realm by hand. ctx bounds the handshake.
+// dialSession connects to rawURL and joins the realm by hand (a.transportOnly: does not
+// join). ctx bounds the handshake.
 func dialSession(ctx context.Context, rawURL string, ser codec.Serializer, a authConfig) (*wconn, error) {
 	isWS, err := isWebSocket(rawURL)
 	if err != nil {
@@ -127,6 +130,9 @@ func dialSession(ctx context.Context, rawURL string, ser codec.Serializer, a aut
 	c := &wconn{t: t, ser: ser, ws: isWS, kick: make(chan struct{}, 1), done: make(chan struct{}),
 		mask: rand.Uint64() | 1}
 	c.space.L = &c.mu
+	if a.transportOnly {
+		return c, nil
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = t.SetReadDeadline(dl)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,17 +21,28 @@ const benchUsage = `Usage:
   switchyard bench run [SCENARIO ...|all] [flags]   run scenarios against a fresh router each
   switchyard bench list                             list the scenarios
   switchyard bench report DIR                       re-render DIR/results.md and chart.svg from DIR/results.json
+  switchyard bench floor DIR                        issue #15's table from DIR/base/*/ and DIR/head/*/results.json
+  switchyard bench floor --runs                     the bench run invocations of one round of that table
 
 bench run starts "switchyard start" as a separate process on a free loopback port for each
 scenario (so that router CPU and RSS are its own), drives it with loadgen, stops it with
 SIGTERM, and writes results.json, results.md and chart.svg into --out. With --target, every
 scenario also runs against that router and the report shows switchyard/target ratios.
+The echo scenarios (echo-1) are rpc's baseline: they start this binary's plain echo server
+("switchyard loadgen sink --echo", whatever --router-bin is) instead of a router, and run
+on it alone (not on --target or --cluster); "bench run rpc-1 echo-1" reads a call round
+trip against one WebSocket round trip, same client, same minutes.
 
 With --cluster, every scenario also runs, right after the single node, on a fresh local
 cluster: "switchyard init --cluster" files (2 proxies, 3 routers) moved to free loopback
 ports, each node its own "switchyard router" or "switchyard proxy" process. loadgen
 spreads its sessions over both proxies and sums the CPU and RSS of all five processes;
 the report adds a cluster table with cluster/single ratios (CPU per message, msgs/s).
+
+bench floor prints issue #15's table (router CPU per operation, ops/s, p50, p99: base →
+head and head/base of the medians over rounds; rpc-1's p50 / echo-1's p50 of the same
+run) from the rounds bench/ab-floor.sh runs: per round, row and side, "bench run NAMES
+--router-bin BASE|HEAD --out DIR/base|head/ROUND-ROW".
 
 Flags of bench run:
 `
@@ -40,14 +52,14 @@ func runBench(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, benchUsage)
 		benchRunFlags(new(benchRunOpts)).PrintDefaults()
-		return errors.New("bench: run, list or report")
+		return errors.New("bench: run, list, report or floor")
 	}
 	switch args[0] {
 	case "run":
 		return benchRun(args[1:])
 	case "list":
 		for _, s := range bench.Scenarios() {
-			fmt.Printf("%-11s %-8s %s\n", s.Name, s.Kind, s.About())
+			fmt.Printf("%-15s %-8s %s\n", s.Name, s.Kind, s.About())
 		}
 		return nil
 	case "report":
@@ -63,12 +75,38 @@ func runBench(args []string) error {
 		}
 		fmt.Printf("wrote %s and %s\n", filepath.Join(args[1], "results.md"), filepath.Join(args[1], "chart.svg"))
 		return nil
+	case "floor":
+		return benchFloor(args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stderr, benchUsage)
 		benchRunFlags(new(benchRunOpts)).PrintDefaults()
 		return nil
 	}
-	return fmt.Errorf("bench: unknown subcommand %q (run, list, report)", args[0])
+	return fmt.Errorf("bench: unknown subcommand %q (run, list, report, floor)", args[0])
+}
+
+// benchFloor runs `switchyard bench floor DIR|--runs`.
+func benchFloor(args []string) error {
+	if len(args) != 1 {
+		return errors.New("bench floor: want a directory (DIR/base/*/results.json, DIR/head/*/results.json) or --runs")
+	}
+	if args[0] == "--runs" {
+		for _, names := range bench.FloorRuns() {
+			fmt.Println(strings.Join(names, " "))
+		}
+		return nil
+	}
+	base, head, err := bench.ReadFloorDir(args[0])
+	if err != nil {
+		return err
+	}
+	if len(base) == 0 && len(head) == 0 {
+		return fmt.Errorf("bench floor: no results.json under %s/base or %s/head", args[0], args[0])
+	}
+	fmt.Printf("issue #15 table: %d base and %d head bench runs; medians over the rounds, head/base of the medians\n"+
+		"(router CPU per op: below 1 is better; p50 / echo p50 of the same round: the goal is at most 3)\n\n", len(base), len(head))
+	bench.WriteFloorTable(os.Stdout, base, head)
+	return nil
 }
 
 type benchRunOpts struct {
@@ -149,12 +187,17 @@ func benchRun(args []string) error {
 		Target: o.target, TargetPID: o.targetPID, OutDir: o.out, Log: os.Stderr}
 	if o.inProcess {
 		cfg.Router, cfg.RouterName = &bench.InProcess{Ports: ports}, "in-process (node.Start)"
+		cfg.Echo = &bench.InProcessEcho{Ports: ports}
 	} else {
+		// The echo baseline is this binary's echo server whatever --router-bin is.
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: this binary's path: %w", err)
+		}
+		cfg.Echo = &bench.EchoSubprocess{Bin: self, Ports: ports}
 		bin := o.routerBin
 		if bin == "" {
-			if bin, err = os.Executable(); err != nil {
-				return fmt.Errorf("bench: this binary's path: %w (use --router-bin)", err)
-			}
+			bin = self
 		}
 		cfg.Router, cfg.RouterName = &bench.Subprocess{Bin: bin, Ports: ports}, "subprocess `switchyard start`"
 		if o.cluster {

@@ -35,11 +35,21 @@ Scenarios:
   mixed     pubsub and rpc at once on the same router, each with its own sessions
             (--publishers/--subscribers/--topics and --callers/--callees/--inflight);
             --rate is split evenly; both shares are reported
+  echo      rpc's baseline, against "sink --echo" (no router, no WAMP session): --callers
+            connections keep --inflight messages each, every message the CALL rpc sends
+            with the same --size, echoed back unchanged (msgs/s, round trip, and the echo
+            server's CPU per message with --router-pid); read an rpc run's p50 against it
   sink      not a load: a no-op router (accepts ws and rs on --listen, answers HELLO with
             WELCOME, discards the rest) to measure loadgen's own ceiling; its flags:
               --listen ADDR   address to accept WebSocket (any path) and RawSocket on
                               (default 127.0.0.1:9999)
               --ticket T      require ticket authentication with this ticket
+              --echo          instead a plain echo server for the echo scenario: every
+                              WebSocket (or RawSocket) message written back unchanged, no
+                              WAMP. A goroutine per connection on net.Conn with gobwas/ws,
+                              the design most Go WebSocket servers have; replies are
+                              buffered and written once per read batch (one read and one
+                              write per message at one in flight)
 
 URLs: ws://, wss:// (WebSocket); rs://, rss://, tcp://, tcps:// (RawSocket over TCP);
 rs+unix:///path/to.sock (RawSocket on a Unix socket, e.g. a unix listener of switchyard).
@@ -63,6 +73,7 @@ Examples:
   switchyard loadgen mixed --subscribers 10 --callers 8 --duration 30s --warmup 5s --json
   switchyard loadgen pubsub --url wss://router.example/ws --realm prod --authid bench --ticket SECRET
   switchyard loadgen sink --listen 127.0.0.1:9999 &   switchyard loadgen pubsub --url rs://127.0.0.1:9999 --subscribers 0
+  switchyard loadgen sink --echo --listen 127.0.0.1:9998 &   switchyard loadgen echo --url ws://127.0.0.1:9998/ws --router-pid $!
 
 Flags:
 `
@@ -167,9 +178,9 @@ func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags, tf *tls
 	fs.IntVar(&o.Subscribers, "subscribers", 1, "pubsub, mixed: subscribing sessions (subscriber i on topic i%topics); 0 = publish only")
 	fs.IntVar(&o.Topics, "topics", 1, "pubsub, mixed: topics, published to round-robin")
 	fs.BoolVar(&o.Ack, "ack", false, "pubsub, mixed: publish with acknowledge=true and count PUBLISHED replies")
-	fs.IntVar(&o.Callers, "callers", 1, "rpc, mixed: calling sessions")
+	fs.IntVar(&o.Callers, "callers", 1, "rpc, mixed: calling sessions; echo: connections")
 	fs.IntVar(&o.Callees, "callees", 1, "rpc, mixed: callee sessions, one echo procedure each")
-	fs.IntVar(&o.Inflight, "inflight", 1, "rpc, mixed: calls in flight per caller")
+	fs.IntVar(&o.Inflight, "inflight", 1, "rpc, mixed: calls in flight per caller; echo: messages in flight per connection")
 	fs.IntVar(&o.Sessions, "sessions", 1000, "connect: idle sessions to join")
 	fs.IntVar(&o.Concurrency, "concurrency", loadgen.DefaultConcurrency, "connect: joining workers (also how many sessions the other scenarios join at once)")
 	fs.IntVar(&o.Size, "size", loadgen.DefaultSize, "encoded args payload in bytes (carries the send time)")
@@ -239,16 +250,24 @@ func (f pidsFlag) Set(v string) error {
 	return nil
 }
 
-// runSink runs `switchyard loadgen sink`: a no-op router until SIGINT/SIGTERM.
+// runSink runs `switchyard loadgen sink`: a no-op router (--echo: an echo server) until
+// SIGINT/SIGTERM.
 func runSink(args []string) error {
 	fs := flag.NewFlagSet("loadgen sink", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9999", "address to accept WebSocket (any path) and RawSocket on")
 	ticket := fs.String("ticket", "", "require ticket authentication with this ticket")
+	echo := fs.Bool("echo", false, "a plain echo server (every message written back, no WAMP) for the echo scenario")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	if *echo {
+		if *ticket != "" {
+			return errors.New("loadgen sink: --echo has no WAMP session to authenticate (no --ticket)")
+		}
+		return runEchoServer(*listen)
 	}
 	s, err := loadgen.StartSink(*listen, *ticket)
 	if err != nil {
@@ -259,5 +278,19 @@ func runSink(args []string) error {
 	defer stop()
 	<-ctx.Done()
 	fmt.Fprintf(os.Stderr, "switchyard: loadgen sink: %d sessions, %d bytes discarded\n", s.Joined(), s.Bytes())
+	return s.Close()
+}
+
+// runEchoServer runs `switchyard loadgen sink --echo` until SIGINT/SIGTERM.
+func runEchoServer(listen string) error {
+	s, err := loadgen.StartEchoServer(listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "switchyard: loadgen echo server on %s and %s (pid %d)\n", s.WebSocketURL(), s.RawSocketURL(), os.Getpid())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	fmt.Fprintf(os.Stderr, "switchyard: loadgen echo server: %d connections, %d messages echoed\n", s.Conns(), s.Messages())
 	return s.Close()
 }
