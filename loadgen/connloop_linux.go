@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,7 +66,19 @@ type joinTarget struct {
 	req    []byte        // upgrade request (key at keyAt), or the RawSocket handshake
 	keyAt  int
 	proto  string
+	// srcs: for an IPv4 loopback target, the source addresses the sessions are spread
+	// over (see loopbackSources); nil: the kernel picks.
+	srcs []unix.SockaddrInet4
 }
+
+// loopbackSources is how many 127.0.0.x source addresses the sessions to an IPv4
+// loopback URL are spread over. With one source address, the kernel's choice of an
+// ephemeral port for each connect walks the ports already connected to the same
+// ip:port (__inet_hash_connect, __inet_check_established), and once the ~14k even ports
+// connect tries first are taken, every connect walks all of them: at 15,000 sessions
+// that was a third of loadgen's CPU per join. Many clients have many addresses; 16
+// addresses keep each one's connections far below that.
+const loopbackSources = 16
 
 func newJoinTarget(rawURL string, ser codec.Serializer) (*joinTarget, error) {
 	u, err := url.Parse(rawURL)
@@ -105,6 +120,11 @@ func newJoinTarget(rawURL string, ser codec.Serializer) (*joinTarget, error) {
 		sa := &unix.SockaddrInet4{Port: a.Port}
 		copy(sa.Addr[:], ip4)
 		t.family, t.sa = unix.AF_INET, sa
+		if ip4.IsLoopback() {
+			for k := range loopbackSources {
+				t.srcs = append(t.srcs, unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(1 + k)}})
+			}
+		}
 	} else {
 		sa := &unix.SockaddrInet6{Port: a.Port}
 		copy(sa.Addr[:], a.IP.To16())
@@ -251,9 +271,16 @@ type connLoop struct {
 	r         *loopRun
 	id        int
 	ep        int
+	epf       *os.File        // ep, for the runtime's netpoller
+	rc        syscall.RawConn // epf's
+	pollFn    func(uintptr) bool
+	polled    int   // pollFn's result
+	pollErr   error // pollFn's error
+	deadline  bool  // epf has a read deadline set
 	wakeFD    int
-	sas       []unix.Sockaddr
-	limit     int // joins in flight at most
+	sas       []unix.Sockaddr        // per target: its address (Connect writes into it)
+	srcs      [][]unix.SockaddrInet4 // per target: its source addresses (Bind writes into them)
+	limit     int                    // joins in flight at most
 	inflight  int
 	head      int32 // in-flight list, oldest first
 	tail      int32
@@ -279,13 +306,30 @@ func newConnLoop(r *loopRun, id, n int) (*connLoop, error) {
 	}
 	for _, t := range r.targets {
 		l.sas = append(l.sas, t.sockaddr())
+		l.srcs = append(l.srcs, slices.Clone(t.srcs))
 	}
 	var err error
 	if l.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("loadgen: epoll_create: %w", err)
 	}
-	if l.wakeFD, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+	// The epoll fd is readable while it has events: the loop parks in the runtime's
+	// netpoller on it (os.File on a non-blocking fd) instead of blocking a thread in
+	// epoll_wait.
+	if err := unix.SetNonblock(l.ep, true); err != nil {
 		unix.Close(l.ep)
+		return nil, fmt.Errorf("loadgen: epoll fd: %w", err)
+	}
+	l.epf = os.NewFile(uintptr(l.ep), "loadgen-epoll")
+	if l.rc, err = l.epf.SyscallConn(); err != nil {
+		l.epf.Close()
+		return nil, fmt.Errorf("loadgen: epoll fd: %w", err)
+	}
+	l.pollFn = func(uintptr) bool {
+		l.polled, l.pollErr = l.poll()
+		return l.polled > 0 || l.pollErr != nil
+	}
+	if l.wakeFD, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		l.epf.Close()
 		return nil, fmt.Errorf("loadgen: eventfd: %w", err)
 	}
 	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
@@ -298,7 +342,39 @@ func newConnLoop(r *loopRun, id, n int) (*connLoop, error) {
 
 func (l *connLoop) closeFDs() {
 	unix.Close(l.wakeFD)
-	unix.Close(l.ep)
+	l.epf.Close()
+}
+
+// poll returns the ready events without waiting.
+func (l *connLoop) poll() (int, error) {
+	for {
+		n, err := unix.EpollWait(l.ep, l.events, 0)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// wait returns the ready events, waiting for them at most d (d < 0: until one comes)
+// parked in the runtime's netpoller: no thread blocks, and the deadline (a runtime
+// timer) is as precise as Go's timers, which the pacing of --rate needs.
+func (l *connLoop) wait(d time.Duration) (int, error) {
+	if n, err := l.poll(); n > 0 || err != nil || d == 0 {
+		return n, err
+	}
+	switch {
+	case d > 0:
+		_ = l.epf.SetReadDeadline(time.Now().Add(d))
+		l.deadline = true
+	case l.deadline:
+		_ = l.epf.SetReadDeadline(time.Time{})
+		l.deadline = false
+	}
+	l.polled, l.pollErr = 0, nil
+	if err := l.rc.Read(l.pollFn); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, err
+	}
+	return l.polled, l.pollErr
 }
 
 func (l *connLoop) now() int64 { return int64(time.Since(l.r.epoch)) }
@@ -318,7 +394,7 @@ func (l *connLoop) run() {
 			}
 			return
 		}
-		timeout := -1
+		timeout := time.Duration(-1)
 		if l.joining {
 			if r.stop.Load() {
 				l.abortInflight()
@@ -339,15 +415,10 @@ func (l *connLoop) run() {
 					wait = max(expiry, 0)
 				}
 			}
-			if wait >= 0 {
-				timeout = int((wait + time.Millisecond - 1) / time.Millisecond)
-			}
+			timeout = wait
 		}
-		n, err := unix.EpollWait(l.ep, l.events, timeout)
+		n, err := l.wait(timeout)
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
 			l.r.errs.add(fmt.Errorf("loadgen: epoll_wait: %w", err))
 			l.r.stop.Store(true)
 			continue
@@ -409,8 +480,15 @@ func (l *connLoop) start(i int32, now int64) {
 		return
 	}
 	c.fd = int32(fd)
-	if t.family != unix.AF_UNIX {
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	// No TCP_NODELAY: a join is request/response, each send goes when the previous one
+	// was acknowledged by the reply, so Nagle never holds one back (and it saves a call).
+	if srcs := l.srcs[k]; len(srcs) > 0 {
+		// The port is chosen by connect, for the whole 4-tuple (IP_BIND_ADDRESS_NO_PORT).
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		if err := unix.Bind(fd, &srcs[int(i)%len(srcs)]); err != nil {
+			l.fail(i, fmt.Errorf("bind: %w", err))
+			return
+		}
 	}
 	connected := false
 	switch err := unix.Connect(fd, l.sas[k]); err {
@@ -426,25 +504,41 @@ func (l *connLoop) start(i int32, now int64) {
 		l.fail(i, fmt.Errorf("epoll_ctl: %w", err))
 		return
 	}
-	if connected {
-		l.connected(i)
-	}
+	l.sendHandshake(i, !connected)
 }
 
-// connected sends the transport handshake.
-func (l *connLoop) connected(i int32) {
+// sendHandshake sends the transport handshake: the upgrade request with a fresh key, or
+// the RawSocket handshake. early: connect has not reported completion yet. On loopback
+// the TCP handshake is usually over when connect returns, so the request goes at once
+// (one wake-up per join saved); a socket still connecting takes nothing (EAGAIN) and the
+// request waits for the writable edge.
+func (l *connLoop) sendHandshake(i int32, early bool) {
 	c := &l.r.conns[i]
 	t := l.r.targets[c.target]
-	if !t.ws {
-		c.state = jsRSReply
-		l.write(i, t.req)
+	req, next := t.req, jsRSReply
+	if t.ws {
+		newWSKey(&c.key, &l.mask)
+		l.wbuf = append(l.wbuf[:0], t.req...)
+		copy(l.wbuf[t.keyAt:], c.key[:])
+		req, next = l.wbuf, jsUpgrade
+	}
+	if !early {
+		c.state = next
+		l.write(i, req)
 		return
 	}
-	c.state = jsUpgrade
-	newWSKey(&c.key, &l.mask)
-	l.wbuf = append(l.wbuf[:0], t.req...)
-	copy(l.wbuf[t.keyAt:], c.key[:])
-	l.write(i, l.wbuf)
+	n, err := unix.Write(int(c.fd), req)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return
+	case err != nil:
+		l.fail(i, fmt.Errorf("connect: %w", err))
+		return
+	}
+	c.state = next
+	if n < len(req) {
+		c.out = append(c.out[:0], req[n:]...)
+	}
 }
 
 // sendMsg frames and sends one WAMP message.
@@ -519,7 +613,7 @@ func (l *connLoop) event(i int32, ev uint32) {
 		if ev&unix.EPOLLOUT == 0 {
 			return
 		}
-		l.connected(i)
+		l.sendHandshake(i, false)
 		if c.state == jsDone {
 			return
 		}
