@@ -5,19 +5,13 @@ package loadgen
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
 )
 
@@ -26,9 +20,10 @@ import (
 // them, with no goroutine, channel or timer per session. A join on a loop is a state
 // machine driven by edge-triggered readiness:
 //
-//	socket + non-blocking connect -> writable: send the upgrade request (WebSocket) or
-//	the 4-byte handshake (RawSocket) -> its reply: send HELLO -> CHALLENGE: send
-//	AUTHENTICATE -> WELCOME: joined (latency recorded), held idle.
+//	socket + non-blocking connect -> at once (or on the writable edge if the socket is
+//	still connecting): send the upgrade request (WebSocket) or the 4-byte handshake
+//	(RawSocket) -> its reply: send HELLO -> CHALLENGE: send AUTHENTICATE -> WELCOME:
+//	joined (latency recorded), held idle.
 //
 // Everything a join sends is pre-encoded once per run (HELLO, AUTHENTICATE, the upgrade
 // request with the key patched in per connection); a read goes to the loop's buffer and
@@ -57,98 +52,6 @@ const (
 var stateNames = [...]string{"not started", "connect", "upgrade reply", "RawSocket handshake reply",
 	"WELCOME", "WELCOME after AUTHENTICATE", "", ""}
 
-// joinTarget is one --url as the loops dial it.
-type joinTarget struct {
-	url    string
-	ws     bool
-	family int
-	sa     unix.Sockaddr // each loop has its own copy (Connect writes into it)
-	req    []byte        // upgrade request (key at keyAt), or the RawSocket handshake
-	keyAt  int
-	proto  string
-	// srcs: for an IPv4 loopback target, the source addresses the sessions are spread
-	// over (see loopbackSources); nil: the kernel picks.
-	srcs []unix.SockaddrInet4
-}
-
-// loopbackSources is how many 127.0.0.x source addresses the sessions to an IPv4
-// loopback URL are spread over. With one source address, the kernel's choice of an
-// ephemeral port for each connect walks the ports already connected to the same
-// ip:port (__inet_hash_connect, __inet_check_established), and once the ~14k even ports
-// connect tries first are taken, every connect walks all of them: at 15,000 sessions
-// that was a third of loadgen's CPU per join. Many clients have many addresses; 16
-// addresses keep each one's connections far below that.
-const loopbackSources = 16
-
-func newJoinTarget(rawURL string, ser codec.Serializer) (*joinTarget, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: bad URL: %w", err)
-	}
-	t := &joinTarget{url: rawURL}
-	switch u.Scheme {
-	case "ws":
-		t.ws = true
-		t.proto = client.Subprotocol(ser, false)
-		if t.req, t.keyAt, err = upgradeRequest(rawURL, t.proto); err != nil {
-			return nil, err
-		}
-	case "rs", "tcp", "rs+unix":
-		t.req = rsHello(ser)
-	default:
-		return nil, fmt.Errorf("loadgen: the connect event loops do not speak %q", u.Scheme)
-	}
-	if u.Scheme == "rs+unix" {
-		if u.Path == "" {
-			return nil, fmt.Errorf("loadgen: URL %q needs a socket path", rawURL)
-		}
-		t.family, t.sa = unix.AF_UNIX, &unix.SockaddrUnix{Name: u.Path}
-		return t, nil
-	}
-	host := u.Host
-	if u.Port() == "" {
-		if !t.ws {
-			return nil, fmt.Errorf("loadgen: URL %q needs a port", rawURL)
-		}
-		host = net.JoinHostPort(u.Hostname(), "80")
-	}
-	a, err := net.ResolveTCPAddr("tcp", host)
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: resolving %s: %w", rawURL, err)
-	}
-	if ip4 := a.IP.To4(); ip4 != nil {
-		sa := &unix.SockaddrInet4{Port: a.Port}
-		copy(sa.Addr[:], ip4)
-		t.family, t.sa = unix.AF_INET, sa
-		if ip4.IsLoopback() {
-			for k := range loopbackSources {
-				t.srcs = append(t.srcs, unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(1 + k)}})
-			}
-		}
-	} else {
-		sa := &unix.SockaddrInet6{Port: a.Port}
-		copy(sa.Addr[:], a.IP.To16())
-		t.family, t.sa = unix.AF_INET6, sa
-	}
-	return t, nil
-}
-
-// sockaddr returns a copy of t's address for one loop.
-func (t *joinTarget) sockaddr() unix.Sockaddr {
-	switch sa := t.sa.(type) {
-	case *unix.SockaddrInet4:
-		c := *sa
-		return &c
-	case *unix.SockaddrInet6:
-		c := *sa
-		return &c
-	case *unix.SockaddrUnix:
-		c := *sa
-		return &c
-	}
-	return t.sa
-}
-
 // jconn is one session of a loop run. Owned by the loop that started it.
 type jconn struct {
 	fd         int32
@@ -160,110 +63,6 @@ type jconn struct {
 	key        [wsKeyLen]byte
 	in         []byte // an incomplete frame carried over to the next read
 	out        []byte // bytes the socket did not take yet
-}
-
-// loopRun is the state the loops of one connect run share.
-type loopRun struct {
-	o       *Options
-	targets []*joinTarget
-	base    int
-	ser     codec.Serializer
-	cdc     codec.Codec
-	auth    authConfig
-	hello   []byte // encoded HELLO
-	authMsg []byte // encoded AUTHENTICATE with the ticket; nil without --ticket
-	epoch   time.Time
-	conns   []jconn
-
-	next             atomic.Int64 // next session index to start
-	stop             atomic.Bool  // the run's context ended: stop, count no more errors
-	closing          atomic.Bool  // the hold is over: close everything
-	attempts, joined *atomic.Int64
-	errs             *errorLog
-
-	loops  []*connLoop
-	joinWG sync.WaitGroup // one per loop: its joins all ended
-	doneWG sync.WaitGroup // one per loop: it closed its sessions and exited
-}
-
-// loopJoiner joins on event loops.
-type loopJoiner struct{ r *loopRun }
-
-// newLoopJoiner prepares a run on event loops (resolving the URLs, encoding HELLO); no
-// socket is opened yet.
-func newLoopJoiner(o *Options, base int, attempts, joined *atomic.Int64, errs *errorLog) (joiner, error) {
-	r := &loopRun{o: o, base: base, ser: o.Serializer, cdc: codec.For(o.Serializer), auth: o.auth(),
-		conns: make([]jconn, o.Sessions), attempts: attempts, joined: joined, errs: errs}
-	for _, u := range o.URLs {
-		t, err := newJoinTarget(u, o.Serializer)
-		if err != nil {
-			return nil, err
-		}
-		r.targets = append(r.targets, t)
-	}
-	var err error
-	r.hello, err = r.cdc.Append(nil, &codec.Message{Type: codec.HELLO, URI: []byte(r.auth.realm), DictAny: r.auth.helloDetails()})
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: encoding HELLO: %w", err)
-	}
-	if r.auth.ticket != "" {
-		r.authMsg, err = r.cdc.Append(nil, &codec.Message{Type: codec.AUTHENTICATE, URI: []byte(r.auth.ticket), DictAny: map[string]any{}})
-		if err != nil {
-			return nil, fmt.Errorf("loadgen: encoding AUTHENTICATE: %w", err)
-		}
-	}
-	n := max(1, min(runtime.GOMAXPROCS(0), o.Concurrency, o.Sessions))
-	for k := range n {
-		l, err := newConnLoop(r, k, n)
-		if err != nil {
-			for _, l := range r.loops {
-				l.closeFDs()
-			}
-			return nil, err
-		}
-		r.loops = append(r.loops, l)
-	}
-	return loopJoiner{r}, nil
-}
-
-// join starts the loops at start and waits until every join ended (or the run stopped).
-func (j loopJoiner) join(start time.Time) *histogram {
-	r := j.r
-	r.epoch = start
-	r.joinWG.Add(len(r.loops))
-	r.doneWG.Add(len(r.loops))
-	for _, l := range r.loops {
-		l.pace = newPacer(r.o.Rate, len(r.loops), l.id, start)
-		go l.run()
-	}
-	r.joinWG.Wait()
-	h := newHistogram()
-	for _, l := range r.loops {
-		h.Merge(l.hist)
-	}
-	return h
-}
-
-// wake interrupts every loop's epoll_wait (stop or closing changed).
-func (r *loopRun) wake() {
-	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
-	for _, l := range r.loops {
-		_, _ = unix.Write(l.wakeFD, one)
-	}
-}
-
-// close ends the hold: the loops close every session and exit. The sessions that ended
-// during the hold were counted in errs as they ended.
-func (j loopJoiner) close() {
-	j.r.closing.Store(true)
-	j.r.wake()
-	j.r.doneWG.Wait()
-}
-
-// stopped is called when the run's context ended.
-func (j loopJoiner) stopped() {
-	j.r.stop.Store(true)
-	j.r.wake()
 }
 
 // connLoop is one event loop. Its fields are owned by its goroutine.
@@ -335,15 +134,15 @@ func newConnLoop(r *loopRun, id, n int) (*connLoop, error) {
 	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
 	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, l.wakeFD, &l.ev); err != nil {
 		l.closeFDs()
+		unix.Close(l.wakeFD)
 		return nil, fmt.Errorf("loadgen: epoll_ctl: %w", err)
 	}
 	return l, nil
 }
 
-func (l *connLoop) closeFDs() {
-	unix.Close(l.wakeFD)
-	l.epf.Close()
-}
+// closeFDs closes the epoll fd (the loop, on exit); the eventfd is closed by
+// loopJoiner.close.
+func (l *connLoop) closeFDs() { l.epf.Close() }
 
 // poll returns the ready events without waiting.
 func (l *connLoop) poll() (int, error) {
