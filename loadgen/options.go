@@ -3,8 +3,9 @@
 //
 // A Scenario is one kind of load (pubsub, rpc, connect, mixed); Run looks one up by name
 // and runs it with Options, returning a Result that prints as a table (Format) or as
-// JSON. The connect scenario uses client.Session; the load paths drive client.Transport
-// by hand with batched writes (see wire.go) so that loadgen is not the bottleneck.
+// JSON. The connect scenario joins on a few epoll event loops (connloop_linux.go); the
+// load paths drive client.Transport by hand with batched writes (see wire.go) so that
+// loadgen is not the bottleneck.
 package loadgen
 
 import (
@@ -46,7 +47,7 @@ type Options struct {
 	Inflight int // --inflight: calls in flight per caller (rpc, mixed)
 
 	Sessions    int // --sessions (connect): idle sessions to join and hold
-	Concurrency int // --concurrency (connect): joining workers
+	Concurrency int // --concurrency (connect): joins in flight at most
 
 	Size int // --size: encoded size of the args payload in bytes (carries an 8-byte send time)
 

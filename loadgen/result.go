@@ -55,7 +55,7 @@ type Result struct {
 	MBPerSec           float64 `json:"mb_per_sec"`             // payload (args) megabytes (1e6) delivered per second
 	SentPerSec         float64 `json:"sent_per_sec"`           // Sent per second of the window
 	SentMBPerSec       float64 `json:"sent_mb_per_sec"`        // payload megabytes sent per second
-	LoadgenCPUPerMsgUs float64 `json:"loadgen_cpu_per_msg_us"` // loadgen CPU us per message sent + delivered
+	LoadgenCPUPerMsgUs float64 `json:"loadgen_cpu_per_msg_us"` // loadgen CPU us per message sent + delivered (connect: per join)
 
 	// Frames and Writes: messages loadgen queued on its load connections in the window,
 	// and the write syscalls that carried them (pubsub, rpc, mixed).
@@ -201,7 +201,11 @@ func (r *Result) Format(w io.Writer) error {
 	}
 	lg := fmt.Sprintf("%.2f s (%.0f%% of a core)", r.LoadgenCPUSeconds, pct(r.LoadgenCPUSeconds, r.Elapsed))
 	if r.LoadgenCPUPerMsgUs > 0 {
-		lg += fmt.Sprintf(", %.2f us per message sent or received", r.LoadgenCPUPerMsgUs)
+		per := "message sent or received"
+		if r.Scenario == "connect" {
+			per = "join"
+		}
+		lg += fmt.Sprintf(", %.2f us per %s", r.LoadgenCPUPerMsgUs, per)
 	}
 	row("loadgen cpu", "%s", lg)
 	if r.Writes > 0 {

@@ -302,15 +302,38 @@ func (c *wconn) send(msg []byte) error {
 // appendFrame appends msg as one RawSocket message frame or one masked WebSocket data
 // frame (text for JSON, binary otherwise).
 func (c *wconn) appendFrame(dst, msg []byte) []byte {
-	n := len(msg)
 	if !c.ws {
-		dst = append(dst, 0, byte(n>>16), byte(n>>8), byte(n))
-		return append(dst, msg...)
+		return appendRSFrame(dst, rsFrameMessage, msg)
 	}
-	op := byte(ws.OpBinary)
-	if c.ser == codec.JSON {
-		op = byte(ws.OpText)
+	return appendWSFrame(dst, wsDataOp(c.ser), msg, &c.mask)
+}
+
+// RawSocket frame types (the low 3 bits of a frame's first byte).
+const (
+	rsFrameMessage = 0
+	rsFramePing    = 1
+	rsFramePong    = 2
+)
+
+// appendRSFrame appends one RawSocket frame of type typ carrying p.
+func appendRSFrame(dst []byte, typ byte, p []byte) []byte {
+	n := len(p)
+	dst = append(dst, typ, byte(n>>16), byte(n>>8), byte(n))
+	return append(dst, p...)
+}
+
+// wsDataOp is the WebSocket opcode of WAMP messages: text for JSON, binary otherwise.
+func wsDataOp(ser codec.Serializer) byte {
+	if ser == codec.JSON {
+		return byte(ws.OpText)
 	}
+	return byte(ws.OpBinary)
+}
+
+// appendWSFrame appends p as one masked client WebSocket frame (FIN set) of opcode op;
+// mask is the xorshift state (non-zero) the frame's mask is drawn from.
+func appendWSFrame(dst []byte, op byte, p []byte, mask *uint64) []byte {
+	n := len(p)
 	dst = append(dst, 0x80|op)
 	switch {
 	case n < 126:
@@ -321,17 +344,23 @@ func (c *wconn) appendFrame(dst, msg []byte) []byte {
 		dst = append(dst, 0x80|127, 0, 0, 0, byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	// A fresh mask per frame (RFC 6455 5.3); xorshift is enough for a load generator.
-	x := c.mask
+	x := xorshift(mask)
+	m := [4]byte{byte(x), byte(x >> 8), byte(x >> 16), byte(x >> 24)}
+	dst = append(dst, m[:]...)
+	start := len(dst)
+	dst = append(dst, p...)
+	ws.Cipher(dst[start:], m, 0)
+	return dst
+}
+
+// xorshift advances the xorshift64 state *s (non-zero) and returns the new value.
+func xorshift(s *uint64) uint64 {
+	x := *s
 	x ^= x << 13
 	x ^= x >> 7
 	x ^= x << 17
-	c.mask = x
-	mask := [4]byte{byte(x), byte(x >> 8), byte(x >> 16), byte(x >> 24)}
-	dst = append(dst, mask[:]...)
-	start := len(dst)
-	dst = append(dst, msg...)
-	ws.Cipher(dst[start:], mask, 0)
-	return dst
+	*s = x
+	return x
 }
 
 // writeLoop writes each batch with one syscall.

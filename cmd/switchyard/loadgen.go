@@ -30,8 +30,11 @@ Scenarios:
             --rate 0 publishes as fast as the router delivers without loss; --ack asks for
             PUBLISHED; --subscribers 0 publishes only (router ingest)
   rpc       callers keep --inflight calls each to echo procedures of callees (calls/s, round trip)
-  connect   join --sessions idle sessions at --rate joins/s, hold them --duration, close them
-            (joins/s, join latency, router RSS per session with --router-pid)
+  connect   join --sessions idle sessions at --rate joins/s (at most --concurrency joins in
+            flight), hold them --duration answering pings, close them (joins/s, join latency,
+            loadgen CPU per join, router RSS per session with --router-pid); the joins run on
+            a few epoll event loops (Linux; no goroutine per session); wss://, rss://, tcps://
+            URLs (the loops do not speak TLS) and other platforms use a client session per join
   mixed     pubsub and rpc at once on the same router, each with its own sessions
             (--publishers/--subscribers/--topics and --callers/--callees/--inflight);
             --rate is split evenly; both shares are reported
@@ -182,7 +185,7 @@ func loadgenFlags(o *loadgen.Options, ser *string, prof *profiles.Flags, tf *tls
 	fs.IntVar(&o.Callees, "callees", 1, "rpc, mixed: callee sessions, one echo procedure each")
 	fs.IntVar(&o.Inflight, "inflight", 1, "rpc, mixed: calls in flight per caller; echo: messages in flight per connection")
 	fs.IntVar(&o.Sessions, "sessions", 1000, "connect: idle sessions to join")
-	fs.IntVar(&o.Concurrency, "concurrency", loadgen.DefaultConcurrency, "connect: joining workers (also how many sessions the other scenarios join at once)")
+	fs.IntVar(&o.Concurrency, "concurrency", loadgen.DefaultConcurrency, "connect: joins in flight at most (also how many sessions the other scenarios join at once)")
 	fs.IntVar(&o.Size, "size", loadgen.DefaultSize, "encoded args payload in bytes (carries the send time)")
 	fs.Float64Var(&o.Rate, "rate", 0, "total messages (connect: joins) per second; 0 = as fast as possible (pubsub: without loss)")
 	fs.IntVar(&o.Window, "window", loadgen.DefaultWindow, "pubsub with --rate 0: undelivered events (publications x subscribers) allowed in flight; at least 128 publications")
