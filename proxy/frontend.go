@@ -398,13 +398,21 @@ func (f *Frontend) sendAbort(c *netpoll.Conn, st *conn, reason, message string) 
 	c.Close()
 }
 
+// sendBufs are encode buffers for the handshake's messages (Send copies what it queues).
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 func (f *Frontend) send(c *netpoll.Conn, m *codec.Message) {
-	b, err := codec.For(c.Serializer()).Append(nil, m)
+	bp := sendBufs.Get().(*[]byte)
+	b, err := codec.For(c.Serializer()).Append((*bp)[:0], m)
 	if err != nil {
 		f.log.Error("encode failed", "type", m.Type.String(), "err", err)
-		return
+	} else {
+		_ = c.Send(b)
 	}
-	_ = c.Send(b)
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		sendBufs.Put(bp)
+	}
 }
 
 func hasClientRole(roles map[string]any) bool {
