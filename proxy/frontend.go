@@ -6,6 +6,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -367,6 +368,9 @@ func (f *Frontend) welcomed(c *netpoll.Conn, id uint64, realm string, info engin
 	w := codec.Message{Type: codec.WELCOME, Session: id, DictAny: details}
 	f.send(c, &w)
 	c.Established() // the handshake timeout no longer applies
+	if !f.log.Enabled(context.Background(), slog.LevelDebug) {
+		return // the line's arguments (the address as text, a dozen boxed values) cost more than the rest of WELCOME
+	}
 	f.log.Debug("session joined", "session", id, "realm", realm, "authid", info.AuthID,
 		"authmethod", info.AuthMethod, "remote", c.RemoteAddr().String(), "transport", c.Transport(),
 		"serializer", c.Serializer().String())
