@@ -49,7 +49,9 @@ func (rl *Realm) HasSession(id uint64) bool {
 
 // joined publishes wamp.session.on_join for a new session and tells the federation.
 func (rl *Realm) joined(s *Session) {
-	rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
+	if rl.metaWanted(rl.metaPublisher, metaOnJoin) {
+		rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
+	}
 	if f := rl.router.federation(); f != nil {
 		f.SessionChanged(rl, s, true)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"unsafe"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 )
@@ -115,14 +116,10 @@ func (rl *Realm) publishMeta(topic string, args []any) {
 // publishMetaAs is publishMeta from pub: rl.metaPublisher (the event also reaches the
 // other routers of a federation) or rl.metaLocal (this router's subscribers only).
 func (rl *Realm) publishMetaAs(pub *Session, topic string, args []any) {
-	b := rl.broker
-	uri := []byte(topic)
-	if _, ok := b.subs.Get(uri); !ok && b.patterns.Len() == 0 {
-		f := rl.router.federation()
-		if f == nil || pub == rl.metaLocal || !f.RemoteInterest(rl, uri) {
-			return
-		}
+	if !rl.metaWanted(pub, topic) {
+		return
 	}
+	uri := []byte(topic)
 	raw, err := codec.AppendValue(nil, codec.JSON, args)
 	if err != nil {
 		return
@@ -130,6 +127,21 @@ func (rl *Realm) publishMetaAs(pub *Session, topic string, args []any) {
 	sc := getScratch()
 	defer putScratch(sc)
 	pub.publish(&codec.Message{Type: codec.PUBLISH, URI: uri, Args: raw}, sc)
+}
+
+// metaWanted reports whether a meta event on topic from pub (rl.metaPublisher or
+// rl.metaLocal) has anyone to reach: a subscription here (exact, or any pattern) or, for
+// rl.metaPublisher, interest on another router of the federation. Callers on the join
+// and leave paths check it before they build the event's arguments, so that a realm
+// nobody watches pays one lookup per session and allocates nothing for it.
+func (rl *Realm) metaWanted(pub *Session, topic string) bool {
+	b := rl.broker
+	// Get only reads the bytes: a view of the string, not a copy.
+	if _, ok := b.subs.Get(unsafe.Slice(unsafe.StringData(topic), len(topic))); ok || b.patterns.Len() > 0 {
+		return true
+	}
+	f := rl.router.federation()
+	return f != nil && pub != rl.metaLocal && f.RemoteInterest(rl, []byte(topic))
 }
 
 func isMetaURI(u []byte) bool { return bytes.HasPrefix(u, metaPrefix) }

@@ -268,15 +268,51 @@ func RouterRoles() map[string]any {
 	}
 }
 
-// WelcomeDetails returns WELCOME.Details for s: roles plus the authentication facts.
-// Safe for concurrent use.
-func (s *Session) WelcomeDetails() map[string]any { return WelcomeDetails(s.realm.name, s.auth) }
+// routerRoles is RouterRoles built once: every WELCOME.Details shares it, read-only.
+var routerRoles = RouterRoles()
+
+// rolesRaw is routerRoles encoded in each serializer whose dicts can carry an encoded
+// value as it is (codec.Raw); nil for the others (flatbuffers).
+var rolesRaw = func() (raw [codec.NumSerializers]codec.Raw) {
+	for _, s := range codec.Serializers() {
+		if s == codec.Flatbuffers || int(s) >= len(raw) {
+			continue
+		}
+		if b, err := codec.AppendValue(nil, s, routerRoles); err == nil {
+			raw[s] = b
+		}
+	}
+	return raw
+}()
+
+// WelcomeDetails returns WELCOME.Details for s: roles plus the authentication facts,
+// for the session's own serializer (see WelcomeDetailsFor). Safe for concurrent use.
+func (s *Session) WelcomeDetails() map[string]any {
+	return WelcomeDetailsFor(s.ser, s.realm.name, s.auth)
+}
 
 // WelcomeDetails is the WELCOME.Details dict of a session of realm with identity auth:
-// what a proxy sends for a session that joined on a router. Safe for concurrent use.
+// what a proxy sends for a session that joined on a router. The roles value is shared
+// by every call: do not modify it. Safe for concurrent use.
 func WelcomeDetails(realm string, auth AuthInfo) map[string]any {
+	return welcomeDetails(routerRoles, realm, auth)
+}
+
+// WelcomeDetailsFor is WelcomeDetails for a client that speaks ser: where ser allows it
+// the roles (most of a WELCOME) are already encoded (a codec.Raw made once), so that
+// encoding the WELCOME does not walk and sort them again for every join. The result is
+// only for encoding in ser. Safe for concurrent use.
+func WelcomeDetailsFor(ser codec.Serializer, realm string, auth AuthInfo) map[string]any {
+	var roles any = routerRoles
+	if int(ser) < len(rolesRaw) && rolesRaw[ser] != nil {
+		roles = rolesRaw[ser]
+	}
+	return welcomeDetails(roles, realm, auth)
+}
+
+func welcomeDetails(roles any, realm string, auth AuthInfo) map[string]any {
 	d := map[string]any{
-		"roles":        RouterRoles(),
+		"roles":        roles,
 		"realm":        realm,
 		"authid":       auth.AuthID,
 		"authrole":     auth.AuthRole,

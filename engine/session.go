@@ -258,7 +258,9 @@ func (s *Session) leaveRealm() {
 	}
 	if !s.leftMeta.Swap(true) {
 		s.publishTestaments()
-		r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole})
+		if r.metaWanted(r.metaPublisher, metaOnLeave) {
+			r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole})
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,9 @@ const (
 	// capLogEvery bounds the rate of the log lines about refused connections and
 	// failed accepts: one line per cause at most this often, with a count.
 	capLogEvery = 5 * time.Second
+	// TCP keepalive of accepted conns (Go's defaults for them): first probe after
+	// keepAliveIdle seconds idle, then every keepAliveInterval, keepAliveCount probes.
+	keepAliveIdle, keepAliveInterval, keepAliveCount = 15, 15, 9
 	// acceptBackoffMax is the longest pause between accept attempts after errors.
 	acceptBackoffMax = time.Second
 	// maxEnrolling bounds the plain conns being handed to gnet at once: each holds a
@@ -87,7 +91,8 @@ func (s *Server) listen(l *listener) error {
 	if l.Network == "unix" {
 		_ = os.Remove(l.Address) // a stale socket of a previous run (checkUnixPath)
 	}
-	ln, err := net.Listen(l.Network, l.Address)
+	lc := listenConfig()
+	ln, err := lc.Listen(context.Background(), l.Network, l.Address)
 	if err != nil {
 		return fmt.Errorf("netpoll: listener %s: %w", l.Name, err)
 	}

@@ -354,6 +354,8 @@ func (s *Server) start() error {
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(s.cfg.Loops),
 			gnet.WithTicker(true), // liveness of the loops (engineHandler.OnTick)
+			// Go's accept has set TCP_NODELAY on the socket gnet takes over: no second call.
+			gnet.WithTCPNoDelay(gnet.TCPDelay),
 			gnet.WithLogger(gnetLogger{s.log}),
 		)
 		if err == nil {

@@ -108,7 +108,7 @@ func (f *Frontend) welcomeRemote(c *netpoll.Conn, st *conn, realm string, info e
 			f.abort(c, st, abortURI, why)
 		default:
 			st.remote.Store(rs)
-			f.welcomed(c, rs.ID, realm, info, engine.WelcomeDetails(realm, info))
+			f.welcomed(c, rs.ID, realm, info, engine.WelcomeDetailsFor(c.Serializer(), realm, info))
 		}
 	})
 }

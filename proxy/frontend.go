@@ -6,6 +6,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -367,6 +368,9 @@ func (f *Frontend) welcomed(c *netpoll.Conn, id uint64, realm string, info engin
 	w := codec.Message{Type: codec.WELCOME, Session: id, DictAny: details}
 	f.send(c, &w)
 	c.Established() // the handshake timeout no longer applies
+	if !f.log.Enabled(context.Background(), slog.LevelDebug) {
+		return // the line's arguments (the address as text, a dozen boxed values) cost more than the rest of WELCOME
+	}
 	f.log.Debug("session joined", "session", id, "realm", realm, "authid", info.AuthID,
 		"authmethod", info.AuthMethod, "remote", c.RemoteAddr().String(), "transport", c.Transport(),
 		"serializer", c.Serializer().String())
@@ -398,13 +402,21 @@ func (f *Frontend) sendAbort(c *netpoll.Conn, st *conn, reason, message string) 
 	c.Close()
 }
 
+// sendBufs are encode buffers for the handshake's messages (Send copies what it queues).
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 func (f *Frontend) send(c *netpoll.Conn, m *codec.Message) {
-	b, err := codec.For(c.Serializer()).Append(nil, m)
+	bp := sendBufs.Get().(*[]byte)
+	b, err := codec.For(c.Serializer()).Append((*bp)[:0], m)
 	if err != nil {
 		f.log.Error("encode failed", "type", m.Type.String(), "err", err)
-		return
+	} else {
+		_ = c.Send(b)
 	}
-	_ = c.Send(b)
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		sendBufs.Put(bp)
+	}
 }
 
 func hasClientRole(roles map[string]any) bool {
