@@ -21,7 +21,9 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-6s}
 PORT=${PORT:-27100}
 SCENARIOS=${SCENARIOS:-"pubsub --subscribers 10|pubsub --subscribers 100|rpc --callers 64"}
-D=$(mktemp -d)
+# shellcheck source=bench/ab.sh
+source bench/ab.sh
+ab_build # $D/base and $D/head, LOADGEN
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
@@ -29,16 +31,6 @@ cleanup() {
   rm -rf "$D"
 }
 trap cleanup EXIT
-if [ -n "${BASE_BIN:-}" ] && [ -n "${HEAD_BIN:-}" ]; then
-  cp "$BASE_BIN" "$D/base"; cp "$HEAD_BIN" "$D/head"
-  echo "base $BASE_BIN, head $HEAD_BIN"
-else
-  git worktree add --detach "$D/base-src" "$BASE" >/dev/null 2>&1
-  (cd "$D/base-src" && go build -o "$D/base" ./cmd/switchyard)
-  go build -o "$D/head" ./cmd/switchyard
-  echo "base $(git rev-parse --short "$BASE"), head $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + work tree')"
-fi
-LOADGEN=${LOADGEN_BIN:-$D/head}
 ROUND=0
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }

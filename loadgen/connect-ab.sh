@@ -20,17 +20,9 @@ TARGET=${TARGET:-sink}
 URL_KIND=${URL_KIND:-ws}
 PORT=${PORT:-19300}
 EXTRA=${EXTRA:-}
-D=$(mktemp -d)
-trap 'git worktree remove --force "$D/base-src" >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
-if [ -n "${BASE_BIN:-}" ] && [ -n "${HEAD_BIN:-}" ]; then
-  cp "$BASE_BIN" "$D/base"; cp "$HEAD_BIN" "$D/head"
-  echo "base $BASE_BIN, head $HEAD_BIN"
-else
-  git worktree add --detach "$D/base-src" "$BASE" >/dev/null 2>&1
-  (cd "$D/base-src" && go build -o "$D/base" ./cmd/switchyard)
-  go build -o "$D/head" ./cmd/switchyard
-  echo "base $(git rev-parse --short "$BASE"), head $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + work tree')"
-fi
+# shellcheck source=bench/ab.sh
+source bench/ab.sh
+ab_build # $D/base and $D/head (BASE_BIN and HEAD_BIN: two prebuilt binaries)
 echo "target $TARGET, $URL_KIND://, $SESSIONS sessions $EXTRA"
 
 run() { # loadgen binary; prints "lg-us-per-join joins-per-sec target-us-per-join p50-us errors"

@@ -57,7 +57,8 @@ func (c *Conn) flush() {
 			return // the holder looks at the queue after it releases the token
 		}
 		if c.dead.Load() {
-			return // keep the token: the descriptor is gone
+			c.wtok.Store(false) // markDead waits for it, then keeps it
+			return
 		}
 		if c.viaLoop.Load() {
 			c.wtok.Store(false)

@@ -74,3 +74,42 @@ func TestDirectWritesKeepStreamWhole(t *testing.T) {
 		t.Fatal("no direct write was partial: the test did not exercise the hand-over to the loop")
 	}
 }
+
+// TestCloseWhileDirectWriting: senders keep writing a conn directly while its peer
+// goes away; the close (which takes the write token for good before gnet closes the
+// descriptor) must not wait forever for a token a direct writer holds, and OnClose comes.
+func TestCloseWhileDirectWriting(t *testing.T) {
+	h := newEchoHandler()
+	s := startServer(t, Config{}, h)
+	for round := range 40 {
+		c := dialRS(t, s.RawSocketAddr())
+		c.handshake(t, 15, 1)
+		sc := h.waitOpen(t)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				msg := []byte("[36,1,2,{},[\"payload\"]]")
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if sc.Send(msg) != nil {
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+		_ = c.conn.Close()
+		select {
+		case <-h.closeCh:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: no OnClose 10 s after the peer closed while sends were being written", round)
+		}
+		close(stop)
+		wg.Wait()
+	}
+}
