@@ -216,6 +216,9 @@ func (c *Conn) onTraffic() gnet.Action {
 	}
 	readbatch.Begin()
 	a := c.traffic()
+	if h := testLoopHolds.Load(); h != nil && c.loopHolds {
+		(*h)(c)
+	}
 	c.unlockWrite()
 	c.endBatch()
 	return a

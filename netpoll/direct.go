@@ -37,6 +37,10 @@ import (
 // to another connection): onClosed, which gnet calls before closing it, marks the conn
 // dead and takes the token for good, waiting for a direct write in progress to end.
 
+// testLoopHolds, when set (tests), runs on the loop after its writes of an OnTraffic,
+// while it still holds the conn's write token.
+var testLoopHolds atomic.Pointer[func(*Conn)]
+
 // partialWrites counts direct writes the socket did not take whole (tests).
 var partialWrites atomic.Uint64
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/switchyard-wamp/switchyard/internal/readbatch"
 )
 
 // TestDirectWritesKeepStreamWhole: senders on other goroutines write a conn whose peer
@@ -111,5 +113,41 @@ func TestCloseWhileDirectWriting(t *testing.T) {
 		}
 		close(stop)
 		wg.Wait()
+	}
+}
+
+// TestFlushWhileLoopHoldsToken: another goroutine's read batch ends while the loop holds
+// the conn's write token; its flush leaves the frame to the loop, which must write it
+// when it lets the token go (the frame's mark was already taken off the batch's list).
+func TestFlushWhileLoopHoldsToken(t *testing.T) {
+	h := newEchoHandler()
+	s := startServer(t, Config{}, h)
+	c := dialRS(t, s.RawSocketAddr())
+	c.handshake(t, 15, 1)
+	_ = c.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	sc := h.waitOpen(t)
+	var once sync.Once
+	hook := func(held *Conn) {
+		if held != sc {
+			return
+		}
+		once.Do(func() {
+			done := make(chan struct{})
+			go func() { // another loop's read batch, sending to sc
+				defer close(done)
+				readbatch.Begin()
+				_ = sc.Send([]byte("from-another-batch"))
+				readbatch.End()
+			}()
+			<-done
+		})
+	}
+	testLoopHolds.Store(&hook)
+	t.Cleanup(func() { testLoopHolds.Store(nil) })
+	c.writeFrame(t, 0, []byte("echo-me")) // the loop echoes it: it takes the token to write
+	for _, want := range []string{"echo-me", "from-another-batch"} {
+		if _, p := c.readFrame(t); string(p) != want {
+			t.Fatalf("got %q, want %q", p, want)
+		}
 	}
 }
