@@ -237,7 +237,8 @@ func benchConn(b *testing.B, transport string, batched bool) *Conn {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &Conn{srv: s, gc: &stubConn{}, ln: s.lns[0], loop: &loopState{}, remote: &net.TCPAddr{}}
+	c := &Conn{srv: s, gc: &stubConn{}, ln: s.lns[0], loop: &loopState{}, remote: &net.TCPAddr{}, fd: -1}
+	c.bm.Init(func() {}) // the benchmarks drain the queue themselves
 	c.transport, c.ser, c.batched, c.wsOpcode, c.peerMax = transport, 2, batched, opBinary, 1<<24-1
 	return c
 }
