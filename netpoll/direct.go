@@ -228,8 +228,12 @@ func (c *Conn) markDead() {
 }
 
 // roundGap: a loop that flushed at the end of a read less than this ago defers what its
-// next reads send to the end of its polling round (see endBatch).
-const roundGap = 50 * time.Microsecond
+// next reads send to the end of its polling round (see endBatch). A variable for tests
+// only (set before the server starts).
+var roundGap = 50 * time.Microsecond
+
+// roundEndFlushes counts the flushes done at the end of a loop's polling round (tests).
+var roundEndFlushes atomic.Uint64
 
 // monoBase is the origin of the loops' monotonic flush times.
 var monoBase = time.Now()

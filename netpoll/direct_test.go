@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,5 +150,43 @@ func TestFlushWhileLoopHoldsToken(t *testing.T) {
 		if _, p := c.readFrame(t); string(p) != want {
 			t.Fatalf("got %q, want %q", p, want)
 		}
+	}
+}
+
+// TestRoundEndFlush: with a round gap no read ever outlasts, every read batch after a
+// loop's first flush leaves its sends to the end of the loop's polling round (a Wake whose
+// callback flushes). Messages from one client forwarded to another conn must each arrive
+// while the sender waits for them, none left on the batch list.
+func TestRoundEndFlush(t *testing.T) {
+	old := roundGap
+	roundGap = time.Hour
+	t.Cleanup(func() { roundGap = old }) // runs after the server's own cleanup has stopped it
+	h := newEchoHandler()
+	var target atomic.Pointer[Conn]
+	h.onMsg = func(c *Conn, msg []byte) bool {
+		if to := target.Load(); to != nil && to != c {
+			_ = to.Send(msg)
+			return true
+		}
+		return false
+	}
+	s := startServer(t, Config{Loops: 1}, h)
+	to := dialRS(t, s.RawSocketAddr())
+	to.handshake(t, 15, 1)
+	target.Store(h.waitOpen(t))
+	from := dialRS(t, s.RawSocketAddr())
+	from.handshake(t, 15, 1)
+	h.waitOpen(t)
+	_ = to.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	before := roundEndFlushes.Load()
+	for i := range 20 {
+		want := fmt.Sprintf("message %d", i)
+		from.writeFrame(t, 0, []byte(want))
+		if _, p := to.readFrame(t); string(p) != want {
+			t.Fatalf("got %q, want %q", p, want)
+		}
+	}
+	if roundEndFlushes.Load() == before {
+		t.Fatal("no flush at a round's end: the test did not exercise that path")
 	}
 }

@@ -547,6 +547,7 @@ func (e *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		ls := new(loopState)
 		ls.flushCB = func(gnet.Conn, error) error {
 			ls.flushSched = false
+			roundEndFlushes.Add(1)
 			readbatch.Flush()
 			return nil
 		}
