@@ -23,7 +23,8 @@ import (
 // replies to the frames that one read completed are appended to one buffer and written
 // with one write before the next read: one write syscall per read batch, so that with
 // several messages in flight the echo server is not the bottleneck, and with one in
-// flight every message costs one read and one write. It shares the sink's listener: on
+// flight every message costs one write and up to two reads (a second read that finds the
+// socket empty parks the goroutine in the netpoller until the next message). It shares the sink's listener: on
 // one TCP port it takes WebSocket (any path; it accepts the wamp.2.* subprotocol that the
 // load client offers) and RawSocket (the handshake answered, then message frames echoed
 // and pings answered with pongs). EpollEchoServer parses with the same code on an epoll

@@ -51,12 +51,14 @@ Scenarios:
                               WebSocket (or RawSocket) message written back unchanged, no
                               WAMP. A goroutine per connection on net.Conn with gobwas/ws,
                               the design most Go WebSocket servers have; replies are
-                              buffered and written once per read batch (one read and one
-                              write per message at one in flight)
+                              buffered and written once per read batch (one write and
+                              up to two reads per message at one in flight: a second
+                              read finding the socket empty parks the goroutine)
               --epoll         with --echo (Linux): the same echo with the sockets on epoll
                               event loops after the handshake (no goroutine per connection,
-                              no Go netpoller): one epoll_wait, read and write per message,
-                              the floor to read a router's CPU per message against
+                              no Go netpoller): at one message in flight one epoll_wait,
+                              one read and one write per message; the floor to read a
+                              router's CPU per message against
               --loops N       with --epoll: event loops, one thread each (default 1: one
                               thread is the floor)
 
