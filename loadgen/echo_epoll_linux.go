@@ -247,7 +247,7 @@ func (l *echoLoop) takeAdds() bool {
 	_, _ = unix.Read(l.wakeFD, cnt[:])
 	l.mu.Lock()
 	adds, stop := l.adds, l.stop
-	l.adds = l.adds[len(l.adds):]
+	l.adds = nil
 	l.mu.Unlock()
 	if stop {
 		for _, c := range adds {
