@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,22 +18,50 @@ import (
 	"github.com/switchyard-wamp/switchyard/codec"
 )
 
-func startEcho(t *testing.T) *EchoServer {
-	t.Helper()
-	s, err := StartEchoServer("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// echoServer is what the tests see of either echo server.
+type echoServer interface {
+	Addr() string
+	WebSocketURL() string
+	RawSocketURL() string
+	Messages() int64
+	Bytes() int64
+	Conns() int64
+	Close() error
+}
+
+// echoServers are the two echo servers, which must behave the same.
+var echoServers = []struct {
+	name  string
+	start func(addr string) (echoServer, error)
+}{
+	{"goroutines", func(addr string) (echoServer, error) { return StartEchoServer(addr) }},
+	{"epoll", func(addr string) (echoServer, error) { return StartEpollEchoServer(addr, 1) }},
+}
+
+// forEachEcho runs f as a subtest against each echo server, on 127.0.0.1:0.
+func forEachEcho(t *testing.T, f func(t *testing.T, s echoServer)) {
+	for _, k := range echoServers {
+		t.Run(k.name, func(t *testing.T) {
+			s, err := k.start("127.0.0.1:0")
+			if err != nil {
+				if k.name == "epoll" && runtime.GOOS != "linux" {
+					t.Skip(err)
+				}
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			f(t, s)
+		})
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 // TestEchoServerWebSocket: over a real socket, every data frame comes back unchanged
 // (text and binary, the three length encodings, a fragmented message, several frames in
 // one write), unmasked as a server's frames are; a ping gets a pong with its payload;
 // a close frame is echoed and the connection ends.
-func TestEchoServerWebSocket(t *testing.T) {
-	s := startEcho(t)
+func TestEchoServerWebSocket(t *testing.T) { forEachEcho(t, testEchoServerWebSocket) }
+
+func testEchoServerWebSocket(t *testing.T, s echoServer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, br, hs, err := ws.Dialer{Protocols: []string{"wamp.2.json"}}.Dial(ctx, s.WebSocketURL())
@@ -127,8 +157,9 @@ func TestEchoServerWebSocket(t *testing.T) {
 
 // TestEchoServerRawSocket: the RawSocket handshake is answered with the serializer asked
 // for; message frames come back unchanged, a ping as a pong.
-func TestEchoServerRawSocket(t *testing.T) {
-	s := startEcho(t)
+func TestEchoServerRawSocket(t *testing.T) { forEachEcho(t, testEchoServerRawSocket) }
+
+func testEchoServerRawSocket(t *testing.T, s echoServer) {
 	conn, err := net.Dial("tcp", s.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -175,12 +206,13 @@ func waitFor(t *testing.T, ok func() bool, msg func() string) {
 	}
 }
 
-// TestEchoScenario: the echo scenario against the echo server, over WebSocket and
+// TestEchoScenario: the echo scenario against each echo server, over WebSocket and
 // RawSocket, unpaced and paced: messages go round, a latency and a rate are reported
 // with the server's CPU (the server runs in this process), and each message is the size
 // of the CALL rpc sends with the same --size.
-func TestEchoScenario(t *testing.T) {
-	s := startEcho(t)
+func TestEchoScenario(t *testing.T) { forEachEcho(t, testEchoScenario) }
+
+func testEchoScenario(t *testing.T, s echoServer) {
 	for _, tc := range []struct {
 		url  string
 		ser  codec.Serializer
@@ -252,15 +284,11 @@ func TestEchoScenarioAgainstRouter(t *testing.T) {
 	}
 }
 
-// echoFrames runs one echoConn over in-memory frames (n masked 80-byte text frames) until
+// echoInMemory runs the goroutine server's connection loop over in-memory frames until
 // EOF, replies discarded.
-func echoFrames(s *EchoServer, in []byte) error {
-	e := &echoConn{s: s, br: bufio.NewReaderSize(bytes.NewReader(in), 64<<10), bw: bufio.NewWriterSize(io.Discard, 64<<10)}
-	err := e.echoWebSocket()
-	if err == io.EOF {
-		return nil
-	}
-	return err
+func echoInMemory(e *echoConn, in []byte) error {
+	e.r, e.in = bytes.NewReader(in), e.in[:0]
+	return e.run()
 }
 
 func maskedFrames(n int) []byte {
@@ -271,30 +299,38 @@ func maskedFrames(n int) []byte {
 	return in.Bytes()
 }
 
-// TestEchoServerAllocs: echoing a frame allocates nothing (the buffers are reused).
+// TestEchoServerAllocs: echoing frames allocates nothing once the buffers have grown.
 func TestEchoServerAllocs(t *testing.T) {
-	s := &EchoServer{}
 	in := maskedFrames(1000)
+	e := &echoConn{c: new(echoCounters), w: io.Discard, ws: true, in: make([]byte, 0, echoReadSize)}
+	if err := echoInMemory(e, slices.Clone(in)); err != nil {
+		t.Fatal(err)
+	}
 	allocs := testing.AllocsPerRun(5, func() {
-		if err := echoFrames(s, in); err != nil {
+		if err := echoInMemory(e, in); err != nil {
 			t.Fatal(err)
 		}
 	})
-	// The run's own reader, writer and first payload buffer: a handful, not 1000.
-	if allocs > 10 {
+	if allocs > 1 { // the bytes.Reader
 		t.Errorf("%.0f allocations for 1000 frames", allocs)
+	}
+	if e.c.Messages() != 7*1000 { // primed once, AllocsPerRun's warm-up and 5 runs
+		t.Errorf("%d messages counted, want %d", e.c.Messages(), 7*1000)
 	}
 }
 
-// BenchmarkEchoServerFrames: the echo server's per-frame work without the syscalls.
+// BenchmarkEchoServerFrames: the echo servers' per-frame work (the shared parser)
+// without the syscalls; 1000 masked 80-byte text frames per op.
 func BenchmarkEchoServerFrames(b *testing.B) {
-	s := &EchoServer{}
 	in := maskedFrames(1000)
+	var out []byte
 	b.ReportAllocs()
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
-		if err := echoFrames(s, in); err != nil {
-			b.Fatal(err)
+		used, o, msgs, _, _, err := echoFrames(in, out[:0], true)
+		if err != nil || used != len(in) || msgs != 1000 {
+			b.Fatal(used, msgs, err)
 		}
+		out = o
 	}
 }

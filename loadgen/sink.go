@@ -157,13 +157,36 @@ func acceptTransport(c net.Conn) (*sinkConn, error) {
 	if _, err := u.Upgrade(struct {
 		io.Reader
 		io.Writer
-	}{sc.br, c}); err != nil {
+	}{&lineReader{br: sc.br}, c}); err != nil {
 		return nil, err
 	}
 	if sc.ser == 0 {
 		return nil, errors.New("loadgen: no WAMP subprotocol offered")
 	}
 	return sc, nil
+}
+
+// lineReader gives the WebSocket upgrader the request one line at a time. The upgrader
+// reads through a bufio.Reader of its own that it drops on return: handed sc.br whole, it
+// would take (and lose) frames the client sent right behind the request. Line by line,
+// its last read ends with the blank line that ends the headers, and what follows stays
+// in sc.br.
+type lineReader struct {
+	br   *bufio.Reader
+	rest []byte // of the line last read from br, not given out yet
+}
+
+func (r *lineReader) Read(p []byte) (int, error) {
+	if len(r.rest) == 0 {
+		line, err := r.br.ReadSlice('\n')
+		if len(line) == 0 {
+			return 0, err
+		}
+		r.rest = line // valid until br is read again: only once it is all given out
+	}
+	n := copy(p, r.rest)
+	r.rest = r.rest[n:]
+	return n, nil
 }
 
 func (s *Sink) serve(c net.Conn) error {

@@ -51,8 +51,16 @@ Scenarios:
                               WebSocket (or RawSocket) message written back unchanged, no
                               WAMP. A goroutine per connection on net.Conn with gobwas/ws,
                               the design most Go WebSocket servers have; replies are
-                              buffered and written once per read batch (one read and one
-                              write per message at one in flight)
+                              buffered and written once per read batch (one write and
+                              up to two reads per message at one in flight: a second
+                              read finding the socket empty parks the goroutine)
+              --epoll         with --echo (Linux): the same echo with the sockets on epoll
+                              event loops after the handshake (no goroutine per connection,
+                              no Go netpoller): at one message in flight one epoll_wait,
+                              one read and one write per message; the floor to read a
+                              router's CPU per message against
+              --loops N       with --epoll: event loops, one thread each (default 1: one
+                              thread is the floor)
 
 URLs: ws://, wss:// (WebSocket); rs://, rss://, tcp://, tcps:// (RawSocket over TCP);
 rs+unix:///path/to.sock (RawSocket on a Unix socket, e.g. a unix listener of switchyard).
@@ -77,6 +85,7 @@ Examples:
   switchyard loadgen pubsub --url wss://router.example/ws --realm prod --authid bench --ticket SECRET
   switchyard loadgen sink --listen 127.0.0.1:9999 &   switchyard loadgen pubsub --url rs://127.0.0.1:9999 --subscribers 0
   switchyard loadgen sink --echo --listen 127.0.0.1:9998 &   switchyard loadgen echo --url ws://127.0.0.1:9998/ws --router-pid $!
+  switchyard loadgen sink --echo --epoll --listen 127.0.0.1:9997 &   switchyard loadgen echo --url ws://127.0.0.1:9997/ws --callers 64 --router-pid $!
 
 Flags:
 `
@@ -260,6 +269,8 @@ func runSink(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9999", "address to accept WebSocket (any path) and RawSocket on")
 	ticket := fs.String("ticket", "", "require ticket authentication with this ticket")
 	echo := fs.Bool("echo", false, "a plain echo server (every message written back, no WAMP) for the echo scenario")
+	epoll := fs.Bool("epoll", false, "with --echo (Linux): the echo on epoll event loops, no goroutine per connection (the syscall floor)")
+	loops := fs.Int("loops", 1, "with --epoll: event loops, one thread each")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -270,7 +281,10 @@ func runSink(args []string) error {
 		if *ticket != "" {
 			return errors.New("loadgen sink: --echo has no WAMP session to authenticate (no --ticket)")
 		}
-		return runEchoServer(*listen)
+		return runEchoServer(*listen, *epoll, *loops)
+	}
+	if *epoll {
+		return errors.New("loadgen sink: --epoll is an option of --echo")
 	}
 	s, err := loadgen.StartSink(*listen, *ticket)
 	if err != nil {
@@ -284,16 +298,39 @@ func runSink(args []string) error {
 	return s.Close()
 }
 
-// runEchoServer runs `switchyard loadgen sink --echo` until SIGINT/SIGTERM.
-func runEchoServer(listen string) error {
-	s, err := loadgen.StartEchoServer(listen)
-	if err != nil {
-		return err
+// runEchoServer runs `switchyard loadgen sink --echo [--epoll [--loops N]]` until
+// SIGINT/SIGTERM.
+func runEchoServer(listen string, epoll bool, loops int) error {
+	type echoServer interface {
+		WebSocketURL() string
+		RawSocketURL() string
+		Conns() int64
+		Messages() int64
+		Close() error
 	}
+	var s echoServer
+	kind := "echo server"
+	if epoll {
+		if loops < 1 {
+			return fmt.Errorf("loadgen sink: --loops %d (at least 1)", loops)
+		}
+		es, err := loadgen.StartEpollEchoServer(listen, loops)
+		if err != nil {
+			return err
+		}
+		s, kind = es, fmt.Sprintf("echo server (epoll, %d loops)", loops)
+	} else {
+		es, err := loadgen.StartEchoServer(listen)
+		if err != nil {
+			return err
+		}
+		s = es
+	}
+	// Scripts grep this line ("loadgen echo server on ws://... and rs://... (pid N)").
 	fmt.Fprintf(os.Stderr, "switchyard: loadgen echo server on %s and %s (pid %d)\n", s.WebSocketURL(), s.RawSocketURL(), os.Getpid())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
-	fmt.Fprintf(os.Stderr, "switchyard: loadgen echo server: %d connections, %d messages echoed\n", s.Conns(), s.Messages())
+	fmt.Fprintf(os.Stderr, "switchyard: loadgen %s: %d connections, %d messages echoed\n", kind, s.Conns(), s.Messages())
 	return s.Close()
 }
