@@ -16,7 +16,7 @@ import (
 )
 
 func TestScenarioList(t *testing.T) {
-	want := []string{"fanout-1", "fanout-10", "fanout-100", "fanout-1000", "fanout-1000-1k", "rpc-1", "rpc-16", "rpc-64", "rpc-64x8", "echo-1", "idle-10k", "mixed"}
+	want := []string{"fanout-1", "fanout-10", "fanout-100", "fanout-1000", "fanout-1000-1k", "rpc-1", "rpc-16", "rpc-64", "rpc-64x8", "echo-1", "floor-64", "floor-1", "idle-10k", "mixed"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}

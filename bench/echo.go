@@ -20,6 +20,7 @@ import (
 type EchoSubprocess struct {
 	Bin   string // a switchyard binary with `loadgen sink --echo`
 	Ports *Ports // where to listen (nil: a port the kernel picks)
+	Epoll bool   // the epoll echo server (`--epoll`, the floor scenarios)
 }
 
 // Launch starts the echo server and returns once it accepts connections. Not safe for
@@ -29,7 +30,11 @@ func (s *EchoSubprocess) Launch(ctx context.Context, logPath string) (Router, er
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(s.Bin, []string{"loadgen", "sink", "--echo", "--listen", addr}, logPath)
+	args := []string{"loadgen", "sink", "--echo", "--listen", addr}
+	if s.Epoll {
+		args = append(args, "--epoll")
+	}
+	p, err := startProc(s.Bin, args, logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +50,7 @@ func (s *EchoSubprocess) Launch(ctx context.Context, logPath string) (Router, er
 // its CPU would include loadgen's, so it has no PID and its cost is not measured.
 type InProcessEcho struct {
 	Ports *Ports // nil: a port the kernel picks
+	Epoll bool   // the epoll echo server (the floor scenarios; Linux)
 }
 
 // Launch starts the echo server. Not safe for concurrent use (Ports).
@@ -56,15 +62,41 @@ func (l *InProcessEcho) Launch(context.Context, string) (Router, error) {
 			return nil, err
 		}
 	}
+	if l.Epoll {
+		s, err := loadgen.StartEpollEchoServer(addr, 1)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		return inprocEcho{s.WebSocketURL(), s.Close}, nil
+	}
 	s, err := loadgen.StartEchoServer(addr)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	return inprocEcho{s}, nil
+	return inprocEcho{s.WebSocketURL(), s.Close}, nil
 }
 
-type inprocEcho struct{ s *loadgen.EchoServer }
+type inprocEcho struct {
+	url   string
+	close func() error
+}
 
-func (r inprocEcho) URLs() []string { return []string{r.s.WebSocketURL()} }
+func (r inprocEcho) URLs() []string { return []string{r.url} }
 func (r inprocEcho) PIDs() []int    { return nil }
-func (r inprocEcho) Stop() error    { return r.s.Close() }
+func (r inprocEcho) Stop() error    { return r.close() }
+
+// floorLauncher returns l for a floor scenario: the same echo launcher with its epoll
+// server; any other launcher is returned as it is.
+func floorLauncher(l Launcher) Launcher {
+	switch e := l.(type) {
+	case *EchoSubprocess:
+		c := *e
+		c.Epoll = true
+		return &c
+	case *InProcessEcho:
+		c := *e
+		c.Epoll = true
+		return &c
+	}
+	return l
+}

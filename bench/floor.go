@@ -26,15 +26,18 @@ type FloorRow struct {
 	Scenario string // the bench scenario (bench run NAME)
 	Goal     string // the goal for the row ("" for the baseline)
 	// Baseline is the scenario run right after this one whose p50 divides this one's
-	// ("echo-1" for rpc-1: the p50 / echo p50 ratio of the same round); "" for none.
+	// ("echo-1" for rpc-1: the p50 / echo p50 ratio of the same round; "floor-64", the
+	// epoll echo, for rpc-64); "" for none.
 	Baseline string
 }
 
 var floorRows = []FloorRow{
-	{Label: "RPC, 64 callers, 1 call in flight each", Scenario: "rpc-64", Goal: "≤ 6 µs router CPU per call"},
+	{Label: "RPC, 64 callers, 1 call in flight each", Scenario: "rpc-64", Baseline: "floor-64", Goal: "≤ 6 µs router CPU per call"},
+	{Label: "the floor of RPC 64: epoll echo, 64 connections (no router; its CPU per message is the echo server's)", Scenario: "floor-64"},
 	{Label: fmt.Sprintf("RPC, 64 callers, %d calls in flight each", FloorInflight), Scenario: "rpc-64x8", Goal: "≤ 3 µs per call"},
 	{Label: "RPC, 1 caller", Scenario: "rpc-1", Baseline: "echo-1", Goal: "p50 ≤ 3× echo p50; ≤ 25 µs per call"},
 	{Label: "WebSocket echo, 1 connection (no router: the baseline; its CPU is the echo server's)", Scenario: "echo-1"},
+	{Label: "the floor of RPC 1: epoll echo, 1 connection (no router; a call costs the router at least two of its messages)", Scenario: "floor-1"},
 	{Label: fmt.Sprintf("pub/sub, 1000 subscribers, %d publications/s", FloorPubRate), Scenario: "fanout-1000-1k", Goal: "≤ 0.4 µs per delivered event"},
 	{Label: "pub/sub, 10 subscribers, as fast as possible", Scenario: "fanout-10", Goal: "≤ 0.25 µs per delivered event"},
 	{Label: "pub/sub, 100 subscribers, as fast as possible", Scenario: "fanout-100", Goal: "≤ 0.25 µs per delivered event"},

@@ -29,6 +29,8 @@ func TestFloorScenarioShapes(t *testing.T) {
 		{name: "fanout-1000-1k", kind: "pubsub", pubs: 1, subs: 1000, topics: 1, rate: 1000},
 		{name: "rpc-64x8", kind: "rpc", callers: 64, callees: 1, inflight: 8},
 		{name: "echo-1", kind: "echo", callers: 1, inflight: 1},
+		{name: "floor-64", kind: "echo", callers: 64, inflight: 1},
+		{name: "floor-1", kind: "echo", callers: 1, inflight: 1},
 		{name: "rpc-1", kind: "rpc", callers: 1, callees: 1, inflight: 1},
 		{name: "rpc-64", kind: "rpc", callers: 64, callees: 1, inflight: 1},
 		{name: "fanout-10", kind: "pubsub", pubs: 1, subs: 10, topics: 1},
@@ -66,7 +68,7 @@ func TestFloorScenarioShapes(t *testing.T) {
 	for _, names := range FloorRuns() {
 		runs = append(runs, strings.Join(names, " "))
 	}
-	want := []string{"rpc-64", "rpc-64x8", "rpc-1 echo-1", "fanout-1000-1k", "fanout-10", "fanout-100", "idle-10k"}
+	want := []string{"rpc-64 floor-64", "rpc-64x8", "rpc-1 echo-1", "floor-1", "fanout-1000-1k", "fanout-10", "fanout-100", "idle-10k"}
 	if !slices.Equal(runs, want) {
 		t.Errorf("FloorRuns = %q, want %q", runs, want)
 	}
@@ -249,33 +251,49 @@ func switchyardBin(t *testing.T) string {
 	return binPath
 }
 
-// TestEchoSubprocess: `bench run` starts `switchyard loadgen sink --echo` as a process of
-// its own, whose CPU loadgen reads per echoed message; Stop ends it.
+// TestEchoSubprocess: `bench run` starts `switchyard loadgen sink --echo` (and, for the
+// floor scenarios, `--echo --epoll`) as a process of its own, whose CPU loadgen reads per
+// echoed message; Stop ends it.
 func TestEchoSubprocess(t *testing.T) {
 	bin := switchyardBin(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	r, err := (&EchoSubprocess{Bin: bin}).Launch(ctx, filepath.Join(t.TempDir(), "echo.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := r.PIDs()[0]
-	s, _ := Lookup("echo-1")
-	lr, err := loadgen.Run(ctx, s.Kind, s.Options(r.URLs(), r.PIDs(), 500*time.Millisecond, -1))
-	stopErr := r.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stopErr != nil {
-		t.Errorf("stop: %v", stopErr)
-	}
-	if lr.Delivered <= 0 || lr.Errors != 0 || lr.Latency == nil {
-		t.Errorf("delivered %d errors %d %q latency %+v", lr.Delivered, lr.Errors, lr.ErrorSamples, lr.Latency)
-	}
-	if rs := lr.Router; rs == nil || rs.PID != pid || rs.CPUSeconds <= 0 || rs.CPUPerMsgUs <= 0 {
-		t.Errorf("echo server CPU: %+v", rs)
-	}
-	if err := syscall.Kill(pid, 0); err == nil {
-		t.Errorf("echo server pid %d still runs after Stop", pid)
+	for _, epoll := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		logPath := filepath.Join(t.TempDir(), "echo.log")
+		var l Launcher = &EchoSubprocess{Bin: bin}
+		name := "echo-1"
+		if epoll {
+			l, name = floorLauncher(l), "floor-1"
+		}
+		r, err := l.Launch(ctx, logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := r.PIDs()[0]
+		s, _ := Lookup(name)
+		if s.Floor != epoll {
+			t.Fatalf("%s: Floor = %v", name, s.Floor)
+		}
+		lr, err := loadgen.Run(ctx, s.Kind, s.Options(r.URLs(), r.PIDs(), 500*time.Millisecond, -1))
+		stopErr := r.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stopErr != nil {
+			t.Errorf("%s: stop: %v", name, stopErr)
+		}
+		if lr.Delivered <= 0 || lr.Errors != 0 || lr.Latency == nil {
+			t.Errorf("%s: delivered %d errors %d %q latency %+v", name, lr.Delivered, lr.Errors, lr.ErrorSamples, lr.Latency)
+		}
+		if rs := lr.Router; rs == nil || rs.PID != pid || rs.CPUSeconds <= 0 || rs.CPUPerMsgUs <= 0 {
+			t.Errorf("%s: echo server CPU: %+v", name, rs)
+		}
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("%s: echo server pid %d still runs after Stop", name, pid)
+		}
+		out, _ := os.ReadFile(logPath)
+		if got := strings.Contains(string(out), "epoll"); got != epoll {
+			t.Errorf("%s: the echo server's log says epoll: %v, want %v:\n%s", name, got, epoll, out)
+		}
 	}
 }

@@ -132,6 +132,9 @@ func RunAll(ctx context.Context, cfg Config) (*Results, error) {
 			if cfg.Echo != nil {
 				echo = cfg.Echo
 			}
+			if sc.Floor {
+				echo = floorLauncher(echo)
+			}
 			run.Switchyard = runOne(ctx, cfg, sc, ser, echo, "echo", "echo-"+sc.Name+".log")
 		} else {
 			run.Switchyard = runOne(ctx, cfg, sc, ser, cfg.Router, "switchyard", "router-"+sc.Name+".log")

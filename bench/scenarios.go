@@ -36,8 +36,12 @@ type Scenario struct {
 	Duration time.Duration
 	// Warmup is the default load before the window (pubsub, rpc, mixed).
 	Warmup time.Duration
-	about  string
-	shape  func(o *loadgen.Options)
+	// Floor: an echo scenario against loadgen's epoll echo server (`loadgen sink --echo
+	// --epoll`: one read and one write per message, the least a server spends) instead
+	// of its goroutine-per-connection one.
+	Floor bool
+	about string
+	shape func(o *loadgen.Options)
 }
 
 // About says in a few words what the scenario does.
@@ -86,6 +90,12 @@ var scenarios = []Scenario{
 		shape: func(o *loadgen.Options) { o.Callers, o.Callees, o.Inflight = 64, 1, FloorInflight }},
 	{Name: "echo-1", Kind: "echo", Group: GroupFloor, X: 1, Duration: DefaultDuration, Warmup: DefaultWarmup,
 		about: "rpc-1's baseline, no router: 1 connection to loadgen's echo server, 1 message (rpc-1's CALL) in flight",
+		shape: func(o *loadgen.Options) { o.Callers, o.Inflight = 1, 1 }},
+	{Name: "floor-64", Kind: "echo", Group: GroupFloor, X: 64, Floor: true, Duration: DefaultDuration, Warmup: DefaultWarmup,
+		about: "rpc-64's syscall floor, no router: 64 connections to loadgen's epoll echo server, 1 message in flight each",
+		shape: func(o *loadgen.Options) { o.Callers, o.Inflight = 64, 1 }},
+	{Name: "floor-1", Kind: "echo", Group: GroupFloor, X: 1, Floor: true, Duration: DefaultDuration, Warmup: DefaultWarmup,
+		about: "rpc-1's syscall floor, no router: 1 connection to loadgen's epoll echo server, 1 message in flight",
 		shape: func(o *loadgen.Options) { o.Callers, o.Inflight = 1, 1 }},
 	{Name: "idle-10k", Kind: "connect", Group: GroupIdle, X: 10000, Duration: DefaultIdleHold,
 		about: "join 10,000 idle sessions (64 joining workers), hold them: joins/s, router RSS per session",

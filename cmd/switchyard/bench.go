@@ -31,7 +31,10 @@ scenario also runs against that router and the report shows switchyard/target ra
 The echo scenarios (echo-1) are rpc's baseline: they start this binary's plain echo server
 ("switchyard loadgen sink --echo", whatever --router-bin is) instead of a router, and run
 on it alone (not on --target or --cluster); "bench run rpc-1 echo-1" reads a call round
-trip against one WebSocket round trip, same client, same minutes.
+trip against one WebSocket round trip, same client, same minutes. floor-64 and floor-1 do
+the same on the epoll echo server ("loadgen sink --echo --epoll": one read and one write
+per message, the syscall floor): "bench run rpc-64 floor-64" reads the router's CPU per
+call against the least a server spends per message.
 
 With --cluster, every scenario also runs, right after the single node, on a fresh local
 cluster: "switchyard init --cluster" files (2 proxies, 3 routers) moved to free loopback
