@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/switchyard-wamp/switchyard/loadgen"
 )
@@ -34,13 +33,8 @@ func (s *EchoSubprocess) Launch(ctx context.Context, logPath string) (Router, er
 	if s.Epoll {
 		args = append(args, "--epoll")
 	}
-	p, err := startProc(s.Bin, args, logPath)
+	p, err := serveProc(ctx, s.Bin, args, addr, logPath)
 	if err != nil {
-		return nil, err
-	}
-	p.url = "ws://" + addr + "/ws"
-	if err := waitPort(ctx, addr, p.done, 10*time.Second); err != nil {
-		p.Stop()
 		return nil, fmt.Errorf("bench: echo server: %w", err)
 	}
 	return p, nil

@@ -60,16 +60,24 @@ func (s *Subprocess) Launch(ctx context.Context, logPath string) (Router, error)
 		return nil, err
 	}
 	args := append([]string{"start", "--listen", addr, "--rawsocket", "", "--log-level", "warn"}, s.Args...)
-	p, err := startProc(s.Bin, args, logPath)
+	p, err := serveProc(ctx, s.Bin, args, addr, logPath)
+	if err != nil && logPath != "" {
+		err = fmt.Errorf("%w (router log: %s)", err, logPath)
+	}
+	return p, err
+}
+
+// serveProc starts bin with args (a server listening on addr, WebSocket at /ws) and
+// returns it once addr accepts connections; on failure the process is stopped and the
+// returned Router is nil.
+func serveProc(ctx context.Context, bin string, args []string, addr, logPath string) (Router, error) {
+	p, err := startProc(bin, args, logPath)
 	if err != nil {
 		return nil, err
 	}
 	p.url = "ws://" + addr + "/ws"
 	if err := waitPort(ctx, addr, p.done, 10*time.Second); err != nil {
 		p.Stop()
-		if logPath != "" {
-			err = fmt.Errorf("%w (router log: %s)", err, logPath)
-		}
 		return nil, err
 	}
 	return p, nil

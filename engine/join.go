@@ -50,7 +50,7 @@ func (rl *Realm) HasSession(id uint64) bool {
 // joined publishes wamp.session.on_join for a new session and tells the federation.
 func (rl *Realm) joined(s *Session) {
 	if rl.metaWanted(rl.metaPublisher, metaOnJoin) {
-		rl.publishMeta(metaOnJoin, []any{s.metaDetails()})
+		rl.publishWanted(rl.metaPublisher, metaOnJoin, []any{s.metaDetails()})
 	}
 	if f := rl.router.federation(); f != nil {
 		f.SessionChanged(rl, s, true)

@@ -116,9 +116,14 @@ func (rl *Realm) publishMeta(topic string, args []any) {
 // publishMetaAs is publishMeta from pub: rl.metaPublisher (the event also reaches the
 // other routers of a federation) or rl.metaLocal (this router's subscribers only).
 func (rl *Realm) publishMetaAs(pub *Session, topic string, args []any) {
-	if !rl.metaWanted(pub, topic) {
-		return
+	if rl.metaWanted(pub, topic) {
+		rl.publishWanted(pub, topic, args)
 	}
+}
+
+// publishWanted is publishMetaAs once metaWanted said yes (the join and leave paths
+// check it before they build args).
+func (rl *Realm) publishWanted(pub *Session, topic string, args []any) {
 	uri := []byte(topic)
 	raw, err := codec.AppendValue(nil, codec.JSON, args)
 	if err != nil {

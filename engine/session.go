@@ -259,7 +259,7 @@ func (s *Session) leaveRealm() {
 	if !s.leftMeta.Swap(true) {
 		s.publishTestaments()
 		if r.metaWanted(r.metaPublisher, metaOnLeave) {
-			r.publishMeta(metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole})
+			r.publishWanted(r.metaPublisher, metaOnLeave, []any{s.id, s.auth.AuthID, s.auth.AuthRole})
 		}
 	}
 }

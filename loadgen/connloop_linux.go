@@ -326,13 +326,13 @@ func (l *connLoop) sendHandshake(i int32, early bool) {
 		l.write(i, req)
 		return
 	}
-	n, err := unix.Write(int(c.fd), req)
+	n, err := writeFD(c.fd, req)
 	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		return
 	case err != nil:
 		l.fail(i, fmt.Errorf("connect: %w", err))
 		return
+	case n == 0:
+		return // not connected yet: the writable edge sends it
 	}
 	c.state = next
 	if n < len(req) {
@@ -357,39 +357,27 @@ func (l *connLoop) write(i int32, b []byte) {
 		c.out = append(c.out, b...)
 		return
 	}
-	for len(b) > 0 {
-		n, err := unix.Write(int(c.fd), b)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			c.out = append(c.out[:0], b...)
-			return
-		case err != nil:
-			l.fail(i, fmt.Errorf("write: %w", err))
-			return
-		}
-		b = b[n:]
+	n, err := writeFD(c.fd, b)
+	if err != nil {
+		l.fail(i, fmt.Errorf("write: %w", err))
+		return
+	}
+	if n < len(b) {
+		c.out = append(c.out[:0], b[n:]...)
 	}
 }
 
 // flush writes the bytes kept by write.
 func (l *connLoop) flush(i int32) {
 	c := &l.r.conns[i]
-	for len(c.out) > 0 {
-		n, err := unix.Write(int(c.fd), c.out)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return
-		case err != nil:
-			l.fail(i, fmt.Errorf("write: %w", err))
-			return
-		}
-		c.out = c.out[n:]
+	n, err := writeFD(c.fd, c.out)
+	if err != nil {
+		l.fail(i, fmt.Errorf("write: %w", err))
+		return
 	}
-	c.out = nil
+	if c.out = c.out[n:]; len(c.out) == 0 {
+		c.out = nil
+	}
 }
 
 // event handles readiness ev of session i.

@@ -358,23 +358,6 @@ func (l *echoLoop) flush(c *epollConn) {
 	}
 }
 
-// writeFD is one write(2) (retried on EINTR); EAGAIN is 0 bytes written.
-func writeFD(fd int32, b []byte) (int, error) {
-	for {
-		n, err := unix.Write(int(fd), b)
-		switch err {
-		case nil:
-			return n, nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return 0, nil
-		default:
-			return 0, err
-		}
-	}
-}
-
 func (l *echoLoop) closeConn(c *epollConn) {
 	// Deleted first: the socket may still be open in the net.Conn being closed.
 	_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, int(c.fd), nil)

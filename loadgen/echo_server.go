@@ -259,14 +259,21 @@ func appendWSHeader(out []byte, fin bool, op ws.OpCode, n int) []byte {
 	if fin {
 		b0 |= 0x80
 	}
+	return appendWSHead(out, b0, 0, n)
+}
+
+// appendWSHead appends a WebSocket frame header: first byte b0 (FIN, opcode), the mask
+// bit maskBit (0 or 0x80) and payload length n in the shortest form. The mask key, if
+// any, is the caller's. Shared by the load client's frames and the echo servers'.
+func appendWSHead(out []byte, b0, maskBit byte, n int) []byte {
 	switch {
 	case n < 126:
-		return append(out, b0, byte(n))
+		return append(out, b0, maskBit|byte(n))
 	case n <= 0xFFFF:
-		return append(out, b0, 126, byte(n>>8), byte(n))
+		return append(out, b0, maskBit|126, byte(n>>8), byte(n))
 	default:
 		u := uint64(n)
-		return append(out, b0, 127, byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32),
+		return append(out, b0, maskBit|127, byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32),
 			byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
 	}
 }

@@ -333,16 +333,7 @@ func wsDataOp(ser codec.Serializer) byte {
 // appendWSFrame appends p as one masked client WebSocket frame (FIN set) of opcode op;
 // mask is the xorshift state (non-zero) the frame's mask is drawn from.
 func appendWSFrame(dst []byte, op byte, p []byte, mask *uint64) []byte {
-	n := len(p)
-	dst = append(dst, 0x80|op)
-	switch {
-	case n < 126:
-		dst = append(dst, 0x80|byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0x80|127, 0, 0, 0, byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
+	dst = appendWSHead(dst, 0x80|op, 0x80, len(p))
 	// A fresh mask per frame (RFC 6455 5.3); xorshift is enough for a load generator.
 	x := xorshift(mask)
 	m := [4]byte{byte(x), byte(x >> 8), byte(x >> 16), byte(x >> 24)}
