@@ -79,9 +79,19 @@ type Conn struct {
 	remote net.Addr
 	tlsSt  *tls.ConnectionState // nil on plain conns; immutable
 
-	// Outbound queue: Treiber stack of framed messages, drained by the loop.
+	// Outbound: the append buffer (appendbuf.go) and the node queue, a Treiber stack of
+	// framed messages for what cannot use the buffer. alock makes its holder the buffer's
+	// only user (abuf, amsgs, aslot, arun); apend says the buffer holds frames; aretry
+	// says a writer found alock held and left everything to its holder.
+	alock  atomic.Bool
+	apend  atomic.Bool
+	aretry atomic.Bool
+	aslot  uint8  // the codec.TypeSlot of the buffer's last messages
+	arun   uint32 // how many of the last messages have aslot (not yet counted)
+	amsgs  uint32 // WAMP messages in the buffer
+	abuf   *[]byte
 	q      atomic.Pointer[outNode]
-	queued atomic.Int64 // bytes in q
+	queued atomic.Int64 // bytes in the append buffer and q
 	// overSince: when the backlog was first seen over OutboundLimit, without a break
 	// since (unix nanos); 0 = under. Set by the loop, read by the ticker.
 	overSince atomic.Int64
@@ -241,7 +251,7 @@ func (c *Conn) traffic() gnet.Action {
 	// Load the state before draining: a Send that happened before Close() is then
 	// guaranteed to be in the queue this drain takes.
 	closing := c.phase == phaseDone || c.state.Load() != stActive
-	if !closing && len(ls.wbuf) == 0 && c.q.Load() == nil && !c.viaLoop.Load() && c.overSince.Load() == 0 {
+	if !closing && len(ls.wbuf) == 0 && !c.hasOut() && !c.viaLoop.Load() && c.overSince.Load() == 0 {
 		// Nothing to write and nothing to measure (a direct writer that may have put the
 		// conn near the soft limit sets viaLoop): leave the socket to direct writers,
 		// one of which may be writing it right now.
@@ -467,6 +477,7 @@ func (c *Conn) onClosed(err error) {
 		putNode(n)
 		n = next
 	}
+	c.dropAppend()
 	c.queued.Store(0)
 	c.frag = nil
 	if !c.opened {

@@ -52,7 +52,7 @@ var outBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 // use; never blocks (it may wait for a direct write of the same conn in progress only
 // when that one is the loop's).
 func (c *Conn) flush() {
-	for c.q.Load() != nil {
+	for c.hasOut() {
 		if c.fd < 0 || c.viaLoop.Load() || c.state.Load() != stActive {
 			c.wake()
 			return
@@ -69,25 +69,40 @@ func (c *Conn) flush() {
 			c.wake()
 			return
 		}
-		c.writeQueue()
+		done := c.writeQueue()
 		c.wtok.Store(false)
+		if !done {
+			return // a sender holds the append buffer and defers the conn again
+		}
 		// A flush that found the token held while we wrote left its frames to us.
 	}
 }
 
-// writeQueue writes the whole queue with one write(2), holding the token. What the
-// socket does not take becomes rest, written by the loop before anything else.
-func (c *Conn) writeQueue() {
+// writeQueue writes the append buffer and the node queue with one write(2), holding the
+// token. What the socket does not take becomes rest, written by the loop before
+// anything else. It returns false, having written nothing, when a sender holds the
+// append buffer (appendbuf.go).
+func (c *Conn) writeQueue() bool {
+	ap, ok := c.takeAppend(false)
+	if !ok {
+		return false
+	}
 	head := c.q.Swap(nil)
-	if head == nil {
-		return
+	if head == nil && ap == nil {
+		return true
 	}
 	fifo := reverse(head)
 	var buf []byte
 	var pooled *[]byte
-	if fifo.next == nil {
+	switch {
+	case ap != nil:
+		buf = *ap // the append buffer is ours: the nodes go behind its frames
+		for n := fifo; n != nil; n = n.next {
+			buf = append(buf, n.buf...)
+		}
+	case fifo.next == nil:
 		buf = fifo.buf // one frame (an INVOCATION, a RESULT, an EVENT): no copy
-	} else {
+	default:
 		pooled = outBufPool.Get().(*[]byte)
 		buf = (*pooled)[:0]
 		for n := fifo; n != nil; n = n.next {
@@ -107,6 +122,10 @@ func (c *Conn) writeQueue() {
 		putNode(n)
 		n = next
 	}
+	if ap != nil {
+		*ap = buf
+		putAppend(ap)
+	}
 	if pooled != nil && cap(buf) <= maxKeptBuf {
 		*pooled = buf[:0]
 		outBufPool.Put(pooled)
@@ -122,6 +141,7 @@ func (c *Conn) writeQueue() {
 		c.viaLoop.Store(true)
 		c.wake()
 	}
+	return true
 }
 
 // writeNonBlocking writes b to the non-blocking socket fd once (retrying EINTR) and
@@ -204,7 +224,7 @@ func (c *Conn) unlockWrite() {
 		c.state.Load() != stActive)
 	c.loopHolds = false
 	c.wtok.Store(false)
-	if c.q.Load() != nil {
+	if c.hasOut() {
 		readbatch.Defer(&c.bm)
 	}
 }

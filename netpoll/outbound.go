@@ -41,8 +41,9 @@ func putNode(n *outNode) {
 }
 
 // Send frames msg for this conn's transport (WebSocket server frame header, batched
-// framing, or RawSocket 4-byte header) and queues a copy; the conn's event loop writes
-// it. Safe for concurrent use from any goroutine, including Handler callbacks of any
+// framing, or RawSocket 4-byte header) and queues a copy (in the conn's append buffer,
+// appendbuf.go, or its node queue); the end of the read batch or the conn's event loop
+// writes it. Safe for concurrent use from any goroutine, including Handler callbacks of any
 // conn. It never blocks and never calls into Handler. Messages from one goroutine are
 // written in the order of their Send calls.
 //
@@ -54,41 +55,45 @@ func (c *Conn) Send(msg []byte) error {
 	if st := c.state.Load(); st != stActive {
 		return stateErr(st)
 	}
+	if c.transport == transportRawSocket && len(msg) > c.peerMax {
+		if c.srv.warnOK("message over the rawsocket client's max length", c.remote) {
+			c.srv.log.Warn("netpoll: message over the rawsocket client's max length, closing",
+				"remote", c.remote.String(), "size", len(msg), "max", c.peerMax)
+		}
+		c.Close()
+		return ErrClosed
+	}
+	if c.q.Load() == nil && c.alock.CompareAndSwap(false, true) {
+		return c.sendAppend(msg) // appendbuf.go
+	}
 	n := getNode()
 	n.msg = true
 	n.slot = uint8(codec.TypeSlot(codec.PeekType(c.ser, msg)))
-	b := n.buf[:0]
-	if c.transport == transportRawSocket {
-		if len(msg) > c.peerMax {
-			putNode(n)
-			if c.srv.warnOK("message over the rawsocket client's max length", c.remote) {
-				c.srv.log.Warn("netpoll: message over the rawsocket client's max length, closing",
-					"remote", c.remote.String(), "size", len(msg), "max", c.peerMax)
-			}
-			c.Close()
-			return ErrClosed
-		}
-		b = append(b, rsRegular, byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg)))
-		b = append(b, msg...)
-	} else if c.deflate && len(msg) >= c.ln.Compression.MinSize {
-		b = c.appendCompressed(b, msg)
-	} else {
-		switch {
-		case !c.batched:
-			b = appendWSHeader(b, c.wsOpcode, len(msg))
-			b = append(b, msg...)
-		case c.ser == codec.JSON:
-			b = appendWSHeader(b, c.wsOpcode, len(msg)+1)
-			b = append(b, msg...)
-			b = append(b, jsonBatchSep)
-		default:
-			b = appendWSHeader(b, c.wsOpcode, len(msg)+4)
-			b = binary.BigEndian.AppendUint32(b, uint32(len(msg)))
-			b = append(b, msg...)
-		}
-	}
-	n.buf = b
+	n.buf = c.appendFrame(n.buf[:0], msg)
 	return c.enqueue(n)
+}
+
+// appendFrame appends msg framed for this conn's transport: a RawSocket header, a
+// WebSocket frame (compressed when negotiated and worth it) or a batched frame.
+func (c *Conn) appendFrame(b, msg []byte) []byte {
+	switch {
+	case c.transport == transportRawSocket:
+		b = append(b, rsRegular, byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg)))
+		return append(b, msg...)
+	case c.deflate && len(msg) >= c.ln.Compression.MinSize:
+		return c.appendCompressed(b, msg)
+	case !c.batched:
+		b = appendWSHeader(b, c.wsOpcode, len(msg))
+		return append(b, msg...)
+	case c.ser == codec.JSON:
+		b = appendWSHeader(b, c.wsOpcode, len(msg)+1)
+		b = append(b, msg...)
+		return append(b, jsonBatchSep)
+	default:
+		b = appendWSHeader(b, c.wsOpcode, len(msg)+4)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(msg)))
+		return append(b, msg...)
+	}
 }
 
 // appendCompressed appends msg as one compressed WebSocket frame (RSV1 set) framed for
@@ -142,8 +147,8 @@ func (c *Conn) enqueue(n *outNode) error {
 	}
 }
 
-// drain runs on the loop: it takes the whole queue, restores FIFO order and appends
-// every frame to the loop's write buffer, handing it to gnet once (or once per
+// drain runs on the loop: it takes the append buffer and the whole node queue (FIFO
+// order restored) and appends every frame to the loop's write buffer, handing it to gnet once (or once per
 // writeChunk). The unwritten end of a direct write goes first, then the frames already
 // in the buffer (pongs, handshake replies). The loop holds the write token.
 func (c *Conn) drain() {
@@ -151,33 +156,27 @@ func (c *Conn) drain() {
 	if c.closedLoop {
 		return
 	}
+	ap, _ := c.takeAppend(true)
 	head := c.q.Swap(nil)
+	ls := c.loop
+	if ap != nil {
+		c.drainBuf(*ap)
+		putAppend(ap)
+		if c.closedLoop {
+			return
+		}
+	}
 	if head == nil {
 		c.write()
 		return
 	}
 	fifo := reverse(head)
-	ls := c.loop
 	bytes, msgs := c.countOut(fifo)
 	c.queued.Add(-int64(bytes))
 	ls.msgsOut.Add(uint64(msgs))
 	for n := fifo; n != nil; {
 		next := n.next
-		if len(n.buf) >= writeChunk {
-			// Big frame: write what is buffered, then the frame itself, without a copy.
-			c.write()
-			if c.closedLoop {
-				return
-			}
-			ls.bytesOut.Add(uint64(len(n.buf)))
-			c.kernHint += int64(len(n.buf))
-			_, _ = c.gc.Write(n.buf)
-		} else {
-			ls.wbuf = append(ls.wbuf, n.buf...)
-			if len(ls.wbuf) >= writeChunk {
-				c.write()
-			}
-		}
+		c.drainBuf(n.buf)
 		putNode(n)
 		if c.closedLoop {
 			return
@@ -185,6 +184,27 @@ func (c *Conn) drain() {
 		n = next
 	}
 	c.write()
+}
+
+// drainBuf appends b (whole frames) to the loop's write buffer, handing the buffer to
+// gnet once it passes writeChunk; a big b is written after what is buffered, without a
+// copy. Loop only, holding the write token.
+func (c *Conn) drainBuf(b []byte) {
+	ls := c.loop
+	if len(b) >= writeChunk {
+		c.write()
+		if c.closedLoop {
+			return
+		}
+		ls.bytesOut.Add(uint64(len(b)))
+		c.kernHint += int64(len(b))
+		_, _ = c.gc.Write(b)
+		return
+	}
+	ls.wbuf = append(ls.wbuf, b...)
+	if len(ls.wbuf) >= writeChunk {
+		c.write()
+	}
 }
 
 // appendWSHeader appends an unmasked (server) WebSocket header for a final frame.

@@ -1,0 +1,137 @@
+package netpoll
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-wamp/switchyard/internal/readbatch"
+)
+
+// TestAppendBufferOrdering: senders in read batches (as event loops and link readers
+// send) and outside them race for one conn's append buffer, so Sends fall back to the
+// node queue while the buffer holds older frames and direct writers find the buffer
+// held; every message must arrive once, in each sender's order.
+func TestAppendBufferOrdering(t *testing.T) {
+	h := newEchoHandler()
+	s := startServer(t, Config{OutboundLimit: 64 << 20, OutboundHardLimit: 128 << 20}, h)
+	c := dialWS(t, s, "wamp.2.json.batched")
+	defer c.conn.Close()
+	_ = c.conn.SetDeadline(time.Now().Add(60 * time.Second))
+	sc := h.waitOpen(t)
+	held := heldTakes.Load()
+
+	const senders, per = 6, 20000
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for i := 0; i < per; {
+				batch := g%3 != 0 // two in three senders send in batches
+				if batch {
+					readbatch.Begin()
+				}
+				for k := 0; k < 1+(g+i)%7 && i < per; k++ {
+					if err := sc.Send([]byte(fmt.Sprintf("%d:%d", g, i))); err != nil {
+						t.Errorf("sender %d message %d: %v", g, i, err)
+						return
+					}
+					i++
+				}
+				if batch {
+					readbatch.End()
+				}
+			}
+		})
+	}
+	next := make([]int, senders)
+	for range senders * per {
+		p := c.read(t).Payload
+		g, i, _ := strings.Cut(string(p[:len(p)-1]), ":") // strip 0x1E
+		gi, _ := strconv.Atoi(g)
+		ii, _ := strconv.Atoi(i)
+		if gi < 0 || gi >= senders || next[gi] != ii {
+			t.Fatalf("sender %s: got message %d, want %d", g, ii, next[min(max(gi, 0), senders-1)])
+		}
+		next[gi]++
+	}
+	wg.Wait()
+	t.Logf("direct writers that found the append buffer held: %d", heldTakes.Load()-held)
+}
+
+// TestDirectWriterLeavesHeldBuffer: sender A's first message waits in the append buffer
+// and its second in the node queue (sender B holds the buffer); a direct writer that
+// finds the buffer held must write neither, or A's second message would overtake its
+// first. When B lets go, both go out in A's order.
+func TestDirectWriterLeavesHeldBuffer(t *testing.T) {
+	h := newEchoHandler()
+	s := startServer(t, Config{}, h)
+	c := dialWS(t, s, "wamp.2.json.batched")
+	defer c.conn.Close()
+	_ = c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	sc := h.waitOpen(t)
+	send := func(m string) {
+		if err := sc.Send([]byte(m)); err != nil {
+			t.Error(err)
+		}
+	}
+	var holding, release chan struct{}
+	hook := func(msg []byte) {
+		if strings.HasPrefix(string(msg), "B") {
+			close(holding)
+			<-release
+		}
+	}
+	testAppendHolds.Store(&hook)
+	defer testAppendHolds.Store(nil)
+
+	// The loops flush the process's deferred conns at the end of their rounds too, and
+	// one may write A's first message before B holds the buffer: then try again.
+	for try := range 20 {
+		a0, a1, b0 := fmt.Sprintf("A%d.0", try), fmt.Sprintf("A%d.1", try), fmt.Sprintf("B%d", try)
+		holding, release = make(chan struct{}), make(chan struct{})
+		held := heldTakes.Load()
+		readbatch.Begin() // Defer only marks the conn: the test flushes
+		send(a0)          // into the append buffer
+		done := make(chan struct{})
+		go func() { defer close(done); send(b0) }()
+		<-holding
+		setUp := sc.apend.Load() // a0 still waits in the buffer B holds
+		send(a1)                 // the buffer is held: into the node queue
+		readbatch.Flush()        // a direct writer finds the buffer held
+		for i := 0; setUp && heldTakes.Load() == held && i < 100; i++ {
+			time.Sleep(10 * time.Millisecond) // a loop's flush may have taken the conn
+		}
+		found := heldTakes.Load() != held
+		close(release)
+		<-done
+		readbatch.End()
+
+		var got []string
+		for len(got) < 3 {
+			p := c.read(t).Payload
+			got = append(got, string(p[:len(p)-1]))
+		}
+		if ia, ib := indexOf(got, a0), indexOf(got, a1); ia < 0 || ib < 0 || ia > ib {
+			t.Fatalf("frames arrived as %q: A's messages out of order", got)
+		}
+		if setUp {
+			if !found {
+				t.Fatal("no direct writer found the append buffer held")
+			}
+			return
+		}
+	}
+	t.Fatal("A's first message never stayed in the append buffer until B held it")
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
