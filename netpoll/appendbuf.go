@@ -28,7 +28,10 @@ import (
 // A writer (the write-token holder) takes the whole buffer under alock. The loop waits
 // for a sender's append to end; a direct writer does not: it sets aretry and leaves
 // everything (buffer and queue, or the order would break) to the sender, which defers
-// the conn again when it releases alock.
+// the conn again when it releases alock. A flush of that defer may find the write token
+// still held by the writer that left, and leave the conn to it: so that writer looks
+// again after releasing the token, unless aretry is still set (the sender has yet to
+// release alock, and its defer comes after the token is free).
 
 // appendPool holds append buffers. They start small: a fan-out batch holds one per
 // target conn until its end, and most conns get one or a few frames per batch.

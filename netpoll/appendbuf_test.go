@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/switchyard-wamp/switchyard/internal/readbatch"
 )
 
@@ -134,4 +135,130 @@ func indexOf(s []string, v string) int {
 		}
 	}
 	return -1
+}
+
+// TestAppendBufferNothingLost: senders in batches (like a proxy's link readers) send to
+// several conns whose clients read in bursts, so sockets fill, direct writes end
+// partial and the loop takes over; every message must arrive, in each sender's order.
+func TestAppendBufferNothingLost(t *testing.T) {
+	h := newEchoHandler()
+	s := startServer(t, Config{}, h)
+	const nconns, senders, per = 4, 6, 30000
+	clients := make([]*wsClient, nconns)
+	conns := make([]*Conn, nconns)
+	for i := range clients {
+		clients[i] = dialWS(t, s, "wamp.2.json.batched")
+		defer clients[i].conn.Close()
+		_ = clients[i].conn.SetDeadline(time.Now().Add(60 * time.Second))
+		conns[i] = h.waitOpen(t)
+	}
+	payload := strings.Repeat("x", 60)
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for i := 0; i < per; {
+				readbatch.Begin()
+				for k := 0; k < 1+(g+i)%40 && i < per; k++ {
+					for _, c := range conns {
+						if err := c.Send([]byte(fmt.Sprintf("%d:%d:%s", g, i, payload))); err != nil {
+							t.Errorf("sender %d message %d: %v", g, i, err)
+						}
+					}
+					i++
+				}
+				readbatch.End()
+			}
+		})
+	}
+	var rg sync.WaitGroup
+	for ci, c := range clients {
+		rg.Go(func() {
+			next := make([]int, senders)
+			for n := 0; n < senders*per; n++ {
+				if n%5000 == 0 {
+					time.Sleep(20 * time.Millisecond) // let the socket fill
+				}
+				f, err := ws.ReadFrame(c.r)
+				if err != nil {
+					t.Errorf("conn %d: after %d messages (per sender %v): %v", ci, n, next, err)
+					return
+				}
+				g, rest, _ := strings.Cut(string(f.Payload[:len(f.Payload)-1]), ":")
+				i, _, _ := strings.Cut(rest, ":")
+				gi, _ := strconv.Atoi(g)
+				ii, _ := strconv.Atoi(i)
+				if gi < 0 || gi >= senders || next[gi] != ii {
+					t.Errorf("conn %d: sender %s: message %d, want %d", ci, g, ii, next[min(max(gi, 0), senders-1)])
+					return
+				}
+				next[gi]++
+			}
+		})
+	}
+	wg.Wait()
+	rg.Wait()
+}
+
+// TestFlushBouncedOffLeftHeld: a direct writer finds the append buffer held (sender B)
+// and, before it releases the write token, B lets go and defers the conn, whose next
+// flush finds the token held and leaves the conn to its holder. The holder must look
+// again: nothing else would write B's and A's frames, as nothing more is sent.
+func TestFlushBouncedOffLeftHeld(t *testing.T) {
+	h := newEchoHandler()
+	s := startServer(t, Config{}, h)
+	c := dialWS(t, s, "wamp.2.json.batched")
+	defer c.conn.Close()
+	sc := h.waitOpen(t)
+	send := func(m string) {
+		if err := sc.Send([]byte(m)); err != nil {
+			t.Error(err)
+		}
+	}
+	holding, releaseB := make(chan struct{}), make(chan struct{})
+	hook := func(msg []byte) {
+		if string(msg) == "B0" {
+			close(holding)
+			<-releaseB
+		}
+	}
+	testAppendHolds.Store(&hook)
+	defer testAppendHolds.Store(nil)
+	left, releaseF := make(chan struct{}), make(chan struct{})
+	leftHook := func(*Conn) {
+		select {
+		case <-left:
+		default:
+			close(left)
+			<-releaseF
+		}
+	}
+	testLeftHeld.Store(&leftHook)
+	defer testLeftHeld.Store(nil)
+
+	readbatch.Begin()
+	send("A0") // the append buffer; the conn waits on the batch's stack
+	doneB := make(chan struct{})
+	go func() { defer close(doneB); send("B0") }()
+	<-holding
+	go readbatch.Flush() // finds the buffer held and stops in leftHook, holding the token
+	select {
+	case <-left:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no direct writer found the append buffer held")
+	}
+	close(releaseB) // B lets go: it sees aretry and defers the conn again
+	<-doneB
+	readbatch.Flush() // that flush finds the token held: it is left to the holder
+	close(releaseF)
+	readbatch.End()
+
+	_ = c.conn.SetDeadline(time.Now().Add(3 * time.Second))
+	var got []string
+	for len(got) < 2 {
+		f, err := ws.ReadFrame(c.r)
+		if err != nil {
+			t.Fatalf("got %q, then: %v (frames left in the append buffer)", got, err)
+		}
+		got = append(got, string(f.Payload[:len(f.Payload)-1]))
+	}
 }

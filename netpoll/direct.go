@@ -41,6 +41,10 @@ import (
 // while it still holds the conn's write token.
 var testLoopHolds atomic.Pointer[func(*Conn)]
 
+// testLeftHeld, when set (tests), runs in flush when writeQueue found the append
+// buffer held, while the flush still holds the write token.
+var testLeftHeld atomic.Pointer[func(*Conn)]
+
 // partialWrites counts direct writes the socket did not take whole (tests).
 var partialWrites atomic.Uint64
 
@@ -70,11 +74,20 @@ func (c *Conn) flush() {
 			return
 		}
 		done := c.writeQueue()
-		c.wtok.Store(false)
 		if !done {
-			return // a sender holds the append buffer and defers the conn again
+			if h := testLeftHeld.Load(); h != nil {
+				(*h)(c)
+			}
 		}
-		// A flush that found the token held while we wrote left its frames to us.
+		c.wtok.Store(false)
+		if !done && c.aretry.Load() {
+			// A sender holds the append buffer and has not seen aretry yet: it defers
+			// the conn when it releases the buffer.
+			return
+		}
+		// A flush that found the token held while we wrote left its frames to us; and
+		// when a sender took aretry while we held the token, its flush may have been
+		// one of them: look again either way.
 	}
 }
 
