@@ -39,7 +39,12 @@
 // claims queue while a broadcast waits for acks), so every router holds the callees of a
 // shared registration in the same order (first/last agree). Every router keeps the table
 // from the broadcasts, so a new owner has it when the old one dies. Removals (UNREGISTER,
-// leaving) go to the owner (KindUnclaim), which broadcasts them (KindRegDel).
+// leaving) go to the owner (KindUnclaim), which broadcasts them (KindRegDel). A claim
+// that conflicts with callees of other routers is not refused at once: their Unclaims
+// may still be on the way while the caller has already seen the call end (or the
+// callee its UNREGISTERED) and a client registers again, which must succeed as on one
+// node. The owner first probes those routers (KindBarrier on the registration's key,
+// answered on it, so after any Unclaim sent before) and decides again.
 //
 // A callee on another router is a ghost session here (engine.Realm.Ghost) registered in
 // this router's dealer: the caller's router runs the whole call (pending table,

@@ -26,9 +26,11 @@ type loopback struct {
 	inflight atomic.Int64
 	// mute is a router that accepts messages and never gets them (a hung router).
 	mute string
-	// slowTo delays every message to that router by slowBy (a slow link).
-	slowTo string
-	slowBy time.Duration
+	// slowTo delays every message to that router by slowBy (a slow link); slowPair
+	// delays only the messages from slowPair[0] to slowPair[1].
+	slowTo   string
+	slowBy   time.Duration
+	slowPair [2]string
 	// failed counts the sends refused because a router was down.
 	failed atomic.Int64
 }
@@ -106,7 +108,7 @@ func (l *loopback) drain(from, to string, q *lbQueue) {
 		l.mu.Lock()
 		dst, gone := l.spans[to], l.down[to] || l.down[from] || l.mute == to
 		slow := l.slowBy
-		if l.slowTo != to {
+		if l.slowTo != to && l.slowPair != [2]string{from, to} {
 			slow = 0
 		}
 		l.mu.Unlock()

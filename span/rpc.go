@@ -44,6 +44,9 @@ type claim struct {
 	// owner is where the claim was sent (claimant side).
 	owner string
 	done  func(errURI string)
+	// probed: the owner has probed the routers of the callees it conflicts with (see
+	// probe); the next conflict is the answer.
+	probed bool
 }
 
 // ackWait is an owner's broadcast waiting for the acks of the routers in wait.
@@ -116,7 +119,7 @@ func (s *Span) onClaim(from string, r *reader) error {
 }
 
 // decide is the owner's decision on claim c: accept (record, broadcast, answer once
-// every live router has acked) or refuse.
+// every live router has acked), probe, or refuse.
 func (s *Span) decide(st *realmState, c *claim) {
 	st.reg.Lock()
 	e := st.table[c.ref]
@@ -125,13 +128,90 @@ func (s *Span) decide(st *realmState, c *claim) {
 		st.reg.Unlock()
 		return
 	}
-	errURI, accept := s.decideLocked(st, c)
+	o := s.settleLocked(st, c)
 	st.reg.Unlock()
-	if accept {
-		s.broadcastAdd(st, c)
-		return
+	if s.act(st, c, o) {
+		s.drainQueue(st, c.ref)
 	}
-	s.answer(c, errURI)
+}
+
+// outcome is what the owner does with a claim: accept it, probe the routers of the
+// callees it conflicts with, or refuse it with errURI.
+type outcome struct {
+	accept bool
+	probe  []string
+	errURI string
+}
+
+// settleLocked decides c. A conflict with callees of other routers is not the answer
+// yet: their Unclaims may still be on the way (a callee that left or unregistered, whose
+// caller already saw the call end and whose client registered again at once, as on one
+// node); the owner probes those routers first (marking the entry busy) and decides
+// again when they answer. Caller holds st.reg.
+func (s *Span) settleLocked(st *realmState, c *claim) outcome {
+	errURI, accept := s.decideLocked(st, c)
+	if accept {
+		return outcome{accept: true}
+	}
+	if c.probed || (errURI != engine.ErrProcedureAlreadyExists && errURI != engine.ErrProcedureExistsOtherPolicy) {
+		return outcome{errURI: errURI}
+	}
+	e := st.table[c.ref]
+	var routers []string
+	for _, x := range e.callees {
+		if x.router != s.self && !slices.Contains(routers, x.router) && s.isLive(x.router) {
+			routers = append(routers, x.router)
+		}
+	}
+	if len(routers) == 0 {
+		return outcome{errURI: errURI}
+	}
+	c.probed = true
+	e.busy = true
+	return outcome{probe: routers}
+}
+
+// act carries out o for c (not holding st.reg) and reports whether the claims queued
+// behind c may be decided now (c was refused).
+func (s *Span) act(st *realmState, c *claim, o outcome) bool {
+	switch {
+	case o.accept:
+		s.broadcastAdd(st, c)
+	case o.probe != nil:
+		s.probe(st, c, o.probe)
+	default:
+		s.answer(c, o.errURI)
+		return true
+	}
+	return false
+}
+
+// probe sends a barrier on the registration's key to each router in routers, answered
+// on the same key: its answer comes after any Unclaim that router sent before it saw
+// the barrier, so once all have answered (or died) the table holds what they had
+// released, and c is decided again.
+func (s *Span) probe(st *realmState, c *claim, routers []string) {
+	w := &ackWait{wait: slices.Clone(routers)}
+	w.barrier = func() {
+		st.reg.Lock()
+		if e := st.table[c.ref]; e != nil {
+			e.busy = false
+		}
+		o := s.settleLocked(st, c)
+		st.reg.Unlock()
+		if s.act(st, c, o) {
+			s.drainQueue(st, c.ref)
+		}
+	}
+	id := s.ackSeq.Add(1)
+	s.acks.Store(id, w)
+	key := regKey(c.realm, c.ref.pol, c.ref.proc)
+	payload := appendUvarint(appendUvarint(nil, id), key)
+	for _, n := range routers {
+		if !s.send(n, key, KindBarrier, payload) {
+			s.onAck(n, id)
+		}
+	}
 }
 
 // decideLocked checks c against the table and records it when accepted. Caller holds
@@ -217,10 +297,15 @@ func (s *Span) acked(w *ackWait) {
 		return
 	}
 	s.answer(w.c, "")
-	st := w.st
+	s.drainQueue(w.st, w.ref)
+}
+
+// drainQueue decides the claims queued on ref, in order, until one is accepted or
+// probed (its broadcast or probe continues with the rest when it ends).
+func (s *Span) drainQueue(st *realmState, ref regRef) {
 	for {
 		st.reg.Lock()
-		e := st.table[w.ref]
+		e := st.table[ref]
 		if e == nil {
 			st.reg.Unlock()
 			return
@@ -232,13 +317,11 @@ func (s *Span) acked(w *ackWait) {
 		}
 		next := e.queue[0]
 		e.queue = e.queue[1:]
-		errURI, accept := s.decideLocked(st, next)
+		o := s.settleLocked(st, next)
 		st.reg.Unlock()
-		if accept {
-			s.broadcastAdd(st, next)
+		if !s.act(st, next, o) {
 			return
 		}
-		s.answer(next, errURI)
 	}
 }
 

@@ -127,6 +127,51 @@ func TestRegistrationUniqueRealmWide(t *testing.T) {
 	}
 }
 
+// TestRegisterAgainAfterCalleeLeft: as on one node, a procedure is free again as soon as
+// its callee's router has let it go, even while the Unclaim to the owner is still on
+// its (slow) way: the owner probes the callee's router before refusing a claim.
+func TestRegisterAgainAfterCalleeLeft(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	// A procedure whose owner is neither a (the leaving callee's router) nor b (the
+	// new callee's).
+	var proc string
+	for i := 0; proc == ""; i++ {
+		p := fmt.Sprintf("com.again.%d", i)
+		if c.spans["a"].owner(regKey("realm1", policyByte(false, 0), p)) == "c" {
+			proc = p
+		}
+	}
+	c.lb.mu.Lock()
+	c.lb.slowPair, c.lb.slowBy = [2]string{"a", "c"}, 100*time.Millisecond
+	c.lb.mu.Unlock()
+	for _, leave := range []string{"leave", "unregister"} {
+		x := c.join("a", codec.JSON, "x", "r")
+		m := x.register(proc, "", "")
+		if m.Type != codec.REGISTERED {
+			t.Fatalf("%s: first callee: %+v", leave, m)
+		}
+		if leave == "leave" {
+			x.s.Leave()
+		} else {
+			x.send(codec.Message{Type: codec.UNREGISTER, Registration: m.Registration})
+			x.one(codec.UNREGISTERED)
+		}
+		y := c.join("b", codec.CBOR, "y", "r")
+		if m := y.register(proc, "", ""); m.Type != codec.REGISTERED {
+			t.Fatalf("%s: %s still taken after its callee let it go: %+v", leave, proc, m)
+		}
+		// And it is taken again: a third callee is refused.
+		z := c.join("a", codec.MsgPack, "z", "r")
+		if m := z.register(proc, "", ""); m.Type != codec.ERROR || string(m.URI) != engine.ErrProcedureAlreadyExists {
+			t.Fatalf("%s: third callee: %+v", leave, m)
+		}
+		y.s.Leave()
+		z.s.Leave()
+		x.s.Leave()
+		c.lb.settle(t)
+	}
+}
+
 // Shared registrations span routers with every invocation policy.
 func TestSharedRegistrationAcrossRouters(t *testing.T) {
 	for _, policy := range []string{"roundrobin", "first", "last"} {

@@ -400,8 +400,12 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 		err = r.err
 	case KindBarrier:
 		id := r.uvarint()
+		var key uint64 // the key to answer on: a probe's (rpc.go), else any
+		if len(r.b) > 0 {
+			key = r.uvarint()
+		}
 		if err = r.err; err == nil {
-			s.send(from, 0, KindRegAck, appendUvarint(nil, id))
+			s.send(from, key, KindRegAck, appendUvarint(nil, id))
 		}
 	case KindUnclaim:
 		err = s.onUnclaim(&r)

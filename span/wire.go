@@ -60,9 +60,12 @@ const (
 	// KindSubscriber (session's router to every router): realm, added (1) or removed (0),
 	// session id, subscription id. Key: session id.
 	KindSubscriber
-	// KindBarrier: ack id. The receiver answers KindRegAck with the id once it has
-	// handled what the sender sent before with the same key (the interest of a new
-	// subscription: AwaitInterest). Key: the subscription id.
+	// KindBarrier: ack id, optionally a reply key. The receiver answers KindRegAck with
+	// the id once it has handled what the sender sent before with the same key (the
+	// interest of a new subscription: AwaitInterest), on the reply key when given, so
+	// that the answer also comes after what the receiver sent before on that key (an
+	// owner's probe of a conflicting callee's router: rpc.go). Key: the subscription
+	// id, or the registration id.
 	KindBarrier
 	// KindResync (a router to one it now sees live again): no fields; the receiver
 	// sends its whole state back (as to a newly seen router), since the sender may have
