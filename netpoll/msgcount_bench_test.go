@@ -87,10 +87,21 @@ func emptyDict(ser codec.Serializer) codec.Raw {
 
 // BenchmarkFanOutSend: one EVENT sent to each of 1000 conns, then each conn's queue
 // drained, as a fan-out read batch does (without the write syscalls). The conns' and
-// nodes' memory no longer fits the core's caches, so this measures the cache lines a
-// Send and a drain touch per conn (see the Conn struct's layout). ns/op is per conn.
-// Must be 0 allocs/op.
-func BenchmarkFanOutSend(b *testing.B) {
+// their buffers' memory no longer fits the core's caches, so this measures the cache
+// lines a Send and a drain touch per conn (see the Conn struct's layout). ns/op is per
+// conn. Must be 0 allocs/op.
+func BenchmarkFanOutSend(b *testing.B) { benchFanOut(b, 1) }
+
+// BenchmarkFanOutBacklog: 50 EVENTs sent to each of 1000 conns (publication by
+// publication, as a read batch of 50 PUBLISHes does), then each conn's queue drained
+// once. This is fan-out 1000's shape under load: a loop that reads a backlog sends
+// about 50 events to every conn before its batch ends. ns/op is per event. Must be
+// 0 allocs/op.
+func BenchmarkFanOutBacklog(b *testing.B) { benchFanOut(b, 50) }
+
+// benchFanOut sends depth EVENTs to each of 1000 conns, one round over the conns per
+// event, then drains every conn; ns/op is per Send.
+func benchFanOut(b *testing.B, depth int) {
 	const n = 1000
 	conns := make([]*Conn, n)
 	for i := range conns {
@@ -101,49 +112,20 @@ func BenchmarkFanOutSend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range conns {
-		warmUp(b, c, msg)
-	}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(msg)))
-	i := 0
-	for b.Loop() {
-		if err := conns[i].Send(msg); err != nil {
-			b.Fatal(err)
-		}
-		if i++; i == n {
-			i = 0
+	cycle := func() {
+		for range depth {
 			for _, c := range conns {
-				c.drain()
+				if err := c.Send(msg); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
-	}
-	for _, c := range conns {
-		c.drain()
-	}
-}
-
-// BenchmarkFanOutBacklog: 50 EVENTs sent to each of 1000 conns (publication by
-// publication, as a read batch of 50 PUBLISHes does), then each conn's queue drained
-// once. This is fan-out 1000's shape under load: a loop that reads a backlog sends
-// about 50 events to every conn before its batch ends, so the queued frames no longer
-// fit the caches. ns/op is per event. Must be 0 allocs/op.
-func BenchmarkFanOutBacklog(b *testing.B) {
-	const n, depth = 1000, 50
-	conns := make([]*Conn, n)
-	for i := range conns {
-		conns[i] = benchConn(b, transportWebSocket, false)
-	}
-	m := codec.Message{Type: codec.EVENT, Subscription: 7, Publication: 123456789}
-	msg, err := codec.For(codec.MsgPack).Append(nil, &m)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for range depth {
 		for _, c := range conns {
-			warmUp(b, c, msg)
+			c.drain()
 		}
 	}
+	cycle() // fill the pools
+	cycle()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))
 	i, d := 0, 0
