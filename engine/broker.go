@@ -20,6 +20,12 @@ type subscription struct {
 	// subscribers is an immutable snapshot, replaced on every change (copy on write)
 	// under the broker table's mutex; PUBLISH only loads it.
 	subscribers atomic.Pointer[[]*Session]
+	// pending: in a cluster, from the subscription's creation until the other routers
+	// know of it (Federation.AwaitInterest). Its subscribers have no SUBSCRIBED yet (it
+	// waits for that too), so no EVENT goes to them: a client rejects an EVENT for a
+	// subscription it has not been told of, and on one node nothing published before
+	// SUBSCRIBED reaches the new subscriber either.
+	pending atomic.Bool
 }
 
 func (s *subscription) entryURI() string { return s.topic }
@@ -64,6 +70,7 @@ func (b *broker) add(rl *Realm, topic []byte, pattern bool, kind match.Kind, s *
 		created = true
 		sub = &subscription{topic: string(topic), pattern: pattern, kind: kind, created: time.Now()}
 		sub.id = SubscriptionID(rl.name, policyName(pattern, kind), sub.topic)
+		sub.pending.Store(rl.router.federation() != nil) // before anyone can see it
 		empty := []*Session{}
 		sub.subscribers.Store(&empty)
 		if pattern {
@@ -154,14 +161,16 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 		s.realm.broker.remove(s.realm, sub, s) // the session left meanwhile
 		return
 	}
-	if created {
+	if sub.pending.Load() {
 		// In a cluster, SUBSCRIBED waits until every router knows of the new
 		// subscription (with the session's later messages, in order): then this SUBSCRIBE
-		// runs again, finds s subscribed and answers.
+		// runs again, finds s subscribed and answers. So does a subscriber that joins
+		// the subscription meanwhile.
 		if f := s.realm.router.federation(); f != nil {
 			rl := s.realm
 			s.deferMessage(m)
 			if f.AwaitInterest(rl, sub.id, func() {
+				sub.pending.Store(false)
 				s.resolveHold(func(*holdState) {})
 				rl.subscribed(s, sub, added, created) // after SUBSCRIBED, as on one node
 			}) {
@@ -169,6 +178,7 @@ func (s *Session) subscribe(m *codec.Message, sc *scratch) {
 			}
 			s.undefer()
 		}
+		sub.pending.Store(false) // no other router is live
 	}
 	sc.m = codec.Message{Type: codec.SUBSCRIBED, Request: m.Request, Subscription: sub.id}
 	s.sendAck(&sc.m, sc)
@@ -270,6 +280,9 @@ func (rl *Realm) route(p *publisher, pub uint64, m *codec.Message, excludeMe boo
 // fanOut queues the EVENT for pub to every subscriber of sub that the publisher's
 // exclusion and black/whitelists (elig, nil for none) allow.
 func (p *publisher) fanOut(rl *Realm, sub *subscription, pub uint64, m *codec.Message, excludeMe bool, elig *eligibility, sc *scratch) {
+	if sub.pending.Load() {
+		return // nobody has its SUBSCRIBED yet
+	}
 	var built [codec.NumSerializers]bool
 	for _, r := range *sub.subscribers.Load() {
 		if (r == p.self && excludeMe) || (elig != nil && !elig.allows(r)) {

@@ -291,3 +291,45 @@ func TestSubscribedMeansReachable(t *testing.T) {
 		t.Fatalf("subscriber got %s, want SUBSCRIBED then the EVENT", describe(evs))
 	}
 }
+
+// TestNoEventBeforeSubscribed: a retained PUBLISH forwarded from another router reaches
+// the subscriber's router while its SUBSCRIBE waits for the other routers (the
+// forward and the barrier's answer come over the same slow link, in that order). As
+// on one node, the subscriber gets SUBSCRIBED first and then the publication once, as
+// the retained event; never an EVENT before SUBSCRIBED, which a client rejects.
+func TestNoEventBeforeSubscribed(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	c.lb.mu.Lock()
+	c.lb.slowPair, c.lb.slowBy = [2]string{"a", "c"}, 100*time.Millisecond
+	c.lb.mu.Unlock()
+	pub := c.join("a", codec.JSON, "p", "r")
+	m := codec.Message{Type: codec.PUBLISH, URI: []byte("com.kept"), Args: raw(t, codec.JSON, []any{"v"})}
+	m.Details.Has, m.Details.Retain, m.Details.Acknowledge = codec.KeyRetain|codec.KeyAcknowledge, true, true
+	pub.send(m)
+	// PUBLISHED only: the helpers also wait for the transport to settle, which would
+	// let the slow forward arrive first.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		pub.p.mu.Lock()
+		n := len(pub.p.msgs)
+		pub.p.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no PUBLISHED")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s := c.join("c", codec.CBOR, "s", "r")
+	sm := codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.kept")}
+	sm.Details.Has, sm.Details.GetRetained = codec.KeyGetRetained, true
+	s.send(sm)
+	ms := s.waitFor(2)
+	if len(ms) != 2 || ms[0].Type != codec.SUBSCRIBED || ms[1].Type != codec.EVENT || !ms[1].Details.Retained {
+		t.Fatalf("subscriber got %s, want SUBSCRIBED then the retained EVENT", describe(ms))
+	}
+	if more := s.take(); len(more) != 0 {
+		t.Fatalf("and then %s", describe(more))
+	}
+}
