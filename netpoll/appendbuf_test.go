@@ -15,22 +15,44 @@ import (
 // TestAppendBufferOrdering: senders in read batches (as event loops and link readers
 // send) and outside them race for one conn's append buffer, so Sends fall back to the
 // node queue while the buffer holds older frames and direct writers find the buffer
-// held; every message must arrive once, in each sender's order.
+// held; every message must arrive once, in each sender's order. Over TLS the loop's
+// drain takes the buffer instead of direct writers.
 func TestAppendBufferOrdering(t *testing.T) {
-	h := newEchoHandler()
-	s := startServer(t, Config{OutboundLimit: 64 << 20, OutboundHardLimit: 128 << 20}, h)
-	c := dialWS(t, s, "wamp.2.json.batched")
-	defer c.conn.Close()
-	_ = c.conn.SetDeadline(time.Now().Add(60 * time.Second))
-	sc := h.waitOpen(t)
-	held := heldTakes.Load()
+	t.Run("plain", func(t *testing.T) {
+		h := newEchoHandler()
+		s := startServer(t, Config{OutboundLimit: 64 << 20, OutboundHardLimit: 128 << 20}, h)
+		c := dialWS(t, s, "wamp.2.json.batched")
+		defer c.conn.Close()
+		_ = c.conn.SetDeadline(time.Now().Add(60 * time.Second))
+		held := heldTakes.Load()
+		sendInOrder(t, h.waitOpen(t), func() []byte { return c.read(t).Payload })
+		t.Logf("direct writers that found the append buffer held: %d", heldTakes.Load()-held)
+	})
+	t.Run("tls", func(t *testing.T) {
+		p := newPKI(t)
+		h := newEchoHandler()
+		s := startServer(t, Config{OutboundLimit: 64 << 20, OutboundHardLimit: 128 << 20,
+			Listeners: []Listener{{Address: "127.0.0.1:0", TLS: p.server.ServerConfig(p.ca.Pool())}}}, h)
+		c, _, err := wsDial(t, "wss://"+s.Addr(0).String()+"/ws", p.ca.ClientConfig(p.client), nil, nil, "wamp.2.json.batched")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.conn.Close()
+		_ = c.conn.SetDeadline(time.Now().Add(60 * time.Second))
+		sendInOrder(t, h.waitOpen(t), func() []byte { return c.read(t).Payload })
+	})
+}
 
+// sendInOrder has six goroutines send numbered messages to sc, two in three of them in
+// read batches, and checks with read (one JSON-batched frame per call) that every
+// message arrives once, in each sender's order.
+func sendInOrder(t *testing.T, sc *Conn, read func() []byte) {
 	const senders, per = 6, 20000
 	var wg sync.WaitGroup
 	for g := range senders {
 		wg.Go(func() {
 			for i := 0; i < per; {
-				batch := g%3 != 0 // two in three senders send in batches
+				batch := g%3 != 0
 				if batch {
 					readbatch.Begin()
 				}
@@ -49,7 +71,7 @@ func TestAppendBufferOrdering(t *testing.T) {
 	}
 	next := make([]int, senders)
 	for range senders * per {
-		p := c.read(t).Payload
+		p := read()
 		g, i, _ := strings.Cut(string(p[:len(p)-1]), ":") // strip 0x1E
 		gi, _ := strconv.Atoi(g)
 		ii, _ := strconv.Atoi(i)
@@ -59,7 +81,6 @@ func TestAppendBufferOrdering(t *testing.T) {
 		next[gi]++
 	}
 	wg.Wait()
-	t.Logf("direct writers that found the append buffer held: %d", heldTakes.Load()-held)
 }
 
 // TestDirectWriterLeavesHeldBuffer: sender A's first message waits in the append buffer
