@@ -269,6 +269,25 @@ func (cl *client) waitFor(n int) []codec.Message {
 	}
 }
 
+// arrived waits until the client has n messages, without waiting for the transport to
+// settle (waitFor does), and leaves them there.
+func (cl *client) arrived(n int) {
+	cl.c.t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		cl.p.mu.Lock()
+		have := len(cl.p.msgs)
+		cl.p.mu.Unlock()
+		if have >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			cl.c.t.Fatalf("client on %s: %d messages, want %d", cl.router, have, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // one waits for exactly one message of type typ.
 func (cl *client) one(typ codec.MessageType) codec.Message {
 	cl.c.t.Helper()

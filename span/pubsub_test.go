@@ -272,19 +272,7 @@ func TestSubscribedMeansReachable(t *testing.T) {
 	// SUBSCRIBE and wait for SUBSCRIBED only (the helpers also wait for the transport
 	// to settle, which would hide the race).
 	sub.send(codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.slow")})
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		sub.p.mu.Lock()
-		n := len(sub.p.msgs)
-		sub.p.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no SUBSCRIBED")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sub.arrived(1)
 	m := codec.Message{Type: codec.PUBLISH, URI: []byte("com.slow"), Args: raw(t, codec.JSON, []any{1})}
 	pub.send(m)
 	if evs := sub.waitFor(2); len(evs) != 2 || evs[0].Type != codec.SUBSCRIBED || evs[1].Type != codec.EVENT {
@@ -308,19 +296,7 @@ func TestNoEventBeforeSubscribed(t *testing.T) {
 	pub.send(m)
 	// PUBLISHED only: the helpers also wait for the transport to settle, which would
 	// let the slow forward arrive first.
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		pub.p.mu.Lock()
-		n := len(pub.p.msgs)
-		pub.p.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no PUBLISHED")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	pub.arrived(1)
 	s := c.join("c", codec.CBOR, "s", "r")
 	sm := codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.kept")}
 	sm.Details.Has, sm.Details.GetRetained = codec.KeyGetRetained, true
