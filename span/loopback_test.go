@@ -250,23 +250,13 @@ func (cl *client) take() []codec.Message {
 	return out
 }
 
-// waitFor waits until the client has at least n messages and returns them all.
+// waitFor waits until the client has at least n messages and returns them all, once
+// the transport has settled.
 func (cl *client) waitFor(n int) []codec.Message {
 	cl.c.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		cl.p.mu.Lock()
-		have := len(cl.p.msgs)
-		cl.p.mu.Unlock()
-		if have >= n {
-			cl.c.lb.settle(cl.c.t)
-			return cl.take()
-		}
-		if time.Now().After(deadline) {
-			cl.c.t.Fatalf("client on %s: %d messages, want %d: %+v", cl.router, have, n, cl.take())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	cl.arrived(n)
+	cl.c.lb.settle(cl.c.t)
+	return cl.take()
 }
 
 // arrived waits until the client has n messages, without waiting for the transport to
@@ -282,7 +272,7 @@ func (cl *client) arrived(n int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			cl.c.t.Fatalf("client on %s: %d messages, want %d", cl.router, have, n)
+			cl.c.t.Fatalf("client on %s: %d messages, want %d: %+v", cl.router, have, n, cl.take())
 		}
 		time.Sleep(time.Millisecond)
 	}
