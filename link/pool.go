@@ -63,6 +63,10 @@ func (p *Pool) Addr() string { return p.addr }
 // concurrent use.
 func (p *Pool) Err() error { return p.err }
 
+// Slots returns the number of links the pool keeps (key k goes on slot k % Slots()).
+// Safe for concurrent use.
+func (p *Pool) Slots() int { return len(p.slots) }
+
 // Pick returns the link for key (slot key % n), nil while that link is down. The same
 // key gets the same link for as long as it is up, which keeps one session's frames in
 // order. Safe for concurrent use.

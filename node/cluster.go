@@ -225,6 +225,14 @@ func (t spanTransport) Send(to string, key uint64, kind span.Kind, payload []byt
 	return t.r.sendSpan(to, key, uint8(kind), payload)
 }
 
+// Lanes implements span.Laned: the links of the pool to `to` (1 when there is none).
+func (t spanTransport) Lanes(to string) int {
+	if p := (*t.r.pools.Load())[to]; p != nil {
+		return max(1, p.Slots())
+	}
+	return 1
+}
+
 // spanHandler hands the span messages a link delivers to the span protocol.
 type spanHandler struct{ s *span.Span }
 

@@ -20,8 +20,13 @@ type loopback struct {
 	mu     sync.Mutex
 	spans  map[string]*Span
 	down   map[string]bool
-	queues map[[2]string]*lbQueue
-	counts map[lbCount]int
+	queues map[lbLane]*lbQueue
+	// lanes, when above 1, gives each (from, to) pair that many queues, key k on lane
+	// k mod lanes (like a router's links); slowLane, when set, delays only that lane of
+	// slowPair.
+	lanes    int
+	slowLane int
+	counts   map[lbCount]int
 	// inflight counts queued and running deliveries, for settle.
 	inflight atomic.Int64
 	// mute is a router that accepts messages and never gets them (a hung router).
@@ -33,6 +38,12 @@ type loopback struct {
 	slowPair [2]string
 	// failed counts the sends refused because a router was down.
 	failed atomic.Int64
+}
+
+// lbLane is one ordered queue between two routers.
+type lbLane struct {
+	from, to string
+	lane     int
 }
 
 type lbCount struct {
@@ -52,7 +63,7 @@ type lbMsg struct {
 }
 
 func newLoopback() *loopback {
-	return &loopback{spans: map[string]*Span{}, down: map[string]bool{}, queues: map[[2]string]*lbQueue{},
+	return &loopback{spans: map[string]*Span{}, down: map[string]bool{}, queues: map[lbLane]*lbQueue{},
 		counts: map[lbCount]int{}}
 }
 
@@ -75,11 +86,14 @@ func (e lbEnd) Send(to string, key uint64, kind Kind, payload []byte) error {
 		return errDown
 	}
 	l.counts[lbCount{e.from, to, kind}]++
-	pair := [2]string{e.from, to}
-	q := l.queues[pair]
+	lane := lbLane{e.from, to, 0}
+	if l.lanes > 1 {
+		lane.lane = int(key % uint64(l.lanes))
+	}
+	q := l.queues[lane]
 	if q == nil {
 		q = &lbQueue{}
-		l.queues[pair] = q
+		l.queues[lane] = q
 	}
 	l.mu.Unlock()
 	l.inflight.Add(1)
@@ -89,12 +103,20 @@ func (e lbEnd) Send(to string, key uint64, kind Kind, payload []byte) error {
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		go l.drain(e.from, to, q)
+		go l.drain(lane, q)
 	}
 	return nil
 }
 
-func (l *loopback) drain(from, to string, q *lbQueue) {
+// Lanes implements Laned.
+func (e lbEnd) Lanes(string) int {
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	return max(1, e.l.lanes)
+}
+
+func (l *loopback) drain(lane lbLane, q *lbQueue) {
+	from, to := lane.from, lane.to
 	for {
 		q.mu.Lock()
 		if len(q.items) == 0 {
@@ -108,7 +130,7 @@ func (l *loopback) drain(from, to string, q *lbQueue) {
 		l.mu.Lock()
 		dst, gone := l.spans[to], l.down[to] || l.down[from] || l.mute == to
 		slow := l.slowBy
-		if l.slowTo != to && l.slowPair != [2]string{from, to} {
+		if l.slowTo != to && (l.slowPair != [2]string{from, to} || (l.lanes > 1 && lane.lane != l.slowLane)) {
 			slow = 0
 		}
 		l.mu.Unlock()

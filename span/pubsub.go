@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/puzpuzpuz/xsync/v3"
@@ -221,7 +222,34 @@ func (s *Span) AwaitInterest(rl *engine.Realm, subID uint64, done func()) bool {
 			s.onAck(n, id)
 		}
 	}
+	after := barrierTimeout
+	time.AfterFunc(after, func() { s.giveUp(id, "subscribe barrier", after) })
 	return true
+}
+
+// barrierTimeout bounds a barrier's wait: an answer lost with a link that failed while
+// the router stayed up (its other links) would otherwise hold SUBSCRIBED for good. A
+// variable for tests only.
+var barrierTimeout = 5 * time.Second
+
+// giveUp ends ack wait id if it still waits, as if the routers it waits for had
+// answered, and logs them.
+func (s *Span) giveUp(id uint64, what string, after time.Duration) {
+	var rest []string
+	s.acks.Compute(id, func(w *ackWait, loaded bool) (*ackWait, bool) {
+		if !loaded {
+			return nil, true
+		}
+		rest = slices.Clone(w.wait)
+		return w, false
+	})
+	if len(rest) == 0 {
+		return
+	}
+	s.log.Warn("span: no answer in time, going on", "wait", what, "routers", rest, "after", after)
+	for _, n := range rest {
+		s.onAck(n, id)
+	}
 }
 
 // SubscriptionChanged implements engine.Federation: tell every other live router.

@@ -309,3 +309,56 @@ func TestNoEventBeforeSubscribed(t *testing.T) {
 		t.Fatalf("and then %s", describe(more))
 	}
 }
+
+// TestNoStaleForwardAfterSubscribed: with two lanes between routers, a retained PUBLISH
+// forwarded on a slow lane must still arrive before the subscribe barrier's answer (which
+// goes on every lane), so the subscriber gets it once, as the retained event after
+// SUBSCRIBED, as on one node, and not later as a live event.
+func TestNoStaleForwardAfterSubscribed(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	var pub *client
+	for pub == nil || pub.s.ID()%2 != 1 { // its forwards on lane 1, a barrier's key-0 answer on lane 0
+		pub = c.join("a", codec.JSON, "p", "r")
+	}
+	c.lb.mu.Lock()
+	c.lb.lanes, c.lb.slowLane = 2, 1
+	c.lb.slowPair, c.lb.slowBy = [2]string{"a", "c"}, 100*time.Millisecond
+	c.lb.mu.Unlock()
+	m := codec.Message{Type: codec.PUBLISH, URI: []byte("com.lanes"), Args: raw(t, codec.JSON, []any{"v"})}
+	m.Details.Has, m.Details.Retain, m.Details.Acknowledge = codec.KeyRetain|codec.KeyAcknowledge, true, true
+	pub.send(m)
+	pub.arrived(1) // PUBLISHED; the forward to c is still on its slow lane
+	s := c.join("c", codec.CBOR, "s", "r")
+	sm := codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.lanes")}
+	sm.Details.Has, sm.Details.GetRetained = codec.KeyGetRetained, true
+	s.send(sm)
+	ms := s.waitFor(2)
+	if len(ms) != 2 || ms[0].Type != codec.SUBSCRIBED || ms[1].Type != codec.EVENT || !ms[1].Details.Retained {
+		t.Fatalf("subscriber got %s, want SUBSCRIBED then the retained EVENT", describe(ms))
+	}
+	if more := s.take(); len(more) != 0 {
+		t.Fatalf("and then %s", describe(more))
+	}
+}
+
+// TestSubscribeBarrierTimeout: a router that never answers the subscribe barrier (its
+// answer lost) holds SUBSCRIBED only until barrierTimeout, not for good.
+func TestSubscribeBarrierTimeout(t *testing.T) {
+	old := barrierTimeout
+	barrierTimeout = 200 * time.Millisecond
+	defer func() { barrierTimeout = old }()
+	c := newCluster(t, "a", "b")
+	c.lb.mu.Lock()
+	c.lb.mute = "b"
+	c.lb.mu.Unlock()
+	s := c.join("a", codec.JSON, "s", "r")
+	start := time.Now()
+	s.send(codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.muted")})
+	s.arrived(1)
+	if ms := s.take(); len(ms) != 1 || ms[0].Type != codec.SUBSCRIBED {
+		t.Fatalf("got %s, want SUBSCRIBED", describe(ms))
+	}
+	if took := time.Since(start); took < barrierTimeout {
+		t.Fatalf("SUBSCRIBED after %v, before the timeout: the muted router answered?", took)
+	}
+}

@@ -58,6 +58,8 @@ type ackWait struct {
 	// barrier, when set, is what to run once every router has acked (an interest
 	// barrier, AwaitInterest) instead of answering a claim.
 	barrier func()
+	// got counts the answers of a router that answers on several lanes (Laned).
+	got map[string]int
 }
 
 func regKey(realm string, pol byte, proc string) uint64 {
@@ -271,11 +273,24 @@ func (s *Span) broadcastAdd(st *realmState, c *claim) {
 	}
 }
 
-func (s *Span) onAck(from string, id uint64) {
+// onAck counts router from as done for ack id (an ack, or the router is down).
+func (s *Span) onAck(from string, id uint64) { s.onAckN(from, id, 1) }
+
+// onAckN counts one of the lanes answers router from sends for ack id; from is done
+// with the last.
+func (s *Span) onAckN(from string, id uint64, lanes int) {
 	var done *ackWait
 	s.acks.Compute(id, func(w *ackWait, loaded bool) (*ackWait, bool) {
 		if !loaded {
 			return nil, true
+		}
+		if lanes > 1 {
+			if w.got == nil {
+				w.got = map[string]int{}
+			}
+			if w.got[from]++; w.got[from] < lanes {
+				return w, false
+			}
 		}
 		w.wait = slices.DeleteFunc(w.wait, func(n string) bool { return n == from })
 		if len(w.wait) == 0 {

@@ -25,6 +25,15 @@ type Transport interface {
 	Send(to string, key uint64, kind Kind, payload []byte) error
 }
 
+// Laned is implemented by a Transport whose messages to a router go over several
+// lanes (links), each in order, key k on lane k mod Lanes(to) while it is up. A barrier
+// answer then goes on every lane, so that it comes after everything sent before it
+// whatever its key (an earlier forwarded PUBLISH, say). A Transport without it has one
+// lane.
+type Laned interface {
+	Lanes(to string) int
+}
+
 // MaxRouters is the number of routers one Span can tell apart (interest is a bitmask).
 const MaxRouters = 64
 
@@ -298,6 +307,19 @@ func (s *Span) send(to string, key uint64, kind Kind, payload []byte) bool {
 	return true
 }
 
+// ackEveryLane answers barrier id on every lane to router `to` (Laned), each answer
+// saying how many there are.
+func (s *Span) ackEveryLane(to string, id uint64) {
+	n := 1
+	if l, ok := s.t.(Laned); ok {
+		n = max(1, min(l.Lanes(to), 64))
+	}
+	payload := appendUvarint(appendUvarint(nil, id), uint64(n))
+	for k := range n {
+		s.send(to, uint64(k), KindRegAck, payload)
+	}
+}
+
 // state returns the per-realm state of realm name, making it when new.
 func (s *Span) state(name string) *realmState {
 	if st, ok := (*s.realms.Load())[name]; ok {
@@ -396,16 +418,25 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 	case KindRegAdd:
 		err = s.onRegAdd(from, &r)
 	case KindRegAck:
-		s.onAck(from, r.uvarint())
-		err = r.err
-	case KindBarrier:
-		id := r.uvarint()
-		var key uint64 // the key to answer on: a probe's (rpc.go), else any
+		id, lanes := r.uvarint(), uint64(1)
 		if len(r.b) > 0 {
-			key = r.uvarint()
+			lanes = r.uvarint() // a barrier's answer on every lane: wait for all
 		}
 		if err = r.err; err == nil {
-			s.send(from, key, KindRegAck, appendUvarint(nil, id))
+			s.onAckN(from, id, int(min(lanes, 64)))
+		}
+	case KindBarrier:
+		id := r.uvarint()
+		if len(r.b) > 0 {
+			// A probe (rpc.go): the answer goes on the key it names.
+			key := r.uvarint()
+			if err = r.err; err == nil {
+				s.send(from, key, KindRegAck, appendUvarint(nil, id))
+			}
+			break
+		}
+		if err = r.err; err == nil {
+			s.ackEveryLane(from, id)
 		}
 	case KindUnclaim:
 		err = s.onUnclaim(&r)

@@ -32,7 +32,8 @@ const (
 	// KindRegAdd (owner to every router, or a callee's router to a newly seen router):
 	// ack id (0: no ack wanted), realm, policy, procedure, invoke, callee.
 	KindRegAdd
-	// KindRegAck (to the owner): ack id.
+	// KindRegAck (to the owner, or a barrier's sender): ack id, and for a barrier's
+	// answer the number of lanes it is sent on (one answer per lane; see Laned).
 	KindRegAck
 	// KindUnclaim (callee's router to the owner): realm, policy, procedure, callee id.
 	KindUnclaim
@@ -61,11 +62,12 @@ const (
 	// session id, subscription id. Key: session id.
 	KindSubscriber
 	// KindBarrier: ack id, optionally a reply key. The receiver answers KindRegAck with
-	// the id once it has handled what the sender sent before with the same key (the
-	// interest of a new subscription: AwaitInterest), on the reply key when given, so
-	// that the answer also comes after what the receiver sent before on that key (an
-	// owner's probe of a conflicting callee's router: rpc.go). Key: the subscription
-	// id, or the registration id.
+	// the id once it has handled what the sender sent before with the same key. Without
+	// a reply key (the interest of a new subscription: AwaitInterest) it answers on every
+	// lane, so that the sender has everything the receiver sent before on any key (a
+	// PUBLISH it forwarded) when the last answer comes; with one (an owner's probe of a
+	// conflicting callee's router: rpc.go) it answers on that key, after what it sent
+	// before on it. Key: the subscription id, or the registration id.
 	KindBarrier
 	// KindResync (a router to one it now sees live again): no fields; the receiver
 	// sends its whole state back (as to a newly seen router), since the sender may have
