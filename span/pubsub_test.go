@@ -290,15 +290,21 @@ func TestNoEventBeforeSubscribed(t *testing.T) {
 	c.lb.mu.Lock()
 	c.lb.slowPair, c.lb.slowBy = [2]string{"a", "c"}, 100*time.Millisecond
 	c.lb.mu.Unlock()
-	pub := c.join("a", codec.JSON, "p", "r")
-	m := codec.Message{Type: codec.PUBLISH, URI: []byte("com.kept"), Args: raw(t, codec.JSON, []any{"v"})}
+	retainedThenSubscribe(t, c, c.join("a", codec.JSON, "p", "r"), "com.kept")
+}
+
+// retainedThenSubscribe publishes a retained event from pub (on router a) and, once pub
+// has PUBLISHED (not waiting for the transport to settle, which would let a slow
+// forward arrive first), subscribes on router c with get_retained: the subscriber must
+// get SUBSCRIBED, then the event once, as the retained one, and nothing more.
+func retainedThenSubscribe(t *testing.T, c *cluster, pub *client, topic string) {
+	t.Helper()
+	m := codec.Message{Type: codec.PUBLISH, URI: []byte(topic), Args: raw(t, codec.JSON, []any{"v"})}
 	m.Details.Has, m.Details.Retain, m.Details.Acknowledge = codec.KeyRetain|codec.KeyAcknowledge, true, true
 	pub.send(m)
-	// PUBLISHED only: the helpers also wait for the transport to settle, which would
-	// let the slow forward arrive first.
 	pub.arrived(1)
 	s := c.join("c", codec.CBOR, "s", "r")
-	sm := codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.kept")}
+	sm := codec.Message{Type: codec.SUBSCRIBE, URI: []byte(topic)}
 	sm.Details.Has, sm.Details.GetRetained = codec.KeyGetRetained, true
 	s.send(sm)
 	ms := s.waitFor(2)
@@ -324,21 +330,7 @@ func TestNoStaleForwardAfterSubscribed(t *testing.T) {
 	c.lb.lanes, c.lb.slowLane = 2, 1
 	c.lb.slowPair, c.lb.slowBy = [2]string{"a", "c"}, 100*time.Millisecond
 	c.lb.mu.Unlock()
-	m := codec.Message{Type: codec.PUBLISH, URI: []byte("com.lanes"), Args: raw(t, codec.JSON, []any{"v"})}
-	m.Details.Has, m.Details.Retain, m.Details.Acknowledge = codec.KeyRetain|codec.KeyAcknowledge, true, true
-	pub.send(m)
-	pub.arrived(1) // PUBLISHED; the forward to c is still on its slow lane
-	s := c.join("c", codec.CBOR, "s", "r")
-	sm := codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.lanes")}
-	sm.Details.Has, sm.Details.GetRetained = codec.KeyGetRetained, true
-	s.send(sm)
-	ms := s.waitFor(2)
-	if len(ms) != 2 || ms[0].Type != codec.SUBSCRIBED || ms[1].Type != codec.EVENT || !ms[1].Details.Retained {
-		t.Fatalf("subscriber got %s, want SUBSCRIBED then the retained EVENT", describe(ms))
-	}
-	if more := s.take(); len(more) != 0 {
-		t.Fatalf("and then %s", describe(more))
-	}
+	retainedThenSubscribe(t, c, pub, "com.lanes")
 }
 
 // TestSubscribeBarrierTimeout: a router that never answers the subscribe barrier (its
