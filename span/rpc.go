@@ -3,6 +3,7 @@ package span
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -214,6 +215,10 @@ func (s *Span) probe(st *realmState, c *claim, routers []string) {
 			s.onAck(n, id)
 		}
 	}
+	// Without an answer (lost with a failed link) the claim is decided on what the
+	// table holds then, rather than held for good.
+	after := barrierTimeout
+	time.AfterFunc(after, func() { s.giveUp(id, "claim probe", after) })
 }
 
 // decideLocked checks c against the table and records it when accepted. Caller holds

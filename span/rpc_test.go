@@ -367,3 +367,34 @@ func TestProgressiveInvocationsAcrossRouters(t *testing.T) {
 		t.Fatalf("RESULT %+v", r)
 	}
 }
+
+// TestClaimProbeTimeout: an owner whose probe of a conflicting callee's router gets no
+// answer decides the claim on its table after barrierTimeout instead of holding it.
+func TestClaimProbeTimeout(t *testing.T) {
+	old := barrierTimeout
+	barrierTimeout = 200 * time.Millisecond
+	defer func() { barrierTimeout = old }()
+	c := newCluster(t, "a", "b", "c")
+	var proc string
+	for i := 0; proc == ""; i++ { // owned by c, callee on a, claimant on b
+		if p := fmt.Sprintf("com.probe.%d", i); c.spans["a"].owner(regKey("realm1", policyByte(false, 0), p)) == "c" {
+			proc = p
+		}
+	}
+	x := c.join("a", codec.JSON, "x", "r")
+	if m := x.register(proc, "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("first callee: %+v", m)
+	}
+	c.lb.mu.Lock()
+	c.lb.mute = "a" // the probe reaches a and is never answered
+	c.lb.mu.Unlock()
+	y := c.join("b", codec.CBOR, "y", "r")
+	y.send(codec.Message{Type: codec.REGISTER, URI: []byte(proc)})
+	y.arrived(1)
+	if ms := y.take(); len(ms) != 1 || ms[0].Type != codec.ERROR || string(ms[0].URI) != engine.ErrProcedureAlreadyExists {
+		t.Fatalf("second callee got %s, want procedure_already_exists", describe(ms))
+	}
+	c.lb.mu.Lock()
+	c.lb.mute = ""
+	c.lb.mu.Unlock()
+}
