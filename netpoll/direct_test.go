@@ -122,6 +122,13 @@ func TestCloseWhileDirectWriting(t *testing.T) {
 // when it lets the token go (the frame's mark was already taken off the batch's list).
 func TestFlushWhileLoopHoldsToken(t *testing.T) {
 	h := newEchoHandler()
+	// Only the OnTraffic that echoes: the loop may still hold the token for the
+	// handshake reply when the hook is set.
+	var echoing atomic.Bool
+	h.onMsg = func(_ *Conn, msg []byte) bool {
+		echoing.Store(string(msg) == "echo-me")
+		return false
+	}
 	s := startServer(t, Config{}, h)
 	c := dialRS(t, s.RawSocketAddr())
 	c.handshake(t, 15, 1)
@@ -129,7 +136,7 @@ func TestFlushWhileLoopHoldsToken(t *testing.T) {
 	sc := h.waitOpen(t)
 	var once sync.Once
 	hook := func(held *Conn) {
-		if held != sc {
+		if held != sc || !echoing.Load() {
 			return
 		}
 		once.Do(func() {
