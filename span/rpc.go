@@ -61,6 +61,9 @@ type ackWait struct {
 	barrier func()
 	// got counts the answers of a router that answers on several lanes (Laned).
 	got map[string]int
+	// timer, when set, gives up on the wait (giveUp); stopped when it ends. Set before
+	// the wait is stored, read-only after.
+	timer *time.Timer
 }
 
 func regKey(realm string, pol byte, proc string) uint64 {
@@ -207,6 +210,10 @@ func (s *Span) probe(st *realmState, c *claim, routers []string) {
 		}
 	}
 	id := s.ackSeq.Add(1)
+	// Without an answer (lost with a failed link) the claim is decided on what the
+	// table holds then, rather than held for good.
+	after := barrierTimeout
+	w.timer = time.AfterFunc(after, func() { s.giveUp(id, "claim probe", after) })
 	s.acks.Store(id, w)
 	key := regKey(c.realm, c.ref.pol, c.ref.proc)
 	payload := appendUvarint(appendUvarint(nil, id), key)
@@ -215,10 +222,6 @@ func (s *Span) probe(st *realmState, c *claim, routers []string) {
 			s.onAck(n, id)
 		}
 	}
-	// Without an answer (lost with a failed link) the claim is decided on what the
-	// table holds then, rather than held for good.
-	after := barrierTimeout
-	time.AfterFunc(after, func() { s.giveUp(id, "claim probe", after) })
 }
 
 // decideLocked checks c against the table and records it when accepted. Caller holds
@@ -269,9 +272,10 @@ func (s *Span) broadcastAdd(st *realmState, c *claim) {
 		s.acked(w)
 		return
 	}
+	to := slices.Clone(w.wait) // w belongs to the acks map once stored
 	s.acks.Store(id, w)
 	payload := appendRegAdd(nil, id, c.realm, c.ref.pol, c.ref.proc, c.invoke, &c.callee)
-	for _, n := range slices.Clone(w.wait) {
+	for _, n := range to {
 		if !s.send(n, regKey(c.realm, c.ref.pol, c.ref.proc), KindRegAdd, payload) {
 			s.onAck(n, id)
 		}
@@ -312,6 +316,9 @@ func (s *Span) onAckN(from string, id uint64, lanes int) {
 // acked answers the claim whose broadcast every router has seen, and decides the claims
 // that queued behind it.
 func (s *Span) acked(w *ackWait) {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 	if w.barrier != nil {
 		w.barrier()
 		return
