@@ -41,9 +41,6 @@ var appendPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &
 // sender (tests).
 var heldTakes atomic.Uint64
 
-// testAppendHolds, when set (tests), runs in sendAppend while the sender holds alock.
-var testAppendHolds atomic.Pointer[func(msg []byte)]
-
 // sendAppend appends msg's frame to the append buffer; the caller holds alock, which
 // this releases. Safe for concurrent use (alock makes the caller the buffer's only user).
 func (c *Conn) sendAppend(msg []byte) error {
@@ -64,9 +61,6 @@ func (c *Conn) sendAppend(msg []byte) error {
 		return ErrSlowConsumer
 	}
 	*p = b
-	if h := testAppendHolds.Load(); h != nil {
-		(*h)(msg)
-	}
 	slot := uint8(codec.TypeSlot(codec.PeekType(c.ser, msg)))
 	if c.arun > 0 && slot != c.aslot {
 		c.loop.typesOut[c.ser%codec.NumSerializers][c.aslot].Add(uint64(c.arun))
