@@ -1,7 +1,6 @@
 package netpoll
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -99,23 +98,19 @@ func (c *Conn) takeAppend(wait bool) (p *[]byte, ok bool) {
 	if !c.apend.Load() {
 		return nil, true
 	}
-	if !c.alock.CompareAndSwap(false, true) {
-		if !wait {
-			c.aretry.Store(true)
-			if !c.alock.CompareAndSwap(false, true) {
-				heldTakes.Add(1)
-				return nil, false
-			}
-			c.aretry.Store(false) // everything is taken now
-		} else {
-			for i := 0; !c.alock.CompareAndSwap(false, true); i++ {
-				if i > 16 {
-					runtime.Gosched()
-				}
-			}
+	switch {
+	case c.alock.CompareAndSwap(false, true):
+	case wait:
+		acquire(&c.alock)
+	default:
+		c.aretry.Store(true)
+		if !c.alock.CompareAndSwap(false, true) {
+			heldTakes.Add(1)
+			return nil, false
 		}
+		c.aretry.Store(false) // everything is taken now
 	}
-	p = c.abuf
+	p = c.abuf // not nil: apend is set only with frames in it
 	c.abuf = nil
 	if c.arun > 0 {
 		c.loop.typesOut[c.ser%codec.NumSerializers][c.aslot].Add(uint64(c.arun))
@@ -125,9 +120,6 @@ func (c *Conn) takeAppend(wait bool) (p *[]byte, ok bool) {
 	c.amsgs = 0
 	c.apend.Store(false)
 	c.alock.Store(false)
-	if p == nil {
-		return nil, true
-	}
 	c.queued.Add(-int64(len(*p)))
 	c.loop.msgsOut.Add(uint64(msgs))
 	return p, true

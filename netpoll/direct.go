@@ -218,12 +218,18 @@ func (c *Conn) lockWrite() {
 	if c.fd < 0 || c.loopHolds {
 		return
 	}
-	for i := 0; !c.wtok.CompareAndSwap(false, true); i++ {
+	acquire(&c.wtok)
+	c.loopHolds = true
+}
+
+// acquire waits for b to go from false to true, spinning (its holders keep it for one
+// write or one append) and yielding after a few tries.
+func acquire(b *atomic.Bool) {
+	for i := 0; !b.CompareAndSwap(false, true); i++ {
 		if i > 16 {
 			runtime.Gosched()
 		}
 	}
-	c.loopHolds = true
 }
 
 // unlockWrite releases the loop's token: the conn goes back to direct writes unless the

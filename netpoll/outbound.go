@@ -148,9 +148,10 @@ func (c *Conn) enqueue(n *outNode) error {
 }
 
 // drain runs on the loop: it takes the append buffer and the whole node queue (FIFO
-// order restored) and appends every frame to the loop's write buffer, handing it to gnet once (or once per
-// writeChunk). The unwritten end of a direct write goes first, then the frames already
-// in the buffer (pongs, handshake replies). The loop holds the write token.
+// order restored) and appends every frame to the loop's write buffer, handing it to gnet
+// once (or once per writeChunk). The unwritten end of a direct write goes first, then the
+// frames already in the buffer (pongs, handshake replies). The loop holds the write
+// token.
 func (c *Conn) drain() {
 	c.writeRest()
 	if c.closedLoop {
@@ -158,7 +159,6 @@ func (c *Conn) drain() {
 	}
 	ap, _ := c.takeAppend(true)
 	head := c.q.Swap(nil)
-	ls := c.loop
 	if ap != nil {
 		c.drainBuf(*ap)
 		putAppend(ap)
@@ -173,7 +173,7 @@ func (c *Conn) drain() {
 	fifo := reverse(head)
 	bytes, msgs := c.countOut(fifo)
 	c.queued.Add(-int64(bytes))
-	ls.msgsOut.Add(uint64(msgs))
+	c.loop.msgsOut.Add(uint64(msgs))
 	for n := fifo; n != nil; {
 		next := n.next
 		c.drainBuf(n.buf)
