@@ -214,17 +214,7 @@ func (s *Span) AwaitInterest(rl *engine.Realm, subID uint64, done func()) bool {
 	if len(w.wait) == 0 {
 		return false
 	}
-	id := s.ackSeq.Add(1)
-	after := barrierTimeout
-	w.timer = time.AfterFunc(after, func() { s.giveUp(id, "subscribe barrier", after) })
-	to := slices.Clone(w.wait) // w belongs to the acks map once stored
-	s.acks.Store(id, w)
-	payload := appendUvarint(nil, id)
-	for _, n := range to {
-		if !s.send(n, subID, KindBarrier, payload) {
-			s.onAck(n, id)
-		}
-	}
+	s.startWait(w, "subscribe barrier", subID, KindBarrier, func(id uint64) []byte { return appendUvarint(nil, id) })
 	return true
 }
 

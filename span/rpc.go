@@ -134,6 +134,12 @@ func (s *Span) decide(st *realmState, c *claim) {
 		st.reg.Unlock()
 		return
 	}
+	s.settleAndAct(st, c)
+}
+
+// settleAndAct decides c (settleLocked), releases st.reg, which the caller holds, acts
+// on the outcome and, when c was refused, decides the claims queued behind it.
+func (s *Span) settleAndAct(st *realmState, c *claim) {
 	o := s.settleLocked(st, c)
 	st.reg.Unlock()
 	if s.act(st, c, o) {
@@ -203,25 +209,14 @@ func (s *Span) probe(st *realmState, c *claim, routers []string) {
 		if e := st.table[c.ref]; e != nil {
 			e.busy = false
 		}
-		o := s.settleLocked(st, c)
-		st.reg.Unlock()
-		if s.act(st, c, o) {
-			s.drainQueue(st, c.ref)
-		}
+		s.settleAndAct(st, c)
 	}
-	id := s.ackSeq.Add(1)
 	// Without an answer (lost with a failed link) the claim is decided on what the
 	// table holds then, rather than held for good.
-	after := barrierTimeout
-	w.timer = time.AfterFunc(after, func() { s.giveUp(id, "claim probe", after) })
-	s.acks.Store(id, w)
 	key := regKey(c.realm, c.ref.pol, c.ref.proc)
-	payload := appendUvarint(appendUvarint(nil, id), key)
-	for _, n := range routers {
-		if !s.send(n, key, KindBarrier, payload) {
-			s.onAck(n, id)
-		}
-	}
+	s.startWait(w, "claim probe", key, KindBarrier, func(id uint64) []byte {
+		return appendUvarint(appendUvarint(nil, id), key)
+	})
 }
 
 // decideLocked checks c against the table and records it when accepted. Caller holds
@@ -262,7 +257,6 @@ func (s *Span) decideLocked(st *realmState, c *claim) (errURI string, accept boo
 func (s *Span) broadcastAdd(st *realmState, c *claim) {
 	s.applyAdd(st, c.ref, c.invoke, c.callee)
 	w := &ackWait{st: st, ref: c.ref, c: c}
-	id := s.ackSeq.Add(1)
 	for _, n := range s.live.Load().names {
 		if n != s.self {
 			w.wait = append(w.wait, n)
@@ -272,11 +266,25 @@ func (s *Span) broadcastAdd(st *realmState, c *claim) {
 		s.acked(w)
 		return
 	}
+	s.startWait(w, "", regKey(c.realm, c.ref.pol, c.ref.proc), KindRegAdd, func(id uint64) []byte {
+		return appendRegAdd(nil, id, c.realm, c.ref.pol, c.ref.proc, c.invoke, &c.callee)
+	})
+}
+
+// startWait stores w under a new ack id and sends every router in w.wait the message
+// msg(id) of kind on key; a router it cannot reach counts as answered. With a give-up
+// name (what), w ends after barrierTimeout even without every answer (giveUp).
+func (s *Span) startWait(w *ackWait, what string, key uint64, kind Kind, msg func(id uint64) []byte) {
+	id := s.ackSeq.Add(1)
+	if what != "" {
+		after := barrierTimeout
+		w.timer = time.AfterFunc(after, func() { s.giveUp(id, what, after) })
+	}
 	to := slices.Clone(w.wait) // w belongs to the acks map once stored
 	s.acks.Store(id, w)
-	payload := appendRegAdd(nil, id, c.realm, c.ref.pol, c.ref.proc, c.invoke, &c.callee)
+	payload := msg(id)
 	for _, n := range to {
-		if !s.send(n, regKey(c.realm, c.ref.pol, c.ref.proc), KindRegAdd, payload) {
+		if !s.send(n, key, kind, payload) {
 			s.onAck(n, id)
 		}
 	}
