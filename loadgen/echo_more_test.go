@@ -314,19 +314,8 @@ func isTimeout(err error) bool {
 // loop's, reused).
 func TestEchoServerSocketAllocs(t *testing.T) {
 	forEachEcho(t, func(t *testing.T, s echoServer) {
-		conn, err := net.Dial("tcp", s.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-		if _, err := conn.Write([]byte{0x7F, 0xF0 | byte(codec.JSON), 0, 0}); err != nil {
-			t.Fatal(err)
-		}
+		conn := dialRawEcho(t, s, codec.JSON, 20*time.Second)
 		reply := make([]byte, 4+200)
-		if _, err := io.ReadFull(conn, reply[:4]); err != nil {
-			t.Fatal(err)
-		}
 		frame := append([]byte{rsMessage, 0, 0, 200}, bytes.Repeat([]byte("m"), 200)...)
 		roundTrip := func() {
 			if _, err := conn.Write(frame); err != nil {

@@ -160,19 +160,7 @@ func testEchoServerWebSocket(t *testing.T, s echoServer) {
 func TestEchoServerRawSocket(t *testing.T) { forEachEcho(t, testEchoServerRawSocket) }
 
 func testEchoServerRawSocket(t *testing.T, s echoServer) {
-	conn, err := net.Dial("tcp", s.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := conn.Write([]byte{0x7F, 0xF0 | byte(codec.MsgPack), 0, 0}); err != nil {
-		t.Fatal(err)
-	}
-	var hs [4]byte
-	if _, err := io.ReadFull(conn, hs[:]); err != nil || hs != [4]byte{0x7F, 0xF0 | byte(codec.MsgPack), 0, 0} {
-		t.Fatalf("handshake reply % x, %v", hs, err)
-	}
+	conn := dialRawEcho(t, s, codec.MsgPack, 5*time.Second)
 	frame := func(typ byte, p []byte) []byte {
 		n := len(p)
 		return append([]byte{typ, byte(n >> 16), byte(n >> 8), byte(n)}, p...)
@@ -333,4 +321,25 @@ func BenchmarkEchoServerFrames(b *testing.B) {
 		}
 		out = o
 	}
+}
+
+// dialRawEcho connects to s over RawSocket asking for ser, with the deadline timeout,
+// and checks that the handshake reply grants it. The conn is closed when t ends.
+func dialRawEcho(t *testing.T, s echoServer, ser codec.Serializer, timeout time.Duration) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	hello := [4]byte{0x7F, 0xF0 | byte(ser), 0, 0}
+	if _, err := conn.Write(hello[:]); err != nil {
+		t.Fatal(err)
+	}
+	var hs [4]byte
+	if _, err := io.ReadFull(conn, hs[:]); err != nil || hs != hello {
+		t.Fatalf("handshake reply % x, %v", hs, err)
+	}
+	return conn
 }
