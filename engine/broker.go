@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/puzpuzpuz/xsync/v3"
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine/match"
 )
@@ -44,13 +45,16 @@ type broker struct {
 	patterns *match.Tree[*subscription]
 	// byPattern finds the subscription of a (pattern, kind); guarded by subs.mu.
 	byPattern map[patternKey]*subscription
-	retained  *retainedStore
-	history   *historyStore
+	// byID finds a subscription by its id, lock-free, for the EVENTs another router
+	// encodes (DeliverEvent); written under subs.mu.
+	byID     *xsync.MapOf[uint64, *subscription]
+	retained *retainedStore
+	history  *historyStore
 }
 
 func newBroker() *broker {
 	return &broker{subs: newURITable[*subscription](), patterns: match.New[*subscription](),
-		byPattern: map[patternKey]*subscription{}, retained: newRetainedStore(), history: newHistoryStore()}
+		byPattern: map[patternKey]*subscription{}, byID: xsync.NewMapOf[uint64, *subscription](), retained: newRetainedStore(), history: newHistoryStore()}
 }
 
 // add subscribes s to topic under the match policy (exact when !pattern) and returns the
@@ -79,6 +83,7 @@ func (b *broker) add(rl *Realm, topic []byte, pattern bool, kind match.Kind, s *
 		} else {
 			t.putLocked(sub)
 		}
+		b.byID.Store(sub.id, sub)
 		if f := rl.router.federation(); f != nil {
 			f.SubscriptionChanged(rl, sub.topic, pattern, kind, true)
 		}
@@ -124,6 +129,7 @@ func (b *broker) remove(rl *Realm, sub *subscription, s *Session) (removed, dele
 		} else {
 			t.deleteLocked(sub.topic)
 		}
+		b.byID.Delete(sub.id)
 		if f := rl.router.federation(); f != nil {
 			f.SubscriptionChanged(rl, sub.topic, sub.pattern, sub.kind, false)
 		}
@@ -231,7 +237,8 @@ func (s *Session) publish(m *codec.Message, sc *scratch) {
 		fp := &sc.pub
 		*fp = Publication{ID: pub, Publisher: s.id, AuthID: s.authID, AuthRole: s.authRole,
 			Serializer: s.ser, Message: m,
-			ToAll: m.Details.Retain || (rules != nil && rules.limitFor(m.URI) > 0)}
+			ToAll:    m.Details.Retain || (rules != nil && rules.limitFor(m.URI) > 0),
+			Filtered: m.Details.Has&listKeys != 0, sc: sc}
 		f.Published(rl, fp)
 		*fp = Publication{}
 	}
@@ -257,6 +264,7 @@ func (rl *Realm) PublishRemote(p *Publication) {
 func (rl *Realm) route(p *publisher, pub uint64, m *codec.Message, excludeMe bool, sc *scratch) *historyRules {
 	elig := newEligibility(p.ser, &m.Details)
 	b := rl.broker
+	sc.frameSub = [codec.NumSerializers]uint64{}
 	if sub, ok := b.subs.Get(m.URI); ok {
 		p.fanOut(rl, sub, pub, m, excludeMe, elig, sc)
 	}
@@ -297,25 +305,32 @@ func (p *publisher) fanOut(rl *Realm, sub *subscription, pub uint64, m *codec.Me
 				continue
 			}
 			// sc.m, not a local: a Message passed to the Codec interface escapes.
-			sc.m.Init(codec.EVENT)
-			sc.m.Subscription, sc.m.Publication, sc.m.Args, sc.m.Kwargs = sub.id, pub, args, kw
-			if sub.pattern {
-				// A pattern match tells the subscriber which topic the event was for.
-				sc.m.Details.Has, sc.m.Details.Topic = codec.KeyTopic, m.URI
-			}
-			forwardPpt(&sc.m.Details, &m.Details)
-			if m.Details.DiscloseMe {
-				d := &sc.m.Details
-				d.Has |= codec.KeyPublisher | codec.KeyPublisherAuthID | codec.KeyPublisherAuthRole
-				d.Publisher, d.PublisherAuthID, d.PublisherAuthRole = p.id, p.authID, p.authRole
-			}
+			p.event(&sc.m, sub.id, sub.pattern, pub, m, args, kw)
 			sc.frame[ser], err = r.codec.Append(sc.frame[ser][:0], &sc.m)
 			if err != nil {
 				rl.router.log.Warn("publish: encode failed", "session", p.id, "err", err)
 				continue
 			}
 			built[ser] = true
+			sc.frameSub[ser] = sub.id
 		}
 		_ = r.peer.Send(sc.frame[ser])
+	}
+}
+
+// event sets em to the EVENT of publication pub of m for subscription subID (pattern: a
+// prefix or wildcard one, whose EVENT names the topic) with payload args and kw.
+func (p *publisher) event(em *codec.Message, subID uint64, pattern bool, pub uint64, m *codec.Message, args, kw codec.Raw) {
+	em.Init(codec.EVENT)
+	em.Subscription, em.Publication, em.Args, em.Kwargs = subID, pub, args, kw
+	if pattern {
+		// A pattern match tells the subscriber which topic the event was for.
+		em.Details.Has, em.Details.Topic = codec.KeyTopic, m.URI
+	}
+	forwardPpt(&em.Details, &m.Details)
+	if m.Details.DiscloseMe {
+		d := &em.Details
+		d.Has |= codec.KeyPublisher | codec.KeyPublisherAuthID | codec.KeyPublisherAuthRole
+		d.Publisher, d.PublisherAuthID, d.PublisherAuthRole = p.id, p.authID, p.authRole
 	}
 }

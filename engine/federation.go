@@ -93,6 +93,11 @@ type Publication struct {
 	// ToAll: every router of the realm must get it, interest or not (retain=true, or a
 	// topic with an event history rule), so that each keeps it.
 	ToAll bool
+	// Filtered: the PUBLISH has black- or whitelists (exclude, eligible and their authid
+	// and authrole forms), which a receiving router applies to its own subscribers.
+	Filtered bool
+
+	sc *scratch // the publishing routine's, for AppendEvent
 }
 
 // fedBox holds the federation behind one atomic pointer.

@@ -17,9 +17,12 @@ type scratch struct {
 	uri   []byte
 	text  []byte
 	frame [codec.NumSerializers][]byte // one encoded message per target serializer
-	args  [codec.NumSerializers][]byte // Args transcoded per target serializer
-	kw    [codec.NumSerializers][]byte // Kwargs transcoded per target serializer
-	dict  [codec.NumSerializers][]byte // Details transcoded per target serializer
+	// frameSub is the subscription whose EVENT frame[ser] holds for the publication being
+	// routed (0: none), so that the federation reuses it (Publication.AppendEvent).
+	frameSub [codec.NumSerializers]uint64
+	args     [codec.NumSerializers][]byte // Args transcoded per target serializer
+	kw       [codec.NumSerializers][]byte // Kwargs transcoded per target serializer
+	dict     [codec.NumSerializers][]byte // Details transcoded per target serializer
 	// pub is the publication handed to the federation (cleared after the call).
 	pub Publication
 	// matches holds the pattern subscriptions matching one PUBLISH.

@@ -15,13 +15,16 @@
 // other routers' interest per realm: exact topics in a hash map of router bitmasks,
 // patterns in an engine/match tree whose values are bitmasks, so a PUBLISH finds the
 // interested routers in O(URI depth) without a lock. After its local fan-out, the
-// publishing router forwards the PUBLISH once to each interested router (KindPublish,
-// keyed by the publisher's session id, so one publisher's events stay in order) with the
-// publication id, the publisher's id, authid, authrole and serializer, and the PUBLISH
-// re-encoded in the publisher's serializer. The receiving router fans it out to its own
-// subscribers only, deciding eligibility there (exclude/eligible by id, authid, authrole;
-// disclose_me; ppt; pattern details) and sends no PUBLISHED and forwards nothing. A
-// PUBLISH with retain=true, or to a topic with an event history rule, goes to every live
+// publishing router forwards a plain publication once to each interested router as the
+// EVENTs of the subscriptions that router holds (KindEvents, keyed by the publisher's
+// session id, so one publisher's events stay in order), encoded once in the publisher's
+// serializer; the receiving router looks each subscription up by id and queues the bytes
+// to its subscribers (transcoded for other serializers), with no decode, match or encode
+// of its own (events.go). A publication with black- or whitelists crosses as the PUBLISH
+// (KindPublish: publication id, the publisher's id, authid, authrole and serializer, and
+// the PUBLISH re-encoded), and the receiving router fans it out to its own subscribers,
+// deciding eligibility there. Neither sends PUBLISHED nor forwards anything. A PUBLISH
+// with retain=true, or to a topic with an event history rule, goes to every live
 // router so each keeps it. Meta events take the same path (a router publishes the events
 // of its own sessions, subscriptions and registrations, and they reach every router).
 //

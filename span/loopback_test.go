@@ -149,6 +149,12 @@ func (l *loopback) count(from, to string, kind Kind) int {
 	return l.counts[lbCount{from, to, kind}]
 }
 
+// crossings counts the publications from one router to another: as the PUBLISH or as
+// the EVENTs.
+func (l *loopback) crossings(from, to string) int {
+	return l.count(from, to, KindPublish) + l.count(from, to, KindEvents)
+}
+
 func (l *loopback) resetCounts() {
 	l.mu.Lock()
 	l.counts = map[lbCount]int{}

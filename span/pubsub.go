@@ -53,6 +53,7 @@ type exactBucket struct{ entries []exactInterest }
 type exactInterest struct {
 	topic string
 	mask  uint64
+	id    uint64 // the subscription's id (engine.SubscriptionID)
 }
 
 type patKey struct {
@@ -63,6 +64,7 @@ type patKey struct {
 // patternInterest is the routers interested in one pattern.
 type patternInterest struct {
 	mask atomic.Uint64
+	id   uint64 // the subscription's id (engine.SubscriptionID)
 }
 
 // setInterest adds (or removes) router bit b's interest in (topic, policy).
@@ -77,7 +79,7 @@ func (st *realmState) setInterest(topic string, pattern bool, kind match.Kind, b
 			if !add {
 				return
 			}
-			pi = &patternInterest{}
+			pi = &patternInterest{id: engine.SubscriptionID(st.name, engine.PolicyName(true, kind), topic)}
 			st.byPattern[k] = pi
 			pi.mask.Store(bit)
 			st.patterns.Insert(topic, kind, pi)
@@ -116,7 +118,8 @@ func (st *realmState) setInterest(topic string, pattern bool, kind match.Kind, b
 		}
 	}
 	if !found && add {
-		entries = append(entries, exactInterest{topic: topic, mask: bit})
+		entries = append(entries, exactInterest{topic: topic, mask: bit,
+			id: engine.SubscriptionID(st.name, engine.PolicyName(false, 0), topic)})
 	}
 	if len(entries) == 0 {
 		st.exact.Delete(h)
@@ -157,12 +160,27 @@ var matchPool = sync.Pool{New: func() any { s := make([]match.Match[*patternInte
 
 // interest returns the routers (bitmask) with a subscription matching topic. Lock-free;
 // O(URI depth) for patterns.
-func (st *realmState) interest(topic []byte) uint64 {
+func (st *realmState) interest(topic []byte) uint64 { return st.matchInterest(topic, nil) }
+
+// interestHit is one subscription of other routers that matches a topic.
+type interestHit struct {
+	id      uint64 // the subscription's id
+	pattern bool   // a prefix or wildcard subscription
+	mask    uint64 // the routers that hold it
+}
+
+// matchInterest returns the routers (bitmask) with a subscription matching topic and,
+// when hits is not nil, appends each matching subscription to it. Lock-free; O(URI
+// depth) for patterns; no allocation beyond hits' growth.
+func (st *realmState) matchInterest(topic []byte, hits *[]interestHit) uint64 {
 	var mask uint64
 	if bk, ok := st.exact.Load(xxhash.Sum64(topic)); ok {
 		for i := range bk.entries {
-			if bk.entries[i].topic == string(topic) {
-				mask |= bk.entries[i].mask
+			if e := &bk.entries[i]; e.topic == string(topic) {
+				mask |= e.mask
+				if hits != nil {
+					*hits = append(*hits, interestHit{id: e.id, mask: e.mask})
+				}
 			}
 		}
 	}
@@ -170,7 +188,12 @@ func (st *realmState) interest(topic []byte) uint64 {
 		bp := matchPool.Get().(*[]match.Match[*patternInterest])
 		ms := st.patterns.AppendMatches((*bp)[:0], topic)
 		for i := range ms {
-			mask |= ms[i].Value.mask.Load()
+			pi := ms[i].Value
+			m := pi.mask.Load()
+			mask |= m
+			if hits != nil && m != 0 {
+				*hits = append(*hits, interestHit{id: pi.id, pattern: true, mask: m})
+			}
 		}
 		clear(ms)
 		*bp = ms[:0]
@@ -286,11 +309,17 @@ func (s *Span) RemoteInterest(rl *engine.Realm, topic []byte) bool {
 	return s.fedState(rl).interest(topic)&s.live.Load().others != 0
 }
 
-// Published implements engine.Federation: forward the PUBLISH once to each live router
-// with matching interest (to every live router when it must be stored everywhere).
+// Published implements engine.Federation: forward the publication once to each live
+// router with matching interest, as the EVENTs of the subscriptions it holds when it is
+// plain (forwardEvents), or as the PUBLISH when the receiving router must apply black- or
+// whitelists, or keep it (then every live router gets it).
 func (s *Span) Published(rl *engine.Realm, p *engine.Publication) {
 	others := s.live.Load().others
 	if others == 0 {
+		return
+	}
+	if !p.ToAll && !p.Filtered {
+		s.forwardEvents(rl, p, others)
 		return
 	}
 	mask := others

@@ -73,9 +73,10 @@ func TestEventsReachEverySubscriberOnce(t *testing.T) {
 	}
 	// The wildcard "com." (two components, the second empty) matches "com.t": a has
 	// interest of its own only; b and c get each publication once.
+	// A plain publication crosses as the EVENTs (forwardEvents), never as the PUBLISH.
 	for _, to := range []string{"b", "c"} {
-		if got := c.lb.count("a", to, KindPublish); got != n {
-			t.Fatalf("a -> %s: %d publish messages for %d publications", to, got, n)
+		if got, pubs := c.lb.count("a", to, KindEvents), c.lb.count("a", to, KindPublish); got != n || pubs != 0 {
+			t.Fatalf("a -> %s: %d events and %d publish messages for %d publications", to, got, pubs, n)
 		}
 	}
 }
@@ -105,7 +106,7 @@ func TestPublishOnlyToInterestedRouters(t *testing.T) {
 		c.lb.resetCounts()
 		pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte(tc.topic)})
 		c.lb.settle(t)
-		if gb, gc := c.lb.count("a", "b", KindPublish), c.lb.count("a", "c", KindPublish); gb != tc.b || gc != tc.c {
+		if gb, gc := c.lb.crossings("a", "b"), c.lb.crossings("a", "c"); gb != tc.b || gc != tc.c {
 			t.Errorf("%s: crossed to b %d, c %d times; want %d, %d", tc.topic, gb, gc, tc.b, tc.c)
 		}
 	}
@@ -116,7 +117,7 @@ func TestPublishOnlyToInterestedRouters(t *testing.T) {
 	c.lb.resetCounts()
 	pub.send(codec.Message{Type: codec.PUBLISH, URI: []byte("x.exact")})
 	c.lb.settle(t)
-	if got := c.lb.count("a", "b", KindPublish); got != 0 {
+	if got := c.lb.crossings("a", "b"); got != 0 {
 		t.Fatalf("publish crossed to b after its last subscriber left: %d", got)
 	}
 }
@@ -135,10 +136,22 @@ func TestEligibilityAndDisclosureAcrossRouters(t *testing.T) {
 	}
 	c.lb.settle(t)
 	publish := func(set func(d *codec.Details)) {
+		c.lb.resetCounts()
 		m := codec.Message{Type: codec.PUBLISH, URI: []byte("t")}
 		set(&m.Details)
 		pub.send(m)
 		c.lb.settle(t)
+		// Lists make the receiving router filter its own subscribers: the PUBLISH
+		// crosses. A plain publication crosses as its EVENTs.
+		want := KindEvents
+		if m.Details.Has&(codec.KeyExclude|codec.KeyEligible|codec.KeyEligibleAuthID|codec.KeyExcludeAuthRole) != 0 {
+			want = KindPublish
+		}
+		for _, to := range []string{"b", "c"} {
+			if n := c.lb.count("a", to, want); n != 1 || c.lb.crossings("a", to) != 1 {
+				t.Fatalf("a -> %s: %d %s messages, %d crossings; want 1", to, n, want, c.lb.crossings("a", to))
+			}
+		}
 	}
 	got := func(cls ...*client) map[*client]bool {
 		out := map[*client]bool{}

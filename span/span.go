@@ -411,6 +411,8 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 		s.resync(from)
 	case KindPublish:
 		err = s.onPublish(&r)
+	case KindEvents:
+		err = s.onEvents(&r)
 	case KindClaim:
 		err = s.onClaim(from, &r)
 	case KindClaimAnswer:

@@ -73,13 +73,17 @@ const (
 	// sends its whole state back (as to a newly seen router), since the sender may have
 	// dropped it while it thought the receiver dead. Key: 0.
 	KindResync
+	// KindEvents: realm, publisher id, serializer, then for each subscription of the
+	// receiver that matches a plain publication: the subscription id and its EVENT in
+	// that serializer (a string). Key: the publisher's session id, as KindPublish.
+	KindEvents
 )
 
 var kindNames = [...]string{KindInterest: "interest", KindPublish: "publish", KindClaim: "claim",
 	KindClaimAnswer: "claim-answer", KindRegAdd: "reg-add", KindRegAck: "reg-ack", KindUnclaim: "unclaim",
 	KindRegDel: "reg-del", KindInvoke: "invoke", KindAnswer: "answer", KindGone: "gone",
 	KindQuery: "query", KindReply: "reply", KindSession: "session", KindSubscriber: "subscriber",
-	KindBarrier: "barrier", KindResync: "resync"}
+	KindBarrier: "barrier", KindResync: "resync", KindEvents: "events"}
 
 // String names the kind for logs.
 func (k Kind) String() string {
