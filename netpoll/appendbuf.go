@@ -24,13 +24,14 @@ import (
 // older than its frames in the node queue, and a writer takes the buffer before the
 // queue and writes it first.
 //
-// A writer (the write-token holder) takes the whole buffer under alock. The loop waits
-// for a sender's append to end; a direct writer does not: it sets aretry and leaves
-// everything (buffer and queue, or the order would break) to the sender, which defers
-// the conn again when it releases alock. A flush of that defer may find the write token
-// still held by the writer that left, and leave the conn to it: so that writer looks
-// again after releasing the token, unless aretry is still set (the sender has yet to
-// release alock, and its defer comes after the token is free).
+// A writer (the write-token holder) takes the whole buffer and the node queue under
+// alock (takeOut says why both). The loop waits for a sender's append to end; a direct
+// writer does not: it sets aretry and leaves everything (buffer and queue, or the order
+// would break) to the sender, which defers the conn again when it releases alock. A
+// flush of that defer may find the write token still held by the writer that left, and
+// leave the conn to it: so that writer looks again after releasing the token, unless
+// aretry is still set (the sender has yet to release alock, and its defer comes after
+// the token is free).
 
 // appendPool holds append buffers. They start small: a fan-out batch holds one per
 // target conn until its end, and most conns get one or a few frames per batch.
@@ -88,15 +89,20 @@ func (c *Conn) releaseAppend(first bool) {
 // concurrent use.
 func (c *Conn) hasOut() bool { return c.q.Load() != nil || c.apend.Load() }
 
-// takeAppend takes the append buffer's frames and counts its messages as written; the
-// caller holds the write token, writes them before the node queue's frames and gives
-// the buffer back with putAppend. With wait (the loop) it waits for a sender's append to
-// end; without, it returns ok false when a sender holds alock: the caller must then
-// write nothing (neither the buffer nor the node queue), and that sender defers the
-// conn when it releases alock.
-func (c *Conn) takeAppend(wait bool) (p *[]byte, ok bool) {
-	if !c.apend.Load() {
-		return nil, true
+// takeOut takes everything waiting for the socket: the append buffer's frames (counted
+// as written) and the node queue in FIFO order. The caller holds the write token,
+// writes the buffer before the nodes, gives the buffer back with putAppend and the nodes
+// with putNode. With wait (the loop) it waits for a sender's append to end; without, it
+// returns ok false when a sender holds alock: the caller must then write nothing, and
+// that sender defers the conn when it releases alock.
+//
+// Both are taken under alock. A sender appends only while the queue is empty, so if the
+// queue were swapped after alock's release, one goroutine could append a message to the
+// fresh buffer, then (alock taken by another sender) queue its next message as a node,
+// and the swap would take and write that node before the buffered message.
+func (c *Conn) takeOut(wait bool) (p *[]byte, fifo *outNode, ok bool) {
+	if !c.apend.Load() && c.q.Load() == nil {
+		return nil, nil, true // nothing taken, nothing to keep in order
 	}
 	switch {
 	case c.alock.CompareAndSwap(false, true):
@@ -106,26 +112,28 @@ func (c *Conn) takeAppend(wait bool) (p *[]byte, ok bool) {
 		c.aretry.Store(true)
 		if !c.alock.CompareAndSwap(false, true) {
 			heldTakes.Add(1)
-			return nil, false
+			return nil, nil, false
 		}
 		c.aretry.Store(false) // everything is taken now
 	}
-	p = c.abuf // not nil: apend is set only with frames in it
-	c.abuf = nil
-	if c.arun > 0 {
-		c.loop.typesOut[c.ser%codec.NumSerializers][c.aslot].Add(uint64(c.arun))
-		c.arun = 0
+	if c.apend.Load() {
+		p = c.abuf // not nil: apend is set only with frames in it
+		c.abuf = nil
+		if c.arun > 0 {
+			c.loop.typesOut[c.ser%codec.NumSerializers][c.aslot].Add(uint64(c.arun))
+			c.arun = 0
+		}
+		c.loop.msgsOut.Add(uint64(c.amsgs))
+		c.amsgs = 0
+		c.apend.Store(false)
+		c.queued.Add(-int64(len(*p)))
 	}
-	msgs := c.amsgs
-	c.amsgs = 0
-	c.apend.Store(false)
+	head := c.q.Swap(nil)
 	c.alock.Store(false)
-	c.queued.Add(-int64(len(*p)))
-	c.loop.msgsOut.Add(uint64(msgs))
-	return p, true
+	return p, reverse(head), true
 }
 
-// putAppend returns a buffer taken by takeAppend to the pool.
+// putAppend returns a buffer taken by takeOut to the pool (nil: nothing).
 func putAppend(p *[]byte) {
 	if p == nil || cap(*p) > maxKeptBuf {
 		return
@@ -134,9 +142,10 @@ func putAppend(p *[]byte) {
 	appendPool.Put(p)
 }
 
-// dropAppend discards the append buffer of a closed conn (loop only).
-func (c *Conn) dropAppend() {
-	if p, _ := c.takeAppend(true); p != nil {
-		putAppend(p)
-	}
+// dropOut discards what is still queued on a closed conn (loop only; Sends racing with
+// this are dropped: the conn is gone).
+func (c *Conn) dropOut() {
+	p, fifo, _ := c.takeOut(true)
+	putAppend(p)
+	putNodes(fifo)
 }

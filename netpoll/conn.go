@@ -471,13 +471,7 @@ func (c *Conn) onClosed(err error) {
 	s.conns.Delete(c)
 	s.flushing.Delete(c)
 	s.overLimit.Delete(c)
-	// Recycle what is still queued (Sends racing with this are dropped: the conn is gone).
-	for n := c.q.Swap(nil); n != nil; {
-		next := n.next
-		putNode(n)
-		n = next
-	}
-	c.dropAppend()
+	c.dropOut()
 	c.queued.Store(0)
 	c.frag = nil
 	if !c.opened {

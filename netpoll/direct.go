@@ -96,15 +96,13 @@ func (c *Conn) flush() {
 // anything else. It returns false, having written nothing, when a sender holds the
 // append buffer (appendbuf.go).
 func (c *Conn) writeQueue() bool {
-	ap, ok := c.takeAppend(false)
+	ap, fifo, ok := c.takeOut(false)
 	if !ok {
 		return false
 	}
-	head := c.q.Swap(nil)
-	if head == nil && ap == nil {
+	if fifo == nil && ap == nil {
 		return true
 	}
-	fifo := reverse(head)
 	var buf []byte
 	var pooled *[]byte
 	switch {
@@ -130,11 +128,7 @@ func (c *Conn) writeQueue() bool {
 		// and gnet closes the conn): the rest goes through the loop, first.
 		c.rest = append(c.rest, buf[w:]...)
 	}
-	for n := fifo; n != nil; {
-		next := n.next
-		putNode(n)
-		n = next
-	}
+	putNodes(fifo)
 	if ap != nil {
 		*ap = buf
 		putAppend(ap)

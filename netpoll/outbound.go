@@ -29,6 +29,15 @@ var nodePool = sync.Pool{New: func() any { return &outNode{buf: make([]byte, 0, 
 
 func getNode() *outNode { return nodePool.Get().(*outNode) }
 
+// putNodes returns a taken list of nodes to the pool.
+func putNodes(n *outNode) {
+	for n != nil {
+		next := n.next
+		putNode(n)
+		n = next
+	}
+}
+
 func putNode(n *outNode) {
 	n.next = nil
 	n.msg = false
@@ -157,8 +166,7 @@ func (c *Conn) drain() {
 	if c.closedLoop {
 		return
 	}
-	ap, _ := c.takeAppend(true)
-	head := c.q.Swap(nil)
+	ap, fifo, _ := c.takeOut(true)
 	if ap != nil {
 		c.drainBuf(*ap)
 		putAppend(ap)
@@ -166,11 +174,10 @@ func (c *Conn) drain() {
 			return
 		}
 	}
-	if head == nil {
+	if fifo == nil {
 		c.write()
 		return
 	}
-	fifo := reverse(head)
 	bytes, msgs := c.countOut(fifo)
 	c.queued.Add(-int64(bytes))
 	c.loop.msgsOut.Add(uint64(msgs))
