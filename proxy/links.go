@@ -396,7 +396,14 @@ func (ls *Links) OnLinkUp(l *link.Link) {
 func (ls *Links) OnFrame(l *link.Link, f *link.Frame) {
 	if f.Targets != nil {
 		// One payload for several sessions (typically an EVENT, also e.g. Close):
-		// one delivery per id, the same bytes to each connection.
+		// one delivery per id, the same bytes to each connection. An EVENT is the
+		// hot case: a plain loop, no closure per frame.
+		if uint8(f.Kind) == wire.Msg {
+			for _, id := range f.Targets {
+				ls.deliver(id, f.Payload)
+			}
+			return
+		}
 		f.Each(func(one *link.Frame) { ls.OnFrame(l, one) })
 		return
 	}
