@@ -8,6 +8,7 @@
 #   bench/cluster-ratio.sh                          # 5 rounds of fanout-10 fanout-100 rpc-64
 #   ROUNDS=3 RUNS="rpc-64" DURATION=5s bench/cluster-ratio.sh
 #   BIN=/path/to/switchyard KEEP=DIR bench/cluster-ratio.sh   # a prebuilt binary; keep the runs
+#   EXTRA="--cluster-spread 1" bench/cluster-ratio.sh  # more `bench run` flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -22,7 +23,7 @@ fi
 for r in $(seq "$ROUNDS"); do
   echo "$(date +%T) round $r/$ROUNDS: bench run $RUNS --cluster" >&2
   # shellcheck disable=SC2086
-  "$BIN" bench run $RUNS --cluster --duration "$DURATION" --out "$D/round-$r" >/dev/null
+  "$BIN" bench run $RUNS --cluster --duration "$DURATION" ${EXTRA:-} --out "$D/round-$r" >/dev/null
 done
 python3 - "$D" "$ROUNDS" <<'PY'
 import json, statistics, sys

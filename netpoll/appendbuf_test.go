@@ -150,7 +150,9 @@ func TestDirectWriterLeavesHeldBuffer(t *testing.T) {
 // TestAppendBufferNothingLost: senders in batches (like a proxy's link readers) send to
 // several conns whose clients read in bursts, so sockets fill, direct writes end
 // partial and the loop takes over; every message must arrive, in each sender's order.
-func TestAppendBufferNothingLost(t *testing.T) {
+func TestAppendBufferNothingLost(t *testing.T) { testAppendBufferNothingLost(t) }
+
+func testAppendBufferNothingLost(t *testing.T) {
 	h := newEchoHandler()
 	s := startServer(t, Config{}, h)
 	const nconns, senders, per = 4, 6, 30000

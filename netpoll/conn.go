@@ -107,6 +107,10 @@ type Conn struct {
 	// rest: the unwritten end of a direct write, for the loop to write first. Token
 	// holder only, like kernHint.
 	rest []byte
+	// pend: a direct write handed to a batch (readbatch.Writes), finished by wroteFn
+	// when the batch is submitted. Token holder only.
+	pend    pendingWrite
+	wroteFn func(int)
 
 	state  atomic.Int32
 	reason atomic.Int32

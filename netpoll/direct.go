@@ -36,6 +36,12 @@ import (
 // The descriptor is never written after it is closed (its number could already belong
 // to another connection): onClosed, which gnet calls before closing it, marks the conn
 // dead and takes the token for good, waiting for a direct write in progress to end.
+//
+// With Config.IOUring the flush does not write: it gathers the bytes (gather) and adds
+// the write to the flush's batch (readbatch.Writes), still holding the token, and the
+// batch's submission (up to 64 writes in one io_uring_enter) finishes it (wroteBatched:
+// the same bookkeeping as after a write(2), then the token is released and the queue
+// looked at again).
 
 // testLoopHolds, when set (tests), runs on the loop after its writes of an OnTraffic,
 // while it still holds the conn's write token.
@@ -51,11 +57,15 @@ var partialWrites atomic.Uint64
 // outBufPool holds the buffers a direct write gathers several frames in.
 var outBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// flush is the conn's readbatch flush: it writes the queue to the socket from the calling
-// goroutine, or wakes the loop when the write must go through it. Safe for concurrent
-// use; never blocks (it may wait for a direct write of the same conn in progress only
-// when that one is the loop's).
-func (c *Conn) flush() {
+// flush is flushTo without a batch: the queue is written at once.
+func (c *Conn) flush() { c.flushTo(nil) }
+
+// flushTo is the conn's readbatch flush: it writes the queue to the socket from the
+// calling goroutine, or adds the write to w (the flush's batch of writes, nil: none) and
+// keeps the write token until the batch is submitted, or wakes the loop when the write
+// must go through it. Safe for concurrent use; never blocks (it may wait for a direct
+// write of the same conn in progress only when that one is the loop's).
+func (c *Conn) flushTo(w *readbatch.Writes) {
 	for c.hasOut() {
 		if c.fd < 0 || c.viaLoop.Load() || c.state.Load() != stActive {
 			c.wake()
@@ -73,7 +83,16 @@ func (c *Conn) flush() {
 			c.wake()
 			return
 		}
-		done := c.writeQueue()
+		var done bool
+		if w != nil {
+			var buf []byte
+			if buf, done = c.gather(); done && buf != nil {
+				w.Add(c.fd, buf, c.wroteFn) // wroteBatched finishes it, holding the token
+				return
+			}
+		} else {
+			done = c.writeQueue()
+		}
 		if !done {
 			if h := testLeftHeld.Load(); h != nil {
 				(*h)(c)
@@ -91,37 +110,71 @@ func (c *Conn) flush() {
 	}
 }
 
+// pendingWrite is what gather took from the queues for one write: the buffer that holds
+// the bytes (the append buffer, or a pooled one the nodes were copied into; nil: the
+// single node's own bytes) and the nodes.
+type pendingWrite struct {
+	buf    []byte
+	pbuf   *[]byte
+	pooled bool
+	fifo   *outNode
+}
+
 // writeQueue writes the append buffer and the node queue with one write(2), holding the
 // token. What the socket does not take becomes rest, written by the loop before
 // anything else. It returns false, having written nothing, when a sender holds the
 // append buffer (appendbuf.go).
 func (c *Conn) writeQueue() bool {
-	ap, fifo, ok := c.takeOut(false)
+	buf, ok := c.gather()
 	if !ok {
 		return false
 	}
-	if fifo == nil && ap == nil {
-		return true
+	if buf != nil {
+		c.wrote(writeNonBlocking(c.fd, buf))
 	}
-	var buf []byte
-	var pooled *[]byte
+	return true
+}
+
+// gather takes the append buffer and the node queue into c.pend and returns the bytes to
+// write, holding the token: nil when there is nothing; ok false, having taken nothing,
+// when a sender holds the append buffer. wrote must follow a non-nil buf.
+func (c *Conn) gather() (buf []byte, ok bool) {
+	ap, fifo, ok := c.takeOut(false)
+	if !ok {
+		return nil, false
+	}
+	if fifo == nil && ap == nil {
+		return nil, true
+	}
+	p := &c.pend
+	p.fifo, p.pbuf, p.pooled = fifo, nil, false
 	switch {
 	case ap != nil:
 		buf = *ap // the append buffer is ours: the nodes go behind its frames
 		for n := fifo; n != nil; n = n.next {
 			buf = append(buf, n.buf...)
 		}
+		p.pbuf = ap
 	case fifo.next == nil:
 		buf = fifo.buf // one frame (an INVOCATION, a RESULT, an EVENT): no copy
 	default:
-		pooled = outBufPool.Get().(*[]byte)
-		buf = (*pooled)[:0]
+		p.pbuf, p.pooled = outBufPool.Get().(*[]byte), true
+		buf = (*p.pbuf)[:0]
 		for n := fifo; n != nil; n = n.next {
 			buf = append(buf, n.buf...)
 		}
 	}
+	p.buf = buf
+	return buf, true
+}
+
+// wrote finishes the write of c.pend, of which the socket took n bytes (0: full, -1:
+// failed), holding the token.
+func (c *Conn) wrote(n int) {
+	p := &c.pend
+	buf, fifo := p.buf, p.fifo
 	bytes, msgs := c.countOut(fifo)
-	w := max(writeNonBlocking(c.fd, buf), 0)
+	w := max(n, 0)
 	if w < len(buf) {
 		partialWrites.Add(1)
 		// The socket is full (or failed: the loop's write of the rest then reports it
@@ -129,14 +182,17 @@ func (c *Conn) writeQueue() bool {
 		c.rest = append(c.rest, buf[w:]...)
 	}
 	putNodes(fifo)
-	if ap != nil {
-		*ap = buf
-		putAppend(ap)
+	switch {
+	case p.pooled:
+		if cap(buf) <= maxKeptBuf {
+			*p.pbuf = buf[:0]
+			outBufPool.Put(p.pbuf)
+		}
+	case p.pbuf != nil:
+		*p.pbuf = buf
+		putAppend(p.pbuf)
 	}
-	if pooled != nil && cap(buf) <= maxKeptBuf {
-		*pooled = buf[:0]
-		outBufPool.Put(pooled)
-	}
+	*p = pendingWrite{}
 	ls := c.loop
 	c.queued.Add(-int64(bytes))
 	ls.msgsOut.Add(uint64(msgs))
@@ -148,7 +204,15 @@ func (c *Conn) writeQueue() bool {
 		c.viaLoop.Store(true)
 		c.wake()
 	}
-	return true
+}
+
+// wroteBatched is the done callback of a write added to a batch (c.wroteFn, bound once):
+// it finishes the write, releases the token and, like flushTo after its own write, looks
+// at the queue again (frames a flush left to the token holder meanwhile).
+func (c *Conn) wroteBatched(n int) {
+	c.wrote(n)
+	c.wtok.Store(false)
+	c.flushTo(nil)
 }
 
 // writeNonBlocking writes b to the non-blocking socket fd once (retrying EINTR) and

@@ -17,7 +17,9 @@ import (
 // stopped reading, so direct writes end partial and the loop takes over with their
 // remainders (and gnet's buffer) while the client also makes the loop write pongs; once
 // the client reads again every frame must arrive whole, in each sender's order.
-func TestDirectWritesKeepStreamWhole(t *testing.T) {
+func TestDirectWritesKeepStreamWhole(t *testing.T) { testDirectWritesKeepStreamWhole(t) }
+
+func testDirectWritesKeepStreamWhole(t *testing.T) {
 	h := newEchoHandler()
 	// Limits above what is sent: the socket fills (partial direct writes) long before
 	// the slow-consumer bookkeeping would send the writes through the loop.
@@ -81,7 +83,9 @@ func TestDirectWritesKeepStreamWhole(t *testing.T) {
 // TestCloseWhileDirectWriting: senders keep writing a conn directly while its peer
 // goes away; the close (which takes the write token for good before gnet closes the
 // descriptor) must not wait forever for a token a direct writer holds, and OnClose comes.
-func TestCloseWhileDirectWriting(t *testing.T) {
+func TestCloseWhileDirectWriting(t *testing.T) { testCloseWhileDirectWriting(t) }
+
+func testCloseWhileDirectWriting(t *testing.T) {
 	h := newEchoHandler()
 	s := startServer(t, Config{}, h)
 	for round := range 40 {

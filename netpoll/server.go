@@ -93,6 +93,10 @@ type Config struct {
 	WriteDeadline time.Duration
 	// Loops is the number of gnet event loops; default runtime.GOMAXPROCS(0).
 	Loops int
+	// IOUring batches the direct writes of one read batch's flush into io_uring
+	// submissions (internal/readbatch, writes.go) instead of one write(2) each; a
+	// process-wide switch, turned on by the first server that asks. Off: write(2).
+	IOUring bool
 	// StatusPage returns the body (text/html) served at "/" of the universal listeners
 	// whose StatusPage is StatusFull; nil: they serve the minimal page too.
 	StatusPage func() []byte
@@ -133,6 +137,7 @@ type Stats struct {
 	DeflateInflated    uint64 // inbound compressed messages inflated
 	WebHandedOff       uint64 // connections handed to net/http for a web request (handoff.go)
 	WebOpen            int64  // of those, still open (held by net/http or its handlers)
+	RingWrites         uint64 // socket writes made in io_uring submissions, process-wide (Config.IOUring)
 }
 
 // Errors returned by Conn.Send.
@@ -287,6 +292,13 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	}
 	if cfg.LogLimit == nil {
 		cfg.LogLimit = lograte.New(cfg.Logger, 0, 0, 0)
+	}
+	if cfg.IOUring {
+		if on, err := readbatch.SetURing(true); !on {
+			cfg.Logger.Warn("netpoll: io_uring unavailable, writing with write(2)", "err", err)
+		} else {
+			cfg.Logger.Info("netpoll: the writes of a read batch go to the kernel in io_uring submissions")
+		}
 	}
 	if def := DefaultMaxConnections(); cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = def
@@ -486,6 +498,7 @@ func (s *Server) Stats() Stats {
 		DeflateCompressed:  s.deflate.compressed.Load(),
 		DeflateShared:      s.deflate.shared.Load(),
 		DeflateInflated:    s.deflate.inflated.Load(),
+		RingWrites:         readbatch.URingWrites(),
 	}
 	add := func(l *loopState) {
 		st.BytesIn += l.bytesIn.Load()
@@ -510,7 +523,8 @@ func (s *Server) newConn(l *listener, io connIO, ls *loopState, remote net.Addr,
 	if g, ok := io.(gnet.Conn); ok {
 		c.fd = g.Fd()
 	}
-	c.bm.Init(c.flush)
+	c.bm.InitWrites(c.flushTo)
+	c.wroteFn = c.wroteBatched
 	switch l.Kind {
 	case KindUniversal, KindWebSocket:
 		c.phase = phaseSniff

@@ -30,6 +30,7 @@ type Config struct {
 	OutboundHardLimit int           // netpoll.Config.OutboundHardLimit; 0 = its default
 	WriteDeadline     time.Duration // netpoll.Config.WriteDeadline; 0 = its default
 	Loops             int           // event loops; 0 = one per CPU
+	IOUring           bool          // batch direct socket writes with io_uring (netpoll.Config.IOUring)
 	// MaxConnections caps the client connections held at once (netpoll.Config); 0 =
 	// netpoll.DefaultMaxConnections(), below the file descriptor limit.
 	MaxConnections int
@@ -174,6 +175,7 @@ func Start(cfg Config) (*Node, error) {
 		OutboundHardLimit: cfg.OutboundHardLimit,
 		WriteDeadline:     cfg.WriteDeadline,
 		Loops:             cfg.Loops,
+		IOUring:           cfg.IOUring,
 		Logger:            cfg.Logger,
 		LogLimit:          logLimit,
 		StatusPage:        page,

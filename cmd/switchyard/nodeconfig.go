@@ -289,6 +289,7 @@ func nodeConfig(cfg *config.Config) (node.Config, error) {
 	nc.OutboundHardLimit = cfg.Node.OutboundHardLimit
 	nc.WriteDeadline = time.Duration(cfg.Node.WriteDeadline)
 	nc.Loops = cfg.Node.Loops
+	nc.IOUring = cfg.Node.IOUring
 	nc.MaxConnections = cfg.Node.MaxConnections
 	if len(problems) > 0 {
 		return nc, fmt.Errorf("%w:\n  %s", errCannotRun, strings.Join(problems, "\n  "))

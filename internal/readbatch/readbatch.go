@@ -23,9 +23,10 @@ import "sync/atomic"
 // Mark is the per-target state of the dirty stack; a target embeds one and calls Init
 // once before its first Defer.
 type Mark struct {
-	flush func()
-	dirty atomic.Bool
-	next  *Mark
+	flush  func()
+	wflush func(*Writes)
+	dirty  atomic.Bool
+	next   *Mark
 }
 
 // Init ties m to its target's flush: a function that writes (or hands to its owner) what
@@ -33,6 +34,11 @@ type Mark struct {
 // target's own writer, at least once per Defer and possibly more often, and must not
 // block. Init is not safe for concurrent use with Defer on m.
 func (m *Mark) Init(flush func()) { m.flush = flush }
+
+// InitWrites is Init for a target that can hand its socket write to the Flush (see
+// Writes): flush gets the Flush's Writes, nil when writes are not batched (then it
+// writes itself, as an Init target does).
+func (m *Mark) InitWrites(flush func(*Writes)) { m.wflush = flush }
 
 var (
 	open atomic.Int32         // batches open in the process
@@ -87,11 +93,20 @@ func Flush() {
 	if top.Load() == nil {
 		return
 	}
+	w := getWrites()
 	for m := top.Swap(nil); m != nil; {
 		next := m.next
 		m.next = nil
 		m.dirty.Store(false) // a send from now on pushes the target again
-		m.flush()
+		if m.wflush != nil {
+			m.wflush(w)
+		} else {
+			m.flush()
+		}
 		m = next
+	}
+	if w != nil {
+		w.submit()
+		putWrites(w)
 	}
 }
