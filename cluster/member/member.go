@@ -286,7 +286,7 @@ func (m *Member) session(s *client.Session, url string) (string, error) {
 			return "", fmt.Errorf("subscribe %s: %w", topic, err)
 		}
 	}
-	lease, err := m.register(s)
+	lease, err := m.register(s, url)
 	if err != nil {
 		var nl errNotLeader
 		if errors.As(err, &nl) {
@@ -295,7 +295,6 @@ func (m *Member) session(s *client.Session, url string) (string, error) {
 		return "", err
 	}
 	m.mu.Lock()
-	m.registered, m.url = true, url
 	m.registers++
 	m.mu.Unlock()
 	m.log.Info("master: registered", "master", url, "lease_ms", lease.Milliseconds(), "map_version", m.Status().MapVersion)
@@ -317,7 +316,7 @@ func (m *Member) session(s *client.Session, url string) (string, error) {
 		switch {
 		case errors.As(err, &ce) && ce.URI == master.ErrNotRegistered:
 			m.log.Info("master: lease lost, registering again", "master", url)
-			if lease, err = m.register(s); err != nil {
+			if lease, err = m.register(s, url); err != nil {
 				var nl errNotLeader
 				if errors.As(err, &nl) {
 					return nl.leader, err
@@ -338,8 +337,10 @@ func (m *Member) session(s *client.Session, url string) (string, error) {
 	}
 }
 
-// register registers the node and takes the map and config versions of the answer.
-func (m *Member) register(s *client.Session) (time.Duration, error) {
+// register registers the node with the master at url and takes the map and config
+// versions of the answer. The node counts as registered before the map is handed on, so
+// that whoever WaitMap wakes sees a registered Status.
+func (m *Member) register(s *client.Session, url string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.CallTimeout)
 	defer cancel()
 	var res master.RegisterRes
@@ -355,6 +356,9 @@ func (m *Member) register(s *client.Session) (time.Duration, error) {
 	if err := m.followConfig(s, res.ConfigVersion); err != nil {
 		return 0, err
 	}
+	m.mu.Lock()
+	m.registered, m.url = true, url
+	m.mu.Unlock()
 	m.setMap(res.Map, true)
 	return time.Duration(res.LeaseMS) * time.Millisecond, nil
 }
