@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -130,7 +129,7 @@ func (c *Conn) writeQueue() bool {
 		return false
 	}
 	if buf != nil {
-		c.wrote(writeNonBlocking(c.fd, buf))
+		c.wrote(readbatch.WriteNonBlocking(c.fd, buf))
 	}
 	return true
 }
@@ -213,23 +212,6 @@ func (c *Conn) wroteBatched(n int) {
 	c.wrote(n)
 	c.wtok.Store(false)
 	c.flushTo(nil)
-}
-
-// writeNonBlocking writes b to the non-blocking socket fd once (retrying EINTR) and
-// returns the bytes written: 0 when the socket is full, -1 when it failed.
-func writeNonBlocking(fd int, b []byte) int {
-	for {
-		n, err := syscall.Write(fd, b)
-		switch err {
-		case nil:
-			return n
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0
-		}
-		return -1
-	}
 }
 
 // reverse turns the queue's LIFO stack into FIFO order.

@@ -4,8 +4,10 @@ package readbatch
 
 import "syscall"
 
-// writeOne is write(2) on a non-blocking socket with the same results as a ring send.
-func writeOne(fd int, b []byte) int {
+// WriteNonBlocking writes b to the non-blocking socket fd once (retrying EINTR) and
+// returns what a ring send reports: the bytes written, 0 when the socket is full, -1
+// when it failed. Safe for concurrent use (one writer per socket).
+func WriteNonBlocking(fd int, b []byte) int {
 	for {
 		n, err := syscall.Write(fd, b)
 		switch err {

@@ -120,11 +120,11 @@ func (w *Writes) submit() {
 	case n == 0:
 		return
 	case n == 1:
-		w.res[0] = writeOne(w.fds[0], w.bufs[0])
+		w.res[0] = WriteNonBlocking(w.fds[0], w.bufs[0])
 	default:
 		if err := w.ring.Send(w.fds, w.bufs, w.res[:n]); err != nil {
 			for i := range n { // the ring failed as a whole: write them one by one
-				w.res[i] = writeOne(w.fds[i], w.bufs[i])
+				w.res[i] = WriteNonBlocking(w.fds[i], w.bufs[i])
 			}
 		} else {
 			ringWrites.Add(uint64(n))

@@ -22,7 +22,7 @@ func (s *sockTarget) flush(w *Writes) {
 	buf := s.queued
 	s.queued = nil
 	if w == nil {
-		s.wrote += writeOne(s.fd, buf)
+		s.wrote += WriteNonBlocking(s.fd, buf)
 		return
 	}
 	s.batched++
