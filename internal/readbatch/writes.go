@@ -123,8 +123,10 @@ func (w *Writes) submit() {
 		w.res[0] = WriteNonBlocking(w.fds[0], w.bufs[0])
 	default:
 		if err := w.ring.Send(w.fds, w.bufs, w.res[:n]); err != nil {
-			for i := range n { // the ring failed as a whole: write them one by one
-				w.res[i] = WriteNonBlocking(w.fds[i], w.bufs[i])
+			for i := range n { // what the ring did not send (-1): write(2) it
+				if w.res[i] < 0 {
+					w.res[i] = WriteNonBlocking(w.fds[i], w.bufs[i])
+				}
 			}
 		} else {
 			ringWrites.Add(uint64(n))

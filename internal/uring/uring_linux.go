@@ -158,11 +158,16 @@ func (r *Ring) Close() error {
 // Send writes bufs[i] to the non-blocking socket fds[i] for every i, in as few
 // io_uring_enter calls as the ring's size allows (one for up to its entries), and
 // stores in res[i] what write(2) would have returned: the bytes the socket took, 0
-// when it was full (EAGAIN), -1 on any other error. It returns only when every send
+// when it was full (EAGAIN), -1 on any other error, and also -1 for a send the kernel
+// never took (when io_uring_enter itself failed, which Send then returns: every res[i]
+// of -1 is a send that wrote nothing). It returns only when every send the kernel took
 // has completed, so the buffers may be reused at once. The buffers must be heap memory
 // (the kernel holds their addresses; a goroutine stack may move). Not safe for
 // concurrent use.
 func (r *Ring) Send(fds []int, bufs [][]byte, res []int) error {
+	for i := range fds {
+		res[i] = -1
+	}
 	for start := 0; start < len(fds); {
 		n := min(len(fds)-start, int(r.entries))
 		if err := r.sendChunk(fds[start:start+n], bufs[start:start+n], res[start:start+n]); err != nil {
@@ -173,6 +178,7 @@ func (r *Ring) Send(fds []int, bufs [][]byte, res []int) error {
 	return nil
 }
 
+// sendChunk submits one ring's worth of sends and waits for those the kernel took.
 func (r *Ring) sendChunk(fds []int, bufs [][]byte, res []int) error {
 	mask := atomic.LoadUint32((*uint32)(r.sqMask))
 	tail := atomic.LoadUint32((*uint32)(r.sqTail))
@@ -185,23 +191,29 @@ func (r *Ring) sendChunk(fds []int, bufs [][]byte, res []int) error {
 			e.addr = uint64(uintptr(unsafe.Pointer(&bufs[i][0])))
 		}
 		*(*uint32)(unsafe.Add(r.sqArray, 4*idx)) = idx
-		res[i] = -1
 	}
 	atomic.StoreUint32((*uint32)(r.sqTail), tail+uint32(len(fds)))
-	want := len(fds)
-	submit := want
+	want := len(fds) // completions still to come
+	submit := want   // entries the kernel has not taken yet
+	var failed error
 	for want > 0 {
 		got, _, errno := syscall.Syscall6(sysEnter, uintptr(r.fd), uintptr(submit), uintptr(want), enterGetEvents, 0, 0)
-		if errno != 0 && errno != syscall.EINTR {
-			return fmt.Errorf("uring: io_uring_enter: %w", errno)
-		}
-		if errno == 0 {
+		switch {
+		case errno == 0:
 			submit -= int(got)
+		case errno == syscall.EINTR:
+		case submit > 0:
+			// The kernel took none of the rest: withdraw them (they stay -1, unsent)
+			// and wait only for those it took, whose buffers it may still read.
+			atomic.StoreUint32((*uint32)(r.sqTail), atomic.LoadUint32((*uint32)(r.sqHead)))
+			want -= submit
+			submit = 0
+			failed = fmt.Errorf("uring: io_uring_enter: %w", errno)
 		}
 		want -= r.reap(res)
 	}
 	runtime.KeepAlive(bufs) // the kernel is done with every buffer only now
-	return nil
+	return failed
 }
 
 // reap takes the completions in the CQ ring and returns how many there were.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // tcpPairs returns n connected loopback TCP pairs: the raw non-blocking descriptors of
@@ -126,5 +127,48 @@ func TestSendFullSocketIsZero(t *testing.T) {
 	}
 	if res[0] != -1 {
 		t.Fatalf("send to a closed peer: %d, want -1", res[0])
+	}
+}
+
+// TestSendEnterFails: when io_uring_enter itself fails (here: the descriptor is not a
+// ring), Send says so, every send reports -1 and wrote nothing, and the withdrawn
+// entries do not go out with the next batch: the ring still works and each socket gets
+// the next batch's bytes only.
+func TestSendEnterFails(t *testing.T) {
+	r := newRing(t, 8)
+	fds, readers := tcpPairs(t, 3)
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(p[0])
+	defer syscall.Close(p[1])
+	bufs := [][]byte{[]byte("one"), []byte("two"), []byte("six")}
+	res := []int{7, 7, 7}
+	ringFd := r.fd
+	r.fd = p[0]
+	err := r.Send(fds, bufs, res)
+	r.fd = ringFd
+	if err == nil {
+		t.Fatal("io_uring_enter on a pipe: no error")
+	}
+	for i, v := range res {
+		if v != -1 {
+			t.Fatalf("send %d after a failed enter: %d, want -1", i, v)
+		}
+	}
+	next := [][]byte{[]byte("ONE"), []byte("TWO"), []byte("SIX")}
+	if err := r.Send(fds, next, res); err != nil {
+		t.Fatal(err)
+	}
+	for i := range fds {
+		if res[i] != len(next[i]) {
+			t.Fatalf("socket %d: wrote %d", i, res[i])
+		}
+		_ = readers[i].SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		got, _ := io.ReadAll(readers[i])
+		if string(got) != string(next[i]) {
+			t.Fatalf("socket %d got %q, want only %q", i, got, next[i])
+		}
 	}
 }
