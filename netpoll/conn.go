@@ -107,10 +107,6 @@ type Conn struct {
 	// rest: the unwritten end of a direct write, for the loop to write first. Token
 	// holder only, like kernHint.
 	rest []byte
-	// pend: a direct write handed to a batch (readbatch.Writes), finished by wroteFn
-	// when the batch is submitted. Token holder only.
-	pend    pendingWrite
-	wroteFn func(int)
 
 	state  atomic.Int32
 	reason atomic.Int32
@@ -139,6 +135,8 @@ type Conn struct {
 	closedLoop bool // onClosed ran (gnet may close synchronously inside Write)
 	closeSent  bool // WebSocket close frame queued
 	peerClosed bool // WebSocket close frame received
+	kernOff    bool // the kernel cannot tell this socket's unsent bytes
+	loopHolds  bool // the loop holds wtok
 	closeCode  uint16
 	closeErr   error // reported to Handler.OnClose
 	leftover   int   // inbound bytes left unconsumed by the previous OnTraffic
@@ -148,8 +146,9 @@ type Conn struct {
 	fragComp   bool   // the message being reassembled is compressed (RSV1 on its first frame)
 	inWin      []byte // last 32 KiB received, when the client takes over its context
 	kernHint   int64  // upper bound on the kernel's unsent bytes (slowconsumer.go); token holder only
-	kernOff    bool   // the kernel cannot tell this socket's unsent bytes
-	loopHolds  bool   // the loop holds wtok
+	// ringW: a direct write handed to a batch of writes (readbatch.Writes, with
+	// Config.IOUring), from the conn's first such write on. Token holder only.
+	ringW *ringWrite
 }
 
 type ctxBox struct{ v any }

@@ -38,9 +38,9 @@ import (
 //
 // With Config.IOUring the flush does not write: it gathers the bytes (gather) and adds
 // the write to the flush's batch (readbatch.Writes), still holding the token, and the
-// batch's submission (up to 64 writes in one io_uring_enter) finishes it (wroteBatched:
-// the same bookkeeping as after a write(2), then the token is released and the queue
-// looked at again).
+// batch's submission (up to 64 writes in one io_uring_enter) finishes it (addToBatch's
+// callback: the same bookkeeping as after a write(2), then the token is released and the
+// queue looked at again).
 
 // testLoopHolds, when set (tests), runs on the loop after its writes of an OnTraffic,
 // while it still holds the conn's write token.
@@ -84,9 +84,9 @@ func (c *Conn) flushTo(w *readbatch.Writes) {
 		}
 		var done bool
 		if w != nil {
-			var buf []byte
-			if buf, done = c.gather(); done && buf != nil {
-				w.Add(c.fd, buf, c.wroteFn) // wroteBatched finishes it, holding the token
+			var p pendingWrite
+			if p, done = c.gather(); done && !p.empty() {
+				c.addToBatch(w, p) // the batch finishes it, holding the token
 				return
 			}
 		} else {
@@ -110,13 +110,29 @@ func (c *Conn) flushTo(w *readbatch.Writes) {
 }
 
 // pendingWrite is what gather took from the queues for one write: the buffer that holds
-// the bytes (the append buffer, or a pooled one the nodes were copied into; nil: the
-// single node's own bytes) and the nodes.
+// the bytes (the append buffer, or a pooled one the nodes were copied into, pooled; nil:
+// the single node's own bytes) and the nodes. Zero: nothing to write.
 type pendingWrite struct {
-	buf    []byte
 	pbuf   *[]byte
-	pooled bool
 	fifo   *outNode
+	pooled bool
+}
+
+// empty reports whether there is nothing to write.
+func (p *pendingWrite) empty() bool { return p.pbuf == nil && p.fifo == nil }
+
+// bytes returns what the write is made of.
+func (p *pendingWrite) bytes() []byte {
+	if p.pbuf != nil {
+		return *p.pbuf
+	}
+	return p.fifo.buf
+}
+
+// ringWrite is a conn's state for a write in a batch: the write, and done, bound once.
+type ringWrite struct {
+	p    pendingWrite
+	done func(int)
 }
 
 // writeQueue writes the append buffer and the node queue with one write(2), holding the
@@ -124,54 +140,49 @@ type pendingWrite struct {
 // anything else. It returns false, having written nothing, when a sender holds the
 // append buffer (appendbuf.go).
 func (c *Conn) writeQueue() bool {
-	buf, ok := c.gather()
+	p, ok := c.gather()
 	if !ok {
 		return false
 	}
-	if buf != nil {
-		c.wrote(readbatch.WriteNonBlocking(c.fd, buf))
+	if !p.empty() {
+		c.wrote(&p, readbatch.WriteNonBlocking(c.fd, p.bytes()))
 	}
 	return true
 }
 
-// gather takes the append buffer and the node queue into c.pend and returns the bytes to
-// write, holding the token: nil when there is nothing; ok false, having taken nothing,
-// when a sender holds the append buffer. wrote must follow a non-nil buf.
-func (c *Conn) gather() (buf []byte, ok bool) {
+// gather takes the append buffer and the node queue for one write, holding the token:
+// empty when there is nothing; ok false, having taken nothing, when a sender holds the
+// append buffer. wrote must follow a write that is not empty.
+func (c *Conn) gather() (p pendingWrite, ok bool) {
 	ap, fifo, ok := c.takeOut(false)
-	if !ok {
-		return nil, false
+	if !ok || (fifo == nil && ap == nil) {
+		return p, ok
 	}
-	if fifo == nil && ap == nil {
-		return nil, true
-	}
-	p := &c.pend
-	p.fifo, p.pbuf, p.pooled = fifo, nil, false
+	p.fifo = fifo
 	switch {
 	case ap != nil:
-		buf = *ap // the append buffer is ours: the nodes go behind its frames
+		buf := *ap // the append buffer is ours: the nodes go behind its frames
 		for n := fifo; n != nil; n = n.next {
 			buf = append(buf, n.buf...)
 		}
-		p.pbuf = ap
+		*ap, p.pbuf = buf, ap
 	case fifo.next == nil:
-		buf = fifo.buf // one frame (an INVOCATION, a RESULT, an EVENT): no copy
+		// one frame (an INVOCATION, a RESULT, an EVENT): its own bytes, no copy
 	default:
 		p.pbuf, p.pooled = outBufPool.Get().(*[]byte), true
-		buf = (*p.pbuf)[:0]
+		buf := (*p.pbuf)[:0]
 		for n := fifo; n != nil; n = n.next {
 			buf = append(buf, n.buf...)
 		}
+		*p.pbuf = buf
 	}
-	p.buf = buf
-	return buf, true
+	return p, true
 }
 
-// wrote finishes the write of c.pend, of which the socket took n bytes (0: full, -1:
-// failed), holding the token.
-func (c *Conn) wrote(n int) {
-	p := &c.pend
-	buf, fifo := p.buf, p.fifo
+// wrote finishes the write p, of which the socket took n bytes (0: full, -1: failed),
+// holding the token.
+func (c *Conn) wrote(p *pendingWrite, n int) {
+	buf, fifo := p.bytes(), p.fifo
 	bytes, msgs := c.countOut(fifo)
 	w := max(n, 0)
 	if w < len(buf) {
@@ -188,10 +199,8 @@ func (c *Conn) wrote(n int) {
 			outBufPool.Put(p.pbuf)
 		}
 	case p.pbuf != nil:
-		*p.pbuf = buf
 		putAppend(p.pbuf)
 	}
-	*p = pendingWrite{}
 	ls := c.loop
 	c.queued.Add(-int64(bytes))
 	ls.msgsOut.Add(uint64(msgs))
@@ -205,13 +214,24 @@ func (c *Conn) wrote(n int) {
 	}
 }
 
-// wroteBatched is the done callback of a write added to a batch (c.wroteFn, bound once):
-// it finishes the write, releases the token and, like flushTo after its own write, looks
-// at the queue again (frames a flush left to the token holder meanwhile).
-func (c *Conn) wroteBatched(n int) {
-	c.wrote(n)
-	c.wtok.Store(false)
-	c.flushTo(nil)
+// addToBatch adds the write p to the flush's batch w, holding the token (kept until the
+// batch is submitted). The done callback finishes the write, releases the token and, like
+// flushTo after its own write, looks at the queue again (frames a flush left to the token
+// holder meanwhile).
+func (c *Conn) addToBatch(w *readbatch.Writes, p pendingWrite) {
+	rw := c.ringW
+	if rw == nil {
+		rw = &ringWrite{}
+		rw.done = func(n int) {
+			c.wrote(&rw.p, n)
+			rw.p = pendingWrite{}
+			c.wtok.Store(false)
+			c.flushTo(nil)
+		}
+		c.ringW = rw
+	}
+	rw.p = p
+	w.Add(c.fd, p.bytes(), rw.done)
 }
 
 // reverse turns the queue's LIFO stack into FIFO order.

@@ -524,7 +524,6 @@ func (s *Server) newConn(l *listener, io connIO, ls *loopState, remote net.Addr,
 		c.fd = g.Fd()
 	}
 	c.bm.InitWrites(c.flushTo)
-	c.wroteFn = c.wroteBatched
 	switch l.Kind {
 	case KindUniversal, KindWebSocket:
 		c.phase = phaseSniff

@@ -57,9 +57,6 @@ func SetURing(on bool) (bool, error) {
 	return true, nil
 }
 
-// URing reports whether batched writes are on. Safe for concurrent use.
-func URing() bool { return uringOn.Load() }
-
 // URingWrites is the number of socket writes made through io_uring so far (a batch of
 // one is a plain write(2) and not counted). Safe for concurrent use.
 func URingWrites() uint64 { return ringWrites.Load() }

@@ -67,50 +67,6 @@ func BenchmarkWriteRound(b *testing.B) {
 	}
 }
 
-// BenchmarkWriteRoundNoReader: the same with nobody waiting on the reading ends (they are
-// drained between timed rounds): the cost of the send itself, without waking a reader.
-func BenchmarkWriteRoundNoReader(b *testing.B) {
-	for _, n := range []int{10, 1000} {
-		fds, readers := tcpPairs(b, n)
-		bufs := make([][]byte, n)
-		for i := range bufs {
-			bufs[i] = make([]byte, 64)
-		}
-		sink := make([]byte, 1<<20)
-		empty := func(b *testing.B) {
-			b.StopTimer()
-			for _, r := range readers {
-				r.SetReadDeadline(time.Now().Add(time.Millisecond))
-				for {
-					if _, err := r.Read(sink); err != nil {
-						break
-					}
-				}
-			}
-			b.StartTimer()
-		}
-		res := make([]int, n)
-		r := newRing(b, 1024)
-		for _, mode := range []string{"write", "uring"} {
-			b.Run(fmt.Sprintf("%s/n=%d", mode, n), func(b *testing.B) {
-				for i := 0; b.Loop(); i++ {
-					if i%100 == 99 {
-						empty(b)
-					}
-					if mode == "write" {
-						for i, fd := range fds {
-							syscall.Write(fd, bufs[i])
-						}
-					} else if err := r.Send(fds, bufs, res); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/socket")
-			})
-		}
-	}
-}
-
 // threadCPU locks the benchmark to its thread and returns a func that reports the
 // thread's own CPU time (user + system) per socket written: the writer's cost without
 // the readers woken on other threads; and the process's (readers and any io_uring

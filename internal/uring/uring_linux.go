@@ -69,8 +69,8 @@ type cqe struct {
 }
 
 // Ring is one io_uring instance used synchronously: Send submits a batch of sends and
-// waits for all of them. Not safe for concurrent use: one goroutine at a time (Get and
-// Put hand rings out).
+// waits for all of them. Not safe for concurrent use: one goroutine at a time (package
+// readbatch keeps a free list of them).
 type Ring struct {
 	fd      int
 	sqRing  []byte
