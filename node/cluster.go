@@ -89,10 +89,15 @@ type RouterNode struct {
 	pools atomic.Pointer[map[string]*link.Pool]
 	mu    sync.Mutex
 	live  []string
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
-	err   error
+	// faults counts, per router, the links to it (dialed or accepted) that went down:
+	// the watch resynchronises a pair whose count moved while the router stayed live.
+	faultMu sync.Mutex
+	faults  map[string]uint64
+	resets  atomic.Uint64
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	err     error
 }
 
 // StartRouter starts a router node: the engine, the link listener, and links to the
@@ -107,7 +112,8 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
 	}
-	r := &RouterNode{Node: n, name: cfg.Name, log: log, stop: make(chan struct{}), lcfg: cfg.linkConfig("router", log)}
+	r := &RouterNode{Node: n, name: cfg.Name, log: log, stop: make(chan struct{}), lcfg: cfg.linkConfig("router", log),
+		faults: map[string]uint64{}}
 	srv, err := router.Listen(n.Router, router.Config{Addr: cfg.LinkAddr, Listener: cfg.LinkListener, Link: cfg.linkConfig("router", log)})
 	if err != nil {
 		_ = n.Stop(context.Background())
@@ -124,7 +130,7 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 		}
 		r.span.FixTag(all)
 	}
-	srv.SetSpan(spanHandler{r.span})
+	srv.SetSpan(spanHandler{r})
 	r.per = cfg.LinksPerPeer
 	if r.per <= 0 {
 		r.per = 2
@@ -209,6 +215,10 @@ func (r *RouterNode) LinksUp() int {
 	return n
 }
 
+// PairResets returns how many times this router resynchronised with another one after
+// one of the links between them failed while others stayed up. Safe for concurrent use.
+func (r *RouterNode) PairResets() uint64 { return r.resets.Load() }
+
 // Live returns the routers this one has a link to, and itself, sorted.
 func (r *RouterNode) Live() []string {
 	r.mu.Lock()
@@ -233,11 +243,19 @@ func (t spanTransport) Lanes(to string) int {
 	return 1
 }
 
-// spanHandler hands the span messages a link delivers to the span protocol.
-type spanHandler struct{ s *span.Span }
+// spanHandler hands the span messages a link delivers to the span protocol, and the
+// failures of links to other routers to the watch.
+type spanHandler struct{ r *RouterNode }
 
 func (h spanHandler) OnMessage(from string, kind uint8, payload []byte) {
-	h.s.OnMessage(from, span.Kind(kind), payload)
+	h.r.span.OnMessage(from, span.Kind(kind), payload)
+}
+
+// RouterLinkDown counts a failed link to router peer; the watch resynchronises the pair.
+func (h spanHandler) RouterLinkDown(peer string) {
+	h.r.faultMu.Lock()
+	h.r.faults[peer]++
+	h.r.faultMu.Unlock()
 }
 
 // sendSpan carries a span message to router `to`: on the link that key picks.
@@ -256,10 +274,19 @@ func (r *RouterNode) sendSpan(to string, key uint64, kind uint8, payload []byte)
 // watch follows the links to the other routers and tells the span protocol which
 // routers are live: a router joins when one of our links to it is up, and leaves when
 // all are down.
+//
+// A link to a router that fails while others to it stay up may have lost the frames
+// queued on it, in either direction (state announcements, invocations, answers), and
+// nothing would repair that. So a router that had a link fail since the last look is
+// treated as gone and back: span.RouterReset (its state goes, calls in flight to its
+// callees end with an ERROR, waits for its answers end; no meta event says its sessions
+// left) and at once SetRouters again, which sends it our state and asks for its own.
+// Both ends see the same link fail, so both do it.
 func (r *RouterNode) watch() {
 	defer r.wg.Done()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	seen := map[string]uint64{}
 	for {
 		select {
 		case <-r.stop:
@@ -278,14 +305,32 @@ func (r *RouterNode) watch() {
 		changed := !slices.Equal(old, live)
 		r.live = live
 		r.mu.Unlock()
-		if !changed {
+		var reset []string
+		r.faultMu.Lock()
+		for name, n := range r.faults {
+			if seen[name] != n {
+				seen[name] = n
+				if slices.Contains(old, name) && slices.Contains(live, name) {
+					reset = append(reset, name)
+				}
+			}
+		}
+		r.faultMu.Unlock()
+		if !changed && len(reset) == 0 {
 			continue
 		}
-		r.log.Info("cluster: live routers", "node", r.name, "routers", live)
+		if changed {
+			r.log.Info("cluster: live routers", "node", r.name, "routers", live)
+		}
 		for _, name := range old {
 			if !slices.Contains(live, name) {
 				r.span.RouterDown(name)
 			}
+		}
+		for _, name := range reset {
+			r.log.Warn("cluster: a link to a router failed, resynchronising with it", "node", r.name, "router", name)
+			r.span.RouterReset(name)
+			r.resets.Add(1)
 		}
 		r.span.SetRouters(live)
 	}

@@ -190,6 +190,128 @@ func TestLinkCutReconnects(t *testing.T) {
 	tc.sessionsOnEveryRouter(t)
 }
 
+// TestLaneFailureResyncsThePair: frames queued on a link between two routers are lost
+// when it fails, even while the pair's other links stay up. Here router1 has lost what
+// router2 told it (its subscriber's interest, dropped by hand), so router1's publisher
+// reaches nobody; one of router2's links to router1 then fails, and the pair must
+// resynchronise so that events flow again, without any link of theirs staying down.
+func TestLaneFailureResyncsThePair(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 2, proxies: 1, spread: spread3})
+	ctx := ctxT(t)
+	on := tc.sessionsOnEveryRouter(t)
+	r1, r2 := tc.routers[0], tc.routers[1]
+	got := make(chan any, 16)
+	if _, err := on[r2].Subscribe(ctx, "com.example.lane", func(e *client.Event) { got <- e.Args[0] }, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(v int) {
+		t.Helper()
+		if err := on[r1].Publish(ctx, "com.example.lane", []any{v}, nil, client.Acknowledge()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(1)
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event across the routers before the fault")
+	}
+	// router1 forgets router2's state, as if router2's announcements were lost.
+	r1.span.RouterDown(r2.Name())
+	publish(2)
+	select {
+	case v := <-got:
+		t.Fatalf("event %v delivered although router1 dropped router2's interest", v)
+	case <-time.After(300 * time.Millisecond):
+	}
+	pool := (*r2.pools.Load())[r1.Name()]
+	if pool.Slots() < 2 {
+		t.Fatalf("router2 has %d links to router1, want 2 or more", pool.Slots())
+	}
+	l := pool.Pick(0)
+	if l == nil {
+		t.Fatal("router2's first link to router1 is down before the cut")
+	}
+	l.Close(fmt.Errorf("test: cut one lane"))
+	if !pool.Up() {
+		t.Fatal("router2 has no link to router1 up after cutting one of two")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for v := 3; ; v++ {
+		publish(v)
+		select {
+		case <-got:
+			return
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no event across the routers after one link of the pair failed: the pair was not resynchronised")
+			}
+		}
+	}
+}
+
+// TestLaneFailureIsNotALeave: the resync after one failed link between two routers
+// drops and restores the other's sessions and callees without telling anyone they
+// left, and the realm-wide meta API counts the same sessions afterwards.
+func TestLaneFailureIsNotALeave(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 2, proxies: 1, spread: spread3})
+	ctx := ctxT(t)
+	on := tc.sessionsOnEveryRouter(t)
+	r1, r2 := tc.routers[0], tc.routers[1]
+	meta := make(chan string, 16)
+	for _, topic := range []string{"wamp.session.on_leave", "wamp.registration.on_unregister", "wamp.registration.on_delete"} {
+		if _, err := on[r1].Subscribe(ctx, topic, func(*client.Event) { meta <- topic }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := on[r2].Register(ctx, "com.example.lane.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	count := func() float64 {
+		t.Helper()
+		res, err := on[r1].Call(ctx, "wamp.session.count", nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return numOf(res.Args[0])
+	}
+	before := count()
+	pool := (*r2.pools.Load())[r1.Name()]
+	l := pool.Pick(1)
+	if l == nil {
+		t.Fatal("router2's second link to router1 is down before the cut")
+	}
+	l.Close(fmt.Errorf("test: cut one lane"))
+	deadline := time.Now().Add(3 * time.Second)
+	for r1.PairResets() == 0 || r2.PairResets() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pair resets after a failed link: router1 %d, router2 %d, want 1 each", r1.PairResets(), r2.PairResets())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The callee on router2 is back in router1's dealer once the resync has arrived.
+	for {
+		res, err := on[r1].Call(ctx, "com.example.lane.echo", []any{"x"}, nil, nil)
+		if err == nil && len(res.Args) == 1 && res.Args[0] == "x" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call across the pair after the resync: %v %v", res, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := count(); after != before {
+		t.Fatalf("wamp.session.count %v after the resync, %v before", after, before)
+	}
+	select {
+	case topic := <-meta:
+		t.Fatalf("%s published for a session or callee that never left", topic)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
 // TestProxyRestart: a proxy that stops and starts again on the same port serves new
 // sessions, which reach the sessions of the other proxy.
 func TestProxyRestart(t *testing.T) {

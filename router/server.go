@@ -27,9 +27,15 @@ import (
 )
 
 // SpanHandler receives the router-to-router messages (link kinds from wire.SpanBase on),
-// with their kind rebased to 0. Implemented by span.Span.
+// with their kind rebased to 0, and hears of every link to another router that goes
+// down (dialed or accepted): the frames queued on it may be lost, so the handler must
+// not trust what it holds of that router any more (the node resynchronises the pair).
+// Implemented by the router node over span.Span.
 type SpanHandler interface {
 	OnMessage(from string, kind uint8, payload []byte)
+	// RouterLinkDown is called once per link to router peer that was up and went down,
+	// on that link's reader goroutine.
+	RouterLinkDown(peer string)
 }
 
 // Server is a router node's link endpoint. Its methods are safe for concurrent use.
@@ -141,6 +147,11 @@ func (s *Server) OnLinkDown(l *link.Link, err error) {
 	st, ok := s.links.LoadAndDelete(l)
 	p := l.Peer()
 	s.log.Warn("cluster link down", "peer", p.Node, "role", p.Role, "err", err)
+	if p.Role == "router" {
+		if b := s.span.Load(); b != nil {
+			b.h.RouterLinkDown(p.Node)
+		}
+	}
 	if ok {
 		for id, fw := range st.sessions {
 			delete(st.sessions, id)

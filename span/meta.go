@@ -345,7 +345,7 @@ func (s *Span) RemoteSessions(realm string) int {
 // subscribers, the meta events of their leaving: for each session (in id order) and
 // each of its subscriptions wamp.subscription.on_unsubscribe (and on_delete after the
 // router's last subscriber of it), then wamp.session.on_leave.
-func (s *Span) dropRouterSessions(st *realmState, name string) {
+func (s *Span) dropRouterSessions(st *realmState, name string, meta bool) {
 	st.sessMu.Lock()
 	var gone []uint64
 	left := map[uint64]int{} // subscription id -> the dead router's subscribers
@@ -365,7 +365,7 @@ func (s *Span) dropRouterSessions(st *realmState, name string) {
 	}
 	st.sessMu.Unlock()
 	rl := s.realmOf(st)
-	if rl == nil {
+	if rl == nil || !meta {
 		return
 	}
 	for i, id := range gone {

@@ -540,7 +540,7 @@ func (s *Span) onGone(r *reader) error {
 // dropRouterCallees removes the callees of a dead router from st's table and drops
 // their ghosts (calls in flight to them end with an ERROR now; the registration meta
 // events go to our subscribers).
-func (s *Span) dropRouterCallees(st *realmState, name string) {
+func (s *Span) dropRouterCallees(st *realmState, name string, meta bool) {
 	st.reg.Lock()
 	for ref, e := range st.table {
 		e.callees = slices.DeleteFunc(e.callees, func(x callee) bool { return x.router == name })
@@ -554,7 +554,7 @@ func (s *Span) dropRouterCallees(st *realmState, name string) {
 		if p.home == name {
 			st.ghosts.Delete(id)
 			if rl != nil {
-				rl.DropGhost(id, true)
+				rl.DropGhost(id, meta)
 			}
 		}
 		return true

@@ -236,8 +236,19 @@ func (s *Span) SetRouters(names []string) {
 // RouterDown drops router name: its interest and its callees' registrations go (with
 // the registration meta events published to our subscribers), calls in flight to its
 // callees end with an ERROR at once, and claims waiting for it as owner go to the new
-// owner.
-func (s *Span) RouterDown(name string) {
+// owner. Safe for concurrent use.
+func (s *Span) RouterDown(name string) { s.routerDown(name, true) }
+
+// RouterReset is RouterDown for a router that is still there but may have lost
+// messages to or from us (one of the pair's links failed): its state goes and what
+// waits on it ends in the same way, but no meta event says its sessions left or its
+// callees unregistered, since they did not; the caller then lists it in SetRouters
+// again, and the resync both ways brings its state back. Safe for concurrent use.
+func (s *Span) RouterReset(name string) { s.routerDown(name, false) }
+
+// routerDown is RouterDown, with the meta events of the dead router's sessions and
+// callees published to our subscribers when meta is set.
+func (s *Span) routerDown(name string, meta bool) {
 	if name == s.self {
 		return
 	}
@@ -261,8 +272,8 @@ func (s *Span) RouterDown(name string) {
 		if known {
 			st.dropInterest(b)
 		}
-		s.dropRouterCallees(st, name)
-		s.dropRouterSessions(st, name)
+		s.dropRouterCallees(st, name, meta)
+		s.dropRouterSessions(st, name, meta)
 	}
 	s.routerDownRPC(name)
 	s.routerDownMeta(name)
