@@ -1,9 +1,6 @@
 package link
 
-import (
-	"fmt"
-	"syscall"
-)
+import "fmt"
 
 // Per-read-batch flush (issue #15, package internal/readbatch). A link reader hands every
 // complete frame of one read to OnFrame inside a readbatch batch; a Send those frames
@@ -91,21 +88,4 @@ func (l *Link) writeNow(buf []byte) (int, error) {
 		return 0, fmt.Errorf("link: write: %w", werr)
 	}
 	return n, nil
-}
-
-// writeNonBlocking is writeFn: one write(2) of wtBuf on the non-blocking socket. It
-// always returns true, so that raw.Write never parks the caller waiting for room (a
-// full socket reports 0 bytes written).
-func (l *Link) writeNonBlocking(fd uintptr) bool {
-	for {
-		n, err := syscall.Write(int(fd), l.wtBuf)
-		switch err {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			n, err = 0, nil
-		}
-		l.wtN, l.wtErr = max(n, 0), err
-		return true
-	}
 }

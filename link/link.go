@@ -140,7 +140,7 @@ func newLink(c net.Conn, cfg *Config, h Handler, peer PeerInfo, ctr *counters) *
 	}
 	l.bm.Init(l.flush)
 	// A *tls.Conn is no syscall.Conn: its bytes must go through its record layer.
-	if sc, ok := c.(syscall.Conn); ok && !cfg.NoWriteThrough {
+	if sc, ok := c.(syscall.Conn); ok && writeThrough && !cfg.NoWriteThrough {
 		if raw, err := sc.SyscallConn(); err == nil {
 			l.raw = raw
 			l.writeFn = l.writeNonBlocking

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -44,18 +43,6 @@ const (
 	// must stay well inside capReserve.
 	maxEnrolling = 16
 )
-
-// DefaultMaxConnections is the connection cap used when Config.MaxConnections is 0:
-// the soft RLIMIT_NOFILE of the process minus a reserve of max(64, limit/16)
-// descriptors (for a limit of 1024: 960). Go raises the soft limit to the hard limit
-// at startup, so this follows `ulimit -Hn`. Safe for concurrent use.
-func DefaultMaxConnections() int {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 1 << 16
-	}
-	return maxConnsFor(rl.Cur)
-}
 
 // maxConnsFor is the default cap for a descriptor limit of n.
 func maxConnsFor(n uint64) int {

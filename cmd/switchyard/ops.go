@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/switchyard-wamp/switchyard/metrics"
 	"github.com/switchyard-wamp/switchyard/node"
 	"github.com/switchyard-wamp/switchyard/profiles"
@@ -41,11 +39,6 @@ func newLogger(w *os.File, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want auto, json or text", format)
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 // opsNode is what the admin listener and the drain need of a running node of any role.
