@@ -125,8 +125,11 @@ func (s *Span) onClaim(from string, r *reader) error {
 }
 
 // decide is the owner's decision on claim c: accept (record, broadcast, answer once
-// every live router has acked), probe, or refuse.
+// every live router has acked), probe, or refuse; held while the resync gate is closed.
 func (s *Span) decide(st *realmState, c *claim) {
+	if s.gateHolds(st, c) {
+		return // decided when every live router's resync is here (sync.go)
+	}
 	st.reg.Lock()
 	e := st.table[c.ref]
 	if e != nil && e.busy {

@@ -71,6 +71,10 @@ type Span struct {
 	ackSeq   atomic.Uint64
 	acks     *xsync.MapOf[uint64, *ackWait]
 
+	// gate holds the claims this router would decide as an owner while a resync is
+	// incomplete (sync.go).
+	gate syncGate
+
 	// Meta: realm-wide queries waiting for replies, and how long they wait.
 	querySeq     atomic.Uint64
 	queries      *xsync.MapOf[uint64, *query]
@@ -224,12 +228,18 @@ func (s *Span) SetRouters(names []string) {
 			fresh = append(fresh, n)
 		}
 	}
+	// Claims wait (the resync gate, sync.go) from before a fresh router can be an
+	// owner or a callee's router until its state is here.
+	nonces := make([]uint64, len(fresh))
+	for i, n := range fresh {
+		nonces[i] = s.expectSync(n)
+	}
 	s.live.Store(m)
 	s.mu.Unlock()
-	for _, n := range fresh {
+	for i, n := range fresh {
 		s.resync(n)
 		// It may not have seen us go: ask for its state too, in case we dropped it.
-		s.send(n, 0, KindResync, nil)
+		s.send(n, 0, KindResync, appendUvarint(nil, nonces[i]))
 	}
 }
 
@@ -251,6 +261,11 @@ func (s *Span) RouterReset(name string) { s.routerDown(name, false) }
 func (s *Span) routerDown(name string, meta bool) {
 	if name == s.self {
 		return
+	}
+	if !meta {
+		s.holdSync(name) // claims wait until it is back and resynced
+	} else {
+		defer s.syncDropped(name)
 	}
 	s.mu.Lock()
 	old := s.live.Load()
@@ -318,16 +333,18 @@ func (s *Span) send(to string, key uint64, kind Kind, payload []byte) bool {
 	return true
 }
 
-// ackEveryLane answers barrier id on every lane to router `to` (Laned), each answer
-// saying how many there are.
-func (s *Span) ackEveryLane(to string, id uint64) {
+// everyLane sends kind with id on every lane to router `to` (Laned), each message
+// saying how many there are, so that the receiver knows it has everything sent before
+// on any key once the last one comes: a barrier's answer (KindRegAck), a resync's end
+// (KindSynced).
+func (s *Span) everyLane(to string, kind Kind, id uint64) {
 	n := 1
 	if l, ok := s.t.(Laned); ok {
 		n = max(1, min(l.Lanes(to), 64))
 	}
 	payload := appendUvarint(appendUvarint(nil, id), uint64(n))
 	for k := range n {
-		s.send(to, uint64(k), KindRegAck, payload)
+		s.send(to, uint64(k), kind, payload)
 	}
 }
 
@@ -419,7 +436,18 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 	case KindInterest:
 		err = s.onInterest(from, &r)
 	case KindResync:
-		s.resync(from)
+		var nonce uint64
+		if len(r.b) > 0 {
+			nonce = r.uvarint()
+		}
+		if err = r.err; err == nil {
+			s.answerResync(from, nonce)
+		}
+	case KindSynced:
+		nonce, lanes := r.uvarint(), r.uvarint()
+		if err = r.err; err == nil {
+			s.onSynced(from, nonce, int(min(max(lanes, 1), 64)))
+		}
 	case KindPublish:
 		err = s.onPublish(&r)
 	case KindEvents:
@@ -449,7 +477,7 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 			break
 		}
 		if err = r.err; err == nil {
-			s.ackEveryLane(from, id)
+			s.everyLane(from, KindRegAck, id)
 		}
 	case KindUnclaim:
 		err = s.onUnclaim(&r)

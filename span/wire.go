@@ -69,21 +69,26 @@ const (
 	// conflicting callee's router: rpc.go) it answers on that key, after what it sent
 	// before on it. Key: the subscription id, or the registration id.
 	KindBarrier
-	// KindResync (a router to one it now sees live again): no fields; the receiver
-	// sends its whole state back (as to a newly seen router), since the sender may have
-	// dropped it while it thought the receiver dead. Key: 0.
+	// KindResync (a router to one it now sees live again): a nonce (may be absent); the
+	// receiver sends its whole state back (as to a newly seen router), since the sender
+	// may have dropped it while it thought the receiver dead, and then, when there is a
+	// nonce, KindSynced on every lane. Key: 0.
 	KindResync
 	// KindEvents: realm, publisher id, serializer, then for each subscription of the
 	// receiver that matches a plain publication: the subscription id and its EVENT in
 	// that serializer (a string). Key: the publisher's session id, as KindPublish.
 	KindEvents
+	// KindSynced (the answer to a KindResync with a nonce, after the state): the nonce,
+	// the number of lanes it is sent on (one on each). Key: the lane.
+	KindSynced
 )
 
 var kindNames = [...]string{KindInterest: "interest", KindPublish: "publish", KindClaim: "claim",
 	KindClaimAnswer: "claim-answer", KindRegAdd: "reg-add", KindRegAck: "reg-ack", KindUnclaim: "unclaim",
 	KindRegDel: "reg-del", KindInvoke: "invoke", KindAnswer: "answer", KindGone: "gone",
 	KindQuery: "query", KindReply: "reply", KindSession: "session", KindSubscriber: "subscriber",
-	KindBarrier: "barrier", KindResync: "resync", KindEvents: "events"}
+	KindBarrier: "barrier", KindResync: "resync", KindEvents: "events",
+	KindSynced: "synced"}
 
 // String names the kind for logs.
 func (k Kind) String() string {
