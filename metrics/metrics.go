@@ -59,6 +59,7 @@ var (
 	dLinkFrames  = desc("link_frames_total", "Frames on the links to the peer (links up now; a reconnect restarts them).", "peer", "direction")
 	dLinkQueued  = desc("link_queued_bytes", "Bytes queued on the links to the peer, not yet written.", "peer")
 	dLinkCoalesc = desc("link_coalesced_total", "Sessions added to a queued multi-target frame instead of a new frame.", "peer")
+	dLinkResync  = desc("link_resyncs_total", "Resets of the realm-spanning state with the peer router after one of the links between them failed while others stayed up.", "peer")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -77,7 +78,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dUp, dReady, dDraining, dSessions, dInFlight, dJoins, dLeaves, dAuthFail,
 		dMessages, dBytes, dQueued, dOpen, dAccepted, dRefused, dProtoErr, dSlowClosed, dOverLimit,
-		dLinkUp, dLinks, dLinkBytes, dLinkFrames, dLinkQueued, dLinkCoalesc} {
+		dLinkUp, dLinks, dLinkBytes, dLinkFrames, dLinkQueued, dLinkCoalesc, dLinkResync} {
 		ch <- d
 	}
 }
@@ -151,6 +152,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(dLinkFrames, pl.Stats.FramesOut, pl.Peer, "out")
 			gauge(dLinkQueued, float64(pl.Stats.Queued), pl.Peer)
 			counter(dLinkCoalesc, pl.Stats.Coalesced, pl.Peer)
+			if s.Role == "router" && pl.Peer != "inbound" {
+				counter(dLinkResync, pl.Resyncs, pl.Peer)
+			}
 		}
 	}
 }

@@ -93,7 +93,7 @@ type RouterNode struct {
 	// the watch resynchronises a pair whose count moved while the router stayed live.
 	faultMu sync.Mutex
 	faults  map[string]uint64
-	resets  atomic.Uint64
+	resets  map[string]uint64 // pair resets by peer, under faultMu
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
@@ -113,7 +113,7 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 		return nil, fmt.Errorf("router %s: %w", cfg.Name, err)
 	}
 	r := &RouterNode{Node: n, name: cfg.Name, log: log, stop: make(chan struct{}), lcfg: cfg.linkConfig("router", log),
-		faults: map[string]uint64{}}
+		faults: map[string]uint64{}, resets: map[string]uint64{}}
 	srv, err := router.Listen(n.Router, router.Config{Addr: cfg.LinkAddr, Listener: cfg.LinkListener, Link: cfg.linkConfig("router", log)})
 	if err != nil {
 		_ = n.Stop(context.Background())
@@ -216,8 +216,24 @@ func (r *RouterNode) LinksUp() int {
 }
 
 // PairResets returns how many times this router resynchronised with another one after
-// one of the links between them failed while others stayed up. Safe for concurrent use.
-func (r *RouterNode) PairResets() uint64 { return r.resets.Load() }
+// one of the links between them failed while others stayed up, over all peers. Safe
+// for concurrent use.
+func (r *RouterNode) PairResets() uint64 {
+	r.faultMu.Lock()
+	defer r.faultMu.Unlock()
+	var n uint64
+	for _, v := range r.resets {
+		n += v
+	}
+	return n
+}
+
+// pairResets returns the pair resets with router peer.
+func (r *RouterNode) pairResets(peer string) uint64 {
+	r.faultMu.Lock()
+	defer r.faultMu.Unlock()
+	return r.resets[peer]
+}
 
 // Live returns the routers this one has a link to, and itself, sorted.
 func (r *RouterNode) Live() []string {
@@ -330,7 +346,9 @@ func (r *RouterNode) watch() {
 		for _, name := range reset {
 			r.log.Warn("cluster: a link to a router failed, resynchronising with it", "node", r.name, "router", name)
 			r.span.RouterReset(name)
-			r.resets.Add(1)
+			r.faultMu.Lock()
+			r.resets[name]++
+			r.faultMu.Unlock()
 		}
 		r.span.SetRouters(live)
 	}

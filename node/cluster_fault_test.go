@@ -291,6 +291,11 @@ func TestLaneFailureIsNotALeave(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	for _, pl := range r1.PeerLinks() {
+		if pl.Peer == r2.Name() && pl.Resyncs == 0 {
+			t.Fatalf("router1's peer link state for router2 counts no resync: %+v", pl)
+		}
+	}
 	// The callee on router2 is back in router1's dealer once the resync has arrived.
 	for {
 		res, err := on[r1].Call(ctx, "com.example.lane.echo", []any{"x"}, nil, nil)

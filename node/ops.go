@@ -23,12 +23,19 @@ type PeerLink struct {
 	Links int
 	// Stats sums the counters of the links that are up (they restart at a reconnect).
 	Stats link.LinkStats
+	// Resyncs counts the resets of the realm-spanning state with this peer router after
+	// one of the links between them failed while others stayed up (a router's peers
+	// only; since start).
+	Resyncs uint64
 }
 
 // PeerLinks returns the state of the links to the other routers, sorted by name, then
 // the inbound links. Safe for concurrent use.
 func (r *RouterNode) PeerLinks() []PeerLink {
 	out := poolLinks(*r.pools.Load())
+	for i := range out {
+		out[i].Resyncs = r.pairResets(out[i].Peer)
+	}
 	in := r.Links.LinkStats()
 	return append(out, PeerLink{Peer: "inbound", Up: true, Stats: in})
 }
