@@ -190,16 +190,19 @@ func TestLinkCutReconnects(t *testing.T) {
 	tc.sessionsOnEveryRouter(t)
 }
 
+// startPair starts two routers behind one proxy and a session on each router.
+func startPair(t *testing.T) (context.Context, map[*RouterNode]*client.Session, *RouterNode, *RouterNode) {
+	tc := startCluster(t, clusterOpts{routers: 2, proxies: 1, spread: spread3})
+	return ctxT(t), tc.sessionsOnEveryRouter(t), tc.routers[0], tc.routers[1]
+}
+
 // TestLaneFailureResyncsThePair: frames queued on a link between two routers are lost
 // when it fails, even while the pair's other links stay up. Here router1 has lost what
 // router2 told it (its subscriber's interest, dropped by hand), so router1's publisher
 // reaches nobody; one of router2's links to router1 then fails, and the pair must
 // resynchronise so that events flow again, without any link of theirs staying down.
 func TestLaneFailureResyncsThePair(t *testing.T) {
-	tc := startCluster(t, clusterOpts{routers: 2, proxies: 1, spread: spread3})
-	ctx := ctxT(t)
-	on := tc.sessionsOnEveryRouter(t)
-	r1, r2 := tc.routers[0], tc.routers[1]
+	ctx, on, r1, r2 := startPair(t)
 	got := make(chan any, 16)
 	if _, err := on[r2].Subscribe(ctx, "com.example.lane", func(e *client.Event) { got <- e.Args[0] }, nil); err != nil {
 		t.Fatal(err)
@@ -254,10 +257,7 @@ func TestLaneFailureResyncsThePair(t *testing.T) {
 // drops and restores the other's sessions and callees without telling anyone they
 // left, and the realm-wide meta API counts the same sessions afterwards.
 func TestLaneFailureIsNotALeave(t *testing.T) {
-	tc := startCluster(t, clusterOpts{routers: 2, proxies: 1, spread: spread3})
-	ctx := ctxT(t)
-	on := tc.sessionsOnEveryRouter(t)
-	r1, r2 := tc.routers[0], tc.routers[1]
+	ctx, on, r1, r2 := startPair(t)
 	meta := make(chan string, 16)
 	for _, topic := range []string{"wamp.session.on_leave", "wamp.registration.on_unregister", "wamp.registration.on_delete"} {
 		if _, err := on[r1].Subscribe(ctx, topic, func(*client.Event) { meta <- topic }, nil); err != nil {

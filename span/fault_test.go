@@ -86,17 +86,8 @@ func TestSessionsResyncedToNewRouter(t *testing.T) {
 		t.Fatalf("a knows %d sessions of b, want 1", n)
 	}
 	// A third router joins later.
-	r := engine.NewRouter(nil)
-	c.realms["c"] = r.AddRealm("realm1")
-	sp := New("c", r, c.lb.from("c"), nil)
-	c.spans["c"] = sp
-	c.lb.mu.Lock()
-	c.lb.spans["c"] = sp
-	c.lb.mu.Unlock()
-	c.names = append(c.names, "c")
-	for _, n := range c.names {
-		c.spans[n].SetRouters(c.names)
-	}
+	c.addRouter("c")
+	sp := c.spans["c"]
 	c.lb.settle(t)
 	if n := sp.RemoteSessions("realm1"); n != 1 {
 		t.Fatalf("c knows %d remote sessions, want 1", n)

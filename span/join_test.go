@@ -83,14 +83,7 @@ func TestInterestBitsReusedAfterManyRouters(t *testing.T) {
 	c := newCluster(t, "a")
 	pub := c.join("a", codec.JSON, "p", "app")
 	join := func(name string) *client {
-		r := engine.NewRouter(nil)
-		c.realms[name] = r.AddRealm("realm1")
-		sp := New(name, r, c.lb.from(name), nil)
-		c.spans[name] = sp
-		c.lb.mu.Lock()
-		c.lb.spans[name] = sp
-		c.lb.down[name] = false
-		c.lb.mu.Unlock()
+		sp := c.start(name)
 		sp.SetRouters([]string{"a", name})
 		c.spans["a"].SetRouters([]string{"a", name})
 		c.lb.settle(t)

@@ -192,19 +192,27 @@ type cluster struct {
 func newCluster(t testing.TB, names ...string) *cluster {
 	c := &cluster{t: t, lb: newLoopback(), names: names, spans: map[string]*Span{}, realms: map[string]*engine.Realm{}}
 	for _, n := range names {
-		r := engine.NewRouter(nil)
-		c.realms[n] = r.AddRealm("realm1")
-		sp := New(n, r, c.lb.from(n), nil)
-		c.spans[n] = sp
-		c.lb.mu.Lock()
-		c.lb.spans[n] = sp
-		c.lb.mu.Unlock()
+		c.start(n)
 	}
 	for _, n := range names {
 		c.spans[n].SetRouters(names)
 	}
 	c.lb.settle(t)
 	return c
+}
+
+// start makes router name (an engine with realm1 and its Span) and puts it on the
+// loopback, reachable (again); its membership is the caller's to set.
+func (c *cluster) start(name string) *Span {
+	r := engine.NewRouter(nil)
+	c.realms[name] = r.AddRealm("realm1")
+	sp := New(name, r, c.lb.from(name), nil)
+	c.spans[name] = sp
+	c.lb.mu.Lock()
+	c.lb.spans[name] = sp
+	c.lb.down[name] = false
+	c.lb.mu.Unlock()
+	return sp
 }
 
 // kill makes router name unreachable and tells the others it is down.

@@ -28,13 +28,7 @@ func ownerAmong(key uint64, names []string) string {
 // addRouter starts router name, joins it to the cluster's loopback and gives the
 // routers in tell (every router when empty) the new membership.
 func (c *cluster) addRouter(name string, tell ...string) {
-	r := engine.NewRouter(nil)
-	c.realms[name] = r.AddRealm("realm1")
-	sp := New(name, r, c.lb.from(name), nil)
-	c.spans[name] = sp
-	c.lb.mu.Lock()
-	c.lb.spans[name] = sp
-	c.lb.mu.Unlock()
+	c.start(name)
 	c.names = append(c.names, name)
 	if len(tell) == 0 {
 		tell = c.names
