@@ -282,14 +282,19 @@ func (r *RouterNode) sendSpan(to string, key uint64, kind uint8, payload []byte)
 	}
 	l := p.PickUp(key) // the key's link, or another one that is up while it reconnects
 	if l == nil {
-		return fmt.Errorf("router %s: link to %s is down", r.name, to)
+		// None of ours is up: one the other router dialed carries it as well (its
+		// answers would otherwise be lost while we still count it live).
+		l = r.Links.RouterLink(to, key)
+	}
+	if l == nil {
+		return fmt.Errorf("router %s: every link to %s is down", r.name, to)
 	}
 	return l.Send(link.Kind(cwire.SpanBase+kind), key, payload)
 }
 
 // watch follows the links to the other routers and tells the span protocol which
-// routers are live: a router joins when one of our links to it is up, and leaves when
-// all are down.
+// routers are live: a router of the membership joins when one link between us is up
+// (ours or one it dialed), and leaves when all are down.
 //
 // A link to a router that fails while others to it stay up may have lost the frames
 // queued on it, in either direction (state announcements, invocations, answers), and
@@ -311,7 +316,7 @@ func (r *RouterNode) watch() {
 		}
 		live := []string{r.name}
 		for name, p := range *r.pools.Load() {
-			if p.Up() {
+			if p.Up() || r.Links.RouterLink(name, 0) != nil {
 				live = append(live, name)
 			}
 		}

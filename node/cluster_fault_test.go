@@ -317,6 +317,151 @@ func TestLaneFailureIsNotALeave(t *testing.T) {
 	}
 }
 
+// TestLaneCutsUnderLoad: single links between two routers fail again and again (one
+// lane at a time, either side's) while calls cross between them, a callee on the other
+// router registers and unregisters a procedure, and events cross. No call, REGISTER or
+// UNREGISTER may hang (each ends with a result or an ERROR), and once the cuts stop the
+// pair is consistent again: calls and events cross, and the churned procedure has one
+// callee at most.
+func TestLaneCutsUnderLoad(t *testing.T) {
+	setup, on, r1, r2 := startPair(t)
+	if _, err := on[r2].Register(setup, "com.example.cuts.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var events atomic.Int64
+	if _, err := on[r2].Subscribe(setup, "com.example.cuts.ev", func(*client.Event) { events.Add(1) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var calls, callErrs, regs, regErrs atomic.Int64
+	bounded := func(what string, f func(context.Context) error) error {
+		cctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		defer cancel()
+		err := f(cctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s hung for 8 s while links were cut", what)
+		}
+		return err
+	}
+	loop := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f()
+			}
+		}()
+	}
+	for range 4 {
+		loop(func() {
+			err := bounded("a call", func(c context.Context) error {
+				_, err := on[r1].Call(c, "com.example.cuts.echo", []any{1}, nil, nil)
+				return err
+			})
+			if err == nil {
+				calls.Add(1)
+			} else {
+				callErrs.Add(1)
+			}
+		})
+	}
+	loop(func() {
+		_ = on[r1].Publish(context.Background(), "com.example.cuts.ev", []any{1}, nil)
+		time.Sleep(time.Millisecond)
+	})
+	churner := on[r2]
+	loop(func() {
+		var reg *client.Registration
+		err := bounded("a REGISTER", func(c context.Context) error {
+			var err error
+			reg, err = churner.Register(c, "com.example.cuts.churn", func(context.Context, *client.Invocation) (*client.Result, error) {
+				return &client.Result{}, nil
+			}, nil)
+			return err
+		})
+		if err != nil {
+			regErrs.Add(1)
+			time.Sleep(5 * time.Millisecond)
+			return
+		}
+		regs.Add(1)
+		_ = bounded("an UNREGISTER", reg.Unregister)
+	})
+	// Cut one lane at a time, alternating sides and lanes, every 40 ms for 2 s.
+	for i := 0; i < 50; i++ {
+		from, to := r1, r2
+		if i%2 == 1 {
+			from, to = r2, r1
+		}
+		if l := (*from.pools.Load())[to.Name()].Pick(uint64(i / 2)); l != nil {
+			l.Close(fmt.Errorf("test: cut %d", i))
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r1.PairResets() == 0 || r2.PairResets() == 0 {
+		t.Fatalf("pair resets: %d, %d", r1.PairResets(), r2.PairResets())
+	}
+	// Settled: calls and events cross again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err := on[r1].Call(ctx, "com.example.cuts.echo", []any{"after"}, nil, nil)
+		if err == nil && len(res.Args) == 1 && res.Args[0] == "after" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call across the pair after the cuts: %v %v", res, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := events.Load()
+	for events.Load() == before {
+		if err := on[r1].Publish(ctx, "com.example.cuts.ev", []any{2}, nil, client.Acknowledge()); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event across the pair after the cuts")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The churned procedure: free on both routers (its last UNREGISTER went through),
+	// so a callee on router1 gets it and one on router2 is refused.
+	var r1reg *client.Registration
+	for {
+		var err error
+		r1reg, err = on[r1].Register(ctx, "com.example.cuts.churn", func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{Args: []any{"r1"}}, nil
+		}, nil)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the churned procedure is still taken after the cuts: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer r1reg.Unregister(ctx)
+	var we *client.Error
+	if _, err := churner.Register(ctx, "com.example.cuts.churn", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, nil); !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
+		t.Fatalf("second callee of the churned procedure on the other router: %v", err)
+	}
+	t.Logf("during the cuts: %d calls ok, %d ERROR; %d REGISTERs ok, %d refused; pair resets %d/%d",
+		calls.Load(), callErrs.Load(), regs.Load(), regErrs.Load(), r1.PairResets(), r2.PairResets())
+}
+
 // TestProxyRestart: a proxy that stops and starts again on the same port serves new
 // sessions, which reach the sessions of the other proxy.
 func TestProxyRestart(t *testing.T) {

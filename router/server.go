@@ -48,6 +48,11 @@ type Server struct {
 	links *xsync.MapOf[*link.Link, *linkState]
 	// forwarded counts the sessions joined over links.
 	forwarded atomic.Int64
+	// routers holds, by peer router name, the links to other routers that are up
+	// (dialed and accepted alike; copy on write under routersMu), so that a span message
+	// can go on any link between the two when the sender's own pool has none up.
+	routersMu sync.Mutex
+	routers   atomic.Pointer[map[string][]*link.Link]
 	// cookies are the WAMP-Cookies the proxies shared (realm + "\x00" + cookie), kept
 	// to replay to a proxy whose link comes up; expired ones are dropped on replay.
 	cookies *xsync.MapOf[string, []byte]
@@ -139,6 +144,42 @@ func (s *Server) OnLinkUp(l *link.Link) {
 	if p.Role == "proxy" {
 		s.replayCookies(l)
 	}
+	if p.Role == "router" {
+		s.editRouterLinks(p.Node, func(ls []*link.Link) []*link.Link { return append(ls, l) })
+	}
+}
+
+// editRouterLinks replaces peer's entry in the router link index by edit's result.
+func (s *Server) editRouterLinks(peer string, edit func([]*link.Link) []*link.Link) {
+	s.routersMu.Lock()
+	defer s.routersMu.Unlock()
+	next := map[string][]*link.Link{}
+	if cur := s.routers.Load(); cur != nil {
+		for k, v := range *cur {
+			next[k] = v
+		}
+	}
+	ls := edit(slices.Clone(next[peer]))
+	if len(ls) == 0 {
+		delete(next, peer)
+	} else {
+		next[peer] = ls
+	}
+	s.routers.Store(&next)
+}
+
+// RouterLink returns a link to router peer that is up, dialed or accepted (key picks
+// among them), or nil. Safe for concurrent use.
+func (s *Server) RouterLink(peer string, key uint64) *link.Link {
+	m := s.routers.Load()
+	if m == nil {
+		return nil
+	}
+	ls := (*m)[peer]
+	if len(ls) == 0 {
+		return nil
+	}
+	return ls[key%uint64(len(ls))]
 }
 
 // OnLinkDown implements link.Handler: every session the link carried leaves its realm
@@ -148,6 +189,9 @@ func (s *Server) OnLinkDown(l *link.Link, err error) {
 	p := l.Peer()
 	s.log.Warn("cluster link down", "peer", p.Node, "role", p.Role, "err", err)
 	if p.Role == "router" {
+		s.editRouterLinks(p.Node, func(ls []*link.Link) []*link.Link {
+			return slices.DeleteFunc(ls, func(x *link.Link) bool { return x == l })
+		})
 		if b := s.span.Load(); b != nil {
 			b.h.RouterLinkDown(p.Node)
 		}

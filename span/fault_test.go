@@ -231,3 +231,30 @@ func TestOneSidedDownIsResynced(t *testing.T) {
 		t.Fatalf("subscriber on b after a's one-sided down/up: %s", describe(evs))
 	}
 }
+
+// A reset (RouterReset after a failed link, the router still there) on the callee's
+// router, after the caller's router had already reset and sent the INVOCATION: the
+// callee's router drops the invocation's answer, so it must end the call itself with
+// ERROR wamp.error.canceled, or the caller would wait for good.
+func TestLateResetEndsCallsOfTheCallersRouter(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	callee := c.join("b", codec.JSON, "callee", "svc")
+	callee.register("com.reset", "", "")
+	c.lb.settle(t)
+	// a resets first (and is resynced): b still tracks nothing.
+	c.spans["a"].RouterReset("b")
+	c.spans["a"].SetRouters([]string{"a", "b"})
+	c.lb.settle(t)
+	caller := c.join("a", codec.JSON, "caller", "app")
+	req := caller.call("com.reset", nil, nil)
+	inv := callee.one(codec.INVOCATION)
+	// b resets late, with the invocation in flight.
+	c.spans["b"].RouterReset("a")
+	c.spans["b"].SetRouters([]string{"a", "b"})
+	callee.yield(inv.Request, []any{"late"}, false)
+	e := caller.one(codec.ERROR)
+	if e.Request != req || string(e.URI) != engine.ErrCanceled {
+		t.Fatalf("caller got %s (request %d, uri %s), want ERROR %s for request %d",
+			e.Type, e.Request, e.URI, engine.ErrCanceled, req)
+	}
+}

@@ -196,8 +196,9 @@ func (s *Span) endQuery(id uint64, q *query) {
 }
 
 // routerDownMeta stops waiting for a dead router's replies and interrupts the
-// invocations its callers had in flight to our callees.
-func (s *Span) routerDownMeta(name string) {
+// invocations its callers had in flight to our callees (and, when it is alive after
+// all, a reset, ends their calls there: interruptFrom).
+func (s *Span) routerDownMeta(name string, alive bool) {
 	var ids []uint64
 	s.queries.Range(func(id uint64, q *query) bool {
 		q.mu.Lock()
@@ -210,7 +211,7 @@ func (s *Span) routerDownMeta(name string) {
 	for _, id := range ids {
 		s.replied(id, name, nil)
 	}
-	s.interruptFrom(name)
+	s.interruptFrom(name, alive)
 }
 
 // remoteSession is a session of another router, as it announced it.

@@ -3,6 +3,7 @@ package span
 import (
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
@@ -42,8 +43,9 @@ type claim struct {
 	ref    regRef
 	invoke string
 	callee callee
-	// owner is where the claim was sent (claimant side).
-	owner string
+	// owner is where the claim was sent (claimant side); written by each send, read by
+	// a router's death (routerDownRPC) on another goroutine.
+	owner atomic.Pointer[string]
 	done  func(errURI string)
 	// probed: the owner has probed the routers of the callees it conflicts with (see
 	// probe); the next conflict is the answer.
@@ -98,12 +100,13 @@ func (s *Span) Register(rl *engine.Realm, cs *engine.Session, procedure string, 
 
 // sendClaim sends c to its owner as the membership now says.
 func (s *Span) sendClaim(c *claim) {
-	c.owner = s.owner(regKey(c.realm, c.ref.pol, c.ref.proc))
-	if c.owner == s.self {
+	owner := s.owner(regKey(c.realm, c.ref.pol, c.ref.proc))
+	c.owner.Store(&owner)
+	if owner == s.self {
 		s.decide(s.state(c.realm), c)
 		return
 	}
-	if !s.send(c.owner, regKey(c.realm, c.ref.pol, c.ref.proc), KindClaim, appendClaim(c)) {
+	if !s.send(owner, regKey(c.realm, c.ref.pol, c.ref.proc), KindClaim, appendClaim(c)) {
 		if c, ok := s.claims.LoadAndDelete(c.id); ok {
 			go c.done(ErrUnavailable)
 		}
@@ -568,16 +571,16 @@ func (s *Span) dropRouterCallees(st *realmState, name string, meta bool) {
 // stops waiting for the dead router's acks.
 func (s *Span) routerDownRPC(name string) {
 	s.claims.Range(func(_ uint64, c *claim) bool {
-		if c.owner == name {
+		if o := c.owner.Load(); o != nil && *o == name {
 			s.sendClaim(c)
 		}
 		return true
 	})
+	// A wait's fields change only inside s.acks.Compute (onAckN), so Range takes the ids
+	// alone; onAck is a no-op for a wait that does not wait for name.
 	var ids []uint64
-	s.acks.Range(func(id uint64, w *ackWait) bool {
-		if slices.Contains(w.wait, name) {
-			ids = append(ids, id)
-		}
+	s.acks.Range(func(id uint64, _ *ackWait) bool {
+		ids = append(ids, id)
 		return true
 	})
 	for _, id := range ids {
@@ -681,8 +684,12 @@ func (s *Span) trackInvoke(st *realmState, from string, cs *engine.Session, msg 
 
 // interruptFrom ends the invocations that a dead router's callers had in flight to our
 // callees: a callee with call_canceling gets INTERRUPT (killnowait,
-// wamp.error.canceled), and its late answer is dropped here.
-func (s *Span) interruptFrom(name string) {
+// wamp.error.canceled), and its late answer is dropped here. When the router is alive
+// (tellCaller: a reset after a failed link), its ghost's call gets ERROR
+// wamp.error.canceled from here, since the callee's answer will not go: the caller's
+// router may have reset us before, and have sent this INVOCATION after it, so nothing
+// else would end that call.
+func (s *Span) interruptFrom(name string, tellCaller bool) {
 	var refs []invRef
 	var froms []invFrom
 	s.inflight.Range(func(ref invRef, f invFrom) bool {
@@ -698,7 +705,13 @@ func (s *Span) interruptFrom(name string) {
 			continue
 		}
 		cs, ok := rl.LocalSession(ref.callee)
-		if !ok || !cs.Features().CallCanceling {
+		if !ok {
+			continue
+		}
+		if tellCaller {
+			s.cancelForCaller(name, cs, ref.inv)
+		}
+		if !cs.Features().CallCanceling {
 			continue
 		}
 		m := codec.Message{Type: codec.INTERRUPT, Request: ref.inv}
@@ -712,6 +725,20 @@ func (s *Span) interruptFrom(name string) {
 			s.log.Debug("span: interrupt after router death not sent", "session", ref.callee, "err", err)
 		}
 	}
+}
+
+// cancelForCaller sends router `to` ERROR wamp.error.canceled for invocation inv of
+// callee cs, as if the callee had answered so.
+func (s *Span) cancelForCaller(to string, cs *engine.Session, inv uint64) {
+	m := codec.Message{Type: codec.ERROR, ErrType: codec.INVOCATION, Request: inv, URI: []byte(engine.ErrCanceled)}
+	b := appendString(nil, cs.Realm().Name())
+	b = appendUvarint(b, cs.ID())
+	b, err := codec.For(cs.Serializer()).Append(b, &m)
+	if err != nil {
+		s.log.Warn("span: cancel encode failed", "session", cs.ID(), "err", err)
+		return
+	}
+	s.send(to, cs.ID(), KindAnswer, b)
 }
 
 // Answer implements engine.Federation: a local callee's YIELD or ERROR goes to the

@@ -291,7 +291,7 @@ func (s *Span) routerDown(name string, meta bool) {
 		s.dropRouterSessions(st, name, meta)
 	}
 	s.routerDownRPC(name)
-	s.routerDownMeta(name)
+	s.routerDownMeta(name, !meta)
 }
 
 // live returns the names of the live routers other than self, by interest bit mask.
