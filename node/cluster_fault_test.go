@@ -462,6 +462,113 @@ func TestLaneCutsUnderLoad(t *testing.T) {
 		calls.Load(), callErrs.Load(), regs.Load(), regErrs.Load(), r1.PairResets(), r2.PairResets())
 }
 
+// TestRouterRestartUnderLoad: a router with a callee dies under calls and comes back
+// on the same address. No call hangs; the procedure moves to a callee on another router;
+// once the router is back it gets the realm's state (resync), so a session placed on it
+// cannot take the procedure a second time, and calls keep being served.
+func TestRouterRestartUnderLoad(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+	on := tc.sessionsOnEveryRouter(t)
+	r1, r2, r3 := tc.routers[0], tc.routers[1], tc.routers[2]
+	setup, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	echo := func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	}
+	if _, err := on[r3].Register(setup, "com.example.restart.echo", echo, nil); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var results, failures atomic.Int64
+	for _, caller := range []*client.Session{on[r1], on[r2]} {
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					cctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+					_, err := caller.Call(cctx, "com.example.restart.echo", []any{1}, nil, nil)
+					cancel()
+					switch {
+					case err == nil:
+						results.Add(1)
+					case errors.Is(err, context.DeadlineExceeded):
+						t.Errorf("a call hung for 8 s around a router's restart")
+						return
+					default:
+						failures.Add(1)
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}()
+		}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("calls to the first callee", func() bool { return results.Load() >= 50 })
+	addr := tc.members[2].Addr
+	stopQuietly(r3.Stop)
+	// The procedure is free once router3 is gone: a callee on router1 takes it.
+	waitFor("the procedure to be free", func() bool {
+		_, err := on[r1].Register(setup, "com.example.restart.echo", echo, nil)
+		return err == nil
+	})
+	before := results.Load()
+	waitFor("calls to the second callee", func() bool { return results.Load() >= before+50 })
+	// router3 comes back on the same address, with the same name.
+	c := tc.common
+	c.Name = r3.Name()
+	var back *RouterNode
+	waitFor("router3 to restart", func() bool {
+		var err error
+		back, err = StartRouter(RouterNodeConfig{ClusterCommon: c, LinkAddr: addr,
+			Node: Config{NoListeners: true, Realms: []string{"realm1"}, Logger: quietLogger()}})
+		return err == nil
+	})
+	t.Cleanup(func() { stopQuietly(back.Stop) })
+	tc.routers[2] = back
+	waitFor("router3 to be live everywhere", func() bool {
+		return len(r1.Live()) == 3 && len(r2.Live()) == 3 && len(back.Live()) == 3
+	})
+	var onBack *client.Session
+	for i := 0; onBack == nil; i++ {
+		if i == 200 {
+			t.Fatal("no session placed on the restarted router")
+		}
+		s := tc.connect(i%2, codec.JSON, false)
+		if tc.routerOf(s.ID()) == back {
+			onBack = s
+		}
+	}
+	var we *client.Error
+	if _, err := onBack.Register(setup, "com.example.restart.echo", echo, nil); !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
+		t.Fatalf("REGISTER on the restarted router of a procedure held on router1: %v", err)
+	}
+	// A call from the restarted router reaches the callee on router1.
+	if res, err := onBack.Call(setup, "com.example.restart.echo", []any{"back"}, nil, nil); err != nil || len(res.Args) != 1 || res.Args[0] != "back" {
+		t.Fatalf("call from the restarted router: %v %v", res, err)
+	}
+	before = results.Load()
+	waitFor("calls after the restart", func() bool { return results.Load() >= before+50 })
+	close(stop)
+	wg.Wait()
+	t.Logf("calls: %d results, %d errors around the restart", results.Load(), failures.Load())
+}
+
 // TestProxyRestart: a proxy that stops and starts again on the same port serves new
 // sessions, which reach the sessions of the other proxy.
 func TestProxyRestart(t *testing.T) {
