@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/switchyard-wamp/switchyard/cluster/member"
@@ -186,8 +184,7 @@ func runRole(role string, args []string) error {
 	defer closeAdmin()
 	log.Info("switchyard cluster node started", attrs...)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR2)
+	sig := notifySignals()
 	var died <-chan error
 	if n.Server != nil {
 		died = n.Server.Done()

@@ -113,8 +113,8 @@ func (o *opsNode) adminHandler() http.Handler {
 }
 
 // drainHandler starts the lame-duck drain on POST (what `switchyard drain` sends, for
-// a Kubernetes preStop hook or an image without kill): it signals SIGUSR2 to this
-// process, so the drain runs exactly as for the signal.
+// a Kubernetes preStop hook or an image without kill): it hands the drain signal
+// (SIGUSR2) to the node's signal loop, so the drain runs exactly as for the signal.
 func drainHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -122,9 +122,9 @@ func drainHandler() http.Handler {
 			http.Error(w, "POST starts the lame-duck drain", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := syscall.Kill(os.Getpid(), syscall.SIGUSR2); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+		select {
+		case selfSignals <- drainSignal:
+		default: // one is on its way already
 		}
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = w.Write([]byte("draining\n"))
@@ -241,7 +241,7 @@ func awaitEndOps(sig <-chan os.Signal, died <-chan error, reload func(), drain f
 			case syscall.SIGHUP:
 				reload()
 				continue
-			case syscall.SIGUSR2:
+			case drainSignal:
 				if drain != nil {
 					if d := drain(); d != nil {
 						drained = d
@@ -252,7 +252,7 @@ func awaitEndOps(sig <-chan os.Signal, died <-chan error, reload func(), drain f
 			stopping(s)
 			return nil
 		case <-drained:
-			stopping(syscall.SIGUSR2)
+			stopping(drainSignal)
 			return nil
 		case err := <-died:
 			return err

@@ -9,10 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"reflect"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 
@@ -113,8 +111,7 @@ func runStart(args []string) error {
 	attrs = append(attrs, listenerAttrs(n, nc.Listeners)...)
 	log.Info("switchyard node started", attrs...)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR2)
+	sig := notifySignals()
 	drain := func() <-chan struct{} { return ops.startDrain(time.Duration(cfg.Node.DrainPeriod)) }
 	died := awaitEndOps(sig, n.Server.Done(), func() { reload(n, fs, &f, log) }, drain, func(s os.Signal) {
 		log.Info("shutting down", "signal", s.String(), "sessions", n.Router.SessionCount())
