@@ -29,9 +29,13 @@ type realmState struct {
 	patterns  *match.Tree[*patternInterest]
 	byPattern map[patKey]*patternInterest // guarded by mu
 
-	// reg guards the registration table and the owner's queues.
+	// reg guards the registration table, the owner's queues and the tombstones.
 	reg   sync.Mutex
 	table map[regRef]*regEntry
+	// removed remembers the callees the table dropped on a reg-del or unclaim, for
+	// tombstoneTTL, so that a resync sent before the removal and arriving after it (its
+	// sender is the callee's router, the removal's the owner) does not bring one back.
+	removed map[calleeRef]tombstone
 	// ghosts are the peers of this realm's ghosts, by callee id.
 	ghosts *xsync.MapOf[uint64, *ghostPeer]
 
@@ -43,7 +47,7 @@ type realmState struct {
 func newRealmState(name string) *realmState {
 	return &realmState{name: name, exact: xsync.NewMapOf[uint64, *exactBucket](),
 		patterns: match.New[*patternInterest](), byPattern: map[patKey]*patternInterest{},
-		table: map[regRef]*regEntry{}, ghosts: xsync.NewMapOf[uint64, *ghostPeer](),
+		table: map[regRef]*regEntry{}, removed: map[calleeRef]tombstone{}, ghosts: xsync.NewMapOf[uint64, *ghostPeer](),
 		sessions: map[uint64]*remoteSession{}}
 }
 

@@ -261,7 +261,7 @@ func (s *Span) decideLocked(st *realmState, c *claim) (errURI string, accept boo
 // broadcastAdd tells every live router of accepted claim c (and applies it here), then
 // answers when all have acked.
 func (s *Span) broadcastAdd(st *realmState, c *claim) {
-	s.applyAdd(st, c.ref, c.invoke, c.callee)
+	s.applyAdd(st, c.ref, c.invoke, c.callee, false)
 	w := &ackWait{st: st, ref: c.ref, c: c}
 	for _, n := range s.live.Load().names {
 		if n != s.self {
@@ -391,10 +391,41 @@ func (s *Span) onClaimAnswer(r *reader) error {
 	return nil
 }
 
+// tombstoneTTL is how long a removed callee's tombstone keeps a late resync from
+// bringing it back; far above any link's delivery time.
+const tombstoneTTL = 30 * time.Second
+
+// calleeRef names one callee of one registration.
+type calleeRef struct {
+	ref regRef
+	id  uint64
+}
+
+// tombstone is a removed callee: when, and its router ("" when the table no longer
+// held it). A router dropped here (RouterDown, RouterReset) takes its tombstones along:
+// its next resync is the truth, and a re-registration it broadcast meanwhile may have
+// been lost.
+type tombstone struct {
+	at     time.Time
+	router string
+}
+
 // applyAdd records callee c of ref in the table (when not there yet) and, for a callee
-// on another router, registers its ghost here.
-func (s *Span) applyAdd(st *realmState, ref regRef, invoke string, c callee) {
+// on another router, registers its ghost here. A resync's add (resync) of a callee
+// removed here within tombstoneTTL is stale and ignored; an owner's broadcast clears
+// the tombstone (the callee registered again).
+func (s *Span) applyAdd(st *realmState, ref regRef, invoke string, c callee, resync bool) {
 	st.reg.Lock()
+	cr := calleeRef{ref, c.id}
+	if ts, ok := st.removed[cr]; ok {
+		if resync && time.Since(ts.at) < tombstoneTTL {
+			st.reg.Unlock()
+			s.log.Debug("span: stale resync of a removed callee ignored", "realm", st.name,
+				"procedure", ref.proc, "callee", c.id, "router", c.router)
+			return
+		}
+		delete(st.removed, cr)
+	}
 	e := st.table[ref]
 	if e == nil {
 		e = &regEntry{}
@@ -436,7 +467,7 @@ func (s *Span) onRegAdd(from string, r *reader) error {
 	if ackID == 0 {
 		c.router = from // a resync: the callee's own router sends it
 	}
-	s.applyAdd(s.state(realm), ref, invoke, c)
+	s.applyAdd(s.state(realm), ref, invoke, c, ackID == 0)
 	if ackID != 0 {
 		s.send(from, regKey(realm, ref.pol, ref.proc), KindRegAck, appendUvarint(nil, ackID))
 	}
@@ -498,9 +529,25 @@ func (s *Span) onRegDel(r *reader) error {
 	return nil
 }
 
-// applyDel removes callee id of ref from the table and from its ghost here.
+// applyDel removes callee id of ref from the table and from its ghost here, and leaves
+// a tombstone (applyAdd).
 func (s *Span) applyDel(st *realmState, ref regRef, id uint64) {
 	st.reg.Lock()
+	now := time.Now()
+	if len(st.removed) >= 1024 {
+		for k, ts := range st.removed {
+			if now.Sub(ts.at) >= tombstoneTTL {
+				delete(st.removed, k)
+			}
+		}
+	}
+	ts := tombstone{at: now}
+	if e := st.table[ref]; e != nil {
+		if i := slices.IndexFunc(e.callees, func(x callee) bool { return x.id == id }); i >= 0 {
+			ts.router = e.callees[i].router
+		}
+	}
+	st.removed[calleeRef{ref, id}] = ts
 	if e := st.table[ref]; e != nil {
 		e.callees = slices.DeleteFunc(e.callees, func(x callee) bool { return x.id == id })
 		if len(e.callees) == 0 && !e.busy && len(e.queue) == 0 {
@@ -548,6 +595,11 @@ func (s *Span) onGone(r *reader) error {
 // events go to our subscribers).
 func (s *Span) dropRouterCallees(st *realmState, name string, meta bool) {
 	st.reg.Lock()
+	for k, ts := range st.removed {
+		if ts.router == name || ts.router == "" {
+			delete(st.removed, k)
+		}
+	}
 	for ref, e := range st.table {
 		e.callees = slices.DeleteFunc(e.callees, func(x callee) bool { return x.router == name })
 		if len(e.callees) == 0 && !e.busy && len(e.queue) == 0 {

@@ -97,3 +97,42 @@ func TestGateOpensWithoutAnEnd(t *testing.T) {
 		t.Fatalf("REGISTERED after %v: the gate did not hold the claim", d)
 	}
 }
+
+// TestStaleResyncDoesNotRevive: a router's resync carries a callee that unregisters
+// while the resync is on its way (slow); the owner's removal reaches the third router
+// first. The late resync must not bring the callee back there: a new callee of the
+// free procedure on that router must get REGISTERED.
+func TestStaleResyncDoesNotRevive(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	proc := ""
+	for i := 0; proc == ""; i++ {
+		p := fmt.Sprintf("com.stale.p%d", i)
+		if ownerAmong(regKey("realm1", polExact, p), []string{"a", "b", "c"}) == "a" {
+			proc = p
+		}
+	}
+	x := c.join("b", codec.JSON, "x", "user")
+	reg := x.register(proc, "", "")
+	if reg.Type != codec.REGISTERED {
+		t.Fatalf("first callee: %s", describe([]codec.Message{reg}))
+	}
+	// c forgets b (a reset) and asks for its state; b's answer is slow to c.
+	c.lb.mu.Lock()
+	c.lb.slowPair, c.lb.slowBy = [2]string{"b", "c"}, 150*time.Millisecond
+	c.lb.mu.Unlock()
+	c.spans["c"].RouterReset("b")
+	c.spans["c"].SetRouters([]string{"a", "b", "c"})
+	time.Sleep(20 * time.Millisecond) // b has sent its state (x in it)
+	x.send(codec.Message{Type: codec.UNREGISTER, Registration: reg.Registration})
+	if m := x.one(codec.UNREGISTERED); m.Type != codec.UNREGISTERED {
+		t.Fatal(m)
+	}
+	c.lb.mu.Lock()
+	c.lb.slowBy = 0
+	c.lb.mu.Unlock()
+	y := c.join("c", codec.JSON, "y", "user")
+	if m := y.register(proc, "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("callee of the free procedure on c after a stale resync: %s (uri %s)",
+			describe([]codec.Message{m}), m.URI)
+	}
+}
