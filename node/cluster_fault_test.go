@@ -32,6 +32,69 @@ func (tc *testCluster) sessionsOnEveryRouter(t *testing.T) map[*RouterNode]*clie
 	return on
 }
 
+// load runs operations in loops on goroutines until end, each bounded at loadBound: an
+// operation that needs the bound has hung, and fails the test.
+type load struct {
+	t    *testing.T
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// loadBound is far above any answer time of the cluster under test.
+const loadBound = 8 * time.Second
+
+func newLoad(t *testing.T) *load { return &load{t: t, stop: make(chan struct{})} }
+
+// bounded runs f with a context of loadBound and reports a hang as a test error.
+func (l *load) bounded(what string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), loadBound)
+	defer cancel()
+	err := f(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		l.t.Errorf("%s hung for %v", what, loadBound)
+	}
+	return err
+}
+
+// loop runs f again and again on its own goroutine until end.
+func (l *load) loop(f func()) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			f()
+		}
+	}()
+}
+
+// calls loops n callers of proc on caller, counting results and errors.
+func (l *load) calls(caller *client.Session, n int, proc string, results, failures *atomic.Int64) {
+	for range n {
+		l.loop(func() {
+			if l.bounded("a call", func(ctx context.Context) error {
+				_, err := caller.Call(ctx, proc, []any{1}, nil, nil)
+				return err
+			}) == nil {
+				results.Add(1)
+			} else {
+				failures.Add(1)
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+}
+
+// end stops the loops and waits for them.
+func (l *load) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
 // TestRouterKilledUnderLoad: callers on two routers keep calling a callee on a third
 // while the third dies: every call ends (a result or an ERROR, never a hang), and
 // pub/sub and RPC between the surviving routers keep working.
@@ -50,37 +113,10 @@ func TestRouterKilledUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := on[tc.routers[0]], on[tc.routers[1]]
-	var wg sync.WaitGroup
 	var results, failures atomic.Int64
-	stop := make(chan struct{})
+	ld := newLoad(t)
 	for _, caller := range []*client.Session{a, b} {
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					// Bounded by a context far above the router's answer time: a call
-					// that needs it has hung.
-					cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					_, err := caller.Call(cctx, "com.example.slow", nil, nil, nil)
-					cancel()
-					switch {
-					case err == nil:
-						results.Add(1)
-					case errors.Is(err, context.DeadlineExceeded):
-						t.Errorf("a call hung for 10 s after the callee's router died")
-						return
-					default:
-						failures.Add(1)
-					}
-				}
-			}()
-		}
+		ld.calls(caller, 4, "com.example.slow", &results, &failures)
 	}
 	for served.Load() < 50 {
 		time.Sleep(5 * time.Millisecond)
@@ -124,8 +160,7 @@ func TestRouterKilledUnderLoad(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	ld.end()
 	t.Logf("calls: %d results, %d errors around the router's death", results.Load(), failures.Load())
 }
 
@@ -336,53 +371,17 @@ func TestLaneCutsUnderLoad(t *testing.T) {
 	if _, err := on[r2].Subscribe(setup, "com.example.cuts.ev", func(*client.Event) { events.Add(1) }, nil); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	ld := newLoad(t)
 	var calls, callErrs, regs, regErrs atomic.Int64
-	bounded := func(what string, f func(context.Context) error) error {
-		cctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-		defer cancel()
-		err := f(cctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("%s hung for 8 s while links were cut", what)
-		}
-		return err
-	}
-	loop := func(f func()) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				f()
-			}
-		}()
-	}
-	for range 4 {
-		loop(func() {
-			err := bounded("a call", func(c context.Context) error {
-				_, err := on[r1].Call(c, "com.example.cuts.echo", []any{1}, nil, nil)
-				return err
-			})
-			if err == nil {
-				calls.Add(1)
-			} else {
-				callErrs.Add(1)
-			}
-		})
-	}
-	loop(func() {
+	ld.calls(on[r1], 4, "com.example.cuts.echo", &calls, &callErrs)
+	ld.loop(func() {
 		_ = on[r1].Publish(context.Background(), "com.example.cuts.ev", []any{1}, nil)
 		time.Sleep(time.Millisecond)
 	})
 	churner := on[r2]
-	loop(func() {
+	ld.loop(func() {
 		var reg *client.Registration
-		err := bounded("a REGISTER", func(c context.Context) error {
+		err := ld.bounded("a REGISTER", func(c context.Context) error {
 			var err error
 			reg, err = churner.Register(c, "com.example.cuts.churn", func(context.Context, *client.Invocation) (*client.Result, error) {
 				return &client.Result{}, nil
@@ -395,7 +394,7 @@ func TestLaneCutsUnderLoad(t *testing.T) {
 			return
 		}
 		regs.Add(1)
-		_ = bounded("an UNREGISTER", reg.Unregister)
+		_ = ld.bounded("an UNREGISTER", reg.Unregister)
 	})
 	// Cut one lane at a time, alternating sides and lanes, every 40 ms for 2 s.
 	for i := 0; i < 50; i++ {
@@ -408,8 +407,7 @@ func TestLaneCutsUnderLoad(t *testing.T) {
 		}
 		time.Sleep(40 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	ld.end()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if r1.PairResets() == 0 || r2.PairResets() == 0 {
@@ -480,36 +478,10 @@ func TestRouterRestartUnderLoad(t *testing.T) {
 	if _, err := on[r3].Register(setup, "com.example.restart.echo", echo, nil); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var results, failures atomic.Int64
+	ld := newLoad(t)
 	for _, caller := range []*client.Session{on[r1], on[r2]} {
-		for range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					cctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-					_, err := caller.Call(cctx, "com.example.restart.echo", []any{1}, nil, nil)
-					cancel()
-					switch {
-					case err == nil:
-						results.Add(1)
-					case errors.Is(err, context.DeadlineExceeded):
-						t.Errorf("a call hung for 8 s around a router's restart")
-						return
-					default:
-						failures.Add(1)
-						time.Sleep(time.Millisecond)
-					}
-				}
-			}()
-		}
+		ld.calls(caller, 3, "com.example.restart.echo", &results, &failures)
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
@@ -566,8 +538,7 @@ func TestRouterRestartUnderLoad(t *testing.T) {
 	}
 	before = results.Load()
 	waitFor("calls after the restart", func() bool { return results.Load() >= before+50 })
-	close(stop)
-	wg.Wait()
+	ld.end()
 	t.Logf("calls: %d results, %d errors around the restart", results.Load(), failures.Load())
 }
 

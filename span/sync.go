@@ -43,7 +43,7 @@ type heldClaim struct {
 	c  *claim
 }
 
-// closeLocked records that name's state is awaited (nonce 0: not requested yet) and
+// closeGateLocked records that name's state is awaited (nonce 0: not requested yet) and
 // starts the give-up timer when the gate was open. Caller holds g.mu.
 func (s *Span) closeGateLocked(name string, nonce uint64) {
 	g := &s.gate
