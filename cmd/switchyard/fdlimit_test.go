@@ -74,15 +74,32 @@ func stats(t *testing.T, admin string) nodeStats {
 	return st
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// handedOut holds the ports freePort returned in this test process: the kernel may give
+// a closed port out again at once, and two nodes of one test told the same port fail
+// to start (seen: a proxy's listener and a router's link on one port).
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago and that no
+// earlier call in this process returned. Safe for concurrent use.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // TestFDExhaustionProcess floods `switchyard start`, run under `ulimit -n 256`, with
