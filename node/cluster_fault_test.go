@@ -396,6 +396,30 @@ func TestLaneCutsUnderLoad(t *testing.T) {
 		regs.Add(1)
 		_ = ld.bounded("an UNREGISTER", reg.Unregister)
 	})
+	var subs, metas atomic.Int64
+	ld.loop(func() {
+		var sub *client.Subscription
+		if ld.bounded("a SUBSCRIBE", func(c context.Context) error {
+			var err error
+			sub, err = churner.Subscribe(c, "com.example.cuts.sub", func(*client.Event) {}, nil)
+			return err
+		}) != nil {
+			time.Sleep(5 * time.Millisecond)
+			return
+		}
+		subs.Add(1)
+		_ = ld.bounded("an UNSUBSCRIBE", sub.Unsubscribe)
+	})
+	ld.loop(func() {
+		if ld.bounded("a meta call", func(c context.Context) error {
+			_, err := on[r1].Call(c, "wamp.session.count", nil, nil, nil)
+			return err
+		}) == nil {
+			metas.Add(1)
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
 	// Cut one lane at a time, alternating sides and lanes, every 40 ms for 2 s.
 	for i := 0; i < 50; i++ {
 		from, to := r1, r2
@@ -458,8 +482,8 @@ func TestLaneCutsUnderLoad(t *testing.T) {
 	}, nil); !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
 		t.Fatalf("second callee of the churned procedure on the other router: %v", err)
 	}
-	t.Logf("during the cuts: %d calls ok, %d ERROR; %d REGISTERs ok, %d refused; pair resets %d/%d",
-		calls.Load(), callErrs.Load(), regs.Load(), regErrs.Load(), r1.PairResets(), r2.PairResets())
+	t.Logf("during the cuts: %d calls ok, %d ERROR; %d REGISTERs ok, %d refused; %d SUBSCRIBEs, %d meta calls; pair resets %d/%d",
+		calls.Load(), callErrs.Load(), regs.Load(), regErrs.Load(), subs.Load(), metas.Load(), r1.PairResets(), r2.PairResets())
 }
 
 // TestRouterRestartUnderLoad: a router with a callee dies under calls and comes back

@@ -36,6 +36,9 @@ type loopback struct {
 	slowTo   string
 	slowBy   time.Duration
 	slowPair [2]string
+	// refuseTo is a router that sends to are refused (as to a router whose links are
+	// all down) while what was queued to it before is still delivered.
+	refuseTo string
 	// failed counts the sends refused because a router was down.
 	failed atomic.Int64
 }
@@ -80,7 +83,7 @@ var errDown = errors.New("loopback: router down")
 func (e lbEnd) Send(to string, key uint64, kind Kind, payload []byte) error {
 	l := e.l
 	l.mu.Lock()
-	if l.down[to] || l.down[e.from] || l.spans[to] == nil {
+	if l.down[to] || l.down[e.from] || l.spans[to] == nil || l.refuseTo == to {
 		l.mu.Unlock()
 		l.failed.Add(1)
 		return errDown

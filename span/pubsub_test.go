@@ -367,3 +367,27 @@ func TestSubscribeBarrierTimeout(t *testing.T) {
 		t.Fatalf("SUBSCRIBED after %v, before the timeout: the muted router answered?", took)
 	}
 }
+
+// TestBarrierUnreachableInsideHeldBacklog: a SUBSCRIBE held behind a REGISTER decision
+// runs when that decision comes, inside the engine's processing of the session's held
+// messages. If the other router is then unreachable (still live, every send refused),
+// the subscribe barrier has nothing to wait for; its end must not call back into the
+// engine from inside AwaitInterest, or the session deadlocks on its own hold (and with
+// it the link reader that feeds it: seen as a proxy losing its router under load).
+func TestBarrierUnreachableInsideHeldBacklog(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	c.lb.mu.Lock()
+	c.lb.slowTo, c.lb.slowBy = "b", 200*time.Millisecond
+	c.lb.mu.Unlock()
+	s := c.join("a", codec.JSON, "s", "r")
+	s.send(codec.Message{Type: codec.REGISTER, URI: []byte("com.held.proc")})
+	s.send(codec.Message{Type: codec.SUBSCRIBE, URI: []byte("com.held.topic")})
+	c.lb.mu.Lock()
+	c.lb.refuseTo = "b" // b's answers still come; nothing more reaches b
+	c.lb.mu.Unlock()
+	s.arrived(2)
+	ms := s.take()
+	if len(ms) != 2 || ms[0].Type != codec.REGISTERED || ms[1].Type != codec.SUBSCRIBED {
+		t.Fatalf("got %s, want REGISTERED then SUBSCRIBED", describe(ms))
+	}
+}

@@ -334,7 +334,11 @@ func (s *Span) acked(w *ackWait) {
 		w.timer.Stop()
 	}
 	if w.barrier != nil {
-		w.barrier()
+		// On its own goroutine, as engine.Federation promises: the wait can end
+		// inside AwaitInterest (every send refused), called from the engine while it
+		// processes the session's held messages under their lock, which the barrier's
+		// callback takes again. Off the link reader too: it may wait for that lock.
+		go w.barrier()
 		return
 	}
 	s.answer(w.c, "")
