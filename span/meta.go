@@ -67,11 +67,12 @@ func (s *Span) MetaQuery(rl *engine.Realm, caller *engine.Session, procedure str
 		go done(nil)
 		return
 	}
+	to := slices.Clone(q.wait) // q.wait belongs to q.mu once q is stored
 	s.queries.Store(id, q)
 	q.mu.Lock()
 	q.timer = time.AfterFunc(time.Duration(s.queryTimeout.Load()), func() { s.queryTimedOut(id) })
 	q.mu.Unlock()
-	for _, n := range slices.Clone(q.wait) {
+	for _, n := range to {
 		if !s.send(n, caller.ID(), KindQuery, b) {
 			s.replied(id, n, nil)
 		}
