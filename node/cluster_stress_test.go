@@ -233,3 +233,310 @@ func TestEverythingUnderLaneCuts(t *testing.T) {
 		return nil
 	})
 }
+
+// worker is one client of a stress test that reconnects (through a random proxy) when
+// its session ends, and then runs setup again (re-register, re-subscribe).
+type worker struct {
+	tc    *testCluster
+	ld    *load
+	setup func(context.Context, *client.Session) error
+	s     *client.Session
+	// joins counts the worker's sessions: 1 plus its reconnects.
+	joins int
+}
+
+// session returns the worker's open session, connecting a new one when it has none or
+// its last one ended; nil when that failed (the caller's loop tries again).
+func (w *worker) session() *client.Session {
+	if w.s != nil {
+		select {
+		case <-w.s.Done():
+		default:
+			return w.s
+		}
+	}
+	var s *client.Session
+	err := w.ld.bounded("a (re)connect", func(c context.Context) error {
+		var err error
+		s, err = client.Connect(c, client.Config{URL: w.tc.url(rand.IntN(len(w.tc.proxies)), false), Realm: "realm1", Serializer: codec.CBOR})
+		if err != nil {
+			return err
+		}
+		if w.setup != nil {
+			if err = w.setup(c, s); err != nil {
+				s.Close()
+			}
+		}
+		return err
+	})
+	if err != nil {
+		time.Sleep(5 * time.Millisecond)
+		return nil
+	}
+	w.s = s
+	w.joins++
+	w.tc.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// mix is the clients of a stress test through a cluster's proxies: a callee, two
+// subscribers, three callers, a publisher, a meta caller and two churners, each a
+// worker that reconnects when its session ends.
+type mix struct {
+	tc              *testCluster
+	ld              *load
+	workers         []*worker
+	events          atomic.Int64
+	calls, callErrs atomic.Int64
+}
+
+func echoHandler(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+	return &client.Result{Args: inv.Args}, nil
+}
+
+// startMix starts the clients and waits until they are set up.
+func startMix(tc *testCluster) *mix {
+	ld := newLoad(tc.t.(*testing.T))
+	m := &mix{tc: tc, ld: ld}
+	work := func(setup func(context.Context, *client.Session) error, op func(*client.Session) error) {
+		w := &worker{tc: tc, ld: ld, setup: setup}
+		m.workers = append(m.workers, w)
+		ld.loop(func() {
+			if s := w.session(); s != nil {
+				if err := op(s); err != nil {
+					time.Sleep(2 * time.Millisecond)
+				}
+			}
+		})
+	}
+	idle := func(*client.Session) error { time.Sleep(5 * time.Millisecond); return nil }
+	// The callee: registers again after each reconnect, once the router has dropped its
+	// previous session's registration (until then: procedure_already_exists).
+	work(func(c context.Context, s *client.Session) error {
+		for {
+			_, err := s.Register(c, "com.example.mix.echo", echoHandler, nil)
+			var we *client.Error
+			if !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
+				return err
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}, idle)
+	for range 2 {
+		work(func(c context.Context, s *client.Session) error {
+			_, err := s.Subscribe(c, "com.example.mix.ev", func(*client.Event) { m.events.Add(1) }, nil)
+			return err
+		}, idle)
+	}
+	for range 3 {
+		work(nil, func(s *client.Session) error {
+			return ld.bounded("a call", func(c context.Context) error {
+				_, err := s.Call(c, "com.example.mix.echo", []any{1}, nil, nil)
+				if err == nil {
+					m.calls.Add(1)
+				} else {
+					m.callErrs.Add(1)
+				}
+				return err
+			})
+		})
+	}
+	work(nil, func(s *client.Session) error {
+		return ld.bounded("an acknowledged PUBLISH", func(c context.Context) error {
+			return s.Publish(c, "com.example.mix.ev", []any{1}, nil, client.Acknowledge())
+		})
+	})
+	work(nil, func(s *client.Session) error {
+		return ld.bounded("a meta call", func(c context.Context) error {
+			_, err := s.Call(c, "wamp.session.count", nil, nil, nil)
+			return err
+		})
+	})
+	work(nil, func(s *client.Session) error {
+		var sub *client.Subscription
+		err := ld.bounded("a SUBSCRIBE", func(c context.Context) error {
+			var err error
+			sub, err = s.Subscribe(c, "com.example.mix.churn.sub", func(*client.Event) {}, nil)
+			return err
+		})
+		if err == nil {
+			err = ld.bounded("an UNSUBSCRIBE", sub.Unsubscribe)
+		}
+		return err
+	})
+	work(nil, func(s *client.Session) error {
+		var reg *client.Registration
+		err := ld.bounded("a REGISTER", func(c context.Context) error {
+			var err error
+			reg, err = s.Register(c, "com.example.mix.churn.reg", echoHandler, nil)
+			return err
+		})
+		if err == nil {
+			err = ld.bounded("an UNREGISTER", reg.Unregister)
+		}
+		return err
+	})
+	time.Sleep(200 * time.Millisecond) // everyone set up
+	return m
+}
+
+// end stops the clients, logs what they did, and reports how many sessions they
+// joined in all (one each plus their reconnects).
+func (m *mix) end(what string) int {
+	m.ld.end()
+	joins := 0
+	for _, w := range m.workers {
+		joins += w.joins
+	}
+	m.tc.t.Logf("during the %s: %d calls ok, %d failed; %d sessions joined by %d clients", what, m.calls.Load(), m.callErrs.Load(), joins, len(m.workers))
+	return joins
+}
+
+// agree checks, once the faults are over, that the routers hold exactly the clients'
+// sessions and registrations (none left over from a fault), that calls and events
+// flow from and to every client, and that the churned procedure is free and unique.
+func (m *mix) agree(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Every client has a session again (a fault after the loops ended leaves one without).
+	live := make([]*client.Session, len(m.workers))
+	for i, w := range m.workers {
+		deadline := time.Now().Add(10 * time.Second)
+		for live[i] = w.session(); live[i] == nil; live[i] = w.session() {
+			if time.Now().After(deadline) {
+				t.Fatalf("client %d cannot get a session after the faults", i)
+			}
+		}
+	}
+	settled := func(what string, f func() error) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := f()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after the faults, %s: %v", what, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Exactly the clients' sessions, seen from every client's router.
+	settled("the realm's session count", func() error {
+		for _, s := range live {
+			res, err := s.Call(ctx, "wamp.session.count", nil, nil, nil)
+			if err != nil {
+				return err
+			}
+			if fmt.Sprint(res.Args[0]) != fmt.Sprint(len(m.workers)) {
+				return fmt.Errorf("%v sessions, want %d", res.Args[0], len(m.workers))
+			}
+		}
+		return nil
+	})
+	for _, s := range live {
+		settled("a call", func() error {
+			_, err := s.Call(ctx, "com.example.mix.echo", []any{"after"}, nil, nil)
+			return err
+		})
+	}
+	settled("one callee of the echo procedure", func() error {
+		res, err := live[3].Call(ctx, "wamp.registration.lookup", []any{"com.example.mix.echo"}, nil, nil)
+		if err != nil {
+			return err
+		}
+		n, err := live[4].Call(ctx, "wamp.registration.count_callees", []any{res.Args[0]}, nil, nil)
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(n.Args[0]) != "1" {
+			return fmt.Errorf("%v callees", n.Args[0])
+		}
+		return nil
+	})
+	before := m.events.Load()
+	settled("events to both subscribers", func() error {
+		if err := live[6].Publish(ctx, "com.example.mix.ev", []any{"after"}, nil, client.Acknowledge()); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+		if got := m.events.Load() - before; got < 2 {
+			return fmt.Errorf("%d events of 2", got)
+		}
+		return nil
+	})
+	var reg *client.Registration
+	settled("the churned procedure is free", func() error {
+		var err error
+		reg, err = live[0].Register(ctx, "com.example.mix.churn.reg", echoHandler, nil)
+		return err
+	})
+	defer reg.Unregister(ctx)
+	for _, s := range live[1:] {
+		var we *client.Error
+		if _, err := s.Register(ctx, "com.example.mix.churn.reg", echoHandler, nil); !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
+			t.Fatalf("a second callee of the churned procedure: %v", err)
+		}
+	}
+}
+
+// TestEverythingUnderProxyLinkCuts: the mix of clients runs through two proxies while
+// single links between a proxy and a router are cut at random for 2 s. The sessions on
+// a cut link end with router_lost and their clients reconnect and set up again.
+// Nothing may hang, and afterwards the routers hold exactly the clients' sessions and
+// registrations: no session or callee is left over from a cut link.
+func TestEverythingUnderProxyLinkCuts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress test")
+	}
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+	m := startMix(tc)
+	for i := 0; i < 66; i++ {
+		p := tc.proxies[rand.IntN(len(tc.proxies))]
+		r := tc.routers[rand.IntN(len(tc.routers))]
+		if l := p.Links.Pool(r.Name()).Pick(rand.Uint64()); l != nil {
+			l.Close(fmt.Errorf("test: cut %d", i))
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if m.end("cuts") == len(m.workers) {
+		t.Fatal("no client reconnected: the cuts did not happen")
+	}
+	m.agree(t)
+}
+
+// TestEverythingUnderRouterRestarts: the mix of clients runs while each router in turn
+// is stopped and started again on its address (its clients reconnect onto the others,
+// or onto it once it is back). Afterwards the routers agree as after link cuts.
+func TestEverythingUnderRouterRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress test")
+	}
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+	m := startMix(tc)
+	for i := range tc.routers {
+		r := tc.routers[i]
+		stopQuietly(r.Stop)
+		time.Sleep(300 * time.Millisecond)
+		c := tc.common
+		c.Name = r.Name()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			back, err := StartRouter(RouterNodeConfig{ClusterCommon: c, LinkAddr: tc.members[i].Addr,
+				Node: Config{NoListeners: true, Realms: []string{"realm1"}, Logger: quietLogger()}})
+			if err == nil {
+				tc.routers[i] = back
+				t.Cleanup(func() { stopQuietly(back.Stop) })
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("restart %s: %v", r.Name(), err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	m.end("restarts")
+	m.agree(t)
+}
