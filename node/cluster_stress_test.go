@@ -237,7 +237,8 @@ func TestEverythingUnderLaneCuts(t *testing.T) {
 // worker is one client of a stress test that reconnects (through a random proxy) when
 // its session ends, and then runs setup again (re-register, re-subscribe).
 type worker struct {
-	tc    *testCluster
+	t     *testing.T
+	urls  []string // the proxies' WebSocket URLs
 	ld    *load
 	setup func(context.Context, *client.Session) error
 	s     *client.Session
@@ -258,7 +259,7 @@ func (w *worker) session() *client.Session {
 	var s *client.Session
 	err := w.ld.bounded("a (re)connect", func(c context.Context) error {
 		var err error
-		s, err = client.Connect(c, client.Config{URL: w.tc.url(rand.IntN(len(w.tc.proxies)), false), Realm: "realm1", Serializer: codec.CBOR})
+		s, err = client.Connect(c, client.Config{URL: w.urls[rand.IntN(len(w.urls))], Realm: "realm1", Serializer: codec.CBOR})
 		if err != nil {
 			return err
 		}
@@ -275,7 +276,7 @@ func (w *worker) session() *client.Session {
 	}
 	w.s = s
 	w.joins++
-	w.tc.t.Cleanup(func() { s.Close() })
+	w.t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -283,7 +284,7 @@ func (w *worker) session() *client.Session {
 // subscribers, three callers, a publisher, a meta caller and two churners, each a
 // worker that reconnects when its session ends.
 type mix struct {
-	tc              *testCluster
+	t               *testing.T
 	ld              *load
 	workers         []*worker
 	events          atomic.Int64
@@ -294,12 +295,13 @@ func echoHandler(_ context.Context, inv *client.Invocation) (*client.Result, err
 	return &client.Result{Args: inv.Args}, nil
 }
 
-// startMix starts the clients and waits until they are set up.
-func startMix(tc *testCluster) *mix {
-	ld := newLoad(tc.t.(*testing.T))
-	m := &mix{tc: tc, ld: ld}
+// startMix starts the clients, each connecting through one of the proxies at urls
+// (WebSocket), and waits until they are set up.
+func startMix(t *testing.T, urls ...string) *mix {
+	ld := newLoad(t)
+	m := &mix{t: t, ld: ld}
 	work := func(setup func(context.Context, *client.Session) error, op func(*client.Session) error) {
-		w := &worker{tc: tc, ld: ld, setup: setup}
+		w := &worker{t: t, urls: urls, ld: ld, setup: setup}
 		m.workers = append(m.workers, w)
 		ld.loop(func() {
 			if s := w.session(); s != nil {
@@ -388,7 +390,7 @@ func (m *mix) end(what string) int {
 	for _, w := range m.workers {
 		joins += w.joins
 	}
-	m.tc.t.Logf("during the %s: %d calls ok, %d failed; %d sessions joined by %d clients", what, m.calls.Load(), m.callErrs.Load(), joins, len(m.workers))
+	m.t.Logf("during the %s: %d calls ok, %d failed; %d sessions joined by %d clients", what, m.calls.Load(), m.callErrs.Load(), joins, len(m.workers))
 	return joins
 }
 
@@ -491,7 +493,7 @@ func TestEverythingUnderProxyLinkCuts(t *testing.T) {
 		t.Skip("stress test")
 	}
 	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
-	m := startMix(tc)
+	m := startMix(t, tc.url(0, false), tc.url(1, false))
 	for i := 0; i < 66; i++ {
 		p := tc.proxies[rand.IntN(len(tc.proxies))]
 		r := tc.routers[rand.IntN(len(tc.routers))]
@@ -514,7 +516,7 @@ func TestEverythingUnderRouterRestarts(t *testing.T) {
 		t.Skip("stress test")
 	}
 	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
-	m := startMix(tc)
+	m := startMix(t, tc.url(0, false), tc.url(1, false))
 	for i := range tc.routers {
 		r := tc.routers[i]
 		stopQuietly(r.Stop)
@@ -538,5 +540,40 @@ func TestEverythingUnderRouterRestarts(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	m.end("restarts")
+	m.agree(t)
+}
+
+// TestEverythingUnderMembershipChanges: the mix of clients runs while the map changes
+// as a master's would: a third router joins, then one of the first two leaves the map
+// (its clients are told router_lost and reconnect onto the others) and joins it again.
+// Afterwards the routers agree as after link cuts.
+func TestEverythingUnderMembershipChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress test")
+	}
+	dc := &dynCluster{t: t, routers: map[string]*RouterNode{}, spread: 3,
+		common: ClusterCommon{Secret: []byte("test cluster secret"), Slots: 256, LinksPerPeer: 2}}
+	ra := dc.startRouter("ra", 1, nil)
+	rb := dc.startRouter("rb", 2, []ClusterMember{ra})
+	p, err := StartProxy(ProxyNodeConfig{ClusterCommon: ClusterCommon{Name: "px", Secret: dc.common.Secret,
+		Slots: dc.common.Slots, LinksPerPeer: 2}, SpreadOf: func(string, string) int { return dc.spread },
+		Node: Config{Listeners: []Listener{{Address: "127.0.0.1:0"}}, Realms: []string{"realm1"}, Logger: quietLogger()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc.proxy = p
+	t.Cleanup(func() { stopQuietly(p.Stop) })
+	dc.setMap([]ClusterMember{ra, rb})
+	m := startMix(t, p.Node.WebSocketURL())
+	rc := dc.startRouter("rc", 3, []ClusterMember{ra, rb})
+	dc.setMap([]ClusterMember{ra, rb, rc})
+	time.Sleep(400 * time.Millisecond)
+	dc.setMap([]ClusterMember{rb, rc})
+	time.Sleep(400 * time.Millisecond)
+	dc.setMap([]ClusterMember{ra, rb, rc})
+	time.Sleep(400 * time.Millisecond)
+	if m.end("membership changes") == len(m.workers) {
+		t.Fatal("no client reconnected: router ra did not leave")
+	}
 	m.agree(t)
 }
