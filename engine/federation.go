@@ -71,6 +71,10 @@ type Federation interface {
 	// so that the other routers know the realm's sessions (e.g. to publish on_leave for
 	// the sessions of a router that died). Called off the routing path.
 	SessionChanged(rl *Realm, s *Session, joined bool)
+	// TestamentsChanged says that local session s added or flushed testaments
+	// (Session.Testaments has them now), so that the other routers can publish them
+	// should this router die with s. Called off the routing path.
+	TestamentsChanged(rl *Realm, s *Session)
 	// SubscriberChanged says that local session s was added to (true) or removed from
 	// subscription sub; called after the subscription meta events, off the publish path.
 	SubscriberChanged(rl *Realm, s *Session, sub uint64, added bool)

@@ -33,6 +33,7 @@ func (s *Session) testamentCall(m *codec.Message, args []any, kwargs map[string]
 		s.mu.Lock()
 		s.testaments[scope] = nil
 		s.mu.Unlock()
+		s.testamentsChanged()
 		s.sendResultValues(m.Request, nil, sc)
 		return
 	}
@@ -77,7 +78,31 @@ func (s *Session) testamentCall(m *codec.Message, args []any, kwargs map[string]
 	}
 	s.testaments[scope] = append(s.testaments[scope], t)
 	s.mu.Unlock()
+	s.testamentsChanged()
 	s.sendResultValues(m.Request, nil, sc)
+}
+
+// testamentsChanged tells the federation, so that the other routers can publish the
+// testaments if this router dies with the session.
+func (s *Session) testamentsChanged() {
+	if f := s.realm.router.federation(); f != nil {
+		f.TestamentsChanged(s.realm, s)
+	}
+}
+
+// Testaments returns the session's testaments in the order they fire (detached, then
+// destroyed), each a PUBLISH encoded in the session's serializer. Safe for concurrent
+// use; the caller owns the slice (the encoded messages are never modified).
+func (s *Session) Testaments() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][]byte
+	for _, scope := range []string{scopeDetached, scopeDestroyed} {
+		for _, t := range s.testaments[scope] {
+			out = append(out, t.publish)
+		}
+	}
+	return out
 }
 
 func argAt(args []any, i int) any {

@@ -637,3 +637,40 @@ func TestWrongSecretProxy(t *testing.T) {
 	}
 	tc.connect(0, codec.JSON, false) // the real proxy still works
 }
+
+// TestTestamentOfAKilledRouter: a session's testament fires when its router dies with
+// it: the subscribers on the other routers (real clients through both proxies) get it
+// once, with the dead session disclosed as its publisher.
+func TestTestamentOfAKilledRouter(t *testing.T) {
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+	ctx := ctxT(t)
+	on := tc.sessionsOnEveryRouter(t)
+	victim := tc.routers[2]
+	got := make(chan *client.Event, 8)
+	for _, r := range tc.routers[:2] {
+		if _, err := on[r].Subscribe(ctx, "com.example.will", func(e *client.Event) { got <- e }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dying := on[victim]
+	if _, err := dying.Call(ctx, "wamp.session.add_testament", []any{"com.example.will", []any{"gone"}},
+		map[string]any{"publish_options": map[string]any{"disclose_me": true}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	stopQuietly(victim.Stop)
+	for range 2 {
+		select {
+		case e := <-got:
+			if len(e.Args) != 1 || e.Args[0] != "gone" || e.Details["publisher"] != dying.ID() {
+				t.Fatalf("testament event %v %v", e.Args, e.Details)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a subscriber on a surviving router got no testament (%d got one)", len(got))
+		}
+	}
+	select {
+	case e := <-got:
+		t.Fatalf("a testament delivered twice: %v", e.Args)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

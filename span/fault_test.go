@@ -258,3 +258,50 @@ func TestLateResetEndsCallsOfTheCallersRouter(t *testing.T) {
 			e.Type, e.Request, e.URI, engine.ErrCanceled, req)
 	}
 }
+
+// When a router dies, the others publish its sessions' testaments to their own
+// subscribers, as the router would have when the sessions left: each subscriber of the
+// realm gets each testament once, with the dead session as its publisher (disclosed
+// when the testament asked for it), before that session's on_leave; a flushed testament
+// is not published, and a router that is reset (not dead) publishes nothing.
+func TestRouterDeathPublishesTestaments(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	onA := c.join("a", codec.JSON, "w", "admin")
+	onC := c.join("c", codec.CBOR, "w2", "admin")
+	for _, w := range []*client{onA, onC} {
+		w.subscribe("com.will", "")
+		w.subscribe("wamp.session.on_leave", "")
+	}
+	x := c.join("b", codec.MsgPack, "x", "user")
+	x.metaResult("wamp.session.add_testament", []any{"com.will", []any{"x gone"}},
+		map[string]any{"publish_options": map[string]any{"disclose_me": true}})
+	x.metaResult("wamp.session.add_testament", []any{"com.will", []any{"flushed"}}, map[string]any{"scope": "detached"})
+	x.metaResult("wamp.session.flush_testaments", nil, map[string]any{"scope": "detached"})
+	c.lb.settle(t)
+	onA.take()
+	onC.take()
+	c.spans["a"].RouterReset("b") // not a death: nothing to publish
+	c.spans["c"].RouterReset("b")
+	onA.none()
+	onC.none()
+	c.spans["a"].SetRouters(c.names)
+	c.spans["c"].SetRouters(c.names)
+	c.lb.settle(t)
+	c.kill("b")
+	willID := engine.SubscriptionID("realm1", "exact", "com.will")
+	for _, w := range []*client{onA, onC} {
+		ms := w.waitFor(2)
+		if len(ms) != 2 || ms[0].Type != codec.EVENT || ms[0].Subscription != willID || ms[1].Type != codec.EVENT {
+			t.Fatalf("subscriber on %s got %s, want the testament then on_leave", w.router, describe(ms))
+		}
+		if args, _ := value(t, w.p.ser, ms[0].Args).([]any); len(args) != 1 || args[0] != "x gone" {
+			t.Fatalf("testament args %v", args)
+		}
+		if ms[0].Details.Publisher != x.s.ID() {
+			t.Fatalf("testament publisher %d, want %d (disclose_me)", ms[0].Details.Publisher, x.s.ID())
+		}
+	}
+	if ms := onA.waitFor(0); len(ms) != 0 {
+		t.Fatalf("more after the testament: %s", describe(ms))
+	}
+}

@@ -220,6 +220,9 @@ type remoteSession struct {
 	router           string
 	authID, authRole string
 	subs             []uint64
+	// testaments are the session's (KindTestaments), PUBLISHes in serializer ser.
+	ser        codec.Serializer
+	testaments [][]byte
 }
 
 func appendSession(b []byte, realm string, joined bool, id uint64, a engine.AuthInfo, subs []uint64) []byte {
@@ -269,6 +272,7 @@ func (s *Span) SubscriberChanged(rl *engine.Realm, cs *engine.Session, sub uint6
 func (s *Span) resyncSessions(to string, rl *engine.Realm) {
 	rl.LocalSessions(func(cs *engine.Session, subs []uint64) bool {
 		s.send(to, cs.ID(), KindSession, appendSession(nil, rl.Name(), true, cs.ID(), cs.Auth(), subs))
+		s.resyncTestaments(to, rl, cs)
 		if !cs.Open() {
 			// It started leaving meanwhile: its leave may have gone before the join.
 			s.send(to, cs.ID(), KindSession, appendSession(nil, rl.Name(), false, cs.ID(), engine.AuthInfo{}, nil))
@@ -378,6 +382,7 @@ func (s *Span) dropRouterSessions(st *realmState, name string, meta bool) {
 				rl.PublishMetaLocal("wamp.subscription.on_delete", []any{id, sub})
 			}
 		}
+		s.publishTestaments(rl, id, rs)
 		rl.PublishMetaLocal("wamp.session.on_leave", []any{id, rs.authID, rs.authRole})
 	}
 }

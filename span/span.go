@@ -497,6 +497,8 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 		err = s.onSession(from, &r)
 	case KindSubscriber:
 		err = s.onSubscriber(from, &r)
+	case KindTestaments:
+		err = s.onTestaments(from, &r)
 	default:
 		err = fmt.Errorf("unknown kind %d", kind)
 	}

@@ -81,6 +81,10 @@ const (
 	// KindSynced (the answer to a KindResync with a nonce, after the state): the nonce,
 	// the number of lanes it is sent on (one on each). Key: the lane.
 	KindSynced
+	// KindTestaments (session's router to every router): realm, session id, serializer,
+	// the number of testaments, each a PUBLISH in that serializer (a string), in the
+	// order they fire; the whole list, sent when it changes. Key: session id.
+	KindTestaments
 )
 
 var kindNames = [...]string{KindInterest: "interest", KindPublish: "publish", KindClaim: "claim",
@@ -88,7 +92,7 @@ var kindNames = [...]string{KindInterest: "interest", KindPublish: "publish", Ki
 	KindRegDel: "reg-del", KindInvoke: "invoke", KindAnswer: "answer", KindGone: "gone",
 	KindQuery: "query", KindReply: "reply", KindSession: "session", KindSubscriber: "subscriber",
 	KindBarrier: "barrier", KindResync: "resync", KindEvents: "events",
-	KindSynced: "synced"}
+	KindSynced: "synced", KindTestaments: "testaments"}
 
 // String names the kind for logs.
 func (k Kind) String() string {
