@@ -36,6 +36,11 @@ type realmState struct {
 	// tombstoneTTL, so that a resync sent before the removal and arriving after it (its
 	// sender is the callee's router, the removal's the owner) does not bring one back.
 	removed map[calleeRef]tombstone
+	// gone remembers the callees whose router said they left (KindGone), for
+	// tombstoneTTL, so that a broadcast of their registration arriving after that (the
+	// owner's, on another key) makes no ghost of them; swept at most once a second.
+	gone      map[uint64]time.Time
+	goneSwept time.Time
 	// ghosts are the peers of this realm's ghosts, by callee id.
 	ghosts *xsync.MapOf[uint64, *ghostPeer]
 
@@ -47,7 +52,7 @@ type realmState struct {
 func newRealmState(name string) *realmState {
 	return &realmState{name: name, exact: xsync.NewMapOf[uint64, *exactBucket](),
 		patterns: match.New[*patternInterest](), byPattern: map[patKey]*patternInterest{},
-		table: map[regRef]*regEntry{}, removed: map[calleeRef]tombstone{}, ghosts: xsync.NewMapOf[uint64, *ghostPeer](),
+		table: map[regRef]*regEntry{}, removed: map[calleeRef]tombstone{}, gone: map[uint64]time.Time{}, ghosts: xsync.NewMapOf[uint64, *ghostPeer](),
 		sessions: map[uint64]*remoteSession{}}
 }
 

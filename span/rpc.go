@@ -420,6 +420,12 @@ type tombstone struct {
 // the tombstone (the callee registered again).
 func (s *Span) applyAdd(st *realmState, ref regRef, invoke string, c callee, resync bool) {
 	st.reg.Lock()
+	if at, ok := st.gone[c.id]; ok && time.Since(at) < tombstoneTTL && c.router != s.self {
+		st.reg.Unlock()
+		s.log.Debug("span: registration of a departed callee ignored", "realm", st.name,
+			"procedure", ref.proc, "callee", c.id, "router", c.router)
+		return
+	}
 	cr := calleeRef{ref, c.id}
 	if ts, ok := st.removed[cr]; ok {
 		if resync && time.Since(ts.at) < tombstoneTTL {
@@ -587,6 +593,18 @@ func (s *Span) onGone(r *reader) error {
 		return r.err
 	}
 	st := s.stateBytes(realm)
+	st.reg.Lock()
+	now := time.Now()
+	if now.Sub(st.goneSwept) >= time.Second {
+		st.goneSwept = now
+		for k, at := range st.gone {
+			if now.Sub(at) >= tombstoneTTL {
+				delete(st.gone, k)
+			}
+		}
+	}
+	st.gone[id] = now
+	st.reg.Unlock()
 	st.ghosts.Delete(id)
 	if rl := s.realmOf(st); rl != nil {
 		rl.DropGhost(id, false)

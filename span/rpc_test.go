@@ -398,3 +398,35 @@ func TestClaimProbeTimeout(t *testing.T) {
 	c.lb.mute = ""
 	c.lb.mu.Unlock()
 }
+
+// TestRegAddAfterGoneLeavesNoGhost: a callee that leaves before its REGISTER is
+// answered: its router's "gone" reaches a third router before the owner's broadcast of
+// the registration does (they travel on different keys). That late broadcast must not
+// make a ghost of the departed callee there, which nothing would remove.
+func TestRegAddAfterGoneLeavesNoGhost(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	var proc string
+	for i := 0; proc == ""; i++ {
+		if p := fmt.Sprintf("com.late.%d", i); c.spans["a"].owner(regKey("realm1", policyByte(false, 0), p)) == "a" {
+			proc = p
+		}
+	}
+	c.lb.mu.Lock()
+	c.lb.slowPair, c.lb.slowBy = [2]string{"a", "c"}, 100*time.Millisecond
+	c.lb.mu.Unlock()
+	x := c.join("b", codec.JSON, "x", "r")
+	x.send(codec.Message{Type: codec.REGISTER, URI: []byte(proc)})
+	x.s.Leave()
+	c.lb.settle(t)
+	if _, ok := c.spans["c"].state("realm1").ghosts.Load(x.s.ID()); ok {
+		t.Fatal("router c keeps a ghost of the departed callee")
+	}
+	if rl := c.realms["c"]; rl.HasSession(x.s.ID()) {
+		t.Fatal("router c's realm still has the departed callee's ghost session")
+	}
+	// The procedure is free realm-wide.
+	y := c.join("c", codec.CBOR, "y", "r")
+	if m := y.register(proc, "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("after the callee left: %+v", m)
+	}
+}
