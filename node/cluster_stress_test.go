@@ -12,6 +12,8 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/engine/match"
 )
 
 // TestEverythingUnderLaneCuts runs every kind of operation at once on three routers
@@ -289,6 +291,38 @@ type mix struct {
 	workers         []*worker
 	events          atomic.Int64
 	calls, callErrs atomic.Int64
+	// routers, when set, are described in a failure of agree (where each client's
+	// session is, which registrations each router has of the echo procedure).
+	routers func() []*RouterNode
+}
+
+// describe says, for a failure, where the clients' sessions live and what each router
+// holds for the echo procedure (callee id, local or ghost).
+func (m *mix) describe(live []*client.Session) string {
+	if m.routers == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range m.routers() {
+		rl, ok := r.Node.Router.Realm("realm1")
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s: sessions", r.Name())
+		for i, s := range live {
+			if rl.HasSession(s.ID()) {
+				fmt.Fprintf(&b, " client%d(%d)", i, s.ID())
+			}
+		}
+		b.WriteString("; echo callees")
+		rl.LocalRegistrations(func(callee *engine.Session, proc string, _ bool, _ match.Kind, _ string) {
+			if proc == "com.example.mix.echo" {
+				_, ghost := rl.LookupGhost(callee.ID())
+				fmt.Fprintf(&b, " %d(ghost %v)", callee.ID(), ghost)
+			}
+		})
+	}
+	return b.String()
 }
 
 func echoHandler(_ context.Context, inv *client.Invocation) (*client.Result, error) {
@@ -437,10 +471,13 @@ func (m *mix) agree(t *testing.T) {
 		}
 		return nil
 	})
-	for _, s := range live {
-		settled("a call", func() error {
+	for i, s := range live {
+		settled(fmt.Sprintf("a call from client %d", i), func() error {
 			_, err := s.Call(ctx, "com.example.mix.echo", []any{"after"}, nil, nil)
-			return err
+			if err != nil {
+				return fmt.Errorf("%w%s", err, m.describe(live))
+			}
+			return nil
 		})
 	}
 	settled("one callee of the echo procedure", func() error {
@@ -494,6 +531,7 @@ func TestEverythingUnderProxyLinkCuts(t *testing.T) {
 	}
 	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
 	m := startMix(t, tc.url(0, false), tc.url(1, false))
+	m.routers = func() []*RouterNode { return tc.routers }
 	for i := 0; i < 66; i++ {
 		p := tc.proxies[rand.IntN(len(tc.proxies))]
 		r := tc.routers[rand.IntN(len(tc.routers))]
@@ -517,6 +555,7 @@ func TestEverythingUnderRouterRestarts(t *testing.T) {
 	}
 	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
 	m := startMix(t, tc.url(0, false), tc.url(1, false))
+	m.routers = func() []*RouterNode { return tc.routers }
 	for i := range tc.routers {
 		r := tc.routers[i]
 		stopQuietly(r.Stop)

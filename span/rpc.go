@@ -457,6 +457,8 @@ func (s *Span) applyAdd(st *realmState, ref regRef, invoke string, c callee, res
 	}
 	g := s.ghost(st, rl, c)
 	pattern, kind := policyOf(ref.pol)
+	// procedure_already_exists: this ghost has it, or a callee the table has not yet
+	// dropped holds it here; reghost registers this one when that one goes.
 	if errURI := g.GhostRegister(ref.proc, pattern, kind, invoke); errURI != "" && errURI != engine.ErrProcedureAlreadyExists {
 		s.log.Error("span: ghost registration refused: tables disagree", "realm", st.name,
 			"procedure", ref.proc, "callee", c.id, "router", c.router, "error", errURI)
@@ -570,6 +572,35 @@ func (s *Span) applyDel(st *realmState, ref regRef, id uint64) {
 			pattern, kind := policyOf(ref.pol)
 			g.GhostUnregister(ref.proc, pattern, kind, false)
 		}
+		s.reghost(st, rl, []regRef{ref})
+	}
+}
+
+// reghost registers in this router's engine the ghosts of refs' remote callees that the
+// table holds: a ghost's registration is refused while a callee the table has not yet
+// dropped (of a router that died, or a reg-del still on its way) holds a single
+// registration here, and must follow once that one is gone. Registrations already in
+// place are left as they are.
+func (s *Span) reghost(st *realmState, rl *engine.Realm, refs []regRef) {
+	for _, ref := range refs {
+		st.reg.Lock()
+		var cs []callee
+		var invoke string
+		if e := st.table[ref]; e != nil {
+			invoke = e.invoke
+			for _, c := range e.callees {
+				if _, gone := st.gone[c.id]; !gone { // its reg-del is on its way
+					cs = append(cs, c)
+				}
+			}
+		}
+		st.reg.Unlock()
+		pattern, kind := policyOf(ref.pol)
+		for _, c := range cs {
+			if c.router != s.self && s.isLive(c.router) {
+				_ = s.ghost(st, rl, c).GhostRegister(ref.proc, pattern, kind, invoke)
+			}
+		}
 	}
 }
 
@@ -622,10 +653,14 @@ func (s *Span) dropRouterCallees(st *realmState, name string, meta bool) {
 			delete(st.removed, k)
 		}
 	}
+	var left []regRef // refs that lost a callee and still have others
 	for ref, e := range st.table {
+		n := len(e.callees)
 		e.callees = slices.DeleteFunc(e.callees, func(x callee) bool { return x.router == name })
 		if len(e.callees) == 0 && !e.busy && len(e.queue) == 0 {
 			delete(st.table, ref)
+		} else if len(e.callees) < n && len(e.callees) > 0 {
+			left = append(left, ref)
 		}
 	}
 	st.reg.Unlock()
@@ -639,6 +674,9 @@ func (s *Span) dropRouterCallees(st *realmState, name string, meta bool) {
 		}
 		return true
 	})
+	if rl != nil {
+		s.reghost(st, rl, left)
+	}
 }
 
 // routerDownRPC moves the claims that waited for a dead owner to the new owner and

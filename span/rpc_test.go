@@ -430,3 +430,36 @@ func TestRegAddAfterGoneLeavesNoGhost(t *testing.T) {
 		t.Fatalf("after the callee left: %+v", m)
 	}
 }
+
+// TestGhostRegisteredOnceTheStaleCalleeGoes: router b still holds a callee of router c
+// that the owner a has already dropped (a saw c die first). The owner accepts a new
+// callee on a and b adds it to its table, but b's engine still has the stale callee
+// registered and refuses the new one's ghost. When b drops c's callee, the new callee's
+// ghost must take the registration, or calls from b find no procedure for good.
+func TestGhostRegisteredOnceTheStaleCalleeGoes(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	var proc string
+	for i := 0; proc == ""; i++ {
+		if p := fmt.Sprintf("com.stale.%d", i); c.spans["a"].owner(regKey("realm1", policyByte(false, 0), p)) == "a" {
+			proc = p
+		}
+	}
+	x := c.join("c", codec.JSON, "x", "r")
+	if m := x.register(proc, "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("first callee: %+v", m)
+	}
+	c.spans["a"].RouterDown("c") // a alone has seen c die
+	y := c.join("a", codec.CBOR, "y", "r")
+	if m := y.register(proc, "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("callee on a after c's death there: %+v", m)
+	}
+	c.lb.settle(t)
+	c.spans["b"].RouterDown("c") // now b drops c's callee too
+	caller := c.join("b", codec.MsgPack, "caller", "r")
+	caller.send(codec.Message{Type: codec.CALL, URI: []byte(proc)})
+	inv := y.one(codec.INVOCATION)
+	y.send(codec.Message{Type: codec.YIELD, Request: inv.Request})
+	if m := caller.one(codec.RESULT); m.Type != codec.RESULT {
+		t.Fatalf("caller on b: %+v", m)
+	}
+}
