@@ -127,6 +127,7 @@ type Link struct {
 
 	framesIn, bytesIn, reads, bytesOut, writes, wakes atomic.Uint64
 	rtt                                               atomic.Int64
+	fences                                            fences
 }
 
 // newLink wraps an authenticated connection.

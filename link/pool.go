@@ -2,6 +2,7 @@ package link
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -26,7 +27,10 @@ type Pool struct {
 	h     Handler
 	err   error
 	slots []atomic.Pointer[Link]
-	ctr   counters
+	// admitting[i] is held (write) while slot i's new link waits for its fences, and
+	// (read) by a Send that borrows another slot for one of i's keys (admit).
+	admitting []sync.RWMutex
+	ctr       counters
 
 	dialed, errors atomic.Uint64
 
@@ -43,7 +47,7 @@ type Pool struct {
 func Dial(addr string, n int, cfg Config, h Handler) *Pool {
 	n = max(n, 1)
 	p := &Pool{addr: addr, h: h, slots: make([]atomic.Pointer[Link], n), cur: make([]*Link, n),
-		stop: make(chan struct{})}
+		admitting: make([]sync.RWMutex, n), stop: make(chan struct{})}
 	p.cfg, p.err = cfg.withDefaults(false)
 	if p.err != nil {
 		p.cfg.Logger.Error("link: pool not started", "addr", addr, "err", p.err)
@@ -76,7 +80,8 @@ func (p *Pool) Pick(key uint64) *Link {
 
 // PickUp is Pick, or, while key's link reconnects, the next link of the pool that is up
 // (in slot order from key's); nil when none is up. A caller that keeps the link it got
-// for a session (as proxies and routers do) keeps that session's frames in order.
+// for a session (as proxies do) keeps that session's frames in order; one that picks
+// per frame should use Send, which keeps them in order when the key's link comes back.
 // Safe for concurrent use.
 func (p *Pool) PickUp(key uint64) *Link {
 	n := uint64(len(p.slots))
@@ -86,6 +91,72 @@ func (p *Pool) PickUp(key uint64) *Link {
 		}
 	}
 	return nil
+}
+
+// ErrNoLink is Pool.Send's error when none of the pool's links is up.
+var ErrNoLink = errors.New("link: no link of the pool is up")
+
+// Send sends a frame on key's link (Pick), or, while that link reconnects, on the next
+// one that is up (PickUp). Unlike a caller of PickUp, it keeps the key's frames in
+// order when the key moves back to its own link: a link that comes back takes its
+// keys only once the peer has handled what the other links carried before (admit), and
+// a Send that borrows another link for one of its keys meanwhile waits for that. Safe
+// for concurrent use; no lock while the key's link is up.
+func (p *Pool) Send(key uint64, kind Kind, id uint64, payload []byte) error {
+	n := uint64(len(p.slots))
+	i := key % n
+	if l := p.slots[i].Load(); l != nil {
+		return l.Send(kind, id, payload)
+	}
+	p.admitting[i].RLock()
+	defer p.admitting[i].RUnlock()
+	for k := range n {
+		if l := p.slots[(i+k)%n].Load(); l != nil {
+			return l.Send(kind, id, payload)
+		}
+	}
+	return ErrNoLink
+}
+
+// admit makes lk slot i's link once every other link of the pool that is up has
+// answered a fence, gone down, or fenceTimeout passed: the frames of i's keys that they
+// carried while i was down have then been handled by the peer, and none sent on lk can
+// overtake them. Borrowing Sends of i's keys wait meanwhile. It runs on its own
+// goroutine, so that lk's reader serves the peer in the meantime.
+func (p *Pool) admit(i int, lk *Link) {
+	p.admitting[i].Lock()
+	defer p.admitting[i].Unlock()
+	var fenced []*Link
+	var waits []<-chan struct{}
+	for j := range p.slots {
+		if o := p.slots[j].Load(); j != i && o != nil {
+			fenced, waits = append(fenced, o), append(waits, o.Fence())
+		}
+	}
+	if len(waits) > 0 {
+		t := time.NewTimer(fenceTimeout)
+		defer t.Stop()
+	wait:
+		for k, w := range waits {
+			select {
+			case <-w:
+			case <-fenced[k].Done(): // what it carried is lost anyway (the pair resyncs)
+			case <-t.C:
+				p.cfg.Logger.Warn("link: fences of a returning link unanswered, going on",
+					"addr", p.addr, "slot", i, "after", fenceTimeout)
+				break wait
+			}
+		}
+	}
+	// lk may have failed meanwhile: its onDown cleared the slot before this store, or
+	// comes after it. Admits of one slot are serialized, and a slot's next link comes
+	// up only after lk is down, so nothing newer is overwritten here.
+	if !lk.isClosed.Load() {
+		p.slots[i].Store(lk)
+		if lk.isClosed.Load() {
+			p.slots[i].CompareAndSwap(lk, nil)
+		}
+	}
 }
 
 // LinkStats sums the counters of the pool's links that are up now. Safe for concurrent
@@ -178,7 +249,7 @@ func (p *Pool) run(i int) {
 		p.cur[i] = lk
 		p.mu.Unlock()
 		failing = false
-		lk.onUp = func(lk *Link) { p.slots[i].Store(lk) }
+		lk.onUp = func(lk *Link) { go p.admit(i, lk) } // its reader starts meanwhile
 		lk.onDown = func(lk *Link) {
 			p.slots[i].CompareAndSwap(lk, nil)
 			log.Warn("link: down", "peer", lk.peer.Node, "err", lk.Err())

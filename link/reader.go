@@ -127,9 +127,12 @@ func (l *Link) control(f *Frame) error {
 	case kindPing:
 		l.sendCtl(kindPong, f.Payload)
 	case kindPong:
-		if len(f.Payload) == 8 {
+		if len(f.Payload) == 8 || len(f.Payload) == 16 { // a heartbeat's, or a fence's
 			sent := int64(binary.BigEndian.Uint64(f.Payload))
 			l.rtt.Store(time.Now().UnixNano() - sent)
+		}
+		if len(f.Payload) == 16 {
+			l.fenceAnswered(binary.BigEndian.Uint64(f.Payload[8:]))
 		}
 	case kindClose:
 		return fmt.Errorf("%w: %s", ErrPeerClosed, f.Payload)

@@ -13,6 +13,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -280,12 +281,15 @@ func (r *RouterNode) sendSpan(to string, key uint64, kind uint8, payload []byte)
 	if p == nil {
 		return fmt.Errorf("router %s: no link to %q", r.name, to)
 	}
-	l := p.PickUp(key) // the key's link, or another one that is up while it reconnects
-	if l == nil {
-		// None of ours is up: one the other router dialed carries it as well (its
-		// answers would otherwise be lost while we still count it live).
-		l = r.Links.RouterLink(to, key)
+	// The key's link, or another one that is up while it reconnects (in key order
+	// when it comes back: link.Pool.Send).
+	err := p.Send(key, link.Kind(cwire.SpanBase+kind), key, payload)
+	if !errors.Is(err, link.ErrNoLink) {
+		return err
 	}
+	// None of ours is up: one the other router dialed carries it as well (its answers
+	// would otherwise be lost while we still count it live).
+	l := r.Links.RouterLink(to, key)
 	if l == nil {
 		return fmt.Errorf("router %s: every link to %s is down", r.name, to)
 	}
