@@ -305,3 +305,31 @@ func TestRouterDeathPublishesTestaments(t *testing.T) {
 		t.Fatalf("more after the testament: %s", describe(ms))
 	}
 }
+
+// A dying router's links often fail one by one: the others reset it (one failed link
+// while others are up) just before they see it dead. Its sessions must still get their
+// on_leave then, and after a reset whose resync completes, only the sessions the
+// resync did not announce again are forgotten (silently).
+func TestDeathRightAfterAResetPublishesMeta(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	watch := c.join("a", codec.JSON, "w", "admin")
+	watch.subscribe("wamp.session.on_leave", "")
+	x := c.join("b", codec.MsgPack, "x", "user")
+	c.lb.settle(t)
+	watch.take()
+	c.spans["a"].RouterReset("b")
+	c.spans["a"].SetRouters(c.names) // resync with b: x is announced again
+	c.lb.settle(t)
+	if n := c.spans["a"].RemoteSessions("realm1"); n != 1 {
+		t.Fatalf("after a reset and its resync, a knows %d sessions of the others, want 1 (x)", n)
+	}
+	c.spans["a"].RouterReset("b") // and now b dies before answering the resync
+	c.kill("b")
+	ms := watch.waitFor(1)
+	if len(ms) != 1 || ms[0].Type != codec.EVENT {
+		t.Fatalf("watcher got %s, want on_leave of x", describe(ms))
+	}
+	if args, _ := value(t, codec.JSON, ms[0].Args).([]any); len(args) == 0 || args[0] != x.s.ID() {
+		t.Fatalf("on_leave of %v, want %d", args, x.s.ID())
+	}
+}

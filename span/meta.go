@@ -223,6 +223,23 @@ type remoteSession struct {
 	// testaments are the session's (KindTestaments), PUBLISHes in serializer ser.
 	ser        codec.Serializer
 	testaments [][]byte
+	// stale: announced before a reset of its router, not again since (guarded by
+	// sessMu; see dropRouterSessions).
+	stale bool
+}
+
+// dropStaleSessions forgets, without meta events, the sessions of router name that its
+// resync did not announce again: they left while their announcements were being lost.
+func (s *Span) dropStaleSessions(name string) {
+	for _, st := range *s.realms.Load() {
+		st.sessMu.Lock()
+		for id, rs := range st.sessions {
+			if rs.router == name && rs.stale {
+				delete(st.sessions, id)
+			}
+		}
+		st.sessMu.Unlock()
+	}
 }
 
 func appendSession(b []byte, realm string, joined bool, id uint64, a engine.AuthInfo, subs []uint64) []byte {
@@ -350,9 +367,24 @@ func (s *Span) RemoteSessions(realm string) int {
 // dropRouterSessions forgets the sessions of a dead router and publishes, to our own
 // subscribers, the meta events of their leaving: for each session (in id order) and
 // each of its subscriptions wamp.subscription.on_unsubscribe (and on_delete after the
-// router's last subscriber of it), then wamp.session.on_leave.
+// router's last subscriber of it), its testaments, then wamp.session.on_leave.
+//
+// A reset (meta false: the router is alive, its state is being sent again) only marks
+// them stale: the resync announces again those that are still there, the end of the
+// resync drops the others (dropStaleSessions), and should the router die before that,
+// they all get their meta events here after all. A dying router's links often fail one
+// by one, so a reset often comes just before its death.
 func (s *Span) dropRouterSessions(st *realmState, name string, meta bool) {
 	st.sessMu.Lock()
+	if !meta {
+		for _, rs := range st.sessions {
+			if rs.router == name {
+				rs.stale = true
+			}
+		}
+		st.sessMu.Unlock()
+		return
+	}
 	var gone []uint64
 	left := map[uint64]int{} // subscription id -> the dead router's subscribers
 	for id, rs := range st.sessions {
