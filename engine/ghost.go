@@ -78,33 +78,46 @@ func (g *Session) GhostUnregister(procedure string, pattern bool, kind match.Kin
 	return true
 }
 
-func (rl *Realm) ghostUnregistered(g *Session, reg *registration, localMeta bool) {
-	deleted := rl.dealer.remove(reg, g)
+// ghostUnregistered removes reg of ghost g and reports whether reg went with it.
+func (rl *Realm) ghostUnregistered(g *Session, reg *registration, localMeta bool) (deleted bool) {
+	deleted = rl.dealer.remove(reg, g)
 	if localMeta {
 		rl.publishMetaAs(rl.metaLocal, "wamp.registration.on_unregister", []any{g.id, reg.id})
 		if deleted {
 			rl.publishMetaAs(rl.metaLocal, "wamp.registration.on_delete", []any{g.id, reg.id})
 		}
 	}
+	return deleted
+}
+
+// DroppedRegistration is a registration a ghost lost in DropGhost: its id, and whether
+// it went with it (no callee left here). Without localMeta nothing was published for
+// it; the federation publishes it later (PublishMetaLocal) should the callee's router
+// turn out to be dead.
+type DroppedRegistration struct {
+	Registration uint64
+	Deleted      bool
 }
 
 // DropGhost removes the ghost of session id: its registrations go (meta events to local
 // subscribers only when localMeta) and its calls in flight end with wamp.error.canceled.
-// Safe for concurrent use and idempotent.
-func (rl *Realm) DropGhost(id uint64, localMeta bool) {
+// It returns the registrations that went. Safe for concurrent use and idempotent.
+func (rl *Realm) DropGhost(id uint64, localMeta bool) []DroppedRegistration {
 	g, ok := rl.ghosts.LoadAndDelete(id)
 	if !ok {
-		return
+		return nil
 	}
 	g.state.Store(sessionClosed)
 	g.mu.Lock()
 	regs := g.regs
 	g.regs = nil
 	g.mu.Unlock()
+	var out []DroppedRegistration
 	for _, reg := range regs {
-		rl.ghostUnregistered(g, reg, localMeta)
+		out = append(out, DroppedRegistration{Registration: reg.id, Deleted: rl.ghostUnregistered(g, reg, localMeta)})
 	}
 	g.failPending()
+	return out
 }
 
 // GhostIDs returns the ids of the realm's ghosts. Safe for concurrent use.

@@ -333,3 +333,43 @@ func TestDeathRightAfterAResetPublishesMeta(t *testing.T) {
 		t.Fatalf("on_leave of %v, want %d", args, x.s.ID())
 	}
 }
+
+// The registration meta events of a dying router's callees, as its sessions' on_leave:
+// published once when it dies right after a reset (before the resync ends), and once
+// when it dies after a completed resync.
+func TestDeathRightAfterAResetPublishesRegistrationMeta(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	watch := c.join("a", codec.JSON, "w", "admin")
+	watch.subscribe("wamp.registration.on_unregister", "")
+	watch.subscribe("wamp.registration.on_delete", "")
+	for _, resynced := range []bool{true, false} {
+		x := c.join("b", codec.MsgPack, "x", "user")
+		if m := x.register("com.dies", "", ""); m.Type != codec.REGISTERED {
+			t.Fatalf("register: %+v", m)
+		}
+		c.lb.settle(t)
+		watch.take()
+		c.spans["a"].RouterReset("b")
+		if resynced {
+			c.spans["a"].SetRouters(c.names)
+			c.lb.settle(t)
+		}
+		watch.none()
+		c.kill("b")
+		ms := watch.waitFor(2)
+		if len(ms) != 2 || ms[0].Type != codec.EVENT || ms[1].Type != codec.EVENT {
+			t.Fatalf("resynced %v: watcher got %s, want on_unregister and on_delete of x", resynced, describe(ms))
+		}
+		for _, m := range ms {
+			if args, _ := value(t, codec.JSON, m.Args).([]any); len(args) != 2 || args[0] != x.s.ID() {
+				t.Fatalf("resynced %v: meta event %v, want x's", resynced, args)
+			}
+		}
+		// b comes back for the next round.
+		c.start("b")
+		for _, n := range c.names {
+			c.spans[n].SetRouters(c.names)
+		}
+		c.lb.settle(t)
+	}
+}

@@ -41,6 +41,9 @@ type realmState struct {
 	// owner's, on another key) makes no ghost of them; swept at most once a second.
 	gone      map[uint64]time.Time
 	goneSwept time.Time
+	// resetRegs are the registrations a reset of a router dropped from its callees'
+	// ghosts without meta events, by router, until its resync ends (resetRegsOf).
+	resetRegs map[string][]droppedReg
 	// ghosts are the peers of this realm's ghosts, by callee id.
 	ghosts *xsync.MapOf[uint64, *ghostPeer]
 

@@ -665,17 +665,73 @@ func (s *Span) dropRouterCallees(st *realmState, name string, meta bool) {
 	}
 	st.reg.Unlock()
 	rl := s.realmOf(st)
+	var dropped []droppedReg
+	live := map[uint64]bool{} // the router's callees with a ghost here now
 	st.ghosts.Range(func(id uint64, p *ghostPeer) bool {
 		if p.home == name {
 			st.ghosts.Delete(id)
+			live[id] = true
 			if rl != nil {
-				rl.DropGhost(id, meta)
+				for _, d := range rl.DropGhost(id, meta) {
+					dropped = append(dropped, droppedReg{id, d})
+				}
 			}
 		}
 		return true
 	})
+	s.resetRegsOf(st, name, meta, dropped, live, rl)
 	if rl != nil {
 		s.reghost(st, rl, left)
+	}
+}
+
+// droppedReg is a registration a reset dropped from a callee's ghost without meta
+// events.
+type droppedReg struct {
+	callee uint64
+	engine.DroppedRegistration
+}
+
+// resetRegsOf keeps, on a reset (meta false), the registrations the reset dropped
+// silently, and publishes them on a death (meta true): the registration meta events a
+// router's callees would have had if it had died without the reset just before (a
+// stopping router's links fail one by one). Callees the resync brought back (live) had
+// theirs published by DropGhost. The end of the resync forgets them (forgetResetRegs).
+func (s *Span) resetRegsOf(st *realmState, name string, meta bool, dropped []droppedReg, live map[uint64]bool, rl *engine.Realm) {
+	st.reg.Lock()
+	kept := st.resetRegs[name]
+	if !meta {
+		if len(dropped) > 0 {
+			if st.resetRegs == nil {
+				st.resetRegs = map[string][]droppedReg{}
+			}
+			st.resetRegs[name] = append(kept, dropped...)
+		}
+		st.reg.Unlock()
+		return
+	}
+	delete(st.resetRegs, name)
+	st.reg.Unlock()
+	if rl == nil {
+		return
+	}
+	for _, d := range kept {
+		if live[d.callee] {
+			continue
+		}
+		rl.PublishMetaLocal("wamp.registration.on_unregister", []any{d.callee, d.Registration})
+		if d.Deleted {
+			rl.PublishMetaLocal("wamp.registration.on_delete", []any{d.callee, d.Registration})
+		}
+	}
+}
+
+// forgetResetRegs drops what resetRegsOf kept for router name: its resync has ended.
+func (s *Span) forgetResetRegs(name string) {
+	for _, st := range *s.realms.Load() {
+		st.reg.Lock()
+		delete(st.resetRegs, name)
+		st.reg.Unlock()
 	}
 }
 

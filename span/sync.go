@@ -107,6 +107,7 @@ func (s *Span) onSynced(name string, nonce uint64, lanes int) {
 	delete(g.got, name)
 	s.openIfDoneLocked()
 	s.dropStaleSessions(name) // the resync has announced all that are still there
+	s.forgetResetRegs(name)
 }
 
 // openIfDoneLocked opens the gate when no resync is awaited: it decides the held
