@@ -373,3 +373,39 @@ func TestDeathRightAfterAResetPublishesRegistrationMeta(t *testing.T) {
 		c.lb.settle(t)
 	}
 }
+
+// A router that restarts before the others see its old links die: its new incarnation's
+// resync request carries a new epoch, and the others drop what the old one told them
+// (with the meta events of its sessions' leaving) instead of keeping a dead callee that
+// holds its procedure realm-wide and sessions that are gone.
+func TestFastRestartDropsThePreviousIncarnation(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	watch := c.join("a", codec.JSON, "w", "admin")
+	watch.subscribe("wamp.session.on_leave", "")
+	x := c.join("b", codec.MsgPack, "x", "user")
+	if m := x.register("com.restart", "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("register: %+v", m)
+	}
+	c.lb.settle(t)
+	watch.take()
+	// b restarts: a new Span under the same name, on the same transport; a and c are
+	// not told that the old one died.
+	c.start("b").SetRouters(c.names)
+	c.lb.settle(t)
+	ms := watch.waitFor(1)
+	if len(ms) != 1 || ms[0].Type != codec.EVENT {
+		t.Fatalf("watcher got %s, want on_leave of the old incarnation's session", describe(ms))
+	}
+	if args, _ := value(t, codec.JSON, ms[0].Args).([]any); len(args) == 0 || args[0] != x.s.ID() {
+		t.Fatalf("on_leave of %v, want %d", args, x.s.ID())
+	}
+	for _, n := range []string{"a", "c"} {
+		if k := c.spans[n].RemoteSessions("realm1"); n == "c" && k != 1 || n == "a" && k != 0 {
+			t.Fatalf("router %s knows %d sessions of the others after b's restart", n, k)
+		}
+	}
+	y := c.join("a", codec.CBOR, "y", "user")
+	if m := y.register("com.restart", "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("the old incarnation's procedure is still taken: %+v", m)
+	}
+}

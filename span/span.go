@@ -5,6 +5,7 @@ import (
 	"github.com/switchyard-wamp/switchyard/internal/hashmix"
 	"log/slog"
 	"math/bits"
+	"math/rand/v2"
 
 	"github.com/switchyard-wamp/switchyard/engine/match"
 	"slices"
@@ -74,6 +75,12 @@ type Span struct {
 	// gate holds the claims this router would decide as an owner while a resync is
 	// incomplete (sync.go).
 	gate syncGate
+	// epoch is this incarnation's random id, sent with every resync request; epochs
+	// are the other routers' as last seen, by name (guarded by epochMu): a new one
+	// means that router restarted (sync.go, newIncarnation).
+	epoch   uint64
+	epochMu sync.Mutex
+	epochs  map[string]uint64
 
 	// Meta: realm-wide queries waiting for replies, and how long they wait.
 	querySeq     atomic.Uint64
@@ -100,7 +107,8 @@ func New(self string, r *engine.Router, t Transport, log *slog.Logger) *Span {
 	}
 	s := &Span{self: self, r: r, t: t, log: log.With("router", self), bit: map[string]int{},
 		claims: xsync.NewMapOf[uint64, *claim](), acks: xsync.NewMapOf[uint64, *ackWait](),
-		queries: xsync.NewMapOf[uint64, *query](), inflight: xsync.NewMapOf[invRef, invFrom]()}
+		queries: xsync.NewMapOf[uint64, *query](), inflight: xsync.NewMapOf[invRef, invFrom](),
+		epoch: rand.Uint64() | 1, epochs: map[string]uint64{}}
 	s.queryTimeout.Store(int64(DefaultQueryTimeout))
 	empty := map[string]*realmState{}
 	s.realms.Store(&empty)
@@ -239,7 +247,7 @@ func (s *Span) SetRouters(names []string) {
 	for i, n := range fresh {
 		s.resync(n)
 		// It may not have seen us go: ask for its state too, in case we dropped it.
-		s.send(n, 0, KindResync, appendUvarint(nil, nonces[i]))
+		s.send(n, 0, KindResync, appendUvarint(appendUvarint(nil, nonces[i]), s.epoch))
 	}
 }
 
@@ -283,6 +291,11 @@ func (s *Span) routerDown(name string, meta bool) {
 	}
 	s.live.Store(m)
 	s.mu.Unlock()
+	if meta {
+		s.epochMu.Lock()
+		delete(s.epochs, name) // its next incarnation starts afresh
+		s.epochMu.Unlock()
+	}
 	for _, st := range *s.realms.Load() {
 		if known {
 			st.dropInterest(b)
@@ -436,12 +449,15 @@ func (s *Span) OnMessage(from string, kind Kind, payload []byte) {
 	case KindInterest:
 		err = s.onInterest(from, &r)
 	case KindResync:
-		var nonce uint64
+		var nonce, epoch uint64
 		if len(r.b) > 0 {
 			nonce = r.uvarint()
 		}
+		if len(r.b) > 0 {
+			epoch = r.uvarint()
+		}
 		if err = r.err; err == nil {
-			s.answerResync(from, nonce)
+			s.answerResync(from, nonce, epoch)
 		}
 	case KindSynced:
 		nonce, lanes := r.uvarint(), r.uvarint()

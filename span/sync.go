@@ -163,9 +163,34 @@ func (s *Span) gateHolds(st *realmState, c *claim) bool {
 
 // answerResync sends router `to` our whole state, then, when the request carried a
 // nonce, its end on every lane.
-func (s *Span) answerResync(to string, nonce uint64) {
-	s.resync(to)
+func (s *Span) answerResync(to string, nonce, epoch uint64) {
+	if s.newIncarnation(to, epoch) {
+		// It restarted before we saw its old links die: what its previous incarnation
+		// told us (sessions, interest, callees) is stale. That one is dead (meta
+		// events, testaments), and the new one is a fresh router: resync both ways.
+		s.log.Info("span: router restarted, dropping its previous incarnation's state", "peer", to)
+		s.routerDown(to, true)
+		s.epochMu.Lock()
+		s.epochs[to] = epoch
+		s.epochMu.Unlock()
+		s.SetRouters(append(slices.Clone(s.live.Load().names), to))
+	} else {
+		s.resync(to)
+	}
 	if nonce != 0 {
 		s.everyLane(to, KindSynced, nonce)
 	}
+}
+
+// newIncarnation records router name's epoch (from its resync request; 0 from routers
+// that send none) and reports whether it differs from the one seen before.
+func (s *Span) newIncarnation(name string, epoch uint64) bool {
+	if epoch == 0 {
+		return false
+	}
+	s.epochMu.Lock()
+	defer s.epochMu.Unlock()
+	old, seen := s.epochs[name]
+	s.epochs[name] = epoch
+	return seen && old != epoch
 }
