@@ -93,16 +93,19 @@ func (rs *routerSet) down(name string) bool {
 
 // opening is a session whose Open awaits the router's answer.
 type opening struct {
-	rs    *RemoteSession
-	once  sync.Once
-	done  func(rs *RemoteSession, abortURI, why string)
-	timer *time.Timer
+	rs   *RemoteSession
+	once sync.Once
+	done func(rs *RemoteSession, abortURI, why string)
+	// timer is set after o is visible in Links.opening, where OnLinkDown may finish it
+	// first: an atomic, so that finish reads it safely (nil: not set yet; the timer
+	// then finds nothing to end when it fires).
+	timer atomic.Pointer[time.Timer]
 }
 
 func (o *opening) finish(rs *RemoteSession, abortURI, why string) {
 	o.once.Do(func() {
-		if o.timer != nil {
-			o.timer.Stop()
+		if t := o.timer.Load(); t != nil {
+			t.Stop()
 		}
 		o.done(rs, abortURI, why)
 	})
@@ -344,13 +347,13 @@ func (ls *Links) Open(c engine.Peer, req wire.OpenReq, done func(rs *RemoteSessi
 	o := &opening{rs: rs, done: done}
 	ls.sessions.Store(id, rs)
 	ls.opening.Store(id, o)
-	o.timer = time.AfterFunc(ls.cfg.OpenTimeout, func() {
+	o.timer.Store(time.AfterFunc(ls.cfg.OpenTimeout, func() {
 		if _, ok := ls.opening.LoadAndDelete(id); ok {
 			ls.sessions.Delete(id)
 			_ = l.Send(link.Kind(wire.Close), id, nil)
 			o.finish(nil, ErrRouterUnavailable, "router "+router+" did not answer in time")
 		}
-	})
+	}))
 	if err := l.Send(link.Kind(wire.Open), id, wire.Encode(req)); err != nil {
 		ls.opening.Delete(id)
 		ls.sessions.Delete(id)
