@@ -46,6 +46,25 @@ func (dc *dynCluster) startRouter(name string, tag int, members []ClusterMember)
 	return me
 }
 
+// newDynCluster starts routers ra (tag 1) and rb (tag 2) and a proxy px with an empty
+// map (spread 3); the caller hands out the first map with setMap.
+func newDynCluster(t *testing.T) (dc *dynCluster, ra, rb ClusterMember) {
+	t.Helper()
+	dc = &dynCluster{t: t, routers: map[string]*RouterNode{}, spread: 3,
+		common: ClusterCommon{Secret: []byte("test cluster secret"), Slots: 256, LinksPerPeer: 2}}
+	ra = dc.startRouter("ra", 1, nil)
+	rb = dc.startRouter("rb", 2, []ClusterMember{ra})
+	p, err := StartProxy(ProxyNodeConfig{ClusterCommon: ClusterCommon{Name: "px", Secret: dc.common.Secret,
+		Slots: dc.common.Slots, LinksPerPeer: 2}, SpreadOf: func(string, string) int { return dc.spread },
+		Node: Config{Listeners: []Listener{{Address: "127.0.0.1:0"}}, Realms: []string{"realm1"}, Logger: quietLogger()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc.proxy = p
+	t.Cleanup(func() { stopQuietly(p.Stop) })
+	return dc, ra, rb
+}
+
 // setMap gives every running node the membership members, then waits until every router
 // in it sees exactly those routers live and the proxy has links up to each.
 func (dc *dynCluster) setMap(members []ClusterMember) {
@@ -127,19 +146,9 @@ func (dc *dynCluster) checkPlaced(n int, names []string) []*client.Session {
 // a router leaving the map is dropped by every router (its callees' registrations go)
 // and by the proxy (its sessions end with GOODBYE router_lost); no other session moves.
 func TestRoutersJoinAndLeaveAtRuntime(t *testing.T) {
-	dc := &dynCluster{t: t, routers: map[string]*RouterNode{}, spread: 3,
-		common: ClusterCommon{Secret: []byte("test cluster secret"), Slots: 256, LinksPerPeer: 2}}
-	ra := dc.startRouter("ra", 1, nil)
-	rb := dc.startRouter("rb", 2, []ClusterMember{ra})
+	dc, ra, rb := newDynCluster(t)
 	two := []ClusterMember{ra, rb}
-	p, err := StartProxy(ProxyNodeConfig{ClusterCommon: ClusterCommon{Name: "px", Secret: dc.common.Secret,
-		Slots: dc.common.Slots, LinksPerPeer: 2}, SpreadOf: func(string, string) int { return dc.spread },
-		Node: Config{Listeners: []Listener{{Address: "127.0.0.1:0"}}, Realms: []string{"realm1"}, Logger: quietLogger()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc.proxy = p
-	t.Cleanup(func() { stopQuietly(p.Stop) })
+	p := dc.proxy
 	if p.Links.Ready() || len(p.Links.Routers()) != 0 {
 		t.Fatalf("a proxy with an empty map has routers %v", p.Links.Routers())
 	}

@@ -154,20 +154,7 @@ func TestEverythingUnderLaneCuts(t *testing.T) {
 	}
 	ctx, cancel2 := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel2()
-	settled := func(what string, f func() error) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			err := f()
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after the cuts, %s: %v", what, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	settled := func(what string, f func() error) { t.Helper(); settle(t, "after the cuts, "+what, f) }
 	// Every router counts the same sessions (the five of this test's sessions that
 	// stay; joins have left).
 	settled("the routers' session counts agree", func() error {
@@ -234,6 +221,23 @@ func TestEverythingUnderLaneCuts(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// settle calls f until it returns nil, for at most 10 s, and fails the test with what
+// and f's last error after that.
+func settle(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // worker is one client of a stress test that reconnects (through a random proxy) when
@@ -444,20 +448,7 @@ func (m *mix) agree(t *testing.T) {
 			}
 		}
 	}
-	settled := func(what string, f func() error) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			err := f()
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after the faults, %s: %v", what, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	settled := func(what string, f func() error) { t.Helper(); settle(t, "after the faults, "+what, f) }
 	// Exactly the clients' sessions, seen from every client's router.
 	settled("the realm's session count", func() error {
 		for _, s := range live {
@@ -590,20 +581,9 @@ func TestEverythingUnderMembershipChanges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stress test")
 	}
-	dc := &dynCluster{t: t, routers: map[string]*RouterNode{}, spread: 3,
-		common: ClusterCommon{Secret: []byte("test cluster secret"), Slots: 256, LinksPerPeer: 2}}
-	ra := dc.startRouter("ra", 1, nil)
-	rb := dc.startRouter("rb", 2, []ClusterMember{ra})
-	p, err := StartProxy(ProxyNodeConfig{ClusterCommon: ClusterCommon{Name: "px", Secret: dc.common.Secret,
-		Slots: dc.common.Slots, LinksPerPeer: 2}, SpreadOf: func(string, string) int { return dc.spread },
-		Node: Config{Listeners: []Listener{{Address: "127.0.0.1:0"}}, Realms: []string{"realm1"}, Logger: quietLogger()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc.proxy = p
-	t.Cleanup(func() { stopQuietly(p.Stop) })
+	dc, ra, rb := newDynCluster(t)
 	dc.setMap([]ClusterMember{ra, rb})
-	m := startMix(t, p.Node.WebSocketURL())
+	m := startMix(t, dc.proxy.Node.WebSocketURL())
 	rc := dc.startRouter("rc", 3, []ClusterMember{ra, rb})
 	dc.setMap([]ClusterMember{ra, rb, rc})
 	time.Sleep(400 * time.Millisecond)
