@@ -610,3 +610,23 @@ func sessionsOn(r *RouterNode) int {
 	}
 	return 0
 }
+
+// TestEverythingUnderProxyDeath: the mix of clients runs through two proxies and one
+// proxy stops for good halfway: its clients' connections end and they reconnect through
+// the other; the routers end the sessions the dead proxy forwarded. Afterwards the
+// routers agree as after link cuts (no session of the dead proxy is left).
+func TestEverythingUnderProxyDeath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress test")
+	}
+	tc := startCluster(t, clusterOpts{routers: 3, proxies: 2, spread: spread3})
+	m := startMix(t, tc.url(0, false), tc.url(1, false))
+	m.routers = func() []*RouterNode { return tc.routers }
+	time.Sleep(300 * time.Millisecond)
+	stopQuietly(tc.proxies[0].Stop)
+	time.Sleep(700 * time.Millisecond)
+	if m.end("proxy's death") == len(m.workers) {
+		t.Fatal("no client reconnected: the proxy did not stop")
+	}
+	m.agree(t)
+}
