@@ -414,13 +414,20 @@ type tombstone struct {
 	router string
 }
 
+// departedLocked reports whether callee id's router said it left (KindGone) within
+// tombstoneTTL. Caller holds st.reg.
+func (st *realmState) departedLocked(id uint64) bool {
+	at, ok := st.gone[id]
+	return ok && time.Since(at) < tombstoneTTL
+}
+
 // applyAdd records callee c of ref in the table (when not there yet) and, for a callee
 // on another router, registers its ghost here. A resync's add (resync) of a callee
 // removed here within tombstoneTTL is stale and ignored; an owner's broadcast clears
 // the tombstone (the callee registered again).
 func (s *Span) applyAdd(st *realmState, ref regRef, invoke string, c callee, resync bool) {
 	st.reg.Lock()
-	if at, ok := st.gone[c.id]; ok && time.Since(at) < tombstoneTTL && c.router != s.self {
+	if c.router != s.self && st.departedLocked(c.id) {
 		st.reg.Unlock()
 		s.log.Debug("span: registration of a departed callee ignored", "realm", st.name,
 			"procedure", ref.proc, "callee", c.id, "router", c.router)
@@ -589,7 +596,7 @@ func (s *Span) reghost(st *realmState, rl *engine.Realm, refs []regRef) {
 		if e := st.table[ref]; e != nil {
 			invoke = e.invoke
 			for _, c := range e.callees {
-				if _, gone := st.gone[c.id]; !gone { // its reg-del is on its way
+				if !st.departedLocked(c.id) { // else its reg-del is on its way
 					cs = append(cs, c)
 				}
 			}
