@@ -601,6 +601,24 @@ func TestEverythingUnderMembershipChanges(t *testing.T) {
 		t.Fatalf("no client reconnected: router %s did not leave", leaving.Name)
 	}
 	m.agree(t)
+	// The router that joined and the one that came back have the realm's state (their
+	// resyncs): a client placed on each reaches the echo callee wherever it is.
+	ctx := ctxT(t)
+	for _, name := range []string{rc.Name, leaving.Name} {
+		var on *client.Session
+		for i := 0; on == nil; i++ {
+			if i == 100 {
+				t.Fatalf("no new session placed on %s", name)
+			}
+			if s := dc.connect(); dc.home(s.ID()) == name {
+				on = s
+			}
+		}
+		settle(t, "a call from a client on "+name, func() error {
+			_, err := on.Call(ctx, "com.example.mix.echo", []any{"from " + name}, nil, nil)
+			return err
+		})
+	}
 }
 
 // sessionsOn returns the number of realm1 sessions router r holds.

@@ -409,3 +409,29 @@ func TestFastRestartDropsThePreviousIncarnation(t *testing.T) {
 		t.Fatalf("the old incarnation's procedure is still taken: %+v", m)
 	}
 }
+
+// A session that leaves while the announcements of its router are being lost (the
+// reset's case) is not announced again by the resync, and its end forgets it: the
+// realm does not keep counting a session that is gone.
+func TestResyncForgetsASessionThatLeftDuringTheReset(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	x := c.join("b", codec.MsgPack, "x", "user")
+	c.lb.settle(t)
+	c.spans["a"].RouterReset("b")
+	c.lb.mu.Lock()
+	c.lb.refuseTo = "a" // x's leave does not reach a
+	c.lb.mu.Unlock()
+	x.s.Leave()
+	c.lb.settle(t)
+	c.lb.mu.Lock()
+	c.lb.refuseTo = ""
+	c.lb.mu.Unlock()
+	if n := c.spans["a"].RemoteSessions("realm1"); n != 1 {
+		t.Fatalf("before the resync, a knows %d sessions of the others, want x (stale)", n)
+	}
+	c.spans["a"].SetRouters(c.names) // resync with b: x is not among its sessions
+	c.lb.settle(t)
+	if n := c.spans["a"].RemoteSessions("realm1"); n != 0 {
+		t.Fatalf("after the resync, a knows %d sessions of the others, want 0", n)
+	}
+}
