@@ -15,7 +15,7 @@ const testSecret = "0123456789abcdef0123456789abcdef"
 func routerConfig() *Config {
 	c := Default()
 	c.Cluster = &Cluster{
-		Node: "router1", Link: "127.0.0.1:9201", Secret: testSecret, Slots: 4096, LinksPerPeer: 2,
+		Node: "router1", Link: "127.0.0.1:9201", Secret: testSecret, Slots: 4096, LinksPerPeer: 2, LinkReads: "loops",
 		Routers: []ClusterRouter{{"router1", "127.0.0.1:9201"}, {"router2", "127.0.0.1:9202"}, {"router3", "127.0.0.1:9203"}},
 	}
 	return c

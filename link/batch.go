@@ -77,6 +77,9 @@ func (l *Link) writeThrough() {
 // writeNow writes buf to the socket without blocking and returns how much it took.
 // Only the goroutine holding the writing role calls it.
 func (l *Link) writeNow(buf []byte) (int, error) {
+	if ad := l.ad.Load(); ad != nil {
+		return writeFd(ad.fd, buf)
+	}
 	l.wtBuf = buf
 	err := l.raw.Write(l.writeFn)
 	n, werr := l.wtN, l.wtErr

@@ -40,6 +40,10 @@ type Config struct {
 	// batch queued on a plain TCP link itself, without blocking (see batch.go). For A/B
 	// measurements and tests.
 	NoWriteThrough bool
+	// Loops, when set, reads plain TCP links on these event loops instead of a reader
+	// goroutine per link (loop.go; node passes its netpoll.Server). TLS links keep
+	// their goroutine.
+	Loops Loops
 	// Logger receives state changes and refusals (default slog.Default()).
 	Logger *slog.Logger
 }

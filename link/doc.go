@@ -8,7 +8,8 @@
 // written down in docs/cluster.md, section "Link frames".
 //
 // Concurrency model: links are few (a handful per node pair), so each link simply has one
-// reader goroutine and one writer goroutine. The reader parses frames in place in its
+// reader and one writer goroutine; with Config.Loops the reads run on the node's event
+// loops instead (loop.go), beside its client connections. The reader parses frames in place in its
 // read buffer and calls Handler.OnFrame directly, with no channel hop per frame (hence
 // Frame.Payload is valid only during OnFrame). Send appends the encoded frame to the
 // link's outbound buffer under a short mutex and wakes the writer only when that buffer

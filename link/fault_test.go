@@ -186,12 +186,12 @@ func TestDeadAfterCountsFromTheLastFrame(t *testing.T) {
 	var last time.Time
 	frames := 0
 	dr := newRecorder()
-	dr.onFrame = func(*Link, *Frame) {
+	dr.setOnFrame(func(*Link, *Frame) {
 		mu.Lock()
 		last = time.Now()
 		frames++
 		mu.Unlock()
-	}
+	})
 	p := Dial(addr, 1, dc, dr)
 	defer p.Close()
 	waitUp(t, dr)

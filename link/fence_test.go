@@ -18,11 +18,11 @@ func TestPoolSendKeepsOrderWhenAKeyReturns(t *testing.T) {
 	tp := pair(t, 2, cfg("l", "router", nil), cfg("d", "router", nil))
 	var mu sync.Mutex
 	var got []uint64
-	tp.lr.onFrame = func(_ *Link, f *Frame) {
+	tp.lr.setOnFrame(func(_ *Link, f *Frame) {
 		mu.Lock()
 		got = append(got, binary.BigEndian.Uint64(f.Payload))
 		mu.Unlock()
-	}
+	})
 	send := func(seq uint64) {
 		t.Helper()
 		if err := tp.p.Send(0, FirstUserKind, 7, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
@@ -39,6 +39,59 @@ func TestPoolSendKeepsOrderWhenAKeyReturns(t *testing.T) {
 	}
 	waitUp(t, tp.dr) // key 0's new link connected
 	time.AfterFunc(100*time.Millisecond, release)
+	eventually(t, "key 0's link back", func() bool { return tp.p.Pick(0) != nil })
+	send(7)
+	eventually(t, "all 7 frames handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 7 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, seq := range got {
+		if seq != uint64(i+1) {
+			t.Fatalf("key 0's frames handled in the order %v", got)
+		}
+	}
+}
+
+// TestPoolSendHoldsWhileAKeyReturns: while key 0's returning link waits for the fence
+// of a busy link, Sends of key 0 return at once (they may run on an event loop that
+// reads the very link whose fence is awaited) and their frames follow the borrowed
+// ones, in order.
+func TestPoolSendHoldsWhileAKeyReturns(t *testing.T) {
+	hold, release := holdWriter(t)
+	tp := pair(t, 2, cfg("l", "router", nil), cfg("d", "router", nil))
+	var mu sync.Mutex
+	var got []uint64
+	tp.lr.setOnFrame(func(_ *Link, f *Frame) {
+		mu.Lock()
+		got = append(got, binary.BigEndian.Uint64(f.Payload))
+		mu.Unlock()
+	})
+	send := func(seq uint64) {
+		t.Helper()
+		if err := tp.p.Send(0, FirstUserKind, 7, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+			t.Fatalf("send %d: %v", seq, err)
+		}
+	}
+	hold(tp.p.Pick(1))
+	tp.p.Pick(0).Close(fmt.Errorf("test: cut"))
+	eventually(t, "key 0's link down", func() bool { return tp.p.Pick(0) == nil })
+	for seq := uint64(1); seq <= 3; seq++ {
+		send(seq) // borrowed: slot 1, held
+	}
+	waitUp(t, tp.dr)
+	eventually(t, "the admission waits", func() bool {
+		a := &tp.p.admitting[0]
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.on
+	})
+	start := time.Now()
+	for seq := uint64(4); seq <= 6; seq++ {
+		send(seq) // held for the returning link
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Sends during the admission took %v: they waited for it", d)
+	}
+	release()
 	eventually(t, "key 0's link back", func() bool { return tp.p.Pick(0) != nil })
 	send(7)
 	eventually(t, "all 7 frames handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 7 })

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -12,7 +13,7 @@ import (
 type recorder struct {
 	ups     chan *Link
 	downs   chan error
-	onFrame func(l *Link, f *Frame)
+	onFrame atomic.Pointer[func(l *Link, f *Frame)] // setOnFrame
 
 	mu     sync.Mutex
 	frames []Frame // copies
@@ -25,8 +26,8 @@ func newRecorder() *recorder {
 func (r *recorder) OnLinkUp(l *Link) { r.ups <- l }
 
 func (r *recorder) OnFrame(l *Link, f *Frame) {
-	if r.onFrame != nil {
-		r.onFrame(l, f)
+	if h := r.onFrame.Load(); h != nil {
+		(*h)(l, f)
 		return
 	}
 	c := Frame{Kind: f.Kind, Session: f.Session, Payload: append([]byte(nil), f.Payload...)}
@@ -37,6 +38,10 @@ func (r *recorder) OnFrame(l *Link, f *Frame) {
 	r.frames = append(r.frames, c)
 	r.mu.Unlock()
 }
+
+// setOnFrame makes h handle r's frames from now on (links may be up already: on an
+// event loop, the loop's reads do not order a plain store before the handler's load).
+func (r *recorder) setOnFrame(h func(l *Link, f *Frame)) { r.onFrame.Store(&h) }
 
 func (r *recorder) OnLinkDown(l *Link, err error) { r.downs <- err }
 
@@ -75,7 +80,7 @@ func cfg(node, role string, lb *logBuf) Config {
 	if lb == nil {
 		lb = &logBuf{}
 	}
-	return Config{Node: node, Role: role, Secret: testSecret, Logger: lb.logger()}
+	return Config{Node: node, Role: role, Secret: testSecret, Logger: lb.logger(), Loops: testLoops}
 }
 
 // waitUp waits for one OnLinkUp on r.

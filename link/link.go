@@ -42,6 +42,8 @@ type LinkStats struct {
 	Coalesced           uint64 // session ids added to the tail frame instead of a new frame
 	Queued              int    // bytes queued, not yet written
 	RTT                 time.Duration
+	Links               int // links summed here (1 for one link's)
+	OnLoops             int // of them, read on an event loop (Config.Loops), not a reader goroutine
 }
 
 // Add adds o's counters to t (totals over several links; RTT is left alone). Not safe
@@ -55,6 +57,8 @@ func (t *LinkStats) Add(o LinkStats) {
 	t.Writes += o.Writes
 	t.Wakes += o.Wakes
 	t.Coalesced += o.Coalesced
+	t.Links += o.Links
+	t.OnLoops += o.OnLoops
 	t.Queued += o.Queued
 }
 
@@ -128,6 +132,21 @@ type Link struct {
 	framesIn, bytesIn, reads, bytesOut, writes, wakes atomic.Uint64
 	rtt                                               atomic.Int64
 	fences                                            fences
+
+	// Reads on an event loop (loop.go, Config.Loops): ad is set before the writer starts
+	// when the loops took the link; ready once OnLinkUp ran; readDone gets the reading's
+	// end; lf and ltbuf are the loop's frame scratch; rdErr (under mu) why reading
+	// stopped; gone: the loop is closing the descriptor; lastData: unix nanos of the last
+	// bytes; closeBy: unix nanos after which a closing link's blocked write gives up.
+	ad       atomic.Pointer[adoption]
+	ready    atomic.Bool
+	readDone chan error
+	lf       Frame
+	ltbuf    []uint64
+	rdErr    error
+	gone     atomic.Bool
+	lastData atomic.Int64
+	closeBy  atomic.Int64
 }
 
 // newLink wraps an authenticated connection.
@@ -174,6 +193,10 @@ func (l *Link) Stats() LinkStats {
 	s.FramesIn, s.BytesIn, s.Reads = l.framesIn.Load(), l.bytesIn.Load(), l.reads.Load()
 	s.BytesOut, s.Writes, s.Wakes = l.bytesOut.Load(), l.writes.Load(), l.wakes.Load()
 	s.RTT = time.Duration(l.rtt.Load())
+	s.Links = 1
+	if l.ad.Load() != nil {
+		s.OnLoops = 1
+	}
 	return s
 }
 
@@ -397,9 +420,14 @@ func (l *Link) shut(err error, graceful bool) bool {
 	close(l.closing)
 	if graceful {
 		// Bounds a write in progress as well as the final flush.
+		l.closeBy.Store(time.Now().Add(time.Second).UnixNano())
 		_ = l.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	} else {
+		l.closeBy.Store(time.Now().UnixNano())
 		_ = l.conn.Close()
+		if ad := l.ad.Load(); ad != nil {
+			_ = ad.lc.Close()
+		}
 	}
 	return true
 }
@@ -407,12 +435,26 @@ func (l *Link) shut(err error, graceful bool) bool {
 // run drives an authenticated link to its end on the calling goroutine (which becomes
 // the reader) and reports it to the handler.
 func (l *Link) run() {
+	var aerr error
+	if l.cfg.Loops != nil && l.raw != nil {
+		aerr = l.adopt()
+	}
 	go l.writeLoop()
 	l.h.OnLinkUp(l)
 	if l.onUp != nil {
 		l.onUp(l)
 	}
-	err := l.readLoop()
+	var err error
+	switch ad := l.ad.Load(); {
+	case aerr != nil:
+		err = aerr
+	case ad != nil:
+		l.ready.Store(true)
+		_ = ad.lc.Wake() // frames that arrived before OnLinkUp
+		err = <-l.readDone
+	default:
+		err = l.readLoop()
+	}
 	if errors.Is(err, ErrDead) && l.shut(err, false) {
 		l.ctr.dead.Add(1)
 		l.cfg.Logger.Warn("link: peer silent, closing the link", "peer", l.peer.Node,
@@ -441,6 +483,9 @@ func (l *Link) writeLoop() {
 		select {
 		case <-l.wake:
 		case <-timer.C:
+			if l.checkDead() {
+				continue // closing: the next turn takes the closing case
+			}
 			if l.wrote.Swap(false) {
 				last = time.Now()
 			}
@@ -461,17 +506,32 @@ func (l *Link) writeLoop() {
 				l.mu.Lock()
 			}
 			buf := append(l.rest, l.out...)
-			graceful := l.graceful
+			ad := l.ad.Load()
+			final := l.graceful && len(buf) > 0 && !l.gone.Load()
 			l.out, l.rest = nil, nil
+			l.writing = final
 			l.mu.Unlock()
-			if graceful && len(buf) > 0 {
-				_ = l.conn.SetWriteDeadline(time.Now().Add(time.Second))
-				if _, err := l.conn.Write(buf); err == nil {
+			if final {
+				var err error
+				if ad != nil {
+					l.closeBy.Store(time.Now().Add(time.Second).UnixNano())
+					_, err = l.writeAll(ad.fd, buf)
+				} else {
+					_ = l.conn.SetWriteDeadline(time.Now().Add(time.Second))
+					_, err = l.conn.Write(buf)
+				}
+				if err == nil {
 					l.writes.Add(1)
 					l.bytesOut.Add(uint64(len(buf)))
 				}
+				l.mu.Lock()
+				l.writing = false
+				l.mu.Unlock()
 			}
 			_ = l.conn.Close()
+			if ad != nil {
+				_ = ad.lc.Close()
+			}
 			return
 		}
 		if l.drainQueue() {
@@ -489,7 +549,7 @@ func (l *Link) drainQueue() (wrote bool) {
 			testBeforeSwap(l)
 		}
 		l.mu.Lock()
-		if l.writing || (l.rest == nil && len(l.out) == 0) {
+		if l.writing || l.closed || (l.rest == nil && len(l.out) == 0) {
 			l.mu.Unlock()
 			return wrote
 		}
@@ -503,7 +563,12 @@ func (l *Link) drainQueue() (wrote bool) {
 		}
 		l.writing = true
 		l.mu.Unlock()
-		_, err := l.conn.Write(buf)
+		var err error
+		if ad := l.ad.Load(); ad != nil {
+			_, err = l.writeAll(ad.fd, buf)
+		} else {
+			_, err = l.conn.Write(buf)
+		}
 		l.writes.Add(1)
 		l.mu.Lock()
 		l.writing = false

@@ -72,7 +72,7 @@ func TestOrderUnderLoadManySenders(t *testing.T) {
 	next := map[uint64]uint64{}
 	var bad error
 	total := 0
-	tp.lr.onFrame = func(l *Link, f *Frame) {
+	tp.lr.setOnFrame(func(l *Link, f *Frame) {
 		s, seq := binary.BigEndian.Uint64(f.Payload), binary.BigEndian.Uint64(f.Payload[8:])
 		mu.Lock()
 		defer mu.Unlock()
@@ -84,7 +84,7 @@ func TestOrderUnderLoadManySenders(t *testing.T) {
 		}
 		next[s] = seq + 1
 		total++
-	}
+	})
 	var wg sync.WaitGroup
 	for g := range senders {
 		wg.Add(1)
@@ -266,7 +266,7 @@ func TestFanOutOrderWithCoalescing(t *testing.T) {
 		next[s] = e + 1
 		deliveries++
 	}
-	tp.lr.onFrame = func(l *Link, f *Frame) {
+	tp.lr.setOnFrame(func(l *Link, f *Frame) {
 		mu.Lock()
 		defer mu.Unlock()
 		if f.Targets == nil {
@@ -275,7 +275,7 @@ func TestFanOutOrderWithCoalescing(t *testing.T) {
 		for _, s := range f.Targets {
 			deliver(s, f.Payload)
 		}
-	}
+	})
 	l := tp.p.Pick(0)
 	var wg sync.WaitGroup
 	for g := range senders {
@@ -350,7 +350,7 @@ func TestReadBatchFlushesOnceAtItsEnd(t *testing.T) {
 			lc := quiet("r1", "router")
 			lc.NoWriteThrough = noWT
 			lr, dr := newRecorder(), newRecorder()
-			lr.onFrame = func(l *Link, f *Frame) { _ = l.Send(f.Kind, f.Session, f.Payload) } // echo
+			lr.setOnFrame(func(l *Link, f *Frame) { _ = l.Send(f.Kind, f.Session, f.Payload) }) // echo
 			ln, err := Listen("127.0.0.1:0", lc, lr)
 			must(t, err)
 			p := Dial(ln.Addr().String(), 1, quiet("p1", "proxy"), dr)
@@ -395,11 +395,11 @@ func TestReadBatchFlushesOnceAtItsEnd(t *testing.T) {
 // echo arrives whole and in order.
 func TestReadBatchLargeEchoesKeepOrder(t *testing.T) {
 	lr, dr := newRecorder(), newRecorder()
-	lr.onFrame = func(l *Link, f *Frame) { _ = l.Send(f.Kind, f.Session, f.Payload) } // echo
+	lr.setOnFrame(func(l *Link, f *Frame) { _ = l.Send(f.Kind, f.Session, f.Payload) }) // echo
 	var mu sync.Mutex
 	var got []uint64
 	bad := ""
-	dr.onFrame = func(_ *Link, f *Frame) {
+	dr.setOnFrame(func(_ *Link, f *Frame) {
 		time.Sleep(2 * time.Millisecond) // a slow reader: the listener's socket fills up
 		seq := binary.BigEndian.Uint64(f.Payload)
 		for _, c := range f.Payload[8:] {
@@ -413,7 +413,7 @@ func TestReadBatchLargeEchoesKeepOrder(t *testing.T) {
 		mu.Lock()
 		got = append(got, seq)
 		mu.Unlock()
-	}
+	})
 	lc, dc := quiet("r1", "router"), quiet("p1", "proxy")
 	lc.OutboundLimit, dc.OutboundLimit = 256<<20, 256<<20
 	ln, err := Listen("127.0.0.1:0", lc, lr)

@@ -27,9 +27,9 @@ type Pool struct {
 	h     Handler
 	err   error
 	slots []atomic.Pointer[Link]
-	// admitting[i] is held (write) while slot i's new link waits for its fences, and
-	// (read) by a Send that borrows another slot for one of i's keys (admit).
-	admitting []sync.RWMutex
+	// admitting[i] is slot i's admission (admit): while its new link waits for fences,
+	// Sends of i's keys are held there instead of borrowing another link.
+	admitting []admission
 	ctr       counters
 
 	dialed, errors atomic.Uint64
@@ -47,7 +47,7 @@ type Pool struct {
 func Dial(addr string, n int, cfg Config, h Handler) *Pool {
 	n = max(n, 1)
 	p := &Pool{addr: addr, h: h, slots: make([]atomic.Pointer[Link], n), cur: make([]*Link, n),
-		admitting: make([]sync.RWMutex, n), stop: make(chan struct{})}
+		admitting: make([]admission, n), stop: make(chan struct{})}
 	p.cfg, p.err = cfg.withDefaults(false)
 	if p.err != nil {
 		p.cfg.Logger.Error("link: pool not started", "addr", addr, "err", p.err)
@@ -100,22 +100,59 @@ var ErrNoLink = errors.New("link: no link of the pool is up")
 // one that is up (PickUp). Unlike a caller of PickUp, it keeps the key's frames in
 // order when the key moves back to its own link: a link that comes back takes its
 // keys only once the peer has handled what the other links carried before (admit), and
-// a Send that borrows another link for one of its keys meanwhile waits for that. Safe
-// for concurrent use; no lock while the key's link is up.
+// the Sends of its keys meanwhile are held and go first on it (never blocking: Send
+// may run on an event loop that reads the very links whose fences admit waits for).
+// Safe for concurrent use; no lock while the key's link is up.
 func (p *Pool) Send(key uint64, kind Kind, id uint64, payload []byte) error {
 	n := uint64(len(p.slots))
 	i := key % n
 	if l := p.slots[i].Load(); l != nil {
 		return l.Send(kind, id, payload)
 	}
-	p.admitting[i].RLock()
-	defer p.admitting[i].RUnlock()
-	for k := range n {
+	a := &p.admitting[i]
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.on {
+		return a.hold(kind, id, payload, p.cfg.OutboundLimit)
+	}
+	for k := range n { // slot i first: an admission may have ended since the load above
 		if l := p.slots[(i+k)%n].Load(); l != nil {
 			return l.Send(kind, id, payload)
 		}
 	}
 	return ErrNoLink
+}
+
+// admission is one slot's state while its returning link waits for fences (admit).
+type admission struct {
+	mu   sync.Mutex
+	on   bool       // admit is waiting for fences
+	held []heldSend // Sends of the slot's keys meanwhile, in order
+	size int        // their payload bytes
+}
+
+// heldSend is a Send held during an admission.
+type heldSend struct {
+	kind    Kind
+	id      uint64
+	payload []byte
+}
+
+// hold keeps a copy of one Send for the end of the admission; a.mu is held. Beyond
+// limit bytes held, the Send fails as overloaded.
+func (a *admission) hold(kind Kind, id uint64, payload []byte, limit int) error {
+	if kind < FirstUserKind {
+		return ErrReservedKind
+	}
+	if len(payload) > MaxPayload {
+		return ErrTooLarge
+	}
+	if a.size+len(payload) > limit {
+		return fmt.Errorf("%w: %d bytes held for a returning link", ErrOverloaded, a.size)
+	}
+	a.held = append(a.held, heldSend{kind: kind, id: id, payload: append([]byte(nil), payload...)})
+	a.size += len(payload)
+	return nil
 }
 
 // admit makes lk slot i's link once every other link of the pool that is up has
@@ -124,8 +161,10 @@ func (p *Pool) Send(key uint64, kind Kind, id uint64, payload []byte) error {
 // overtake them. Borrowing Sends of i's keys wait meanwhile. It runs on its own
 // goroutine, so that lk's reader serves the peer in the meantime.
 func (p *Pool) admit(i int, lk *Link) {
-	p.admitting[i].Lock()
-	defer p.admitting[i].Unlock()
+	a := &p.admitting[i]
+	a.mu.Lock() // a borrowing Send in progress is queued before the fences
+	a.on = true
+	a.mu.Unlock()
 	var fenced []*Link
 	var waits []<-chan struct{}
 	for j := range p.slots {
@@ -150,13 +189,27 @@ func (p *Pool) admit(i int, lk *Link) {
 	}
 	// lk may have failed meanwhile: its onDown cleared the slot before this store, or
 	// comes after it. Admits of one slot are serialized, and a slot's next link comes
-	// up only after lk is down, so nothing newer is overwritten here.
+	// up only after lk is down, so nothing newer is overwritten here. The held Sends go
+	// first, on lk, or, if it failed, on the next link up (they come after the fences).
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	to := lk
+	if lk.isClosed.Load() {
+		to = p.PickUp(uint64(i))
+	}
+	for _, h := range a.held {
+		if to != nil {
+			_ = to.Send(h.kind, h.id, h.payload) // a failed link's frames are lost: the pair resyncs
+		}
+	}
+	a.held, a.size = nil, 0
 	if !lk.isClosed.Load() {
 		p.slots[i].Store(lk)
 		if lk.isClosed.Load() {
 			p.slots[i].CompareAndSwap(lk, nil)
 		}
 	}
+	a.on = false
 }
 
 // LinkStats sums the counters of the pool's links that are up now. Safe for concurrent

@@ -25,7 +25,6 @@ func (l *Link) readLoop() error {
 	r, w := 0, 0
 	var f Frame
 	var tbuf []uint64
-	var err error
 	inBatch := false
 	defer func() {
 		if inBatch {
@@ -38,31 +37,10 @@ func (l *Link) readLoop() error {
 		return fmt.Errorf("link: read: %w", err)
 	}
 	for {
-		for w-r >= 4 {
-			n := int(binary.BigEndian.Uint32(buf[r:]))
-			if n > maxFrameLen {
-				return fmt.Errorf("%w: frame of %d bytes", errProtocol, n)
-			}
-			if w-r < 4+n {
-				break
-			}
-			body := buf[r+4 : r+4+n]
-			r += 4 + n
-			if tbuf, err = parseFrame(body, &f, tbuf); err != nil {
-				return err
-			}
-			l.framesIn.Add(1)
-			l.bytesIn.Add(uint64(4 + n))
-			if f.Kind < FirstUserKind {
-				if err := l.control(&f); err != nil {
-					return err
-				}
-				continue
-			}
-			if l.isClosed.Load() {
-				return l.Err()
-			}
-			l.h.OnFrame(l, &f)
+		k, err := l.frames(buf[r:w], &f, &tbuf)
+		r += k
+		if err != nil {
+			return err
 		}
 		if inBatch {
 			inBatch = false
@@ -87,7 +65,7 @@ func (l *Link) readLoop() error {
 			w = copy(buf, buf[r:w])
 			r = 0
 		}
-		k, err := l.conn.Read(buf[w:])
+		k, err = l.conn.Read(buf[w:])
 		w += k
 		l.reads.Add(1)
 		if k > 0 {
@@ -119,6 +97,41 @@ func (l *Link) readLoop() error {
 			return fmt.Errorf("link: read: %w", err)
 		}
 	}
+}
+
+// frames delivers the complete frames at the start of buf (control frames to control,
+// the others to the handler) and returns how many bytes they took; f and tbuf are the
+// caller's scratch.
+func (l *Link) frames(buf []byte, f *Frame, tbuf *[]uint64) (int, error) {
+	r := 0
+	for len(buf)-r >= 4 {
+		n := int(binary.BigEndian.Uint32(buf[r:]))
+		if n > maxFrameLen {
+			return r, fmt.Errorf("%w: frame of %d bytes", errProtocol, n)
+		}
+		if len(buf)-r < 4+n {
+			break
+		}
+		body := buf[r+4 : r+4+n]
+		r += 4 + n
+		var err error
+		if *tbuf, err = parseFrame(body, f, *tbuf); err != nil {
+			return r, err
+		}
+		l.framesIn.Add(1)
+		l.bytesIn.Add(uint64(4 + n))
+		if f.Kind < FirstUserKind {
+			if err := l.control(f); err != nil {
+				return r, err
+			}
+			continue
+		}
+		if l.isClosed.Load() {
+			return r, l.Err()
+		}
+		l.h.OnFrame(l, f)
+	}
+	return r, nil
 }
 
 // control handles a link-protocol frame after the handshake.

@@ -327,8 +327,8 @@ func (c *Conn) markDead() {
 }
 
 // roundGap: a loop that flushed at the end of a read less than this ago defers what its
-// next reads send to the end of its polling round (see endBatch). A variable for tests
-// only (set before the server starts).
+// next reads send to the end of its polling round (see loopState.endBatch). A variable
+// for tests only (set before the server starts).
 var roundGap = 50 * time.Microsecond
 
 // roundEndFlushes counts the flushes done at the end of a loop's polling round (tests).
@@ -337,28 +337,12 @@ var roundEndFlushes atomic.Uint64
 // monoBase is the origin of the loops' monotonic flush times.
 var monoBase = time.Now()
 
-// endBatch closes the read batch of an OnTraffic. What the batch sent to other conns is
-// written now, unless this loop already wrote at the end of a read less than roundGap
-// ago: under load, many conns' reads send to the same few targets (64 callers' CALLs to
-// one callee), and one write per read would cost a write(2) per message; then the flush
-// waits for the end of the loop's polling round (a Wake whose callback runs after the
-// round's reads), and one write carries the round's messages for each target. Under
-// light load every read is flushed at once, with no wake. TLS conns flush at once.
+// endBatch closes the read batch of an OnTraffic (loopState.endBatch); TLS conns flush
+// at once.
 func (c *Conn) endBatch() {
-	ls := c.loop
 	if c.fd < 0 {
 		readbatch.End()
 		return
 	}
-	if !readbatch.Leave() || ls.flushSched {
-		return
-	}
-	now := int64(time.Since(monoBase))
-	if now-ls.lastFlush >= int64(roundGap) {
-		ls.lastFlush = now
-		readbatch.Flush()
-		return
-	}
-	ls.flushSched = true
-	_ = c.gc.Wake(ls.flushCB)
+	c.loop.endBatch(c.gc)
 }

@@ -77,9 +77,18 @@ type Handler interface {
 // A Config is read by NewServer and not retained by reference (the TLS configs of its
 // listeners are, see Listener).
 type Config struct {
-	// Listeners are the sockets to serve; at least one. Each has its own kind,
-	// optional TLS, serializers, message size limit, keepalive and cookie settings.
+	// Listeners are the sockets to serve; at least one unless Adopting. Each has its
+	// own kind, optional TLS, serializers, message size limit, keepalive and cookie
+	// settings.
 	Listeners []Listener
+	// Adopting starts the event loops even when no plain listener needs them, for
+	// connections other packages hand over (Server.Adopt: a cluster router's links);
+	// with it, Listeners may be empty.
+	Adopting bool
+	// BeforeLoopsStop, when set, is called by Stop once the client conns are closed and
+	// before the event loops stop, for the owner of adopted connections to close them
+	// while their loops still run.
+	BeforeLoopsStop func()
 	// OutboundLimit is the soft limit of the slow-consumer policy (slowconsumer.go):
 	// a conn whose backlog (Send queue, gnet's or the TLS writer's buffer, the kernel's
 	// unsent bytes) stays over it for WriteDeadline is logged, counted and closed. A
@@ -278,7 +287,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if h == nil {
 		return nil, errors.New("netpoll: nil Handler")
 	}
-	if len(cfg.Listeners) == 0 {
+	if len(cfg.Listeners) == 0 && !cfg.Adopting {
 		return nil, errNoListener
 	}
 	if err := applyOutboundDefaults(&cfg); err != nil {
@@ -361,7 +370,7 @@ func (s *Server) start() error {
 		}
 		plain = plain || l.TLS == nil
 	}
-	if plain {
+	if plain || s.cfg.Adopting {
 		cli, err := gnet.NewClient(&engineHandler{s: s},
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(s.cfg.Loops),
@@ -470,6 +479,9 @@ func (s *Server) Stop(ctx context.Context) error {
 			return true
 		})
 	}
+	if s.cfg.BeforeLoopsStop != nil {
+		s.cfg.BeforeLoopsStop()
+	}
 	s.stopped.Store(true)
 	if s.cli != nil {
 		_ = s.cli.Stop() // the loops exit and close what is left
@@ -549,23 +561,16 @@ func (e *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := e.s
 	p, ok := gc.Context().(*pendingConn)
 	if !ok {
+		if a, ok := gc.Context().(*adoptedConn); ok {
+			return nil, a.open(s, gc)
+		}
 		return nil, gnet.Close
 	}
 	p.opened.Store(true) // from here on OnClose releases the conn's slot
 	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
-	el := gc.EventLoop()
-	ls, _ := s.loops.LoadOrCompute(el, func() *loopState {
-		ls := new(loopState)
-		ls.flushCB = func(gnet.Conn, error) error {
-			ls.flushSched = false
-			roundEndFlushes.Add(1)
-			readbatch.Flush()
-			return nil
-		}
-		return ls
-	})
+	ls := s.loopState(gc.EventLoop())
 	c := s.newConn(p.l, gc, ls, cloneAddr(gc.RemoteAddr()), s.now(), nil)
 	gc.SetContext(c)
 	s.conns.Store(c, struct{}{})
@@ -575,6 +580,9 @@ func (e *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 func (e *engineHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, ok := gc.Context().(*Conn)
 	if !ok {
+		if a, ok := gc.Context().(*adoptedConn); ok {
+			return a.traffic(gc)
+		}
 		return gnet.Close
 	}
 	return c.onTraffic()
@@ -587,6 +595,10 @@ func (e *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 		e.s.live.Add(-1)
 	case *pendingConn:
 		e.s.live.Add(-1)
+	case *adoptedConn:
+		if c.ls != nil { // opened: the owner learns of the end
+			c.r.OnClosed(err)
+		}
 	}
 	return gnet.None
 }

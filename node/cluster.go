@@ -43,6 +43,9 @@ type ClusterCommon struct {
 	Routers []ClusterMember
 	// Slots is the number of hash slots; LinksPerPeer the links per node pair.
 	Slots, LinksPerPeer int
+	// LinkGoroutines reads the plain TCP links on a goroutine each instead of the node's
+	// event loops (linkloops.go; config cluster.link_reads).
+	LinkGoroutines bool
 	// Link overrides link settings (heartbeat, limits, TLS); Node, Role and Secret are
 	// filled in from the fields above.
 	Link link.Config
@@ -108,6 +111,10 @@ func StartRouter(cfg RouterNodeConfig) (*RouterNode, error) {
 	if log == nil {
 		log = slog.Default()
 		cfg.Node.Logger = log
+	}
+	if !cfg.LinkGoroutines && cfg.Link.Loops == nil {
+		cfg.Node.links = newLinkLoops()
+		cfg.Link.Loops = cfg.Node.links
 	}
 	n, err := Start(cfg.Node)
 	if err != nil {
@@ -408,12 +415,19 @@ func StartProxy(cfg ProxyNodeConfig) (*ProxyNode, error) {
 	}
 	nc := cfg.Node
 	nc.Defaults()
+	if !cfg.LinkGoroutines && cfg.Link.Loops == nil {
+		nc.links = newLinkLoops()
+		cfg.Link.Loops = nc.links
+	}
 	ls, err := proxy.NewLinks(proxy.LinksConfig{Link: cfg.linkConfig("proxy", log), Routers: cfg.Routers,
 		Slots: cfg.Slots, PerPeer: cfg.LinksPerPeer, Realms: nc.Realms, SpreadOf: cfg.SpreadOf, Place: cfg.Place, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", cfg.Name, err)
 	}
 	nc.Cluster = ls
+	if nc.links != nil {
+		nc.beforeLoopsStop = ls.Close // the links' loops stop with the node's server
+	}
 	n, err := Start(nc)
 	if err != nil {
 		ls.Close()

@@ -34,6 +34,7 @@ type clusterOpts struct {
 	realms           []string
 	spread           func(realm, authrole string) int
 	mod              func(*Config) // applied to every node's config
+	linkGoroutines   bool          // ClusterCommon.LinkGoroutines
 }
 
 func startCluster(t testing.TB, o clusterOpts) *testCluster {
@@ -52,7 +53,8 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 		lns = append(lns, ln)
 		tc.members = append(tc.members, ClusterMember{Name: "router" + string(rune('1'+i)), Addr: ln.Addr().String()})
 	}
-	tc.common = ClusterCommon{Secret: []byte("test cluster secret"), Routers: tc.members, Slots: 256, LinksPerPeer: 2}
+	tc.common = ClusterCommon{Secret: []byte("test cluster secret"), Routers: tc.members, Slots: 256, LinksPerPeer: 2,
+		LinkGoroutines: o.linkGoroutines}
 	for i, m := range tc.members {
 		c := tc.common
 		c.Name = m.Name

@@ -57,6 +57,13 @@ type Config struct {
 	NoListeners bool
 	// LogRate bounds the log lines clients can cause; zero fields take the defaults.
 	LogRate LogRate
+
+	// links, set by StartRouter and StartProxy, gets the node's event loops for the
+	// cluster's links (linkloops.go): the server starts them even without listeners.
+	links *linkLoops
+	// beforeLoopsStop runs when Stop has closed the client conns, before the event
+	// loops stop: a proxy closes its links there, gracefully, while their loops run.
+	beforeLoopsStop func()
 }
 
 // LogRate is how many log lines a remote address may cause: per cause (bad frame,
@@ -166,11 +173,16 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	n.front.SetListenerMethods(methods)
-	if cfg.NoListeners {
+	if cfg.NoListeners && cfg.links == nil {
 		return n, nil
+	}
+	if cfg.links != nil {
+		defer func() { cfg.links.started(n.Server) }() // nil on failure: links read themselves
 	}
 	srv, err := netpoll.NewServer(netpoll.Config{
 		Listeners:         lns,
+		Adopting:          cfg.links != nil,
+		BeforeLoopsStop:   cfg.beforeLoopsStop,
 		OutboundLimit:     cfg.OutboundLimit,
 		OutboundHardLimit: cfg.OutboundHardLimit,
 		WriteDeadline:     cfg.WriteDeadline,

@@ -245,7 +245,8 @@ func memberHandler(m *member.Member) http.Handler {
 // clusterCommon maps the cluster section to the settings every role shares.
 func clusterCommon(cfg *config.Config) (node.ClusterCommon, error) {
 	cl := cfg.Cluster
-	c := node.ClusterCommon{Name: cl.Node, Secret: []byte(cl.Secret), Slots: cl.Slots, LinksPerPeer: cl.LinksPerPeer}
+	c := node.ClusterCommon{Name: cl.Node, Secret: []byte(cl.Secret), Slots: cl.Slots, LinksPerPeer: cl.LinksPerPeer,
+		LinkGoroutines: cl.LinkReads == "goroutines"}
 	for _, r := range cl.Routers {
 		c.Routers = append(c.Routers, node.ClusterMember{Name: r.Name, Addr: r.Link})
 	}
