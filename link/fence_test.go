@@ -16,21 +16,10 @@ import (
 func TestPoolSendKeepsOrderWhenAKeyReturns(t *testing.T) {
 	hold, release := holdWriter(t)
 	tp := pair(t, 2, cfg("l", "router", nil), cfg("d", "router", nil))
-	var mu sync.Mutex
-	var got []uint64
-	tp.lr.setOnFrame(func(_ *Link, f *Frame) {
-		mu.Lock()
-		got = append(got, binary.BigEndian.Uint64(f.Payload))
-		mu.Unlock()
-	})
-	send := func(seq uint64) {
-		t.Helper()
-		if err := tp.p.Send(0, FirstUserKind, 7, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
-			t.Fatalf("send %d: %v", seq, err)
-		}
-	}
+	k := newKeyOrder(t, tp)
+	send, mu, got := k.send, &k.mu, &k.got
 	send(1)
-	eventually(t, "frame 1 handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	eventually(t, "frame 1 handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(*got) == 1 })
 	hold(tp.p.Pick(1))
 	tp.p.Pick(0).Close(fmt.Errorf("test: cut"))
 	eventually(t, "key 0's link down", func() bool { return tp.p.Pick(0) == nil })
@@ -41,14 +30,7 @@ func TestPoolSendKeepsOrderWhenAKeyReturns(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, release)
 	eventually(t, "key 0's link back", func() bool { return tp.p.Pick(0) != nil })
 	send(7)
-	eventually(t, "all 7 frames handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 7 })
-	mu.Lock()
-	defer mu.Unlock()
-	for i, seq := range got {
-		if seq != uint64(i+1) {
-			t.Fatalf("key 0's frames handled in the order %v", got)
-		}
-	}
+	k.inOrder(7)
 }
 
 // TestPoolSendHoldsWhileAKeyReturns: while key 0's returning link waits for the fence
@@ -58,19 +40,8 @@ func TestPoolSendKeepsOrderWhenAKeyReturns(t *testing.T) {
 func TestPoolSendHoldsWhileAKeyReturns(t *testing.T) {
 	hold, release := holdWriter(t)
 	tp := pair(t, 2, cfg("l", "router", nil), cfg("d", "router", nil))
-	var mu sync.Mutex
-	var got []uint64
-	tp.lr.setOnFrame(func(_ *Link, f *Frame) {
-		mu.Lock()
-		got = append(got, binary.BigEndian.Uint64(f.Payload))
-		mu.Unlock()
-	})
-	send := func(seq uint64) {
-		t.Helper()
-		if err := tp.p.Send(0, FirstUserKind, 7, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
-			t.Fatalf("send %d: %v", seq, err)
-		}
-	}
+	k := newKeyOrder(t, tp)
+	send := k.send
 	hold(tp.p.Pick(1))
 	tp.p.Pick(0).Close(fmt.Errorf("test: cut"))
 	eventually(t, "key 0's link down", func() bool { return tp.p.Pick(0) == nil })
@@ -94,12 +65,44 @@ func TestPoolSendHoldsWhileAKeyReturns(t *testing.T) {
 	release()
 	eventually(t, "key 0's link back", func() bool { return tp.p.Pick(0) != nil })
 	send(7)
-	eventually(t, "all 7 frames handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 7 })
-	mu.Lock()
-	defer mu.Unlock()
-	for i, seq := range got {
+	k.inOrder(7)
+}
+
+// keyOrder records the sequence numbers the listener of tp handles and sends key 0's.
+type keyOrder struct {
+	t   *testing.T
+	tp  *testPair
+	mu  sync.Mutex
+	got []uint64
+}
+
+func newKeyOrder(t *testing.T, tp *testPair) *keyOrder {
+	k := &keyOrder{t: t, tp: tp}
+	tp.lr.setOnFrame(func(_ *Link, f *Frame) {
+		k.mu.Lock()
+		k.got = append(k.got, binary.BigEndian.Uint64(f.Payload))
+		k.mu.Unlock()
+	})
+	return k
+}
+
+// send sends seq on key 0 through the pool.
+func (k *keyOrder) send(seq uint64) {
+	k.t.Helper()
+	if err := k.tp.p.Send(0, FirstUserKind, 7, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		k.t.Fatalf("send %d: %v", seq, err)
+	}
+}
+
+// inOrder waits for n frames and fails unless they are 1..n in order.
+func (k *keyOrder) inOrder(n int) {
+	k.t.Helper()
+	eventually(k.t, "all frames handled", func() bool { k.mu.Lock(); defer k.mu.Unlock(); return len(k.got) == n })
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, seq := range k.got {
 		if seq != uint64(i+1) {
-			t.Fatalf("key 0's frames handled in the order %v", got)
+			k.t.Fatalf("key 0's frames handled in the order %v", k.got)
 		}
 	}
 }

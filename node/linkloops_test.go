@@ -8,7 +8,6 @@ import (
 
 	"github.com/switchyard-wamp/switchyard/client"
 	"github.com/switchyard-wamp/switchyard/codec"
-	"github.com/switchyard-wamp/switchyard/link"
 )
 
 // TestClusterLinksOnEventLoops: every link end of a cluster (the proxies' dialed links,
@@ -22,15 +21,7 @@ func TestClusterLinksOnEventLoops(t *testing.T) {
 			tc := startCluster(t, clusterOpts{routers: 2, proxies: 2, linkGoroutines: goroutines,
 				spread: func(string, string) int { return 2 }})
 			settle(t, "link ends on event loops", func() error {
-				var st link.LinkStats
-				for _, r := range tc.routers {
-					st.Add(r.LinkStats())
-				}
-				for _, p := range tc.proxies {
-					for _, m := range tc.members {
-						st.Add(p.Links.Pool(m.Name).LinkStats())
-					}
-				}
+				st := tc.linkStats()
 				want := st.Links
 				if goroutines {
 					want = 0
