@@ -154,7 +154,9 @@ func TestAppendBufferNothingLost(t *testing.T) { testAppendBufferNothingLost(t) 
 
 func testAppendBufferNothingLost(t *testing.T) {
 	h := newEchoHandler()
-	s := startServer(t, Config{}, h)
+	// The clients pause on purpose and the race detector slows them further: the
+	// slow-consumer policy must not close them (CI saw it under -race: connection reset).
+	s := startServer(t, Config{OutboundLimit: 64 << 20, WriteDeadline: time.Minute}, h)
 	const nconns, senders, per = 4, 6, 30000
 	clients := make([]*wsClient, nconns)
 	conns := make([]*Conn, nconns)
