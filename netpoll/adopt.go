@@ -110,11 +110,6 @@ func (a *adoptedConn) traffic(gc gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-// waker is what endBatch needs of a conn: its loop's Wake.
-type waker interface {
-	Wake(gnet.AsyncCallback) error
-}
-
 // loopState returns the per-loop state of el, made on first use.
 func (s *Server) loopState(el gnet.EventLoop) *loopState {
 	ls, _ := s.loops.LoadOrCompute(el, func() *loopState {
@@ -138,7 +133,7 @@ func (s *Server) loopState(el gnet.EventLoop) *loopState {
 // Wake whose callback runs after the round's reads), and one write carries the round's
 // messages for each target. Under light load every read is flushed at once, with no
 // wake.
-func (ls *loopState) endBatch(gc waker) {
+func (ls *loopState) endBatch(gc connIO) {
 	if !readbatch.Leave() || ls.flushSched {
 		return
 	}
