@@ -31,7 +31,7 @@ func (noClients) OnMessage(*netpoll.Conn, []byte) {}
 func (noClients) OnClose(*netpoll.Conn, error)    {}
 
 // startLoops starts event loops without listeners (a cluster router's) for t.
-func startLoops(t *testing.T, loops int) *netpoll.Server {
+func startLoops(t testing.TB, loops int) *netpoll.Server {
 	t.Helper()
 	s, err := netpoll.NewServer(netpoll.Config{Adopting: true, Loops: loops}, noClients{})
 	if err != nil {
@@ -91,4 +91,16 @@ func TestOnEventLoops(t *testing.T) {
 	} {
 		t.Run(tc.name, tc.f)
 	}
+}
+
+// BenchmarkOnEventLoops runs the link benchmarks with both ends read on event loops
+// (2 loops, as on a 2-core node); set beside the plain ones for an A/B:
+//
+//	go test -run '^$' -bench 'PingPong|Throughput|OnEventLoops' -benchmem ./link
+func BenchmarkOnEventLoops(b *testing.B) {
+	testLoops = loopsOf{startLoops(b, 2)}
+	defer func() { testLoops = nil }()
+	b.Run("PingPong", BenchmarkPingPong)
+	b.Run("PingPongParallel", BenchmarkPingPongParallel)
+	b.Run("Throughput", BenchmarkThroughput)
 }
