@@ -500,11 +500,7 @@ func (l *Link) writeLoop() {
 			continue
 		case <-l.closing:
 			l.mu.Lock()
-			for l.writing { // a write-through in progress (it never blocks)
-				l.mu.Unlock()
-				time.Sleep(10 * time.Microsecond)
-				l.mu.Lock()
-			}
+			l.awaitWritesLocked() // a write-through in progress (it never blocks)
 			buf := append(l.rest, l.out...)
 			ad := l.ad.Load()
 			final := l.graceful && len(buf) > 0 && !l.gone.Load()

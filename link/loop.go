@@ -83,11 +83,7 @@ func (r loopReader) OnData(in []byte) (int, int, error) {
 	l.lastData.Store(time.Now().UnixNano())
 	n, err := l.frames(in, &l.lf, &l.ltbuf)
 	if err != nil {
-		l.mu.Lock()
-		if l.rdErr == nil {
-			l.rdErr = err
-		}
-		l.mu.Unlock()
+		l.readFailed(err)
 		return n, 0, err
 	}
 	need := 0
@@ -114,13 +110,28 @@ func (r loopReader) OnClosed(err error) {
 	}
 	l.shut(err, false)
 	l.mu.Lock()
-	for l.writing { // a write in progress notices gone within pollSlice
+	l.awaitWritesLocked() // a write in progress notices gone within pollSlice
+	l.mu.Unlock()
+	l.readDone <- err
+}
+
+// awaitWritesLocked waits, l.mu held (released while it sleeps), until no goroutine
+// holds the writing role. The caller has closed the link, so none takes it again.
+func (l *Link) awaitWritesLocked() {
+	for l.writing {
 		l.mu.Unlock()
 		time.Sleep(10 * time.Microsecond)
 		l.mu.Lock()
 	}
+}
+
+// readFailed records why reading stopped (the first reason wins); OnClosed reports it.
+func (l *Link) readFailed(err error) {
+	l.mu.Lock()
+	if l.rdErr == nil {
+		l.rdErr = err
+	}
 	l.mu.Unlock()
-	l.readDone <- err
 }
 
 // checkDead closes an adopted link that received nothing for DeadAfter (the writer's
@@ -134,11 +145,7 @@ func (l *Link) checkDead() bool {
 		return false
 	}
 	err := fmt.Errorf("%w: nothing received for %v", ErrDead, l.cfg.DeadAfter)
-	l.mu.Lock()
-	if l.rdErr == nil {
-		l.rdErr = err
-	}
-	l.mu.Unlock()
+	l.readFailed(err)
 	if l.shut(err, false) {
 		l.ctr.dead.Add(1)
 		l.cfg.Logger.Warn("link: peer silent, closing the link", "peer", l.peer.Node,

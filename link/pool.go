@@ -158,8 +158,8 @@ func (a *admission) hold(kind Kind, id uint64, payload []byte, limit int) error 
 // admit makes lk slot i's link once every other link of the pool that is up has
 // answered a fence, gone down, or fenceTimeout passed: the frames of i's keys that they
 // carried while i was down have then been handled by the peer, and none sent on lk can
-// overtake them. Borrowing Sends of i's keys wait meanwhile. It runs on its own
-// goroutine, so that lk's reader serves the peer in the meantime.
+// overtake them. Sends of i's keys are held meanwhile (Send) and go first on lk. It runs
+// on its own goroutine, so that lk's reader serves the peer in the meantime.
 func (p *Pool) admit(i int, lk *Link) {
 	a := &p.admitting[i]
 	a.mu.Lock() // a borrowing Send in progress is queued before the fences
