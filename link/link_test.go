@@ -196,6 +196,9 @@ func TestBatchingManyFramesFewWrites(t *testing.T) {
 			t.Fatalf("frame %d out of order", i)
 		}
 	}
+	// The peer may have every frame before the writer has counted its write (CI, on
+	// event loops): wait for the writer to finish its turn, then count.
+	eventually(t, "the writer's turn", func() bool { s := ll.Stats(); return s.Writes > before && s.Queued == 0 })
 	st := ll.Stats()
 	if w := st.Writes - before; w != 1 {
 		t.Fatalf("%d frames took %d writes, want 1", n, w)
