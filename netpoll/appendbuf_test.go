@@ -154,10 +154,11 @@ func TestAppendBufferNothingLost(t *testing.T) { testAppendBufferNothingLost(t) 
 
 func testAppendBufferNothingLost(t *testing.T) {
 	h := newEchoHandler()
-	// The clients only read, and under -race the run can outlast PingInterval plus
-	// PingTimeout: the liveness ping (which these clients do not answer) must not close
-	// them (CI saw it: connection reset, a ping frame read as a message).
-	s := startServer(t, Config{Listeners: twoListeners(Listener{PingInterval: time.Hour})}, h)
+	// The clients only read, with pauses, and under -race slowly: neither the liveness
+	// ping (which they do not answer; CI: a ping frame read as a message) nor the
+	// slow-consumer policy (CI: connection reset after 10 s) may close them.
+	s := startServer(t, Config{Listeners: twoListeners(Listener{PingInterval: time.Hour}),
+		OutboundLimit: 64 << 20, WriteDeadline: time.Minute}, h)
 	const nconns, senders, per = 4, 6, 30000
 	clients := make([]*wsClient, nconns)
 	conns := make([]*Conn, nconns)
