@@ -312,6 +312,20 @@ func (s *Session) track(add func()) bool {
 	return true
 }
 
+// HoldsRegistration reports whether the session holds registration id: it registered
+// it and has neither unregistered nor left since. The cluster asks it before it settles
+// a conflict over a registration (span). Safe for concurrent use.
+func (s *Session) HoldsRegistration(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, reg := range s.regs {
+		if reg.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // untrack removes and returns the first element of *list (s.subs or s.regs) that match
 // accepts, under s.mu; nil when there is none.
 func untrack[T any](s *Session, list *[]*T, match func(*T) bool) *T {

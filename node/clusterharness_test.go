@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ type testCluster struct {
 	proxies []*ProxyNode
 	members []ClusterMember
 	common  ClusterCommon
+	// relays[i][j] carries router i's links to router j (clusterOpts.relays).
+	relays [][]*relay
 }
 
 func quietLogger() *slog.Logger {
@@ -35,6 +38,9 @@ type clusterOpts struct {
 	spread           func(realm, authrole string) int
 	mod              func(*Config) // applied to every node's config
 	linkGoroutines   bool          // ClusterCommon.LinkGoroutines
+	// relays: every router reaches every other through a relay of its own (tc.relays),
+	// which a test can cut to partition routers over real sockets.
+	relays bool
 }
 
 func startCluster(t testing.TB, o clusterOpts) *testCluster {
@@ -55,9 +61,28 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 	}
 	tc.common = ClusterCommon{Secret: []byte("test cluster secret"), Routers: tc.members, Slots: 256, LinksPerPeer: 2,
 		LinkGoroutines: o.linkGoroutines}
+	if o.relays {
+		tc.relays = make([][]*relay, o.routers)
+		for i := range tc.relays {
+			tc.relays[i] = make([]*relay, o.routers)
+			for j, m := range tc.members {
+				if j != i {
+					tc.relays[i][j] = startRelay(t, m.Addr)
+				}
+			}
+		}
+	}
 	for i, m := range tc.members {
 		c := tc.common
 		c.Name = m.Name
+		if o.relays { // router i dials the others at their relays
+			c.Routers = slices.Clone(tc.members)
+			for j := range c.Routers {
+				if j != i {
+					c.Routers[j].Addr = tc.relays[i][j].addr()
+				}
+			}
+		}
 		nc := Config{NoListeners: true, Realms: o.realms, Logger: quietLogger()}
 		if o.mod != nil {
 			o.mod(&nc)

@@ -451,10 +451,29 @@ func (s *Span) applyAdd(st *realmState, ref regRef, invoke string, c callee, res
 	if len(e.callees) == 0 {
 		e.invoke = invoke
 	}
-	if !slices.ContainsFunc(e.callees, func(x callee) bool { return x.id == c.id }) {
+	present := slices.ContainsFunc(e.callees, func(x callee) bool { return x.id == c.id })
+	var revoke []callee
+	var beaten *callee
+	if e.conflicts(invoke) { // two owners accepted both (conflict.go)
+		revoke, beaten = s.conflictLocked(st, ref, e, invoke, c)
+	}
+	if !present {
 		e.callees = append(e.callees, c)
+	} else {
+		revoke = nil // seen again (a resync both ways): its conflicts are being settled
+	}
+	if beaten != nil {
+		// c's own router revokes it (here, on first sight, if c is ours); no ghost for it.
+		st.reg.Unlock()
+		if c.router == s.self && !present {
+			s.revokeLosers(st, ref, *beaten, []callee{c})
+		}
+		return
 	}
 	st.reg.Unlock()
+	if len(revoke) > 0 {
+		s.revokeLosers(st, ref, c, revoke)
+	}
 	if c.router == s.self {
 		return // the engine registers its own session when the claim is answered
 	}

@@ -1,0 +1,130 @@
+package span
+
+import (
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/switchyard-wamp/switchyard/engine"
+	"github.com/switchyard-wamp/switchyard/internal/hashmix"
+)
+
+// Registration conflicts. The owner of a registration never accepts two callees of a
+// `single` registration, or callees with different invoke policies; but two owners can:
+// routers cut off from each other (a partition: every link between them down) each
+// accept their own callee through their own owner, and when the links come back the
+// resync brings both into every table. The conflict is settled without a vote, by a
+// rule every router applies alike to what it sees: of two conflicting callees, the one
+// whose router ranks higher for the registration (rendezvous weight, as for owners;
+// then the lower session id) keeps it. The loser's own router revokes it (UNREGISTERED
+// to a callee that announced registration_revocation, the registration meta events),
+// which removes it realm-wide through the owner as an UNREGISTER would; every other
+// router just waits for that removal. Since every router sees every callee in the end
+// (the resync both ways), each conflicting pair is settled by the loser's router.
+
+// ReasonRegistrationConflict is the reason of the UNREGISTERED a callee gets when its
+// registration lost a conflict: another callee holds the procedure.
+const ReasonRegistrationConflict = engine.ErrProcedureAlreadyExists
+
+// conflicts reports whether a callee registered with invoke may not stand beside some
+// of the callees of e (conflictLocked says which).
+func (e *regEntry) conflicts(invoke string) bool {
+	return len(e.callees) > 0 && (e.invoke == "single" || invoke == "single" || e.invoke != invoke)
+}
+
+// beats reports whether callee a keeps a registration (key) that b also claims.
+func beats(key uint64, a, b callee) bool {
+	if a.router != b.router {
+		return hashmix.Mix64(key^xxhash.Sum64String(a.router)) > hashmix.Mix64(key^xxhash.Sum64String(b.router))
+	}
+	return a.id < b.id
+}
+
+// conflictLocked settles the conflicts of callee c, arriving in e with invoke, with the
+// callees e holds (e.conflicts(invoke) is true). It returns this router's own callees
+// that lose to c (to revoke) and, when c itself loses, a callee that beats it. When c
+// wins against all, e takes its invoke policy. A callee whose removal is on its way (a
+// session of this router that no longer holds the registration, a remote one whose
+// router said it left) is no party: the table drops it soon, and settling against it
+// would revoke a callee for nothing or hide one. Caller holds st.reg.
+func (s *Span) conflictLocked(st *realmState, ref regRef, e *regEntry, invoke string, c callee) (revoke []callee, beaten *callee) {
+	key := regKey(st.name, ref.pol, ref.proc)
+	rl := s.realmOf(st)
+	for i, x := range e.callees {
+		switch {
+		case x.id == c.id || !s.standsLocked(st, rl, key, x):
+		case !beats(key, c, x):
+			if beaten == nil {
+				beaten = &e.callees[i]
+			}
+		case x.router == s.self:
+			revoke = append(revoke, x)
+		}
+	}
+	if beaten == nil {
+		e.invoke = invoke
+	} else {
+		b := *beaten // e.callees may grow under the caller
+		beaten = &b
+	}
+	return revoke, beaten
+}
+
+// standsLocked reports whether callee x of registration key is still there as far as
+// this router knows. Caller holds st.reg.
+func (s *Span) standsLocked(st *realmState, rl *engine.Realm, key uint64, x callee) bool {
+	if x.router != s.self {
+		return !st.departedLocked(x.id)
+	}
+	if rl == nil {
+		return false
+	}
+	cs, ok := rl.LocalSession(x.id)
+	return ok && cs.HoldsRegistration(key)
+}
+
+// revokeRetries bounds how long a losing callee of this router whose REGISTER is still
+// being answered (it does not hold the registration yet) is waited for.
+const (
+	revokeRetries = 50
+	revokeEvery   = 20 * time.Millisecond
+)
+
+// revokeLosers takes this router's callees that lost a conflict off ref: each is told
+// (UNREGISTERED, when it announced registration_revocation) and removed realm-wide.
+// Called without st.reg held.
+func (s *Span) revokeLosers(st *realmState, ref regRef, winner callee, losers []callee) {
+	rl := s.realmOf(st)
+	if rl == nil {
+		return
+	}
+	for _, x := range losers {
+		s.revoke(rl, st, ref, winner, x, revokeRetries)
+	}
+}
+
+// revoke revokes callee x of this router, or, while its REGISTER is being answered,
+// tries again later (tries times at most).
+func (s *Span) revoke(rl *engine.Realm, st *realmState, ref regRef, winner, x callee, tries int) {
+	key := regKey(st.name, ref.pol, ref.proc)
+	cs, ok := rl.LocalSession(x.id)
+	if !ok {
+		return // it left: its removal is on its way
+	}
+	if !cs.HoldsRegistration(key) {
+		if tries > 0 {
+			time.AfterFunc(revokeEvery, func() { s.revoke(rl, st, ref, winner, x, tries-1) })
+		} else {
+			s.log.Warn("span: conflicting registration not revoked: never held", "realm", st.name,
+				"procedure", ref.proc, "callee", x.id)
+		}
+		return
+	}
+	s.log.Warn("span: conflicting registration revoked", "realm", st.name, "procedure", ref.proc,
+		"revoked", x.id, "kept", winner.id, "kept_router", winner.router)
+	if errURI, _ := rl.MetaPart(0, "wamp.registration.remove_callee", []any{key, x.id},
+		map[string]any{"reason": ReasonRegistrationConflict}).(string); errURI != "" {
+		s.log.Warn("span: conflicting registration not revoked", "realm", st.name,
+			"procedure", ref.proc, "callee", x.id, "error", errURI)
+	}
+}

@@ -1,0 +1,123 @@
+package span
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/switchyard-wamp/switchyard/codec"
+	"github.com/switchyard-wamp/switchyard/engine"
+)
+
+// joinRevocable joins a callee that announces registration_revocation.
+func (c *cluster) joinRevocable(router, authid string) *client {
+	p := &peer{ser: codec.JSON}
+	f := allFeatures
+	f.RegistrationRevocation = true
+	s := c.realms[router].JoinWith(p, engine.AuthInfo{AuthID: authid, AuthRole: "svc",
+		AuthMethod: "anonymous", AuthProvider: "static"}, f)
+	return &client{c: c, router: router, s: s, p: p}
+}
+
+// partition cuts b off from a and c: each side decides registrations on its own.
+func (c *cluster) partition() {
+	for _, n := range []string{"a", "c"} {
+		c.spans[n].RouterDown("b")
+		c.spans["b"].RouterDown(n)
+	}
+	c.lb.settle(c.t)
+}
+
+// heal makes every router see every other again (the resync both ways).
+func (c *cluster) heal() {
+	for _, n := range c.names {
+		c.spans[n].SetRouters(c.names)
+	}
+	c.lb.settle(c.t)
+}
+
+// TestPartitionHealSettlesConflicts: while b is cut off from a and c, a callee on b and
+// one on c both register the same single procedure (each side's owner accepts its own).
+// When the partition heals, exactly one of them keeps it, the same one for every
+// router: the other gets UNREGISTERED (it announced registration_revocation) with the
+// reason, calls from every router reach the one kept, and the realm-wide meta API lists
+// it alone. The rule does not favour a side: over these procedures each side keeps some.
+// The same holds for two shared registrations of different invoke policies.
+func TestPartitionHealSettlesConflicts(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	c.partition()
+	type pair struct{ onB, onC *client }
+	procs := map[string]string{} // procedure -> the invoke policy on b (c uses another, or single)
+	for i := range 8 {
+		procs[fmt.Sprintf("com.split.%d", i)] = ""
+	}
+	procs["com.split.policies"] = "roundrobin"
+	pairs := map[string]pair{}
+	for p, invoke := range procs {
+		pr := pair{c.joinRevocable("b", "callee-b"), c.joinRevocable("c", "callee-c")}
+		onC := ""
+		if invoke != "" {
+			onC = "random"
+		}
+		for _, r := range []struct {
+			cl     *client
+			invoke string
+		}{{pr.onB, invoke}, {pr.onC, onC}} {
+			if m := r.cl.register(p, "", r.invoke); m.Type != codec.REGISTERED {
+				t.Fatalf("%s on %s during the partition: %s", p, r.cl.router, describe([]codec.Message{m}))
+			}
+		}
+		pairs[p] = pr
+	}
+	c.heal()
+
+	callers := []*client{c.join("a", codec.JSON, "caller-a", "app"), c.join("b", codec.CBOR, "caller-b", "app"),
+		c.join("c", codec.MsgPack, "caller-c", "app")}
+	kept := map[string]int{}
+	for p, pr := range pairs {
+		regID := engine.RegistrationID("realm1", "exact", p)
+		var keeper, loser *client
+		for _, x := range []*client{pr.onB, pr.onC} {
+			ms := x.take()
+			switch {
+			case len(ms) == 0:
+				if keeper != nil {
+					t.Fatalf("%s: both callees kept it after the heal", p)
+				}
+				keeper = x
+			case len(ms) == 1 && ms[0].Type == codec.UNREGISTERED:
+				if loser != nil {
+					t.Fatalf("%s: both callees were revoked", p)
+				}
+				loser = x
+				d, _ := value(t, x.p.ser, ms[0].Dict).(map[string]any)
+				if fmt.Sprint(d["registration"]) != fmt.Sprint(regID) || d["reason"] != ReasonRegistrationConflict {
+					t.Fatalf("%s: UNREGISTERED %+v, want registration %d and reason %s", p, ms[0], regID, ReasonRegistrationConflict)
+				}
+			default:
+				t.Fatalf("%s: callee on %s got %s", p, x.router, describe(ms))
+			}
+		}
+		if keeper == nil || loser == nil {
+			t.Fatalf("%s: no conflict settled (kept %v, revoked %v)", p, keeper != nil, loser != nil)
+		}
+		kept[keeper.router]++
+		for _, caller := range callers {
+			req := caller.call(p, []any{caller.router}, nil)
+			inv := keeper.one(codec.INVOCATION)
+			keeper.yield(inv.Request, []any{"kept"}, false)
+			if r := caller.one(codec.RESULT); r.Request != req || firstArg(t, caller.p.ser, r) != "kept" {
+				t.Fatalf("%s from %s: %+v", p, caller.router, r)
+			}
+		}
+		loser.none()
+		for _, caller := range callers {
+			ids := idsOf(caller.metaResult("wamp.registration.list_callees", []any{regID}, nil))
+			if len(ids) != 1 || ids[0] != keeper.s.ID() {
+				t.Fatalf("%s: list_callees on %s = %v, want [%d]", p, caller.router, ids, keeper.s.ID())
+			}
+		}
+	}
+	if kept["b"] == 0 || kept["c"] == 0 {
+		t.Fatalf("one side kept every procedure (%v): choose names that exercise both", kept)
+	}
+}
