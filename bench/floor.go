@@ -159,15 +159,30 @@ func median(xs []float64) float64 {
 }
 
 // FloorFigure is one figure of a row: the medians over the rounds of each side and
-// head/base of the medians (NaN where a side has no value).
+// head/base of the medians (NaN where a side has no value). When both sides have a
+// value in every round, also head/base within each round (base and head run one after
+// the other in a round): their median and range. That figure holds up when the machine
+// drifts during the rounds, which moves both sides' medians alike only if it hits
+// every round alike.
 type FloorFigure struct {
 	Base, Head, Ratio float64
 	BaseN, HeadN      int // rounds with a value
+	// PerRound, RoundMin, RoundMax: the median, least and greatest of the rounds'
+	// head/base; NaN when the rounds cannot be paired.
+	PerRound, RoundMin, RoundMax float64
 }
 
 func floorFigure(base, head []float64) FloorFigure {
-	f := FloorFigure{Base: median(base), Head: median(head), BaseN: len(base), HeadN: len(head)}
+	f := FloorFigure{Base: median(base), Head: median(head), BaseN: len(base), HeadN: len(head),
+		PerRound: math.NaN(), RoundMin: math.NaN(), RoundMax: math.NaN()}
 	f.Ratio = ratio(f.Head, f.Base)
+	if len(base) > 1 && len(base) == len(head) {
+		rs := make([]float64, len(base))
+		for i := range base {
+			rs[i] = ratio(head[i], base[i])
+		}
+		f.PerRound, f.RoundMin, f.RoundMax = median(rs), slices.Min(rs), slices.Max(rs)
+	}
 	return f
 }
 
@@ -191,7 +206,8 @@ func FloorLines(base, head []*Results) []FloorLine {
 }
 
 // WriteFloorTable writes issue #15's table as Markdown: per row, base → head
-// (head/base) of the medians over the rounds, for router CPU per operation (lower is
+// (head/base) of the medians over the rounds, and the median and range of head/base
+// within each round where the rounds pair up, for router CPU per operation (lower is
 // better), operations per second, p50 and p99, and rpc-1's p50 / echo-1's p50 of the
 // same round (the goal: at most 3). Safe for concurrent use.
 func WriteFloorTable(w io.Writer, base, head []*Results) {
@@ -210,12 +226,17 @@ func WriteFloorTable(w io.Writer, base, head []*Results) {
 	}
 }
 
-// figureText is "base → head (ratio×)".
+// figureText is "base → head (ratio×)", with "; per round median×, min–max×" when the
+// rounds pair up.
 func figureText(f FloorFigure, format func(float64) string) string {
 	if math.IsNaN(f.Base) && math.IsNaN(f.Head) {
 		return "–"
 	}
-	return fmt.Sprintf("%s → %s (%s)", nanDash(f.Base, format), nanDash(f.Head, format), Times(f.Ratio))
+	rounds := ""
+	if !math.IsNaN(f.PerRound) {
+		rounds = fmt.Sprintf("; per round %s, %.2f–%s", Times(f.PerRound), f.RoundMin, Times(f.RoundMax))
+	}
+	return fmt.Sprintf("%s → %s (%s%s)", nanDash(f.Base, format), nanDash(f.Head, format), Times(f.Ratio), rounds)
 }
 
 func nanDash(v float64, format func(float64) string) string {

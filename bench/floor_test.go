@@ -132,6 +132,12 @@ func TestFloorTable(t *testing.T) {
 	if rpc1.P50.BaseN != 2 {
 		t.Errorf("rpc-1: %d base rounds, want 2 (the failed run has no figures)", rpc1.P50.BaseN)
 	}
+	// rpc-1 has a value in both rounds of each side: head/base per round, 25/100 and
+	// 20/110; rpc-64's rounds (3 base, 2 head) do not pair.
+	near("rpc-1 cpu per round", rpc1.CPU.PerRound, (0.25+20.0/110)/2)
+	near("rpc-1 cpu round min", rpc1.CPU.RoundMin, 20.0/110)
+	near("rpc-1 cpu round max", rpc1.CPU.RoundMax, 0.25)
+	near("rpc-64 cpu per round", rpc64.CPU.PerRound, math.NaN())
 	near("echo-1 p50 head", line("echo-1").P50.Head, 45)
 	near("fanout-10 cpu", line("fanout-10").CPU.Base, math.NaN())
 
@@ -141,6 +147,7 @@ func TestFloorTable(t *testing.T) {
 	for _, want := range []string{
 		"| RPC, 64 callers, 1 call in flight each | rpc-64 | 19.0 µs → 5.50 µs (0.29×) | 40,000 → 85,000 (2.12×) |",
 		"| 3.25× → 1.90× | p50 ≤ 3× echo p50; ≤ 25 µs per call | 2 |",
+		"(0.21×; per round 0.22×, 0.18–0.25×)",
 		"| fanout-10 | – | – | – | – | – |",
 	} {
 		if !strings.Contains(md, want) {
