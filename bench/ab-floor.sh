@@ -5,8 +5,8 @@
 # routers like bench/ab.sh (its ab_build: BASE, default the previous commit, and the work
 # tree; or BASE_BIN and HEAD_BIN), then runs each row's `switchyard bench run` scenarios
 # ROUNDS times, base and head alternating (base, head, base, head, ...) so that machine
-# noise hits both, and prints per row base -> head of the medians and head/base: router
-# CPU per operation, ops/s, p50, p99, and rpc-1's p50 / echo-1's p50 of the same run.
+# noise hits both, and prints per row base -> head of the medians and head/base (and
+# head/base within each round: median and range): router CPU per operation, ops/s, p50, p99, and rpc-1's p50 / echo-1's p50 of the same run.
 #
 # The load generator and the echo server are LOADGEN's (LOADGEN_BIN, default the head
 # build) in every run: only the router changes between sides.
