@@ -1,6 +1,7 @@
 package span
 
 import (
+	"slices"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -20,7 +21,9 @@ import (
 // to a callee that announced registration_revocation, the registration meta events),
 // which removes it realm-wide through the owner as an UNREGISTER would; every other
 // router just waits for that removal. Since every router sees every callee in the end
-// (the resync both ways), each conflicting pair is settled by the loser's router.
+// (the resync both ways), each conflicting pair is settled by the loser's router. It
+// does so after conflictGrace, and only if the conflict still stands then: a "winner"
+// can be the stale entry of a router that has just died.
 
 // ReasonRegistrationConflict is the reason of the UNREGISTERED a callee gets when its
 // registration lost a conflict: another callee holds the procedure.
@@ -83,6 +86,14 @@ func (s *Span) standsLocked(st *realmState, rl *engine.Realm, key uint64, x call
 	return ok && cs.HoldsRegistration(key)
 }
 
+// conflictGrace is how long a router waits before it revokes its callee that lost a
+// conflict, and then only if the conflict still stands: the winner may be the stale entry
+// of a router that died a moment ago (its death not yet seen here, the new owner already
+// accepting a new callee), and revoking for it would leave the procedure with no callee.
+// It exceeds the links' default dead_after (3 s), by which a dead router is noticed.
+// A variable for tests only.
+var conflictGrace = 5 * time.Second
+
 // revokeRetries bounds how long a losing callee of this router whose REGISTER is still
 // being answered (it does not hold the registration yet) is waited for.
 const (
@@ -90,26 +101,51 @@ const (
 	revokeEvery   = 20 * time.Millisecond
 )
 
-// revokeLosers takes this router's callees that lost a conflict off ref: each is told
-// (UNREGISTERED, when it announced registration_revocation) and removed realm-wide.
-// Called without st.reg held.
+// revokeLosers takes this router's callees that lost a conflict to winner off ref, after
+// conflictGrace and if the conflict still stands then: each is told (UNREGISTERED, when
+// it announced registration_revocation) and removed realm-wide. Called without st.reg
+// held.
 func (s *Span) revokeLosers(st *realmState, ref regRef, winner callee, losers []callee) {
 	rl := s.realmOf(st)
 	if rl == nil {
 		return
 	}
 	for _, x := range losers {
-		s.revoke(rl, st, ref, winner, x, revokeRetries)
+		time.AfterFunc(conflictGrace, func() { s.revoke(rl, st, ref, winner, x, revokeRetries) })
 	}
 }
 
-// revoke revokes callee x of this router, or, while its REGISTER is being answered,
-// tries again later (tries times at most).
+// stillBeatenLocked reports whether callee x of ref still loses to winner: both in the
+// table, the winner still there (its router live, it did not leave) and ranking higher.
+// Caller holds st.reg.
+func (s *Span) stillBeatenLocked(st *realmState, rl *engine.Realm, ref regRef, winner, x callee) bool {
+	e := st.table[ref]
+	if e == nil {
+		return false
+	}
+	has := func(c callee) bool {
+		return slices.ContainsFunc(e.callees, func(y callee) bool { return y.id == c.id })
+	}
+	key := regKey(st.name, ref.pol, ref.proc)
+	return has(winner) && has(x) && (winner.router == s.self || s.isLive(winner.router)) &&
+		s.standsLocked(st, rl, key, winner) && beats(key, winner, x)
+}
+
+// revoke revokes callee x of this router if it still loses to winner, or, while its
+// REGISTER is being answered, tries again later (tries times at most).
 func (s *Span) revoke(rl *engine.Realm, st *realmState, ref regRef, winner, x callee, tries int) {
 	key := regKey(st.name, ref.pol, ref.proc)
 	cs, ok := rl.LocalSession(x.id)
 	if !ok {
 		return // it left: its removal is on its way
+	}
+	st.reg.Lock()
+	beaten := s.stillBeatenLocked(st, rl, ref, winner, x)
+	st.reg.Unlock()
+	if !beaten {
+		s.log.Info("span: registration conflict gone before it was settled", "realm", st.name,
+			"procedure", ref.proc, "callee", x.id, "other", winner.id, "other_router", winner.router)
+		return
 	}
 	if !cs.HoldsRegistration(key) {
 		if tries > 0 {

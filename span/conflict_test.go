@@ -3,6 +3,7 @@ package span
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/switchyard-wamp/switchyard/codec"
 	"github.com/switchyard-wamp/switchyard/engine"
@@ -43,6 +44,8 @@ func (c *cluster) heal() {
 // it alone. The rule does not favour a side: over these procedures each side keeps some.
 // The same holds for two shared registrations of different invoke policies.
 func TestPartitionHealSettlesConflicts(t *testing.T) {
+	defer func(g time.Duration) { conflictGrace = g }(conflictGrace)
+	conflictGrace = 20 * time.Millisecond
 	c := newCluster(t, "a", "b", "c")
 	c.partition()
 	type pair struct{ onB, onC *client }
@@ -69,6 +72,23 @@ func TestPartitionHealSettlesConflicts(t *testing.T) {
 		pairs[p] = pr
 	}
 	c.heal()
+	// Each loser is revoked after the grace: wait for one UNREGISTERED per procedure.
+	deadline := time.Now().Add(3 * time.Second)
+	for got := 0; got < len(pairs); {
+		got = 0
+		for _, pr := range pairs {
+			for _, x := range []*client{pr.onB, pr.onC} {
+				x.p.mu.Lock()
+				got += len(x.p.msgs)
+				x.p.mu.Unlock()
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d conflicts settled", got, len(pairs))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.lb.settle(t)
 
 	callers := []*client{c.join("a", codec.JSON, "caller-a", "app"), c.join("b", codec.CBOR, "caller-b", "app"),
 		c.join("c", codec.MsgPack, "caller-c", "app")}
@@ -119,5 +139,43 @@ func TestPartitionHealSettlesConflicts(t *testing.T) {
 	}
 	if kept["b"] == 0 || kept["c"] == 0 {
 		t.Fatalf("one side kept every procedure (%v): choose names that exercise both", kept)
+	}
+}
+
+// TestDeadWinnerRevokesNothing: a conflict settled in favour of a router that dies
+// before the grace ends is no conflict any more. b and a each register the procedure
+// during a partition (b's callee would keep it); the partition heals, every router sees
+// the conflict, and b dies within the grace. a's callee must keep its registration: no
+// UNREGISTERED, and calls from a and c reach it.
+func TestDeadWinnerRevokesNothing(t *testing.T) {
+	defer func(g time.Duration) { conflictGrace = g }(conflictGrace)
+	conflictGrace = 300 * time.Millisecond
+	proc := ""
+	for i := 0; proc == ""; i++ {
+		p := fmt.Sprintf("com.dead.%d", i)
+		if beats(regKey("realm1", policyByte(false, 0), p), callee{router: "b", id: 2}, callee{router: "a", id: 1}) {
+			proc = p // b's callee would keep it
+		}
+	}
+	c := newCluster(t, "a", "b", "c")
+	c.partition()
+	onA, onB := c.joinRevocable("a", "on-a"), c.joinRevocable("b", "on-b")
+	for _, x := range []*client{onA, onB} {
+		if m := x.register(proc, "", ""); m.Type != codec.REGISTERED {
+			t.Fatalf("REGISTER on %s: %s", x.router, describe([]codec.Message{m}))
+		}
+	}
+	c.heal() // the conflict is seen everywhere; a's callee is to lose after the grace
+	c.kill("b")
+	time.Sleep(2 * conflictGrace)
+	onA.none()
+	for _, on := range []string{"a", "c"} {
+		caller := c.join(on, codec.JSON, "caller-"+on, "app")
+		req := caller.call(proc, nil, nil)
+		inv := onA.one(codec.INVOCATION)
+		onA.yield(inv.Request, []any{"kept"}, false)
+		if r := caller.one(codec.RESULT); r.Request != req || firstArg(t, codec.JSON, r) != "kept" {
+			t.Fatalf("call from %s: %+v", on, r)
+		}
 	}
 }
