@@ -50,6 +50,27 @@ type Registration struct {
 	h         InvocationHandler
 	inline    bool
 	active    atomic.Bool
+	revoked   chan struct{} // closed when the router revokes the registration
+	reason    string        // why, written before revoked is closed
+}
+
+// Revoked is closed when the router revokes the registration on its own: an UNREGISTERED
+// it sends without a request (wamp.registration.remove_callee, or a cluster settling a
+// conflict over the procedure after a partition; the session announces
+// registration_revocation). No invocation reaches the handler after it; a callee that
+// still wants the procedure registers it again. Safe for concurrent use.
+func (r *Registration) Revoked() <-chan struct{} { return r.revoked }
+
+// RevokedReason is the reason the router gave for revoking the registration (a URI such
+// as wamp.error.procedure_already_exists, or ""); "" while it is not revoked. Safe for
+// concurrent use.
+func (r *Registration) RevokedReason() string {
+	select {
+	case <-r.revoked:
+		return r.reason
+	default:
+		return ""
+	}
 }
 
 // ID returns the router's registration id. Safe for concurrent use.
@@ -63,7 +84,7 @@ func (r *Registration) Procedure() string { return r.procedure }
 // An ERROR (e.g. wamp.error.procedure_already_exists) is returned as *Error.
 // Safe for concurrent use.
 func (s *Session) Register(ctx context.Context, procedure string, h InvocationHandler, opts map[string]any, ro ...RegisterOption) (*Registration, error) {
-	reg := &Registration{s: s, procedure: procedure, h: h}
+	reg := &Registration{s: s, procedure: procedure, h: h, revoked: make(chan struct{})}
 	for _, f := range ro {
 		f(reg)
 	}
@@ -183,4 +204,35 @@ func (s *Session) sendError(req uint64, e *Error) {
 	if err := s.send(m, e.Args, e.Kwargs); err != nil {
 		s.log.Debug("wamp: ERROR not sent", "request", req, "err", err)
 	}
+}
+
+// onRevoked handles an UNREGISTERED the router sent on its own: [UNREGISTERED, 0,
+// {registration, reason}] (registration revocation).
+func (s *Session) onRevoked(m *codec.Message) {
+	d, err := decodeDict(s.ser, m.Dict)
+	if err != nil {
+		s.log.Debug("wamp: revocation with undecodable details", "err", err)
+		return
+	}
+	var id uint64
+	switch v := d["registration"].(type) {
+	case uint64:
+		id = v
+	case int64:
+		id = uint64(v)
+	case float64:
+		id = uint64(v)
+	}
+	s.hmu.Lock()
+	r := s.regs[id]
+	if r != nil {
+		delete(s.regs, id)
+	}
+	s.hmu.Unlock()
+	if r == nil || !r.active.CompareAndSwap(true, false) {
+		return
+	}
+	r.reason, _ = d["reason"].(string)
+	close(r.revoked)
+	s.log.Debug("wamp: registration revoked by the router", "registration", id, "reason", r.reason)
 }

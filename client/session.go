@@ -160,7 +160,8 @@ func (s *Session) handshake(cfg *Config) error {
 	details := map[string]any{
 		"roles": map[string]any{
 			"publisher": map[string]any{}, "subscriber": map[string]any{},
-			"caller": map[string]any{}, "callee": map[string]any{},
+			"caller": map[string]any{},
+			"callee": map[string]any{"features": map[string]any{"registration_revocation": true}},
 		},
 		"agent": "switchyard-client",
 	}
@@ -363,7 +364,13 @@ func (s *Session) dispatch(m *codec.Message) bool {
 		s.onEvent(m)
 	case codec.INVOCATION:
 		s.onInvocation(m)
-	case codec.RESULT, codec.PUBLISHED, codec.SUBSCRIBED, codec.REGISTERED, codec.UNREGISTERED, codec.ERROR:
+	case codec.UNREGISTERED:
+		if m.Request == 0 { // the router revoked a registration
+			s.onRevoked(m)
+			return true
+		}
+		s.complete(m)
+	case codec.RESULT, codec.PUBLISHED, codec.SUBSCRIBED, codec.REGISTERED, codec.ERROR:
 		s.complete(m)
 	case codec.UNSUBSCRIBED:
 		if m.Request == 0 { // the router revoked a subscription

@@ -51,14 +51,20 @@ func TestPartitionHealsToOneCallee(t *testing.T) {
 	awaitLive(t, r1, r1.Name())
 	awaitLive(t, r2, r2.Name())
 	procs := []string{"com.partition.0", "com.partition.1", "com.partition.2", "com.partition.3"}
+	regs := map[string]map[string]*client.Registration{} // procedure -> router -> registration
 	for _, r := range []*RouterNode{r1, r2} {
 		name := r.Name()
 		for _, p := range procs {
-			if _, err := on[r].Register(ctx, p, func(context.Context, *client.Invocation) (*client.Result, error) {
+			reg, err := on[r].Register(ctx, p, func(context.Context, *client.Invocation) (*client.Result, error) {
 				return &client.Result{Args: []any{name}}, nil
-			}, nil); err != nil {
+			}, nil)
+			if err != nil {
 				t.Fatalf("REGISTER %s on %s during the partition: %v", p, name, err)
 			}
+			if regs[p] == nil {
+				regs[p] = map[string]*client.Registration{}
+			}
+			regs[p][name] = reg
 		}
 	}
 	tc.partition(0, 1, false)
@@ -99,6 +105,23 @@ func TestPartitionHealsToOneCallee(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		kept[answers[0]]++
+		// The loser's client (ours announces registration_revocation) was told, and why.
+		for name, reg := range regs[p] {
+			if name == answers[0] {
+				if why := reg.RevokedReason(); why != "" {
+					t.Fatalf("%s: the kept callee on %s was told it was revoked (%s)", p, name, why)
+				}
+				continue
+			}
+			select {
+			case <-reg.Revoked():
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: the revoked callee on %s was not told", p, name)
+			}
+			if why := reg.RevokedReason(); why != "wamp.error.procedure_already_exists" {
+				t.Fatalf("%s: the revoked callee on %s was told %q", p, name, why)
+			}
+		}
 	}
 	t.Logf("kept per router: %v", kept)
 }
