@@ -214,15 +214,7 @@ func (s *Session) onRevoked(m *codec.Message) {
 		s.log.Debug("wamp: revocation with undecodable details", "err", err)
 		return
 	}
-	var id uint64
-	switch v := d["registration"].(type) {
-	case uint64:
-		id = v
-	case int64:
-		id = uint64(v)
-	case float64:
-		id = uint64(v)
-	}
+	id, _ := codec.IDOf(d["registration"])
 	s.hmu.Lock()
 	r := s.regs[id]
 	if r != nil {

@@ -7,7 +7,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/switchyard-wamp/switchyard/engine"
-	"github.com/switchyard-wamp/switchyard/internal/hashmix"
 )
 
 // Registration conflicts. The owner of a registration never accepts two callees of a
@@ -38,39 +37,34 @@ func (e *regEntry) conflicts(invoke string) bool {
 // beats reports whether callee a keeps a registration (key) that b also claims.
 func beats(key uint64, a, b callee) bool {
 	if a.router != b.router {
-		return hashmix.Mix64(key^xxhash.Sum64String(a.router)) > hashmix.Mix64(key^xxhash.Sum64String(b.router))
+		return weight(key, xxhash.Sum64String(a.router)) > weight(key, xxhash.Sum64String(b.router))
 	}
 	return a.id < b.id
 }
 
 // conflictLocked settles the conflicts of callee c, arriving in e with invoke, with the
 // callees e holds (e.conflicts(invoke) is true). It returns this router's own callees
-// that lose to c (to revoke) and, when c itself loses, a callee that beats it. When c
-// wins against all, e takes its invoke policy. A callee whose removal is on its way (a
-// session of this router that no longer holds the registration, a remote one whose
-// router said it left) is no party: the table drops it soon, and settling against it
-// would revoke a callee for nothing or hide one. Caller holds st.reg.
-func (s *Span) conflictLocked(st *realmState, ref regRef, e *regEntry, invoke string, c callee) (revoke []callee, beaten *callee) {
+// that lose to c (to revoke) and whether c itself loses to one. When c wins against all,
+// e takes its invoke policy. A callee whose removal is on its way (a session of this
+// router that no longer holds the registration, a remote one whose router said it
+// left) is no party: the table drops it soon, and settling against it would revoke a
+// callee for nothing or hide one. Caller holds st.reg.
+func (s *Span) conflictLocked(st *realmState, ref regRef, e *regEntry, invoke string, c callee) (revoke []callee, lost bool) {
 	key := regKey(st.name, ref.pol, ref.proc)
 	rl := s.realmOf(st)
-	for i, x := range e.callees {
+	for _, x := range e.callees {
 		switch {
 		case x.id == c.id || !s.standsLocked(st, rl, key, x):
 		case !beats(key, c, x):
-			if beaten == nil {
-				beaten = &e.callees[i]
-			}
+			lost = true
 		case x.router == s.self:
 			revoke = append(revoke, x)
 		}
 	}
-	if beaten == nil {
+	if !lost {
 		e.invoke = invoke
-	} else {
-		b := *beaten // e.callees may grow under the caller
-		beaten = &b
 	}
-	return revoke, beaten
+	return revoke, lost
 }
 
 // standsLocked reports whether callee x of registration key is still there as far as
@@ -94,13 +88,6 @@ func (s *Span) standsLocked(st *realmState, rl *engine.Realm, key uint64, x call
 // A variable for tests only.
 var conflictGrace = 5 * time.Second
 
-// revokeRetries bounds how long a losing callee of this router whose REGISTER is still
-// being answered (it does not hold the registration yet) is waited for.
-const (
-	revokeRetries = 50
-	revokeEvery   = 20 * time.Millisecond
-)
-
 // revokeLosers takes this router's callees that lost a conflict to winner off ref, after
 // conflictGrace and if the conflict still stands then: each is told (UNREGISTERED, when
 // it announced registration_revocation) and removed realm-wide. Called without st.reg
@@ -111,13 +98,13 @@ func (s *Span) revokeLosers(st *realmState, ref regRef, winner callee, losers []
 		return
 	}
 	for _, x := range losers {
-		time.AfterFunc(conflictGrace, func() { s.revoke(rl, st, ref, winner, x, revokeRetries) })
+		time.AfterFunc(conflictGrace, func() { s.revoke(rl, st, ref, winner, x) })
 	}
 }
 
 // stillBeatenLocked reports whether callee x of ref still loses to winner: both in the
-// table, the winner still there (its router live, it did not leave) and ranking higher.
-// Caller holds st.reg.
+// table, both still there (the winner's router live, neither gone) and the winner
+// ranking higher. Caller holds st.reg.
 func (s *Span) stillBeatenLocked(st *realmState, rl *engine.Realm, ref regRef, winner, x callee) bool {
 	e := st.table[ref]
 	if e == nil {
@@ -128,17 +115,11 @@ func (s *Span) stillBeatenLocked(st *realmState, rl *engine.Realm, ref regRef, w
 	}
 	key := regKey(st.name, ref.pol, ref.proc)
 	return has(winner) && has(x) && (winner.router == s.self || s.isLive(winner.router)) &&
-		s.standsLocked(st, rl, key, winner) && beats(key, winner, x)
+		s.standsLocked(st, rl, key, winner) && s.standsLocked(st, rl, key, x) && beats(key, winner, x)
 }
 
-// revoke revokes callee x of this router if it still loses to winner, or, while its
-// REGISTER is being answered, tries again later (tries times at most).
-func (s *Span) revoke(rl *engine.Realm, st *realmState, ref regRef, winner, x callee, tries int) {
-	key := regKey(st.name, ref.pol, ref.proc)
-	cs, ok := rl.LocalSession(x.id)
-	if !ok {
-		return // it left: its removal is on its way
-	}
+// revoke revokes callee x of this router if it still loses to winner.
+func (s *Span) revoke(rl *engine.Realm, st *realmState, ref regRef, winner, x callee) {
 	st.reg.Lock()
 	beaten := s.stillBeatenLocked(st, rl, ref, winner, x)
 	st.reg.Unlock()
@@ -147,17 +128,9 @@ func (s *Span) revoke(rl *engine.Realm, st *realmState, ref regRef, winner, x ca
 			"procedure", ref.proc, "callee", x.id, "other", winner.id, "other_router", winner.router)
 		return
 	}
-	if !cs.HoldsRegistration(key) {
-		if tries > 0 {
-			time.AfterFunc(revokeEvery, func() { s.revoke(rl, st, ref, winner, x, tries-1) })
-		} else {
-			s.log.Warn("span: conflicting registration not revoked: never held", "realm", st.name,
-				"procedure", ref.proc, "callee", x.id)
-		}
-		return
-	}
 	s.log.Warn("span: conflicting registration revoked", "realm", st.name, "procedure", ref.proc,
 		"revoked", x.id, "kept", winner.id, "kept_router", winner.router)
+	key := regKey(st.name, ref.pol, ref.proc)
 	if errURI, _ := rl.MetaPart(0, "wamp.registration.remove_callee", []any{key, x.id},
 		map[string]any{"reason": ReasonRegistrationConflict}).(string); errURI != "" {
 		s.log.Warn("span: conflicting registration not revoked", "realm", st.name,

@@ -453,21 +453,20 @@ func (s *Span) applyAdd(st *realmState, ref regRef, invoke string, c callee, res
 	}
 	present := slices.ContainsFunc(e.callees, func(x callee) bool { return x.id == c.id })
 	var revoke []callee
-	var beaten *callee
+	var lost bool
 	if e.conflicts(invoke) { // two owners accepted both (conflict.go)
-		revoke, beaten = s.conflictLocked(st, ref, e, invoke, c)
+		revoke, lost = s.conflictLocked(st, ref, e, invoke, c)
 	}
 	if !present {
 		e.callees = append(e.callees, c)
 	} else {
 		revoke = nil // seen again (a resync both ways): its conflicts are being settled
 	}
-	if beaten != nil {
-		// c's own router revokes it (here, on first sight, if c is ours); no ghost for it.
+	if lost {
+		// c's own router revokes it; no ghost for it here meanwhile. (If c is ours, its
+		// claim is being answered: the engine refuses it locally, since the callee that
+		// beats it holds the procedure here as a ghost.)
 		st.reg.Unlock()
-		if c.router == s.self && !present {
-			s.revokeLosers(st, ref, *beaten, []callee{c})
-		}
 		return
 	}
 	st.reg.Unlock()

@@ -330,12 +330,16 @@ func (s *Span) owner(key uint64) string {
 	m := s.live.Load()
 	best, bestW := s.self, uint64(0)
 	for i, n := range m.names {
-		if w := hashmix.Mix64(key ^ m.hashes[i]); i == 0 || w > bestW {
+		if w := weight(key, m.hashes[i]); i == 0 || w > bestW {
 			best, bestW = n, w
 		}
 	}
 	return best
 }
+
+// weight is the rendezvous weight of the router whose name hashes (xxhash) to h for key:
+// the highest owns a registration (owner) and keeps it in a conflict (beats).
+func weight(key, h uint64) uint64 { return hashmix.Mix64(key ^ h) }
 
 // send queues a message; a failure is logged (the link layer reports the router down).
 func (s *Span) send(to string, key uint64, kind Kind, payload []byte) bool {
