@@ -337,18 +337,25 @@ func (r *RouterNode) watch() {
 		changed := !slices.Equal(old, live)
 		r.live = live
 		r.mu.Unlock()
-		var reset []string
+		// A link failure also counts for a router that was not live at the last look:
+		// its link may have come up and carried messages (its resync, invocations of
+		// ours to its callees) between two looks. Live now: reset. Gone again: down,
+		// as if the last look had seen it.
+		var reset, down []string
 		r.faultMu.Lock()
 		for name, n := range r.faults {
 			if seen[name] != n {
 				seen[name] = n
-				if slices.Contains(old, name) && slices.Contains(live, name) {
+				switch {
+				case slices.Contains(live, name):
 					reset = append(reset, name)
+				case !slices.Contains(old, name):
+					down = append(down, name)
 				}
 			}
 		}
 		r.faultMu.Unlock()
-		if !changed && len(reset) == 0 {
+		if !changed && len(reset) == 0 && len(down) == 0 {
 			continue
 		}
 		if changed {
@@ -356,8 +363,11 @@ func (r *RouterNode) watch() {
 		}
 		for _, name := range old {
 			if !slices.Contains(live, name) {
-				r.span.RouterDown(name)
+				down = append(down, name)
 			}
+		}
+		for _, name := range down {
+			r.span.RouterDown(name)
 		}
 		for _, name := range reset {
 			r.log.Warn("cluster: a link to a router failed, resynchronising with it", "node", r.name, "router", name)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ type testCluster struct {
 }
 
 func quietLogger() *slog.Logger {
+	if os.Getenv("SWITCHYARD_TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if testing.Verbose() {
 		return slog.Default()
 	}
@@ -83,7 +87,7 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 				}
 			}
 		}
-		nc := Config{NoListeners: true, Realms: o.realms, Logger: quietLogger()}
+		nc := Config{NoListeners: true, Realms: o.realms, Logger: quietLogger().With("node", m.Name)}
 		if o.mod != nil {
 			o.mod(&nc)
 		}
@@ -110,7 +114,7 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 		c := tc.common
 		c.Name = "proxy" + string(rune('1'+i))
 		nc := Config{Listeners: []Listener{{Address: "127.0.0.1:0"}}, Realms: o.realms,
-			Logger: quietLogger()}
+			Logger: quietLogger().With("node", c.Name)}
 		if o.mod != nil {
 			o.mod(&nc)
 		}

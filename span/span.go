@@ -55,6 +55,9 @@ type Span struct {
 	names [MaxRouters]atomic.Pointer[string]
 	// live is the current membership; replaced under mu, read lock-free.
 	live atomic.Pointer[members]
+	// deferred maps a router that asked for our state before we counted it live to its
+	// request's nonce; guarded by mu. SetRouters answers it when the router joins.
+	deferred map[string]uint64
 	// tag is this router's INVOCATION id tag, fixed by the first SetRouters.
 	tag atomic.Uint64
 	// tags maps the tag of another router (learned from its KindInvoke messages) to its
@@ -239,13 +242,19 @@ func (s *Span) SetRouters(names []string) {
 	// Claims wait (the resync gate, sync.go) from before a fresh router can be an
 	// owner or a callee's router until its state is here.
 	nonces := make([]uint64, len(fresh))
+	asked := make([]uint64, len(fresh)) // nonces of its requests answerResync deferred
 	for i, n := range fresh {
 		nonces[i] = s.expectSync(n)
+		asked[i] = s.deferred[n]
+		delete(s.deferred, n)
 	}
 	s.live.Store(m)
 	s.mu.Unlock()
 	for i, n := range fresh {
 		s.resync(n)
+		if asked[i] != 0 {
+			s.everyLane(n, KindSynced, asked[i])
+		}
 		// It may not have seen us go: ask for its state too, in case we dropped it.
 		s.send(n, 0, KindResync, appendUvarint(appendUvarint(nil, nonces[i]), s.epoch))
 	}

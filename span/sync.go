@@ -174,9 +174,26 @@ func (s *Span) answerResync(to string, nonce, epoch uint64) {
 		s.epochs[to] = epoch
 		s.epochMu.Unlock()
 		s.SetRouters(append(slices.Clone(s.live.Load().names), to))
-	} else {
-		s.resync(to)
+		if nonce != 0 {
+			s.everyLane(to, KindSynced, nonce)
+		}
+		return
 	}
+	// A router we do not count live yet (its link is up, our membership has not caught
+	// up) is left out of our broadcasts until it is: state sent now and changed before
+	// then would stay stale there. SetRouters sends it when the router joins.
+	s.mu.Lock()
+	if !slices.Contains(s.live.Load().names, to) {
+		if s.deferred == nil {
+			s.deferred = map[string]uint64{}
+		}
+		s.deferred[to] = nonce
+		s.mu.Unlock()
+		s.log.Debug("span: resync request from a router not live here yet, answered when it is", "peer", to)
+		return
+	}
+	s.mu.Unlock()
+	s.resync(to)
 	if nonce != 0 {
 		s.everyLane(to, KindSynced, nonce)
 	}

@@ -40,12 +40,13 @@ func (c *cluster) addRouter(name string, tell ...string) {
 
 // TestJoiningOwnerWaitsForResync: a router that joins becomes the owner of a
 // registration before it has heard of the callee that holds it. Here router c joins
-// and owns proc, which x on router a holds; a has not seen c yet (so sends it nothing
-// of its own accord), and c's resync request to a is slow (lane 0 of two) while c's
-// other messages to a are not. A second callee's REGISTER on c itself (whose dealer has
-// not heard of x either) must still be refused, as on one node: c holds the claim until
-// every live router's resync has ended. Without that, c accepts at once, a acks c's
-// broadcast on the fast lane, and proc has two callees on two routers.
+// and owns proc, which x on router a holds; a sees c only 100 ms later (so sends it
+// nothing of its own accord before, and answers c's resync request then), and c's
+// resync request to a is slow (lane 0 of two) while c's other messages to a are not.
+// A second callee's REGISTER on c itself (whose dealer has not heard of x either) must
+// still be refused, as on one node: c holds the claim until every live router's resync
+// has ended. Without that, c accepts at once, a acks c's broadcast on the fast lane,
+// and proc has two callees on two routers.
 func TestJoiningOwnerWaitsForResync(t *testing.T) {
 	c := newCluster(t, "a", "b")
 	c.lb.mu.Lock()
@@ -68,6 +69,8 @@ func TestJoiningOwnerWaitsForResync(t *testing.T) {
 	c.lb.mu.Unlock()
 	c.addRouter("c", "b", "c")
 	y := c.join("c", codec.JSON, "y", "user")
+	seen := time.AfterFunc(100*time.Millisecond, func() { c.spans["a"].SetRouters(c.names) })
+	t.Cleanup(func() { seen.Stop() })
 	m := y.register(proc, "", "")
 	if m.Type != codec.ERROR || string(m.URI) != engine.ErrProcedureAlreadyExists {
 		t.Fatalf("second callee, decided by the joining owner: %s, want ERROR %s",
@@ -134,5 +137,41 @@ func TestStaleResyncDoesNotRevive(t *testing.T) {
 	if m := y.register(proc, "", ""); m.Type != codec.REGISTERED {
 		t.Fatalf("callee of the free procedure on c after a stale resync: %s (uri %s)",
 			describe([]codec.Message{m}), m.URI)
+	}
+}
+
+// TestResyncWaitsUntilLive: router a asks b for its state before b counts a live (a's
+// link came up, b's membership has not caught up). b's broadcasts leave a out until
+// then, so a callee of b's that unregisters in between would stay on a for good if b
+// answered at once. b must answer when a joins its membership instead: a new callee of
+// the free procedure on a then gets REGISTERED.
+func TestResyncWaitsUntilLive(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	proc := ""
+	for i := 0; proc == ""; i++ {
+		p := fmt.Sprintf("com.live.p%d", i)
+		if ownerAmong(regKey("realm1", polExact, p), []string{"a", "b"}) == "b" {
+			proc = p
+		}
+	}
+	x := c.join("b", codec.JSON, "x", "user")
+	reg := x.register(proc, "", "")
+	if reg.Type != codec.REGISTERED {
+		t.Fatalf("first callee: %s", describe([]codec.Message{reg}))
+	}
+	c.lb.settle(t)
+	c.spans["b"].RouterDown("a") // b lost a
+	c.spans["a"].RouterReset("b")
+	c.spans["a"].SetRouters([]string{"a", "b"}) // a is back first and asks b
+	c.lb.settle(t)
+	x.send(codec.Message{Type: codec.UNREGISTER, Registration: reg.Registration})
+	if m := x.one(codec.UNREGISTERED); m.Type != codec.UNREGISTERED {
+		t.Fatal(m)
+	}
+	c.spans["b"].SetRouters([]string{"a", "b"})
+	c.lb.settle(t)
+	y := c.join("a", codec.JSON, "y", "user")
+	if m := y.register(proc, "", ""); m.Type != codec.REGISTERED {
+		t.Fatalf("callee of the free procedure on a: %s (uri %s)", describe([]codec.Message{m}), m.URI)
 	}
 }
