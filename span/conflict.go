@@ -135,5 +135,10 @@ func (s *Span) revoke(rl *engine.Realm, st *realmState, ref regRef, winner, x ca
 		map[string]any{"reason": ReasonRegistrationConflict}).(string); errURI != "" {
 		s.log.Warn("span: conflicting registration not revoked", "realm", st.name,
 			"procedure", ref.proc, "callee", x.id, "error", errURI)
+		return
 	}
+	// The winner's ghost takes the procedure here at once, rather than when the
+	// removal has come back from the owner: calls here meanwhile would get
+	// no_such_procedure.
+	s.reghost(st, rl, []regRef{ref})
 }

@@ -179,3 +179,43 @@ func TestDeadWinnerRevokesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedLoserHandsOverAtOnce: the router of a callee that lost a conflict routes
+// the procedure to the winner's ghost as soon as it has revoked its own callee, not only
+// once the removal has come back from the owner (here c, whose messages to a are slow):
+// a call there meanwhile must reach the winner, not get no_such_procedure.
+func TestRevokedLoserHandsOverAtOnce(t *testing.T) {
+	defer func(g time.Duration) { conflictGrace = g }(conflictGrace)
+	conflictGrace = 100 * time.Millisecond
+	proc := ""
+	for i := 0; proc == ""; i++ {
+		p := fmt.Sprintf("com.handover.%d", i)
+		key := regKey("realm1", policyByte(false, 0), p)
+		if beats(key, callee{router: "b", id: 2}, callee{router: "a", id: 1}) && ownerAmong(key, []string{"a", "b", "c"}) == "c" {
+			proc = p // b's callee keeps it; c owns it
+		}
+	}
+	c := newCluster(t, "a", "b", "c")
+	c.partition()
+	onA, onB := c.joinRevocable("a", "on-a"), c.joinRevocable("b", "on-b")
+	for _, x := range []*client{onA, onB} {
+		if m := x.register(proc, "", ""); m.Type != codec.REGISTERED {
+			t.Fatalf("REGISTER on %s: %s", x.router, describe([]codec.Message{m}))
+		}
+	}
+	caller := c.join("a", codec.JSON, "caller-a", "app")
+	c.heal()
+	c.lb.mu.Lock()
+	c.lb.slowPair, c.lb.slowBy = [2]string{"c", "a"}, 500*time.Millisecond
+	c.lb.mu.Unlock()
+	onA.arrived(1) // revoked after the grace (not waiting for the slow removal)
+	if ms := onA.take(); len(ms) != 1 || ms[0].Type != codec.UNREGISTERED {
+		t.Fatalf("the loser got %s, want UNREGISTERED", describe(ms))
+	}
+	req := caller.call(proc, nil, nil) // c's removal of the loser is still on its way to a
+	inv := onB.one(codec.INVOCATION)
+	onB.yield(inv.Request, []any{"kept"}, false)
+	if r := caller.one(codec.RESULT); r.Request != req || firstArg(t, codec.JSON, r) != "kept" {
+		t.Fatalf("call on the loser's router right after the revocation: %s", describe([]codec.Message{r}))
+	}
+}
